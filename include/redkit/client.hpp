@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: MIT
+// redkit::client: the thread-safe entry point. A client is a cheap, copyable handle to a bounded
+// pool of connections (copies share the pool); redkit::default_client() is the process-wide one,
+// configured from REDIS_URL.
+//
+// Each request borrows a connection, sends one command, reads its reply and returns the
+// connection. Connections are opened lazily (or one eagerly, by option), replayed their setup
+// (AUTH, SELECT, CLIENT SETNAME), and discarded after any transport failure.
+//
+// Retry rule. A request that failed on the transport is retried on a fresh connection, up to
+// client_options::max_retries times with exponential backoff and jitter, only when a retry cannot
+// run it twice:
+//   - it provably never reached the server (connecting failed, the pooled connection was found
+//     closed before the write, or the very first write was refused with EPIPE/ECONNRESET); or
+//   - it is read-only (GET, MGET, EXISTS, TTL, HGETALL, SCAN, PING, ...: see is_read_only()); or
+//   - the caller marked it idempotent: client.command<T>(redkit::idempotent, "SET", k, v).
+// Timeouts are never retried (the command may still be running; a deadline is a deadline), and
+// neither are error replies from the server (WRONGTYPE, NOSCRIPT...). Every transport failure,
+// retried or not, is reported to client_options::on_error.
+//
+// Thread safety: every member function may be called from any thread at once.
+#pragma once
+
+#include <redkit/connection.hpp>
+#include <redkit/detail/argv.hpp>
+#include <redkit/error.hpp>
+#include <redkit/options.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/script.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdlib>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace redkit {
+inline namespace v0 {
+
+/// Tag: pass as the first argument of client::command to allow retrying a write that is safe to
+/// repeat (SET k v, DEL k, HSET...).
+struct idempotent_t {
+    explicit constexpr idempotent_t() = default;
+};
+inline constexpr idempotent_t idempotent{};
+
+/// Whether a command name (any case) is read-only, so retrying it after a transport failure is
+/// harmless.
+inline bool is_read_only(std::string_view name) noexcept {
+    static constexpr std::string_view read_only[] = {
+        "GET",      "MGET",       "EXISTS",      "TTL",     "PTTL",      "TYPE",      "STRLEN",  "GETRANGE",
+        "HGET",     "HMGET",      "HGETALL",     "HEXISTS", "HLEN",      "HKEYS",     "HVALS",   "HSTRLEN",
+        "SCAN",     "SSCAN",      "HSCAN",       "ZSCAN",   "SMEMBERS",  "SISMEMBER", "SMISMEMBER", "SCARD",
+        "ZRANGE",   "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZSCORE", "ZMSCORE", "ZCARD", "ZCOUNT",
+        "ZRANK",    "ZREVRANK",   "LRANGE",      "LLEN",    "LINDEX",    "LPOS",      "PING",    "ECHO",
+        "DBSIZE",   "INFO",       "TIME",        "XRANGE",  "XREVRANGE", "XLEN",      "EVAL_RO", "EVALSHA_RO",
+        "PEXPIRETIME", "EXPIRETIME", "BITCOUNT", "GETBIT",  "PFCOUNT",   "SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER",
+    };
+    if (name.size() > 16) return false;
+    char upper[16];
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        upper[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    }
+    const std::string_view u(upper, name.size());
+    return std::find(std::begin(read_only), std::end(read_only), u) != std::end(read_only);
+}
+
+namespace detail {
+
+class pool;
+
+/// A borrowed connection; returns it to the pool (or discards it when broken) on destruction.
+class lease {
+public:
+    lease() = default;
+    lease(pool* p, std::unique_ptr<connection> c) noexcept : pool_(p), conn_(std::move(c)) {}
+    lease(lease&& other) noexcept : pool_(other.pool_), conn_(std::move(other.conn_)) { other.pool_ = nullptr; }
+    lease& operator=(lease&& other) noexcept {
+        if (this != &other) {
+            reset();
+            pool_ = other.pool_;
+            conn_ = std::move(other.conn_);
+            other.pool_ = nullptr;
+        }
+        return *this;
+    }
+    ~lease() { reset(); }
+
+    connection* operator->() const noexcept { return conn_.get(); }
+    connection& operator*() const noexcept { return *conn_; }
+    explicit operator bool() const noexcept { return conn_ != nullptr; }
+    void reset() noexcept;
+
+private:
+    pool* pool_ = nullptr;
+    std::unique_ptr<connection> conn_;
+};
+
+/// Bounded LIFO pool. open_ counts connections in existence (idle or leased), never above the
+/// configured size; a caller that finds none free waits up to pool_wait_timeout.
+class pool {
+public:
+    explicit pool(client_options options) : options_(std::make_shared<const client_options>(std::move(options))) {
+        if (options_->pool_size == 0) throw std::invalid_argument("redkit: client_options.pool_size must be at least 1");
+        if (options_->max_retries < 0) throw std::invalid_argument("redkit: client_options.max_retries must not be negative");
+        if (options_->connect_timeout.count() <= 0) throw std::invalid_argument("redkit: client_options.connect_timeout must be positive");
+        if (options_->command_timeout.count() < 0) throw std::invalid_argument("redkit: client_options.command_timeout must not be negative");
+        if (options_->port <= 0 || options_->port > 65535) throw std::invalid_argument("redkit: client_options.port must be in [1, 65535]");
+        if (options_->db < 0) throw std::invalid_argument("redkit: client_options.db must not be negative");
+    }
+
+    pool(const pool&) = delete;
+    pool& operator=(const pool&) = delete;
+
+    const client_options& options() const noexcept { return *options_; }
+    const std::shared_ptr<const client_options>& shared_options() const noexcept { return options_; }
+
+    lease acquire() {
+        const auto deadline = std::chrono::steady_clock::now() + options_->pool_wait_timeout;
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            if (!idle_.empty()) {
+                std::unique_ptr<connection> c = std::move(idle_.back());
+                idle_.pop_back();
+                lock.unlock();
+                if (healthy_after_idle(*c)) return lease(this, std::move(c));
+                c.reset();  // closed by the server while idle: drop it, look again
+                report(error(errc::connection_closed, "redkit: pooled connection to " + endpoint() +
+                                                          " was closed while idle; replacing it"));
+                lock.lock();
+                --open_;
+                continue;
+            }
+            if (open_ < options_->pool_size) {
+                ++open_;
+                lock.unlock();
+                try {
+                    return lease(this, std::make_unique<connection>(options_));
+                } catch (...) {
+                    lock.lock();
+                    --open_;
+                    lock.unlock();
+                    available_.notify_one();
+                    throw;
+                }
+            }
+            if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+                open_ >= options_->pool_size) {
+                throw error(errc::pool_exhausted, "redkit: all " + std::to_string(options_->pool_size) +
+                                                      " pooled connections stayed busy for " +
+                                                      std::to_string(options_->pool_wait_timeout.count()) + " ms");
+            }
+        }
+    }
+
+    void release(std::unique_ptr<connection> c) noexcept {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (c->broken()) {
+                --open_;
+            } else {
+                c->mark_used();
+                idle_.push_back(std::move(c));
+            }
+        }
+        c.reset();  // a broken connection closes outside the lock
+        available_.notify_one();
+    }
+
+    /// Opens one connection now (lazy_connect == false).
+    void warm_up() { lease l = acquire(); }
+
+    std::size_t open_connections() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return open_;
+    }
+
+    void report(const error& e) const noexcept {
+        if (!options_->on_error) return;
+        try {
+            options_->on_error(e);
+        } catch (...) {
+            // documented: the callback must not throw; never let it break a request
+        }
+    }
+
+    std::string endpoint() const {
+        if (!options_->unix_socket.empty()) return options_->unix_socket;
+        return options_->host + ":" + std::to_string(options_->port);
+    }
+
+private:
+    bool healthy_after_idle(connection& c) const noexcept {
+        if (options_->idle_check_after.count() > 0 &&
+            std::chrono::steady_clock::now() - c.last_used() < options_->idle_check_after) {
+            return !c.broken();
+        }
+        return c.idle_check();
+    }
+
+    std::shared_ptr<const client_options> options_;
+    mutable std::mutex mutex_;
+    std::condition_variable available_;
+    std::vector<std::unique_ptr<connection>> idle_;
+    std::size_t open_ = 0;
+};
+
+inline void lease::reset() noexcept {
+    if (pool_ && conn_) pool_->release(std::move(conn_));
+    pool_ = nullptr;
+    conn_.reset();
+}
+
+inline void sleep_backoff(const client_options& o, int attempt) {
+    thread_local std::minstd_rand rng(std::random_device{}());
+    long long d = o.retry_backoff.count();
+    for (int i = 0; i < attempt && d < o.retry_backoff_max.count(); ++i) d *= 2;
+    d = std::min<long long>(d, o.retry_backoff_max.count());
+    if (d <= 0) return;
+    std::uniform_int_distribution<long long> jitter(d / 2, d);
+    std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
+}
+
+template <class T>
+T finish(const redisReply* r, const argv& a) {
+    if constexpr (std::is_void_v<T>) {
+        if (r->type == REDIS_REPLY_ERROR) throw_server_error(node(r), {a.command_name(), a.first_key()});
+    } else {
+        return convert_reply<T>(node(r), {a.command_name(), a.first_key()});
+    }
+}
+
+}  // namespace detail
+
+class scan_range;
+
+/// Thread-safe Redis client over a connection pool. Copies share the pool.
+///
+/// @code
+/// redkit::client redis("redis://127.0.0.1:6379/0?timeout=500ms");
+/// redis.command<void>("SET", "user:42:name", "Ada");
+/// std::optional<std::string> name = redis.command<std::optional<std::string>>("GET", "user:42:name");
+/// long long n = redis.command<long long>("INCR", "visits");
+/// @endcode
+class client {
+public:
+    /// Options as given; connects lazily unless options.lazy_connect is false.
+    explicit client(client_options options = {}) : pool_(std::make_shared<detail::pool>(std::move(options))) {
+        if (!pool_->options().lazy_connect) pool_->warm_up();
+    }
+
+    /// Options parsed from a URL (see options.hpp). Throws std::invalid_argument when malformed.
+    explicit client(std::string_view url) : client(parse_url(url)) {}
+
+    /// Sends one command, returns its reply as T (see reply.hpp for the conversion rules).
+    /// Arguments: strings (binary safe), integers, floating point, chrono durations (their
+    /// count(), so pass the unit the command expects) and ranges of these (expanded).
+    /// Throws error on transport failure after the allowed retries, server_error on an error reply.
+    template <class T = reply, class... Args>
+    T command(const Args&... args) {
+        detail::argv a;
+        a.push_all(args...);
+        return execute<T>(a, false);
+    }
+
+    /// Like command(), and a transport failure may be retried even if the request was sent.
+    template <class T = reply, class... Args>
+    T command(idempotent_t, const Args&... args) {
+        detail::argv a;
+        a.push_all(args...);
+        return execute<T>(a, true);
+    }
+
+    /// Runs a Lua script by EVALSHA; on NOSCRIPT (first use, SCRIPT FLUSH, a failover) sends it once
+    /// by EVAL on the same connection. One round trip in the steady state.
+    template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
+    T eval(const script& s, const Keys& keys, const Args&... args);
+
+    /// Enumerates keys matching a glob pattern with SCAN (never KEYS); see scan_range.
+    scan_range scan(std::string match = "*", std::size_t count = 100, std::string type = {}) const;
+
+    /// PING; throws when Redis cannot be reached.
+    void ping() {
+        const auto r = command<std::string>("PING");
+        if (r != "PONG") throw error(errc::protocol_error, "redkit: PING: unexpected reply '" + r + "'");
+    }
+
+    /// True when Redis answers PING; never throws.
+    bool is_reachable() noexcept {
+        try {
+            ping();
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    /// A new connection of its own with this client's options (for subscribers, blocking workers).
+    connection dedicated() const { return connection(pool_->shared_options()); }
+
+    const client_options& options() const noexcept { return pool_->options(); }
+
+    /// Connections currently open (idle or in use).
+    std::size_t open_connections() const { return pool_->open_connections(); }
+
+    /// Sends an error to options().on_error (for patterns built on this client).
+    void report(const error& e) const noexcept { pool_->report(e); }
+
+    /// Borrows a connection for several commands (pipelines, transactions). Return it by letting
+    /// the lease go; a broken connection is discarded then.
+    detail::lease borrow() const { return pool_->acquire(); }
+
+private:
+    template <class T>
+    T execute(const detail::argv& a, bool idempotent_request) const;
+
+    std::shared_ptr<detail::pool> pool_;
+};
+
+/// A single-pass range of the keys SCAN returns for a pattern. As SCAN guarantees: every key
+/// present for the whole iteration is returned at least once; a key may be returned twice; keys
+/// added or removed meanwhile may or may not appear. Each batch is one SCAN round trip.
+///
+/// @code
+/// for (const std::string& key : redis.scan("session:*")) { ... }
+/// @endcode
+class scan_range {
+public:
+    scan_range(client c, std::string match, std::size_t count, std::string type)
+        : client_(std::move(c)), match_(std::move(match)), count_(count), type_(std::move(type)) {
+        if (count_ == 0) throw std::invalid_argument("redkit: scan: count must be at least 1");
+    }
+
+    class iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = std::string;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const std::string*;
+        using reference = const std::string&;
+
+        iterator() = default;
+        explicit iterator(scan_range* r) : range_(r) {}
+        reference operator*() const { return range_->batch_[range_->index_]; }
+        pointer operator->() const { return &**this; }
+        iterator& operator++() {
+            range_->advance();
+            if (range_->exhausted()) range_ = nullptr;
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.range_ == b.range_; }
+        friend bool operator!=(const iterator& a, const iterator& b) noexcept { return !(a == b); }
+
+    private:
+        scan_range* range_ = nullptr;
+    };
+
+    /// Starts the scan (sends the first SCAN).
+    iterator begin() {
+        if (!started_) {
+            started_ = true;
+            fetch_until_nonempty();
+        }
+        return exhausted() ? iterator() : iterator(this);
+    }
+    iterator end() noexcept { return {}; }
+
+private:
+    bool exhausted() const noexcept { return index_ >= batch_.size() && finished_; }
+
+    void advance() {
+        ++index_;
+        if (index_ >= batch_.size()) fetch_until_nonempty();
+    }
+
+    void fetch_until_nonempty() {
+        batch_.clear();
+        index_ = 0;
+        while (batch_.empty() && !finished_) {
+            using scan_reply = std::pair<std::string, std::vector<std::string>>;
+            scan_reply r = type_.empty()
+                               ? client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_)
+                               : client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_, "TYPE", type_);
+            cursor_ = std::move(r.first);
+            batch_ = std::move(r.second);
+            if (cursor_ == "0") finished_ = true;
+        }
+    }
+
+    client client_;
+    std::string match_;
+    std::size_t count_;
+    std::string type_;
+    std::string cursor_ = "0";
+    std::vector<std::string> batch_;
+    std::size_t index_ = 0;
+    bool started_ = false;
+    bool finished_ = false;
+};
+
+namespace detail {
+struct default_slot {
+    std::mutex mutex;
+    std::optional<client> instance;
+};
+// Never destroyed: threads still using the default client during static destruction stay safe.
+inline default_slot& default_client_slot() {
+    static default_slot* slot = new default_slot;
+    return *slot;
+}
+}  // namespace detail
+
+/// The process-wide client, built on first use from the REDIS_URL environment variable (default
+/// redis://127.0.0.1:6379). Connects lazily. Throws std::invalid_argument when REDIS_URL is
+/// malformed. Returns a handle sharing one pool.
+inline client default_client() {
+    auto& slot = detail::default_client_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    if (!slot.instance) {
+        const char* url = std::getenv("REDIS_URL");
+        slot.instance.emplace(parse_url(url && *url ? url : "redis://127.0.0.1:6379"));
+    }
+    return *slot.instance;
+}
+
+/// Replaces the process-wide client (apps that configure in code, tests). Handles already taken
+/// keep working with the old pool until they are dropped.
+inline void set_default_client(client c) {
+    auto& slot = detail::default_client_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    slot.instance = std::move(c);
+}
+
+/// Forgets the process-wide client; the next default_client() builds a new one from REDIS_URL.
+inline void reset_default_client() {
+    auto& slot = detail::default_client_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    slot.instance.reset();
+}
+
+// ---- implementation ----
+
+template <class T>
+T client::execute(const detail::argv& a, bool idempotent_request) const {
+    const client_options& o = pool_->options();
+    for (int attempt = 0;; ++attempt) {
+        detail::io_status st;
+        detail::reply_ptr r;
+        {
+            detail::lease l;
+            try {
+                l = pool_->acquire();
+            } catch (const error& e) {
+                if (e.kind() != errc::connect_failed) throw;
+                pool_->report(e);
+                if (attempt >= o.max_retries) {
+                    throw error(errc::connect_failed, detail::origin{a.command_name(), a.first_key()}.prefix() + e.what());
+                }
+                detail::sleep_backoff(o, attempt);
+                continue;
+            }
+            st = l->roundtrip(a, r);
+        }  // the connection goes back to the pool (or is discarded) before the reply is converted
+        if (st.ok()) return detail::finish<T>(r.get(), a);
+
+        error failure = transport_error(st, a.command_name(), a.first_key());
+        pool_->report(failure);
+        const bool safe = st.code != errc::timeout &&
+                          (!st.maybe_sent || idempotent_request || is_read_only(a.command_name()));
+        if (!safe || attempt >= o.max_retries) throw failure;
+        detail::sleep_backoff(o, attempt);
+    }
+}
+
+template <class T, class Keys, class... Args>
+T client::eval(const script& s, const Keys& keys, const Args&... args) {
+    detail::argv a;
+    a.push_all("EVALSHA", s.sha1(), static_cast<long long>(std::size(keys)), keys, args...);
+    try {
+        return execute<T>(a, false);
+    } catch (const server_error& e) {
+        if (e.prefix() != "NOSCRIPT") throw;
+    }
+    a.set(0, "EVAL");
+    a.set(1, s.source());
+    return execute<T>(a, false);
+}
+
+inline scan_range client::scan(std::string match, std::size_t count, std::string type) const {
+    return scan_range(*this, std::move(match), count, std::move(type));
+}
+
+}  // namespace v0
+}  // namespace redkit

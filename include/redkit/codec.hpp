@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// redkit::codec<T>: how a value becomes the bytes stored in Redis and back.
+//
+// The default is JSON through nlohmann/json (any T with to_json/from_json, or that nlohmann
+// converts natively), so what a C++ service stores, a Node service reads with
+// JSON.parse(await redis.get(key)) and the other way round. Specialise redkit::codec<T> for
+// another format: it needs static encode(const T&) -> std::string and decode(std::string_view)
+// -> T, and decode must throw (anything) on bad input.
+#pragma once
+
+#include <redkit/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace redkit {
+inline namespace v0 {
+
+template <class T, class = void>
+struct codec {
+    /// Compact JSON. Throws std::invalid_argument when the value holds a string that is not UTF-8.
+    static std::string encode(const T& value) {
+        try {
+            return nlohmann::json(value).dump();
+        } catch (const nlohmann::json::exception& e) {
+            throw std::invalid_argument(std::string("redkit: encode: ") + e.what());
+        }
+    }
+
+    /// Parses JSON into T; throws nlohmann::json::exception when the bytes are not JSON or do
+    /// not fit T.
+    static T decode(std::string_view bytes) { return nlohmann::json::parse(bytes.begin(), bytes.end()).template get<T>(); }
+};
+
+/// Encodes with codec<T>.
+template <class T>
+std::string encode(const T& value) {
+    return codec<T>::encode(value);
+}
+
+/// Decodes with codec<T>. Throws error(errc::decode_error) naming the key when the bytes do not
+/// decode; never lets a parser exception of another type escape.
+template <class T>
+T decode(std::string_view bytes, std::string_view key = {}) {
+    try {
+        return codec<T>::decode(bytes);
+    } catch (const std::exception& e) {
+        throw error(errc::decode_error, "redkit: decode " + std::string(key.empty() ? "value" : key) + ": " + e.what());
+    }
+}
+
+}  // namespace v0
+}  // namespace redkit

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+// client_options: everything a redkit::client needs to know, as an aggregate, and its URL form.
+//
+// URL grammar (parse_url):
+//   redis://[user[:password]@]host[:port][/db][?option=value&...]
+//   unix:///path/to/socket[?db=N&option=value&...]       (also redis+unix://)
+//   rediss://...  -> std::invalid_argument: this build has no TLS support
+// host may be a bracketed IPv6 literal ([::1]). user and password are percent-decoded.
+// Query options: db, connect_timeout, timeout (command timeout), pool_size, max_retries,
+// client_name, user, password. Durations take a unit ("250ms", "2s"); a bare number is seconds
+// and may have a fraction ("0.5"). Unknown options are rejected, so a typo never goes unnoticed.
+#pragma once
+
+#include <redkit/error.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace redkit {
+inline namespace v0 {
+
+/// How a connection to Redis is made and how requests behave. Defaults suit a service talking to
+/// a local or same-datacentre Redis.
+struct client_options {
+    std::string host = "127.0.0.1";  ///< TCP host (name or IP literal)
+    int port = 6379;                 ///< TCP port
+    std::string unix_socket;         ///< when set, connect to this unix socket instead of TCP
+    std::string user;                ///< ACL user (AUTH user password); empty: AUTH password
+    std::string password;            ///< empty: no AUTH
+    int db = 0;                      ///< SELECT db on every new connection when non-zero
+
+    std::chrono::milliseconds connect_timeout{1000};  ///< per connection attempt
+    std::chrono::milliseconds command_timeout{1000};  ///< per reply; 0 = wait forever
+
+    std::size_t pool_size = 8;                          ///< most connections open at once
+    std::chrono::milliseconds pool_wait_timeout{2000};  ///< wait for a free connection, then throw
+    bool lazy_connect = true;  ///< false: open one connection at construction (and throw if that fails)
+
+    int max_retries = 2;                             ///< extra attempts of a request that may be retried
+    std::chrono::milliseconds retry_backoff{25};     ///< first retry delay; doubles each time
+    std::chrono::milliseconds retry_backoff_max{500};///< cap of the doubling; jitter draws in [d/2, d]
+
+    /// A pooled connection idle for at least this long is checked (a non-blocking poll) before it
+    /// is reused, so one closed by the server (timeout, CLIENT KILL, restart) is replaced before a
+    /// command is written to it. 0 checks before every command.
+    std::chrono::milliseconds idle_check_after{0};
+
+    std::string client_name;  ///< CLIENT SETNAME on every new connection when non-empty
+
+    /// When SIGPIPE still has its default action (terminate), set it to SIG_IGN at the first
+    /// client's construction, so a server closing the socket surfaces as an error instead of
+    /// killing the process. false leaves the disposition alone and blocks SIGPIPE around each
+    /// write instead (a little slower).
+    bool ignore_sigpipe = true;
+
+    /// Called (never concurrently with itself for one failure) when a connection breaks, a
+    /// connect fails or a request is retried. Must not throw; exceptions are swallowed.
+    std::function<void(const error&)> on_error;
+};
+
+namespace detail {
+
+inline int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+inline std::string percent_decode(std::string_view in, const char* what) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '%') {
+            out += in[i];
+            continue;
+        }
+        if (i + 2 >= in.size()) {
+            throw std::invalid_argument(std::string("redkit: url: truncated percent escape in ") + what);
+        }
+        const int hi = hex_value(in[i + 1]);
+        const int lo = hex_value(in[i + 2]);
+        if (hi < 0 || lo < 0) {
+            throw std::invalid_argument(std::string("redkit: url: bad percent escape in ") + what);
+        }
+        out += static_cast<char>(hi * 16 + lo);
+        i += 2;
+    }
+    return out;
+}
+
+template <class Int>
+Int parse_int(std::string_view s, Int lo, Int hi, const char* what) {
+    Int v{};
+    const auto* end = s.data() + s.size();
+    const auto r = std::from_chars(s.data(), end, v);
+    if (s.empty() || r.ec != std::errc{} || r.ptr != end || v < lo || v > hi) {
+        throw std::invalid_argument("redkit: url: " + std::string(what) + " must be an integer in [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
+                                    std::string(s) + "'");
+    }
+    return v;
+}
+
+// "250ms", "2s", "1.5" (seconds) -> milliseconds.
+inline std::chrono::milliseconds parse_duration(std::string_view s, const char* what) {
+    double scale = 1000.0;
+    std::string_view num = s;
+    if (num.size() > 2 && num.substr(num.size() - 2) == "ms") {
+        scale = 1.0;
+        num.remove_suffix(2);
+    } else if (num.size() > 1 && num.back() == 's') {
+        num.remove_suffix(1);
+    }
+    // std::from_chars for double needs GCC 11+; stay portable with a strict hand parse.
+    double value = 0;
+    bool digits = false, dot = false;
+    double frac = 0.1;
+    for (char c : num) {
+        if (c >= '0' && c <= '9') {
+            digits = true;
+            if (dot) {
+                value += (c - '0') * frac;
+                frac /= 10;
+            } else {
+                value = value * 10 + (c - '0');
+            }
+        } else if (c == '.' && !dot) {
+            dot = true;
+        } else {
+            digits = false;
+            break;
+        }
+    }
+    if (!digits || value * scale > 86400000.0 * 365) {
+        throw std::invalid_argument("redkit: url: " + std::string(what) +
+                                    " must be a duration like 250ms, 2s or 0.5, got '" + std::string(s) + "'");
+    }
+    return std::chrono::milliseconds(static_cast<long long>(value * scale + 0.5));
+}
+
+inline void apply_query(client_options& o, std::string_view query) {
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view item = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        if (item.empty()) continue;
+        const auto eq = item.find('=');
+        if (eq == std::string_view::npos) {
+            throw std::invalid_argument("redkit: url: query option '" + std::string(item) + "' has no value");
+        }
+        const std::string_view name = item.substr(0, eq);
+        const std::string value = percent_decode(item.substr(eq + 1), "query value");
+        if (name == "db") {
+            o.db = parse_int<int>(value, 0, 1 << 20, "db");
+        } else if (name == "connect_timeout") {
+            o.connect_timeout = parse_duration(value, "connect_timeout");
+        } else if (name == "timeout" || name == "command_timeout") {
+            o.command_timeout = parse_duration(value, "timeout");
+        } else if (name == "pool_size") {
+            o.pool_size = parse_int<std::size_t>(value, 1, 4096, "pool_size");
+        } else if (name == "max_retries") {
+            o.max_retries = parse_int<int>(value, 0, 100, "max_retries");
+        } else if (name == "client_name") {
+            o.client_name = value;
+        } else if (name == "user") {
+            o.user = value;
+        } else if (name == "password") {
+            o.password = value;
+        } else {
+            throw std::invalid_argument("redkit: url: unknown query option '" + std::string(name) + "'");
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Parses a Redis URL into client options (see the grammar at the top of this header).
+/// Throws std::invalid_argument naming the offending part; never connects.
+inline client_options parse_url(std::string_view url, client_options base = {}) {
+    client_options o = std::move(base);
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) {
+        throw std::invalid_argument("redkit: url: missing scheme (expected redis://, unix:// or rediss://) in '" +
+                                    std::string(url) + "'");
+    }
+    const std::string_view scheme = url.substr(0, scheme_end);
+    std::string_view rest = url.substr(scheme_end + 3);
+
+    std::string_view query;
+    if (const auto q = rest.find('?'); q != std::string_view::npos) {
+        query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+
+    if (scheme == "unix" || scheme == "redis+unix") {
+        if (rest.empty() || rest.front() != '/') {
+            throw std::invalid_argument("redkit: url: unix:// needs an absolute socket path (unix:///path/to/socket)");
+        }
+        o.unix_socket = detail::percent_decode(rest, "socket path");
+        detail::apply_query(o, query);
+        return o;
+    }
+    if (scheme == "rediss") {
+        throw std::invalid_argument(
+            "redkit: url: rediss:// (TLS) is not supported by this build of redkit; use redis:// or a TLS tunnel");
+    }
+    if (scheme != "redis") {
+        throw std::invalid_argument("redkit: url: unsupported scheme '" + std::string(scheme) + "'");
+    }
+
+    std::string_view path;
+    if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+        path = rest.substr(slash + 1);
+        rest = rest.substr(0, slash);
+    }
+
+    if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+        const std::string_view userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        const auto colon = userinfo.find(':');
+        if (colon == std::string_view::npos) {
+            // redis://secret@host is the common password-only form (as redis-cli and ioredis read it)
+            o.password = detail::percent_decode(userinfo, "password");
+        } else {
+            o.user = detail::percent_decode(userinfo.substr(0, colon), "user");
+            o.password = detail::percent_decode(userinfo.substr(colon + 1), "password");
+        }
+    }
+
+    std::string_view port;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos) {
+            throw std::invalid_argument("redkit: url: unterminated IPv6 literal in host");
+        }
+        o.host = std::string(rest.substr(1, close - 1));
+        const std::string_view after = rest.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw std::invalid_argument("redkit: url: junk after IPv6 host");
+            port = after.substr(1);
+            if (port.empty()) throw std::invalid_argument("redkit: url: empty port");
+        }
+    } else {
+        const auto colon = rest.find(':');
+        if (colon != std::string_view::npos) {
+            port = rest.substr(colon + 1);
+            rest = rest.substr(0, colon);
+            if (port.empty()) throw std::invalid_argument("redkit: url: empty port");
+        }
+        if (rest.empty()) throw std::invalid_argument("redkit: url: empty host");
+        o.host = std::string(rest);
+    }
+    if (o.host.empty()) throw std::invalid_argument("redkit: url: empty host");
+    for (char c : o.host) {
+        if (c == ' ' || c == '/' || c == '@' || static_cast<unsigned char>(c) < 0x21) {
+            throw std::invalid_argument("redkit: url: invalid character in host '" + o.host + "'");
+        }
+    }
+    if (!port.empty()) o.port = detail::parse_int<int>(port, 1, 65535, "port");
+    if (!path.empty()) o.db = detail::parse_int<int>(path, 0, 1 << 20, "db");
+    detail::apply_query(o, query);
+    return o;
+}
+
+}  // namespace v0
+}  // namespace redkit

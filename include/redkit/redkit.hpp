@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+// Umbrella header: everything redkit offers.
+#pragma once
+
+#include <redkit/client.hpp>
+#include <redkit/codec.hpp>
+#include <redkit/connection.hpp>
+#include <redkit/error.hpp>
+#include <redkit/key.hpp>
+#include <redkit/options.hpp>
+#include <redkit/pipeline.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/script.hpp>
+#include <redkit/version.hpp>

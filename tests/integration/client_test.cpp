@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+// redkit::client against a real, private redis-server.
+#include <redkit/redkit.hpp>
+
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redkit_test::shared_server;
+
+namespace {
+
+class Client : public ::testing::Test {
+protected:
+    void SetUp() override {
+        redis = redkit::client(shared_server().url());
+        redis.command<void>("FLUSHALL");
+    }
+    redkit::client redis{redkit::client_options{}};
+};
+
+}  // namespace
+
+TEST_F(Client, StringsRoundTripBinarySafe) {
+    const std::string value("a\0b\r\n\xff", 6);
+    redis.command<void>("SET", "bin", value);
+    EXPECT_EQ(redis.command<std::string>("GET", "bin"), value);
+    EXPECT_EQ(redis.command<long long>("STRLEN", "bin"), 6);
+}
+
+TEST_F(Client, NilIsNullopt) {
+    EXPECT_EQ(redis.command<std::optional<std::string>>("GET", "missing"), std::nullopt);
+    redis.command<void>("SET", "present", "x");
+    EXPECT_EQ(redis.command<std::optional<std::string>>("GET", "present"), "x");
+}
+
+TEST_F(Client, IntegersDoublesAndDurations) {
+    EXPECT_EQ(redis.command<long long>("INCRBY", "n", 41), 41);
+    EXPECT_EQ(redis.command<long long>("INCR", "n"), 42);
+    EXPECT_EQ(redis.command<long long>("GET", "n"), 42);
+    EXPECT_DOUBLE_EQ(redis.command<double>("INCRBYFLOAT", "f", 2.5), 2.5);
+    redis.command<void>("SET", "ttl", "v", "PX", 5000ms);
+    const auto pttl = redis.command<long long>("PTTL", "ttl");
+    EXPECT_GT(pttl, 4000);
+    EXPECT_LE(pttl, 5000);
+    EXPECT_TRUE(redis.command<bool>("EXPIRE", "ttl", 60s));
+    EXPECT_EQ(redis.command<long long>("TTL", "ttl"), 60);
+}
+
+TEST_F(Client, Booleans) {
+    EXPECT_TRUE(redis.command<bool>("SET", "lock", "t", "NX", "PX", 1000));
+    EXPECT_FALSE(redis.command<bool>("SET", "lock", "t", "NX", "PX", 1000));
+    EXPECT_TRUE(redis.command<bool>("EXISTS", "lock"));
+    EXPECT_FALSE(redis.command<bool>("EXISTS", "nolock"));
+}
+
+TEST_F(Client, VectorsAndRanges) {
+    const std::vector<std::string> items = {"a", "b", "c"};
+    EXPECT_EQ(redis.command<long long>("RPUSH", "list", items), 3);
+    EXPECT_EQ(redis.command<std::vector<std::string>>("LRANGE", "list", 0, -1), items);
+    redis.command<void>("MSET", "k1", "v1", "k3", "v3");
+    const auto got = redis.command<std::vector<std::optional<std::string>>>("MGET", std::vector<std::string>{"k1", "k2", "k3"});
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[0], "v1");
+    EXPECT_EQ(got[1], std::nullopt);
+    EXPECT_EQ(got[2], "v3");
+}
+
+TEST_F(Client, HashesAsMaps) {
+    redis.command<void>("HSET", "user:1", "name", "Ada", "lang", "en");
+    const auto h = redis.command<std::unordered_map<std::string, std::string>>("HGETALL", "user:1");
+    EXPECT_EQ(h.size(), 2u);
+    EXPECT_EQ(h.at("name"), "Ada");
+    using hash = std::unordered_map<std::string, std::string>;
+    EXPECT_TRUE(redis.command<hash>("HGETALL", "nobody").empty());
+    EXPECT_EQ(redis.command<long long>("ZADD", "z", 1, "a"), 1);
+    const auto z = redis.command<std::map<std::string, double>>("ZRANGE", "z", 0, -1, "WITHSCORES");
+    EXPECT_DOUBLE_EQ(z.at("a"), 1.0);
+}
+
+TEST_F(Client, GenericReplyForAnythingElse) {
+    redis.command<void>("RPUSH", "l", "x");
+    const redkit::reply r = redis.command("LRANGE", "l", 0, -1);
+    ASSERT_TRUE(r.is_array());
+    EXPECT_EQ(r[0].text(), "x");
+    const redkit::reply info = redis.command("INFO", "server");
+    EXPECT_NE(info.text().find("redis_version"), std::string::npos);
+}
+
+TEST_F(Client, WrongTypeThrowsServerErrorWithPrefixCommandAndKey) {
+    redis.command<void>("RPUSH", "user:42", "x");
+    try {
+        redis.command<std::optional<std::string>>("GET", "user:42");
+        FAIL();
+    } catch (const redkit::server_error& e) {
+        EXPECT_EQ(e.prefix(), "WRONGTYPE");
+        EXPECT_EQ(std::string(e.what()).rfind("redkit: GET user:42: WRONGTYPE", 0), 0u) << e.what();
+    }
+    // the connection is still good afterwards
+    EXPECT_EQ(redis.command<long long>("LLEN", "user:42"), 1);
+}
+
+TEST_F(Client, WrongShapeThrowsTypeMismatch) {
+    redis.command<void>("RPUSH", "l", "x");
+    try {
+        redis.command<long long>("LRANGE", "l", 0, -1);
+        FAIL();
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::type_mismatch);
+    }
+}
+
+TEST_F(Client, PingAndReachability) {
+    EXPECT_NO_THROW(redis.ping());
+    EXPECT_TRUE(redis.is_reachable());
+    redkit::client_options nowhere;
+    nowhere.port = redkit_test::free_loopback_port();
+    nowhere.max_retries = 0;
+    redkit::client down(nowhere);
+    EXPECT_FALSE(down.is_reachable());
+    EXPECT_THROW(down.ping(), redkit::error);
+}
+
+TEST_F(Client, EagerConnectThrowsAtConstruction) {
+    redkit::client_options o;
+    o.port = redkit_test::free_loopback_port();
+    o.lazy_connect = false;
+    try {
+        redkit::client c(o);
+        FAIL();
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connect_failed);
+        EXPECT_NE(std::string(e.what()).find(std::to_string(o.port)), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(Client, LazyConnectOpensOnFirstUse) {
+    redkit::client c(shared_server().url());
+    EXPECT_EQ(c.open_connections(), 0u);
+    c.ping();
+    EXPECT_EQ(c.open_connections(), 1u);
+}
+
+TEST_F(Client, UnixSocketAndSelectDb) {
+    if (shared_server().external()) GTEST_SKIP() << "needs the private server's socket";
+    redkit::client c(shared_server().unix_url() + "?db=3");
+    c.command<void>("SET", "where", "db3");
+    EXPECT_EQ(redis.command<std::optional<std::string>>("GET", "where"), std::nullopt);
+    redis.command<void>("SELECT", 3);  // on one pooled connection only; read through a fresh client
+    redkit::client db3(shared_server().url() + "/3");
+    EXPECT_EQ(db3.command<std::string>("GET", "where"), "db3");
+}
+
+TEST_F(Client, ClientNameIsSetOnEveryConnection) {
+    redkit::client c(shared_server().url() + "?client_name=redkit-test");
+    EXPECT_EQ(c.command<std::string>("CLIENT", "GETNAME"), "redkit-test");
+}
+
+TEST_F(Client, AclUserAndWrongPassword) {
+    redis.command<void>("ACL", "SETUSER", "app", "on", ">app-pass", "~app:*", "+@all");
+    redkit::client app("redis://app:app-pass@127.0.0.1:" + std::to_string(shared_server().options().port));
+    app.command<void>("SET", "app:x", "1");
+    EXPECT_EQ(app.command<std::string>("ACL", "WHOAMI"), "app");
+    // outside its key pattern: a NOPERM server error, not a transport problem
+    EXPECT_THROW(app.command<void>("SET", "other:x", "1"), redkit::server_error);
+
+    redkit::client wrong("redis://app:nope@127.0.0.1:" + std::to_string(shared_server().options().port));
+    try {
+        wrong.ping();
+        FAIL();
+    } catch (const redkit::server_error& e) {
+        EXPECT_EQ(e.prefix(), "WRONGPASS");
+        EXPECT_NE(std::string(e.what()).find("AUTH"), std::string::npos) << e.what();
+        EXPECT_EQ(std::string(e.what()).find("nope"), std::string::npos) << "password leaked: " << e.what();
+    }
+    redis.command<void>("ACL", "DELUSER", "app");
+}
+
+TEST_F(Client, ScriptsRunBySha) {
+    static const redkit::script add(R"lua(
+        return redis.call('INCRBY', KEYS[1], ARGV[1])
+    )lua");
+    EXPECT_EQ(redis.eval<long long>(add, {"counter"}, 5), 5);
+    EXPECT_EQ(redis.eval<long long>(add, {"counter"}, 2), 7);
+    // the locally computed SHA is the one Redis uses
+    EXPECT_EQ(redis.command<std::string>("SCRIPT", "LOAD", add.source()), add.sha1());
+}
+
+TEST_F(Client, ScriptsSurviveScriptFlush) {
+    static const redkit::script echo("return ARGV[1]");
+    EXPECT_EQ(redis.eval<std::string>(echo, std::vector<std::string>{}, "one"), "one");
+    redis.command<void>("SCRIPT", "FLUSH");
+    EXPECT_FALSE(redis.command<std::vector<long long>>("SCRIPT", "EXISTS", echo.sha1()).at(0));
+    EXPECT_EQ(redis.eval<std::string>(echo, std::vector<std::string>{}, "two"), "two");
+    EXPECT_TRUE(redis.command<std::vector<long long>>("SCRIPT", "EXISTS", echo.sha1()).at(0));
+}
+
+TEST_F(Client, ScriptErrorsAreServerErrors) {
+    static const redkit::script bad("return redis.call('NOPE')");
+    EXPECT_THROW(redis.eval<long long>(bad, {}), redkit::server_error);
+}
+
+TEST_F(Client, ScanVisitsEveryKeyOfTenThousand) {
+    {
+        redkit::pipeline p(redis);
+        for (int i = 0; i < 10000; ++i) p.command("SET", redkit::make_key("scan", i), i);
+        p.command("SET", "other:1", 1);
+        p.exec();
+    }
+    std::set<std::string> seen;
+    for (const std::string& key : redis.scan("scan:*", 500)) seen.insert(key);
+    EXPECT_EQ(seen.size(), 10000u);
+    EXPECT_EQ(seen.count("other:1"), 0u);
+    EXPECT_EQ(seen.count("scan:9999"), 1u);
+}
+
+TEST_F(Client, ScanPatternFromHostileInputMatchesOnlyItself) {
+    const redkit::key_space keys("app");
+    redis.command<void>("SET", keys.key("user", "*", "a"), 1);
+    redis.command<void>("SET", keys.key("user", "victim", "a"), 1);
+    std::vector<std::string> found;
+    for (const auto& k : redis.scan(keys.pattern("user", "*", redkit::wildcard))) found.push_back(k);
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0], "app:user:*:a");
+}
+
+TEST_F(Client, ScanByTypeAndEmpty) {
+    redis.command<void>("SET", "s", 1);
+    redis.command<void>("RPUSH", "l", 1);
+    std::vector<std::string> lists;
+    for (const auto& k : redis.scan("*", 10, "list")) lists.push_back(k);
+    EXPECT_EQ(lists, std::vector<std::string>{"l"});
+    int n = 0;
+    for (const auto& k : redis.scan("nothing:*")) {
+        (void)k;
+        ++n;
+    }
+    EXPECT_EQ(n, 0);
+}
+
+TEST_F(Client, DefaultClientComesFromRedisUrlAndIsReplaceable) {
+    ::setenv("REDIS_URL", (shared_server().url() + "/5").c_str(), 1);
+    redkit::reset_default_client();
+    redkit::default_client().command<void>("SET", "singleton", "yes");
+    redkit::client db5(shared_server().url() + "/5");
+    EXPECT_EQ(db5.command<std::string>("GET", "singleton"), "yes");
+
+    redkit::set_default_client(redkit::client(shared_server().url() + "/6"));
+    EXPECT_EQ(redkit::default_client().command<std::optional<std::string>>("GET", "singleton"), std::nullopt);
+
+    ::setenv("REDIS_URL", "redis://host:notaport", 1);
+    redkit::reset_default_client();
+    EXPECT_THROW(redkit::default_client(), std::invalid_argument);
+    ::unsetenv("REDIS_URL");
+    redkit::reset_default_client();
+}
+
+TEST_F(Client, InvalidOptionsNameTheField) {
+    redkit::client_options o;
+    o.pool_size = 0;
+    try {
+        redkit::client c(o);
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("pool_size"), std::string::npos);
+    }
+}

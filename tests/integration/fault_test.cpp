@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+// Faults for real: DEBUG SLEEP, CLIENT KILL, a killed and restarted redis-server, SIGPIPE, threads.
+#include <redkit/redkit.hpp>
+
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redkit_test::shared_server;
+
+namespace {
+
+struct error_log {
+    std::mutex mutex;
+    std::vector<std::pair<redkit::errc, std::string>> entries;
+    std::function<void(const redkit::error&)> callback() {
+        return [this](const redkit::error& e) {
+            std::lock_guard<std::mutex> lock(mutex);
+            entries.emplace_back(e.kind(), e.what());
+        };
+    }
+    std::size_t size() {
+        std::lock_guard<std::mutex> lock(mutex);
+        return entries.size();
+    }
+};
+
+void (*sigaction_handler())(int) {
+    struct sigaction now {};
+    sigaction(SIGPIPE, nullptr, &now);
+    return now.sa_handler;
+}
+
+class Faults : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (shared_server().external()) GTEST_SKIP() << "fault tests need their own redis-server";
+        if (!shared_server().running()) shared_server().start();
+        admin = redkit::client(shared_server().url());
+        admin.command<void>("FLUSHALL");
+    }
+
+    redkit::client_options options(error_log* log = nullptr) {
+        auto o = shared_server().options();
+        if (log) o.on_error = log->callback();
+        return o;
+    }
+
+    // Kills one connection by id and waits until the server has really dropped it.
+    void kill_client(long long id) {
+        EXPECT_EQ(admin.command<long long>("CLIENT", "KILL", "ID", id), 1);
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            const auto list = admin.command<std::string>("CLIENT", "LIST", "ID", id);
+            if (list.empty()) return;
+            std::this_thread::sleep_for(1ms);
+        }
+        FAIL() << "connection " << id << " still listed";
+    }
+
+    redkit::client admin{redkit::client_options{}};
+};
+
+}  // namespace
+
+TEST_F(Faults, CommandTimeoutIsPromptAndTheConnectionIsNotReused) {
+    error_log log;
+    auto o = options(&log);
+    o.command_timeout = 200ms;
+    o.pool_size = 1;
+    redkit::client c(o);
+    c.command<void>("SET", "k", "before");
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        c.command<void>("DEBUG", "SLEEP", "0.6");
+        FAIL() << "no timeout";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::timeout) << e.what();
+        EXPECT_NE(std::string(e.what()).find("DEBUG"), std::string::npos) << e.what();
+    }
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(elapsed, 590ms);  // returned at the timeout, not when the server woke
+    EXPECT_EQ(log.size(), 1u) << "a timeout is reported once and never retried";
+    // The late +OK of DEBUG SLEEP must not be read as the answer to the next command.
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(c.command<std::string>("GET", "k"), "before");
+    c.command<void>("SET", "k", "after");
+    EXPECT_EQ(c.command<std::string>("GET", "k"), "after");
+}
+
+TEST_F(Faults, KilledPooledConnectionIsReplacedBeforeAnyWrite) {
+    error_log log;
+    auto o = options(&log);
+    o.pool_size = 1;
+    redkit::client c(o);
+    const auto id = c.command<long long>("CLIENT", "ID");
+    kill_client(id);
+    // INCR is not retry-safe; it still succeeds because the dead connection is caught idle.
+    EXPECT_EQ(c.command<long long>("INCR", "counter"), 1);
+    EXPECT_NE(c.command<long long>("CLIENT", "ID"), id);
+    EXPECT_GE(log.size(), 1u);
+    EXPECT_EQ(admin.command<long long>("GET", "counter"), 1);
+}
+
+TEST_F(Faults, RetryRuleSeparatesReadsFromWrites) {
+    error_log log;
+    auto o = options(&log);
+    o.pool_size = 1;
+    o.idle_check_after = std::chrono::hours(1);  // skip the idle check: the write hits a dead socket
+    redkit::client c(o);
+    c.command<void>("SET", "counter", 10);
+
+    kill_client(c.command<long long>("CLIENT", "ID"));
+    try {
+        c.command<long long>("INCR", "counter");
+        FAIL() << "a write that may have been sent must not be retried";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connection_closed) << e.what();
+    }
+    EXPECT_EQ(admin.command<long long>("GET", "counter"), 10);
+
+    kill_client(c.command<long long>("CLIENT", "ID"));
+    EXPECT_EQ(c.command<long long>("GET", "counter"), 10);  // read-only: retried transparently
+
+    kill_client(c.command<long long>("CLIENT", "ID"));
+    c.command<void>(redkit::idempotent, "SET", "counter", 20);  // marked idempotent: retried
+    EXPECT_EQ(admin.command<long long>("GET", "counter"), 20);
+}
+
+TEST_F(Faults, ServerRestartMidLoopRecoversByItself) {
+    error_log log;
+    auto o = options(&log);
+    o.max_retries = 5;
+    o.retry_backoff = 20ms;
+    redkit::client c(o);
+    static const redkit::script bump("return redis.call('INCR', KEYS[1])");
+    int failures = 0;
+    int successes_after_restart = 0;
+    for (int i = 0; i < 200; ++i) {
+        if (i == 100) shared_server().restart();  // the data set is gone: persistence is off
+        try {
+            c.eval<long long>(bump, {"loop"});
+            if (i > 100) ++successes_after_restart;
+        } catch (const redkit::error& e) {
+            ++failures;
+            EXPECT_TRUE(e.is_transport()) << e.what();
+        }
+    }
+    EXPECT_LE(failures, 1);  // at most the one request in flight when the server went away
+    EXPECT_EQ(successes_after_restart, 99);
+    EXPECT_GE(log.size(), 1u);
+    EXPECT_GE(c.command<long long>("GET", "loop"), 99);  // and the script was reloaded after the restart
+}
+
+TEST_F(Faults, ServerDownFailsAfterBoundedRetries) {
+    error_log log;
+    auto o = options(&log);
+    o.port = redkit_test::free_loopback_port();
+    o.max_retries = 3;
+    o.retry_backoff = 10ms;
+    redkit::client c(o);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        c.command<std::string>("GET", "k");
+        FAIL();
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connect_failed) << e.what();
+        EXPECT_NE(std::string(e.what()).find("GET k"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(log.size(), 4u);  // 1 attempt + 3 retries, each reported
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_FALSE(c.is_reachable());
+}
+
+TEST_F(Faults, KilledServerNeverRaisesSigpipe) {
+    // Leave SIGPIPE at its default (terminate) and ask redkit not to touch it: writes to the
+    // dead socket must still not kill this process.
+    std::signal(SIGPIPE, SIG_DFL);
+    auto o = options();
+    o.ignore_sigpipe = false;
+    o.pool_size = 1;
+    o.max_retries = 0;
+    o.idle_check_after = std::chrono::hours(1);
+    redkit::client c(o);
+    c.ping();
+    shared_server().kill();
+    const std::string big(4 << 20, 'x');
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_THROW(c.command<void>("SET", "big", big), redkit::error);
+    }
+    struct sigaction now {};
+    sigaction(SIGPIPE, nullptr, &now);
+    EXPECT_EQ(now.sa_handler, SIG_DFL) << "redkit changed the disposition although asked not to";
+    shared_server().start();
+    EXPECT_NO_THROW(c.ping());
+}
+
+TEST(Sigpipe, DefaultModeIgnoresItOnlyWhenItIsTheDefault) {
+    // The policy runs once per process, at its first connection, so check it in fresh processes
+    // (threadsafe death tests re-execute this binary). The policy applies before connecting, so
+    // no server is needed: the connect fails and is caught.
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    redkit::client_options o;
+    o.port = redkit_test::free_loopback_port();
+    EXPECT_EXIT(
+        {
+            std::signal(SIGPIPE, SIG_DFL);
+            try {
+                redkit::connection conn(o);
+            } catch (const redkit::error&) {
+            }
+            struct sigaction now {};
+            sigaction(SIGPIPE, nullptr, &now);
+            std::_Exit(now.sa_handler == SIG_IGN ? 0 : 3);
+        },
+        ::testing::ExitedWithCode(0), "");
+    EXPECT_EXIT(
+        {
+            std::signal(SIGPIPE, [](int) {});  // the application's own handler is left alone
+            const auto mine = sigaction_handler();
+            try {
+                redkit::connection conn(o);
+            } catch (const redkit::error&) {
+            }
+            std::_Exit(sigaction_handler() == mine ? 0 : 3);
+        },
+        ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(Faults, PoolExhaustionIsAClearError) {
+    auto o = options();
+    o.pool_size = 1;
+    o.pool_wait_timeout = 100ms;
+    redkit::client c(o);
+    redkit::pipeline holder(c);  // holds the only connection
+    try {
+        c.command<std::string>("PING");
+        FAIL();
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::pool_exhausted) << e.what();
+    }
+}
+
+TEST_F(Faults, EightThreadsHammerTheSingleton) {
+    auto o = options();
+    o.pool_size = 4;  // fewer connections than threads: they queue for the pool
+    redkit::set_default_client(redkit::client(o));
+    constexpr int threads = 8;
+    constexpr int per_thread = 1500;
+    std::vector<std::future<long long>> done;
+    for (int t = 0; t < threads; ++t) {
+        done.push_back(std::async(std::launch::async, [t] {
+            long long last = 0;
+            const std::string mine = redkit::make_key("thread", t);
+            for (int i = 0; i < per_thread; ++i) {
+                redkit::client c = redkit::default_client();
+                c.command<long long>("INCR", "shared");
+                last = c.command<long long>("INCR", mine);
+                if (i % 100 == 0) {
+                    redkit::pipeline p(c);
+                    p.command("GET", mine).command("GET", "shared");
+                    const auto r = p.exec();
+                    if (r.at(0).as<long long>() != last) return -1LL;
+                }
+            }
+            return last;
+        }));
+    }
+    for (auto& f : done) {
+        ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+        EXPECT_EQ(f.get(), per_thread);
+    }
+    EXPECT_EQ(admin.command<long long>("GET", "shared"), threads * per_thread);
+    EXPECT_LE(redkit::default_client().open_connections(), 4u);
+    redkit::reset_default_client();
+}

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+// Pipelines, transactions and scripts inside them, against a real redis-server.
+#include <redkit/redkit.hpp>
+
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+using redkit_test::shared_server;
+
+namespace {
+class Pipeline : public ::testing::Test {
+protected:
+    void SetUp() override {
+        redis = redkit::client(shared_server().url());
+        redis.command<void>("FLUSHALL");
+    }
+    long long calls(const std::string& command) {
+        const auto info = redis.command<std::string>("INFO", "commandstats");
+        const std::string needle = "cmdstat_" + command + ":calls=";
+        const auto at = info.find(needle);
+        return at == std::string::npos ? 0 : std::stoll(info.substr(at + needle.size()));
+    }
+    redkit::client redis{redkit::client_options{}};
+};
+}  // namespace
+
+TEST_F(Pipeline, RepliesComeBackInOrder) {
+    redkit::pipeline p(redis);
+    p.command("SET", "a", 1).command("INCR", "a").command("GET", "a").command("GET", "missing");
+    EXPECT_EQ(p.size(), 4u);
+    const auto r = p.exec();
+    ASSERT_EQ(r.size(), 4u);
+    EXPECT_EQ(r[0].as<std::string>(), "OK");
+    EXPECT_EQ(r[1].as<long long>(), 2);
+    EXPECT_EQ(r[2].as<long long>(), 2);
+    EXPECT_TRUE(r[3].is_nil());
+    EXPECT_EQ(p.size(), 0u);
+}
+
+TEST_F(Pipeline, ErrorReplyDoesNotStopTheOthers) {
+    redis.command<void>("RPUSH", "list", "x");
+    redkit::pipeline p(redis);
+    p.command("SET", "a", "1").command("GET", "list").command("GET", "a");
+    const auto r = p.exec();
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_TRUE(r[1].is_error());
+    EXPECT_THROW(r[1].as<std::string>(), redkit::server_error);
+    EXPECT_EQ(r[2].as<std::string>(), "1");
+}
+
+TEST_F(Pipeline, ReusableOnTheSameConnection) {
+    redkit::pipeline p(redis);
+    p.command("CLIENT", "ID");
+    const auto first = p.exec().at(0).as<long long>();
+    p.command("CLIENT", "ID");
+    EXPECT_EQ(p.exec().at(0).as<long long>(), first);
+    EXPECT_TRUE(p.exec().empty());
+}
+
+TEST_F(Pipeline, DroppedWithoutExecLeavesConnectionClean) {
+    redkit::client one(shared_server().url() + "?pool_size=1");
+    {
+        redkit::pipeline p(one);
+        p.command("SET", "never", "sent");
+    }
+    EXPECT_EQ(one.command<std::optional<std::string>>("GET", "never"), std::nullopt);
+    EXPECT_EQ(one.command<std::string>("PING"), "PONG");
+}
+
+TEST_F(Pipeline, ManyCommandsOneWrite) {
+    redkit::pipeline p(redis);
+    for (int i = 0; i < 2000; ++i) p.command("RPUSH", "l", i);
+    const auto r = p.exec();
+    ASSERT_EQ(r.size(), 2000u);
+    EXPECT_EQ(r.back().as<long long>(), 2000);
+}
+
+TEST_F(Pipeline, ScriptsLoadThemselvesInOrder) {
+    static const redkit::script incr("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    redis.command<void>("SCRIPT", "FLUSH");
+    redkit::pipeline p(redis);
+    p.command("SET", "c", 10).eval(incr, {"c"}, 5).command("GET", "c").eval(incr, {"c"}, 1);
+    const auto r = p.exec();
+    ASSERT_EQ(r.size(), 4u);
+    EXPECT_EQ(r[1].as<long long>(), 15);
+    EXPECT_EQ(r[2].as<long long>(), 15);  // the script ran before the GET, as queued
+    EXPECT_EQ(r[3].as<long long>(), 16);
+
+    // a second pipeline on the same connection does not reload it
+    const long long loads = calls("script|load");
+    p.eval(incr, {"c"}, 1);
+    EXPECT_EQ(p.exec().at(0).as<long long>(), 17);
+    EXPECT_EQ(calls("script|load"), loads);
+}
+
+TEST_F(Pipeline, ScriptAfterFlushReportsNoscriptThenRecovers) {
+    static const redkit::script one("return 1");
+    redkit::client single(shared_server().url() + "?pool_size=1");
+    redkit::pipeline p(single);
+    p.eval(one, {});
+    EXPECT_EQ(p.exec().at(0).as<long long>(), 1);
+    redis.command<void>("SCRIPT", "FLUSH");
+    p.eval(one, {});
+    const auto r = p.exec();
+    EXPECT_TRUE(r.at(0).is_error());  // the documented race: flushed between pipelines
+    p.eval(one, {});
+    EXPECT_EQ(p.exec().at(0).as<long long>(), 1);  // reloaded automatically
+}
+
+TEST_F(Pipeline, TransactionRunsAtomically) {
+    redkit::transaction tx(redis);
+    tx.command("INCR", "orders").command("LPUSH", "recent", "o1").command("GET", "orders");
+    const auto r = tx.exec();
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(r[0].as<long long>(), 1);
+    EXPECT_EQ(r[1].as<long long>(), 1);
+    EXPECT_EQ(r[2].as<long long>(), 1);
+    EXPECT_EQ(calls("multi"), 1);
+    EXPECT_EQ(calls("exec"), 1);
+}
+
+TEST_F(Pipeline, TransactionAbortsWhenACommandCannotBeQueued) {
+    redkit::transaction tx(redis);
+    tx.command("SET", "t", "1").command("NOSUCHCOMMAND", "x");
+    try {
+        tx.exec();
+        FAIL();
+    } catch (const redkit::server_error& e) {
+        EXPECT_EQ(e.prefix(), "EXECABORT");
+        EXPECT_NE(std::string(e.what()).find("unknown command"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(redis.command<std::optional<std::string>>("GET", "t"), std::nullopt);  // nothing ran
+}
+
+TEST_F(Pipeline, TransactionRuntimeErrorIsPerCommand) {
+    redis.command<void>("RPUSH", "list", "x");
+    redkit::transaction tx(redis);
+    tx.command("SET", "a", "1").command("INCR", "list").command("SET", "b", "2");
+    const auto r = tx.exec();
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_TRUE(r[1].is_error());
+    EXPECT_EQ(redis.command<std::string>("GET", "b"), "2");
+}

@@ -1,0 +1,53 @@
+# Drives one package test (cmake -P): MODE=find_package installs redkit into a scratch prefix and
+# builds the consumer against it; MODE=add_subdirectory builds the consumer with redkit's source
+# tree added as a subdirectory. Then the consumer runs against a throw-away redis-server on a unix
+# socket and must print PONG.
+string(REPLACE "|" ";" FORWARD "${FORWARD}")
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+endfunction()
+
+set(gen)
+if(GENERATOR)
+  set(gen -G "${GENERATOR}")
+endif()
+
+if(MODE STREQUAL "find_package")
+  run(${CMAKE_COMMAND} ${gen} -S "${SOURCE_DIR}" -B "${WORK_DIR}/redkit-build"
+      -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix -DREDKIT_INSTALL=ON
+      -DREDKIT_BUILD_TESTS=OFF -DREDKIT_BUILD_EXAMPLES=OFF -DREDKIT_BUILD_BENCH=OFF ${FORWARD})
+  run(${CMAKE_COMMAND} --build "${WORK_DIR}/redkit-build")
+  run(${CMAKE_COMMAND} --install "${WORK_DIR}/redkit-build")
+  if(NOT EXISTS "${WORK_DIR}/prefix/share/cmake/redkit/redkitConfig.cmake")
+    message(FATAL_ERROR "redkitConfig.cmake not installed under share/cmake/redkit")
+  endif()
+  run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
+      -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DREDKIT_CONSUMER_MODE=find_package ${FORWARD})
+else()
+  run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
+      -DREDKIT_CONSUMER_MODE=add_subdirectory -DREDKIT_SOURCE_DIR=${SOURCE_DIR} ${FORWARD})
+endif()
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer-build")
+
+# A throw-away server on a private unix socket.
+set(sock "${WORK_DIR}/redis.sock")
+run(redis-server --port 0 --unixsocket "${sock}" --unixsocketperm 700 --save "" --appendonly no
+    --daemonize yes --pidfile "${WORK_DIR}/redis.pid" --dir "${WORK_DIR}" --logfile "${WORK_DIR}/redis.log")
+set(tries 0)
+while(NOT EXISTS "${sock}" AND tries LESS 100)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E sleep 0.05)
+  math(EXPR tries "${tries} + 1")
+endwhile()
+execute_process(COMMAND ${CMAKE_COMMAND} -E env "REDIS_URL=unix://${sock}" "${WORK_DIR}/consumer-build/consumer"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+execute_process(COMMAND redis-cli -s "${sock}" shutdown nosave OUTPUT_QUIET ERROR_QUIET)
+message(STATUS "consumer printed: ${out}")
+if(NOT rc EQUAL 0 OR NOT out MATCHES "PONG")
+  message(FATAL_ERROR "consumer failed (${rc}): ${out}\n${err}")
+endif()

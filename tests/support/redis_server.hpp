@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+// Test harness: a private redis-server per test binary.
+//
+// Starts Debian's redis-server on a free loopback port and a unix socket in a fresh temporary
+// directory, persistence off, DEBUG enabled; waits until it answers PING; stops it (SIGTERM, then
+// SIGKILL) at the end. REDKIT_TEST_REDIS_URL points the tests at an existing server instead (the
+// tests that kill or restart the server skip themselves then). REDKIT_TEST_REDIS_SERVER names
+// another redis-server binary.
+#pragma once
+
+#include <redkit/options.hpp>
+
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace redkit_test {
+
+inline int free_loopback_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket() failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        throw std::runtime_error("bind() failed");
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+class redis_server {
+public:
+    explicit redis_server(std::vector<std::string> extra_args = {}) : extra_args_(std::move(extra_args)) {
+        if (const char* url = std::getenv("REDKIT_TEST_REDIS_URL"); url && *url) {
+            external_url_ = url;
+            return;
+        }
+        char tmpl[] = "/tmp/redkit-test-XXXXXX";
+        if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+        dir_ = tmpl;
+        port_ = free_loopback_port();
+        start();
+    }
+
+    ~redis_server() {
+        stop();
+        if (!dir_.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir_, ec);
+        }
+    }
+
+    redis_server(const redis_server&) = delete;
+    redis_server& operator=(const redis_server&) = delete;
+
+    /// True when the tests run against a server they do not own (no kill/restart then).
+    bool external() const { return !external_url_.empty(); }
+
+    std::string url() const {
+        return external() ? external_url_ : "redis://127.0.0.1:" + std::to_string(port_);
+    }
+    std::string unix_url() const { return "unix://" + socket_path(); }
+    std::string socket_path() const { return dir_ + "/redis.sock"; }
+    int port() const { return port_; }
+
+    redkit::client_options options() const { return redkit::parse_url(url()); }
+
+    void start() {
+        if (external()) return;
+        const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
+        const std::string server = bin && *bin ? bin : "redis-server";
+        std::vector<std::string> args = {server,
+                                         "--port", std::to_string(port_),
+                                         "--bind", "127.0.0.1",
+                                         "--unixsocket", socket_path(),
+                                         "--unixsocketperm", "700",
+                                         "--save", "",
+                                         "--appendonly", "no",
+                                         "--daemonize", "no",
+                                         "--dir", dir_,
+                                         "--logfile", dir_ + "/redis.log",
+                                         "--enable-debug-command", "yes"};
+        args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+        pid_ = ::fork();
+        if (pid_ < 0) throw std::runtime_error("fork failed");
+        if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test binary
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execvp(argv[0], argv.data());
+            std::fprintf(stderr, "redkit tests: cannot exec %s: %s\n", argv[0], std::strerror(errno));
+            ::_exit(127);
+        }
+        wait_ready();
+    }
+
+    /// SIGKILL: the server vanishes without a goodbye (clients see EOF/reset).
+    void kill() { signal_and_reap(SIGKILL); }
+
+    /// SIGTERM, then SIGKILL if it does not exit within 5 s.
+    void stop() { signal_and_reap(SIGTERM); }
+
+    void restart() {
+        stop();
+        start();
+    }
+
+    bool running() const { return pid_ > 0; }
+
+private:
+    void signal_and_reap(int sig) {
+        if (pid_ <= 0) return;
+        ::kill(pid_, sig);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        int status = 0;
+        while (::waitpid(pid_, &status, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, &status, 0);
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        pid_ = -1;
+    }
+
+    void wait_ready() {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (std::chrono::steady_clock::now() < deadline) {
+            int status = 0;
+            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+                pid_ = -1;
+                throw std::runtime_error("redis-server exited during start-up; see " + dir_ + "/redis.log");
+            }
+            timeval tv{0, 200000};
+            redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+            if (c && c->err == 0) {
+                auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+                const bool ok = r && r->type == REDIS_REPLY_STATUS;
+                if (r) freeReplyObject(r);
+                redisFree(c);
+                if (ok) return;
+            } else if (c) {
+                redisFree(c);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        throw std::runtime_error("redis-server did not answer PING within 10 s");
+    }
+
+    std::vector<std::string> extra_args_;
+    std::string external_url_;
+    std::string dir_;
+    int port_ = 0;
+    pid_t pid_ = -1;
+};
+
+/// The binary's shared server, started on first use and stopped at exit.
+inline redis_server& shared_server() {
+    static redis_server server;
+    return server;
+}
+
+}  // namespace redkit_test
