@@ -3,7 +3,7 @@ function(redkit_harden target)
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     target_compile_options(${target} PRIVATE
       -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor
-      -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wdouble-promotion)
+      -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wdouble-promotion)
     if(REDKIT_WERROR)
       target_compile_options(${target} PRIVATE -Werror)
     endif()

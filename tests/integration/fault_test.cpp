@@ -102,6 +102,7 @@ TEST_F(Faults, KilledPooledConnectionIsReplacedBeforeAnyWrite) {
     error_log log;
     auto o = options(&log);
     o.pool_size = 1;
+    o.idle_check_after = 0ms;  // check on every reuse, however short the idle time
     redkit::client c(o);
     const auto id = c.command<long long>("CLIENT", "ID");
     kill_client(id);
