@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// Core workloads: GET/SET of 100-byte values on one connection, pipelined batches of 16, and 50
+// threads sharing the process-wide client.
+#include "bench.hpp"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace redkit_bench {
+namespace {
+
+struct core_state {
+    std::unique_ptr<redkit::client> one;  // a pool of one connection
+    redisContext* raw = nullptr;
+    std::vector<redisContext*> raw50;
+    ~core_state() {
+        if (raw) redisFree(raw);
+        for (auto* c : raw50) redisFree(c);
+    }
+};
+
+void add_core(context& ctx, std::vector<workload>& out) {
+    auto st = std::make_shared<core_state>();
+    auto one = ctx.base;
+    one.pool_size = 1;
+    st->one = std::make_unique<redkit::client>(one);
+    st->raw = raw_connect(ctx.base);
+
+    const std::string value100(100, 'v');
+    const std::string key = "bench:key";
+    raw_set(st->raw, key, value100);
+    std::vector<std::string> keys16;
+    for (int i = 0; i < 16; ++i) {
+        keys16.push_back("bench:key:" + std::to_string(i));
+        raw_set(st->raw, keys16.back(), value100);
+    }
+
+    out.push_back({"get", 3000 * ctx.scale,
+                   {{"hiredis", [st, key](long long n) {
+                         for (long long i = 0; i < n; ++i) sink = sink + raw_get(st->raw, key).size();
+                     }},
+                    {"redkit", [st, key](long long n) {
+                         for (long long i = 0; i < n; ++i) sink = sink + st->one->command<std::string>("GET", key).size();
+                     }}}});
+
+    out.push_back({"set", 3000 * ctx.scale,
+                   {{"hiredis", [st, key, value100](long long n) {
+                         for (long long i = 0; i < n; ++i) raw_set(st->raw, key, value100);
+                     }},
+                    {"redkit", [st, key, value100](long long n) {
+                         for (long long i = 0; i < n; ++i) st->one->command<void>("SET", key, value100);
+                     }}}});
+
+    out.push_back({"get_pipelined16", 16 * 300 * ctx.scale,
+                   {{"hiredis", [st, keys16](long long n) {
+                         for (long long b = 0; b < n / 16; ++b) {
+                             for (const auto& k : keys16) {
+                                 const char* av[] = {"GET", k.c_str()};
+                                 const size_t lens[] = {3, k.size()};
+                                 redisAppendCommandArgv(st->raw, 2, av, lens);
+                             }
+                             for (std::size_t i = 0; i < keys16.size(); ++i) {
+                                 void* r = nullptr;
+                                 if (redisGetReply(st->raw, &r) != REDIS_OK) throw std::runtime_error("raw pipeline failed");
+                                 auto* rr = static_cast<redisReply*>(r);
+                                 std::string v(rr->str, rr->len);
+                                 sink = sink + v.size();
+                                 freeReplyObject(rr);
+                             }
+                         }
+                     }},
+                    {"redkit", [st, keys16](long long n) {
+                         for (long long b = 0; b < n / 16; ++b) {
+                             redkit::pipeline p(*st->one);
+                             for (const auto& k : keys16) p.command("GET", k);
+                             for (const auto& r : p.exec()) sink = sink + r.text().size();
+                         }
+                     }}}});
+
+    // 50 threads sharing the process-wide client (a pool of 50) vs 50 threads each with a raw context.
+    constexpr int threads = 50;
+    auto shared = ctx.base;
+    shared.pool_size = threads;
+    redkit::set_default_client(redkit::client(shared));
+    for (int t = 0; t < threads; ++t) st->raw50.push_back(raw_connect(ctx.base));
+    const auto run_threads = [](long long n, const std::function<void(int, long long)>& per_thread) {
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) ts.emplace_back(per_thread, t, n / threads);
+        for (auto& t : ts) t.join();
+    };
+    out.push_back({"get_threads50", 5000 * ctx.scale,
+                   {{"hiredis", [st, key, run_threads](long long n) {
+                         run_threads(n, [&](int t, long long m) {
+                             redisContext* c = st->raw50[static_cast<std::size_t>(t)];
+                             for (long long i = 0; i < m; ++i) sink = sink + raw_get(c, key).size();
+                         });
+                     }},
+                    {"redkit", [key, run_threads](long long n) {
+                         run_threads(n, [&](int, long long m) {
+                             for (long long i = 0; i < m; ++i) {
+                                 sink = sink + redkit::default_client().command<std::string>("GET", key).size();
+                             }
+                         });
+                     }}}});
+}
+
+const registrar reg(0, "core", &add_core);
+
+}  // namespace
+}  // namespace redkit_bench
