@@ -84,6 +84,13 @@ public:
     /// append + flush + read.
     detail::io_status roundtrip(const detail::argv& args, detail::reply_ptr& out);
 
+    /// Reads whatever the socket has (one read; call it when poll() says the fd is readable).
+    /// On failure (EOF, reset) the connection is broken.
+    detail::io_status read_available();
+    /// Takes one complete reply already read into the buffer, without any I/O. Returns false
+    /// when none is complete yet; a protocol error breaks the connection and sets `st`.
+    bool next_buffered(detail::reply_ptr& out, detail::io_status& st);
+
     /// Whether an idle connection still looks healthy (no EOF, no stray bytes waiting).
     bool idle_check() noexcept;
 
@@ -226,6 +233,28 @@ inline detail::io_status connection::read(detail::reply_ptr& out) {
     }
     out.reset(static_cast<redisReply*>(raw));
     return {};
+}
+
+inline detail::io_status connection::read_available() {
+    if (broken_) return {errc::connection_closed, true, "connection already broken"};
+    errno = 0;
+    if (redisBufferRead(ctx_.get()) != REDIS_OK) return fail(errno, true);
+    return {};
+}
+
+inline bool connection::next_buffered(detail::reply_ptr& out, detail::io_status& st) {
+    if (broken_) {
+        st = {errc::connection_closed, true, "connection already broken"};
+        return false;
+    }
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) {
+        st = fail(0, true);
+        return false;
+    }
+    if (raw == nullptr) return false;
+    out.reset(static_cast<redisReply*>(raw));
+    return true;
 }
 
 inline detail::io_status connection::roundtrip(const detail::argv& args, detail::reply_ptr& out) {

@@ -28,6 +28,7 @@ enum class errc {
     decode_error,       ///< a stored value could not be decoded (corrupt JSON, wrong schema)
     pool_exhausted,     ///< no pooled connection became free in time
     invalid_state,      ///< the object cannot be used this way (e.g. a pipeline already run)
+    handler_failed,     ///< an application handler (subscriber, worker) threw
 };
 
 namespace detail {
@@ -46,6 +47,7 @@ public:
             case errc::decode_error: return "decode error";
             case errc::pool_exhausted: return "connection pool exhausted";
             case errc::invalid_state: return "invalid state";
+            case errc::handler_failed: return "handler failed";
         }
         return "unknown redkit error";
     }

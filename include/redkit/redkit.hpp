@@ -9,6 +9,8 @@
 #include <redkit/key.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pipeline.hpp>
+#include <redkit/pubsub.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/script.hpp>
+#include <redkit/stream.hpp>
 #include <redkit/version.hpp>
