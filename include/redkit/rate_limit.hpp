@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: MIT
+// redkit::rate_limiter: fixed window, sliding window, token bucket and GCRA limiters, each check
+// one atomic Lua script in one round trip, with results an HTTP layer can turn into 429 and
+// RateLimit headers.
+//
+// Commands: every hit() and peek() is one EVALSHA (plus, once per script and server -- first use,
+// SCRIPT FLUSH, a failover -- one EVAL after the NOSCRIPT reply). reset() is one DEL.
+// Atomicity: each check reads and updates its state inside one script, so concurrent checks from
+// any number of threads and processes never let more than the limit through.
+// Clock: the sliding window, the token bucket and GCRA read the server's clock (TIME) inside the
+// script, in integer ms or us; the fixed window uses the server's key expiry. Client clocks never
+// matter.
+// Keys: one key per identifier and limiter, `<key_space>:<name>:<algorithm>:{<identifier>}`
+// (default key space "rate_limit"; algorithm fixed|sliding|bucket|gcra, so switching a limiter's
+// algorithm in a rolling deploy never meets a key of the other layout). The identifier (an IP, a user id: untrusted) is escaped by the key-naming
+// rules and is the key's hash tag, so everything about one identifier lives in one Redis Cluster
+// slot. Every key carries a TTL: state never outlives its usefulness.
+// Denied requests: the fixed window charges them (its counter counts attempts, as INCRBY-first
+// must; a denial never extends the window); the sliding window, the token bucket and GCRA do not.
+// Failures: when Redis cannot answer, rate_limit_options::on_failure decides (fail open, fail
+// closed, or throw); the failure is reported to the client's error callback.
+// Thread safety: a rate_limiter is immutable; every member function may be called from any thread.
+#pragma once
+
+#include <redkit/client.hpp>
+#include <redkit/detail/scripts/rate_limit.hpp>
+#include <redkit/error.hpp>
+#include <redkit/key.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/script.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace redkit {
+inline namespace v0 {
+
+/// What a limiter answers when Redis cannot (connection refused or lost, timeout, pool
+/// exhausted, an error reply such as OOM or READONLY). The failure is reported to the client's
+/// on_error callback in every case.
+enum class failure_policy {
+    fail_open,    ///< allow the request (rate_limit_result::fallback == true); the default
+    fail_closed,  ///< deny it, with retry_after = rate_limit_options::fail_closed_retry_after
+    raise,        ///< rethrow the redkit::error
+};
+
+/// Settings shared by every algorithm.
+struct rate_limit_options {
+    /// Where keys live: `keys.key(name, algorithm, hash_tag(identifier))`, e.g.
+    /// "rate_limit:api:fixed:{10.0.0.1}".
+    key_space keys{"rate_limit"};
+    /// What a check answers when Redis cannot (see failure_policy).
+    failure_policy on_failure = failure_policy::fail_open;
+    /// retry_after of a request denied by fail_closed.
+    std::chrono::milliseconds fail_closed_retry_after{1000};
+};
+
+/// A rate: `count` units every `period`, e.g. per_second(100) or rate{5, std::chrono::minutes(1)}.
+struct rate {
+    long long count = 0;
+    std::chrono::milliseconds period{0};
+};
+inline constexpr rate per_second(long long n) noexcept { return {n, std::chrono::seconds(1)}; }
+inline constexpr rate per_minute(long long n) noexcept { return {n, std::chrono::minutes(1)}; }
+inline constexpr rate per_hour(long long n) noexcept { return {n, std::chrono::hours(1)}; }
+
+/// The outcome of one check, the same for every algorithm. Durations are rounded up to whole
+/// milliseconds of the server's clock, so a request retried after retry_after is allowed (unless
+/// others spent the quota meanwhile).
+struct [[nodiscard]] rate_limit_result {
+    bool allowed = false;     ///< whether the request may proceed
+    long long limit = 0;      ///< the quota: limit (windows), capacity (token bucket), burst (GCRA)
+    long long remaining = 0;  ///< quota left after this hit (for a peek: left now)
+    std::chrono::milliseconds reset_after{0};  ///< until the whole quota is available again
+    std::chrono::milliseconds retry_after{0};  ///< 0 when allowed; else until this request would be
+    bool fallback = false;    ///< true when Redis could not answer and the failure policy decided
+
+    explicit operator bool() const noexcept { return allowed; }
+};
+
+/// One HTTP response header field.
+struct http_header {
+    std::string name;
+    std::string value;
+};
+
+/// Which header fields rate_limiter::headers renders (a bit set; combine with |).
+enum class rate_limit_headers : unsigned {
+    retry_after = 1,  ///< `Retry-After: <seconds>`, only when denied
+    ietf = 2,         ///< `RateLimit-Policy: "<name>";q=<limit>;w=<s>` and `RateLimit: "<name>";r=<remaining>;t=<s>`
+    ietf_legacy = 4,  ///< `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds from now)
+    x_ratelimit = 8,  ///< `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix time, s)
+    standard = 3,     ///< retry_after | ietf
+    all = 15,
+};
+constexpr rate_limit_headers operator|(rate_limit_headers a, rate_limit_headers b) noexcept {
+    return static_cast<rate_limit_headers>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
+
+/// A rate limiter of one of four algorithms, keyed by an identifier (an IP, a user id, an API key).
+///
+/// @code
+/// // 100 requests per IP and minute; the 101st gets 429.
+/// static const redkit::rate_limiter per_ip =
+///     redkit::rate_limiter::fixed_window(redkit::default_client(), "api", 100, std::chrono::minutes(1));
+/// redkit::rate_limit_result r = per_ip.hit(client_ip);
+/// if (!r.allowed) return http_429(per_ip.headers(r));
+/// @endcode
+class rate_limiter {
+public:
+    enum class algorithm { fixed_window, sliding_window, token_bucket, gcra };
+
+    /// At most `limit` cost units per identifier in each window of `window`; a window starts at
+    /// an identifier's first hit and ends `window` later (its key's TTL, set once, never re-armed).
+    /// Denied hits are charged (the counter counts attempts) but never extend the window.
+    /// Throws std::invalid_argument naming the field: limit < 1, window < 1 ms, an empty name.
+    static rate_limiter fixed_window(client c, std::string name, long long limit, std::chrono::milliseconds window,
+                                     rate_limit_options options = {});
+
+    /// At most `limit` cost units in any trailing `window`, by the two-bucket weighted estimate
+    /// (windows aligned to the server clock): estimate = current + previous * (window - elapsed) /
+    /// window. It is exact when the previous window's hits were evenly spread; otherwise the
+    /// estimate is off from the true trailing count by at most previous * max(f, 1 - f) (f = the
+    /// fraction of the current window elapsed), so in the worst case (all previous hits at the end
+    /// of their window) up to 2 * limit may pass in one trailing window. Two counters per
+    /// identifier, whatever the limit. Denied hits are not charged.
+    /// Throws std::invalid_argument naming the field: limit < 1, window < 1 ms, limit * window
+    /// (in ms) above 2^50, an empty name.
+    static rate_limiter sliding_window(client c, std::string name, long long limit, std::chrono::milliseconds window,
+                                       rate_limit_options options = {});
+
+    /// A bucket of `capacity` tokens per identifier, refilled by whole tokens at `refill` (e.g.
+    /// per_second(10)): a burst of up to `capacity`, then the refill rate. Denied hits are not
+    /// charged. The interval per token is rounded up to whole microseconds.
+    /// Throws std::invalid_argument naming the field: capacity < 1, refill.count < 1,
+    /// refill.period < 1 ms, more than one token per microsecond, capacity * interval above 2^50 us.
+    static rate_limiter token_bucket(client c, std::string name, long long capacity, rate refill,
+                                     rate_limit_options options = {});
+
+    /// GCRA: requests at `sustained` (e.g. per_second(10)) with bursts of up to `burst` at once;
+    /// one timestamp per identifier. Equivalent to a token bucket of capacity `burst` refilled
+    /// continuously. Denied hits are not charged. The emission interval is rounded up to whole us.
+    /// Throws std::invalid_argument naming the field: burst < 1, sustained.count < 1,
+    /// sustained.period < 1 ms, more than one request per microsecond, burst * interval above 2^50 us.
+    static rate_limiter gcra(client c, std::string name, rate sustained, long long burst, rate_limit_options options = {});
+
+    /// Checks and charges `cost` units (weighted hits; 0 is a peek) for `identifier`.
+    /// One EVALSHA (one round trip), atomic, thread-safe. The key's TTL: the window (fixed window,
+    /// set once), two windows (sliding), or until the quota is full again (token bucket, GCRA).
+    /// Denial is a value (allowed == false), never an exception.
+    /// Throws std::invalid_argument for an empty identifier, a negative cost or a cost above the
+    /// limit/capacity/burst (it could never be allowed); redkit::error only with
+    /// failure_policy::raise.
+    rate_limit_result hit(std::string_view identifier, long long cost = 1) const { return run(identifier, cost, false); }
+
+    /// What hit(identifier, cost) would answer now, without charging or writing anything;
+    /// `remaining` is the quota left now. One EVALSHA (read only). Throws as hit().
+    rate_limit_result peek(std::string_view identifier, long long cost = 1) const { return run(identifier, cost, true); }
+
+    /// Forgets the identifier's state (the full quota is available again). One DEL. Returns
+    /// whether there was state. Throws std::invalid_argument for an empty identifier and
+    /// redkit::error when Redis fails (the failure policy applies to checks only).
+    bool reset(std::string_view identifier) const;
+
+    /// The key holding the identifier's state: `<key space>:<name>:<algorithm>:{<escaped identifier>}`.
+    std::string key(std::string_view identifier) const;
+
+    /// Response header fields for a result of this limiter (see rate_limit_headers). Seconds are
+    /// rounded up; Retry-After is at least 1 when denied. The policy window `w` is the window, or
+    /// the time a token bucket / GCRA takes to refill completely.
+    std::vector<http_header> headers(const rate_limit_result& result,
+                                     rate_limit_headers fields = rate_limit_headers::standard) const;
+
+    algorithm kind() const noexcept { return kind_; }
+    const std::string& name() const noexcept { return name_; }
+    /// The limit, capacity or burst.
+    long long limit() const noexcept { return limit_; }
+    /// The window, or the time to refill the whole quota (token bucket, GCRA).
+    std::chrono::milliseconds policy_window() const noexcept { return policy_window_; }
+
+private:
+    rate_limiter(client c, algorithm kind, std::string name, long long limit, long long param,
+                 std::chrono::milliseconds policy_window, rate_limit_options options);
+
+    rate_limit_result run(std::string_view identifier, long long cost, bool peek_only) const;
+    rate_limit_result fall_back(const error& e) const;
+
+    mutable client client_;  // a thread-safe handle; its member functions are not const
+    algorithm kind_;
+    std::string name_;
+    long long limit_;
+    std::chrono::milliseconds policy_window_;
+    rate_limit_options options_;
+    std::string key_prefix_;  // "<key space>:<name>:<algorithm>:{"
+    std::string limit_arg_;   // ARGV[1]
+    std::string param_arg_;   // ARGV[2]: window ms or interval us
+};
+
+// ---- implementation ----
+
+namespace detail {
+
+/// The reply of every rate-limit script: five integers.
+struct rate_limit_reply {
+    long long values[5];
+};
+
+template <>
+struct from_reply<rate_limit_reply> {
+    static rate_limit_reply convert(node n, const origin& from) {
+        if (!is_array_like(n.type()) || n.size() != 5) throw_mismatch(n, "five-integer array", from);
+        rate_limit_reply r{};
+        for (std::size_t i = 0; i < 5; ++i) r.values[i] = from_reply<long long>::convert(n.at(i), from);
+        return r;
+    }
+};
+
+inline const script& rate_limit_script(rate_limiter::algorithm a) {
+    static const script fixed(scripts::rate_limit_fixed_window);
+    static const script sliding(scripts::rate_limit_sliding_window);
+    static const script bucket(scripts::rate_limit_token_bucket);
+    static const script cell(scripts::rate_limit_gcra);
+    switch (a) {
+        case rate_limiter::algorithm::fixed_window: return fixed;
+        case rate_limiter::algorithm::sliding_window: return sliding;
+        case rate_limiter::algorithm::token_bucket: return bucket;
+        case rate_limiter::algorithm::gcra: return cell;
+    }
+    return fixed;
+}
+
+inline constexpr long long rate_limit_max = 1LL << 50;  // keeps every Lua value an exact integer
+
+constexpr bool has_field(rate_limit_headers set, rate_limit_headers field) noexcept {
+    return (static_cast<unsigned>(set) & static_cast<unsigned>(field)) != 0;
+}
+
+[[noreturn]] inline void rate_limit_invalid(const std::string& what, const std::string& message) {
+    throw std::invalid_argument("redkit: rate_limiter::" + what + ": " + message);
+}
+
+// Microseconds per unit of a rate, rounded up (never faster than asked).
+inline long long rate_interval_us(const char* what, const char* field, rate r) {
+    if (r.count < 1) rate_limit_invalid(what, std::string(field) + ".count must be at least 1, got " + std::to_string(r.count));
+    if (r.period.count() < 1) rate_limit_invalid(what, std::string(field) + ".period must be at least 1 ms");
+    if (r.period.count() > rate_limit_max / 1000) rate_limit_invalid(what, std::string(field) + ".period is too long");
+    const long long period_us = r.period.count() * 1000;
+    if (r.count > period_us) {
+        rate_limit_invalid(what, std::string(field) + " is above one per microsecond (" + std::to_string(r.count) + " per " +
+                                     std::to_string(r.period.count()) + " ms)");
+    }
+    return (period_us + r.count - 1) / r.count;
+}
+
+inline std::string ceil_seconds(std::chrono::milliseconds d) {
+    const long long ms = d.count() < 0 ? 0 : d.count();
+    return std::to_string((ms + 999) / 1000);
+}
+
+// An sf-string for the IETF fields: quotes and backslashes escaped, other bytes kept printable.
+inline std::string sf_string(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += (c >= 0x20 && c < 0x7f) ? c : '?';
+    }
+    out += '"';
+    return out;
+}
+
+}  // namespace detail
+
+inline rate_limiter::rate_limiter(client c, algorithm kind, std::string name, long long limit, long long param,
+                                  std::chrono::milliseconds policy_window, rate_limit_options options)
+    : client_(std::move(c)),
+      kind_(kind),
+      name_(std::move(name)),
+      limit_(limit),
+      policy_window_(policy_window),
+      options_(std::move(options)),
+      limit_arg_(std::to_string(limit)),
+      param_arg_(std::to_string(param)) {
+    if (options_.fail_closed_retry_after.count() < 0) {
+        throw std::invalid_argument("redkit: rate_limit_options: fail_closed_retry_after must not be negative");
+    }
+    static constexpr const char* layout[] = {"fixed", "sliding", "bucket", "gcra"};
+    key_prefix_ = options_.keys.key(name_, layout[static_cast<int>(kind_)]);  // escapes the name
+    key_prefix_ += ":{";
+}
+
+inline rate_limiter rate_limiter::fixed_window(client c, std::string name, long long limit,
+                                               std::chrono::milliseconds window, rate_limit_options options) {
+    const std::string what = "fixed_window";
+    if (name.empty()) detail::rate_limit_invalid(what, "name must not be empty");
+    if (limit < 1) detail::rate_limit_invalid(what, "limit must be at least 1, got " + std::to_string(limit));
+    if (limit > detail::rate_limit_max) detail::rate_limit_invalid(what, "limit is too large");
+    if (window.count() < 1) detail::rate_limit_invalid(what, "window must be at least 1 ms");
+    return rate_limiter(std::move(c), algorithm::fixed_window, std::move(name), limit, window.count(), window,
+                        std::move(options));
+}
+
+inline rate_limiter rate_limiter::sliding_window(client c, std::string name, long long limit,
+                                                 std::chrono::milliseconds window, rate_limit_options options) {
+    const std::string what = "sliding_window";
+    if (name.empty()) detail::rate_limit_invalid(what, "name must not be empty");
+    if (limit < 1) detail::rate_limit_invalid(what, "limit must be at least 1, got " + std::to_string(limit));
+    if (window.count() < 1) detail::rate_limit_invalid(what, "window must be at least 1 ms");
+    if (limit > detail::rate_limit_max / window.count()) {
+        detail::rate_limit_invalid(what, "limit * window (ms) must not exceed 2^50");
+    }
+    return rate_limiter(std::move(c), algorithm::sliding_window, std::move(name), limit, window.count(), window,
+                        std::move(options));
+}
+
+inline rate_limiter rate_limiter::token_bucket(client c, std::string name, long long capacity, rate refill,
+                                               rate_limit_options options) {
+    const std::string what = "token_bucket";
+    if (name.empty()) detail::rate_limit_invalid(what, "name must not be empty");
+    if (capacity < 1) detail::rate_limit_invalid(what, "capacity must be at least 1, got " + std::to_string(capacity));
+    const long long interval = detail::rate_interval_us(what.c_str(), "refill", refill);
+    if (capacity > detail::rate_limit_max / interval) {
+        detail::rate_limit_invalid(what, "capacity * refill interval must not exceed 2^50 us");
+    }
+    const std::chrono::milliseconds full((capacity * interval + 999) / 1000);
+    return rate_limiter(std::move(c), algorithm::token_bucket, std::move(name), capacity, interval, full, std::move(options));
+}
+
+inline rate_limiter rate_limiter::gcra(client c, std::string name, rate sustained, long long burst,
+                                       rate_limit_options options) {
+    const std::string what = "gcra";
+    if (name.empty()) detail::rate_limit_invalid(what, "name must not be empty");
+    if (burst < 1) detail::rate_limit_invalid(what, "burst must be at least 1, got " + std::to_string(burst));
+    const long long interval = detail::rate_interval_us(what.c_str(), "sustained", sustained);
+    if (burst > detail::rate_limit_max / interval) {
+        detail::rate_limit_invalid(what, "burst * emission interval must not exceed 2^50 us");
+    }
+    const std::chrono::milliseconds full((burst * interval + 999) / 1000);
+    return rate_limiter(std::move(c), algorithm::gcra, std::move(name), burst, interval, full, std::move(options));
+}
+
+inline std::string rate_limiter::key(std::string_view identifier) const {
+    if (identifier.empty()) {
+        throw std::invalid_argument("redkit: rate_limiter " + name_ + ": identifier must not be empty");
+    }
+    std::string k;
+    k.reserve(key_prefix_.size() + identifier.size() + 8);
+    k += key_prefix_;
+    k += escape_key_part(identifier);
+    k += '}';
+    return k;
+}
+
+inline rate_limit_result rate_limiter::run(std::string_view identifier, long long cost, bool peek_only) const {
+    if (cost < 0) {
+        throw std::invalid_argument("redkit: rate_limiter " + name_ + ": cost must not be negative, got " +
+                                    std::to_string(cost));
+    }
+    if (cost > limit_) {
+        static constexpr const char* field[] = {"limit", "limit", "capacity", "burst"};
+        const char* f = field[static_cast<int>(kind_)];
+        throw std::invalid_argument("redkit: rate_limiter " + name_ + ": cost " + std::to_string(cost) + " exceeds the " +
+                                    f + " " + std::to_string(limit_) + "; it could never be allowed");
+    }
+    const std::string k = key(identifier);
+    char cost_text[24];
+    const auto end = std::to_chars(cost_text, cost_text + sizeof cost_text, cost).ptr;
+    const std::string_view cost_arg(cost_text, static_cast<std::size_t>(end - cost_text));
+    const std::string_view mode = (peek_only || cost == 0) ? "1" : "0";
+    detail::rate_limit_reply r;
+    try {
+        r = client_.eval<detail::rate_limit_reply>(detail::rate_limit_script(kind_), {std::string_view(k)}, limit_arg_,
+                                                   param_arg_, cost_arg, mode);
+    } catch (const error& e) {
+        if (options_.on_failure == failure_policy::raise) throw;
+        return fall_back(e);
+    }
+    rate_limit_result out;
+    out.allowed = r.values[0] != 0;
+    out.limit = r.values[1];
+    out.remaining = r.values[2];
+    out.reset_after = std::chrono::milliseconds(r.values[3]);
+    out.retry_after = std::chrono::milliseconds(r.values[4]);
+    return out;
+}
+
+inline rate_limit_result rate_limiter::fall_back(const error& e) const {
+    const bool open = options_.on_failure == failure_policy::fail_open;
+    client_.report(error(e.kind(), "redkit: rate_limiter " + name_ + ": no decision from redis (" + e.what() +
+                                       "); " + (open ? "failing open: request allowed" : "failing closed: request denied")));
+    rate_limit_result out;
+    out.fallback = true;
+    out.limit = limit_;
+    if (open) {
+        out.allowed = true;
+        out.remaining = limit_;
+    } else {
+        out.allowed = false;
+        out.remaining = 0;
+        out.retry_after = options_.fail_closed_retry_after;
+        out.reset_after = options_.fail_closed_retry_after;
+    }
+    return out;
+}
+
+inline bool rate_limiter::reset(std::string_view identifier) const {
+    return client_.command<long long>("DEL", key(identifier)) > 0;
+}
+
+inline std::vector<http_header> rate_limiter::headers(const rate_limit_result& result, rate_limit_headers fields) const {
+    std::vector<http_header> out;
+    const std::string limit = std::to_string(result.limit);
+    const std::string remaining = std::to_string(result.remaining);
+    const std::string reset = detail::ceil_seconds(result.reset_after);
+    if (!result.allowed && detail::has_field(fields, rate_limit_headers::retry_after)) {
+        const long long s = (result.retry_after.count() + 999) / 1000;
+        out.push_back({"Retry-After", std::to_string(s < 1 ? 1 : s)});
+    }
+    if (detail::has_field(fields, rate_limit_headers::ietf)) {
+        const std::string policy = detail::sf_string(name_);
+        out.push_back({"RateLimit-Policy", policy + ";q=" + limit + ";w=" + detail::ceil_seconds(policy_window_)});
+        out.push_back({"RateLimit", policy + ";r=" + remaining + ";t=" + reset});
+    }
+    if (detail::has_field(fields, rate_limit_headers::ietf_legacy)) {
+        out.push_back({"RateLimit-Limit", limit});
+        out.push_back({"RateLimit-Remaining", remaining});
+        out.push_back({"RateLimit-Reset", reset});
+    }
+    if (detail::has_field(fields, rate_limit_headers::x_ratelimit)) {
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch());
+        out.push_back({"X-RateLimit-Limit", limit});
+        out.push_back({"X-RateLimit-Remaining", remaining});
+        out.push_back({"X-RateLimit-Reset", detail::ceil_seconds(now_ms + result.reset_after)});
+    }
+    return out;
+}
+
+}  // namespace v0
+}  // namespace redkit
