@@ -268,7 +268,7 @@ public:
     /// count(), so pass the unit the command expects) and ranges of these (expanded).
     /// Throws error on transport failure after the allowed retries, server_error on an error reply.
     template <class T = reply, class... Args>
-    T command(const Args&... args) {
+    T command(const Args&... args) const {
         detail::argv a;
         a.push_all(args...);
         return execute<T>(a, false);
@@ -276,7 +276,7 @@ public:
 
     /// Like command(), and a transport failure may be retried even if the request was sent.
     template <class T = reply, class... Args>
-    T command(idempotent_t, const Args&... args) {
+    T command(idempotent_t, const Args&... args) const {
         detail::argv a;
         a.push_all(args...);
         return execute<T>(a, true);
@@ -285,19 +285,19 @@ public:
     /// Runs a Lua script by EVALSHA; on NOSCRIPT (first use, SCRIPT FLUSH, a failover) sends it once
     /// by EVAL on the same connection. One round trip in the steady state.
     template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
-    T eval(const script& s, const Keys& keys, const Args&... args);
+    T eval(const script& s, const Keys& keys, const Args&... args) const;
 
     /// Enumerates keys matching a glob pattern with SCAN (never KEYS); see scan_range.
     scan_range scan(std::string match = "*", std::size_t count = 100, std::string type = {}) const;
 
     /// PING; throws when Redis cannot be reached.
-    void ping() {
+    void ping() const {
         const auto r = command<std::string>("PING");
         if (r != "PONG") throw error(errc::protocol_error, "redkit: PING: unexpected reply '" + r + "'");
     }
 
     /// True when Redis answers PING; never throws.
-    bool is_reachable() noexcept {
+    bool is_reachable() const noexcept {
         try {
             ping();
             return true;
@@ -485,7 +485,7 @@ T client::execute(const detail::argv& a, bool idempotent_request) const {
 }
 
 template <class T, class Keys, class... Args>
-T client::eval(const script& s, const Keys& keys, const Args&... args) {
+T client::eval(const script& s, const Keys& keys, const Args&... args) const {
     detail::argv a;
     a.push_all("EVALSHA", s.sha1(), static_cast<long long>(std::size(keys)), keys, args...);
     try {

@@ -191,7 +191,7 @@ private:
     rate_limit_result run(std::string_view identifier, long long cost, bool peek_only) const;
     rate_limit_result fall_back(const error& e) const;
 
-    mutable client client_;  // a thread-safe handle; its member functions are not const
+    client client_;
     algorithm kind_;
     std::string name_;
     long long limit_;

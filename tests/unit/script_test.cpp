@@ -49,3 +49,15 @@ TEST(Argv, GrowsPastInlineCapacityKeepingEarlierArguments) {
     ASSERT_EQ(a.size(), 40u);
     for (int i = 0; i < 40; ++i) EXPECT_EQ(a.at(static_cast<std::size_t>(i)), std::to_string(i));
 }
+
+TEST(Argv, ErrorMessagesNameTheScriptsFirstKeyNotItsSha) {
+    redkit::detail::argv a;
+    a.push_all("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", 1, "quota:42", 100);
+    EXPECT_EQ(a.first_key(), "quota:42");
+    redkit::detail::argv no_keys;
+    no_keys.push_all("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", 0);
+    EXPECT_EQ(no_keys.first_key(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+    redkit::detail::argv get;
+    get.push_all("GET", "user:1");
+    EXPECT_EQ(get.first_key(), "user:1");
+}

@@ -47,7 +47,17 @@ public:
 
     std::string_view at(std::size_t i) const noexcept { return {data()[i], lengths()[i]}; }
     std::string_view command_name() const noexcept { return size_ > 0 ? at(0) : std::string_view{}; }
-    std::string_view first_key() const noexcept { return size_ > 1 ? at(1) : std::string_view{}; }
+    /// The key an error message should name: argument 1, or for EVAL/EVALSHA (whose argument 1
+    /// is the script) the first of its KEYS.
+    std::string_view first_key() const noexcept {
+        if (size_ < 2) return {};
+        const std::string_view name = at(0);
+        if (size_ > 3 && name.size() >= 4 && (name[0] == 'E' || name[0] == 'e') && (name[1] == 'V' || name[1] == 'v') &&
+            at(2) != "0") {
+            return at(3);  // EVAL / EVALSHA / EVAL_RO / EVALSHA_RO: script, numkeys, key...
+        }
+        return at(1);
+    }
 
     /// Replaces argument i (its bytes must outlive the argv).
     void set(std::size_t i, std::string_view s) noexcept {
