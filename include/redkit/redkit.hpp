@@ -2,6 +2,7 @@
 // Umbrella header: everything redkit offers.
 #pragma once
 
+#include <redkit/cache.hpp>
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
