@@ -127,7 +127,7 @@ public:
     const std::shared_ptr<const client_options>& shared_options() const noexcept { return options_; }
 
     lease acquire() {
-        const auto deadline = std::chrono::steady_clock::now() + options_->pool_wait_timeout;
+        std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only if we must wait
         std::unique_lock<std::mutex> lock(mutex_);
         for (;;) {
             if (!idle_.empty()) {
@@ -150,13 +150,17 @@ public:
                 } catch (...) {
                     lock.lock();
                     --open_;
+                    const bool wake = waiters_ > 0;
                     lock.unlock();
-                    available_.notify_one();
+                    if (wake) available_.notify_one();
                     throw;
                 }
             }
-            if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-                open_ >= options_->pool_size) {
+            if (!deadline) deadline = std::chrono::steady_clock::now() + options_->pool_wait_timeout;
+            ++waiters_;
+            const auto status = available_.wait_until(lock, *deadline);
+            --waiters_;
+            if (status == std::cv_status::timeout && idle_.empty() && open_ >= options_->pool_size) {
                 throw error(errc::pool_exhausted, "redkit: all " + std::to_string(options_->pool_size) +
                                                       " pooled connections stayed busy for " +
                                                       std::to_string(options_->pool_wait_timeout.count()) + " ms");
@@ -165,17 +169,19 @@ public:
     }
 
     void release(std::unique_ptr<connection> c) noexcept {
+        bool wake = false;
+        if (!c->broken()) c->mark_used();
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (c->broken()) {
                 --open_;
             } else {
-                c->mark_used();
                 idle_.push_back(std::move(c));
             }
+            wake = waiters_ > 0;
         }
         c.reset();  // a broken connection closes outside the lock
-        available_.notify_one();
+        if (wake) available_.notify_one();
     }
 
     /// Opens one connection now (lazy_connect == false).
@@ -214,6 +220,7 @@ private:
     std::condition_variable available_;
     std::vector<std::unique_ptr<connection>> idle_;
     std::size_t open_ = 0;
+    std::size_t waiters_ = 0;  // threads blocked in acquire(); release() signals only when there are some
 };
 
 inline void lease::reset() noexcept {
