@@ -14,5 +14,6 @@
 #include <redkit/rate_limit.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/script.hpp>
+#include <redkit/session.hpp>
 #include <redkit/stream.hpp>
 #include <redkit/version.hpp>
