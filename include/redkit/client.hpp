@@ -292,7 +292,16 @@ public:
     /// Runs a Lua script by EVALSHA; on NOSCRIPT (first use, SCRIPT FLUSH, a failover) sends it once
     /// by EVAL on the same connection. One round trip in the steady state.
     template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
-    T eval(const script& s, const Keys& keys, const Args&... args) const;
+    T eval(const script& s, const Keys& keys, const Args&... args) const {
+        return eval_impl<T>(false, s, keys, args...);
+    }
+
+    /// Like eval(), for a script that is safe to run twice (a read, or a write that converges):
+    /// a transport failure may then be retried even if the request was sent.
+    template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
+    T eval(idempotent_t, const script& s, const Keys& keys, const Args&... args) const {
+        return eval_impl<T>(true, s, keys, args...);
+    }
 
     /// Enumerates keys matching a glob pattern with SCAN (never KEYS); see scan_range.
     scan_range scan(std::string match = "*", std::size_t count = 100, std::string type = {}) const;
@@ -331,6 +340,9 @@ public:
 private:
     template <class T>
     T execute(const detail::argv& a, bool idempotent_request) const;
+
+    template <class T, class Keys, class... Args>
+    T eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const;
 
     std::shared_ptr<detail::pool> pool_;
 };
@@ -492,17 +504,17 @@ T client::execute(const detail::argv& a, bool idempotent_request) const {
 }
 
 template <class T, class Keys, class... Args>
-T client::eval(const script& s, const Keys& keys, const Args&... args) const {
+T client::eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const {
     detail::argv a;
     a.push_all("EVALSHA", s.sha1(), static_cast<long long>(std::size(keys)), keys, args...);
     try {
-        return execute<T>(a, false);
+        return execute<T>(a, idempotent_request);
     } catch (const server_error& e) {
         if (e.prefix() != "NOSCRIPT") throw;
     }
     a.set(0, "EVAL");
     a.set(1, s.source());
-    return execute<T>(a, false);
+    return execute<T>(a, idempotent_request);
 }
 
 inline scan_range client::scan(std::string match, std::size_t count, std::string type) const {

@@ -215,7 +215,7 @@ private:
     }
     static std::string index_suffix(const std::string& bucket) { return ":{" + bucket + "}:sessions"; }
 
-    mutable client redis_;
+    client redis_;
     session_options options_;
     std::string index_prefix_;        // "<prefix>:user:" — the stored index key must start with it
     std::string session_key_prefix_;  // "<prefix>:session:"
@@ -384,8 +384,9 @@ template <class T>
 auto session_store<T>::read(std::string_view token, const char* mode) const -> std::optional<session_type> {
     const auto t = parse(token);
     if (!t) return std::nullopt;
+    // Reading (and sliding the idle timeout) converges when repeated: safe to retry.
     auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        detail::session_scripts::read_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, mode);
+        idempotent, detail::session_scripts::read_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, mode);
     if (!r) return std::nullopt;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !detail::parse_ms((*r)[1], now)) {
@@ -400,7 +401,7 @@ bool session_store<T>::touch(std::string_view token) const {
     const auto t = parse(token);
     if (!t) return false;
     auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        detail::session_scripts::read_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, "touch");
+        idempotent, detail::session_scripts::read_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, "touch");
     if (!r) return false;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !detail::parse_ms((*r)[1], now)) {

@@ -136,6 +136,13 @@ TEST_F(Faults, RetryRuleSeparatesReadsFromWrites) {
     kill_client(c.command<long long>("CLIENT", "ID"));
     c.command<void>(redkit::idempotent, "SET", "counter", 20);  // marked idempotent: retried
     EXPECT_EQ(admin.command<long long>("GET", "counter"), 20);
+
+    static const redkit::script set_to("redis.call('SET', KEYS[1], ARGV[1]) return 1");
+    kill_client(c.command<long long>("CLIENT", "ID"));
+    EXPECT_THROW(c.eval<long long>(set_to, {"counter"}, 30), redkit::error);  // a script is a write by default
+    kill_client(c.command<long long>("CLIENT", "ID"));
+    EXPECT_EQ(c.eval<long long>(redkit::idempotent, set_to, {"counter"}, 40), 1);  // marked idempotent: retried
+    EXPECT_EQ(admin.command<long long>("GET", "counter"), 40);
 }
 
 TEST_F(Faults, ServerRestartMidLoopRecoversByItself) {
