@@ -33,6 +33,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -516,6 +517,21 @@ T client::eval_impl(bool idempotent_request, const script& s, const Keys& keys, 
     a.set(1, s.source());
     return execute<T>(a, idempotent_request);
 }
+
+namespace detail {
+/// Sends a pattern's failure to its own on_error when it has one, else to the client's.
+inline void report_to(const std::function<void(const error&)>& own, const client& c, const error& e) noexcept {
+    if (!own) {
+        c.report(e);
+        return;
+    }
+    try {
+        own(e);
+    } catch (...) {
+        // documented: error callbacks must not throw; never let one break the caller
+    }
+}
+}  // namespace detail
 
 inline scan_range client::scan(std::string match, std::size_t count, std::string type) const {
     return scan_range(*this, std::move(match), count, std::move(type));

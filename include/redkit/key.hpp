@@ -15,6 +15,8 @@
 // cannot match other users' keys; redkit::wildcard stands for a literal '*'.
 #pragma once
 
+#include <redkit/detail/text.hpp>
+
 #include <charconv>
 #include <cstddef>
 #include <stdexcept>
@@ -57,12 +59,7 @@ inline std::string escape_key_part(std::string_view part) {
 
 /// Reverses escape_key_part. Throws std::invalid_argument on a malformed escape.
 inline std::string unescape_key_part(std::string_view part) {
-    const auto value = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        return -1;
-    };
+    const auto value = detail::hex_value;
     std::string out;
     out.reserve(part.size());
     for (std::size_t i = 0; i < part.size(); ++i) {

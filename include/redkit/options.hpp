@@ -11,6 +11,7 @@
 // and may have a fraction ("0.5"). Unknown options are rejected, so a typo never goes unnoticed.
 #pragma once
 
+#include <redkit/detail/text.hpp>
 #include <redkit/error.hpp>
 
 #include <charconv>
@@ -66,13 +67,6 @@ struct client_options {
 };
 
 namespace detail {
-
-inline int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 inline std::string percent_decode(std::string_view in, const char* what) {
     std::string out;

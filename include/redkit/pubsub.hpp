@@ -288,17 +288,7 @@ inline void subscriber::stop() {
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
-inline void subscriber::report(const error& e) noexcept {
-    if (options_.on_error) {
-        try {
-            options_.on_error(e);
-        } catch (...) {
-            // documented: the callback must not throw
-        }
-    } else {
-        client_.report(e);
-    }
-}
+inline void subscriber::report(const error& e) noexcept { detail::report_to(options_.on_error, client_, e); }
 
 inline void subscriber::sleep_backoff(std::chrono::milliseconds& backoff) {
     thread_local std::minstd_rand rng(std::random_device{}());

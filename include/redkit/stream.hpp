@@ -186,14 +186,7 @@ stream_consumer<T>::stream_consumer(client c, std::string key, std::string group
 
 template <class T>
 void stream_consumer<T>::report(const error& e) noexcept {
-    if (options_.on_error) {
-        try {
-            options_.on_error(e);
-        } catch (...) {
-        }
-    } else {
-        client_.report(e);
-    }
+    detail::report_to(options_.on_error, client_, e);
 }
 
 template <class T>

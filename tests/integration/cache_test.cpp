@@ -5,6 +5,8 @@
 #include <redkit/cache.hpp>
 #include <redkit/redkit.hpp>
 
+#include "support/error_log.hpp"
+#include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -67,30 +69,7 @@ product chair(long long id = 42, std::string name = "Ergonomic Chair") {
     return product{id, std::move(name), 349.5, true, {"office", "mesh"}};
 }
 
-struct error_log {
-    std::mutex mutex;
-    std::vector<std::pair<redkit::errc, std::string>> entries;
-    std::function<void(const redkit::error&)> callback() {
-        return [this](const redkit::error& e) {
-            std::lock_guard<std::mutex> lock(mutex);
-            entries.emplace_back(e.kind(), e.what());
-        };
-    }
-    bool contains(const std::string& text) {
-        std::lock_guard<std::mutex> lock(mutex);
-        for (const auto& e : entries) {
-            if (e.second.find(text) != std::string::npos) return true;
-        }
-        return false;
-    }
-    bool has_kind(redkit::errc k) {
-        std::lock_guard<std::mutex> lock(mutex);
-        for (const auto& e : entries) {
-            if (e.first == k) return true;
-        }
-        return false;
-    }
-};
+using redkit_test::error_log;
 
 // Waits until pred() holds, polling, at most `limit`.
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
@@ -167,17 +146,11 @@ TEST_F(Cache, HitPathSendsExactlyOneCommand) {
     admin.command<void>("CONFIG", "RESETSTAT");
     const product p = cache.get_or_set<product>("product:7", [] { return chair(0, "never"); }, 60s);
     EXPECT_EQ(p, chair(7));
-    const auto info = admin.command<std::string>("INFO", "commandstats");
-    std::map<std::string, long long> calls;
-    std::istringstream lines(info);
-    for (std::string line; std::getline(lines, line);) {
-        if (line.rfind("cmdstat_", 0) != 0) continue;
-        const auto colon = line.find(':');
-        const std::string name = line.substr(8, colon - 8);
-        if (name.rfind("config", 0) == 0 || name.rfind("info", 0) == 0) continue;  // the admin's own
-        calls[name] = std::stoll(line.substr(line.find("calls=") + 6));
+    std::map<std::string, long long> calls = redkit_test::command_stats(admin);
+    for (auto it = calls.begin(); it != calls.end();) {  // drop the admin's own CONFIG and INFO
+        it = it->first.rfind("config", 0) == 0 || it->first.rfind("info", 0) == 0 ? calls.erase(it) : std::next(it);
     }
-    ASSERT_EQ(calls.size(), 1u) << info;
+    ASSERT_EQ(calls.size(), 1u);
     EXPECT_EQ(calls["get"], 1);
 }
 

@@ -2,6 +2,7 @@
 // redkit::client against a real, private redis-server.
 #include <redkit/redkit.hpp>
 
+#include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -20,14 +21,7 @@ using redkit_test::shared_server;
 
 namespace {
 
-class Client : public ::testing::Test {
-protected:
-    void SetUp() override {
-        redis = redkit::client(shared_server().url());
-        redis.command<void>("FLUSHALL");
-    }
-    redkit::client redis{redkit::client_options{}};
-};
+class Client : public redkit_test::fresh_database {};
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // Faults for real: DEBUG SLEEP, CLIENT KILL, a killed and restarted redis-server, SIGPIPE, threads.
 #include <redkit/redkit.hpp>
 
+#include "support/error_log.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -20,20 +21,7 @@ using redkit_test::shared_server;
 
 namespace {
 
-struct error_log {
-    std::mutex mutex;
-    std::vector<std::pair<redkit::errc, std::string>> entries;
-    std::function<void(const redkit::error&)> callback() {
-        return [this](const redkit::error& e) {
-            std::lock_guard<std::mutex> lock(mutex);
-            entries.emplace_back(e.kind(), e.what());
-        };
-    }
-    std::size_t size() {
-        std::lock_guard<std::mutex> lock(mutex);
-        return entries.size();
-    }
-};
+using redkit_test::error_log;
 
 void (*sigaction_handler())(int) {
     struct sigaction now {};

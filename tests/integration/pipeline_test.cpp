@@ -2,6 +2,7 @@
 // Pipelines, transactions and scripts inside them, against a real redis-server.
 #include <redkit/redkit.hpp>
 
+#include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -12,19 +13,9 @@
 using redkit_test::shared_server;
 
 namespace {
-class Pipeline : public ::testing::Test {
+class Pipeline : public redkit_test::fresh_database {
 protected:
-    void SetUp() override {
-        redis = redkit::client(shared_server().url());
-        redis.command<void>("FLUSHALL");
-    }
-    long long calls(const std::string& command) {
-        const auto info = redis.command<std::string>("INFO", "commandstats");
-        const std::string needle = "cmdstat_" + command + ":calls=";
-        const auto at = info.find(needle);
-        return at == std::string::npos ? 0 : std::stoll(info.substr(at + needle.size()));
-    }
-    redkit::client redis{redkit::client_options{}};
+    long long calls(const std::string& command) { return redkit_test::command_calls(redis, command); }
 };
 }  // namespace
 

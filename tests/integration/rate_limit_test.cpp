@@ -6,6 +6,8 @@
 #include <redkit/rate_limit.hpp>
 #include <redkit/redkit.hpp>
 
+#include "support/error_log.hpp"
+#include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -66,32 +68,9 @@ long long server_us(redkit::client& c) {
     return t.at(0) * 1000000 + t.at(1);
 }
 
-struct error_log {
-    std::mutex mutex;
-    std::vector<std::string> entries;
-    std::function<void(const redkit::error&)> callback() {
-        return [this](const redkit::error& e) {
-            std::lock_guard<std::mutex> lock(mutex);
-            entries.emplace_back(e.what());
-        };
-    }
-    bool contains(const std::string& text) {
-        std::lock_guard<std::mutex> lock(mutex);
-        for (const auto& e : entries) {
-            if (e.find(text) != std::string::npos) return true;
-        }
-        return false;
-    }
-};
+using redkit_test::error_log;
 
-class RateLimit : public ::testing::Test {
-protected:
-    void SetUp() override {
-        redis = redkit::client(shared_server().url());
-        redis.command<void>("FLUSHALL");
-    }
-    redkit::client redis{redkit::client_options{}};
-};
+class RateLimit : public redkit_test::fresh_database {};
 
 }  // namespace
 
@@ -366,14 +345,7 @@ TEST_F(RateLimit, EachCheckIsExactlyOneCommandOnTheWire) {
         for (int i = 0; i < hits; ++i) EXPECT_TRUE(limiter.hit("client").allowed);
         for (int i = 0; i < peeks; ++i) EXPECT_TRUE(limiter.peek("client").allowed);
 
-        const auto info = redis.command<std::string>("INFO", "commandstats");
-        std::map<std::string, long long> calls;
-        std::istringstream lines(info);
-        for (std::string line; std::getline(lines, line);) {
-            const auto colon = line.find(':');
-            if (line.rfind("cmdstat_", 0) != 0 || colon == std::string::npos) continue;
-            calls[line.substr(8, colon - 8)] = std::atoll(line.c_str() + line.find("calls=") + 6);
-        }
+        auto calls = redkit_test::command_stats(redis);
         EXPECT_EQ(calls["evalsha"], hits + peeks);
         EXPECT_EQ(calls.count("eval"), 0u);
         for (const auto& [command, n] : calls) {

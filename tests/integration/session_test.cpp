@@ -2,6 +2,7 @@
 // redkit::session_store against a real, private redis-server (and a private single-node cluster).
 #include <redkit/session.hpp>
 
+#include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -79,13 +80,7 @@ protected:
     }
 
     // Calls of one command so far, from INFO commandstats.
-    long long calls(const std::string& command) {
-        const std::string info = redis.command<std::string>("INFO", "commandstats");
-        const std::string tag = "cmdstat_" + command + ":calls=";
-        const auto at = info.find(tag);
-        if (at == std::string::npos) return 0;
-        return std::stoll(info.substr(at + tag.size()));
-    }
+    long long calls(const std::string& command) { return redkit_test::command_calls(redis, command); }
 
     std::vector<std::pair<redkit::errc, std::string>> reported() {
         std::lock_guard<std::mutex> lock(errors_mutex);

@@ -2,6 +2,7 @@
 // Durable messaging with Redis Streams and consumer groups: nothing lost when a consumer dies.
 #include <redkit/stream.hpp>
 
+#include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -28,17 +29,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(event, seq, kind)
 }  // namespace billing
 
 namespace {
-class Streams : public ::testing::Test {
+class Streams : public redkit_test::fresh_database {
 protected:
-    void SetUp() override {
-        redis = redkit::client(shared_server().url());
-        redis.command<void>("FLUSHALL");
-    }
     long long pending(const std::string& key, const std::string& group) {
         const redkit::reply r = redis.command("XPENDING", key, group);
         return r[0].integer();
     }
-    redkit::client redis{redkit::client_options{}};
 };
 }  // namespace
 
