@@ -11,6 +11,7 @@
 #include <redkit/options.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/pubsub.hpp>
+#include <redkit/queue.hpp>
 #include <redkit/rate_limit.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/script.hpp>

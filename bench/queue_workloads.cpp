@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+// Queue workloads: adding jobs in bulk, and processing no-op jobs with concurrency 1 and 16. The
+// payload is bench/fixtures/order.json (an order update, ~230 bytes of JSON), as nlohmann::json.
+//
+// Baselines ("hiredis"), what a careful engineer writes by hand for a plain Redis list queue:
+//   queue_add_bulk      encode the payload, then LPUSH wait <payload>, pipelined 1000 per write
+//                       (no job record, no id, no options: the floor of "put bytes in a list").
+//   queue_process_c*    the reliable-queue pattern from the Redis docs: LMOVE wait processing
+//                       RIGHT LEFT, parse the JSON, LREM processing 1 <payload>: two round trips
+//                       per job, one connection per thread (16 threads for c16). No lease, no
+//                       retry, no stalled-job recovery, no result stored.
+// redkit does a job hash per job, leases with a token and deadline, stores the result and keeps
+// the completed job (retention keep-all), one script round trip per batch.
+//
+// Each repetition starts from a fresh queue filled (untimed, in before_each) with the jobs to
+// process; a processing repetition is timed from the worker's construction until every job was
+// reported completed (on_completed), close() included.
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <redkit/queue.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench.hpp"
+
+namespace redkit_bench {
+namespace {
+
+struct queue_state {
+    std::unique_ptr<redkit::client> redis;
+    std::unique_ptr<redkit::queue<nlohmann::json>> q;
+    nlohmann::json payload;
+    std::vector<redisContext*> raw;  // raw[0] for single-threaded loops
+    const std::string wait_key = "bench:rawq:wait";
+    const std::string processing_key = "bench:rawq:processing";
+    ~queue_state() {
+        for (auto* c : raw) redisFree(c);
+    }
+};
+
+void check(redisReply* r) {
+    if (!r) throw std::runtime_error("raw hiredis: no reply");
+    const bool bad = r->type == REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    if (bad) throw std::runtime_error("raw hiredis: error reply");
+}
+
+void raw_fill(queue_state& st, long long n) {
+    redisContext* c = st.raw[0];
+    check(raw_command(c, {"DEL", st.wait_key, st.processing_key}));
+    for (long long first = 0; first < n; first += 1000) {
+        const long long m = std::min<long long>(1000, n - first);
+        for (long long i = 0; i < m; ++i) {
+            const std::string data = st.payload.dump();
+            const char* av[] = {"LPUSH", st.wait_key.c_str(), data.c_str()};
+            const size_t lens[] = {5, st.wait_key.size(), data.size()};
+            redisAppendCommandArgv(c, 3, av, lens);
+        }
+        for (long long i = 0; i < m; ++i) {
+            void* r = nullptr;
+            if (redisGetReply(c, &r) != REDIS_OK) throw std::runtime_error("raw LPUSH failed");
+            check(static_cast<redisReply*>(r));
+        }
+    }
+}
+
+// LMOVE + parse + LREM until the list is empty; returns jobs done.
+long long raw_consume(queue_state& st, redisContext* c) {
+    long long done = 0;
+    for (;;) {
+        const char* av[] = {"LMOVE", st.wait_key.c_str(), st.processing_key.c_str(), "RIGHT", "LEFT"};
+        const size_t lens[] = {5, st.wait_key.size(), st.processing_key.size(), 5, 4};
+        auto* r = static_cast<redisReply*>(redisCommandArgv(c, 5, av, lens));
+        if (!r) throw std::runtime_error("raw LMOVE failed");
+        if (r->type != REDIS_REPLY_STRING) {
+            freeReplyObject(r);
+            return done;
+        }
+        const std::string data(r->str, r->len);
+        freeReplyObject(r);
+        const auto job = nlohmann::json::parse(data);
+        sink = sink + job.size();
+        const char* rv[] = {"LREM", st.processing_key.c_str(), "1", data.c_str()};
+        const size_t rl[] = {4, st.processing_key.size(), 1, data.size()};
+        check(static_cast<redisReply*>(redisCommandArgv(c, 4, rv, rl)));
+        ++done;
+    }
+}
+
+void redkit_fill(queue_state& st, long long n) {
+    if (!st.q->obliterate(true)) throw std::runtime_error("obliterate failed");
+    std::vector<redkit::bulk_job<nlohmann::json>> jobs(static_cast<std::size_t>(n), {"order-updated", st.payload, {}});
+    sink = sink + st.q->add_bulk(jobs).size();
+}
+
+void redkit_process(queue_state& st, long long n, std::size_t concurrency) {
+    std::mutex m;
+    std::condition_variable cv;
+    long long completed = 0;
+    redkit::worker_options<nlohmann::json> o;
+    o.concurrency = concurrency;
+    o.on_completed = [&](const redkit::job<nlohmann::json>&) {
+        std::lock_guard<std::mutex> lock(m);
+        if (++completed == n) cv.notify_all();
+    };
+    redkit::worker<nlohmann::json> w(
+        *st.q, [](redkit::job<nlohmann::json>& j) { sink = sink + j.data().size(); }, o);
+    {
+        std::unique_lock<std::mutex> lock(m);
+        if (!cv.wait_for(lock, std::chrono::minutes(5), [&] { return completed == n; })) {
+            throw std::runtime_error("queue bench: jobs did not complete");
+        }
+    }
+    w.close(std::chrono::seconds(10));
+}
+
+void raw_process(queue_state& st, long long n, std::size_t threads) {
+    std::atomic<long long> done{0};
+    std::vector<std::thread> ts;
+    for (std::size_t t = 0; t < threads; ++t) ts.emplace_back([&, t] { done += raw_consume(st, st.raw[t]); });
+    for (auto& t : ts) t.join();
+    if (done != n) throw std::runtime_error("raw queue bench: not every job was processed");
+}
+
+void add_queue(context& ctx, std::vector<workload>& out) {
+    auto st = std::make_shared<queue_state>();
+    auto o = ctx.base;
+    o.pool_size = 4;
+    st->redis = std::make_unique<redkit::client>(o);
+    st->q = std::make_unique<redkit::queue<nlohmann::json>>(*st->redis, "bench-orders");
+    st->payload = nlohmann::json::parse(read_file(ctx.fixtures_dir + "/order.json"));
+    for (int i = 0; i < 16; ++i) st->raw.push_back(raw_connect(ctx.base));
+    const long long jobs = 1000 * ctx.scale;
+
+    out.push_back({"queue_add_bulk",
+                   jobs,
+                   {{"hiredis", [st](long long n) { raw_fill(*st, n); }},
+                    {"redkit",
+                     [st](long long n) {
+                         std::vector<redkit::bulk_job<nlohmann::json>> batch(static_cast<std::size_t>(n),
+                                                                             {"order-updated", st->payload, {}});
+                         sink = sink + st->q->add_bulk(batch).size();
+                     }}},
+                   [st] {
+                       st->q->obliterate(true);
+                       check(raw_command(st->raw[0], {"DEL", st->wait_key, st->processing_key}));
+                   }});
+
+    // Both implementations' queues are refilled before every repetition (untimed).
+    const auto refill = [st, jobs] {
+        redkit_fill(*st, jobs);
+        raw_fill(*st, jobs);
+    };
+    out.push_back({"queue_process_c1",
+                   jobs,
+                   {{"hiredis", [st](long long n) { raw_process(*st, n, 1); }},
+                    {"redkit", [st](long long n) { redkit_process(*st, n, 1); }}},
+                   refill});
+    out.push_back({"queue_process_c16",
+                   jobs,
+                   {{"hiredis", [st](long long n) { raw_process(*st, n, 16); }},
+                    {"redkit", [st](long long n) { redkit_process(*st, n, 16); }}},
+                   refill});
+}
+
+const registrar reg(50, "queue", &add_queue);
+
+}  // namespace
+}  // namespace redkit_bench

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// Job queue: the welcome e-mail. A sign-up adds a job; a worker sends the mail. The first attempt
+// fails (the SMTP server says "try again later"), the job comes back after an exponential
+// backoff, the second attempt succeeds. A failed-event handler logs the failure; adding the same
+// job id twice sends one mail.
+#include <chrono>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <redkit/queue.hpp>
+#include <stdexcept>
+#include <string>
+
+using namespace std::chrono_literals;
+
+struct welcome_mail {
+    std::string to;
+    std::string name;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(welcome_mail, to, name)
+
+int main() try {
+    redkit::client redis = redkit::default_client();
+    redkit::queue<welcome_mail> mails(redis, "welcome-mail");
+    mails.obliterate(true);  // start from a clean queue
+
+    // the sign-up: add the job (twice, as a retried HTTP request would)
+    redkit::job_options once;
+    once.attempts = 3;
+    once.backoff = redkit::backoff_policy::exponential(20ms);  // 20 ms, then 40 ms
+    once.job_id = "welcome:ada@example.com";                   // one welcome mail per address
+    const auto first = mails.add("welcome", {"ada@example.com", "Ada"}, once);
+    const auto again = mails.add("welcome", {"ada@example.com", "Ada"}, once);
+    std::cout << "added job " << first.id << (first.created ? "" : " (duplicate)") << '\n';
+    std::cout << "added job " << again.id << (again.created ? "" : " (duplicate: not added again)") << '\n';
+
+    std::mutex out;  // the worker's threads print too
+    std::promise<void> sent;
+    redkit::worker_options<welcome_mail> options;
+    options.concurrency = 2;
+    options.on_failed = [&](const redkit::job<welcome_mail>& job, const redkit::job_failure& failure) {
+        std::lock_guard<std::mutex> lock(out);
+        std::cout << "failed: job " << job.id() << " attempt " << job.attempts_made() << " of " << job.max_attempts()
+                  << ": " << failure.reason;
+        if (failure.will_retry) std::cout << " (retrying in " << failure.retry_in.count() << " ms)";
+        std::cout << '\n';
+    };
+    options.on_completed = [&](const redkit::job<welcome_mail>& job) {
+        {
+            std::lock_guard<std::mutex> lock(out);
+            std::cout << "completed: job " << job.id() << " -> " << job.return_value().dump() << '\n';
+        }
+        sent.set_value();
+    };
+
+    redkit::worker<welcome_mail> worker(
+        mails,
+        [&](redkit::job<welcome_mail>& job) {
+            if (job.attempts_made() == 0) throw std::runtime_error("smtp: 421 try again later");
+            {
+                std::lock_guard<std::mutex> lock(out);
+                std::cout << "sent welcome mail to " << job.data().to << " on attempt " << job.attempts_made() + 1
+                          << '\n';
+            }
+            return nlohmann::json{{"accepted", job.data().to}};  // stored as the job's return value
+        },
+        options);
+
+    if (sent.get_future().wait_for(10s) != std::future_status::ready) throw std::runtime_error("the mail was not sent");
+    worker.close(5s);
+
+    const auto counts = mails.counts();
+    std::cout << "counts: completed " << counts.completed << ", failed " << counts.failed << ", waiting "
+              << counts.waiting << '\n';
+    mails.obliterate();
+    return 0;
+} catch (const std::exception& e) {
+    std::cerr << "queue example failed: " << e.what() << '\n';
+    return 1;
+}

@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: MIT
+// Lua scripts of redkit::queue and redkit::worker. Every state change of a job is one of these
+// scripts, so it is atomic.
+//
+// All scripts take the same KEYS (one hash tag, so one Redis Cluster slot):
+//   KEYS[1] wait        list: job ids ready to run without a priority (LPUSH in, RPOP out: FIFO)
+//   KEYS[2] prioritized zset: job ids with a priority, score priority * 2^32 + insertion counter
+//   KEYS[3] delayed     zset: job ids waiting for a due time (delay or retry backoff), score = due ms
+//   KEYS[4] active      zset: leased job ids, score = lease deadline ms (server clock)
+//   KEYS[5] completed   zset: finished job ids kept by retention, score = finish ms
+//   KEYS[6] failed      zset: failed job ids kept by retention, score = finish ms
+//   KEYS[7] meta        hash: paused (present while paused), pc (priority counter), stalled (total)
+//   KEYS[8] marker      zset: member "0" present while jobs may be ready; idle workers BZPOPMIN it
+//   KEYS[9] id          string: the job id counter
+//   KEYS[10] stalled-check  string with a TTL: at most one stalled-job check per interval
+//   KEYS[11] leases     hash: job id -> lease "<taken ms>|<token>" of every active job
+// and ARGV[1] = the job key prefix ("<base>:job:"); a job is the hash ARGV[1] .. id, in the same
+// slot as KEYS (the tag is in the prefix).
+//
+// A job is active while the leases hash holds it (and the active zset has its deadline); its
+// hash keeps the state it rests in otherwise. Job hash fields: name, data, ts (created ms), st
+// (w waiting, p prioritized, d delayed, c completed, f failed), att (max attempts, absent = 1),
+// made (attempts made), prio, delay, bo/bd/bj (backoff kind, delay ms, jitter per mille),
+// rcn/rca and rfn/rfa (retention of completed/failed: keep count, keep age ms; absent = keep all),
+// tok (the lease that last finished it), pt (processed ms), ft (finished ms), rv (return value,
+// JSON), fr (failed reason), tr (JSON array of failures), prog (progress, JSON), stl (times
+// stalled).
+//
+// Times come from redis.call('TIME') in integer milliseconds. Numbers given to redis.call are
+// sent exactly; numbers concatenated into strings stay below 10^14 (Lua prints %.14g).
+#pragma once
+
+#include <redkit/script.hpp>
+#include <string>
+
+namespace redkit {
+inline namespace v0 {
+namespace detail {
+namespace queue_lua {
+
+// Shared helpers, prepended to every script.
+inline constexpr const char* prelude = R"lua(
+local K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_COMPLETED, K_FAILED, K_META, K_MARKER = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_ID, K_STALL, K_LEASES = KEYS[9], KEYS[10], KEYS[11]
+local JOB = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function is_paused()
+  return redis.call('HEXISTS', K_META, 'paused') == 1
+end
+
+local function wake()
+  redis.call('ZADD', K_MARKER, 0, '0')
+end
+
+-- Puts a job (already out of any other container) back in line; returns its state letter.
+local function enqueue(id, prio)
+  prio = tonumber(prio) or 0
+  if prio > 0 then
+    local c = redis.call('HINCRBY', K_META, 'pc', 1)
+    redis.call('ZADD', K_PRIO, prio * 4294967296 + (c % 4294967296), id)
+    return 'p'
+  end
+  redis.call('LPUSH', K_WAIT, id)
+  return 'w'
+end
+
+-- Deletes job hashes and drops their ids from a zset (set may be nil).
+local function drop(set, ids)
+  if #ids == 0 then return end
+  local keys = {}
+  for i = 1, #ids do keys[i] = JOB .. ids[i] end
+  redis.call('DEL', unpack(keys))
+  if set then redis.call('ZREM', set, unpack(ids)) end
+end
+
+-- Records a finished job in `set` under a retention (keep count n, keep age ms a; nil or '' =
+-- no limit). Trims at most 1000 old entries per call.
+local function retain(set, id, n, a, now)
+  n = tonumber(n)
+  a = tonumber(a)
+  if n == 0 then
+    redis.call('DEL', JOB .. id)
+    return
+  end
+  redis.call('ZADD', set, now, id)
+  if a and a > 0 then
+    drop(set, redis.call('ZRANGEBYSCORE', set, '-inf', now - a, 'LIMIT', 0, 1000))
+  end
+  if n and n > 0 then
+    local count = redis.call('ZCARD', set)
+    if count > n then drop(set, redis.call('ZRANGE', set, 0, math.min(count - n, 1000) - 1)) end
+  end
+end
+)lua";
+
+// move: records the outcomes a worker sends, then leases up to `want` jobs. One round trip.
+// ARGV[2] token for the leases taken by this call, ARGV[3] lease ms, ARGV[4] want, ARGV[5]
+// number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'f' failed
+// attempt, 'u' failed for good), payload (return value JSON, or reason), trace entry, retry
+// delay ms (used when attempts remain), attempts made (this one included), keep count and keep
+// age ms of the set it goes to ('' = no limit; the job's remove_on_complete / remove_on_fail),
+// processed ms (when the lease was taken).
+// Returns {codes, jobs, now, next_delay}: codes per outcome (0 lease lost, 1 completed, 2 retry
+// delayed, 3 retry now, 4 failed); jobs = {id1, hgetall1, id2, hgetall2, ...}, each leased as
+// "<now>|<token>"; next_delay = ms until the earliest delayed job when nothing was left to take
+// (-1: none, or paused).
+inline constexpr const char* move = R"lua(
+local now = now_ms()
+local token, lease_ms, want, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local codes = {}
+local woke = false
+
+local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep_age, pt)
+  local f = redis.call('HMGET', k, 'att', 'prio', 'tr')
+  local tr = {}
+  if f[3] then tr = cjson.decode(f[3]) end
+  tr[#tr + 1] = trace
+  while #tr > 10 do table.remove(tr, 1) end
+  redis.call('HSET', k, 'made', made, 'fr', reason, 'tr', cjson.encode(tr), 'tok', lease, 'pt', pt)
+  if kind == 'f' and made < (tonumber(f[1]) or 1) then
+    if delay > 0 then
+      redis.call('ZADD', K_DELAYED, now + delay, id)
+      redis.call('HSET', k, 'st', 'd')
+      return 2
+    end
+    redis.call('HSET', k, 'st', enqueue(id, f[2]))
+    woke = true
+    return 3
+  end
+  redis.call('HSET', k, 'st', 'f', 'ft', now)
+  retain(K_FAILED, id, keep_n, keep_age, now)
+  return 4
+end
+
+if n > 0 then
+  local ids = {}
+  for i = 0, n - 1 do ids[i + 1] = ARGV[6 + i * 10] end
+  local held = redis.call('HMGET', K_LEASES, unpack(ids))
+  local released = {}
+  local kept = {}
+  for i = 0, n - 1 do
+    local b = 6 + i * 10
+    local id, lease, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+    local keep_n, keep_age = ARGV[b + 7], ARGV[b + 8]
+    local k = JOB .. id
+    local code
+    if held[i + 1] ~= lease then
+      -- not (or no longer) ours; a resend after a lost reply finds its own outcome recorded
+      local f = redis.call('HMGET', k, 'tok', 'st')
+      code = 0
+      if f[1] == lease then
+        if f[2] == 'c' then code = 1 elseif f[2] == 'd' then code = 2
+        elseif f[2] == 'w' or f[2] == 'p' then code = 3 else code = 4 end
+      end
+    else
+      released[#released + 1] = id
+      local pt = ARGV[b + 9]
+      if kind == 'c' then
+        redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
+        if keep_n == '' and keep_age == '' then
+          kept[#kept + 1] = now
+          kept[#kept + 1] = id
+        else
+          retain(K_COMPLETED, id, keep_n, keep_age, now)
+        end
+        code = 1
+      else
+        code = fail(k, id, lease, kind, ARGV[b + 3], ARGV[b + 4], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]),
+                    keep_n, keep_age, pt)
+      end
+    end
+    codes[#codes + 1] = code
+  end
+  if #released > 0 then
+    redis.call('HDEL', K_LEASES, unpack(released))
+    redis.call('ZREM', K_ACTIVE, unpack(released))
+  end
+  if #kept > 0 then redis.call('ZADD', K_COMPLETED, unpack(kept)) end
+end
+
+local jobs = {}
+local next_delay = -1
+if is_paused() then
+  redis.call('ZREM', K_MARKER, '0')
+  return {codes, jobs, now, next_delay}
+end
+
+local full = false
+if want > 0 then
+  -- due delayed jobs join the line first
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
+  if #due > 0 then
+    for i = 1, #due do
+      local k = JOB .. due[i]
+      redis.call('HSET', k, 'st', enqueue(due[i], redis.call('HGET', k, 'prio')))
+    end
+    redis.call('ZREM', K_DELAYED, unpack(due))
+  end
+  local ids = redis.call('RPOP', K_WAIT, want) or {}
+  if #ids < want then
+    local p = redis.call('ZPOPMIN', K_PRIO, want - #ids)
+    for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
+  end
+  full = #ids == want
+  local deadline = now + lease_ms
+  local lease = now .. '|' .. token
+  local z, l = {}, {}
+  for i = 1, #ids do
+    local id = ids[i]
+    local h = redis.call('HGETALL', JOB .. id)
+    if #h > 0 then
+      jobs[#jobs + 1] = id
+      jobs[#jobs + 1] = h
+      z[#z + 1] = deadline
+      z[#z + 1] = id
+      l[#l + 1] = id
+      l[#l + 1] = lease
+    end
+  end
+  if #z > 0 then
+    redis.call('ZADD', K_ACTIVE, unpack(z))
+    redis.call('HSET', K_LEASES, unpack(l))
+  end
+end
+
+-- the marker: set while jobs may be left (a full take may leave none: one idle worker then
+-- looks in vain, which is cheaper than counting every time)
+if woke or full or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0)) then
+  wake()
+else
+  redis.call('ZREM', K_MARKER, '0')
+  local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+  if d[2] then next_delay = math.max(0, tonumber(d[2]) - now) end
+end
+return {codes, jobs, now, next_delay}
+)lua";
+
+// add: adds jobs. ARGV[2] = number of jobs, then per job 13 fields (empty = default): custom id,
+// name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per mille, keep
+// completed count, keep completed age ms, keep failed count, keep failed age ms.
+// An existing custom id is left alone (deduplication). Returns {id1, created1, id2, created2...}.
+inline constexpr const char* add = R"lua(
+local n = tonumber(ARGV[2])
+local now = now_ms()
+local auto = 0
+for i = 0, n - 1 do
+  if ARGV[3 + i * 13] == '' then auto = auto + 1 end
+end
+local next_id = 0
+if auto > 0 then next_id = redis.call('INCRBY', K_ID, auto) - auto + 1 end
+local out = {}
+local line = {}
+local ready = false
+local earliest = nil
+local earliest_known = false
+local optional = {[6] = 'att', [7] = 'bo', [8] = 'bd', [9] = 'bj',
+                  [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa'}
+for i = 0, n - 1 do
+  local b = 3 + i * 13
+  local id = ARGV[b]
+  local created = 1
+  if id == '' then
+    id = string.format('%d', next_id)
+    next_id = next_id + 1
+  elseif redis.call('EXISTS', JOB .. id) == 1 then
+    created = 0
+  end
+  if created == 1 then
+    local h = {'name', ARGV[b + 1], 'data', ARGV[b + 2], 'ts', now}
+    for j = 6, 13 do
+      local v = ARGV[b + j - 1]
+      if v ~= '' then
+        h[#h + 1] = optional[j]
+        h[#h + 1] = v
+      end
+    end
+    local delay = tonumber(ARGV[b + 3]) or 0
+    local prio = tonumber(ARGV[b + 4]) or 0
+    if prio > 0 then
+      h[#h + 1] = 'prio'
+      h[#h + 1] = prio
+    end
+    local k = JOB .. id
+    if delay > 0 then
+      h[#h + 1] = 'delay'
+      h[#h + 1] = delay
+      h[#h + 1] = 'st'
+      h[#h + 1] = 'd'
+      redis.call('HSET', k, unpack(h))
+      if not earliest_known then
+        local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+        if d[2] then earliest = tonumber(d[2]) end
+        earliest_known = true
+      end
+      redis.call('ZADD', K_DELAYED, now + delay, id)
+      -- a new earliest due time: wake a worker so it learns the shorter wait
+      if earliest == nil or now + delay < earliest then
+        earliest = now + delay
+        ready = true
+      end
+    elseif prio > 0 then
+      h[#h + 1] = 'st'
+      h[#h + 1] = 'p'
+      redis.call('HSET', k, unpack(h))
+      enqueue(id, prio)
+      ready = true
+    else
+      h[#h + 1] = 'st'
+      h[#h + 1] = 'w'
+      redis.call('HSET', k, unpack(h))
+      line[#line + 1] = id
+      if #line == 1000 then
+        redis.call('LPUSH', K_WAIT, unpack(line))
+        line = {}
+      end
+      ready = true
+    end
+  end
+  out[#out + 1] = id
+  out[#out + 1] = created
+end
+if #line > 0 then redis.call('LPUSH', K_WAIT, unpack(line)) end
+if ready and not is_paused() then wake() end
+return out
+)lua";
+
+// renew: extends leases. ARGV[2] lease ms, then pairs id, lease. Returns 1 (renewed) or 0 (lost)
+// per pair.
+inline constexpr const char* renew = R"lua(
+local deadline = now_ms() + tonumber(ARGV[2])
+local ids = {}
+for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local held = redis.call('HMGET', K_LEASES, unpack(ids))
+local out, z = {}, {}
+for i = 1, #ids do
+  if held[i] == ARGV[1 + 2 * i + 1] then
+    z[#z + 1] = deadline
+    z[#z + 1] = ids[i]
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+if #z > 0 then redis.call('ZADD', K_ACTIVE, 'XX', unpack(z)) end
+return out
+)lua";
+
+// stalled: moves jobs whose lease expired back in line, or to failed after more than ARGV[3]
+// stalls; their leases are void. ARGV[2] = check interval ms (0: check now, regardless of other
+// checkers), ARGV[4] = most jobs handled per call. Returns {recovered ids, failed ids}, or {}
+// when another checker ran within the interval.
+inline constexpr const char* stalled = R"lua(
+local interval, max_stalls, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if interval > 0 and not redis.call('SET', K_STALL, '1', 'PX', interval, 'NX') then return {} end
+local now = now_ms()
+local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, limit)
+if #ids == 0 then return {{}, {}} end
+redis.call('ZREM', K_ACTIVE, unpack(ids))
+redis.call('HDEL', K_LEASES, unpack(ids))
+local recovered, failed = {}, {}
+for i = 1, #ids do
+  local id = ids[i]
+  local k = JOB .. id
+  if redis.call('EXISTS', k) == 1 then
+    local stalls = redis.call('HINCRBY', k, 'stl', 1)
+    if stalls > max_stalls then
+      local reason = 'job stalled more than ' .. max_stalls .. ' time(s): its lease expired while active'
+      redis.call('HSET', k, 'st', 'f', 'ft', now, 'fr', reason)
+      local f = redis.call('HMGET', k, 'rfn', 'rfa')
+      retain(K_FAILED, id, f[1], f[2], now)
+      failed[#failed + 1] = id
+    else
+      redis.call('HSET', k, 'st', enqueue(id, redis.call('HGET', k, 'prio')))
+      recovered[#recovered + 1] = id
+    end
+  end
+end
+redis.call('HINCRBY', K_META, 'stalled', #recovered + #failed)
+if #recovered > 0 and not is_paused() then wake() end
+return {recovered, failed}
+)lua";
+
+// progress: ARGV[2] id, ARGV[3] lease, ARGV[4] progress JSON. Returns 1, or 0 when the lease is lost.
+inline constexpr const char* progress = R"lua(
+if redis.call('HGET', K_LEASES, ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HSET', JOB .. ARGV[2], 'prog', ARGV[4])
+return 1
+)lua";
+
+// get: ARGV[2] id. Returns {fields of the job hash (empty when none), its lease or false}.
+inline constexpr const char* get = R"lua(
+return {redis.call('HGETALL', JOB .. ARGV[2]), redis.call('HGET', K_LEASES, ARGV[2])}
+)lua";
+
+// counts: returns {waiting, active, delayed, prioritized, completed, failed, paused}; while
+// paused, the wait list counts as paused.
+inline constexpr const char* counts = R"lua(
+local w = redis.call('LLEN', K_WAIT)
+local paused = 0
+if is_paused() then
+  paused = w
+  w = 0
+end
+return {w, redis.call('ZCARD', K_ACTIVE), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_PRIO),
+        redis.call('ZCARD', K_COMPLETED), redis.call('ZCARD', K_FAILED), paused}
+)lua";
+
+// pause: ARGV[2] '1' pause, '0' resume. Returns 1.
+inline constexpr const char* pause = R"lua(
+if ARGV[2] == '1' then
+  redis.call('HSET', K_META, 'paused', 1)
+  redis.call('ZREM', K_MARKER, '0')
+else
+  redis.call('HDEL', K_META, 'paused')
+  wake()
+end
+return 1
+)lua";
+
+// retry: moves failed jobs back in line with a fresh set of attempts. ARGV[2] = one job id, or
+// '' for the oldest ARGV[3] failed jobs. Returns how many moved.
+inline constexpr const char* retry = R"lua(
+local ids
+if ARGV[2] ~= '' then
+  if not redis.call('ZSCORE', K_FAILED, ARGV[2]) then return 0 end
+  ids = {ARGV[2]}
+else
+  ids = redis.call('ZRANGE', K_FAILED, 0, tonumber(ARGV[3]) - 1)
+end
+if #ids == 0 then return 0 end
+for i = 1, #ids do
+  local k = JOB .. ids[i]
+  redis.call('HDEL', k, 'fr', 'ft', 'made', 'stl', 'tok')
+  redis.call('HSET', k, 'st', enqueue(ids[i], redis.call('HGET', k, 'prio')))
+end
+redis.call('ZREM', K_FAILED, unpack(ids))
+if not is_paused() then wake() end
+return #ids
+)lua";
+
+// remove: ARGV[2] id. Returns 1 removed, 0 not found, -1 active (leased jobs are not removed).
+inline constexpr const char* remove = R"lua(
+local id = ARGV[2]
+local k = JOB .. id
+local st = redis.call('HGET', k, 'st')
+if not st then return 0 end
+if redis.call('HEXISTS', K_LEASES, id) == 1 then return -1 end
+if st == 'w' then redis.call('LREM', K_WAIT, 0, id)
+elseif st == 'p' then redis.call('ZREM', K_PRIO, id)
+elseif st == 'd' then redis.call('ZREM', K_DELAYED, id)
+elseif st == 'c' then redis.call('ZREM', K_COMPLETED, id)
+elseif st == 'f' then redis.call('ZREM', K_FAILED, id) end
+redis.call('DEL', k)
+return 1
+)lua";
+
+// drain: removes up to ARGV[3] waiting and prioritized jobs (and delayed ones when ARGV[2] is
+// '1'). Returns how many were removed (call again until fewer than ARGV[3]).
+inline constexpr const char* drain = R"lua(
+local limit = tonumber(ARGV[3])
+local removed = 0
+local ids = redis.call('RPOP', K_WAIT, limit)
+if ids then
+  drop(nil, ids)
+  removed = removed + #ids
+end
+local sets = {K_PRIO}
+if ARGV[2] == '1' then sets[2] = K_DELAYED end
+for s = 1, #sets do
+  if removed < limit then
+    local p = redis.call('ZPOPMIN', sets[s], limit - removed)
+    local got = {}
+    for i = 1, #p, 2 do got[#got + 1] = p[i] end
+    drop(nil, got)
+    removed = removed + #got
+  end
+end
+if removed < limit then redis.call('ZREM', K_MARKER, '0') end
+return removed
+)lua";
+
+// obliterate: deletes the queue. ARGV[2] '1' = even with active jobs, ARGV[3] = most jobs per
+// call. Pauses the queue first. Returns {-1, 0} when active jobs exist and force is off, else
+// {jobs deleted, done (1 once every key is gone)}.
+inline constexpr const char* obliterate = R"lua(
+local limit = tonumber(ARGV[3])
+if ARGV[2] ~= '1' and redis.call('ZCARD', K_ACTIVE) > 0 then return {-1, 0} end
+redis.call('HSET', K_META, 'paused', 1)
+local removed = 0
+local ids = redis.call('RPOP', K_WAIT, limit)
+if ids then
+  drop(nil, ids)
+  removed = #ids
+end
+local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED}
+for s = 1, #sets do
+  if removed < limit then
+    local p = redis.call('ZPOPMIN', sets[s], limit - removed)
+    local got = {}
+    for i = 1, #p, 2 do got[#got + 1] = p[i] end
+    drop(nil, got)
+    removed = removed + #got
+  end
+end
+if removed < limit then
+  redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
+             K_LEASES)
+  return {removed, 1}
+end
+return {removed, 0}
+)lua";
+
+}  // namespace queue_lua
+
+/// The queue's scripts, each prelude + body, built once.
+struct queue_scripts {
+    script move{std::string(queue_lua::prelude) + queue_lua::move};
+    script add{std::string(queue_lua::prelude) + queue_lua::add};
+    script renew{std::string(queue_lua::prelude) + queue_lua::renew};
+    script stalled{std::string(queue_lua::prelude) + queue_lua::stalled};
+    script progress{std::string(queue_lua::prelude) + queue_lua::progress};
+    script get_job{std::string(queue_lua::prelude) + queue_lua::get};
+    script counts{std::string(queue_lua::prelude) + queue_lua::counts};
+    script pause{std::string(queue_lua::prelude) + queue_lua::pause};
+    script retry{std::string(queue_lua::prelude) + queue_lua::retry};
+    script remove{std::string(queue_lua::prelude) + queue_lua::remove};
+    script drain{std::string(queue_lua::prelude) + queue_lua::drain};
+    script obliterate{std::string(queue_lua::prelude) + queue_lua::obliterate};
+
+    static const queue_scripts& get() {
+        static const queue_scripts instance;
+        return instance;
+    }
+};
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace redkit
