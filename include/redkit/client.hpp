@@ -508,10 +508,16 @@ template <class T, class Keys, class... Args>
 T client::eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const {
     detail::argv a;
     a.push_all("EVALSHA", s.sha1(), static_cast<long long>(std::size(keys)), keys, args...);
-    try {
-        return execute<T>(a, idempotent_request);
-    } catch (const server_error& e) {
-        if (e.prefix() != "NOSCRIPT") throw;
+    if constexpr (std::is_same_v<T, reply>) {
+        // a reply holds an error reply as a value instead of throwing it
+        reply r = execute<reply>(a, idempotent_request);
+        if (!r.is_error() || r.text().compare(0, 9, "NOSCRIPT ") != 0) return r;
+    } else {
+        try {
+            return execute<T>(a, idempotent_request);
+        } catch (const server_error& e) {
+            if (e.prefix() != "NOSCRIPT") throw;
+        }
     }
     a.set(0, "EVAL");
     a.set(1, s.source());

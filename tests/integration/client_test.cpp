@@ -199,6 +199,19 @@ TEST_F(Client, ScriptsSurviveScriptFlush) {
     EXPECT_TRUE(redis.command<std::vector<long long>>("SCRIPT", "EXISTS", echo.sha1()).at(0));
 }
 
+TEST_F(Client, ScriptsReturningAGenericReplyAlsoSurviveScriptFlush) {
+    static const redkit::script pair("return {1, 'two'}");
+    redis.command<void>("SCRIPT", "FLUSH");
+    const redkit::reply r = redis.eval(pair, std::vector<std::string>{});
+    ASSERT_TRUE(r.is_array()) << r.text();
+    EXPECT_EQ(r[0].integer(), 1);
+    EXPECT_EQ(r[1].text(), "two");
+    static const redkit::script failing("return redis.error_reply('ERR custom failure')");
+    const redkit::reply e = redis.eval(failing, std::vector<std::string>{});
+    EXPECT_TRUE(e.is_error());  // an error from the script itself stays a value
+    EXPECT_EQ(e.text(), "ERR custom failure");
+}
+
 TEST_F(Client, ScriptErrorsAreServerErrors) {
     static const redkit::script bad("return redis.call('NOPE')");
     EXPECT_THROW(redis.eval<long long>(bad, {}), redkit::server_error);
