@@ -26,6 +26,9 @@ struct workload {
     long long ops;                 // operations per repetition
     std::vector<impl_run> impls;   // the first is the baseline the others are compared with
     std::function<void()> before_each = {};  // optional: reset state before every timed repetition (untimed)
+    /// Non-empty when the baseline does less work than redkit (no equivalent in raw hiredis): the
+    /// ratio is then informative only, and the note says what the baseline is.
+    std::string baseline_note = {};
 };
 
 struct context {
