@@ -55,7 +55,7 @@ local function is_paused()
 end
 
 local function wake()
-  redis.call('ZADD', K_MARKER, 0, '0')
+  redis.call('ZADD', K_MARKER, '0', '0')
 end
 
 -- Puts a job (already out of any other container) back in line; returns its state letter.
@@ -111,7 +111,11 @@ end
 // "<now>|<token>"; next_delay = ms until the earliest delayed job when nothing was left to take
 // (-1: none, or paused).
 inline constexpr const char* move = R"lua(
-local now = now_ms()
+-- the hot path: now also as its decimal text (sec .. 3 digits of ms), so the times given to
+-- redis.call and the lease need no float formatting
+local t = redis.call('TIME')
+local now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)
+local now = tonumber(now_s)
 local token, lease_ms, want, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local codes = {}
 local woke = false
@@ -162,9 +166,9 @@ if n > 0 then
       released[#released + 1] = id
       local pt = ARGV[b + 9]
       if kind == 'c' then
-        redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
+        redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now_s, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
         if keep_n == '' and keep_age == '' then
-          kept[#kept + 1] = now
+          kept[#kept + 1] = now_s
           kept[#kept + 1] = id
         else
           retain(K_COMPLETED, id, keep_n, keep_age, now)
@@ -194,7 +198,7 @@ end
 local full = false
 if want > 0 then
   -- due delayed jobs join the line first
-  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now_s, 'LIMIT', '0', '1000')
   if #due > 0 then
     for i = 1, #due do
       local k = JOB .. due[i]
@@ -202,14 +206,14 @@ if want > 0 then
     end
     redis.call('ZREM', K_DELAYED, unpack(due))
   end
-  local ids = redis.call('RPOP', K_WAIT, want) or {}
+  local ids = redis.call('RPOP', K_WAIT, ARGV[4]) or {}
   if #ids < want then
     local p = redis.call('ZPOPMIN', K_PRIO, want - #ids)
     for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
   end
   full = #ids == want
-  local deadline = now + lease_ms
-  local lease = now .. '|' .. token
+  local deadline = tostring(now + lease_ms)  -- exact: below 10^14, formatted once for all jobs
+  local lease = now_s .. '|' .. token
   local z, l = {}, {}
   for i = 1, #ids do
     local id = ids[i]
