@@ -59,19 +59,9 @@ inline std::string escape_key_part(std::string_view part) {
 
 /// Reverses escape_key_part. Throws std::invalid_argument on a malformed escape.
 inline std::string unescape_key_part(std::string_view part) {
-    const auto value = detail::hex_value;
     std::string out;
-    out.reserve(part.size());
-    for (std::size_t i = 0; i < part.size(); ++i) {
-        if (part[i] != '%') {
-            out += part[i];
-            continue;
-        }
-        if (i + 2 >= part.size() || value(part[i + 1]) < 0 || value(part[i + 2]) < 0) {
-            throw std::invalid_argument("redkit: key part: malformed escape in '" + std::string(part) + "'");
-        }
-        out += static_cast<char>(value(part[i + 1]) * 16 + value(part[i + 2]));
-        i += 2;
+    if (!detail::percent_decode_into(part, out)) {
+        throw std::invalid_argument("redkit: key part: malformed escape in '" + std::string(part) + "'");
     }
     return out;
 }

@@ -70,22 +70,8 @@ namespace detail {
 
 inline std::string percent_decode(std::string_view in, const char* what) {
     std::string out;
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] != '%') {
-            out += in[i];
-            continue;
-        }
-        if (i + 2 >= in.size()) {
-            throw std::invalid_argument(std::string("redkit: url: truncated percent escape in ") + what);
-        }
-        const int hi = hex_value(in[i + 1]);
-        const int lo = hex_value(in[i + 2]);
-        if (hi < 0 || lo < 0) {
-            throw std::invalid_argument(std::string("redkit: url: bad percent escape in ") + what);
-        }
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
+    if (!percent_decode_into(in, out)) {
+        throw std::invalid_argument(std::string("redkit: url: bad or truncated percent escape in ") + what);
     }
     return out;
 }

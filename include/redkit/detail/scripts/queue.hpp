@@ -79,6 +79,21 @@ local function drop(set, ids)
   if set then redis.call('ZREM', set, unpack(ids)) end
 end
 
+-- Pops ids from each zset of `sets` in turn (lowest score first) and deletes their job hashes,
+-- until `removed` reaches `limit`; returns the new count.
+local function pop_and_drop(sets, removed, limit)
+  for s = 1, #sets do
+    if removed < limit then
+      local p = redis.call('ZPOPMIN', sets[s], limit - removed)
+      local got = {}
+      for i = 1, #p, 2 do got[#got + 1] = p[i] end
+      drop(nil, got)
+      removed = removed + #got
+    end
+  end
+  return removed
+end
+
 -- Records a finished job in `set` under a retention (keep count n, keep age ms a; nil or '' =
 -- no limit). Trims at most 1000 old entries per call.
 local function retain(set, id, n, a, now)
@@ -476,15 +491,7 @@ if ids then
 end
 local sets = {K_PRIO}
 if ARGV[2] == '1' then sets[2] = K_DELAYED end
-for s = 1, #sets do
-  if removed < limit then
-    local p = redis.call('ZPOPMIN', sets[s], limit - removed)
-    local got = {}
-    for i = 1, #p, 2 do got[#got + 1] = p[i] end
-    drop(nil, got)
-    removed = removed + #got
-  end
-end
+removed = pop_and_drop(sets, removed, limit)
 if removed < limit then redis.call('ZREM', K_MARKER, '0') end
 return removed
 )lua";
@@ -503,15 +510,7 @@ if ids then
   removed = #ids
 end
 local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED}
-for s = 1, #sets do
-  if removed < limit then
-    local p = redis.call('ZPOPMIN', sets[s], limit - removed)
-    local got = {}
-    for i = 1, #p, 2 do got[#got + 1] = p[i] end
-    drop(nil, got)
-    removed = removed + #got
-  end
-end
+removed = pop_and_drop(sets, removed, limit)
 if removed < limit then
   redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
              K_LEASES)
