@@ -41,9 +41,6 @@
 // worker's public members may be called from any thread (close() from its own threads only asks).
 #pragma once
 
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -68,6 +65,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/detail/scripts/queue.hpp>
+#include <redkit/detail/wait.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/reply.hpp>
@@ -468,39 +466,6 @@ inline std::string describe_exception(const std::exception& e) {
     }
     return s;
 }
-
-/// A self-pipe another thread writes to, to end a poll() early (POSIX).
-class queue_waker {
-public:
-    queue_waker() {
-        if (::pipe(fds_) != 0)
-            throw error(errc::io_error, "redkit: queue: pipe() failed: errno " + std::to_string(errno));
-        for (int fd : fds_) {
-            ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-            ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-    }
-    ~queue_waker() {
-        ::close(fds_[0]);
-        ::close(fds_[1]);
-    }
-    queue_waker(const queue_waker&) = delete;
-    queue_waker& operator=(const queue_waker&) = delete;
-
-    void notify() noexcept {
-        const char one = 1;
-        [[maybe_unused]] const auto n = ::write(fds_[1], &one, 1);
-    }
-    void drain() noexcept {
-        char buf[64];
-        while (::read(fds_[0], buf, sizeof buf) > 0) {
-        }
-    }
-    int fd() const noexcept { return fds_[0]; }
-
-private:
-    int fds_[2] = {-1, -1};
-};
 
 }  // namespace detail
 
@@ -968,7 +933,7 @@ private:
     clock::time_point block_deadline_{};
     bool block_pending_ = false;  // the keeper's view of blocking_
 
-    detail::queue_waker waker_;  // wakes the keeper
+    detail::notifier waker_;  // wakes the keeper
     std::vector<std::thread> handlers_;
     std::thread keeper_;
 };
@@ -1466,8 +1431,7 @@ void worker<T>::keeper_loop() {
             report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
             if (block_ && block_->broken()) drop_block(true);  // whatever happened meanwhile, look again
             // pause, cut short by close
-            pollfd p{waker_.fd(), POLLIN, 0};
-            ::poll(&p, 1, static_cast<int>(backoff(failures++).count()));
+            detail::wait_readable(-1, waker_, backoff(failures++));
             waker_.drain();
             continue;
         }
@@ -1477,16 +1441,12 @@ void worker<T>::keeper_loop() {
         if (!closing) until = std::min(until, next_stall);
         until = std::min(until, delayed_at);
         if (block_pending_) until = std::min(until, block_deadline_);
-        pollfd fds[2]{};
-        fds[0].fd = waker_.fd();
-        fds[0].events = POLLIN;
-        fds[1].fd = block_pending_ ? block_->fd() : -1;
-        fds[1].events = POLLIN;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()).count();
-        const int n = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left + 1, 0, 1 << 30)));
-        if (n > 0 && fds[0].revents != 0) waker_.drain();
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now());
+        // a wake-up is handled first; a reply that arrived too is read on the next turn
+        const auto w = detail::wait_readable(block_pending_ ? block_->fd() : -1, waker_, left + std::chrono::milliseconds(1));
+        if (w == detail::wait_result::woken) waker_.drain();
         try {
-            if (block_pending_ && n > 0 && fds[1].revents != 0) {
+            if (block_pending_ && w == detail::wait_result::readable) {
                 const bool marker = read_block();
                 bool give_back = false;
                 {
@@ -1508,8 +1468,7 @@ void worker<T>::keeper_loop() {
             const auto* re = dynamic_cast<const error*>(&e);
             report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
             drop_block(true);
-            pollfd p{waker_.fd(), POLLIN, 0};
-            ::poll(&p, 1, static_cast<int>(backoff(failures++).count()));
+            detail::wait_readable(-1, waker_, backoff(failures++));
             waker_.drain();
         }
     }
