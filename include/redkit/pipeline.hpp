@@ -125,34 +125,35 @@ protected:
     // replies from prefix to suffix (the preloads' replies are checked, not returned).
     std::vector<reply> run(std::string_view prefix, std::string_view suffix) {
         ensure_lease();
-        std::string wire;
-        wire.reserve(preload_buffer_.size() + prefix.size() + buffer_.size() + suffix.size());
-        wire.append(preload_buffer_).append(prefix).append(buffer_).append(suffix);
         const std::vector<std::string> preload = std::move(preload_);
         const std::size_t expected = queued_ + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
-        const std::string what = first_command_.empty() ? std::string("pipeline") : "pipeline (" + first_command_ + " ...)";
-        preload_buffer_.clear();
-        buffer_.clear();
+        const std::string first = std::move(first_command_);  // names the pipeline in errors
         preload_.clear();
         queued_ = 0;
         first_command_.clear();
         if (expected == 0 && preload.empty()) return {};
 
-        if (redisAppendFormattedCommand(static_cast<redisContext*>(lease_->native_handle()), wire.data(), wire.size()) != REDIS_OK) {
-            throw std::bad_alloc();
+        // each piece goes straight into the connection's output buffer: no joined copy
+        auto* ctx = static_cast<redisContext*>(lease_->native_handle());
+        for (const std::string_view piece : {std::string_view(preload_buffer_), prefix, std::string_view(buffer_), suffix}) {
+            if (!piece.empty() && redisAppendFormattedCommand(ctx, piece.data(), piece.size()) != REDIS_OK) {
+                throw std::bad_alloc();
+            }
         }
-        if (auto st = lease_->flush(); !st.ok()) fail_transport(st, what);
+        preload_buffer_.clear();
+        buffer_.clear();
+        if (auto st = lease_->flush(); !st.ok()) fail_transport(st, first);
         std::string load_error;
         for (std::size_t i = 0; i < preload.size(); ++i) {
             detail::reply_ptr r;
-            if (auto st = lease_->read(r); !st.ok()) fail_transport(st, what);
+            if (auto st = lease_->read(r); !st.ok()) fail_transport(st, first);
             if (r->type == REDIS_REPLY_ERROR && load_error.empty()) load_error.assign(r->str, r->len);
         }
         std::vector<reply> out;
         out.reserve(expected);
         for (std::size_t i = 0; i < expected; ++i) {
             detail::reply_ptr r;
-            if (auto st = lease_->read(r); !st.ok()) fail_transport(st, what);
+            if (auto st = lease_->read(r); !st.ok()) fail_transport(st, first);
             out.emplace_back(detail::node(r.get()));
         }
         if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
@@ -161,7 +162,8 @@ protected:
         return out;
     }
 
-    [[noreturn]] void fail_transport(const detail::io_status& st, const std::string& what) {
+    [[noreturn]] void fail_transport(const detail::io_status& st, const std::string& first) {
+        const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
         error e = transport_error(st, what, {});
         client_.report(e);
         lease_.reset();
