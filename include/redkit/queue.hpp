@@ -26,14 +26,16 @@
 //   - An idle worker blocks on the server: BZPOPMIN on the queue's marker key with a timeout
 //     (worker_options::block_timeout), on a dedicated connection whose wait is a poll() that
 //     close() cuts short. Adding a job (or a retry, a recovered stall, resume) sets the marker;
-//     a worker that takes all it asked for sets it again, so idle workers wake one after the
-//     other. A worker that found nothing ready learns in the same round trip when the earliest
+//     a worker woken by it that takes all it asked for sets it again, so idle workers wake one
+//     after the other. A worker that found nothing ready learns in the same round trip when the earliest
 //     delayed job is due, and fetches then.
 //
 // Key layout (all keys of a queue share the hash tag {name}, so they live in one Redis Cluster
 // slot; job keys are built inside the scripts from a prefix carrying the same tag):
 //   <prefix:>queue:{name}:wait | prioritized | delayed | active | completed | failed | meta |
-//   marker | id | stalled-check | leases, and <prefix:>queue:{name}:job:<id> (a hash per job).
+//   marker | id | stalled-check, and <prefix:>queue:{name}:job:<id> (a hash per job). A lease
+//   lives only in the active zset (member "<id>:<lease>", score its deadline): taking a job
+//   writes nothing to its hash.
 // Custom job ids are escaped like key parts (escape_key_part) and must not be integers (those are
 // the generated ids). detail/scripts/queue.hpp documents every key and field.
 //
@@ -223,15 +225,14 @@ namespace detail {
 struct queue_core {
     client redis;
     std::string name;
-    std::vector<std::string> keys;  // the 11 KEYS of every queue script
+    std::vector<std::string> keys;  // the 10 KEYS of every queue script
     std::string job_prefix;         // "<base>:job:"
 
     queue_core(client c, std::string queue_name, const key_space& ks)
         : redis(std::move(c)), name(std::move(queue_name)) {
         if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
-        static constexpr const char* suffixes[] = {"wait",      "prioritized",   "delayed", "active",
-                                                   "completed", "failed",        "meta",    "marker",
-                                                   "id",        "stalled-check", "leases"};
+        static constexpr const char* suffixes[] = {"wait", "prioritized", "delayed", "active",       "completed",
+                                                   "failed", "meta",      "marker",  "id", "stalled-check"};
         for (const char* s : suffixes) keys.push_back(ks.key("queue", hash_tag(name), s));
         job_prefix = ks.key("queue", hash_tag(name), "job") + ":";
     }
@@ -355,7 +356,7 @@ inline job_state state_of(char c) noexcept {
 /// A worker's hold on one job: what update_progress needs, and whether the lease was lost.
 struct job_lease {
     std::shared_ptr<queue_core> core;
-    std::string lease;  // "<taken ms>|<token>", as in the queue's leases hash
+    std::string lease;  // "<taken ms>|<token>", as in the queue's active zset ("<id>:<lease>")
     std::atomic<bool> lost{false};
     std::shared_ptr<const std::atomic<bool>> closing;
 };
@@ -647,9 +648,9 @@ public:
         return out;
     }
 
-    /// The job with this id, or nullopt: one script (HGETALL of the job, HGET of its lease), a
-    /// consistent snapshot. Data that does not decode is reported by job::data() (has_data() is
-    /// false), not thrown here.
+    /// The job with this id, or nullopt: one script, a consistent snapshot (HGETALL of the job; for
+    /// a waiting or active job also a ZSCAN of the active zset for its lease: O(active jobs)). Data
+    /// that does not decode is reported by job::data() (has_data() is false), not thrown here.
     std::optional<job<T>> get_job(std::string_view id) const {
         const std::string stored = escape_key_part(id);
         const auto r = eval_again<std::vector<reply>>(scripts().get_job, {stored});
@@ -886,7 +887,7 @@ private:
     std::unique_ptr<job<T>> next(std::optional<outcome>& done);
     void lead(std::unique_lock<std::mutex>& lock);
     outcome run_one(std::unique_ptr<job<T>> j);
-    move_result exchange(const std::vector<outcome>& sending, std::size_t want);
+    move_result exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm);
     void notify_outcomes(const move_result& r, std::vector<outcome>& sent);
     void keeper_loop();
     void renew();
@@ -919,6 +920,7 @@ private:
     bool busy_ = false;                // an exchange is in flight on cmd_ (only its leader touches cmd_)
     bool fetch_ = true;                // jobs may be ready
     unsigned long long wake_gen_ = 0;  // bumped when the keeper learns jobs may be ready
+    bool rearm_ = true;  // a marker was (or may have been) popped for this worker: a full take sets it again
     bool blocking_ = false;            // the keeper has a BZPOPMIN pending
     clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
     unsigned long long seq_ = 0;
@@ -1101,11 +1103,13 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     std::vector<outcome> sending = std::move(pending_);
     pending_.clear();
     const std::size_t want = *closing_ ? 0 : idle_;  // ready_ is empty: every idle thread needs a job
+    const bool rearm = rearm_ && want > 0;
+    if (rearm) rearm_ = false;
     lock.unlock();
     move_result r;
     bool ok = false;
     try {
-        r = exchange(sending, want);
+        r = exchange(sending, want, rearm);
         ok = true;
     } catch (const error& e) {
         report(e);
@@ -1114,6 +1118,7 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     }
     lock.lock();
     if (!ok) {
+        rearm_ = rearm_ || rearm;
         if (!abandoned_) {
             // the outcomes go again (the script recognises a resend); back off holding busy_
             for (auto& o : pending_) sending.push_back(std::move(o));
@@ -1202,7 +1207,8 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
 }
 
 template <class T>
-typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want) {
+typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want,
+                                                    bool rearm) {
     // only the leader (busy_) gets here, so cmd_ and seq_ are its own
     if (!cmd_ || cmd_->broken()) {
         cmd_.reset();
@@ -1215,6 +1221,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
     args.push_back(token);
     args.push_back(std::to_string(options_.lease_duration.count()));
     args.push_back(std::to_string(want));
+    args.emplace_back(rearm ? "1" : "0");
     args.push_back(std::to_string(sending.size()));
     for (const auto& o : sending) {
         const auto& rec = o.item->record();
@@ -1328,7 +1335,7 @@ void worker<T>::check_stalled() {
 // want = 0 sets it again if jobs are ready.
 template <class T>
 void worker<T>::refresh_marker() {
-    const std::vector<std::string> args{core_->job_prefix, worker_id_ + "-refresh", "1", "0", "0"};
+    const std::vector<std::string> args{core_->job_prefix, worker_id_ + "-refresh", "1", "0", "0", "0"};
     (void)core_->redis.template eval<std::vector<reply>>(idempotent, detail::queue_scripts::get().move, core_->keys,
                                                          args);
 }
@@ -1364,6 +1371,7 @@ void worker<T>::drop_block(bool look_again) {
     if (look_again) {
         fetch_ = true;
         ++wake_gen_;
+        rearm_ = true;  // the BZPOPMIN may have popped the marker unseen
         jobs_cv_.notify_one();
     }
 }
@@ -1454,6 +1462,7 @@ void worker<T>::keeper_loop() {
                     fetch_ = true;  // a marker, or a block timeout: look (this also catches what others missed)
                     ++wake_gen_;
                     if (idle_ > 0) {
+                        rearm_ = rearm_ || marker;
                         jobs_cv_.notify_one();
                     } else {
                         give_back = marker;

@@ -501,6 +501,78 @@ TEST_F(Queue, IdleWorkerBlocksOnTheServerAndWakesOnAdd) {
     EXPECT_LE(redkit_test::command_calls(redis, "bzpopmin") - bzpopmin, 3);
 }
 
+TEST_F(Queue, IdleWorkersWakeOneAfterAnother) {
+    redkit::queue<int> q(redis, "chain");
+    counter started, release;
+    auto o = fast_options<int>();
+    o.block_timeout = 10s;  // a worker left asleep would sleep past the test's deadline
+    const auto slow = [&](redkit::job<int>&) {
+        started.add();
+        release.wait_for(1, 10s);
+    };
+    redkit::worker<int> a(q, slow, o);
+    redkit::worker<int> b(q, slow, o);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    const auto blocked = [&] {
+        const auto list = redis.command<std::string>("CLIENT", "LIST");
+        std::size_t n = 0;
+        for (auto at = list.find("cmd=bzpopmin"); at != std::string::npos; at = list.find("cmd=bzpopmin", at + 1)) ++n;
+        return n;
+    };
+    while (blocked() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(blocked(), 2u);
+    // one add sets the marker once: the worker it wakes takes one job and sets it again
+    std::vector<redkit::bulk_job<int>> jobs{{"one", 1, {}}, {"two", 2, {}}};
+    (void)q.add_bulk(jobs);
+    EXPECT_TRUE(started.wait_for(2, 3s));
+    release.add();
+    EXPECT_TRUE(a.close(5s));
+    EXPECT_TRUE(b.close(5s));
+    EXPECT_EQ(q.counts().completed, 2);
+}
+
+TEST_F(Queue, StateOfLeasedJobsIsFoundByTheirLease) {
+    redkit::queue<int> q(redis, "states");
+    redkit::job_options prio, later, plain;
+    prio.job_id = "x*";
+    prio.priority = 5;
+    later.job_id = "x[1]";
+    later.delay = 1h;
+    plain.job_id = "x";
+    (void)q.add("prioritized", 1, prio);
+    (void)q.add("delayed", 2, later);
+    (void)q.add("waiting", 3, plain);
+    counter started, release;
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>&) {
+            started.add();
+            release.wait_for(1, 10s);
+        },
+        fast_options<int>(2));
+    ASSERT_TRUE(started.wait_for(2, 5s));  // "x" from the line, then "x*" by priority
+    redkit::job_options other;
+    other.job_id = "x?";  // a glob that would match "x*"'s lease if the pattern were not escaped
+    (void)q.add("waits", 4, other);
+
+    const auto state = [&](const char* id) { return q.get_job(id).value().state(); };
+    EXPECT_EQ(state("x"), redkit::job_state::active);
+    EXPECT_EQ(state("x*"), redkit::job_state::active);
+    EXPECT_EQ(state("x[1]"), redkit::job_state::delayed);
+    EXPECT_EQ(state("x?"), redkit::job_state::waiting);
+    EXPECT_GT(q.get_job("x*")->processed_at(), 0);
+    EXPECT_EQ(q.remove("x"), redkit::remove_result::active);
+    EXPECT_EQ(q.remove("x*"), redkit::remove_result::active);
+    EXPECT_EQ(q.remove("x?"), redkit::remove_result::removed);
+    EXPECT_EQ(q.remove("x[1]"), redkit::remove_result::removed);
+    EXPECT_EQ(q.counts().active, 2);
+    release.add();
+    EXPECT_TRUE(w.close(5s));
+    EXPECT_EQ(state("x"), redkit::job_state::completed);
+    EXPECT_EQ(state("x*"), redkit::job_state::completed);
+    EXPECT_EQ(q.counts().active, 0);
+}
+
 TEST_F(Queue, RetentionKeepsWhatWasAsked) {
     redkit::queue<int> q(redis, "retention");
     counter done;
@@ -720,7 +792,7 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
     // a "worker" that leases the job and then vanishes: the move script with a 50 ms lease
     std::string ghost_lease;
     const auto lease = [&] {
-        std::vector<std::string> args{core.job_prefix, "ghost-token", "50", "1", "0"};
+        std::vector<std::string> args{core.job_prefix, "ghost-token", "50", "1", "0", "0"};
         const auto r =
             redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_scripts::get().move, core.keys, args);
         ASSERT_EQ(r.at(1).size(), 2u);
@@ -748,10 +820,11 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
     EXPECT_NE(j->failed_reason().find("stalled more than 1"), std::string::npos);
 
     // the ghost's late completion is refused: the token no longer holds the job
-    // move: prefix, token, lease ms, want 0, one outcome of 10 fields (see detail/scripts/queue.hpp)
-    std::vector<std::string> args{core.job_prefix, "t2", "1000", "0", "1"};
+    // move: prefix, token, lease ms, want 0, rearm 0, one outcome of 10 fields (see
+    // detail/scripts/queue.hpp)
+    std::vector<std::string> args{core.job_prefix, "t2", "1000", "0", "0", "1"};
     for (const char* f : {"c", "null", "", "0", "1", "", "", "0"}) args.emplace_back(f);
-    args.insert(args.begin() + 5, {added.id, ghost_lease});
+    args.insert(args.begin() + 6, {added.id, ghost_lease});
     const auto r = redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_scripts::get().move, core.keys, args);
     EXPECT_EQ(r.at(0)[0].integer(), 0);
     EXPECT_EQ(q.get_job(added.id)->state(), redkit::job_state::failed);
@@ -865,7 +938,10 @@ TEST_F(Queue, LateOutcomeOfALostLeaseIsRefusedAndReported) {
         o);
     ASSERT_TRUE(started.wait_for(1, 5s));
     // the lease "expires" (as if the first worker had hung past it) and the job is recovered
-    redis.command<long long>("ZADD", q.core()->keys[3], 0, added.id);
+    const auto leases = redis.command<std::vector<std::string>>("ZRANGE", q.core()->keys[3], 0, -1);
+    ASSERT_EQ(leases.size(), 1u);
+    EXPECT_EQ(leases[0].rfind(added.id + ":", 0), 0u);  // "<id>:<lease>"
+    redis.command<long long>("ZADD", q.core()->keys[3], "XX", 0, leases[0]);
     EXPECT_EQ(q.check_stalled(5).recovered, std::vector<std::string>{added.id});
     auto o2 = fast_options<int>();
     o2.on_completed = [&](const redkit::job<int>&) { completed.add(); };

@@ -6,19 +6,21 @@
 //   KEYS[1] wait        list: job ids ready to run without a priority (LPUSH in, RPOP out: FIFO)
 //   KEYS[2] prioritized zset: job ids with a priority, score priority * 2^32 + insertion counter
 //   KEYS[3] delayed     zset: job ids waiting for a due time (delay or retry backoff), score = due ms
-//   KEYS[4] active      zset: leased job ids, score = lease deadline ms (server clock)
+//   KEYS[4] active      zset: the leases, member "<id>:<lease>", score = lease deadline ms (server
+//                       clock); a lease is "<taken ms>|<token>". Ids never hold ':' (escaped), so
+//                       the id is the member up to its first ':'
 //   KEYS[5] completed   zset: finished job ids kept by retention, score = finish ms
 //   KEYS[6] failed      zset: failed job ids kept by retention, score = finish ms
 //   KEYS[7] meta        hash: paused (present while paused), pc (priority counter), stalled (total)
 //   KEYS[8] marker      zset: member "0" present while jobs may be ready; idle workers BZPOPMIN it
 //   KEYS[9] id          string: the job id counter
 //   KEYS[10] stalled-check  string with a TTL: at most one stalled-job check per interval
-//   KEYS[11] leases     hash: job id -> lease "<taken ms>|<token>" of every active job
 // and ARGV[1] = the job key prefix ("<base>:job:"); a job is the hash ARGV[1] .. id, in the same
 // slot as KEYS (the tag is in the prefix).
 //
-// A job is active while the leases hash holds it (and the active zset has its deadline); its
-// hash keeps the state it rests in otherwise. Job hash fields: name, data, ts (created ms), st
+// A job is active while the active zset holds a lease of it. Taking a job writes nothing to its
+// hash: st keeps naming the container the job was last put in, so a job whose st is w, p or d
+// but which that container no longer holds is active. Job hash fields: name, data, ts (created ms), st
 // (w waiting, p prioritized, d delayed, c completed, f failed), att (max attempts, absent = 1),
 // made (attempts made), prio, delay, bo/bd/bj (backoff kind, delay ms, jitter per mille),
 // rcn/rca and rfn/rfa (retention of completed/failed: keep count, keep age ms; absent = keep all),
@@ -42,7 +44,7 @@ namespace queue_lua {
 inline constexpr const char* prelude = R"lua(
 local K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_COMPLETED, K_FAILED, K_META, K_MARKER = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_ID, K_STALL, K_LEASES = KEYS[9], KEYS[10], KEYS[11]
+local K_ID, K_STALL = KEYS[9], KEYS[10]
 local JOB = ARGV[1]
 
 local function now_ms()
@@ -70,6 +72,13 @@ local function enqueue(id, prio)
   return 'w'
 end
 
+-- The job id of an active-zset member "<id>:<lease>" (any other member is an id already).
+local function id_of(member)
+  local colon = string.find(member, ':', 1, true)
+  if colon then return string.sub(member, 1, colon - 1) end
+  return member
+end
+
 -- Deletes job hashes and drops their ids from a zset (set may be nil).
 local function drop(set, ids)
   if #ids == 0 then return end
@@ -86,7 +95,7 @@ local function pop_and_drop(sets, removed, limit)
     if removed < limit then
       local p = redis.call('ZPOPMIN', sets[s], limit - removed)
       local got = {}
-      for i = 1, #p, 2 do got[#got + 1] = p[i] end
+      for i = 1, #p, 2 do got[#got + 1] = id_of(p[i]) end
       drop(nil, got)
       removed = removed + #got
     end
@@ -115,8 +124,9 @@ end
 )lua";
 
 // move: records the outcomes a worker sends, then leases up to `want` jobs. One round trip.
-// ARGV[2] token for the leases taken by this call, ARGV[3] lease ms, ARGV[4] want, ARGV[5]
-// number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'f' failed
+// ARGV[2] token for the leases taken by this call, ARGV[3] lease ms, ARGV[4] want, ARGV[5] '1'
+// when the caller popped the marker (a full take sets it again, waking the next idle worker),
+// ARGV[6] number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'f' failed
 // attempt, 'u' failed for good), payload (return value JSON, or reason), trace entry, retry
 // delay ms (used when attempts remain), attempts made (this one included), keep count and keep
 // age ms of the set it goes to ('' = no limit; the job's remove_on_complete / remove_on_fail),
@@ -131,7 +141,8 @@ inline constexpr const char* move = R"lua(
 local t = redis.call('TIME')
 local now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)
 local now = tonumber(now_s)
-local token, lease_ms, want, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local token, lease_ms, want, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
+local rearm = ARGV[5] == '1'
 local codes = {}
 local woke = false
 
@@ -158,18 +169,28 @@ local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep
 end
 
 if n > 0 then
-  local ids = {}
-  for i = 0, n - 1 do ids[i + 1] = ARGV[6 + i * 10] end
-  local held = redis.call('HMGET', K_LEASES, unpack(ids))
-  local released = {}
+  -- end the leases still held: a single one by ZREM alone, several by ZMSCORE then ZREM
+  local held = {}
+  if n == 1 then
+    held[1] = redis.call('ZREM', K_ACTIVE, ARGV[7] .. ':' .. ARGV[8]) == 1
+  else
+    local m, ending = {}, {}
+    for i = 0, n - 1 do m[i + 1] = ARGV[7 + i * 10] .. ':' .. ARGV[8 + i * 10] end
+    local scores = redis.call('ZMSCORE', K_ACTIVE, unpack(m))
+    for i = 1, n do
+      held[i] = scores[i] ~= false
+      if held[i] then ending[#ending + 1] = m[i] end
+    end
+    if #ending > 0 then redis.call('ZREM', K_ACTIVE, unpack(ending)) end
+  end
   local kept = {}
   for i = 0, n - 1 do
-    local b = 6 + i * 10
+    local b = 7 + i * 10
     local id, lease, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
     local keep_n, keep_age = ARGV[b + 7], ARGV[b + 8]
     local k = JOB .. id
     local code
-    if held[i + 1] ~= lease then
+    if not held[i + 1] then
       -- not (or no longer) ours; a resend after a lost reply finds its own outcome recorded
       local f = redis.call('HMGET', k, 'tok', 'st')
       code = 0
@@ -178,7 +199,6 @@ if n > 0 then
         elseif f[2] == 'w' or f[2] == 'p' then code = 3 else code = 4 end
       end
     else
-      released[#released + 1] = id
       local pt = ARGV[b + 9]
       if kind == 'c' then
         redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now_s, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
@@ -195,10 +215,6 @@ if n > 0 then
       end
     end
     codes[#codes + 1] = code
-  end
-  if #released > 0 then
-    redis.call('HDEL', K_LEASES, unpack(released))
-    redis.call('ZREM', K_ACTIVE, unpack(released))
   end
   if #kept > 0 then redis.call('ZADD', K_COMPLETED, unpack(kept)) end
 end
@@ -228,8 +244,8 @@ if want > 0 then
   end
   full = #ids == want
   local deadline = tostring(now + lease_ms)  -- exact: below 10^14, formatted once for all jobs
-  local lease = now_s .. '|' .. token
-  local z, l = {}, {}
+  local lease = ':' .. now_s .. '|' .. token
+  local z = {}
   for i = 1, #ids do
     local id = ids[i]
     local h = redis.call('HGETALL', JOB .. id)
@@ -237,22 +253,19 @@ if want > 0 then
       jobs[#jobs + 1] = id
       jobs[#jobs + 1] = h
       z[#z + 1] = deadline
-      z[#z + 1] = id
-      l[#l + 1] = id
-      l[#l + 1] = lease
+      z[#z + 1] = id .. lease
     end
   end
-  if #z > 0 then
-    redis.call('ZADD', K_ACTIVE, unpack(z))
-    redis.call('HSET', K_LEASES, unpack(l))
-  end
+  if #z > 0 then redis.call('ZADD', K_ACTIVE, unpack(z)) end
 end
 
--- the marker: set while jobs may be left (a full take may leave none: one idle worker then
--- looks in vain, which is cheaper than counting every time)
-if woke or full or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0)) then
+-- the marker: set while jobs may be left. A full take may leave some, so a caller that popped
+-- the marker sets it again for the next idle worker (a full take that leaves none costs that
+-- worker one look in vain, cheaper than counting every time); a take that was not woken leaves
+-- the marker as it is, and one that found the line empty clears it.
+if woke or (full and rearm) or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0)) then
   wake()
-else
+elseif not full then
   redis.call('ZREM', K_MARKER, '0')
   local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
   if d[2] then next_delay = math.max(0, tonumber(d[2]) - now) end
@@ -353,14 +366,15 @@ return out
 // per pair.
 inline constexpr const char* renew = R"lua(
 local deadline = now_ms() + tonumber(ARGV[2])
-local ids = {}
-for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-local held = redis.call('HMGET', K_LEASES, unpack(ids))
+local m = {}
+for i = 3, #ARGV - 1, 2 do m[#m + 1] = ARGV[i] .. ':' .. ARGV[i + 1] end
+if #m == 0 then return {} end
+local scores = redis.call('ZMSCORE', K_ACTIVE, unpack(m))
 local out, z = {}, {}
-for i = 1, #ids do
-  if held[i] == ARGV[1 + 2 * i + 1] then
+for i = 1, #m do
+  if scores[i] then
     z[#z + 1] = deadline
-    z[#z + 1] = ids[i]
+    z[#z + 1] = m[i]
     out[i] = 1
   else
     out[i] = 0
@@ -378,13 +392,12 @@ inline constexpr const char* stalled = R"lua(
 local interval, max_stalls, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if interval > 0 and not redis.call('SET', K_STALL, '1', 'PX', interval, 'NX') then return {} end
 local now = now_ms()
-local ids = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, limit)
-if #ids == 0 then return {{}, {}} end
-redis.call('ZREM', K_ACTIVE, unpack(ids))
-redis.call('HDEL', K_LEASES, unpack(ids))
+local leases = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, limit)
+if #leases == 0 then return {{}, {}} end
+redis.call('ZREM', K_ACTIVE, unpack(leases))
 local recovered, failed = {}, {}
-for i = 1, #ids do
-  local id = ids[i]
+for i = 1, #leases do
+  local id = id_of(leases[i])
   local k = JOB .. id
   if redis.call('EXISTS', k) == 1 then
     local stalls = redis.call('HINCRBY', k, 'stl', 1)
@@ -407,14 +420,32 @@ return {recovered, failed}
 
 // progress: ARGV[2] id, ARGV[3] lease, ARGV[4] progress JSON. Returns 1, or 0 when the lease is lost.
 inline constexpr const char* progress = R"lua(
-if redis.call('HGET', K_LEASES, ARGV[2]) ~= ARGV[3] then return 0 end
+if not redis.call('ZSCORE', K_ACTIVE, ARGV[2] .. ':' .. ARGV[3]) then return 0 end
 redis.call('HSET', JOB .. ARGV[2], 'prog', ARGV[4])
 return 1
 )lua";
 
-// get: ARGV[2] id. Returns {fields of the job hash (empty when none), its lease or false}.
+// get: ARGV[2] id. Returns {fields of the job hash (empty when none), its lease or false}. A
+// job at rest in a zset is found there; a waiting or active one is looked for among the leases
+// (ZSCAN MATCH "<id>:*", O(active jobs)), as finding it in the wait list would be O(waiting).
 inline constexpr const char* get = R"lua(
-return {redis.call('HGETALL', JOB .. ARGV[2]), redis.call('HGET', K_LEASES, ARGV[2])}
+local id = ARGV[2]
+local h = redis.call('HGETALL', JOB .. id)
+local st
+for i = 1, #h, 2 do
+  if h[i] == 'st' then st = h[i + 1] end
+end
+if st == nil or st == 'c' or st == 'f' then return {h, false} end
+local at_rest = ({p = K_PRIO, d = K_DELAYED})[st]
+if at_rest and redis.call('ZSCORE', at_rest, id) then return {h, false} end
+local pattern = string.gsub(id, '[%*%?%[%]\\]', '\\%0') .. ':*'
+local cursor = '0'
+repeat
+  local r = redis.call('ZSCAN', K_ACTIVE, cursor, 'MATCH', pattern, 'COUNT', 1000)
+  cursor = r[1]
+  if r[2][1] then return {h, string.sub(r[2][1], #id + 2)} end
+until cursor == '0'
+return {h, false}
 )lua";
 
 // counts: returns {waiting, active, delayed, prioritized, completed, failed, paused}; while
@@ -469,12 +500,14 @@ local id = ARGV[2]
 local k = JOB .. id
 local st = redis.call('HGET', k, 'st')
 if not st then return 0 end
-if redis.call('HEXISTS', K_LEASES, id) == 1 then return -1 end
-if st == 'w' then redis.call('LREM', K_WAIT, 0, id)
-elseif st == 'p' then redis.call('ZREM', K_PRIO, id)
-elseif st == 'd' then redis.call('ZREM', K_DELAYED, id)
+-- a job its container no longer holds is active
+local found = 1
+if st == 'w' then found = redis.call('LREM', K_WAIT, 1, id)
+elseif st == 'p' then found = redis.call('ZREM', K_PRIO, id)
+elseif st == 'd' then found = redis.call('ZREM', K_DELAYED, id)
 elseif st == 'c' then redis.call('ZREM', K_COMPLETED, id)
 elseif st == 'f' then redis.call('ZREM', K_FAILED, id) end
+if found == 0 then return -1 end
 redis.call('DEL', k)
 return 1
 )lua";
@@ -512,8 +545,7 @@ end
 local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED}
 removed = pop_and_drop(sets, removed, limit)
 if removed < limit then
-  redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
-             K_LEASES)
+  redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL)
   return {removed, 1}
 end
 return {removed, 0}
