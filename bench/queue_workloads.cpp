@@ -12,10 +12,15 @@
 // redkit does a job hash per job, leases with a token and deadline, stores the result and keeps
 // the completed job (retention keep-all), one script round trip per batch.
 //
+// queue_process_c1 runs the worker with its defaults, which poll the socket for up to 100 us for
+// each reply while jobs flow (worker_options::reply_spin); queue_process_c1_nospin turns that off.
+// The raw loops never poll.
+//
 // Each repetition starts from a fresh queue filled (untimed, in before_each) with the jobs to
 // process; a processing repetition is timed from the worker's construction until every job was
 // reported completed (on_completed), close() included.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -96,12 +101,14 @@ void redkit_fill(queue_state& st, long long n) {
     sink = sink + st.q->add_bulk(jobs).size();
 }
 
-void redkit_process(queue_state& st, long long n, std::size_t concurrency) {
+void redkit_process(queue_state& st, long long n, std::size_t concurrency,
+                    std::chrono::microseconds reply_spin = redkit::worker_options<nlohmann::json>{}.reply_spin) {
     std::mutex m;
     std::condition_variable cv;
     long long completed = 0;
     redkit::worker_options<nlohmann::json> o;
     o.concurrency = concurrency;
+    o.reply_spin = reply_spin;
     o.on_completed = [&](const redkit::job<nlohmann::json>&) {
         std::lock_guard<std::mutex> lock(m);
         if (++completed == n) cv.notify_all();
@@ -161,6 +168,12 @@ void add_queue(context& ctx, std::vector<workload>& out) {
                     {"redkit", [st](long long n) { redkit_process(*st, n, 1); }}},
                    refill,
                    "baseline: LMOVE + LREM reliable-queue loop (no leases, retries or records); target: 3x BullMQ's ~3.5k jobs/s"});
+    out.push_back({"queue_process_c1_nospin",
+                   jobs,
+                   {{"hiredis", [st](long long n) { raw_process(*st, n, 1); }},
+                    {"redkit", [st](long long n) { redkit_process(*st, n, 1, std::chrono::microseconds(0)); }}},
+                   refill,
+                   "as queue_process_c1, with worker_options::reply_spin = 0: the worker sleeps in read() for every reply"});
     out.push_back({"queue_process_c16",
                    jobs,
                    {{"hiredis", [st](long long n) { raw_process(*st, n, 16); }},

@@ -81,6 +81,10 @@ public:
     detail::io_status flush();
     /// Reads one reply (blocking up to the timeout). On failure the connection is broken.
     detail::io_status read(detail::reply_ptr& out);
+    /// read(), but first polls the socket for up to `spin` without sleeping: for a reply due
+    /// within microseconds, it saves the wake-up of a sleeping thread at the price of the CPU
+    /// spent polling.
+    detail::io_status read(detail::reply_ptr& out, std::chrono::microseconds spin);
     /// append + flush + read.
     detail::io_status roundtrip(const detail::argv& args, detail::reply_ptr& out);
 
@@ -233,6 +237,11 @@ inline detail::io_status connection::read(detail::reply_ptr& out) {
     }
     out.reset(static_cast<redisReply*>(raw));
     return {};
+}
+
+inline detail::io_status connection::read(detail::reply_ptr& out, std::chrono::microseconds spin) {
+    if (spin.count() > 0 && !broken_) detail::spin_until_readable(ctx_.get(), spin);
+    return read(out);
 }
 
 inline detail::io_status connection::read_available() {

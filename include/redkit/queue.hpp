@@ -425,18 +425,25 @@ inline void push_add_fields(std::vector<std::string>& out, std::string_view name
 }
 
 /// Runs a script on a connection of one's own: EVALSHA, then EVAL once on NOSCRIPT. Returns the
-/// raw reply (error replies included); throws error on a transport failure.
+/// raw reply (error replies included); throws error on a transport failure. `spin`: see
+/// connection::read.
 inline reply_ptr eval_raw(connection& c, const script& s, const std::vector<std::string>& keys,
-                          const std::vector<std::string>& args) {
+                          const std::vector<std::string>& args, std::chrono::microseconds spin = {}) {
     argv a;
     a.push_all("EVALSHA", s.sha1(), static_cast<long long>(keys.size()), keys, args);
     reply_ptr r;
-    if (auto st = c.roundtrip(a, r); !st.ok()) throw transport_error(st, "EVALSHA", keys.empty() ? "" : keys[0]);
+    const auto run = [&](const char* command) {
+        c.append(a);
+        auto st = c.flush();
+        if (st.ok()) st = c.read(r, spin);
+        if (!st.ok()) throw transport_error(st, command, keys.empty() ? "" : keys[0]);
+    };
+    run("EVALSHA");
     if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).substr(0, 8) == "NOSCRIPT") {
         a.set(0, "EVAL");
         a.set(1, s.source());
         r.reset();
-        if (auto st = c.roundtrip(a, r); !st.ok()) throw transport_error(st, "EVAL", keys.empty() ? "" : keys[0]);
+        run("EVAL");
     }
     return r;
 }
@@ -791,6 +798,14 @@ struct worker_options {
     int max_stalled_count = 1;                       ///< a job that stalls more often than this fails
     std::chrono::milliseconds block_timeout{5000};   ///< longest BZPOPMIN of an idle worker
     std::chrono::milliseconds close_timeout{30000};  ///< how long the destructor's close() waits
+    /// While its round trip is in flight and no other thread of the worker is running a job, the
+    /// thread that records outcomes and takes jobs polls the socket for up to this long before
+    /// sleeping in read(), in [0, 10 ms]. On virtual machines waking a sleeping thread costs tens
+    /// of microseconds per reply: polling lets a busy worker take its next job sooner, for the
+    /// CPU the polling burns (at most this much per job, only while jobs flow: an idle worker
+    /// sleeps in BZPOPMIN). The worker stops polling while replies take longer than this (a
+    /// remote server). 0: never poll.
+    std::chrono::microseconds reply_spin{100};
 
     /// Called once Redis recorded the job as completed.
     std::function<void(const job<T>&)> on_completed;
@@ -817,7 +832,9 @@ struct worker_options {
 /// the outcomes of every thread that finished meanwhile and asks for as many jobs as there are
 /// idle threads, in one script round trip on the worker's connection (client::dedicated()); the
 /// other threads wait, then take the jobs it brought. So at concurrency 1 a job costs one round
-/// trip and no thread hand-off, and under load outcomes travel in batches. A keeper thread owns
+/// trip and no thread hand-off, and under load outcomes travel in batches. While the round trip
+/// is in flight and no other thread runs a job, it polls for the reply before sleeping
+/// (worker_options::reply_spin). A keeper thread owns
 /// a second dedicated connection for the blocking BZPOPMIN of an idle worker, wakes a thread to
 /// fetch when the marker pops or a delayed job falls due, and through the client's pool renews
 /// the leases of held jobs (one script for all, every lease_renew_interval) and runs the
@@ -887,7 +904,7 @@ private:
     std::unique_ptr<job<T>> next(std::optional<outcome>& done);
     void lead(std::unique_lock<std::mutex>& lock);
     outcome run_one(std::unique_ptr<job<T>> j);
-    move_result exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm);
+    move_result exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm, bool alone);
     void notify_outcomes(const move_result& r, std::vector<outcome>& sent);
     void keeper_loop();
     void renew();
@@ -924,6 +941,7 @@ private:
     bool blocking_ = false;            // the keeper has a BZPOPMIN pending
     clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
     unsigned long long seq_ = 0;
+    std::chrono::microseconds reply_time_{0};  // the leader's: moving average of exchange replies
     int failures_ = 0;
     bool abandoned_ = false;  // close() timed out: stop renewing
     bool keeper_done_ = false;
@@ -989,6 +1007,8 @@ worker<T>::worker(const queue<T>& q, Handler handler, worker_options<T> options)
     }
     if (o.close_timeout.count() < 0)
         throw std::invalid_argument("redkit: worker_options.close_timeout must not be negative");
+    if (o.reply_spin.count() < 0 || o.reply_spin > std::chrono::milliseconds(10))
+        throw std::invalid_argument("redkit: worker_options.reply_spin must be in [0, 10 ms]");
     renew_interval_ = o.lease_renew_interval.count() > 0 ? o.lease_renew_interval : o.lease_duration / 2;
 
     std::random_device rd;
@@ -1105,11 +1125,12 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     const std::size_t want = *closing_ ? 0 : idle_;  // ready_ is empty: every idle thread needs a job
     const bool rearm = rearm_ && want > 0;
     if (rearm) rearm_ = false;
+    const bool alone = idle_ == live_;  // no other thread is running a job (and needs the CPU)
     lock.unlock();
     move_result r;
     bool ok = false;
     try {
-        r = exchange(sending, want, rearm);
+        r = exchange(sending, want, rearm, alone);
         ok = true;
     } catch (const error& e) {
         report(e);
@@ -1208,7 +1229,7 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
 
 template <class T>
 typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want,
-                                                    bool rearm) {
+                                                    bool rearm, bool alone) {
     // only the leader (busy_) gets here, so cmd_ and seq_ are its own
     if (!cmd_ || cmd_->broken()) {
         cmd_.reset();
@@ -1239,7 +1260,14 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         args.push_back(keep_age > 0 ? std::to_string(keep_age) : std::string());
         args.push_back(std::to_string(rec.processed));
     }
-    detail::reply_ptr r = detail::eval_raw(*cmd_, detail::queue_scripts::get().move, core_->keys, args);
+    // poll for the reply while replies come back within reply_spin (a moving average of 8)
+    const auto spin = options_.reply_spin;
+    const bool poll = alone && spin.count() > 0 && reply_time_ <= spin;
+    const auto sent = clock::now();
+    detail::reply_ptr r = detail::eval_raw(*cmd_, detail::queue_scripts::get().move, core_->keys, args,
+                                           poll ? spin : std::chrono::microseconds(0));
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent);
+    reply_time_ = (reply_time_ * 7 + took) / 8;
     const detail::node n(r.get());
     const detail::origin from{"EVALSHA", core_->keys[0]};
     if (n.type() == reply_type::error) detail::throw_server_error(n, from);

@@ -394,6 +394,7 @@ TEST_F(Queue, TenThousandJobsThroughFourWorkersOfEightThreadsCompleteExactlyOnce
     for (int k = 0; k < 4; ++k) {
         auto o = fast_options<int>(8);
         o.lease_duration = 30s;  // no stalls, even under sanitizers
+        if (k % 2 == 1) o.reply_spin = 0us;  // half of them sleep for every reply, half may poll
         o.on_completed = [&](const redkit::job<int>& j) {
             ++completed[static_cast<std::size_t>(j.data())];
             done.add();
@@ -732,6 +733,11 @@ TEST_F(Queue, InvalidOptionsThrowNamingTheField) {
     wo = {};
     wo.max_stalled_count = -1;
     worker_throws(wo, "worker_options.max_stalled_count");
+    wo = {};
+    wo.reply_spin = -1us;
+    worker_throws(wo, "worker_options.reply_spin");
+    wo.reply_spin = 11ms;
+    worker_throws(wo, "worker_options.reply_spin");
     EXPECT_THROW(redkit::queue<int>(redis, ""), std::invalid_argument);
 }
 

@@ -119,6 +119,21 @@ inline bool idle_connection_is_clean(const redisContext* c) noexcept {
     return n == 0;
 }
 
+/// Polls the socket without sleeping until it is readable (or hung up) or `spin` has passed;
+/// true when a read would not block. Waking a thread that sleeps in read() costs tens of
+/// microseconds on virtual machines, more than a loopback reply takes to arrive.
+inline bool spin_until_readable(const redisContext* c, std::chrono::microseconds spin) noexcept {
+    if (c->reader && c->reader->pos < c->reader->len) return true;  // bytes already read, not parsed
+    pollfd p{};
+    p.fd = c->fd;
+    p.events = POLLIN;
+    const auto until = std::chrono::steady_clock::now() + spin;
+    do {
+        if (::poll(&p, 1, 0) != 0) return true;  // readable, hung up or failed: read() tells which
+    } while (std::chrono::steady_clock::now() < until);
+    return false;
+}
+
 /// SIGPIPE handling. hiredis writes with plain write()/send() without MSG_NOSIGNAL, so a server
 /// that closed the socket raises SIGPIPE, whose default action kills the process.
 inline void ignore_sigpipe_if_default() noexcept {
