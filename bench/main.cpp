@@ -247,8 +247,12 @@ int main(int argc, char** argv) {
         for (const auto& n : notes) std::printf("  %-22s %s\n", n.first.c_str(), n.second.c_str());
         rusage ru{};
         getrusage(RUSAGE_SELF, &ru);
-        std::printf("\nworst like-for-like throughput ratio: %.3f (%s); worst like-for-like cpu ratio: %.3f (%s)\n", worst_thr,
-                    worst_thr_name.c_str(), worst_cpu, worst_cpu_name.c_str());
+        if (worst_thr_name.empty()) {
+            std::printf("\nno like-for-like workload ran\n");
+        } else {
+            std::printf("\nworst like-for-like throughput ratio: %.3f (%s); worst like-for-like cpu ratio: %.3f (%s)\n",
+                        worst_thr, worst_thr_name.c_str(), worst_cpu, worst_cpu_name.c_str());
+        }
         std::printf("peak RSS: %ld KiB\n", ru.ru_maxrss);
     } catch (const std::exception& e) {
         std::cerr << "redkit_bench: " << e.what() << '\n';
