@@ -27,8 +27,9 @@
 //     (worker_options::block_timeout), on a dedicated connection whose wait is a poll() that
 //     close() cuts short. Adding a job (or a retry, a recovered stall, resume) sets the marker;
 //     a worker woken by it that takes all it asked for sets it again, so idle workers wake one
-//     after the other. A worker that found nothing ready learns in the same round trip when the earliest
-//     delayed job is due, and fetches then.
+//     after the other. A worker that found nothing ready learns in the same round trip when the
+//     earliest delayed job is due, and fetches then. While its round trip is in flight, a busy
+//     worker polls the socket briefly before sleeping (worker_options::reply_spin).
 //
 // Key layout (all keys of a queue share the hash tag {name}, so they live in one Redis Cluster
 // slot; job keys are built inside the scripts from a prefix carrying the same tag):
@@ -231,8 +232,8 @@ struct queue_core {
     queue_core(client c, std::string queue_name, const key_space& ks)
         : redis(std::move(c)), name(std::move(queue_name)) {
         if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
-        static constexpr const char* suffixes[] = {"wait", "prioritized", "delayed", "active",       "completed",
-                                                   "failed", "meta",      "marker",  "id", "stalled-check"};
+        static constexpr const char* suffixes[] = {"wait",   "prioritized", "delayed", "active", "completed",
+                                                   "failed", "meta",        "marker",  "id",     "stalled-check"};
         for (const char* s : suffixes) keys.push_back(ks.key("queue", hash_tag(name), s));
         job_prefix = ks.key("queue", hash_tag(name), "job") + ":";
     }
@@ -834,11 +835,11 @@ struct worker_options {
 /// other threads wait, then take the jobs it brought. So at concurrency 1 a job costs one round
 /// trip and no thread hand-off, and under load outcomes travel in batches. While the round trip
 /// is in flight and no other thread runs a job, it polls for the reply before sleeping
-/// (worker_options::reply_spin). A keeper thread owns
-/// a second dedicated connection for the blocking BZPOPMIN of an idle worker, wakes a thread to
-/// fetch when the marker pops or a delayed job falls due, and through the client's pool renews
-/// the leases of held jobs (one script for all, every lease_renew_interval) and runs the
-/// stalled-job check (one script every stalled_interval, by one worker of the queue).
+/// (worker_options::reply_spin). A keeper thread owns a second dedicated connection for the
+/// blocking BZPOPMIN of an idle worker, wakes a thread to fetch when the marker pops or a delayed
+/// job falls due, and through the client's pool renews the leases of held jobs (one script for
+/// all, every lease_renew_interval) and runs the stalled-job check (one script every
+/// stalled_interval, by one worker of the queue).
 ///
 /// @code
 /// redkit::worker<welcome_mail> w(mails, [](redkit::job<welcome_mail>& j) { send(j.data()); });
@@ -937,7 +938,7 @@ private:
     bool busy_ = false;                // an exchange is in flight on cmd_ (only its leader touches cmd_)
     bool fetch_ = true;                // jobs may be ready
     unsigned long long wake_gen_ = 0;  // bumped when the keeper learns jobs may be ready
-    bool rearm_ = true;  // a marker was (or may have been) popped for this worker: a full take sets it again
+    bool rearm_ = true;                // a marker was (or may have been) popped for us: a full take resets it
     bool blocking_ = false;            // the keeper has a BZPOPMIN pending
     clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
     unsigned long long seq_ = 0;
@@ -1228,8 +1229,8 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
 }
 
 template <class T>
-typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want,
-                                                    bool rearm, bool alone) {
+typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm,
+                                                    bool alone) {
     // only the leader (busy_) gets here, so cmd_ and seq_ are its own
     if (!cmd_ || cmd_->broken()) {
         cmd_.reset();
