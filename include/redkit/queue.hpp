@@ -354,6 +354,38 @@ inline job_state state_of(char c) noexcept {
     }
 }
 
+/// Whether a worker's leader should poll for its next reply (worker_options::reply_spin). Polling
+/// pays only where a sleeping thread is slow to wake and the server runs on another CPU; where it
+/// shares the worker's CPU, polling delays the reply, and a remote server's replies come too late
+/// for it. So both ways are timed (moving averages of 8 replies), polling is used while it is at
+/// least 10% faster, and every 64th reply is awaited the other way to keep both times current.
+class reply_timing {
+public:
+    bool poll_next(unsigned long long exchange) const noexcept {
+        bool poll;
+        if (polled_.n < 4) {
+            poll = true;
+        } else if (slept_.n < 4) {
+            poll = false;
+        } else {
+            poll = polled_.mean < slept_.mean;
+        }
+        return exchange % 32 == 0 ? !poll : poll;
+    }
+    void record(bool polled, std::chrono::microseconds took) noexcept { (polled ? polled_ : slept_).add(took); }
+
+private:
+    struct moving_mean {
+        std::chrono::microseconds mean{0};
+        unsigned n = 0;  // samples, up to 8
+        void add(std::chrono::microseconds t) noexcept {
+            mean = n == 0 ? t : (mean * 7 + t) / 8;
+            if (n < 8) ++n;
+        }
+    };
+    moving_mean polled_, slept_;
+};
+
 /// A worker's hold on one job: what update_progress needs, and whether the lease was lost.
 struct job_lease {
     std::shared_ptr<queue_core> core;
@@ -804,8 +836,8 @@ struct worker_options {
     /// sleeping in read(), in [0, 10 ms]. On virtual machines waking a sleeping thread costs tens
     /// of microseconds per reply: polling lets a busy worker take its next job sooner, for the
     /// CPU the polling burns (at most this much per job, only while jobs flow: an idle worker
-    /// sleeps in BZPOPMIN). The worker stops polling while replies take longer than this (a
-    /// remote server). 0: never poll.
+    /// sleeps in BZPOPMIN). The worker times replies both ways and polls only while that is
+    /// faster (not when Redis shares its CPU, nor for a remote server). 0: never poll.
     std::chrono::microseconds reply_spin{100};
 
     /// Called once Redis recorded the job as completed.
@@ -942,7 +974,7 @@ private:
     bool blocking_ = false;            // the keeper has a BZPOPMIN pending
     clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
     unsigned long long seq_ = 0;
-    std::chrono::microseconds reply_time_{0};  // the leader's: moving average of exchange replies
+    detail::reply_timing reply_timing_;  // the leader's
     int failures_ = 0;
     bool abandoned_ = false;  // close() timed out: stop renewing
     bool keeper_done_ = false;
@@ -1261,14 +1293,11 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         args.push_back(keep_age > 0 ? std::to_string(keep_age) : std::string());
         args.push_back(std::to_string(rec.processed));
     }
-    // poll for the reply while replies come back within reply_spin (a moving average of 8)
-    const auto spin = options_.reply_spin;
-    const bool poll = alone && spin.count() > 0 && reply_time_ <= spin;
+    const bool poll = alone && options_.reply_spin.count() > 0 && reply_timing_.poll_next(seq_);
     const auto sent = clock::now();
     detail::reply_ptr r = detail::eval_raw(*cmd_, detail::queue_scripts::get().move, core_->keys, args,
-                                           poll ? spin : std::chrono::microseconds(0));
-    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent);
-    reply_time_ = (reply_time_ * 7 + took) / 8;
+                                           poll ? options_.reply_spin : std::chrono::microseconds(0));
+    reply_timing_.record(poll, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent));
     const detail::node n(r.get());
     const detail::origin from{"EVALSHA", core_->keys[0]};
     if (n.type() == reply_type::error) detail::throw_server_error(n, from);

@@ -119,6 +119,43 @@ TEST(QueueBackoff, ExponentialAndFixedDelaysWithJitterStayInRange) {
     EXPECT_GT(e.delay_before(10000, 0.0).count(), 0);  // saturates, no overflow
 }
 
+TEST(QueueReplyTiming, PollsOnlyWhileThatIsFasterAndKeepsTryingTheOtherWay) {
+    redkit::detail::reply_timing t;
+    unsigned long long exchange = 1;
+    // first both ways are timed: four polled replies, then four slept ones
+    for (int i = 0; i < 4; ++i, ++exchange) {
+        ASSERT_TRUE(t.poll_next(exchange));
+        t.record(true, 50us);
+    }
+    for (int i = 0; i < 4; ++i, ++exchange) {
+        ASSERT_FALSE(t.poll_next(exchange));
+        t.record(false, 90us);
+    }
+    // polling is faster here (the server on another CPU): poll, but every 32nd reply sleeps
+    int polled = 0, slept = 0;
+    for (int i = 0; i < 64; ++i, ++exchange) {
+        const bool poll = t.poll_next(exchange);
+        (poll ? polled : slept)++;
+        t.record(poll, poll ? 50us : 90us);
+    }
+    EXPECT_EQ(slept, 2);
+    EXPECT_EQ(polled, 62);
+    // now polling delays the reply (the server shares this CPU): the polled samples drag its
+    // average up until sleeping wins, and from then on only every 32nd reply polls
+    for (int i = 0; i < 64; ++i, ++exchange) {
+        const bool poll = t.poll_next(exchange);
+        t.record(poll, poll ? 400us : 90us);
+    }
+    polled = slept = 0;
+    for (int i = 0; i < 64; ++i, ++exchange) {
+        const bool poll = t.poll_next(exchange);
+        (poll ? polled : slept)++;
+        t.record(poll, poll ? 400us : 90us);
+    }
+    EXPECT_EQ(polled, 2);
+    EXPECT_EQ(slept, 62);
+}
+
 TEST_F(Queue, AddedJobCompletesWithItsReturnValue) {
     redkit::queue<order> q(redis, "basic");
     const auto added = q.add("ship", order{"A-1", 3});
