@@ -101,6 +101,21 @@ protected:
         const auto t = redis.command<std::vector<long long>>("TIME");
         return t.at(0) * 1000 + t.at(1) / 1000;
     }
+
+    /// Waits (up to 5 s) until n connections sit in BZPOPMIN; returns how many do.
+    std::size_t wait_until_blocked(std::size_t n) {
+        const auto blocked = [&] {
+            const auto list = redis.command<std::string>("CLIENT", "LIST");
+            std::size_t count = 0;
+            for (auto at = list.find("cmd=bzpopmin"); at != std::string::npos; at = list.find("cmd=bzpopmin", at + 1)) {
+                ++count;
+            }
+            return count;
+        };
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (blocked() < n && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+        return blocked();
+    }
 };
 
 }  // namespace
@@ -131,29 +146,26 @@ TEST(QueueReplyTiming, PollsOnlyWhileThatIsFasterAndKeepsTryingTheOtherWay) {
         ASSERT_FALSE(t.poll_next(exchange));
         t.record(false, 90us);
     }
+    // 64 replies that take `when_polled` or `when_slept`; how many were polled
+    const auto run = [&](std::chrono::microseconds when_polled, std::chrono::microseconds when_slept) {
+        int polled = 0;
+        for (int i = 0; i < 64; ++i, ++exchange) {
+            const bool poll = t.poll_next(exchange);
+            polled += poll ? 1 : 0;
+            t.record(poll, poll ? when_polled : when_slept);
+        }
+        return polled;
+    };
     // polling is faster here (the server on another CPU): poll, but every 32nd reply sleeps
-    int polled = 0, slept = 0;
-    for (int i = 0; i < 64; ++i, ++exchange) {
-        const bool poll = t.poll_next(exchange);
-        (poll ? polled : slept)++;
-        t.record(poll, poll ? 50us : 90us);
-    }
-    EXPECT_EQ(slept, 2);
+    int polled = run(50us, 90us);
+    EXPECT_EQ(64 - polled, 2);
     EXPECT_EQ(polled, 62);
     // now polling delays the reply (the server shares this CPU): the polled samples drag its
     // average up until sleeping wins, and from then on only every 32nd reply polls
-    for (int i = 0; i < 64; ++i, ++exchange) {
-        const bool poll = t.poll_next(exchange);
-        t.record(poll, poll ? 400us : 90us);
-    }
-    polled = slept = 0;
-    for (int i = 0; i < 64; ++i, ++exchange) {
-        const bool poll = t.poll_next(exchange);
-        (poll ? polled : slept)++;
-        t.record(poll, poll ? 400us : 90us);
-    }
+    (void)run(400us, 90us);
+    polled = run(400us, 90us);
     EXPECT_EQ(polled, 2);
-    EXPECT_EQ(slept, 62);
+    EXPECT_EQ(64 - polled, 62);
 }
 
 TEST_F(Queue, AddedJobCompletesWithItsReturnValue) {
@@ -506,11 +518,7 @@ TEST_F(Queue, CloseOfAnIdleWorkerIsPrompt) {
     redkit::worker<int> w(
         q, [](redkit::job<int>&) {}, o);
     // let it reach its blocking pop
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (redis.command<std::string>("CLIENT", "LIST").find("cmd=bzpopmin") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(5ms);
-    }
+    wait_until_blocked(1);
     ASSERT_NE(redis.command<std::string>("CLIENT", "LIST").find("cmd=bzpopmin"), std::string::npos);
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_TRUE(w.close(5s));
@@ -524,11 +532,7 @@ TEST_F(Queue, IdleWorkerBlocksOnTheServerAndWakesOnAdd) {
     o.block_timeout = 10s;
     redkit::worker<int> w(
         q, [&](redkit::job<int>&) { done.add(); }, o);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (redis.command<std::string>("CLIENT", "LIST").find("cmd=bzpopmin") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(5ms);
-    }
+    wait_until_blocked(1);
     const auto evalsha = redkit_test::command_calls(redis, "evalsha");
     const auto bzpopmin = redkit_test::command_calls(redis, "bzpopmin");
     (void)q.add("now", 1);
@@ -550,15 +554,7 @@ TEST_F(Queue, IdleWorkersWakeOneAfterAnother) {
     };
     redkit::worker<int> a(q, slow, o);
     redkit::worker<int> b(q, slow, o);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    const auto blocked = [&] {
-        const auto list = redis.command<std::string>("CLIENT", "LIST");
-        std::size_t n = 0;
-        for (auto at = list.find("cmd=bzpopmin"); at != std::string::npos; at = list.find("cmd=bzpopmin", at + 1)) ++n;
-        return n;
-    };
-    while (blocked() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
-    ASSERT_EQ(blocked(), 2u);
+    ASSERT_EQ(wait_until_blocked(2), 2u);
     // one add sets the marker once: the worker it wakes takes one job and sets it again
     std::vector<redkit::bulk_job<int>> jobs{{"one", 1, {}}, {"two", 2, {}}};
     (void)q.add_bulk(jobs);
