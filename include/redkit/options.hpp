@@ -5,10 +5,13 @@
 //   redis://[user[:password]@]host[:port][/db][?option=value&...]
 //   unix:///path/to/socket[?db=N&option=value&...]       (also redis+unix://)
 //   rediss://...  -> std::invalid_argument: this build has no TLS support
-// host may be a bracketed IPv6 literal ([::1]). user and password are percent-decoded.
+// host is a name of at most 253 bytes, an IPv4 literal or a bracketed IPv6 literal ([::1]); a URL
+// is at most 4096 bytes. user and password are percent-decoded.
 // Query options: db, connect_timeout, timeout (command timeout), pool_size, max_retries,
 // client_name, user, password. Durations take a unit ("250ms", "2s"); a bare number is seconds
 // and may have a fraction ("0.5"). Unknown options are rejected, so a typo never goes unnoticed.
+// Error messages never contain the password: quoted input has its user info and password
+// option redacted, and every quote is cut to a few dozen bytes.
 #pragma once
 
 #include <redkit/detail/text.hpp>
@@ -68,6 +71,43 @@ struct client_options {
 
 namespace detail {
 
+/// Longest URL parse_url accepts, and longest host name (DNS names are at most 253 bytes).
+inline constexpr std::size_t max_url_size = 4096;
+inline constexpr std::size_t max_host_size = 253;
+
+/// Input quoted in an error message: at most `limit` bytes, then "...".
+inline std::string quote(std::string_view text, std::size_t limit = 48) {
+    std::string out = "'";
+    out.append(text.substr(0, limit));
+    if (text.size() > limit) out += "...";
+    out += '\'';
+    return out;
+}
+
+/// A URL as error messages may show it: everything before the last '@' of the part before the
+/// path (user info) and the value of a password= option become "***", then cut to 48 bytes.
+inline std::string redact_url(std::string_view url) {
+    std::string out;
+    const auto scheme = url.find("://");
+    const std::size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+    std::size_t end = url.find_first_of("/?#", start);
+    if (end == std::string_view::npos) end = url.size();
+    const auto at = url.substr(0, end).rfind('@');
+    if (at != std::string_view::npos && at >= start) {
+        out.append(url.substr(0, start)).append("***").append(url.substr(at));
+    } else if (scheme == std::string_view::npos && url.find('@') != std::string_view::npos) {
+        out.append("***").append(url.substr(url.rfind('@')));  // no scheme: trust no part before '@'
+    } else {
+        out.append(url);
+    }
+    for (std::size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+        const std::size_t value = p + 9;
+        const std::size_t stop = std::min(out.find('&', value), out.size());
+        out.replace(value, stop - value, "***");
+    }
+    return quote(out);
+}
+
 inline std::string percent_decode(std::string_view in, const char* what) {
     std::string out;
     if (!percent_decode_into(in, out)) {
@@ -83,8 +123,7 @@ Int parse_int(std::string_view s, Int lo, Int hi, const char* what) {
     const auto r = std::from_chars(s.data(), end, v);
     if (s.empty() || r.ec != std::errc{} || r.ptr != end || v < lo || v > hi) {
         throw std::invalid_argument("redkit: url: " + std::string(what) + " must be an integer in [" +
-                                    std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
-                                    std::string(s) + "'");
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "], got " + quote(s, 24));
     }
     return v;
 }
@@ -121,7 +160,7 @@ inline std::chrono::milliseconds parse_duration(std::string_view s, const char* 
     }
     if (!digits || value * scale > 86400000.0 * 365) {
         throw std::invalid_argument("redkit: url: " + std::string(what) +
-                                    " must be a duration like 250ms, 2s or 0.5, got '" + std::string(s) + "'");
+                                    " must be a duration like 250ms, 2s or 0.5, got " + quote(s, 24));
     }
     return std::chrono::milliseconds(static_cast<long long>(value * scale + 0.5));
 }
@@ -134,7 +173,8 @@ inline void apply_query(client_options& o, std::string_view query) {
         if (item.empty()) continue;
         const auto eq = item.find('=');
         if (eq == std::string_view::npos) {
-            throw std::invalid_argument("redkit: url: query option '" + std::string(item) + "' has no value");
+            throw std::invalid_argument("redkit: url: query option " + quote(item.substr(0, item.find('=')), 32) +
+                                        " has no value");
         }
         const std::string_view name = item.substr(0, eq);
         const std::string value = percent_decode(item.substr(eq + 1), "query value");
@@ -155,7 +195,7 @@ inline void apply_query(client_options& o, std::string_view query) {
         } else if (name == "password") {
             o.password = value;
         } else {
-            throw std::invalid_argument("redkit: url: unknown query option '" + std::string(name) + "'");
+            throw std::invalid_argument("redkit: url: unknown query option " + quote(name, 32));
         }
     }
 }
@@ -166,10 +206,14 @@ inline void apply_query(client_options& o, std::string_view query) {
 /// Throws std::invalid_argument naming the offending part; never connects.
 inline client_options parse_url(std::string_view url, client_options base = {}) {
     client_options o = std::move(base);
+    if (url.size() > detail::max_url_size) {
+        throw std::invalid_argument("redkit: url: longer than " + std::to_string(detail::max_url_size) + " bytes (" +
+                                    std::to_string(url.size()) + ")");
+    }
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) {
-        throw std::invalid_argument("redkit: url: missing scheme (expected redis://, unix:// or rediss://) in '" +
-                                    std::string(url) + "'");
+        throw std::invalid_argument("redkit: url: missing scheme (expected redis://, unix:// or rediss://) in " +
+                                    detail::redact_url(url));
     }
     const std::string_view scheme = url.substr(0, scheme_end);
     std::string_view rest = url.substr(scheme_end + 3);
@@ -185,6 +229,9 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
             throw std::invalid_argument("redkit: url: unix:// needs an absolute socket path (unix:///path/to/socket)");
         }
         o.unix_socket = detail::percent_decode(rest, "socket path");
+        if (o.unix_socket.size() > 107) {  // sockaddr_un::sun_path holds 108 bytes with the terminator
+            throw std::invalid_argument("redkit: url: unix socket path longer than 107 bytes");
+        }
         detail::apply_query(o, query);
         return o;
     }
@@ -193,7 +240,8 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
             "redkit: url: rediss:// (TLS) is not supported by this build of redkit; use redis:// or a TLS tunnel");
     }
     if (scheme != "redis") {
-        throw std::invalid_argument("redkit: url: unsupported scheme '" + std::string(scheme) + "'");
+        throw std::invalid_argument("redkit: url: unsupported scheme " + detail::quote(scheme, 16) +
+                                    " (expected redis://, unix:// or rediss://)");
     }
 
     std::string_view path;
@@ -230,6 +278,10 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
         }
     } else {
         const auto colon = rest.find(':');
+        if (colon != std::string_view::npos && rest.find(':', colon + 1) != std::string_view::npos) {
+            throw std::invalid_argument(
+                "redkit: url: an IPv6 address goes in brackets, with the port after them: redis://[::1]:6379");
+        }
         if (colon != std::string_view::npos) {
             port = rest.substr(colon + 1);
             rest = rest.substr(0, colon);
@@ -239,9 +291,13 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
         o.host = std::string(rest);
     }
     if (o.host.empty()) throw std::invalid_argument("redkit: url: empty host");
+    if (o.host.size() > detail::max_host_size) {
+        throw std::invalid_argument("redkit: url: host longer than " + std::to_string(detail::max_host_size) +
+                                    " bytes (" + std::to_string(o.host.size()) + ")");
+    }
     for (char c : o.host) {
-        if (c == ' ' || c == '/' || c == '@' || static_cast<unsigned char>(c) < 0x21) {
-            throw std::invalid_argument("redkit: url: invalid character in host '" + o.host + "'");
+        if (c == ' ' || c == '/' || c == '@' || static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
+            throw std::invalid_argument("redkit: url: invalid character in host " + detail::quote(o.host));
         }
     }
     if (!port.empty()) o.port = detail::parse_int<int>(port, 1, 65535, "port");

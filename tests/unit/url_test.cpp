@@ -112,3 +112,63 @@ TEST(Url, ErrorNamesTheField) {
         EXPECT_NE(std::string(e.what()).find("port"), std::string::npos) << e.what();
     }
 }
+
+TEST(Url, ErrorsNeverQuoteThePassword) {
+    const char* bad[] = {
+        "user:s3cretpw@cache.internal:6379",                // no scheme: quoted, but without user info
+        "s3cretpw@cache.internal",                          // password-only user info, no scheme
+        "http://user:s3cretpw@cache.internal",              // wrong scheme
+        "redis://user:s3cretpw@cache.internal:99999",       // bad port
+        "redis://user:s3cretpw@cache.internal?colour=red",  // unknown option
+        "cache.internal?password=s3cretpw&db=x",            // no scheme, password as an option
+        "redis://user:s3cretpw@::1:6379",                   // unbracketed IPv6
+    };
+    for (const char* url : bad) {
+        try {
+            parse_url(url);
+            ADD_FAILURE() << "accepted: " << url;
+        } catch (const std::invalid_argument& e) {
+            EXPECT_EQ(std::string(e.what()).find("s3cretpw"), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(Url, ErrorsStayShortForHugeInput) {
+    const std::string huge_scheme_less(1 << 20, 'a');
+    const std::string huge_port = "redis://h:" + std::string(3000, '9');
+    const std::string huge_option = "redis://h?" + std::string(3000, 'x') + "=1";
+    for (const std::string& url : {huge_scheme_less, huge_port, huge_option}) {
+        try {
+            parse_url(url);
+            ADD_FAILURE() << "accepted a " << url.size() << "-byte url";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_LT(std::string(e.what()).size(), 200u) << std::string(e.what()).substr(0, 300);
+        }
+    }
+}
+
+TEST(Url, HostAndUrlLengthsAreBounded) {
+    const std::string longest_name(253, 'h');
+    EXPECT_EQ(parse_url("redis://" + longest_name + ":1").host, longest_name);
+    try {
+        parse_url("redis://" + std::string(254, 'h'));
+        FAIL() << "254-byte host accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("host longer than 253"), std::string::npos) << e.what();
+    }
+    // a URL of 1 MB is refused before it is parsed, whatever its parts
+    EXPECT_THROW(parse_url("redis://h/0?client_name=" + std::string(1 << 20, 'n')), std::invalid_argument);
+    EXPECT_NO_THROW(parse_url("redis://h/0?client_name=" + std::string(4000, 'n')));
+    EXPECT_THROW(parse_url("unix:///" + std::string(200, 's')), std::invalid_argument);
+}
+
+TEST(Url, UnbracketedIpv6SaysToUseBrackets) {
+    for (const char* url : {"redis://::1:6379", "redis://fe80::1", "redis://2001:db8::7/0"}) {
+        try {
+            parse_url(url);
+            ADD_FAILURE() << "accepted " << url;
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find("brackets"), std::string::npos) << url << ": " << e.what();
+        }
+    }
+}
