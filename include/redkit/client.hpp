@@ -14,8 +14,10 @@
 //     closed before the write, or the very first write was refused with EPIPE/ECONNRESET); or
 //   - it is read-only (GET, MGET, EXISTS, TTL, HGETALL, SCAN, PING, ...: see is_read_only()); or
 //   - the caller marked it idempotent: client.command<T>(redkit::idempotent, "SET", k, v).
-// Timeouts are never retried (the command may still be running; a deadline is a deadline), and
-// neither are error replies from the server (WRONGTYPE, NOSCRIPT...). Every transport failure,
+// Timeouts are never retried (the command may still be running; a deadline is a deadline), a
+// timeout while a new connection replays its setup included, and neither are error replies from
+// the server (WRONGTYPE, NOSCRIPT...). An empty argument list throws std::invalid_argument before
+// anything is written. Every transport failure,
 // retried or not, is reported to client_options::on_error.
 //
 // Thread safety: every member function may be called from any thread at once.
@@ -474,6 +476,7 @@ inline void reset_default_client() {
 
 template <class T>
 T client::execute(const detail::argv& a, bool idempotent_request) const {
+    detail::require_arguments(a);
     const client_options& o = pool_->options();
     for (int attempt = 0;; ++attempt) {
         detail::io_status st;
@@ -482,11 +485,15 @@ T client::execute(const detail::argv& a, bool idempotent_request) const {
             detail::lease l;
             try {
                 l = pool_->acquire();
+            } catch (const server_error&) {
+                throw;  // the setup was refused (WRONGPASS, NOPERM...): the message names the step
             } catch (const error& e) {
-                if (e.kind() != errc::connect_failed) throw;
-                pool_->report(e);
-                if (attempt >= o.max_retries) {
-                    throw error(errc::connect_failed, detail::origin{a.command_name(), a.first_key()}.prefix() + e.what());
+                // connect_failed: nothing was sent, so a retry is safe; a timeout during the setup
+                // is a timeout and never retried; pool_exhausted is not a transport failure
+                if (e.is_transport()) pool_->report(e);
+                if (e.kind() != errc::connect_failed || attempt >= o.max_retries) {
+                    throw error(e.kind(), detail::origin{a.command_name(), a.first_key()}.prefix() +
+                                              std::string(detail::without_prefix(e.what())));
                 }
                 detail::sleep_backoff(o, attempt);
                 continue;

@@ -176,14 +176,16 @@ inline void connection::replay_setup() {
         names[pending++] = "CLIENT SETNAME";
     }
     if (pending == 0) return;
-    if (auto st = flush(); !st.ok()) {
-        throw error(errc::connect_failed, "redkit: connect " + endpoint() + ": setup: " + st.text);
-    }
+    // A setup that times out is a timeout (never retried: the server may be stopped, not gone);
+    // any other failure here happened before the caller's request was written: connect_failed.
+    const auto setup_failed = [&](const detail::io_status& st, std::string_view step) {
+        const errc code = st.code == errc::timeout ? errc::timeout : errc::connect_failed;
+        return error(code, "redkit: connect " + endpoint() + ": " + std::string(step) + ": " + st.text);
+    };
+    if (auto st = flush(); !st.ok()) throw setup_failed(st, "setup");
     for (std::size_t i = 0; i < pending; ++i) {
         detail::reply_ptr r;
-        if (auto st = read(r); !st.ok()) {
-            throw error(errc::connect_failed, "redkit: connect " + endpoint() + ": " + std::string(names[i]) + ": " + st.text);
-        }
+        if (auto st = read(r); !st.ok()) throw setup_failed(st, names[i]);
         if (r->type == REDIS_REPLY_ERROR) {
             broken_ = true;  // a half set-up connection must not be pooled
             std::string text(r->str, r->len);
@@ -204,6 +206,7 @@ inline detail::io_status connection::fail(int saved_errno, bool maybe_sent) {
 }
 
 inline void connection::append(const detail::argv& args) {
+    detail::require_arguments(args);
     if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(args.size()), const_cast<const char**>(args.data()),
                                args.lengths()) != REDIS_OK) {
         throw std::bad_alloc();

@@ -52,6 +52,12 @@ public:
         return "unknown redkit error";
     }
 };
+
+/// A message without its leading "redkit: ", to nest it in another ("redkit: GET k: connect ...").
+inline std::string_view without_prefix(std::string_view what) noexcept {
+    constexpr std::string_view prefix = "redkit: ";
+    return what.substr(0, prefix.size()) == prefix ? what.substr(prefix.size()) : what;
+}
 }  // namespace detail
 
 /// The category of redkit's error codes.

@@ -102,6 +102,7 @@ public:
 
 protected:
     void queue(const detail::argv& a) {
+        detail::require_arguments(a);
         if (first_command_.empty()) first_command_ = std::string(a.command_name());
         detail::append_resp(buffer_, a);
         ++queued_;

@@ -4,6 +4,7 @@
 
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
+#include "support/watchdog.hpp"
 
 #include <gtest/gtest.h>
 
@@ -281,4 +282,31 @@ TEST_F(Client, InvalidOptionsNameTheField) {
     } catch (const std::invalid_argument& e) {
         EXPECT_NE(std::string(e.what()).find("pool_size"), std::string::npos);
     }
+}
+
+TEST_F(Client, AnEmptyCommandIsRefusedBeforeAnythingIsWritten) {
+    auto o = shared_server().options();
+    o.pool_size = 1;
+    o.command_timeout = 500ms;
+    redkit::client c(o);
+    const std::vector<std::string> nothing;
+    EXPECT_THROW(c.command<void>(nothing), std::invalid_argument);
+    EXPECT_THROW(c.command<void>(redkit::idempotent, nothing), std::invalid_argument);
+    // the one pooled connection is free and in step: the next reply is its own
+    EXPECT_EQ(c.command<std::string>("ECHO", "after"), "after");
+
+    redkit::connection conn(o);
+    EXPECT_THROW(conn.command<void>(nothing), std::invalid_argument);
+    EXPECT_FALSE(conn.broken());
+    EXPECT_EQ(conn.command<std::string>("ECHO", "still in step"), "still in step");
+}
+
+TEST_F(Client, AnEmptyCommandNeverHangsWithoutATimeout) {
+    redkit_test::watchdog guard(10s, "an empty command with command_timeout = 0");
+    auto o = shared_server().options();
+    o.pool_size = 1;
+    o.command_timeout = std::chrono::milliseconds(0);  // wait forever for a reply
+    redkit::client c(o);
+    EXPECT_THROW(c.command<void>(std::vector<std::string>{}), std::invalid_argument);
+    EXPECT_EQ(c.command<std::string>("ECHO", "x"), "x");
 }

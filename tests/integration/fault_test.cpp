@@ -12,6 +12,7 @@
 #include <csignal>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -210,6 +211,57 @@ TEST_F(Faults, ServerDownFailsAfterBoundedRetries) {
     EXPECT_EQ(log.size(), 4u);  // 1 attempt + 3 retries, each reported
     EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
     EXPECT_FALSE(c.is_reachable());
+}
+
+TEST_F(Faults, ConnectErrorsNameTheCommandOnce) {
+    auto o = options();
+    o.port = redkit_test::free_loopback_port();  // nobody listens there
+    o.max_retries = 0;
+    redkit::client c(o);
+    try {
+        c.command<std::string>("GET", "k");
+        FAIL();
+    } catch (const redkit::error& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("redkit: GET k: connect 127.0.0.1:" + std::to_string(o.port) + ": ", 0), 0u) << what;
+        EXPECT_EQ(what.find("redkit:", 1), std::string::npos) << what;
+    }
+}
+
+TEST(SetupFaults, ASetupThatTimesOutIsATimeoutAndIsNotRetried) {
+    redkit_test::redis_server server;
+    if (server.external()) GTEST_SKIP() << "stops its own server";
+    for (const char* setup : {"db", "password", "client_name"}) {
+        SCOPED_TRACE(setup);
+        error_log log;
+        auto o = server.options();
+        o.command_timeout = 300ms;
+        o.max_retries = 2;
+        o.retry_backoff = 10ms;
+        o.on_error = log.callback();
+        if (std::string(setup) == "db") o.db = 1;
+        if (std::string(setup) == "password") o.password = "anything";  // never read: the server is stopped
+        if (std::string(setup) == "client_name") o.client_name = "setup-timeout";
+        redkit::client c(o);
+        server.pause();  // connects still succeed (the kernel's backlog); the setup's replies never come
+        auto start = std::chrono::steady_clock::now();
+        try {
+            c.command<std::optional<std::string>>("GET", "k");  // read-only: retried if it were allowed
+            ADD_FAILURE() << "no error";
+        } catch (const redkit::error& e) {
+            EXPECT_EQ(e.kind(), redkit::errc::timeout) << e.what();
+            EXPECT_NE(std::string(e.what()).find("GET k"), std::string::npos) << e.what();
+        }
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 550ms) << "retried (one timeout is 300 ms)";
+        EXPECT_EQ(log.size(), 1u);
+        start = std::chrono::steady_clock::now();
+        EXPECT_FALSE(c.is_reachable());
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 550ms);
+        server.resume();
+        if (std::string(setup) != "password") {
+            EXPECT_TRUE(c.is_reachable());
+        }
+    }
 }
 
 TEST_F(Faults, KilledServerNeverRaisesSigpipe) {

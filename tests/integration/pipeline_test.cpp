@@ -136,3 +136,22 @@ TEST_F(Pipeline, TransactionRuntimeErrorIsPerCommand) {
     EXPECT_TRUE(r[1].is_error());
     EXPECT_EQ(redis.command<std::string>("GET", "b"), "2");
 }
+
+TEST_F(Pipeline, AnEmptyCommandIsRefusedAndLaterRepliesStayInStep) {
+    const std::vector<std::string> nothing;
+    redkit::pipeline p(redis);
+    p.command("SET", "a", "1");
+    EXPECT_THROW(p.command(nothing), std::invalid_argument);
+    p.command("GET", "a");
+    const auto r = p.exec();
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[1].as<std::string>(), "1");
+
+    redkit::transaction tx(redis);
+    tx.command("INCR", "n");
+    EXPECT_THROW(tx.command(nothing), std::invalid_argument);
+    tx.command("INCR", "n");
+    const auto t = tx.exec();
+    ASSERT_EQ(t.size(), 2u);
+    EXPECT_EQ(t[1].as<long long>(), 2);
+}

@@ -120,6 +120,15 @@ public:
     /// SIGKILL: the server vanishes without a goodbye (clients see EOF/reset).
     void kill() { signal_and_reap(SIGKILL); }
 
+    /// SIGSTOP: the server stays connected and answers nothing (the kernel still accepts
+    /// connections into its backlog); resume() with SIGCONT.
+    void pause() {
+        if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    }
+    void resume() {
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
+    }
+
     /// SIGTERM, then SIGKILL if it does not exit within 5 s.
     void stop() { signal_and_reap(SIGTERM); }
 
@@ -133,6 +142,7 @@ public:
 private:
     void signal_and_reap(int sig) {
         if (pid_ <= 0) return;
+        ::kill(pid_, SIGCONT);  // a paused server cannot act on SIGTERM
         ::kill(pid_, sig);
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         int status = 0;

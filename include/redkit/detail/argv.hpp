@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <forward_list>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -129,9 +130,10 @@ private:
     std::forward_list<std::array<char, number_width>> extra_numbers_;
 };
 
-template <class... Args>
-void build_argv(argv& out, const Args&... args) {
-    out.push_all(args...);
+/// Refuses an empty command before anything is written: Redis ignores "*0\r\n" without a reply,
+/// so the caller would wait for an answer that never comes and later replies would be misread.
+inline void require_arguments(const argv& a) {
+    if (a.size() == 0) throw std::invalid_argument("redkit: command: the argument list is empty (no command name)");
 }
 
 }  // namespace detail
