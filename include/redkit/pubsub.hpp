@@ -16,9 +16,11 @@
 // messages published meanwhile were lost. stop() (and the destructor) returns promptly even while
 // the server is silent: the thread waits in poll() on the socket and an eventfd that stop() raises;
 // the bound is the time a handler in progress takes to return, or connect_timeout while connecting.
+// No handler starts once stop() was requested, even for messages already read.
 //
-// A message that does not decode into T, or a handler that throws, goes to on_error (default: the
-// client's on_error); the subscriber keeps running. Keys: none (channels are not keys; sharded
+// A message that does not decode into T (errc::decode_error), or a handler that throws anything
+// (errc::handler_failed, naming the channel), goes to on_error (default: the client's on_error);
+// the subscriber keeps running. Keys: none (channels are not keys; sharded
 // channels hash like keys on Redis Cluster).
 #pragma once
 
@@ -37,6 +39,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -91,6 +94,14 @@ public:
 private:
     client client_;
 };
+
+namespace detail {
+/// Thrown by a typed handler wrapper when a message does not decode: a decode error, not a
+/// failure of the application's handler.
+struct undecodable_message {
+    error failure;
+};
+}  // namespace detail
 
 struct subscriber_options {
     /// Decode failures, handler exceptions and connection trouble. Runs on the subscriber's
@@ -162,8 +173,10 @@ public:
     /// Waits until the server has confirmed every current subscription. False on timeout.
     bool wait_subscribed(std::chrono::milliseconds timeout);
 
-    /// Stops the thread and closes the connection. Idempotent and thread-safe; returns promptly.
-    /// Called from inside a handler it only requests the stop (the destructor joins).
+    /// Stops the thread and closes the connection. Idempotent and thread-safe (any number of
+    /// threads may call it at once, the destructor included); returns once the handler running at
+    /// the time (if any) returned. No handler starts after stop() was requested, even for messages
+    /// already read. Called from inside a handler it only requests the stop (the destructor joins).
     void stop();
 
     /// Times the connection was re-established after a drop.
@@ -187,7 +200,13 @@ private:
         static_assert(std::is_invocable_v<F&, const T&> || std::is_invocable_v<F&, const T&, const message&>,
                       "redkit: a typed handler takes (const T&) or (const T&, const redkit::message&)");
         return [h = std::move(handler)](const message& m) mutable {
-            const T value = decode<T>(m.payload, m.channel);
+            std::optional<T> decoded;
+            try {
+                decoded.emplace(decode<T>(m.payload, m.channel));
+            } catch (const error& e) {
+                throw detail::undecodable_message{e};
+            }
+            const T& value = *decoded;
             if constexpr (std::is_invocable_v<F&, const T&, const message&>) {
                 h(value, m);
             } else {
@@ -216,14 +235,17 @@ private:
     std::unordered_map<std::string, std::shared_ptr<raw_handler>> handlers_[3];
     std::unordered_set<std::string> confirmed_[3];
     std::vector<op> pending_;
-    bool stop_requested_ = false;
+    std::atomic<bool> stop_requested_{false};
     bool resubscribe_pending_ = false;  // a reconnect whose on_reconnect has not fired yet
 
     std::atomic<std::uint64_t> reconnects_{0};
     std::atomic<std::uint64_t> delivered_{0};
     std::string lookup_;  // subscriber thread only: reused key buffer for handler lookups
+    std::mutex join_mutex_;  // one stop() joins; the others wait for it, then find nothing to join
     std::thread thread_;
+    std::thread::id thread_id_;  // set once in the constructor
 };
+
 
 // ---- implementation ----
 
@@ -239,6 +261,7 @@ inline subscriber::subscriber(client c, subscriber_options options)
         throw std::invalid_argument("redkit: subscriber_options.ping_interval must not be negative");
     }
     thread_ = std::thread([this] { run(); });
+    thread_id_ = thread_.get_id();
 }
 
 inline void subscriber::add(kind k, std::string name, raw_handler handler) {
@@ -280,12 +303,11 @@ inline bool subscriber::wait_subscribed(std::chrono::milliseconds timeout) {
 }
 
 inline void subscriber::stop() {
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        stop_requested_ = true;
-    }
+    stop_requested_.store(true);
     wake_.notify();
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (std::this_thread::get_id() == thread_id_) return;  // from a handler: the destructor joins
+    std::lock_guard<std::mutex> lock(join_mutex_);
+    if (thread_.joinable()) thread_.join();
 }
 
 inline void subscriber::report(const error& e) noexcept { detail::report_to(options_.on_error, client_, e); }
@@ -414,6 +436,7 @@ inline bool subscriber::session(connection& conn) {
         detail::reply_ptr r;
         detail::io_status st;
         while (conn.next_buffered(r, st)) {
+            if (stop_requested_.load()) return true;  // no handler starts once stop() was asked
             dispatch(detail::node(r.get()));
             r.reset();
         }
@@ -464,6 +487,7 @@ inline void subscriber::deliver(kind k, std::string_view name, const message& m)
     std::shared_ptr<raw_handler> handler;
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_requested_.load()) return;  // stop() from a handler called before this message
         lookup_.assign(name.data(), name.size());
         const auto it = handlers_[k].find(lookup_);
         if (it == handlers_[k].end()) return;  // unsubscribed meanwhile
@@ -472,8 +496,8 @@ inline void subscriber::deliver(kind k, std::string_view name, const message& m)
     delivered_.fetch_add(1, std::memory_order_relaxed);
     try {
         (*handler)(m);
-    } catch (const error& e) {
-        report(e);
+    } catch (const detail::undecodable_message& u) {
+        report(u.failure);
     } catch (const std::exception& e) {
         report(error(errc::handler_failed, "redkit: subscriber " + std::string(m.channel) + ": handler threw: " + e.what()));
     } catch (...) {

@@ -4,6 +4,7 @@
 #include <redkit/pipeline.hpp>
 
 #include "support/redis_server.hpp"
+#include "support/watchdog.hpp"
 
 #include <gtest/gtest.h>
 
@@ -230,6 +231,99 @@ TEST_F(PubSub, StopIsPromptWhileTheServerIsSilent) {
     const auto start = std::chrono::steady_clock::now();
     sub.reset();  // destructor: stop + join
     EXPECT_LT(std::chrono::steady_clock::now() - start, 200ms);
+}
+
+TEST_F(PubSub, StopFromManyThreadsAtOnceNeverHangs) {
+    // a shutdown thread racing another stop() and the destructor: each joins at most once
+    redkit_test::watchdog guard(60s, "racing subscriber::stop()");
+    for (int round = 0; round < 40; ++round) {
+        auto sub = std::make_unique<redkit::subscriber>(redis);
+        sub->on_raw("race", [](const redkit::message&) {});
+        std::atomic<int> ready{0};
+        std::vector<std::thread> stoppers;
+        for (int i = 0; i < 3; ++i) {
+            stoppers.emplace_back([&] {
+                ready.fetch_add(1);
+                while (ready.load() < 4) std::this_thread::yield();
+                sub->stop();
+            });
+        }
+        ready.fetch_add(1);
+        while (ready.load() < 4) std::this_thread::yield();
+        sub->stop();
+        for (auto& t : stoppers) t.join();
+        sub.reset();  // and the destructor after them
+    }
+}
+
+TEST_F(PubSub, StopWaitsForTheRunningHandlerOnlyNotForMessagesAlreadyRead) {
+    std::atomic<int> started{0};
+    std::atomic<bool> stop_called{false};
+    std::atomic<int> started_after_stop{0};
+    std::promise<void> first;
+    std::atomic<bool> first_set{false};
+    auto sub = std::make_unique<redkit::subscriber>(redis);
+    sub->on_raw("slow", [&](const redkit::message&) {
+        if (stop_called.load()) started_after_stop.fetch_add(1);
+        started.fetch_add(1);
+        if (!first_set.exchange(true)) first.set_value();
+        std::this_thread::sleep_for(20ms);
+    });
+    ASSERT_TRUE(sub->wait_subscribed(5s));
+    {
+        redkit::pipeline p(redis);
+        for (int i = 0; i < 200; ++i) p.command("PUBLISH", "slow", i);
+        p.exec();  // 200 messages on their way: the subscriber reads them while the first runs
+    }
+    ASSERT_EQ(first.get_future().wait_for(5s), std::future_status::ready);
+    std::this_thread::sleep_for(50ms);  // a few handlers ran; the rest sit read and buffered
+    stop_called = true;
+    const auto start = std::chrono::steady_clock::now();
+    sub->stop();
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(took, 500ms) << "stop() waited for queued messages";
+    // at most the handler that was about to start when the flag above was raised
+    EXPECT_LE(started_after_stop.load(), 1);
+    EXPECT_LT(started.load(), 50);
+}
+
+TEST_F(PubSub, StopFromInsideAHandlerRunsNoFurtherHandler) {
+    std::atomic<int> calls{0};
+    std::promise<void> stopped;
+    auto sub = std::make_unique<redkit::subscriber>(redis);
+    sub->on_raw("inner-stop", [&](const redkit::message&) {
+        if (calls.fetch_add(1) == 0) {
+            sub->stop();  // only requests the stop
+            stopped.set_value();
+        }
+    });
+    ASSERT_TRUE(sub->wait_subscribed(5s));
+    {
+        redkit::pipeline p(redis);
+        for (int i = 0; i < 100; ++i) p.command("PUBLISH", "inner-stop", i);
+        p.exec();
+    }
+    ASSERT_EQ(stopped.get_future().wait_for(5s), std::future_status::ready);
+    sub.reset();  // joins
+    EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_F(PubSub, ARedkitErrorFromAHandlerIsAHandlerFailureNamingTheChannel) {
+    inbox<std::pair<redkit::errc, std::string>> errors;
+    redkit::subscriber_options o;
+    o.on_error = [&](const redkit::error& e) { errors.push({e.kind(), e.what()}); };
+    redkit::subscriber sub(redis, o);
+    sub.on<shop::order_status>("orders:handler", [&](const shop::order_status&) {
+        // e.g. a Redis call inside the handler failed
+        throw redkit::error(redkit::errc::timeout, "redkit: GET inventory:7: timeout after 1000 ms");
+    });
+    ASSERT_TRUE(sub.wait_subscribed(5s));
+    redkit::publisher(redis).publish("orders:handler", shop::order_status{"o", "ok", 1});
+    ASSERT_TRUE(errors.wait_for_count(1, 5s));
+    const auto e = errors.items()[0];
+    EXPECT_EQ(e.first, redkit::errc::handler_failed) << e.second;
+    EXPECT_NE(e.second.find("orders:handler"), std::string::npos) << e.second;
+    EXPECT_NE(e.second.find("inventory:7"), std::string::npos) << e.second;  // the cause is kept
 }
 
 TEST(PubSubFaults, ServerRestartIsFollowedByResubscription) {
