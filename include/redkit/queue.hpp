@@ -136,7 +136,9 @@ struct job_options {
     std::chrono::milliseconds delay{0};  ///< run no earlier than this after add (server clock)
     int attempts = 1;                    ///< attempts in all (1: no retry); at least 1
     backoff_policy backoff;              ///< wait between attempts
-    /// 0: none (FIFO, taken before any prioritized job, as BullMQ does); 1 (highest) .. 2^21.
+    /// 0: none (FIFO, taken before any prioritized job, as BullMQ does); 1 (highest) .. 2^21
+    /// (2097152), FIFO among jobs of equal priority (exact over the whole range; the order of
+    /// equals is kept across 2^31 prioritized adds per queue, then the insertion counter wraps).
     int priority = 0;
     /// Empty: a generated integer id. Otherwise the job's id, at most 512 bytes and not an
     /// integer; adding an id that exists is a no-op (deduplication).

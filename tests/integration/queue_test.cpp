@@ -346,6 +346,37 @@ TEST_F(Queue, PrioritiesAreHonoured) {
     EXPECT_EQ(order_seen.items(), (std::vector<std::string>{"p0#2", "p1#1", "p1#5", "p2#4", "p3#3", "p5#0"}));
 }
 
+TEST_F(Queue, PrioritiesAtBothEndsOfTheRangeKeepFifoOrder) {
+    // Ids added in descending text order: if two scores merged, the zset's tie-break (the member
+    // text) would reverse them.
+    redkit::queue<int> q(redis, "prio-range");
+    std::vector<std::string> expected;
+    for (const int priority : {1 << 21, 1}) {
+        for (int i = 9; i >= 0; --i) {
+            redkit::job_options o;
+            o.priority = priority;
+            o.job_id = (priority == 1 ? "high-" : "low-") + std::to_string(i);
+            (void)q.add("p", i, o);
+        }
+    }
+    for (int i = 9; i >= 0; --i) expected.push_back("high-" + std::to_string(i));
+    for (int i = 9; i >= 0; --i) expected.push_back("low-" + std::to_string(i));
+    recorder seen;
+    counter done;
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            seen.push(j.id());
+            done.add();
+        },
+        fast_options<int>(1));
+    ASSERT_TRUE(done.wait_for(20, 5s));
+    EXPECT_EQ(seen.items(), expected);
+    redkit::job_options beyond;
+    beyond.priority = (1 << 21) + 1;
+    EXPECT_THROW((void)q.add("p", 0, beyond), std::invalid_argument);
+}
+
 TEST_F(Queue, WorkerKilledMidJobIsRecoveredAndCompletedOnce) {
     if (shared_server().external()) GTEST_SKIP() << "needs the private server's options in a child";
     redkit::queue<int> q(redis, "crash");

@@ -4,7 +4,9 @@
 //
 // All scripts take the same KEYS (one hash tag, so one Redis Cluster slot):
 //   KEYS[1] wait        list: job ids ready to run without a priority (LPUSH in, RPOP out: FIFO)
-//   KEYS[2] prioritized zset: job ids with a priority, score priority * 2^32 + insertion counter
+//   KEYS[2] prioritized zset: job ids with a priority, score priority * 2^31 + (insertion counter
+//                       mod 2^31): at most 2^21 * 2^31 + 2^31 - 1 < 2^53, so every score is an
+//                       exact double (Lua numbers and zset scores are doubles)
 //   KEYS[3] delayed     zset: job ids waiting for a due time (delay or retry backoff), score = due ms
 //   KEYS[4] active      zset: the leases, member "<id>:<lease>", score = lease deadline ms (server
 //                       clock); a lease is "<taken ms>|<token>". Ids never hold ':' (escaped), so
@@ -65,7 +67,7 @@ local function enqueue(id, prio)
   prio = tonumber(prio) or 0
   if prio > 0 then
     local c = redis.call('HINCRBY', K_META, 'pc', 1)
-    redis.call('ZADD', K_PRIO, prio * 4294967296 + (c % 4294967296), id)
+    redis.call('ZADD', K_PRIO, prio * 2147483648 + (c % 2147483648), id)
     return 'p'
   end
   redis.call('LPUSH', K_WAIT, id)
