@@ -454,7 +454,7 @@ private:
     detail::cache_outcome<V> compute(const std::string& full, detail::cache_flight& f, Loader& loader, std::chrono::milliseconds ttl,
                                      bool redis_ok, bool early);
     template <class V, class Loader>
-    V join(detail::cache_flight& f, std::string_view full, Loader& loader);
+    std::optional<V> join(detail::cache_flight& f, std::string_view full, Loader& loader);
 
     std::shared_ptr<detail::cache_state> state_;
 };
@@ -717,6 +717,7 @@ detail::cache_value_t<T, Loader> cache::get_or_set(std::string_view key, Loader&
     const std::string full = s.full_key(key);
     std::atomic<std::uint64_t>& generation = s.generation(full);
 
+    int foreign_joins = 0;  // flights joined whose value did not decode as V
     for (bool reread = false;; reread = true) {
         const std::uint64_t seen = generation.load(std::memory_order_acquire);
         detail::cache_read r = s.read(full, true);
@@ -761,27 +762,43 @@ detail::cache_value_t<T, Loader> cache::get_or_set(std::string_view key, Loader&
             s.hits.fetch_add(1, std::memory_order_relaxed);
             return std::move(*current);
         }
-        return join<V>(*f, full, loader);
-    }
-}
-
-template <class V, class Loader>
-V cache::join(detail::cache_flight& f, std::string_view full, Loader& loader) {
-    detail::cache_state& s = *state_;
-    s.misses.fetch_add(1, std::memory_order_relaxed);
-    f.wait();
-    if (f.failure) std::rethrow_exception(f.failure);
-    if (f.stale) s.stale_serves.fetch_add(1, std::memory_order_relaxed);
-    if (f.type && *f.type == typeid(V)) return *static_cast<const V*>(f.value.get());
-    if (f.absent) {
-        if constexpr (detail::cache_optional<V>::value) {
-            return V{};
-        } else {  // the leader's type was optional and found nothing; this caller's type cannot say so
+        if (auto v = join<V>(*f, full, loader)) return std::move(*v);
+        // The value computed meanwhile (for a caller asking another type) does not decode as V:
+        // as for a sequential caller, that is a miss. Read again, and recompute if it is still
+        // there; should callers of two types keep overtaking each other, load without storing.
+        if (++foreign_joins > 2) {
+            s.misses.fetch_add(1, std::memory_order_relaxed);
             s.loader_calls.fetch_add(1, std::memory_order_relaxed);
             return loader();
         }
     }
-    return decode_value<V>(f.bytes, full);
+}
+
+template <class V, class Loader>
+std::optional<V> cache::join(detail::cache_flight& f, std::string_view full, Loader& loader) {
+    detail::cache_state& s = *state_;
+    s.misses.fetch_add(1, std::memory_order_relaxed);
+    f.wait();
+    if (f.failure) std::rethrow_exception(f.failure);
+    if (f.type && *f.type == typeid(V)) {
+        if (f.stale) s.stale_serves.fetch_add(1, std::memory_order_relaxed);
+        return *static_cast<const V*>(f.value.get());
+    }
+    if (f.absent) {
+        if constexpr (detail::cache_optional<V>::value) {
+            return std::optional<V>(std::in_place);
+        } else {  // the leader's type was optional and found nothing; this caller's type cannot say so
+            s.loader_calls.fetch_add(1, std::memory_order_relaxed);
+            return V(loader());
+        }
+    }
+    std::optional<V> out = try_decode<V>(f.bytes, full);
+    if (!out) {
+        s.misses.fetch_sub(1, std::memory_order_relaxed);  // the caller reads again and counts then
+    } else if (f.stale) {
+        s.stale_serves.fetch_add(1, std::memory_order_relaxed);
+    }
+    return out;
 }
 
 template <class V, class Loader>

@@ -480,6 +480,41 @@ TEST_F(Cache, CorruptValuesAreReportedAndReplaced) {
     EXPECT_EQ(*raw("product:16"), "{oops");
 }
 
+TEST_F(Cache, ACallerOfAnotherTypeGetsTheSameOutcomeConcurrentlyAsSequentially) {
+    // A product is cached under a key another caller reads as a list of tags: the product's JSON
+    // does not decode as that type. Sequentially that is a miss: the second caller loads.
+    error_log log;
+    redkit::cache cache(client(&log));
+    using tags = std::vector<std::string>;
+    const tags fresh_tags{"new", "shiny"};
+    EXPECT_EQ(cache.get_or_set<product>("mixed:seq", [] { return chair(1); }, 60s), chair(1));
+    EXPECT_EQ(cache.get_or_set<tags>("mixed:seq", [&] { return fresh_tags; }, 60s), fresh_tags);
+
+    // Concurrently: the second caller joins the first one's recompute, and must load too.
+    std::promise<void> loading;
+    std::promise<void> release;
+    auto release_future = release.get_future().share();
+    auto first = std::async(std::launch::async, [&] {
+        return cache.get_or_set<product>("mixed:con", [&] {
+            loading.set_value();
+            release_future.wait();
+            return chair(2);
+        }, 60s);
+    });
+    ASSERT_EQ(loading.get_future().wait_for(5s), std::future_status::ready);
+    auto second = std::async(std::launch::async, [&] {
+        return cache.get_or_set<tags>("mixed:con", [&] { return fresh_tags; }, 60s);
+    });
+    // the second caller is waiting on the first one's flight (or about to); then let it finish
+    std::this_thread::sleep_for(100ms);
+    release.set_value();
+    EXPECT_EQ(first.get(), chair(2));
+    tags got;
+    ASSERT_NO_THROW(got = second.get());
+    EXPECT_EQ(got, fresh_tags);
+    EXPECT_TRUE(log.contains("mixed:con: stored value does not decode"));
+}
+
 TEST_F(Cache, NegativeCachingStoresAbsenceWithItsOwnTtl) {
     redkit::cache_options o;
     o.negative_ttl = 200ms;
