@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace redkit_bench {
@@ -56,8 +57,8 @@ struct raw_limiter {
     }
 };
 
-raw_limiter make_raw(redisContext* c, const char* source, const redkit::rate_limiter& limiter, long long param) {
-    redisReply* r = raw_command(c, {"SCRIPT", "LOAD", source});
+raw_limiter make_raw(redisContext* c, std::string_view source, const redkit::rate_limiter& limiter, long long param) {
+    redisReply* r = raw_command(c, {"SCRIPT", "LOAD", std::string(source)});
     if (r->type != REDIS_REPLY_STRING) {
         freeReplyObject(r);
         throw std::runtime_error("raw SCRIPT LOAD failed");
@@ -85,7 +86,7 @@ void add_rate_limit(context& ctx, std::vector<workload>& out) {
 
     struct spec {
         const char* workload;
-        const char* source;
+        std::string_view source;
         redkit::rate_limiter limiter;
         long long param;  // ARGV[2]: window ms, or us per unit (1000 at 1000 per second)
     };

@@ -15,7 +15,7 @@
 // get_many works unchanged on Redis Cluster (MGET needs its keys in one slot there: give them one
 // hash tag, or call get per key).
 //
-// Stored bytes (see detail/cache_entry.hpp): the codec's bytes (compact JSON, what JSON.stringify
+// Stored bytes (see cache/detail/entry.hpp): the codec's bytes (compact JSON, what JSON.stringify
 // writes) followed by a 50-byte trailer of JSON whitespace holding the logical expiry and the last
 // recompute time for XFetch. JSON allows trailing whitespace, so a Node service reads the value
 // with JSON.parse(await redis.get(key)); `store_metadata = false` stores the exact JSON bytes (and
@@ -36,308 +36,39 @@
 //
 // Thread safety: every member function may be called from any thread at once; copies of a cache
 // share its single-flight table and counters.
+//
+// The cache's wing: cache/options.hpp (cache_options, cache_stats, cache_failure_policy) and
+// cache/detail/ (the shared state, the stored-bytes format, the Lua). Include this header.
 #pragma once
 
+#include <redkit/cache/detail/state.hpp>
+#include <redkit/cache/options.hpp>
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
-#include <redkit/detail/cache_entry.hpp>
-#include <redkit/detail/scripts/cache.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/reply.hpp>
 
-#include <algorithm>
-#include <array>
-#include <atomic>
 #include <chrono>
-#include <cmath>
-#include <condition_variable>
 #include <cstddef>
-#include <cstdint>
-#include <exception>
-#include <functional>
+#include <initializer_list>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <random>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <type_traits>
 #include <typeinfo>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace redkit {
 inline namespace v0 {
 
-/// What the cache does when Redis cannot be reached or times out on a read.
-enum class cache_failure_policy {
-    serve_from_loader,  ///< report through client_options::on_error, then run the loader (the default)
-    throw_error,        ///< throw the redkit::error to the caller; the loader does not run
-};
-
-/// How a redkit::cache behaves. Defaults suit a service caching database reads for minutes.
-struct cache_options {
-    /// Prefix of every key: with key_space("shop:cache"), key "product:42" is stored at
-    /// "shop:cache:product:42". Empty (the default): keys are used as given.
-    key_space keys;
-
-    /// TTL of get_or_set / set calls that pass none.
-    std::chrono::milliseconds default_ttl{std::chrono::minutes(5)};
-
-    /// Each write's TTL is ttl * (1 - ttl_jitter * u), u uniform in [0, 1), so keys written
-    /// together do not expire together; never longer than asked. In [0, 1); 0 disables.
-    double ttl_jitter = 0.1;
-
-    /// TTL of a cached absence (a loader returning std::nullopt), jittered like values.
-    /// 0 disables negative caching (nullopt is returned and not stored).
-    std::chrono::milliseconds negative_ttl{std::chrono::seconds(10)};
-
-    /// XFetch early refresh: higher recomputes earlier; 0 disables early refresh. Finite, >= 0.
-    double beta = 1.0;
-
-    /// Store the logical expiry and the recompute time in a whitespace trailer after the JSON
-    /// (still plain JSON to any parser). false stores exactly the codec's bytes and disables early
-    /// refresh and stale serving.
-    bool store_metadata = true;
-
-    /// How long a value stays in Redis after its logical expiry, to be served stale while another
-    /// process holds the recompute lock. The Redis TTL is ttl + stale_for; plain GET readers (a
-    /// Node service) see the value for that long. 0 (the default): nothing is kept past the TTL.
-    std::chrono::milliseconds stale_for{0};
-
-    /// Cross-process stampede lock around the recompute (SET key:lock NX PX).
-    bool lock = false;
-    /// Lock lifetime: a safety bound for a holder that dies; make it longer than the loader.
-    std::chrono::milliseconds lock_ttl{std::chrono::seconds(5)};
-    /// How long a process that finds the lock held waits for the holder's value before serving
-    /// stale (if kept) or computing anyway.
-    std::chrono::milliseconds lock_wait{std::chrono::seconds(1)};
-
-    /// Reads that fail on Redis: serve from the loader (and report), or throw.
-    cache_failure_policy on_failure = cache_failure_policy::serve_from_loader;
-
-    /// With serve_from_loader: after a transport failure, skip Redis for this long (reads go
-    /// straight to the loader, writes are skipped) instead of paying a connect timeout per call.
-    /// 0 disables.
-    std::chrono::milliseconds outage_backoff{250};
-
-    /// Uniform random numbers in [0, 1) for XFetch and jitter; empty: a per-thread generator
-    /// seeded from std::random_device. Set it (e.g. a seeded engine) for deterministic tests;
-    /// it is called from every thread that uses the cache, so it must be thread-safe.
-    std::function<double()> random;
-};
-
-/// A snapshot of a cache's counters. Each get_or_set counts one of hits, misses or
-/// early_refreshes; get and get_many count hits and misses.
-struct cache_stats {
-    std::uint64_t hits = 0;             ///< served from a fresh cached value (cached absence included)
-    std::uint64_t misses = 0;           ///< nothing fresh cached (absent, expired, corrupt, Redis unavailable)
-    std::uint64_t early_refreshes = 0;  ///< XFetch recomputed a value before its expiry
-    std::uint64_t stale_serves = 0;     ///< misses served a logically expired value (lock held elsewhere)
-    std::uint64_t loader_calls = 0;     ///< loader invocations
-    std::uint64_t errors = 0;           ///< failed Redis calls and undecodable values
-};
-
-namespace detail {
-
-template <class T>
-struct cache_optional : std::false_type {
-    using value_type = T;
-};
-template <class U>
-struct cache_optional<std::optional<U>> : std::true_type {
-    using value_type = U;
-};
-
-template <class T, class Loader>
-struct cache_value {
-    using type = T;
-};
-template <class Loader>
-struct cache_value<void, Loader> {
-    using type = std::decay_t<std::invoke_result_t<Loader&>>;
-};
 /// The type get_or_set<T> returns: T, or what the loader returns when T is not given.
 template <class T, class Loader>
-using cache_value_t = typename cache_value<T, Loader>::type;
-
-enum class cache_read_kind { missing, fresh, early, stale, absent, unreadable, unavailable };
-
-/// What one GET found.
-struct cache_read {
-    cache_read_kind kind = cache_read_kind::missing;
-    std::string raw;  // the stored bytes
-    std::size_t value_size = 0;
-    cache_meta meta;
-    bool has_meta = false;
-    std::string_view value() const noexcept { return {raw.data(), value_size}; }
-};
-
-/// What a recompute produced: the value, its encoding, and how it was obtained.
-template <class V>
-struct cache_outcome {
-    V value;
-    std::string bytes;  // the codec's bytes (no trailer), for waiters asking another type
-    bool absent = false;
-    bool stale = false;
-};
-
-/// One in-process recompute of a key; concurrent callers wait on it.
-struct cache_flight {
-    std::size_t waiters = 0;  // guarded by cache_state::flights_mutex
-    std::mutex mutex;
-    std::condition_variable finished;
-    bool done = false;
-    std::exception_ptr failure;
-    std::shared_ptr<const void> value;  // the leader's value, for waiters asking the same type
-    const std::type_info* type = nullptr;
-    std::string bytes;                  // its encoding, for waiters asking another type
-    bool absent = false;
-    bool stale = false;
-    std::atomic<bool> invalidated{false};  // invalidate()/set() ran meanwhile: do not store
-
-    void wait() {
-        std::unique_lock<std::mutex> lock(mutex);
-        finished.wait(lock, [this] { return done; });
-    }
-    void fail(std::exception_ptr e) {
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            failure = std::move(e);
-            done = true;
-        }
-        finished.notify_all();
-    }
-};
-
-inline void cache_check_ttl(std::chrono::milliseconds ttl) {
-    if (ttl.count() <= 0) throw std::invalid_argument("redkit: cache: ttl must be positive");
-}
-
-inline void validate_cache_options(const cache_options& o) {
-    const auto bad = [](const char* what) { throw std::invalid_argument(std::string("redkit: cache_options.") + what); };
-    if (o.default_ttl.count() <= 0) bad("default_ttl must be positive");
-    if (!(o.ttl_jitter >= 0 && o.ttl_jitter < 1)) bad("ttl_jitter must be in [0, 1)");
-    if (o.negative_ttl.count() < 0) bad("negative_ttl must not be negative");
-    if (!(o.beta >= 0) || !std::isfinite(o.beta)) bad("beta must be a finite number >= 0");
-    if (o.stale_for.count() < 0) bad("stale_for must not be negative");
-    if (o.stale_for.count() > 0 && !o.store_metadata) {
-        bad("stale_for needs store_metadata = true (the logical expiry is kept in the metadata)");
-    }
-    if (o.lock_ttl.count() <= 0) bad("lock_ttl must be positive");
-    if (o.lock_wait.count() < 0) bad("lock_wait must not be negative");
-    if (o.outage_backoff.count() < 0) bad("outage_backoff must not be negative");
-}
-
-enum class cache_lock_result { acquired, held, failed };
-
-/// The state copies of a cache share.
-class cache_state {
-public:
-    cache_state(client c, cache_options o) : redis(std::move(c)), options(std::move(o)) { validate_cache_options(options); }
-
-    client redis;
-    const cache_options options;
-
-    std::atomic<std::uint64_t> hits{0}, misses{0}, early_refreshes{0}, stale_serves{0}, loader_calls{0}, errors{0};
-
-    std::mutex flights_mutex;
-    std::unordered_map<std::string, std::shared_ptr<cache_flight>> flights;
-
-    std::string full_key(std::string_view key) const {
-        if (key.empty()) throw std::invalid_argument("redkit: cache: key is empty");
-        const std::string& prefix = options.keys.prefix();
-        if (prefix.empty()) return std::string(key);
-        std::string out;
-        out.reserve(prefix.size() + 1 + key.size());
-        out.append(prefix).append(1, ':').append(key);
-        return out;
-    }
-
-    /// Bumped (under flights_mutex) whenever a recompute of a key hashing here has stored its
-    /// value: a caller that missed before the bump reads again instead of recomputing.
-    std::atomic<std::uint64_t>& generation(std::string_view full) noexcept {
-        return generations_[std::hash<std::string_view>{}(full) % generations_.size()];
-    }
-
-    static long long now_ms() noexcept {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    }
-
-    double draw() const {
-        if (options.random) return options.random();
-        thread_local std::mt19937_64 engine = [] {
-            std::random_device rd;
-            std::seed_seq seq{rd(), rd(), rd(), rd()};
-            return std::mt19937_64(seq);
-        }();
-        return static_cast<double>(engine() >> 11) * 0x1.0p-53;
-    }
-
-    std::chrono::milliseconds jittered(std::chrono::milliseconds ttl) const {
-        if (options.ttl_jitter <= 0) return ttl;
-        double u = draw();
-        if (!(u >= 0)) u = 0;
-        if (u >= 1) u = 0.999999;
-        const auto cut = static_cast<long long>(static_cast<double>(ttl.count()) * options.ttl_jitter * u);
-        return std::chrono::milliseconds(std::max<long long>(1, ttl.count() - cut));
-    }
-
-    /// GET and classify. Failures follow the policy: reported (kind unavailable) or rethrown.
-    cache_read read(const std::string& full, bool xfetch);
-    /// Classifies stored bytes (or their absence).
-    void classify(cache_read& r, std::optional<std::string> got, bool xfetch) const;
-
-    /// Handles a failed read-path command: counts it; with serve_from_loader reports it (and
-    /// starts the outage backoff on a transport failure) and returns true; else returns false.
-    bool absorb_failure(const error& e, std::string_view what, std::string_view key);
-    void report_write_failure(const error& e, std::string_view what, std::string_view key) noexcept;
-    void report_undecodable(std::string_view full, const std::exception& e) noexcept;
-
-    /// SET full (bytes + trailer | absent marker) PX; throws on failure. `bytes` is restored.
-    void write(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl, long long delta_us);
-    /// write(), with failures reported instead of thrown.
-    void store(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl, long long delta_us) noexcept;
-
-    cache_lock_result try_lock(const std::string& lock_key, const std::string& token);
-    void unlock(const std::string& lock_key, const std::string& token) noexcept;
-    static std::string new_token();
-
-    bool bypassing() const noexcept;
-    void recovered() noexcept {
-        if (bypass_until_.load(std::memory_order_relaxed) != 0) bypass_until_.store(0, std::memory_order_relaxed);
-    }
-
-    /// Removes a finished flight and returns how many callers joined it; bump: its value was
-    /// stored (see generation()). Once removed, nobody can join it any more.
-    std::size_t end_flight(const std::string& full, const std::shared_ptr<cache_flight>& f, bool bump);
-    /// Tells a running recompute of `full` not to store its (possibly outdated) value.
-    void mark_invalidated(const std::string& full);
-
-private:
-    std::array<std::atomic<std::uint64_t>, 64> generations_{};
-    std::atomic<long long> bypass_until_{0};  // steady_clock ms; 0 = not bypassing
-};
-
-class cache_unlock_guard {
-public:
-    cache_unlock_guard(cache_state& s, const std::string& key, const std::string& token) : s_(s), key_(key), token_(token) {}
-    cache_unlock_guard(const cache_unlock_guard&) = delete;
-    cache_unlock_guard& operator=(const cache_unlock_guard&) = delete;
-    ~cache_unlock_guard() { s_.unlock(key_, token_); }
-
-private:
-    cache_state& s_;
-    const std::string& key_;
-    const std::string& token_;
-};
-
-}  // namespace detail
+using cache_result_t = typename detail::cache_value<T, Loader>::type;
 
 /// Cache-aside over a redkit::client. Cheap to copy (copies share state); thread-safe.
 ///
@@ -379,11 +110,11 @@ public:
     /// std::invalid_argument (empty key, ttl <= 0, a value the codec cannot encode), propagate.
     /// A loader must not call get_or_set for its own key (it would wait for itself).
     template <class T = void, class Loader>
-    detail::cache_value_t<T, Loader> get_or_set(std::string_view key, Loader&& loader, std::chrono::milliseconds ttl);
+    cache_result_t<T, Loader> get_or_set(std::string_view key, Loader&& loader, std::chrono::milliseconds ttl);
 
     /// get_or_set with options().default_ttl.
     template <class T = void, class Loader>
-    detail::cache_value_t<T, Loader> get_or_set(std::string_view key, Loader&& loader) {
+    cache_result_t<T, Loader> get_or_set(std::string_view key, Loader&& loader) {
         return get_or_set<T>(key, std::forward<Loader>(loader), state_->options.default_ttl);
     }
 
@@ -461,194 +192,6 @@ private:
 
 // ---- implementation ----
 
-namespace detail {
-
-inline void cache_state::classify(cache_read& r, std::optional<std::string> got, bool xfetch) const {
-    if (!got) {
-        r.kind = cache_read_kind::missing;
-        return;
-    }
-    r.raw = std::move(*got);
-    if (r.raw == cache_absent_marker) {
-        r.kind = cache_read_kind::absent;
-        return;
-    }
-    r.value_size = split_cache_entry(r.raw, r.meta, r.has_meta).size();
-    r.kind = cache_read_kind::fresh;
-    if (!r.has_meta) return;
-    const long long now = now_ms();
-    if (now >= r.meta.expiry_ms) {
-        r.kind = cache_read_kind::stale;
-    } else if (xfetch && options.beta > 0 && r.meta.delta_us > 0 && xfetch_should_refresh(now, r.meta, options.beta, draw())) {
-        r.kind = cache_read_kind::early;
-    }
-}
-
-inline cache_read cache_state::read(const std::string& full, bool xfetch) {
-    cache_read r;
-    if (bypassing()) {
-        r.kind = cache_read_kind::unavailable;
-        return r;
-    }
-    std::optional<std::string> got;
-    try {
-        got = redis.command<std::optional<std::string>>("GET", full);
-    } catch (const server_error& e) {
-        if (e.prefix() == "WRONGTYPE") {  // another type at the key: a corrupt value, overwritten by the next store
-            report_undecodable(full, e);
-            r.kind = cache_read_kind::unreadable;
-            return r;
-        }
-        if (!absorb_failure(e, "GET", full)) throw;
-        r.kind = cache_read_kind::unavailable;
-        return r;
-    } catch (const error& e) {
-        if (!absorb_failure(e, "GET", full)) throw;
-        r.kind = cache_read_kind::unavailable;
-        return r;
-    }
-    recovered();
-    classify(r, std::move(got), xfetch);
-    return r;
-}
-
-inline bool cache_state::bypassing() const noexcept {
-    const long long until = bypass_until_.load(std::memory_order_relaxed);
-    if (until == 0) return false;
-    const long long now =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-    return now < until;
-}
-
-inline bool cache_state::absorb_failure(const error& e, std::string_view what, std::string_view key) {
-    errors.fetch_add(1, std::memory_order_relaxed);
-    if (options.on_failure == cache_failure_policy::throw_error) return false;
-    std::string message = "redkit: cache: ";
-    message.append(what).append(1, ' ').append(key).append(" failed (").append(e.what()).append("); serving from the loader");
-    const bool outage = e.is_transport() || e.kind() == errc::pool_exhausted;
-    if (outage && options.outage_backoff.count() > 0) {
-        const long long now =
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-        bypass_until_.store(now + options.outage_backoff.count(), std::memory_order_relaxed);
-        message += " and bypassing Redis for " + std::to_string(options.outage_backoff.count()) + " ms";
-    }
-    redis.report(error(e.kind(), message));
-    return true;
-}
-
-inline void cache_state::report_write_failure(const error& e, std::string_view what, std::string_view key) noexcept {
-    try {
-        errors.fetch_add(1, std::memory_order_relaxed);
-        std::string message = "redkit: cache: ";
-        message.append(what).append(1, ' ').append(key).append(" failed (").append(e.what()).append(")");
-        if ((e.is_transport() || e.kind() == errc::pool_exhausted) && options.outage_backoff.count() > 0 &&
-            options.on_failure == cache_failure_policy::serve_from_loader) {
-            const long long now =
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-            bypass_until_.store(now + options.outage_backoff.count(), std::memory_order_relaxed);
-        }
-        redis.report(error(e.kind(), message));
-    } catch (...) {
-        // reporting must never turn a served value into a failure
-    }
-}
-
-inline void cache_state::report_undecodable(std::string_view full, const std::exception& e) noexcept {
-    try {
-        errors.fetch_add(1, std::memory_order_relaxed);
-        std::string message = "redkit: cache: ";
-        message.append(full).append(": stored value does not decode (").append(e.what()).append("); treated as a miss");
-        redis.report(error(errc::decode_error, message));
-    } catch (...) {
-    }
-}
-
-inline void cache_state::write(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl,
-                               long long delta_us) {
-    if (absent) {
-        redis.command<void>(idempotent, "SET", full, cache_absent_marker, "PX", jittered(ttl));
-        return;
-    }
-    const std::chrono::milliseconds t = jittered(ttl);
-    if (!options.store_metadata) {
-        redis.command<void>(idempotent, "SET", full, bytes, "PX", t);
-        return;
-    }
-    const std::size_t size = bytes.size();
-    append_cache_trailer(bytes, cache_meta{now_ms() + t.count(), delta_us});
-    try {
-        redis.command<void>(idempotent, "SET", full, bytes, "PX", t + options.stale_for);
-    } catch (...) {
-        bytes.resize(size);
-        throw;
-    }
-    bytes.resize(size);
-}
-
-inline void cache_state::store(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl,
-                               long long delta_us) noexcept {
-    if (bypassing()) return;
-    try {
-        write(full, bytes, absent, ttl, delta_us);
-    } catch (const error& e) {
-        report_write_failure(e, "SET", full);
-    } catch (...) {
-        // bad_alloc while building the command: the value is still served
-    }
-}
-
-inline cache_lock_result cache_state::try_lock(const std::string& lock_key, const std::string& token) {
-    if (bypassing()) return cache_lock_result::failed;
-    try {
-        const bool ok = redis.command<bool>("SET", lock_key, token, "NX", "PX", options.lock_ttl);
-        return ok ? cache_lock_result::acquired : cache_lock_result::held;
-    } catch (const error& e) {
-        if (!absorb_failure(e, "SET NX", lock_key)) throw;
-        return cache_lock_result::failed;
-    }
-}
-
-inline void cache_state::unlock(const std::string& lock_key, const std::string& token) noexcept {
-    try {
-        redis.eval<long long>(scripts::cache_unlock(), {std::string_view(lock_key)}, token);
-    } catch (const error& e) {
-        report_write_failure(e, "unlock", lock_key);  // the lock still expires after lock_ttl
-    } catch (...) {
-    }
-}
-
-inline std::string cache_state::new_token() {
-    // random_device draws fresh entropy on every call, so forked processes never share tokens
-    // (a seeded engine copied by fork() would hand both children the same sequence).
-    static std::mutex mutex;
-    static std::random_device rd;
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string token;
-    token.reserve(32);
-    std::lock_guard<std::mutex> lock(mutex);
-    for (int i = 0; i < 4; ++i) {
-        const auto w = static_cast<std::uint32_t>(rd());
-        for (int s = 28; s >= 0; s -= 4) token += hex[(w >> s) & 0xFU];
-    }
-    return token;
-}
-
-inline std::size_t cache_state::end_flight(const std::string& full, const std::shared_ptr<cache_flight>& f, bool bump) {
-    std::lock_guard<std::mutex> lock(flights_mutex);
-    const auto it = flights.find(full);
-    if (it != flights.end() && it->second == f) flights.erase(it);
-    if (bump) generation(full).fetch_add(1, std::memory_order_release);
-    return f->waiters;
-}
-
-inline void cache_state::mark_invalidated(const std::string& full) {
-    std::lock_guard<std::mutex> lock(flights_mutex);
-    const auto it = flights.find(full);
-    if (it != flights.end()) it->second->invalidated.store(true);
-}
-
-}  // namespace detail
-
 template <class V>
 V cache::decode_value(std::string_view bytes, std::string_view full) {
     using opt = detail::cache_optional<V>;
@@ -705,8 +248,8 @@ void cache::publish(detail::cache_flight& f, const detail::cache_outcome<V>& o) 
 }
 
 template <class T, class Loader>
-detail::cache_value_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loader, std::chrono::milliseconds ttl) {
-    using V = detail::cache_value_t<T, Loader>;
+cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loader, std::chrono::milliseconds ttl) {
+    using V = cache_result_t<T, Loader>;
     static_assert(!std::is_void_v<V> && !std::is_reference_v<V>, "redkit: cache: the cached type must be a value type");
     static_assert(std::is_copy_constructible_v<V>, "redkit: cache: the cached type must be copyable (waiters get copies)");
     static_assert(std::is_convertible_v<std::invoke_result_t<Loader&>, V>,
@@ -980,15 +523,8 @@ void cache::set_many(const std::vector<std::pair<std::string, T>>& items, std::c
         std::string bytes;
         bool absent = false;
         encode_value(value, bytes, absent);
-        const std::chrono::milliseconds t = s.jittered(ttl);
-        if (absent) {
-            p.command("SET", fulls.back(), detail::cache_absent_marker, "PX", t);
-        } else if (!s.options.store_metadata) {
-            p.command("SET", fulls.back(), bytes, "PX", t);
-        } else {
-            detail::append_cache_trailer(bytes, detail::cache_meta{detail::cache_state::now_ms() + t.count(), 0});
-            p.command("SET", fulls.back(), bytes, "PX", t + s.options.stale_for);
-        }
+        const auto stored = s.prepare(bytes, absent, ttl, 0);
+        p.command("SET", fulls.back(), stored.value, "PX", stored.px);
     }
     for (const auto& full : fulls) s.mark_invalidated(full);
     const std::vector<reply> replies = p.exec();

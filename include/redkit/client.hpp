@@ -3,9 +3,9 @@
 // pool of connections (copies share the pool); redkit::default_client() is the process-wide one,
 // configured from REDIS_URL.
 //
-// Each request borrows a connection, sends one command, reads its reply and returns the
-// connection. Connections are opened lazily (or one eagerly, by option), replayed their setup
-// (AUTH, SELECT, CLIENT SETNAME), and discarded after any transport failure.
+// Each request borrows a connection from the pool (pool.hpp), sends one command, reads its reply
+// and returns the connection. Connections are opened lazily (or one eagerly, by option), replay
+// their setup (AUTH, SELECT, CLIENT SETNAME), and are discarded after any transport failure.
 //
 // Retry rule. A request that failed on the transport is retried on a fresh connection, up to
 // client_options::max_retries times with exponential backoff and jitter, only when a retry cannot
@@ -25,22 +25,23 @@
 
 #include <redkit/connection.hpp>
 #include <redkit/detail/argv.hpp>
+#include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
+#include <redkit/pool.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/script.hpp>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdlib>
 #include <functional>
+#include <initializer_list>
 #include <iterator>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -79,180 +80,6 @@ inline bool is_read_only(std::string_view name) noexcept {
     return std::find(std::begin(read_only), std::end(read_only), u) != std::end(read_only);
 }
 
-namespace detail {
-
-class pool;
-
-/// A borrowed connection; returns it to the pool (or discards it when broken) on destruction.
-class lease {
-public:
-    lease() = default;
-    lease(pool* p, std::unique_ptr<connection> c) noexcept : pool_(p), conn_(std::move(c)) {}
-    lease(lease&& other) noexcept : pool_(other.pool_), conn_(std::move(other.conn_)) { other.pool_ = nullptr; }
-    lease& operator=(lease&& other) noexcept {
-        if (this != &other) {
-            reset();
-            pool_ = other.pool_;
-            conn_ = std::move(other.conn_);
-            other.pool_ = nullptr;
-        }
-        return *this;
-    }
-    ~lease() { reset(); }
-
-    connection* operator->() const noexcept { return conn_.get(); }
-    connection& operator*() const noexcept { return *conn_; }
-    explicit operator bool() const noexcept { return conn_ != nullptr; }
-    void reset() noexcept;
-
-private:
-    pool* pool_ = nullptr;
-    std::unique_ptr<connection> conn_;
-};
-
-/// Bounded LIFO pool. open_ counts connections in existence (idle or leased), never above the
-/// configured size; a caller that finds none free waits up to pool_wait_timeout.
-class pool {
-public:
-    explicit pool(client_options options) : options_(std::make_shared<const client_options>(std::move(options))) {
-        if (options_->pool_size == 0) throw std::invalid_argument("redkit: client_options.pool_size must be at least 1");
-        if (options_->max_retries < 0) throw std::invalid_argument("redkit: client_options.max_retries must not be negative");
-        if (options_->connect_timeout.count() <= 0) throw std::invalid_argument("redkit: client_options.connect_timeout must be positive");
-        if (options_->command_timeout.count() < 0) throw std::invalid_argument("redkit: client_options.command_timeout must not be negative");
-        if (options_->port <= 0 || options_->port > 65535) throw std::invalid_argument("redkit: client_options.port must be in [1, 65535]");
-        if (options_->db < 0) throw std::invalid_argument("redkit: client_options.db must not be negative");
-    }
-
-    pool(const pool&) = delete;
-    pool& operator=(const pool&) = delete;
-
-    const client_options& options() const noexcept { return *options_; }
-    const std::shared_ptr<const client_options>& shared_options() const noexcept { return options_; }
-
-    lease acquire() {
-        std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only if we must wait
-        std::unique_lock<std::mutex> lock(mutex_);
-        for (;;) {
-            if (!idle_.empty()) {
-                std::unique_ptr<connection> c = std::move(idle_.back());
-                idle_.pop_back();
-                lock.unlock();
-                if (healthy_after_idle(*c)) return lease(this, std::move(c));
-                c.reset();  // closed by the server while idle: drop it, look again
-                report(error(errc::connection_closed, "redkit: pooled connection to " + endpoint() +
-                                                          " was closed while idle; replacing it"));
-                lock.lock();
-                --open_;
-                continue;
-            }
-            if (open_ < options_->pool_size) {
-                ++open_;
-                lock.unlock();
-                try {
-                    return lease(this, std::make_unique<connection>(options_));
-                } catch (...) {
-                    lock.lock();
-                    --open_;
-                    const bool wake = waiters_ > 0;
-                    lock.unlock();
-                    if (wake) available_.notify_one();
-                    throw;
-                }
-            }
-            if (!deadline) deadline = std::chrono::steady_clock::now() + options_->pool_wait_timeout;
-            ++waiters_;
-            const auto status = available_.wait_until(lock, *deadline);
-            --waiters_;
-            if (status == std::cv_status::timeout && idle_.empty() && open_ >= options_->pool_size) {
-                throw error(errc::pool_exhausted, "redkit: all " + std::to_string(options_->pool_size) +
-                                                      " pooled connections stayed busy for " +
-                                                      std::to_string(options_->pool_wait_timeout.count()) + " ms");
-            }
-        }
-    }
-
-    void release(std::unique_ptr<connection> c) noexcept {
-        bool wake = false;
-        if (!c->broken()) c->mark_used();
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (c->broken()) {
-                --open_;
-            } else {
-                idle_.push_back(std::move(c));
-            }
-            wake = waiters_ > 0;
-        }
-        c.reset();  // a broken connection closes outside the lock
-        if (wake) available_.notify_one();
-    }
-
-    /// Opens one connection now (lazy_connect == false).
-    void warm_up() { lease l = acquire(); }
-
-    std::size_t open_connections() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return open_;
-    }
-
-    void report(const error& e) const noexcept {
-        if (!options_->on_error) return;
-        try {
-            options_->on_error(e);
-        } catch (...) {
-            // documented: the callback must not throw; never let it break a request
-        }
-    }
-
-    std::string endpoint() const {
-        if (!options_->unix_socket.empty()) return options_->unix_socket;
-        return options_->host + ":" + std::to_string(options_->port);
-    }
-
-private:
-    bool healthy_after_idle(connection& c) const noexcept {
-        if (options_->idle_check_after.count() > 0 &&
-            std::chrono::steady_clock::now() - c.last_used() < options_->idle_check_after) {
-            return !c.broken();
-        }
-        return c.idle_check();
-    }
-
-    std::shared_ptr<const client_options> options_;
-    mutable std::mutex mutex_;
-    std::condition_variable available_;
-    std::vector<std::unique_ptr<connection>> idle_;
-    std::size_t open_ = 0;
-    std::size_t waiters_ = 0;  // threads blocked in acquire(); release() signals only when there are some
-};
-
-inline void lease::reset() noexcept {
-    if (pool_ && conn_) pool_->release(std::move(conn_));
-    pool_ = nullptr;
-    conn_.reset();
-}
-
-inline void sleep_backoff(const client_options& o, int attempt) {
-    thread_local std::minstd_rand rng(std::random_device{}());
-    long long d = o.retry_backoff.count();
-    for (int i = 0; i < attempt && d < o.retry_backoff_max.count(); ++i) d *= 2;
-    d = std::min<long long>(d, o.retry_backoff_max.count());
-    if (d <= 0) return;
-    std::uniform_int_distribution<long long> jitter(d / 2, d);
-    std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
-}
-
-template <class T>
-T finish(const redisReply* r, const argv& a) {
-    if constexpr (std::is_void_v<T>) {
-        if (r->type == REDIS_REPLY_ERROR) throw_server_error(node(r), {a.command_name(), a.first_key()});
-    } else {
-        return convert_reply<T>(node(r), {a.command_name(), a.first_key()});
-    }
-}
-
-}  // namespace detail
-
 class scan_range;
 
 /// Thread-safe Redis client over a connection pool. Copies share the pool.
@@ -265,8 +92,9 @@ class scan_range;
 /// @endcode
 class client {
 public:
-    /// Options as given; connects lazily unless options.lazy_connect is false.
-    explicit client(client_options options = {}) : pool_(std::make_shared<detail::pool>(std::move(options))) {
+    /// Options as given; connects lazily unless options.lazy_connect is false. Throws
+    /// std::invalid_argument naming an invalid option.
+    explicit client(client_options options = {}) : pool_(std::make_shared<pool>(std::move(options))) {
         if (!pool_->options().lazy_connect) pool_->warm_up();
     }
 
@@ -276,12 +104,14 @@ public:
     /// Sends one command, returns its reply as T (see reply.hpp for the conversion rules).
     /// Arguments: strings (binary safe), integers, floating point, chrono durations (their
     /// count(), so pass the unit the command expects) and ranges of these (expanded).
-    /// Throws error on transport failure after the allowed retries, server_error on an error reply.
+    /// Throws error on transport failure after the allowed retries, server_error on an error
+    /// reply, std::invalid_argument for an empty argument list (nothing is sent).
     template <class T = reply, class... Args>
     T command(const Args&... args) const {
         detail::argv a;
         a.push_all(args...);
-        return execute<T>(a, false);
+        const detail::reply_ptr r = execute(a, false);
+        return detail::finish<T>(r, a);
     }
 
     /// Like command(), and a transport failure may be retried even if the request was sent.
@@ -289,11 +119,12 @@ public:
     T command(idempotent_t, const Args&... args) const {
         detail::argv a;
         a.push_all(args...);
-        return execute<T>(a, true);
+        const detail::reply_ptr r = execute(a, true);
+        return detail::finish<T>(r, a);
     }
 
     /// Runs a Lua script by EVALSHA; on NOSCRIPT (first use, SCRIPT FLUSH, a failover) sends it once
-    /// by EVAL on the same connection. One round trip in the steady state.
+    /// by EVAL. One round trip in the steady state.
     template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
     T eval(const script& s, const Keys& keys, const Args&... args) const {
         return eval_impl<T>(false, s, keys, args...);
@@ -338,16 +169,15 @@ public:
 
     /// Borrows a connection for several commands (pipelines, transactions). Return it by letting
     /// the lease go; a broken connection is discarded then.
-    detail::lease borrow() const { return pool_->acquire(); }
+    lease borrow() const { return pool_->borrow(); }
 
 private:
-    template <class T>
-    T execute(const detail::argv& a, bool idempotent_request) const;
+    detail::reply_ptr execute(const detail::argv& a, bool idempotent_request) const;
 
     template <class T, class Keys, class... Args>
     T eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const;
 
-    std::shared_ptr<detail::pool> pool_;
+    std::shared_ptr<pool> pool_;
 };
 
 /// A single-pass range of the keys SCAN returns for a pattern. As SCAN guarantees: every key
@@ -474,15 +304,14 @@ inline void reset_default_client() {
 
 // ---- implementation ----
 
-template <class T>
-T client::execute(const detail::argv& a, bool idempotent_request) const {
+inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
     detail::require_arguments(a);
     const client_options& o = pool_->options();
     for (int attempt = 0;; ++attempt) {
         detail::io_status st;
         detail::reply_ptr r;
         {
-            detail::lease l;
+            lease l;
             try {
                 l = pool_->acquire();
             } catch (const server_error&) {
@@ -495,40 +324,32 @@ T client::execute(const detail::argv& a, bool idempotent_request) const {
                     throw error(e.kind(), detail::origin{a.command_name(), a.first_key()}.prefix() +
                                               std::string(detail::without_prefix(e.what())));
                 }
-                detail::sleep_backoff(o, attempt);
+                std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
                 continue;
             }
-            st = l->roundtrip(a, r);
+            st = detail::connection_access::roundtrip(*l, a, r);
         }  // the connection goes back to the pool (or is discarded) before the reply is converted
-        if (st.ok()) return detail::finish<T>(r.get(), a);
+        if (st.ok()) return r;
 
-        error failure = transport_error(st, a.command_name(), a.first_key());
+        error failure = detail::transport_error(st, a.command_name(), a.first_key());
         pool_->report(failure);
         const bool safe = st.code != errc::timeout &&
                           (!st.maybe_sent || idempotent_request || is_read_only(a.command_name()));
         if (!safe || attempt >= o.max_retries) throw failure;
-        detail::sleep_backoff(o, attempt);
+        std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
     }
 }
 
 template <class T, class Keys, class... Args>
 T client::eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const {
     detail::argv a;
-    a.push_all("EVALSHA", s.sha1(), static_cast<long long>(std::size(keys)), keys, args...);
-    if constexpr (std::is_same_v<T, reply>) {
-        // a reply holds an error reply as a value instead of throwing it
-        reply r = execute<reply>(a, idempotent_request);
-        if (!r.is_error() || r.text().compare(0, 9, "NOSCRIPT ") != 0) return r;
-    } else {
-        try {
-            return execute<T>(a, idempotent_request);
-        } catch (const server_error& e) {
-            if (e.prefix() != "NOSCRIPT") throw;
-        }
+    detail::push_evalsha(a, s, keys, args...);
+    detail::reply_ptr r = execute(a, idempotent_request);
+    if (detail::raw_is_error(r.get()) && detail::is_noscript(detail::raw_str(r.get()))) {
+        detail::evalsha_to_eval(a, s);
+        r = execute(a, idempotent_request);
     }
-    a.set(0, "EVAL");
-    a.set(1, s.source());
-    return execute<T>(a, idempotent_request);
+    return detail::finish<T>(r, a);
 }
 
 namespace detail {

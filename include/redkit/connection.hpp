@@ -1,47 +1,63 @@
 // SPDX-License-Identifier: MIT
-// redkit::connection: one RAII connection to Redis over a blocking hiredis context.
+// redkit::connection: one RAII connection to Redis, and the one place patterns go through when
+// they must hold a socket of their own (a subscriber, a blocking worker, a long WATCH/MULTI
+// conversation). The pooled redkit::client is built from these.
 //
-// Not thread-safe: one thread at a time. The pooled redkit::client is built from these; use a
-// connection directly when something must own a socket for itself (a subscriber, a blocking
-// worker, a long WATCH/MULTI conversation).
+// What a connection offers:
+//   command<T>(args...)      one round trip, the reply converted to T
+//   eval<T>(script, keys...) EVALSHA, then EVAL once on NOSCRIPT, on this connection
+//   append / flush / send    write commands without waiting for their replies (SUBSCRIBE, BZPOPMIN)
+//   wait_reply(waker, t, f)  the next reply, waiting up to t; another thread's waker cuts it short
+//   set_read_spin(us)        poll briefly for a reply before sleeping in read() (busy workers)
+// Sockets, hiredis and TLS stay below it (detail/transport.hpp): a pattern that waits through
+// wait_reply works unchanged over any transport.
 //
 // Opening a connection replays its whole setup in one round trip: AUTH (user and password, or
 // password alone), SELECT db, CLIENT SETNAME. After any transport failure (timeout, EOF, reset,
-// protocol error) the connection is broken for good: hiredis's context may be desynchronised (a
-// late reply would be read as the answer to the next command), so it is never reused.
+// protocol error) the connection is broken for good: a late reply would be read as the answer to
+// the next command, so it is never reused. Not thread-safe: one thread at a time (a waker may be
+// notified from any thread).
 #pragma once
 
 #include <redkit/detail/argv.hpp>
-#include <redkit/detail/hiredis.hpp>
+#include <redkit/detail/transport.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 #include <redkit/reply.hpp>
+#include <redkit/script.hpp>
+#include <redkit/waker.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 
 namespace redkit {
 inline namespace v0 {
 
-namespace detail {
-/// Outcome of a socket operation: ok, or a transport failure with whether the request may have
-/// reached the server (maybe_sent == false proves it did not, so a retry cannot double it).
-struct io_status {
-    errc code{};
-    bool maybe_sent = false;
-    std::string text;
-    bool ok() const noexcept { return code == errc{}; }
+/// How connection::wait_reply ended.
+enum class wait_status {
+    reply,    ///< a reply arrived and was handed to the callback
+    woken,    ///< the waker was raised (and is lowered again); the reply, if any, is still due
+    timeout,  ///< nothing within the time; the reply, if any, is still due
 };
-}  // namespace detail
+
+namespace detail {
+struct connection_access;
+}
 
 class connection {
 public:
     /// Connects and replays the setup. Throws error(connect_failed) when the server cannot be
-    /// reached, server_error when AUTH/SELECT is refused (e.g. WRONGPASS).
+    /// reached, error(timeout) when the setup's replies do not come within command_timeout,
+    /// server_error when AUTH/SELECT is refused (e.g. WRONGPASS).
     explicit connection(const client_options& options)
         : connection(std::make_shared<const client_options>(options)) {}
 
@@ -51,102 +67,124 @@ public:
     connection& operator=(connection&&) noexcept = default;
     ~connection() = default;
 
-    /// Sends one command and returns its reply converted to T (see reply.hpp). Throws error on a
-    /// transport failure (the connection is broken afterwards), server_error on an error reply.
+    /// Sends one command and returns its reply converted to T (see reply.hpp; void accepts any
+    /// reply but an error). Throws error on a transport failure (the connection is broken
+    /// afterwards), server_error on an error reply, std::invalid_argument for no arguments.
     template <class T = reply, class... Args>
     T command(const Args&... args);
 
+    /// Runs a script: EVALSHA, and on NOSCRIPT (first use on this server, SCRIPT FLUSH, a
+    /// failover) EVAL once, on this connection. Converts as command<T>() does.
+    template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
+    T eval(const script& s, const Keys& keys, const Args&... args);
+
+    /// Buffers one command; nothing is written until flush(), send() or a round trip.
+    /// Throws std::invalid_argument for no arguments.
+    template <class... Args>
+    void append(const Args&... args);
+    /// Writes everything buffered; its replies are read by wait_reply(). Throws error on a
+    /// transport failure (the connection is broken afterwards).
+    void flush();
+    /// append() + flush(): one command written now, its reply read later by wait_reply().
+    template <class... Args>
+    void send(const Args&... args) {
+        append(args...);
+        flush();
+    }
+
+    /// Waits up to `timeout` for the next reply (of commands written by send() or flush(), or a
+    /// pushed pub/sub message) and calls on_reply(reply_view) with it; the view is valid during
+    /// the call. A reply already read from the socket is handed over without waiting. Returns
+    /// wait_status::woken at once when `wake` is raised from another thread (the wake-up is
+    /// consumed), timeout when nothing came in time: in both cases the reply is still due, so
+    /// wait again or drop the connection. Throws error on a transport failure (broken afterwards).
+    template <class F>
+    wait_status wait_reply(waker& wake, std::chrono::milliseconds timeout, F&& on_reply);
+
+    /// Before every blocking read of a reply (command, eval), poll the socket for up to `spin`
+    /// without sleeping (0, the default: sleep at once). On virtual machines waking a sleeping
+    /// thread costs tens of microseconds, more than a loopback reply takes: polling saves that
+    /// wake-up for the CPU it burns.
+    void set_read_spin(std::chrono::microseconds spin) noexcept { read_spin_ = spin; }
+
     /// True once a transport failure happened; a broken connection must be thrown away.
-    bool broken() const noexcept { return broken_; }
+    bool broken() const noexcept { return transport_.broken(); }
 
     /// Changes the read/write timeout (0 = none), e.g. around a blocking command.
     void set_timeout(std::chrono::milliseconds timeout);
 
-    /// The socket, for poll()-based waiting.
-    int fd() const noexcept { return detail::context_fd(ctx_.get()); }
-
-    /// The underlying redisContext*, as an escape hatch. Using it may desynchronise redkit.
-    void* native_handle() noexcept { return ctx_.get(); }
-
     const client_options& options() const noexcept { return *options_; }
 
     /// "host:port" or the socket path, for messages.
-    std::string endpoint() const;
-
-    // ---- lower level, used by client and pipeline ----
-
-    /// Buffers one command (nothing is sent until flush()).
-    void append(const detail::argv& args);
-    /// Writes everything buffered. On failure the connection is broken.
-    detail::io_status flush();
-    /// Reads one reply (blocking up to the timeout). On failure the connection is broken.
-    detail::io_status read(detail::reply_ptr& out);
-    /// read(), but first polls the socket for up to `spin` without sleeping: for a reply due
-    /// within microseconds, it saves the wake-up of a sleeping thread at the price of the CPU
-    /// spent polling.
-    detail::io_status read(detail::reply_ptr& out, std::chrono::microseconds spin);
-    /// append + flush + read.
-    detail::io_status roundtrip(const detail::argv& args, detail::reply_ptr& out);
-
-    /// Reads whatever the socket has (one read; call it when poll() says the fd is readable).
-    /// On failure (EOF, reset) the connection is broken.
-    detail::io_status read_available();
-    /// Takes one complete reply already read into the buffer, without any I/O. Returns false
-    /// when none is complete yet; a protocol error breaks the connection and sets `st`.
-    bool next_buffered(detail::reply_ptr& out, detail::io_status& st);
-
-    /// Whether an idle connection still looks healthy (no EOF, no stray bytes waiting).
-    bool idle_check() noexcept;
-
-    std::chrono::steady_clock::time_point last_used() const noexcept { return last_used_; }
-    void mark_used() noexcept { last_used_ = std::chrono::steady_clock::now(); }
-
-    /// SHA1s of scripts known to be loaded through this connection (pipelines preload the rest).
-    std::unordered_set<std::string>& loaded_scripts() noexcept { return loaded_scripts_; }
+    std::string endpoint() const { return detail::transport::endpoint_of(*options_); }
 
 private:
-    detail::io_status fail(int saved_errno, bool maybe_sent);
+    friend struct detail::connection_access;
+
     void replay_setup();
+    detail::io_status roundtrip(const detail::argv& a, detail::reply_ptr& out);
+    detail::reply_ptr exchange(const detail::argv& a);
+    [[noreturn]] void fail(const detail::io_status& st) const;
 
     std::shared_ptr<const client_options> options_;
-    detail::context_ptr ctx_;
-    bool broken_ = false;
-    std::chrono::milliseconds timeout_{0};
+    detail::transport transport_;
+    std::chrono::microseconds read_spin_{0};
     std::chrono::steady_clock::time_point last_used_{};
-    std::unordered_set<std::string> loaded_scripts_;
+    std::unordered_set<std::string> loaded_scripts_;  // SHA1s loaded through this connection
+    std::string last_sent_;                            // "COMMAND key" of the last send, for messages
 };
 
+namespace detail {
+
 /// Builds the exception for a failed transport operation, naming the command and its key.
-inline error transport_error(const detail::io_status& st, std::string_view command, std::string_view key) {
-    return error(st.code, detail::origin{command, key}.prefix() + st.text);
+inline error transport_error(const io_status& st, std::string_view command, std::string_view key) {
+    return error(st.code, origin{command, key}.prefix() + st.text);
 }
+
+/// What the core (pool, client, pipeline) reaches below a connection's public face.
+struct connection_access {
+    static io_status roundtrip(connection& c, const argv& a, reply_ptr& out) { return c.roundtrip(a, out); }
+    static transport& wire(connection& c) noexcept { return c.transport_; }
+    static std::unordered_set<std::string>& loaded_scripts(connection& c) noexcept { return c.loaded_scripts_; }
+    static std::chrono::steady_clock::time_point last_used(const connection& c) noexcept { return c.last_used_; }
+    static void mark_used(connection& c) noexcept { c.last_used_ = std::chrono::steady_clock::now(); }
+    static bool idle_check(connection& c) noexcept { return c.transport_.idle_check(); }
+    static void poison(connection& c) noexcept { c.transport_.poison(); }
+};
+
+/// T from a reply of command `a`: void accepts anything but an error reply.
+template <class T>
+T finish(const reply_ptr& r, const argv& a) {
+    return convert_reply<T>(r.get(), origin{a.command_name(), a.first_key()});
+}
+
+/// Builds EVALSHA sha numkeys keys... args... into `a`.
+template <class Keys, class... Args>
+void push_evalsha(argv& a, const script& s, const Keys& keys, const Args&... args) {
+    a.push_all("EVALSHA", s.sha1(), static_cast<long long>(std::size(keys)), keys, args...);
+}
+
+/// Turns EVALSHA into EVAL of the script's text (after NOSCRIPT).
+inline void evalsha_to_eval(argv& a, const script& s) noexcept {
+    a.set(0, "EVAL");
+    a.set(1, s.source());
+}
+
+}  // namespace detail
 
 // ---- implementation ----
 
-inline connection::connection(std::shared_ptr<const client_options> options) : options_(std::move(options)) {
-    if (options_->ignore_sigpipe) detail::ignore_sigpipe_if_default();
-    std::string why;
-    ctx_ = detail::open_context(options_->host, options_->port, options_->unix_socket, options_->connect_timeout, why);
-    if (!ctx_) {
-        throw error(errc::connect_failed, "redkit: connect " + endpoint() + ": " + why);
-    }
+inline connection::connection(std::shared_ptr<const client_options> options)
+    : options_(std::move(options)), transport_(*options_) {
     set_timeout(options_->command_timeout);
     replay_setup();
-    mark_used();
-}
-
-inline std::string connection::endpoint() const {
-    if (!options_->unix_socket.empty()) return options_->unix_socket;
-    return options_->host + ":" + std::to_string(options_->port);
+    detail::connection_access::mark_used(*this);
 }
 
 inline void connection::set_timeout(std::chrono::milliseconds timeout) {
-    if (timeout == timeout_) return;
-    if (!detail::set_timeout(ctx_.get(), timeout)) {
-        broken_ = true;
+    if (!transport_.set_timeout(timeout)) {
         throw error(errc::io_error, "redkit: connection " + endpoint() + ": cannot set socket timeout");
     }
-    timeout_ = timeout;
 }
 
 inline void connection::replay_setup() {
@@ -160,19 +198,19 @@ inline void connection::replay_setup() {
         } else {
             a.push_all("AUTH", o.user, o.password);
         }
-        append(a);
+        transport_.append(a);
         names[pending++] = "AUTH";
     }
     if (o.db != 0) {
         detail::argv a;
         a.push_all("SELECT", o.db);
-        append(a);
+        transport_.append(a);
         names[pending++] = "SELECT";
     }
     if (!o.client_name.empty()) {
         detail::argv a;
         a.push_all("CLIENT", "SETNAME", o.client_name);
-        append(a);
+        transport_.append(a);
         names[pending++] = "CLIENT SETNAME";
     }
     if (pending == 0) return;
@@ -182,118 +220,97 @@ inline void connection::replay_setup() {
         const errc code = st.code == errc::timeout ? errc::timeout : errc::connect_failed;
         return error(code, "redkit: connect " + endpoint() + ": " + std::string(step) + ": " + st.text);
     };
-    if (auto st = flush(); !st.ok()) throw setup_failed(st, "setup");
+    if (auto st = transport_.flush(); !st.ok()) throw setup_failed(st, "setup");
     for (std::size_t i = 0; i < pending; ++i) {
         detail::reply_ptr r;
-        if (auto st = read(r); !st.ok()) throw setup_failed(st, names[i]);
-        if (r->type == REDIS_REPLY_ERROR) {
-            broken_ = true;  // a half set-up connection must not be pooled
-            std::string text(r->str, r->len);
+        if (auto st = transport_.read(r); !st.ok()) throw setup_failed(st, names[i]);
+        if (detail::raw_is_error(r.get())) {
+            transport_.poison();  // a half set-up connection must not be pooled
+            const std::string text(detail::raw_str(r.get()));
             throw server_error(text, "redkit: " + std::string(names[i]) + " " + endpoint() + ": " + text);
         }
     }
 }
 
-inline detail::io_status connection::fail(int saved_errno, bool maybe_sent) {
-    broken_ = true;
-    detail::io_status st;
-    st.code = detail::classify(ctx_.get(), saved_errno);
-    st.maybe_sent = maybe_sent;
-    st.text = st.code == errc::timeout ? std::string("timeout after ") + std::to_string(timeout_.count()) + " ms"
-                                       : std::string(redkit::error_category().message(static_cast<int>(st.code))) +
-                                             " (" + ctx_->errstr + ")";
-    return st;
+inline detail::io_status connection::roundtrip(const detail::argv& a, detail::reply_ptr& out) {
+    detail::require_arguments(a);
+    transport_.append(a);
+    if (auto st = transport_.flush(); !st.ok()) return st;
+    return transport_.read(out, read_spin_);
 }
 
-inline void connection::append(const detail::argv& args) {
-    detail::require_arguments(args);
-    if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(args.size()), const_cast<const char**>(args.data()),
-                               args.lengths()) != REDIS_OK) {
-        throw std::bad_alloc();
-    }
+inline detail::reply_ptr connection::exchange(const detail::argv& a) {
+    detail::reply_ptr r;
+    if (auto st = roundtrip(a, r); !st.ok()) throw detail::transport_error(st, a.command_name(), a.first_key());
+    return r;
 }
 
-inline detail::io_status connection::flush() {
-    if (broken_) return {errc::connection_closed, false, "connection already broken"};
-    detail::sigpipe_block guard(!options_->ignore_sigpipe);
-    int done = 0;
-    bool first = true;
-    do {
-        if (redisBufferWrite(ctx_.get(), &done) == REDIS_ERR) {
-            // A write refused outright (EPIPE/ECONNRESET on the first write) proves the server never
-            // saw this request: the peer was already gone.
-            const int saved = errno;
-            const bool refused = first && (saved == EPIPE || saved == ECONNRESET);
-            return fail(saved, !refused);
-        }
-        first = false;
-    } while (!done);
-    return {};
-}
-
-inline detail::io_status connection::read(detail::reply_ptr& out) {
-    if (broken_) return {errc::connection_closed, true, "connection already broken"};
-    void* raw = nullptr;
-    errno = 0;
-    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK) {
-        return fail(errno, true);
-    }
-    out.reset(static_cast<redisReply*>(raw));
-    return {};
-}
-
-inline detail::io_status connection::read(detail::reply_ptr& out, std::chrono::microseconds spin) {
-    if (spin.count() > 0 && !broken_) detail::spin_until_readable(ctx_.get(), spin);
-    return read(out);
-}
-
-inline detail::io_status connection::read_available() {
-    if (broken_) return {errc::connection_closed, true, "connection already broken"};
-    errno = 0;
-    if (redisBufferRead(ctx_.get()) != REDIS_OK) return fail(errno, true);
-    return {};
-}
-
-inline bool connection::next_buffered(detail::reply_ptr& out, detail::io_status& st) {
-    if (broken_) {
-        st = {errc::connection_closed, true, "connection already broken"};
-        return false;
-    }
-    void* raw = nullptr;
-    if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) {
-        st = fail(0, true);
-        return false;
-    }
-    if (raw == nullptr) return false;
-    out.reset(static_cast<redisReply*>(raw));
-    return true;
-}
-
-inline detail::io_status connection::roundtrip(const detail::argv& args, detail::reply_ptr& out) {
-    append(args);
-    if (auto st = flush(); !st.ok()) return st;
-    return read(out);
-}
-
-inline bool connection::idle_check() noexcept {
-    if (broken_) return false;
-    if (!detail::idle_connection_is_clean(ctx_.get())) {
-        broken_ = true;
-        return false;
-    }
-    return true;
+inline void connection::fail(const detail::io_status& st) const {
+    const auto space = last_sent_.find(' ');
+    if (space == std::string::npos) throw detail::transport_error(st, last_sent_, {});
+    throw detail::transport_error(st, std::string_view(last_sent_).substr(0, space),
+                                  std::string_view(last_sent_).substr(space + 1));
 }
 
 template <class T, class... Args>
 T connection::command(const Args&... args) {
     detail::argv a;
     a.push_all(args...);
-    detail::reply_ptr r;
-    if (auto st = roundtrip(a, r); !st.ok()) throw transport_error(st, a.command_name(), a.first_key());
-    if constexpr (std::is_void_v<T>) {
-        if (r->type == REDIS_REPLY_ERROR) detail::throw_server_error(detail::node(r.get()), {a.command_name(), a.first_key()});
-    } else {
-        return detail::convert_reply<T>(detail::node(r.get()), {a.command_name(), a.first_key()});
+    const detail::reply_ptr r = exchange(a);
+    return detail::finish<T>(r, a);
+}
+
+template <class T, class Keys, class... Args>
+T connection::eval(const script& s, const Keys& keys, const Args&... args) {
+    detail::argv a;
+    detail::push_evalsha(a, s, keys, args...);
+    detail::reply_ptr r = exchange(a);
+    if (detail::raw_is_error(r.get()) && detail::is_noscript(detail::raw_str(r.get()))) {
+        detail::evalsha_to_eval(a, s);
+        r = exchange(a);
+    }
+    return detail::finish<T>(r, a);
+}
+
+template <class... Args>
+void connection::append(const Args&... args) {
+    detail::argv a;
+    a.push_all(args...);
+    detail::require_arguments(a);
+    transport_.append(a);
+    last_sent_.assign(a.command_name());
+    if (const auto key = a.first_key(); !key.empty()) last_sent_.append(1, ' ').append(key.substr(0, 200));
+}
+
+inline void connection::flush() {
+    if (auto st = transport_.flush(); !st.ok()) fail(st);
+}
+
+template <class F>
+wait_status connection::wait_reply(waker& wake, std::chrono::milliseconds timeout, F&& on_reply) {
+    static_assert(std::is_invocable_v<F&, reply_view>, "redkit: wait_reply's callback takes a redkit::reply_view");
+    std::optional<std::chrono::steady_clock::time_point> deadline;  // the clock is read only if we must wait
+    for (;;) {
+        detail::reply_ptr r;
+        if (auto st = transport_.take_buffered(r); !st.ok()) fail(st);
+        if (r) {
+            const auto space = last_sent_.find(' ');
+            const detail::origin from{std::string_view(last_sent_).substr(0, space),
+                                      space == std::string::npos ? std::string_view{}
+                                                                 : std::string_view(last_sent_).substr(space + 1)};
+            on_reply(detail::view_access::of(r.get(), from));
+            return wait_status::reply;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!deadline) deadline = now + std::max(timeout, std::chrono::milliseconds(0));
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);
+        const auto w = transport_.wait_readable(wake.flag_, std::max(left, std::chrono::milliseconds(0)));
+        if (w == detail::wait_result::woken) {
+            wake.flag_.drain();
+            return wait_status::woken;
+        }
+        if (w == detail::wait_result::timeout) return wait_status::timeout;
+        if (auto st = transport_.read_available(); !st.ok()) fail(st);
     }
 }
 

@@ -100,17 +100,18 @@ private:
 class server_error : public error {
 public:
     server_error(std::string server_message, const std::string& what)
-        : error(errc::server_error, what), server_message_(std::move(server_message)) {}
+        : error(errc::server_error, what),
+          server_message_(std::make_shared<const std::string>(std::move(server_message))) {}
 
-    const std::string& server_message() const noexcept { return server_message_; }
+    const std::string& server_message() const noexcept { return *server_message_; }
 
     std::string_view prefix() const noexcept {
-        std::string_view m = server_message_;
+        std::string_view m = *server_message_;
         return m.substr(0, m.find(' '));
     }
 
 private:
-    std::string server_message_;
+    std::shared_ptr<const std::string> server_message_;  // shared: copies never throw
 };
 
 }  // namespace v0

@@ -27,9 +27,10 @@
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
-#include <redkit/detail/argv.hpp>
-#include <redkit/detail/wait.hpp>
+#include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/waker.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -40,7 +41,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -218,17 +218,18 @@ private:
     void add(kind k, std::string name, raw_handler handler);
     void remove(kind k, const std::string& name);
     void run();
-    bool session(connection& conn);  // returns when the connection failed or stop was requested
-    bool send_ops(connection& conn, std::vector<op>& ops);
-    void dispatch(detail::node reply);
+    bool session(connection& conn);  // true: stop requested; false or a throw: reconnect
+    void send_ops(connection& conn, std::vector<op>& ops);
+    void dispatch(reply_view reply);
     void deliver(kind k, std::string_view name, const message& m);
     void report(const error& e) noexcept;
     bool all_confirmed_locked() const;
-    void sleep_backoff(std::chrono::milliseconds& backoff);
+    void pause();  // the reconnect backoff, cut short by stop()
 
     client client_;
     subscriber_options options_;
-    detail::notifier wake_;
+    waker wake_;
+    detail::backoff backoff_;
 
     mutable std::mutex mutex_;
     std::condition_variable confirmed_cv_;
@@ -236,6 +237,7 @@ private:
     std::unordered_set<std::string> confirmed_[3];
     std::vector<op> pending_;
     std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> attention_{false};  // pending_ or resubscribe_pending_ need the thread's look
     bool resubscribe_pending_ = false;  // a reconnect whose on_reconnect has not fired yet
 
     std::atomic<std::uint64_t> reconnects_{0};
@@ -250,7 +252,9 @@ private:
 // ---- implementation ----
 
 inline subscriber::subscriber(client c, subscriber_options options)
-    : client_(std::move(c)), options_(std::move(options)) {
+    : client_(std::move(c)),
+      options_(std::move(options)),
+      backoff_(options_.reconnect_backoff, options_.reconnect_backoff_max) {
     if (options_.reconnect_backoff.count() <= 0) {
         throw std::invalid_argument("redkit: subscriber_options.reconnect_backoff must be positive");
     }
@@ -272,7 +276,10 @@ inline void subscriber::add(kind k, std::string name, raw_handler handler) {
         auto& slot = handlers_[k][name];
         const bool is_new = slot == nullptr;
         slot = std::make_shared<raw_handler>(std::move(handler));
-        if (is_new) pending_.push_back({k, true, std::move(name)});
+        if (is_new) {
+            pending_.push_back({k, true, std::move(name)});
+            attention_.store(true);
+        }
     }
     wake_.notify();
 }
@@ -283,6 +290,7 @@ inline void subscriber::remove(kind k, const std::string& name) {
         if (handlers_[k].erase(name) == 0) return;
         confirmed_[k].erase(name);
         pending_.push_back({k, false, name});
+        attention_.store(true);
     }
     confirmed_cv_.notify_all();
     wake_.notify();
@@ -312,61 +320,49 @@ inline void subscriber::stop() {
 
 inline void subscriber::report(const error& e) noexcept { detail::report_to(options_.on_error, client_, e); }
 
-inline void subscriber::sleep_backoff(std::chrono::milliseconds& backoff) {
-    thread_local std::minstd_rand rng(std::random_device{}());
-    std::uniform_int_distribution<long long> jitter(backoff.count() / 2, backoff.count());
-    detail::wait_readable(-1, wake_, std::chrono::milliseconds(jitter(rng)));
-    backoff = std::min(backoff * 2, options_.reconnect_backoff_max);
-}
+inline void subscriber::pause() { wake_.sleep_for(backoff_.next()); }
 
 inline void subscriber::run() {
-    std::chrono::milliseconds backoff = options_.reconnect_backoff;
     bool connected_before = false;
     for (;;) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (stop_requested_) return;
-        }
+        if (stop_requested_.load()) return;
         std::unique_ptr<connection> conn;
         try {
             conn = std::make_unique<connection>(client_.dedicated());
         } catch (const error& e) {
             report(e);
-            sleep_backoff(backoff);
+            pause();
             continue;
         } catch (const std::exception& e) {
             report(error(errc::connect_failed, std::string("redkit: subscriber: ") + e.what()));
-            sleep_backoff(backoff);
+            pause();
             continue;
         }
         if (connected_before) reconnects_.fetch_add(1, std::memory_order_relaxed);
-        const bool stopped = session(*conn);
+        bool stopped = false;
+        try {
+            stopped = session(*conn);
+        } catch (const error& e) {
+            report(e);  // the connection failed (or a PING went unanswered): reconnect
+        }
         if (stopped) return;
         connected_before = true;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             for (auto& c : confirmed_) c.clear();
             resubscribe_pending_ = true;
+            attention_.store(true);
         }
-        backoff = options_.reconnect_backoff;  // this connection worked: start the backoff afresh
-        sleep_backoff(backoff);
+        backoff_.reset();  // this connection worked: start the backoff afresh
+        pause();
     }
 }
 
-inline bool subscriber::send_ops(connection& conn, std::vector<op>& ops) {
-    if (ops.empty()) return true;
-    for (const op& o : ops) {
-        detail::argv a;
-        a.push_all(o.subscribe ? subscribe_command[o.k] : unsubscribe_command[o.k], o.name);
-        conn.append(a);
-    }
+inline void subscriber::send_ops(connection& conn, std::vector<op>& ops) {
+    if (ops.empty()) return;
+    for (const op& o : ops) conn.append(o.subscribe ? subscribe_command[o.k] : unsubscribe_command[o.k], o.name);
     ops.clear();
-    const auto st = conn.flush();
-    if (!st.ok()) {
-        report(transport_error(st, "SUBSCRIBE", {}));
-        return false;
-    }
-    return true;
+    conn.flush();
 }
 
 inline bool subscriber::session(connection& conn) {
@@ -380,103 +376,82 @@ inline bool subscriber::session(connection& conn) {
             for (const auto& entry : handlers_[k]) ops.push_back({static_cast<kind>(k), true, entry.first});
         }
     }
-    if (!send_ops(conn, ops)) return false;
+    send_ops(conn, ops);
 
     const bool pinging = options_.ping_interval.count() > 0;
     const auto wait_for = pinging ? options_.ping_interval : std::chrono::milliseconds(3600 * 1000);
     bool awaiting_pong = false;
     for (;;) {
-        bool fire_reconnect = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (stop_requested_) return true;
-            ops.swap(pending_);
-            if (resubscribe_pending_ && ops.empty() && all_confirmed_locked()) {
-                resubscribe_pending_ = false;
-                fire_reconnect = true;
+        // no handler starts once stop() was asked, even for messages already read
+        if (stop_requested_.load()) return true;
+        if (attention_.load()) {  // ops queued, or an on_reconnect waiting for confirmations
+            bool fire_reconnect = false;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                ops.swap(pending_);
+                if (resubscribe_pending_ && ops.empty() && all_confirmed_locked()) {
+                    resubscribe_pending_ = false;
+                    fire_reconnect = true;
+                }
+                attention_.store(resubscribe_pending_);
+            }
+            send_ops(conn, ops);
+            if (fire_reconnect && options_.on_reconnect) {
+                try {
+                    options_.on_reconnect();
+                } catch (const std::exception& e) {
+                    report(error(errc::handler_failed, std::string("redkit: subscriber: on_reconnect threw: ") + e.what()));
+                } catch (...) {
+                    report(error(errc::handler_failed, "redkit: subscriber: on_reconnect threw"));
+                }
             }
         }
-        if (!send_ops(conn, ops)) return false;
-        if (fire_reconnect && options_.on_reconnect) {
-            try {
-                options_.on_reconnect();
-            } catch (const std::exception& e) {
-                report(error(errc::handler_failed, std::string("redkit: subscriber: on_reconnect threw: ") + e.what()));
-            } catch (...) {
-                report(error(errc::handler_failed, "redkit: subscriber: on_reconnect threw"));
-            }
-        }
-
-        const auto w = detail::wait_readable(conn.fd(), wake_, wait_for);
-        if (w == detail::wait_result::woken) {
-            wake_.drain();
-            continue;
-        }
-        if (w == detail::wait_result::timeout) {
-            if (awaiting_pong) {
-                report(error(errc::timeout, "redkit: subscriber: no answer to PING within " +
-                                                std::to_string(options_.ping_interval.count()) + " ms; reconnecting"));
-                return false;
-            }
-            detail::argv ping;
-            ping.push_all("PING");
-            conn.append(ping);
-            if (const auto st = conn.flush(); !st.ok()) {
-                report(transport_error(st, "PING", {}));
-                return false;
-            }
-            awaiting_pong = true;
-            continue;
-        }
-        if (const auto st = conn.read_available(); !st.ok()) {
-            report(transport_error(st, "subscriber", {}));
+        const wait_status w = conn.wait_reply(wake_, wait_for, [&](reply_view r) {
+            awaiting_pong = false;
+            dispatch(r);
+        });
+        if (w != wait_status::timeout) continue;
+        if (awaiting_pong) {
+            report(error(errc::timeout, "redkit: subscriber: no answer to PING within " +
+                                            std::to_string(options_.ping_interval.count()) + " ms; reconnecting"));
             return false;
         }
-        awaiting_pong = false;
-        detail::reply_ptr r;
-        detail::io_status st;
-        while (conn.next_buffered(r, st)) {
-            if (stop_requested_.load()) return true;  // no handler starts once stop() was asked
-            dispatch(detail::node(r.get()));
-            r.reset();
-        }
-        if (!st.ok()) {
-            report(transport_error(st, "subscriber", {}));
-            return false;
-        }
+        conn.send("PING");
+        awaiting_pong = true;
     }
 }
 
-inline void subscriber::dispatch(detail::node reply) {
+inline void subscriber::dispatch(reply_view reply) {
     if (reply.type() == reply_type::error) {
         report(server_error(std::string(reply.str()), "redkit: subscriber: " + std::string(reply.str())));
         return;
     }
-    if (!detail::is_array_like(reply.type()) || reply.size() < 2) return;
-    const std::string_view type = reply.at(0).str();
+    if (!reply.is_array() || reply.size() < 2) return;
+    const std::string_view type = reply[0].str();
     if (type == "message" && reply.size() >= 3) {
         message m;
-        m.channel = reply.at(1).str();
-        m.payload = reply.at(2).str();
+        m.channel = reply[1].str();
+        m.payload = reply[2].str();
         deliver(kind_channel, m.channel, m);
     } else if (type == "pmessage" && reply.size() >= 4) {
         message m;
-        m.pattern = reply.at(1).str();
-        m.channel = reply.at(2).str();
-        m.payload = reply.at(3).str();
+        m.pattern = reply[1].str();
+        m.channel = reply[2].str();
+        m.payload = reply[3].str();
         deliver(kind_pattern, m.pattern, m);
     } else if (type == "smessage" && reply.size() >= 3) {
         message m;
-        m.channel = reply.at(1).str();
-        m.payload = reply.at(2).str();
+        m.channel = reply[1].str();
+        m.payload = reply[2].str();
         m.sharded = true;
         deliver(kind_shard, m.channel, m);
     } else if (type == "subscribe" || type == "psubscribe" || type == "ssubscribe") {
-        const kind k = type[0] == 's' && type[1] == 'u' ? kind_channel : type[0] == 'p' ? kind_pattern : kind_shard;
+        const kind k = type == "subscribe" ? kind_channel : type == "psubscribe" ? kind_pattern : kind_shard;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            lookup_.assign(reply.at(1).str());
+            lookup_.assign(reply[1].str());
             if (handlers_[k].count(lookup_) != 0) confirmed_[k].insert(lookup_);
+            if (resubscribe_pending_) attention_.store(true);  // on_reconnect may be due
         }
         confirmed_cv_.notify_all();
     }

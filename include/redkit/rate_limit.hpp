@@ -44,19 +44,22 @@ inline namespace v0 {
 /// What a limiter answers when Redis cannot (connection refused or lost, timeout, pool
 /// exhausted, an error reply such as OOM or READONLY). The failure is reported to the client's
 /// on_error callback in every case.
-enum class failure_policy {
+enum class rate_limit_failure_policy {
     fail_open,    ///< allow the request (rate_limit_result::fallback == true); the default
     fail_closed,  ///< deny it, with retry_after = rate_limit_options::fail_closed_retry_after
     raise,        ///< rethrow the redkit::error
 };
+
+/// The name 0.1 used (kept so that code written against it compiles).
+using failure_policy = rate_limit_failure_policy;
 
 /// Settings shared by every algorithm.
 struct rate_limit_options {
     /// Where keys live: `keys.key(name, algorithm, hash_tag(identifier))`, e.g.
     /// "rate_limit:api:fixed:{10.0.0.1}".
     key_space keys{"rate_limit"};
-    /// What a check answers when Redis cannot (see failure_policy).
-    failure_policy on_failure = failure_policy::fail_open;
+    /// What a check answers when Redis cannot (see rate_limit_failure_policy).
+    rate_limit_failure_policy on_failure = rate_limit_failure_policy::fail_open;
     /// retry_after of a request denied by fail_closed.
     std::chrono::milliseconds fail_closed_retry_after{1000};
 };
@@ -156,7 +159,7 @@ public:
     /// Denial is a value (allowed == false), never an exception.
     /// Throws std::invalid_argument for an empty identifier, a negative cost or a cost above the
     /// limit/capacity/burst (it could never be allowed); redkit::error only with
-    /// failure_policy::raise.
+    /// rate_limit_failure_policy::raise.
     rate_limit_result hit(std::string_view identifier, long long cost = 1) const { return run(identifier, cost, false); }
 
     /// What hit(identifier, cost) would answer now, without charging or writing anything;
@@ -205,34 +208,29 @@ private:
 // ---- implementation ----
 
 namespace detail {
+struct rate_limit_reply;
+}
+
+template <>
+struct reply_traits<detail::rate_limit_reply> {
+    static detail::rate_limit_reply convert(reply_view v);
+};
+
+namespace detail {
 
 /// The reply of every rate-limit script: five integers.
 struct rate_limit_reply {
     long long values[5];
 };
 
-template <>
-struct from_reply<rate_limit_reply> {
-    static rate_limit_reply convert(node n, const origin& from) {
-        if (!is_array_like(n.type()) || n.size() != 5) throw_mismatch(n, "five-integer array", from);
-        rate_limit_reply r{};
-        for (std::size_t i = 0; i < 5; ++i) r.values[i] = from_reply<long long>::convert(n.at(i), from);
-        return r;
-    }
-};
-
 inline const script& rate_limit_script(rate_limiter::algorithm a) {
-    static const script fixed(scripts::rate_limit_fixed_window);
-    static const script sliding(scripts::rate_limit_sliding_window);
-    static const script bucket(scripts::rate_limit_token_bucket);
-    static const script cell(scripts::rate_limit_gcra);
     switch (a) {
-        case rate_limiter::algorithm::fixed_window: return fixed;
-        case rate_limiter::algorithm::sliding_window: return sliding;
-        case rate_limiter::algorithm::token_bucket: return bucket;
-        case rate_limiter::algorithm::gcra: return cell;
+        case rate_limiter::algorithm::fixed_window: return static_script<scripts::rate_limit_fixed_window>();
+        case rate_limiter::algorithm::sliding_window: return static_script<scripts::rate_limit_sliding_window>();
+        case rate_limiter::algorithm::token_bucket: return static_script<scripts::rate_limit_token_bucket>();
+        case rate_limiter::algorithm::gcra: return static_script<scripts::rate_limit_gcra>();
     }
-    return fixed;
+    return static_script<scripts::rate_limit_fixed_window>();
 }
 
 inline constexpr long long rate_limit_max = 1LL << 50;  // keeps every Lua value an exact integer
@@ -275,6 +273,13 @@ inline std::string sf_string(std::string_view s) {
 }
 
 }  // namespace detail
+
+inline detail::rate_limit_reply reply_traits<detail::rate_limit_reply>::convert(reply_view v) {
+    if (!v.is_array() || v.type() == reply_type::map || v.size() != 5) v.mismatch("five-integer array");
+    detail::rate_limit_reply r{};
+    for (std::size_t i = 0; i < 5; ++i) r.values[i] = reply_traits<long long>::convert(v[i]);
+    return r;
+}
 
 inline rate_limiter::rate_limiter(client c, algorithm kind, std::string name, long long limit, long long param,
                                   std::chrono::milliseconds policy_window, rate_limit_options options)
@@ -377,7 +382,7 @@ inline rate_limit_result rate_limiter::run(std::string_view identifier, long lon
         r = client_.eval<detail::rate_limit_reply>(detail::rate_limit_script(kind_), {std::string_view(k)}, limit_arg_,
                                                    param_arg_, cost_arg, mode);
     } catch (const error& e) {
-        if (options_.on_failure == failure_policy::raise) throw;
+        if (options_.on_failure == rate_limit_failure_policy::raise) throw;
         return fall_back(e);
     }
     rate_limit_result out;
@@ -390,7 +395,7 @@ inline rate_limit_result rate_limiter::run(std::string_view identifier, long lon
 }
 
 inline rate_limit_result rate_limiter::fall_back(const error& e) const {
-    const bool open = options_.on_failure == failure_policy::fail_open;
+    const bool open = options_.on_failure == rate_limit_failure_policy::fail_open;
     client_.report(error(e.kind(), "redkit: rate_limiter " + name_ + ": no decision from redis (" + e.what() +
                                        "); " + (open ? "failing open: request allowed" : "failing closed: request denied")));
     rate_limit_result out;

@@ -10,11 +10,14 @@
 #include <redkit/key.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pipeline.hpp>
+#include <redkit/pool.hpp>
 #include <redkit/pubsub.hpp>
 #include <redkit/queue.hpp>
 #include <redkit/rate_limit.hpp>
 #include <redkit/reply.hpp>
+#include <redkit/reply_type.hpp>
 #include <redkit/script.hpp>
 #include <redkit/session.hpp>
 #include <redkit/stream.hpp>
 #include <redkit/version.hpp>
+#include <redkit/waker.hpp>

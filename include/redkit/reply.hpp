@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Replies: redkit::reply, an owning tree of any reply, and the conversion rules that turn a reply
-// into the type asked of client.command<T>() or reply::as<T>().
+// Replies: redkit::reply_view (a non-owning view of any reply, as parsed off the wire or owned),
+// redkit::reply (an owning tree of any reply), and redkit::reply_traits<T>, the rules that turn
+// a reply into the type asked of client::command<T>(), connection::eval<T>() or reply::as<T>().
 //
 // Conversion rules (a reply of any other shape throws redkit::error with errc::type_mismatch; an
 // error reply throws redkit::server_error, except when converting to redkit::reply itself):
@@ -13,11 +14,14 @@
 //   std::pair<A, B>        a two-element array
 //   std::unordered_map<K,V> / std::map<K,V>   a flat [k1, v1, k2, v2...] array or a RESP3 map
 //   redkit::reply          anything, error replies included
+// Specialise reply_traits<T> (static T convert(reply_view)) to read replies into your own types.
 #pragma once
 
 #include <redkit/detail/hiredis.hpp>
 #include <redkit/error.hpp>
+#include <redkit/reply_type.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
@@ -34,71 +38,16 @@
 namespace redkit {
 inline namespace v0 {
 
-/// The kinds of reply RESP2 and RESP3 can carry.
-enum class reply_type { string, status, error, integer, nil, array, real, boolean, map, set, push, verbatim, bignum };
-
-inline const char* to_string(reply_type t) noexcept {
-    switch (t) {
-        case reply_type::string: return "string";
-        case reply_type::status: return "status";
-        case reply_type::error: return "error";
-        case reply_type::integer: return "integer";
-        case reply_type::nil: return "nil";
-        case reply_type::array: return "array";
-        case reply_type::real: return "double";
-        case reply_type::boolean: return "boolean";
-        case reply_type::map: return "map";
-        case reply_type::set: return "set";
-        case reply_type::push: return "push";
-        case reply_type::verbatim: return "verbatim";
-        case reply_type::bignum: return "bignum";
-    }
-    return "unknown";
-}
-
 class reply;
+class reply_view;
+
+/// How a reply becomes T. Specialise it for your own types: `static T convert(reply_view v)`,
+/// throwing through v.mismatch() or v.invalid() on a reply it cannot take (error replies never
+/// reach it unless T is redkit::reply).
+template <class T, class = void>
+struct reply_traits;  // specialised below; a T without a specialisation does not compile
 
 namespace detail {
-
-/// A non-owning view over either a hiredis reply or a redkit::reply, so one set of conversion
-/// rules serves both (hot paths convert straight from hiredis's tree without copying it).
-class node {
-public:
-    explicit node(const redisReply* r) noexcept : raw_(r) {}
-    explicit node(const reply* r) noexcept : owned_(r) {}
-
-    reply_type type() const noexcept;
-    std::string_view str() const noexcept;
-    long long integer() const noexcept;
-    double real() const noexcept;
-    std::size_t size() const noexcept;
-    node at(std::size_t i) const noexcept;
-
-private:
-    const redisReply* raw_ = nullptr;
-    const reply* owned_ = nullptr;
-};
-
-inline reply_type map_type(const redisReply* r) noexcept {
-    switch (r->type) {
-        case REDIS_REPLY_STRING: return reply_type::string;
-        case REDIS_REPLY_ARRAY: return reply_type::array;
-        case REDIS_REPLY_INTEGER: return reply_type::integer;
-        case REDIS_REPLY_NIL: return reply_type::nil;
-        case REDIS_REPLY_STATUS: return reply_type::status;
-        case REDIS_REPLY_ERROR: return reply_type::error;
-#ifdef REDIS_REPLY_MAP
-        case REDIS_REPLY_DOUBLE: return reply_type::real;
-        case REDIS_REPLY_BOOL: return reply_type::boolean;
-        case REDIS_REPLY_MAP: return reply_type::map;
-        case REDIS_REPLY_SET: return reply_type::set;
-        case REDIS_REPLY_PUSH: return reply_type::push;
-        case REDIS_REPLY_BIGNUM: return reply_type::bignum;
-        case REDIS_REPLY_VERB: return reply_type::verbatim;
-#endif
-        default: return reply_type::nil;
-    }
-}
 
 /// Where a reply came from, for error messages: "redkit: GET user:42: ...".
 struct origin {
@@ -121,154 +70,61 @@ struct origin {
     }
 };
 
-[[noreturn]] inline void throw_server_error(node n, const origin& from) {
-    std::string text(n.str());
-    throw server_error(text, from.prefix() + text);
-}
-
-[[noreturn]] inline void throw_mismatch(node n, const char* wanted, const origin& from) {
-    if (n.type() == reply_type::error) throw_server_error(n, from);
-    throw error(errc::type_mismatch,
-                from.prefix() + "expected " + wanted + " reply, got " + to_string(n.type()));
-}
-
 inline bool is_array_like(reply_type t) noexcept {
     return t == reply_type::array || t == reply_type::set || t == reply_type::push;
 }
 
-template <class T, class = void>
-struct from_reply;  // specialised below; a T without a specialisation does not compile
+/// The one NOSCRIPT test: an error reply whose first word is NOSCRIPT.
+inline bool is_noscript(std::string_view error_text) noexcept {
+    return error_text.substr(0, 8) == "NOSCRIPT" && (error_text.size() == 8 || error_text[8] == ' ');
+}
 
-template <class T>
-struct is_optional : std::false_type {};
-template <class T>
-struct is_optional<std::optional<T>> : std::true_type {};
-
-template <>
-struct from_reply<std::string> {
-    static std::string convert(node n, const origin& from) {
-        switch (n.type()) {
-            case reply_type::string:
-            case reply_type::status:
-            case reply_type::verbatim:
-            case reply_type::bignum:
-            case reply_type::real: return std::string(n.str());
-            default: throw_mismatch(n, "string", from);
-        }
-    }
-};
-
-template <class Int>
-struct from_reply<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>> {
-    static Int convert(node n, const origin& from) {
-        long long v = 0;
-        if (n.type() == reply_type::integer) {
-            v = n.integer();
-        } else if (n.type() == reply_type::string || n.type() == reply_type::status) {
-            const std::string_view s = n.str();
-            const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-            if (s.empty() || r.ec != std::errc{} || r.ptr != s.data() + s.size()) {
-                throw error(errc::type_mismatch, from.prefix() + "expected an integer, got '" +
-                                                     std::string(s.substr(0, 64)) + "'");
-            }
-        } else {
-            throw_mismatch(n, "integer", from);
-        }
-        if constexpr (!std::is_same_v<Int, long long>) {
-            if (v < static_cast<long long>(std::numeric_limits<Int>::min()) ||
-                (v > 0 && static_cast<unsigned long long>(v) > static_cast<unsigned long long>(std::numeric_limits<Int>::max()))) {
-                throw error(errc::type_mismatch, from.prefix() + "integer " + std::to_string(v) + " out of range");
-            }
-        }
-        return static_cast<Int>(v);
-    }
-};
-
-template <class Real>
-struct from_reply<Real, std::enable_if_t<std::is_floating_point_v<Real>>> {
-    static Real convert(node n, const origin& from) {
-        switch (n.type()) {
-            case reply_type::real: return static_cast<Real>(n.real());
-            case reply_type::integer: return static_cast<Real>(n.integer());
-            case reply_type::string:
-            case reply_type::status: {
-                const std::string text(n.str());  // strtod needs a terminator
-                char* end = nullptr;
-                const double v = std::strtod(text.c_str(), &end);
-                if (text.empty() || end != text.c_str() + text.size()) {
-                    throw error(errc::type_mismatch, from.prefix() + "expected a number, got '" + text.substr(0, 64) + "'");
-                }
-                return static_cast<Real>(v);
-            }
-            default: throw_mismatch(n, "double", from);
-        }
-    }
-};
-
-template <>
-struct from_reply<bool> {
-    static bool convert(node n, const origin& from) {
-        switch (n.type()) {
-            case reply_type::integer: return n.integer() != 0;
-            case reply_type::boolean: return n.integer() != 0;
-            case reply_type::nil: return false;
-            case reply_type::status: return n.str() == "OK";
-            default: throw_mismatch(n, "boolean", from);
-        }
-    }
-};
-
-template <class T>
-struct from_reply<std::optional<T>> {
-    static std::optional<T> convert(node n, const origin& from) {
-        if (n.type() == reply_type::nil) return std::nullopt;
-        return from_reply<T>::convert(n, from);
-    }
-};
-
-template <class T, class A>
-struct from_reply<std::vector<T, A>> {
-    static std::vector<T, A> convert(node n, const origin& from) {
-        const reply_type t = n.type();
-        if (!is_array_like(t) && t != reply_type::map) throw_mismatch(n, "array", from);
-        std::vector<T, A> out;
-        const std::size_t count = n.size();
-        out.reserve(count);
-        for (std::size_t i = 0; i < count; ++i) out.push_back(from_reply<T>::convert(n.at(i), from));
-        return out;
-    }
-};
-
-template <class A, class B>
-struct from_reply<std::pair<A, B>> {
-    static std::pair<A, B> convert(node n, const origin& from) {
-        if (!is_array_like(n.type()) || n.size() != 2) throw_mismatch(n, "two-element array", from);
-        return {from_reply<A>::convert(n.at(0), from), from_reply<B>::convert(n.at(1), from)};
-    }
-};
-
-template <class Map>
-struct map_from_reply {
-    static Map convert(node n, const origin& from) {
-        const reply_type t = n.type();
-        if (!(is_array_like(t) || t == reply_type::map) || n.size() % 2 != 0) {
-            throw_mismatch(n, "key/value array", from);
-        }
-        Map out;
-        for (std::size_t i = 0; i + 1 < n.size(); i += 2) {
-            out.insert_or_assign(from_reply<typename Map::key_type>::convert(n.at(i), from),
-                                 from_reply<typename Map::mapped_type>::convert(n.at(i + 1), from));
-        }
-        return out;
-    }
-};
-
-template <class K, class V, class H, class E, class A>
-struct from_reply<std::unordered_map<K, V, H, E, A>> : map_from_reply<std::unordered_map<K, V, H, E, A>> {};
-template <class K, class V, class C, class A>
-struct from_reply<std::map<K, V, C, A>> : map_from_reply<std::map<K, V, C, A>> {};
+struct view_access;
 
 }  // namespace detail
+
+/// A non-owning view of a reply: over the tree the transport parsed (no copy on hot paths) or
+/// over a redkit::reply. Valid while what it views lives (inside a callback, or the reply).
+class reply_view {
+public:
+    /// A view of an owning reply.
+    reply_view(const reply& r) noexcept;  // NOLINT(google-explicit-constructor): a view of it
+
+    reply_type type() const noexcept;
+    bool is_nil() const noexcept { return type() == reply_type::nil; }
+    bool is_error() const noexcept { return type() == reply_type::error; }
+    /// Holds elements: array, set, push or map.
+    bool is_array() const noexcept { return holds_elements(type()); }
+
+    /// Text of a string, status, error, verbatim, big number or double reply (empty otherwise).
+    std::string_view str() const noexcept;
+    long long integer() const noexcept;
+    double real() const noexcept;
+    /// Elements (a map's keys and values alternate); 0 for scalars.
+    std::size_t size() const noexcept;
+    /// Element i (unchecked: i < size()).
+    reply_view operator[](std::size_t i) const noexcept;
+
+    /// Converts with reply_traits<T>; an error reply throws server_error (unless T is reply).
+    template <class T>
+    T as() const;
+
+    /// Throws: server_error for an error reply, else error(type_mismatch) "expected <wanted>
+    /// reply, got <type>", naming the command and key the reply answers.
+    [[noreturn]] void mismatch(std::string_view wanted) const;
+    /// Throws error(type_mismatch) with `what` after the command and key.
+    [[noreturn]] void invalid(std::string_view what) const;
+
+private:
+    friend struct detail::view_access;
+    reply_view(const detail::raw_node* raw, const reply* owned, const detail::origin* from) noexcept
+        : raw_(raw), owned_(owned), from_(from) {}
+    std::string prefix() const { return from_ ? from_->prefix() : detail::origin{}.prefix(); }
+
+    const detail::raw_node* raw_ = nullptr;
+    const reply* owned_ = nullptr;
+    const detail::origin* from_ = nullptr;
+};
 
 /// An owning copy of any reply: type, text, integer, double and child elements. Error replies are
 /// values here (type() == reply_type::error); as<T>() turns them into a server_error.
@@ -276,31 +132,13 @@ class reply {
 public:
     reply() = default;  ///< a nil reply
 
-    /// Deep-copies a hiredis reply (used by the core; no hiredis type in the public API).
-    explicit reply(detail::node n) : type_(n.type()) {
-        switch (type_) {
-            case reply_type::integer:
-            case reply_type::boolean: integer_ = n.integer(); break;
-            case reply_type::real:
-                real_ = n.real();
-                text_ = std::string(n.str());
-                break;
-            case reply_type::array:
-            case reply_type::set:
-            case reply_type::push:
-            case reply_type::map:
-                elements_.reserve(n.size());
-                for (std::size_t i = 0; i < n.size(); ++i) elements_.emplace_back(n.at(i));
-                break;
-            case reply_type::nil: break;
-            default: text_ = std::string(n.str()); break;
-        }
-    }
+    /// Deep-copies what a view shows.
+    explicit reply(reply_view v);
 
     reply_type type() const noexcept { return type_; }
     bool is_nil() const noexcept { return type_ == reply_type::nil; }
     bool is_error() const noexcept { return type_ == reply_type::error; }
-    bool is_array() const noexcept { return detail::is_array_like(type_) || type_ == reply_type::map; }
+    bool is_array() const noexcept { return holds_elements(type_); }
 
     /// Text of a string, status, error, verbatim, big number or double reply.
     const std::string& text() const noexcept { return text_; }
@@ -313,7 +151,9 @@ public:
     /// Converts with the same rules as client::command<T>. Throws server_error for an error
     /// reply and error(type_mismatch) for a reply of another shape.
     template <class T>
-    T as() const;
+    T as() const {
+        return reply_view(*this).as<T>();
+    }
 
 private:
     reply_type type_ = reply_type::nil;
@@ -325,64 +165,220 @@ private:
 
 namespace detail {
 
-template <>
-struct from_reply<reply> {
-    static reply convert(node n, const origin&) { return reply(n); }
+/// What the core uses to make views: of a parsed tree, labelled with its command and key.
+struct view_access {
+    static reply_view of(const raw_node* r, const origin& from) noexcept { return reply_view(r, nullptr, &from); }
+    static reply_view of(const reply& r, const origin& from) noexcept { return reply_view(nullptr, &r, &from); }
 };
 
-/// The single entry point: T from a node, with server errors raised first.
+[[noreturn]] inline void throw_server_error(std::string_view text, const origin& from) {
+    throw server_error(std::string(text), from.prefix() + std::string(text));
+}
+
+/// T from a parsed reply: server errors raised first (unless T is reply), then reply_traits<T>.
+/// void accepts anything but an error.
 template <class T>
-T convert_reply(node n, const origin& from) {
-    if constexpr (std::is_same_v<T, reply>) {
-        return reply(n);
+T convert_reply(const raw_node* r, const origin& from) {
+    if constexpr (std::is_void_v<T>) {
+        if (raw_is_error(r)) throw_server_error(raw_str(r), from);
     } else {
-        if (n.type() == reply_type::error) throw_server_error(n, from);
-        return from_reply<T>::convert(n, from);
+        return view_access::of(r, from).template as<T>();
     }
 }
 
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <class Map>
+Map convert_map(reply_view v) {
+    if (!holds_elements(v.type()) || v.size() % 2 != 0) v.mismatch("key/value array");
+    Map out;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) {
+        out.insert_or_assign(reply_traits<typename Map::key_type>::convert(v[i]),
+                             reply_traits<typename Map::mapped_type>::convert(v[i + 1]));
+    }
+    return out;
+}
+
 }  // namespace detail
+
+template <>
+struct reply_traits<std::string> {
+    static std::string convert(reply_view v) {
+        switch (v.type()) {
+            case reply_type::string:
+            case reply_type::status:
+            case reply_type::verbatim:
+            case reply_type::bignum:
+            case reply_type::real: return std::string(v.str());
+            default: v.mismatch("string");
+        }
+    }
+};
+
+template <class Int>
+struct reply_traits<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>> {
+    static Int convert(reply_view v) {
+        long long n = 0;
+        if (v.type() == reply_type::integer) {
+            n = v.integer();
+        } else if (v.type() == reply_type::string || v.type() == reply_type::status) {
+            const std::string_view s = v.str();
+            const auto r = std::from_chars(s.data(), s.data() + s.size(), n);
+            if (s.empty() || r.ec != std::errc{} || r.ptr != s.data() + s.size()) {
+                v.invalid("expected an integer, got '" + std::string(s.substr(0, 64)) + "'");
+            }
+        } else {
+            v.mismatch("integer");
+        }
+        if constexpr (!std::is_same_v<Int, long long>) {
+            if (n < static_cast<long long>(std::numeric_limits<Int>::min()) ||
+                (n > 0 && static_cast<unsigned long long>(n) > static_cast<unsigned long long>(std::numeric_limits<Int>::max()))) {
+                v.invalid("integer " + std::to_string(n) + " out of range");
+            }
+        }
+        return static_cast<Int>(n);
+    }
+};
+
+template <class Real>
+struct reply_traits<Real, std::enable_if_t<std::is_floating_point_v<Real>>> {
+    static Real convert(reply_view v) {
+        switch (v.type()) {
+            case reply_type::real: return static_cast<Real>(v.real());
+            case reply_type::integer: return static_cast<Real>(v.integer());
+            case reply_type::string:
+            case reply_type::status: {
+                const std::string text(v.str());  // strtod needs a terminator
+                char* end = nullptr;
+                const double d = std::strtod(text.c_str(), &end);
+                if (text.empty() || end != text.c_str() + text.size()) {
+                    v.invalid("expected a number, got '" + text.substr(0, 64) + "'");
+                }
+                return static_cast<Real>(d);
+            }
+            default: v.mismatch("double");
+        }
+    }
+};
+
+template <>
+struct reply_traits<bool> {
+    static bool convert(reply_view v) {
+        switch (v.type()) {
+            case reply_type::integer: return v.integer() != 0;
+            case reply_type::boolean: return v.integer() != 0;
+            case reply_type::nil: return false;
+            case reply_type::status: return v.str() == "OK";
+            default: v.mismatch("boolean");
+        }
+    }
+};
+
+template <class T>
+struct reply_traits<std::optional<T>> {
+    static std::optional<T> convert(reply_view v) {
+        if (v.is_nil()) return std::nullopt;
+        return reply_traits<T>::convert(v);
+    }
+};
+
+template <class T, class A>
+struct reply_traits<std::vector<T, A>> {
+    static std::vector<T, A> convert(reply_view v) {
+        if (!v.is_array()) v.mismatch("array");
+        std::vector<T, A> out;
+        const std::size_t count = v.size();
+        out.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) out.push_back(reply_traits<T>::convert(v[i]));
+        return out;
+    }
+};
+
+template <class A, class B>
+struct reply_traits<std::pair<A, B>> {
+    static std::pair<A, B> convert(reply_view v) {
+        if (!detail::is_array_like(v.type()) || v.size() != 2) v.mismatch("two-element array");
+        return {reply_traits<A>::convert(v[0]), reply_traits<B>::convert(v[1])};
+    }
+};
+
+template <class K, class V, class H, class E, class A>
+struct reply_traits<std::unordered_map<K, V, H, E, A>> {
+    static std::unordered_map<K, V, H, E, A> convert(reply_view v) {
+        return detail::convert_map<std::unordered_map<K, V, H, E, A>>(v);
+    }
+};
+template <class K, class V, class C, class A>
+struct reply_traits<std::map<K, V, C, A>> {
+    static std::map<K, V, C, A> convert(reply_view v) { return detail::convert_map<std::map<K, V, C, A>>(v); }
+};
+
+template <>
+struct reply_traits<reply> {
+    static reply convert(reply_view v) { return reply(v); }
+};
 
 // ---- implementation ----
 
-template <class T>
-T reply::as() const {
-    return detail::convert_reply<T>(detail::node(this), detail::origin{});
-}
+inline reply_view::reply_view(const reply& r) noexcept : owned_(&r) {}
 
-namespace detail {
+inline reply_type reply_view::type() const noexcept { return raw_ ? detail::raw_type(raw_) : owned_->type(); }
 
-inline reply_type node::type() const noexcept { return raw_ ? map_type(raw_) : owned_->type(); }
-
-inline std::string_view node::str() const noexcept {
-    if (raw_) return raw_->str ? std::string_view(raw_->str, raw_->len) : std::string_view{};
+inline std::string_view reply_view::str() const noexcept {
+    if (raw_) return detail::raw_str(raw_);
     return owned_->text();
 }
 
-inline long long node::integer() const noexcept { return raw_ ? raw_->integer : owned_->integer(); }
+inline long long reply_view::integer() const noexcept { return raw_ ? detail::raw_integer(raw_) : owned_->integer(); }
 
-inline double node::real() const noexcept {
-#ifdef REDIS_REPLY_MAP
-    if (raw_) return raw_->dval;
-#else
-    if (raw_) return 0.0;
-#endif
-    return owned_->real();
+inline double reply_view::real() const noexcept { return raw_ ? detail::raw_real(raw_) : owned_->real(); }
+
+inline std::size_t reply_view::size() const noexcept { return raw_ ? detail::raw_size(raw_) : owned_->size(); }
+
+inline reply_view reply_view::operator[](std::size_t i) const noexcept {
+    if (raw_) return reply_view(detail::raw_at(raw_, i), nullptr, from_);
+    return reply_view(nullptr, &owned_->elements()[i], from_);
 }
 
-inline std::size_t node::size() const noexcept {
-    if (raw_) {
-        const reply_type t = map_type(raw_);
-        return is_array_like(t) || t == reply_type::map ? raw_->elements : 0;
+template <class T>
+T reply_view::as() const {
+    if constexpr (!std::is_same_v<T, reply>) {
+        if (is_error()) throw server_error(std::string(str()), prefix() + std::string(str()));
     }
-    return owned_->size();
+    return reply_traits<T>::convert(*this);
 }
 
-inline node node::at(std::size_t i) const noexcept {
-    if (raw_) return node(raw_->element[i]);
-    return node(&owned_->elements()[i]);
+inline void reply_view::mismatch(std::string_view wanted) const {
+    if (is_error()) throw server_error(std::string(str()), prefix() + std::string(str()));
+    throw error(errc::type_mismatch, prefix() + "expected " + std::string(wanted) + " reply, got " + to_string(type()));
 }
 
-}  // namespace detail
+inline void reply_view::invalid(std::string_view what) const {
+    throw error(errc::type_mismatch, prefix() + std::string(what));
+}
+
+inline reply::reply(reply_view v) : type_(v.type()) {
+    switch (type_) {
+        case reply_type::integer:
+        case reply_type::boolean: integer_ = v.integer(); break;
+        case reply_type::real:
+            real_ = v.real();
+            text_ = std::string(v.str());
+            break;
+        case reply_type::array:
+        case reply_type::set:
+        case reply_type::push:
+        case reply_type::map:
+            elements_.reserve(v.size());
+            for (std::size_t i = 0; i < v.size(); ++i) elements_.emplace_back(v[i]);
+            break;
+        case reply_type::nil: break;
+        default: text_ = std::string(v.str()); break;
+    }
+}
+
 }  // namespace v0
 }  // namespace redkit

@@ -2,15 +2,16 @@
 // redkit::script: a Lua script named by its SHA-1, as EVALSHA wants it.
 //
 // The SHA-1 is computed locally (as Redis computes it), so the first EVALSHA needs no SCRIPT LOAD
-// round trip. client::eval sends EVALSHA and, on NOSCRIPT (first use on this server, SCRIPT FLUSH,
-// a failover to a replica that never saw it), sends the script once with EVAL. Pipelines load
-// scripts the connection has not seen yet with SCRIPT LOAD in the same write, so the order of the
-// pipeline's commands is kept.
+// round trip. client::eval and connection::eval send EVALSHA and, on NOSCRIPT (first use on this
+// server, SCRIPT FLUSH, a failover to a replica that never saw it), send the script once with
+// EVAL. Pipelines load scripts the connection has not seen yet with SCRIPT LOAD in the same
+// write, so the order of the pipeline's commands is kept.
 #pragma once
 
-#include <redkit/detail/sha1.hpp>
+#include <redkit/detail/hash.hpp>
 
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace redkit {
@@ -29,5 +30,22 @@ private:
     std::string sha1_;
 };
 
+namespace detail {
+
+/// The one way redkit's patterns make their scripts: the text is the concatenation of Parts (a
+/// shared prelude and a body, each an `inline constexpr std::string_view` of the pattern's Lua
+/// header), built and hashed once, on first use, and kept for the life of the process.
+template <const std::string_view&... Parts>
+const script& static_script() {
+    static const script s([] {
+        std::string text;
+        text.reserve((Parts.size() + ... + 0));
+        (text.append(Parts.data(), Parts.size()), ...);
+        return text;
+    }());
+    return s;
+}
+
+}  // namespace detail
 }  // namespace v0
 }  // namespace redkit

@@ -33,10 +33,11 @@
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/detail/scripts/session.hpp>
-#include <redkit/detail/sha256.hpp>
-#include <redkit/detail/token.hpp>
+#include <redkit/detail/hash.hpp>
+#include <redkit/detail/random.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
+#include <redkit/script.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -190,6 +191,12 @@ private:
         std::string hash;    // SHA-256 of the whole token, hex
         std::string key;     // the session key
     };
+
+    // The session script whose body is Body, after the shared prelude.
+    template <const std::string_view& Body>
+    static const script& lua() {
+        return detail::static_script<detail::session_scripts::prelude, Body>();
+    }
 
     std::optional<token_ref> parse(std::string_view token) const;
     std::optional<session_type> read(std::string_view token, const char* mode) const;
@@ -373,7 +380,7 @@ std::string session_store<T>::create(std::string_view user_id, const T& data) co
         std::string token = detail::make_session_token(bucket);
         const std::string hash = detail::sha256_hex(token);
         const auto r = redis_.eval<std::vector<std::string>>(
-            detail::session_scripts::create_script(), {session_key(bucket, hash), index}, hash,
+            lua<detail::session_scripts::create>(), {session_key(bucket, hash), index}, hash,
             user_id, id, json, options_.idle_timeout.count(), options_.absolute_timeout.count());
         if (!r.empty() && r[0] == "ok") return token;
     }
@@ -386,7 +393,7 @@ auto session_store<T>::read(std::string_view token, const char* mode) const -> s
     if (!t) return std::nullopt;
     // Reading (and sliding the idle timeout) converges when repeated: safe to retry.
     auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        idempotent, detail::session_scripts::read_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, mode);
+        idempotent, lua<detail::session_scripts::read>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, mode);
     if (!r) return std::nullopt;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !detail::parse_ms((*r)[1], now)) {
@@ -401,7 +408,7 @@ bool session_store<T>::touch(std::string_view token) const {
     const auto t = parse(token);
     if (!t) return false;
     auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        idempotent, detail::session_scripts::read_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, "touch");
+        idempotent, lua<detail::session_scripts::read>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, "touch");
     if (!r) return false;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !detail::parse_ms((*r)[1], now)) {
@@ -418,7 +425,7 @@ update_result<T> session_store<T>::update(std::string_view token, const T& data,
     const auto t = parse(token);
     if (!t) return {};
     auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        detail::session_scripts::update_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash,
+        lua<detail::session_scripts::update>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash,
         expected_version, json);
     if (!r) return {};
     long long now = 0;
@@ -455,7 +462,7 @@ bool session_store<T>::revoke(std::string_view token) const {
     const auto t = parse(token);
     if (!t) return false;
     const auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        detail::session_scripts::revoke_script(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash);
+        lua<detail::session_scripts::revoke>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash);
     if (!r) return false;
     if (!r->empty() && (*r)[0] == "ok") return true;
     corrupt(t->key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
@@ -467,7 +474,7 @@ bool session_store<T>::revoke_by_id(std::string_view user_id, std::string_view s
     require_user(user_id, "revoke_by_id");
     if (session_id.empty()) return false;
     const std::string bucket = detail::session_bucket(user_id);
-    return redis_.eval<long long>(detail::session_scripts::revoke_by_id_script(), {index_key(user_id, bucket)},
+    return redis_.eval<long long>(lua<detail::session_scripts::revoke_by_id>(), {index_key(user_id, bucket)},
                                   session_prefix(bucket), session_id) == 1;
 }
 
@@ -475,7 +482,7 @@ template <class T>
 std::size_t session_store<T>::revoke_all(std::string_view user_id) const {
     require_user(user_id, "revoke_all");
     const std::string bucket = detail::session_bucket(user_id);
-    const long long n = redis_.eval<long long>(detail::session_scripts::revoke_all_script(),
+    const long long n = redis_.eval<long long>(lua<detail::session_scripts::revoke_all>(),
                                                {index_key(user_id, bucket)}, session_prefix(bucket));
     return static_cast<std::size_t>(std::max(0LL, n));
 }
@@ -486,7 +493,7 @@ auto session_store<T>::list(std::string_view user_id) const -> std::vector<sessi
     const std::string bucket = detail::session_bucket(user_id);
     const std::string index = index_key(user_id, bucket);
     const std::string prefix = session_prefix(bucket);
-    auto r = redis_.eval<std::vector<std::string>>(detail::session_scripts::list_script(), {index}, prefix);
+    auto r = redis_.eval<std::vector<std::string>>(lua<detail::session_scripts::list>(), {index}, prefix);
     long long now = 0;
     if (r.empty() || (r.size() - 1) % 9 != 0 || !detail::parse_ms(r[0], now)) {
         throw error(errc::type_mismatch, "redkit: session list " + index + ": unexpected reply");
@@ -520,7 +527,7 @@ std::optional<std::string> session_store<T>::rotate(std::string_view token) cons
         std::string fresh = detail::make_session_token(t->bucket);
         const std::string hash = detail::sha256_hex(fresh);
         const auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-            detail::session_scripts::rotate_script(), {t->key, session_key(t->bucket, hash)},
+            lua<detail::session_scripts::rotate>(), {t->key, session_key(t->bucket, hash)},
             index_prefix_, index_suffix(t->bucket), t->hash, hash);
         if (!r) return std::nullopt;
         if (!r->empty() && (*r)[0] == "ok") return fresh;

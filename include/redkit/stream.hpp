@@ -19,10 +19,10 @@
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
-#include <redkit/detail/argv.hpp>
-#include <redkit/detail/wait.hpp>
 #include <redkit/error.hpp>
 #include <redkit/pipeline.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/waker.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -156,7 +156,7 @@ private:
     stream_consumer_options options_;
     std::unique_ptr<connection> blocking_;
     std::string claim_cursor_ = "0-0";
-    detail::notifier wake_;
+    waker wake_;
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint64_t> processed_{0};
     std::mutex thread_mutex_;
@@ -246,42 +246,29 @@ std::optional<reply> stream_consumer<T>::blocking_read() {
         blocking_.reset();
         blocking_ = std::make_unique<connection>(client_.dedicated());
     }
-    detail::argv a;
-    a.push_all("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK", options_.block.count(), "STREAMS",
-               key_, ">");
-    blocking_->append(a);
-    if (const auto st = blocking_->flush(); !st.ok()) {
-        blocking_.reset();
-        throw transport_error(st, "XREADGROUP", key_);
-    }
-    const auto limit = options_.block + client_.options().command_timeout + std::chrono::milliseconds(1000);
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        const auto w = detail::wait_readable(blocking_->fd(), wake_, std::max(left, std::chrono::milliseconds(0)));
-        if (w == detail::wait_result::woken) {
-            wake_.drain();
+    try {
+        blocking_->send("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK",
+                        options_.block.count(), "STREAMS", key_, ">");
+        const auto limit = options_.block + client_.options().command_timeout + std::chrono::milliseconds(1000);
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        for (;;) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            std::optional<reply> got;
+            const wait_status w = blocking_->wait_reply(wake_, left, [&](reply_view r) { got.emplace(r); });
+            if (w == wait_status::reply) return got;
+            if (w == wait_status::timeout) {
+                throw error(errc::timeout, "redkit: XREADGROUP " + key_ + ": no reply within " +
+                                               std::to_string(limit.count()) + " ms");
+            }
             if (stopping_.load()) {
                 blocking_.reset();  // closing the socket ends the blocked command on the server
                 return std::nullopt;
             }
-            continue;
         }
-        if (w == detail::wait_result::timeout) {
-            blocking_.reset();
-            throw error(errc::timeout, "redkit: XREADGROUP " + key_ + ": no reply within " + std::to_string(limit.count()) + " ms");
-        }
-        if (const auto st = blocking_->read_available(); !st.ok()) {
-            blocking_.reset();
-            throw transport_error(st, "XREADGROUP", key_);
-        }
-        detail::reply_ptr r;
-        detail::io_status st;
-        if (blocking_->next_buffered(r, st)) return reply(detail::node(r.get()));
-        if (!st.ok()) {
-            blocking_.reset();
-            throw transport_error(st, "XREADGROUP", key_);
-        }
+    } catch (...) {
+        blocking_.reset();  // its reply is lost or in doubt: never reuse it
+        throw;
     }
 }
 
@@ -315,7 +302,7 @@ std::size_t stream_consumer<T>::poll_once() {
         report(e);
     } catch (const error& e) {
         report(e);
-        if (e.is_transport()) detail::wait_readable(-1, wake_, std::chrono::milliseconds(50));  // do not spin while down
+        if (e.is_transport()) wake_.sleep_for(std::chrono::milliseconds(50));  // do not spin while down
     }
     return handled;
 }

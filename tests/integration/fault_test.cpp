@@ -89,34 +89,28 @@ TEST_F(Faults, CommandTimeoutIsPromptAndTheConnectionIsNotReused) {
 
 TEST_F(Faults, SpinningReadHandsOverToASleepingReadAndSeesAKill) {
     redkit::connection c(options());
-    const auto send = [&](auto... args) {
-        redkit::detail::argv a;
-        a.push_all(args...);
-        c.append(a);
-        ASSERT_TRUE(c.flush().ok());
-    };
-    // a reply later than the polling: read() polls for 200 us, then sleeps until it comes
-    redkit::detail::reply_ptr r;
-    send("DEBUG", "SLEEP", "0.05");
-    ASSERT_TRUE(c.read(r, 200us).ok());
-    EXPECT_EQ(std::string(r->str, r->len), "OK");
+    // a reply later than the polling: the read polls for 200 us, then sleeps until it comes
+    c.set_read_spin(200us);
+    EXPECT_EQ(c.command<std::string>("DEBUG", "SLEEP", "0.05"), "OK");
     // a reply within the polling
-    send("PING");
-    ASSERT_TRUE(c.read(r, 5000us).ok());
-    EXPECT_EQ(std::string(r->str, r->len), "PONG");
+    c.set_read_spin(5000us);
+    EXPECT_EQ(c.command<std::string>("PING"), "PONG");
     // the connection killed while the read polls: an error at once, not a wait for the spin
     const auto id = c.command<long long>("CLIENT", "ID");
-    send("BLPOP", "never-filled", "5");
+    c.set_read_spin(2s);
     std::thread killer([&] {
         std::this_thread::sleep_for(50ms);
         kill_client(id);
     });
     const auto start = std::chrono::steady_clock::now();
-    const auto st = c.read(r, 2s);
+    try {
+        c.command("BLPOP", "never-filled", "5");
+        ADD_FAILURE() << "no error";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connection_closed) << e.what();
+    }
     const auto elapsed = std::chrono::steady_clock::now() - start;
     killer.join();
-    EXPECT_FALSE(st.ok());
-    EXPECT_EQ(st.code, redkit::errc::connection_closed) << st.text;
     EXPECT_TRUE(c.broken());
     EXPECT_LT(elapsed, 1500ms);  // the hang-up ended the polling
 }

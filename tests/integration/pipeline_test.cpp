@@ -2,15 +2,19 @@
 // Pipelines, transactions and scripts inside them, against a real redis-server.
 #include <redkit/redkit.hpp>
 
+#include "support/allocation_failure.hpp"
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
 
+#include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using redkit_test::shared_server;
+
 
 namespace {
 class Pipeline : public redkit_test::fresh_database {
@@ -154,4 +158,54 @@ TEST_F(Pipeline, AnEmptyCommandIsRefusedAndLaterRepliesStayInStep) {
     const auto t = tx.exec();
     ASSERT_EQ(t.size(), 2u);
     EXPECT_EQ(t[1].as<long long>(), 2);
+}
+
+TEST_F(Pipeline, AThrowWhileRepliesAreReadNeverHandsTheConnectionOn) {
+    auto o = shared_server().options();
+    o.pool_size = 1;  // the next command must use the very connection the pipeline held
+    redkit::client c(o);
+    const std::string big(9000, 'v');
+    c.command<void>("SET", "big", big);
+    {
+        redkit::pipeline p(c);
+        for (int i = 0; i < 50; ++i) p.command("GET", "big");
+        redkit_test::fail_large_allocation_after(10, 8000);  // the 11th reply copied out of hiredis's tree
+        EXPECT_THROW(p.exec(), std::bad_alloc);
+        redkit_test::fail_large_allocation_after(-1, 0);
+    }
+    // 39 replies were never read: a connection handed on would answer ECHO with one of them
+    EXPECT_EQ(c.command<std::string>("ECHO", "mine"), "mine");
+    EXPECT_EQ(c.command<std::string>("GET", "big"), big);
+}
+
+TEST_F(Pipeline, ATransactionIsNotAPipeline) {
+    // pipeline p = std::move(tx) used to compile and drop MULTI/EXEC
+    static_assert(!std::is_constructible_v<redkit::pipeline, redkit::transaction&&>);
+    static_assert(!std::is_convertible_v<redkit::transaction*, redkit::pipeline*>);
+    static_assert(std::is_final_v<redkit::pipeline> && std::is_final_v<redkit::transaction>);
+    const long long multis = calls("multi");
+    redkit::transaction tx(redis);
+    tx.command("SET", "t", "1");
+    redkit::transaction moved = std::move(tx);
+    const auto r = moved.exec();
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(calls("multi"), multis + 1);
+}
+
+TEST_F(Pipeline, ErrorsOfAScriptWithoutKeysNeverQuoteItsBody) {
+    const std::string body = "return redis.error_reply('refused') -- body-marker";
+    try {
+        redis.command<void>("EVAL", body, 0);
+        FAIL() << "no error";
+    } catch (const redkit::server_error& e) {
+        EXPECT_EQ(std::string(e.what()).find("body-marker"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("refused"), std::string::npos) << e.what();
+    }
+    const redkit::script s(body);
+    try {
+        redis.eval<void>(s, std::initializer_list<std::string_view>{});
+        FAIL() << "no error";
+    } catch (const redkit::server_error& e) {
+        EXPECT_EQ(std::string(e.what()).find("body-marker"), std::string::npos) << e.what();
+    }
 }

@@ -120,54 +120,6 @@ protected:
 
 }  // namespace
 
-TEST(QueueBackoff, ExponentialAndFixedDelaysWithJitterStayInRange) {
-    const auto e = redkit::backoff_policy::exponential(100ms);
-    EXPECT_EQ(e.delay_before(1, 0.5), 100ms);
-    EXPECT_EQ(e.delay_before(2, 0.5), 200ms);
-    EXPECT_EQ(e.delay_before(3, 0.5), 400ms);
-    EXPECT_EQ(redkit::backoff_policy::fixed(70ms).delay_before(5, 0.9), 70ms);
-    EXPECT_EQ(redkit::backoff_policy::none().delay_before(3, 0.5), 0ms);
-    const auto j = redkit::backoff_policy::exponential(1000ms, 0.5);
-    EXPECT_EQ(j.delay_before(1, 0.0), 1000ms);
-    EXPECT_EQ(j.delay_before(1, 0.999), 500ms);
-    EXPECT_EQ(j.delay_before(2, 0.5), 1500ms);
-    EXPECT_GT(e.delay_before(10000, 0.0).count(), 0);  // saturates, no overflow
-}
-
-TEST(QueueReplyTiming, PollsOnlyWhileThatIsFasterAndKeepsTryingTheOtherWay) {
-    redkit::detail::reply_timing t;
-    unsigned long long exchange = 1;
-    // first both ways are timed: four polled replies, then four slept ones
-    for (int i = 0; i < 4; ++i, ++exchange) {
-        ASSERT_TRUE(t.poll_next(exchange));
-        t.record(true, 50us);
-    }
-    for (int i = 0; i < 4; ++i, ++exchange) {
-        ASSERT_FALSE(t.poll_next(exchange));
-        t.record(false, 90us);
-    }
-    // 64 replies that take `when_polled` or `when_slept`; how many were polled
-    const auto run = [&](std::chrono::microseconds when_polled, std::chrono::microseconds when_slept) {
-        int polled = 0;
-        for (int i = 0; i < 64; ++i, ++exchange) {
-            const bool poll = t.poll_next(exchange);
-            polled += poll ? 1 : 0;
-            t.record(poll, poll ? when_polled : when_slept);
-        }
-        return polled;
-    };
-    // polling is faster here (the server on another CPU): poll, but every 32nd reply sleeps
-    int polled = run(50us, 90us);
-    EXPECT_EQ(64 - polled, 2);
-    EXPECT_EQ(polled, 62);
-    // now polling delays the reply (the server shares this CPU): the polled samples drag its
-    // average up until sleeping wins, and from then on only every 32nd reply polls
-    (void)run(400us, 90us);
-    polled = run(400us, 90us);
-    EXPECT_EQ(polled, 2);
-    EXPECT_EQ(64 - polled, 62);
-}
-
 TEST_F(Queue, AddedJobCompletesWithItsReturnValue) {
     redkit::queue<order> q(redis, "basic");
     const auto added = q.add("ship", order{"A-1", 3});
@@ -858,13 +810,13 @@ TEST_F(Queue, LeaseIsRenewedWhileALongHandlerRuns) {
 TEST_F(Queue, JobThatStallsTooOftenFails) {
     redkit::queue<int> q(redis, "stalls");
     const auto added = q.add("ghost", 1);
-    const auto& core = *q.core();
+    const redkit::detail::queue_core core(redis, "stalls", redkit::key_space{});  // the same keys as q's
     // a "worker" that leases the job and then vanishes: the move script with a 50 ms lease
     std::string ghost_lease;
     const auto lease = [&] {
         std::vector<std::string> args{core.job_prefix, "ghost-token", "50", "1", "0", "0"};
         const auto r =
-            redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_scripts::get().move, core.keys, args);
+            redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);
         ASSERT_EQ(r.at(1).size(), 2u);
         EXPECT_EQ(r[1][0].text(), added.id);
         ghost_lease = std::to_string(r[2].integer()) + "|ghost-token";
@@ -891,11 +843,11 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
 
     // the ghost's late completion is refused: the token no longer holds the job
     // move: prefix, token, lease ms, want 0, rearm 0, one outcome of 10 fields (see
-    // detail/scripts/queue.hpp)
+    // queue/detail/lua.hpp)
     std::vector<std::string> args{core.job_prefix, "t2", "1000", "0", "0", "1"};
     for (const char* f : {"c", "null", "", "0", "1", "", "", "0"}) args.emplace_back(f);
     args.insert(args.begin() + 6, {added.id, ghost_lease});
-    const auto r = redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_scripts::get().move, core.keys, args);
+    const auto r = redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);
     EXPECT_EQ(r.at(0)[0].integer(), 0);
     EXPECT_EQ(q.get_job(added.id)->state(), redkit::job_state::failed);
 }
@@ -1008,10 +960,10 @@ TEST_F(Queue, LateOutcomeOfALostLeaseIsRefusedAndReported) {
         o);
     ASSERT_TRUE(started.wait_for(1, 5s));
     // the lease "expires" (as if the first worker had hung past it) and the job is recovered
-    const auto leases = redis.command<std::vector<std::string>>("ZRANGE", q.core()->keys[3], 0, -1);
+    const auto leases = redis.command<std::vector<std::string>>("ZRANGE", redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active), 0, -1);
     ASSERT_EQ(leases.size(), 1u);
     EXPECT_EQ(leases[0].rfind(added.id + ":", 0), 0u);  // "<id>:<lease>"
-    redis.command<long long>("ZADD", q.core()->keys[3], "XX", 0, leases[0]);
+    redis.command<long long>("ZADD", redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active), "XX", 0, leases[0]);
     EXPECT_EQ(q.check_stalled(5).recovered, std::vector<std::string>{added.id});
     auto o2 = fast_options<int>();
     o2.on_completed = [&](const redkit::job<int>&) { completed.add(); };

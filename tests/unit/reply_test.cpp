@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -17,7 +18,7 @@ namespace {
 template <class T>
 T convert(std::string_view resp) {
     const auto r = redkit::detail::parse_resp(resp);
-    return redkit::detail::convert_reply<T>(redkit::detail::node(r.get()), {"GET", "k"});
+    return redkit::detail::convert_reply<T>(r.get(), {"GET", "k"});
 }
 
 redkit::reply owned(std::string_view resp) { return convert<redkit::reply>(resp); }
@@ -133,4 +134,14 @@ TEST(Reply, MalformedRespIsAProtocolError) {
         EXPECT_EQ(e.kind(), redkit::errc::protocol_error);
     }
     EXPECT_THROW((void)redkit::detail::parse_resp("$5\r\nab"), redkit::error);  // incomplete
+}
+
+TEST(Reply, ErrorsCopyWithoutThrowing) {
+    // exceptions are copied while being thrown and caught: a copy that throws terminates
+    static_assert(std::is_nothrow_copy_constructible_v<redkit::error>);
+    static_assert(std::is_nothrow_copy_constructible_v<redkit::server_error>);
+    const redkit::server_error e("WRONGTYPE Operation against a key", "redkit: GET k: WRONGTYPE Operation against a key");
+    const redkit::server_error copy = e;
+    EXPECT_EQ(copy.prefix(), "WRONGTYPE");
+    EXPECT_EQ(&copy.server_message(), &e.server_message());  // shared, not copied
 }

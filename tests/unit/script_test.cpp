@@ -57,6 +57,12 @@ TEST(Argv, ErrorMessagesNameTheScriptsFirstKeyNotItsSha) {
     redkit::detail::argv no_keys;
     no_keys.push_all("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", 0);
     EXPECT_EQ(no_keys.first_key(), "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+    redkit::detail::argv body_no_keys;
+    body_no_keys.push_all("EVAL", "return 1 -- a script body is no key", 0);
+    EXPECT_EQ(body_no_keys.first_key(), "");
+    redkit::detail::argv function_no_keys;
+    function_no_keys.push_all("FCALL", "myfunc", 0);
+    EXPECT_EQ(function_no_keys.first_key(), "myfunc");
     redkit::detail::argv get;
     get.push_all("GET", "user:1");
     EXPECT_EQ(get.first_key(), "user:1");

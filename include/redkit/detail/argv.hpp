@@ -48,16 +48,16 @@ public:
 
     std::string_view at(std::size_t i) const noexcept { return {data()[i], lengths()[i]}; }
     std::string_view command_name() const noexcept { return size_ > 0 ? at(0) : std::string_view{}; }
-    /// The key an error message should name: argument 1, or for EVAL/EVALSHA (whose argument 1
-    /// is the script) the first of its KEYS.
+    /// The key an error message should name: argument 1, or for EVAL/EVALSHA/FCALL (whose
+    /// argument 1 is the script, its SHA or the function) the first of its KEYS. Without KEYS,
+    /// the SHA or the function name; never a script's body.
     std::string_view first_key() const noexcept {
         if (size_ < 2) return {};
         const std::string_view name = at(0);
-        if (size_ > 3 && name.size() >= 4 && (name[0] == 'E' || name[0] == 'e') && (name[1] == 'V' || name[1] == 'v') &&
-            at(2) != "0") {
-            return at(3);  // EVAL / EVALSHA / EVAL_RO / EVALSHA_RO: script, numkeys, key...
-        }
-        return at(1);
+        if (!starts_with_word(name, "EVAL") && !starts_with_word(name, "FCALL")) return at(1);
+        if (size_ > 3 && at(2) != "0") return at(3);
+        const bool body = starts_with_word(name, "EVAL") && !starts_with_word(name, "EVALSHA");
+        return body ? std::string_view{} : at(1);
     }
 
     /// Replaces argument i (its bytes must outlive the argv).
@@ -113,6 +113,16 @@ public:
 
 private:
     static constexpr std::size_t number_width = 32;
+
+    // Whether `name` starts with `word` (upper case), in any case.
+    static bool starts_with_word(std::string_view name, std::string_view word) noexcept {
+        if (name.size() < word.size()) return false;
+        for (std::size_t i = 0; i < word.size(); ++i) {
+            const char c = name[i];
+            if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) != word[i]) return false;
+        }
+        return true;
+    }
 
     char* number_slot() {
         if (numbers_used_ < numbers_.size()) return numbers_[numbers_used_++].data();

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Small text helpers shared by URL parsing and key escaping.
+// Small text helpers: hex digits, and percent-decoding (URLs and key parts).
 #pragma once
 
 #include <cstddef>
@@ -9,6 +9,20 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
+
+inline constexpr char hex_lower[] = "0123456789abcdef";
+inline constexpr char hex_upper[] = "0123456789ABCDEF";
+
+/// Bytes as lower-case hex digits.
+inline std::string to_hex(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    std::string out(2 * n, '0');
+    for (std::size_t i = 0; i < n; ++i) {
+        out[2 * i] = hex_lower[p[i] >> 4];
+        out[2 * i + 1] = hex_lower[p[i] & 0xF];
+    }
+    return out;
+}
 
 /// The value of one hex digit (either case), or -1.
 inline int hex_value(char c) noexcept {

@@ -20,6 +20,8 @@
 // "%.17g", which prints such integers exactly.
 #pragma once
 
+#include <string_view>
+
 namespace redkit {
 inline namespace v0 {
 namespace detail {
@@ -30,7 +32,7 @@ namespace scripts {
 // window's TTL is set only when PTTL < 0 -- a new key, or one left without a TTL by a crashed
 // "INCR then EXPIRE" limiter (healed here) -- and never re-armed, so steady traffic cannot keep a
 // window open forever. Peek: GET + PTTL.
-inline constexpr const char* rate_limit_fixed_window = R"lua(
+inline constexpr std::string_view rate_limit_fixed_window = R"lua(
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -64,7 +66,7 @@ return {0, limit, remaining, reset, reset}
 // estimate = c + p * (window - elapsed) / window, rounded up; a hit is allowed when
 // estimate + cost <= limit, and only allowed hits are charged. The TTL (two windows from the
 // current window's start) only collects dead state: correctness never depends on it.
-inline constexpr const char* rate_limit_sliding_window = R"lua(
+inline constexpr std::string_view rate_limit_sliding_window = R"lua(
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -117,7 +119,7 @@ return {0, limit, remaining, reset, retry}
 // added lazily: floor((now - ts) / interval) whole tokens, ts advancing by exactly that many
 // intervals so no fraction is lost. Only allowed hits are charged (a denied hit writes nothing).
 // The key expires when the bucket would be full again, which is the same as having no key.
-inline constexpr const char* rate_limit_token_bucket = R"lua(
+inline constexpr std::string_view rate_limit_token_bucket = R"lua(
 local capacity = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -151,7 +153,7 @@ return {0, capacity, tokens, reset, retry}
 // is allowed when now >= max(TAT, now) + n*T - burst*T; then TAT becomes max(TAT, now) + n*T and
 // the key expires at that TAT (when the full burst is available again, the same as no key).
 // Only allowed hits are charged (a denied hit writes nothing).
-inline constexpr const char* rate_limit_gcra = R"lua(
+inline constexpr std::string_view rate_limit_gcra = R"lua(
 local burst = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])

@@ -17,9 +17,6 @@
 // undeclared keys of another slot).
 #pragma once
 
-#include <redkit/script.hpp>
-
-#include <string>
 #include <string_view>
 
 namespace redkit {
@@ -242,39 +239,6 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return out
 )lua";
-
-inline const script& create_script() {
-    static const script s(std::string(prelude) + std::string(create));
-    return s;
-}
-inline const script& read_script() {
-    static const script s(std::string(prelude) + std::string(read));
-    return s;
-}
-inline const script& update_script() {
-    static const script s(std::string(prelude) + std::string(update));
-    return s;
-}
-inline const script& rotate_script() {
-    static const script s(std::string(prelude) + std::string(rotate));
-    return s;
-}
-inline const script& revoke_script() {
-    static const script s(std::string(prelude) + std::string(revoke));
-    return s;
-}
-inline const script& revoke_by_id_script() {
-    static const script s(std::string(prelude) + std::string(revoke_by_id));
-    return s;
-}
-inline const script& revoke_all_script() {
-    static const script s(std::string(prelude) + std::string(revoke_all));
-    return s;
-}
-inline const script& list_script() {
-    static const script s(std::string(prelude) + std::string(list));
-    return s;
-}
 
 }  // namespace session_scripts
 }  // namespace detail

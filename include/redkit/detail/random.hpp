@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
-// Secret tokens: bytes from the operating system's CSPRNG and URL-safe base64 (RFC 4648 section 5,
-// no padding). Used by session_store for session tokens and session ids.
+// The one source of random tokens: bytes from the operating system's CSPRNG, as hex or as
+// URL-safe base64 (RFC 4648 section 5, no padding). Session tokens and ids, the cache's lock
+// tokens and worker ids all come from here; fork() cannot make two processes share a token.
 //
 // The CSPRNG is getrandom(2) on Linux (blocking only until the kernel pool is first initialised),
 // falling back to reading /dev/urandom when the system call is missing (ENOSYS, old kernels,
 // seccomp filters). There is deliberately no fallback to a user-space generator: if neither source
 // works, random_bytes throws std::system_error rather than hand out a guessable token.
 #pragma once
+
+#include <redkit/detail/text.hpp>
 
 #include <cerrno>
 #include <cstddef>
@@ -78,6 +81,19 @@ inline void random_bytes(void* out, std::size_t n) {
     }
 #endif
     if (done < n) read_urandom(p + done, n - done);
+}
+
+/// `bytes` random bytes from the OS CSPRNG as 2 * bytes lower-case hex digits.
+inline std::string random_hex(std::size_t bytes) {
+    unsigned char buf[64];
+    std::string out;
+    while (bytes > 0) {
+        const std::size_t n = bytes < sizeof buf ? bytes : sizeof buf;
+        random_bytes(buf, n);
+        out += to_hex(buf, n);
+        bytes -= n;
+    }
+    return out;
 }
 
 /// URL-safe base64 without padding.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// SHA-256 (detail/sha256.hpp) against the NIST FIPS 180-4 example vectors, plus the padding
-// boundaries and incremental hashing; base64url (detail/token.hpp) round trips.
-#include <redkit/detail/sha256.hpp>
-#include <redkit/detail/token.hpp>
+// SHA-256 (detail/hash.hpp) against the NIST FIPS 180-4 example vectors, plus the padding
+// boundaries and incremental hashing; base64url (detail/random.hpp) round trips.
+#include <redkit/detail/hash.hpp>
+#include <redkit/detail/random.hpp>
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Lua scripts of redkit::queue and redkit::worker. Every state change of a job is one of these
+// Lua scripts of redkit::queue and redkit::worker, each an `inline constexpr std::string_view`
+// made into a script by queue_script<Body>(). Every state change of a job is one of these
 // scripts, so it is atomic.
 //
 // All scripts take the same KEYS (one hash tag, so one Redis Cluster slot):
@@ -35,7 +36,8 @@
 #pragma once
 
 #include <redkit/script.hpp>
-#include <string>
+
+#include <string_view>
 
 namespace redkit {
 inline namespace v0 {
@@ -43,7 +45,7 @@ namespace detail {
 namespace queue_lua {
 
 // Shared helpers, prepended to every script.
-inline constexpr const char* prelude = R"lua(
+inline constexpr std::string_view prelude = R"lua(
 local K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_COMPLETED, K_FAILED, K_META, K_MARKER = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_ID, K_STALL = KEYS[9], KEYS[10]
@@ -137,7 +139,7 @@ end
 // delayed, 3 retry now, 4 failed); jobs = {id1, hgetall1, id2, hgetall2, ...}, each leased as
 // "<now>|<token>"; next_delay = ms until the earliest delayed job when nothing was left to take
 // (-1: none, or paused).
-inline constexpr const char* move = R"lua(
+inline constexpr std::string_view move = R"lua(
 -- the hot path: now also as its decimal text (sec .. 3 digits of ms), so the times given to
 -- redis.call and the lease need no float formatting
 local t = redis.call('TIME')
@@ -279,7 +281,7 @@ return {codes, jobs, now, next_delay}
 // name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per mille, keep
 // completed count, keep completed age ms, keep failed count, keep failed age ms.
 // An existing custom id is left alone (deduplication). Returns {id1, created1, id2, created2...}.
-inline constexpr const char* add = R"lua(
+inline constexpr std::string_view add = R"lua(
 local n = tonumber(ARGV[2])
 local now = now_ms()
 local auto = 0
@@ -366,7 +368,7 @@ return out
 
 // renew: extends leases. ARGV[2] lease ms, then pairs id, lease. Returns 1 (renewed) or 0 (lost)
 // per pair.
-inline constexpr const char* renew = R"lua(
+inline constexpr std::string_view renew = R"lua(
 local deadline = now_ms() + tonumber(ARGV[2])
 local m = {}
 for i = 3, #ARGV - 1, 2 do m[#m + 1] = ARGV[i] .. ':' .. ARGV[i + 1] end
@@ -390,7 +392,7 @@ return out
 // stalls; their leases are void. ARGV[2] = check interval ms (0: check now, regardless of other
 // checkers), ARGV[4] = most jobs handled per call. Returns {recovered ids, failed ids}, or {}
 // when another checker ran within the interval.
-inline constexpr const char* stalled = R"lua(
+inline constexpr std::string_view stalled = R"lua(
 local interval, max_stalls, limit = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if interval > 0 and not redis.call('SET', K_STALL, '1', 'PX', interval, 'NX') then return {} end
 local now = now_ms()
@@ -421,7 +423,7 @@ return {recovered, failed}
 )lua";
 
 // progress: ARGV[2] id, ARGV[3] lease, ARGV[4] progress JSON. Returns 1, or 0 when the lease is lost.
-inline constexpr const char* progress = R"lua(
+inline constexpr std::string_view progress = R"lua(
 if not redis.call('ZSCORE', K_ACTIVE, ARGV[2] .. ':' .. ARGV[3]) then return 0 end
 redis.call('HSET', JOB .. ARGV[2], 'prog', ARGV[4])
 return 1
@@ -430,7 +432,7 @@ return 1
 // get: ARGV[2] id. Returns {fields of the job hash (empty when none), its lease or false}. A
 // job at rest in a zset is found there; a waiting or active one is looked for among the leases
 // (ZSCAN MATCH "<id>:*", O(active jobs)), as finding it in the wait list would be O(waiting).
-inline constexpr const char* get = R"lua(
+inline constexpr std::string_view get = R"lua(
 local id = ARGV[2]
 local h = redis.call('HGETALL', JOB .. id)
 local st
@@ -452,7 +454,7 @@ return {h, false}
 
 // counts: returns {waiting, active, delayed, prioritized, completed, failed, paused}; while
 // paused, the wait list counts as paused.
-inline constexpr const char* counts = R"lua(
+inline constexpr std::string_view counts = R"lua(
 local w = redis.call('LLEN', K_WAIT)
 local paused = 0
 if is_paused() then
@@ -464,7 +466,7 @@ return {w, redis.call('ZCARD', K_ACTIVE), redis.call('ZCARD', K_DELAYED), redis.
 )lua";
 
 // pause: ARGV[2] '1' pause, '0' resume. Returns 1.
-inline constexpr const char* pause = R"lua(
+inline constexpr std::string_view pause = R"lua(
 if ARGV[2] == '1' then
   redis.call('HSET', K_META, 'paused', 1)
   redis.call('ZREM', K_MARKER, '0')
@@ -477,7 +479,7 @@ return 1
 
 // retry: moves failed jobs back in line with a fresh set of attempts. ARGV[2] = one job id, or
 // '' for the oldest ARGV[3] failed jobs. Returns how many moved.
-inline constexpr const char* retry = R"lua(
+inline constexpr std::string_view retry = R"lua(
 local ids
 if ARGV[2] ~= '' then
   if not redis.call('ZSCORE', K_FAILED, ARGV[2]) then return 0 end
@@ -497,7 +499,7 @@ return #ids
 )lua";
 
 // remove: ARGV[2] id. Returns 1 removed, 0 not found, -1 active (leased jobs are not removed).
-inline constexpr const char* remove = R"lua(
+inline constexpr std::string_view remove = R"lua(
 local id = ARGV[2]
 local k = JOB .. id
 local st = redis.call('HGET', k, 'st')
@@ -516,7 +518,7 @@ return 1
 
 // drain: removes up to ARGV[3] waiting and prioritized jobs (and delayed ones when ARGV[2] is
 // '1'). Returns how many were removed (call again until fewer than ARGV[3]).
-inline constexpr const char* drain = R"lua(
+inline constexpr std::string_view drain = R"lua(
 local limit = tonumber(ARGV[3])
 local removed = 0
 local ids = redis.call('RPOP', K_WAIT, limit)
@@ -534,7 +536,7 @@ return removed
 // obliterate: deletes the queue. ARGV[2] '1' = even with active jobs, ARGV[3] = most jobs per
 // call. Pauses the queue first. Returns {-1, 0} when active jobs exist and force is off, else
 // {jobs deleted, done (1 once every key is gone)}.
-inline constexpr const char* obliterate = R"lua(
+inline constexpr std::string_view obliterate = R"lua(
 local limit = tonumber(ARGV[3])
 if ARGV[2] ~= '1' and redis.call('ZCARD', K_ACTIVE) > 0 then return {-1, 0} end
 redis.call('HSET', K_META, 'paused', 1)
@@ -555,26 +557,11 @@ return {removed, 0}
 
 }  // namespace queue_lua
 
-/// The queue's scripts, each prelude + body, built once.
-struct queue_scripts {
-    script move{std::string(queue_lua::prelude) + queue_lua::move};
-    script add{std::string(queue_lua::prelude) + queue_lua::add};
-    script renew{std::string(queue_lua::prelude) + queue_lua::renew};
-    script stalled{std::string(queue_lua::prelude) + queue_lua::stalled};
-    script progress{std::string(queue_lua::prelude) + queue_lua::progress};
-    script get_job{std::string(queue_lua::prelude) + queue_lua::get};
-    script counts{std::string(queue_lua::prelude) + queue_lua::counts};
-    script pause{std::string(queue_lua::prelude) + queue_lua::pause};
-    script retry{std::string(queue_lua::prelude) + queue_lua::retry};
-    script remove{std::string(queue_lua::prelude) + queue_lua::remove};
-    script drain{std::string(queue_lua::prelude) + queue_lua::drain};
-    script obliterate{std::string(queue_lua::prelude) + queue_lua::obliterate};
-
-    static const queue_scripts& get() {
-        static const queue_scripts instance;
-        return instance;
-    }
-};
+/// The queue script whose body is Body, after the shared prelude: built once, on first use.
+template <const std::string_view& Body>
+const script& queue_script() {
+    return static_script<queue_lua::prelude, Body>();
+}
 
 }  // namespace detail
 }  // namespace v0

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+// detail::transport: one socket to Redis (TCP or unix) behind a blocking hiredis context. The
+// only place where sockets are written, read, polled and where SIGPIPE is handled; the
+// connection (connection.hpp) is built on it and nothing else touches a socket. A TLS transport
+// slots in here: its wait must also consult the bytes OpenSSL already decrypted, which is why
+// patterns never poll a socket themselves.
+#pragma once
+
+#include <redkit/detail/argv.hpp>
+#include <redkit/detail/hiredis.hpp>
+#include <redkit/detail/wait.hpp>
+#include <redkit/error.hpp>
+#include <redkit/options.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <poll.h>
+#include <pthread.h>
+
+namespace redkit {
+inline namespace v0 {
+namespace detail {
+
+/// Outcome of a socket operation: ok, or a transport failure with whether the request may have
+/// reached the server (maybe_sent == false proves it did not, so a retry cannot double it).
+struct io_status {
+    errc code{};
+    bool maybe_sent = false;
+    std::string text;
+    bool ok() const noexcept { return code == errc{}; }
+};
+
+/// SIGPIPE handling. hiredis writes with plain write()/send() without MSG_NOSIGNAL, so a server
+/// that closed the socket raises SIGPIPE, whose default action kills the process.
+inline void ignore_sigpipe_if_default() noexcept {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction current {};
+        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && !(current.sa_flags & SA_SIGINFO) &&
+            current.sa_handler == SIG_DFL) {
+            struct sigaction ignore {};
+            ignore.sa_handler = SIG_IGN;
+            sigemptyset(&ignore.sa_mask);
+            ::sigaction(SIGPIPE, &ignore, nullptr);
+        }
+    });
+}
+
+/// Blocks SIGPIPE in this thread for a scope and swallows one raised inside it. Used when the
+/// application asked redkit to leave the process-wide SIGPIPE disposition alone.
+class sigpipe_block {
+public:
+    explicit sigpipe_block(bool active) noexcept : active_(active) {
+        if (!active_) return;
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        sigset_t pending;
+        sigemptyset(&pending);
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &pipe_only, &old_);
+    }
+    ~sigpipe_block() {
+        if (!active_) return;
+        sigset_t pending;
+        sigemptyset(&pending);
+        sigpending(&pending);
+        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+            sigset_t pipe_only;
+            sigemptyset(&pipe_only);
+            sigaddset(&pipe_only, SIGPIPE);
+            const timespec zero{0, 0};
+            while (sigtimedwait(&pipe_only, nullptr, &zero) == -1 && errno == EINTR) {
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    sigpipe_block(const sigpipe_block&) = delete;
+    sigpipe_block& operator=(const sigpipe_block&) = delete;
+
+private:
+    bool active_;
+    bool was_pending_ = false;
+    sigset_t old_{};
+};
+
+/// A blocking context and its state. After any failure it is broken for good: a desynchronised
+/// context would read a late reply as the answer to the next command.
+class transport {
+public:
+    /// Connects (TCP or unix socket, connect_timeout) and sets the command timeout. Throws
+    /// error(connect_failed) naming the endpoint.
+    explicit transport(const client_options& o) : block_sigpipe_(!o.ignore_sigpipe) {
+        if (o.ignore_sigpipe) ignore_sigpipe_if_default();
+        std::string why;
+        ctx_ = open_context(o.host, o.port, o.unix_socket, o.connect_timeout, why);
+        if (!ctx_) throw error(errc::connect_failed, "redkit: connect " + endpoint_of(o) + ": " + why);
+    }
+
+    static std::string endpoint_of(const client_options& o) {
+        if (!o.unix_socket.empty()) return o.unix_socket;
+        return o.host + ":" + std::to_string(o.port);
+    }
+
+    bool broken() const noexcept { return broken_; }
+    /// Marks the transport unusable (its reply stream is in doubt).
+    void poison() noexcept { broken_ = true; }
+
+    std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+    bool set_timeout(std::chrono::milliseconds t) noexcept {
+        if (t == timeout_ && timeout_set_) return true;
+        if (!set_context_timeout(ctx_.get(), t)) {
+            broken_ = true;
+            return false;
+        }
+        timeout_ = t;
+        timeout_set_ = true;
+        return true;
+    }
+
+    void append(const argv& a) { context_append(ctx_.get(), a); }
+    void append_formatted(std::string_view resp) { context_append_formatted(ctx_.get(), resp); }
+
+    /// Writes everything buffered.
+    io_status flush() {
+        if (broken_) return {errc::connection_closed, false, "connection already broken"};
+        sigpipe_block guard(block_sigpipe_);
+        bool done = false;
+        bool first = true;
+        do {
+            if (!context_write(ctx_.get(), done)) {
+                // A write refused outright (EPIPE/ECONNRESET on the first write) proves the server
+                // never saw this request: the peer was already gone.
+                const int saved = errno;
+                const bool refused = first && (saved == EPIPE || saved == ECONNRESET);
+                return fail(saved, !refused);
+            }
+            first = false;
+        } while (!done);
+        return {};
+    }
+
+    /// Reads one reply, blocking up to the timeout; first polls the socket for up to `spin`
+    /// without sleeping (waking a sleeping thread costs tens of microseconds on virtual
+    /// machines, more than a loopback reply takes to arrive).
+    io_status read(reply_ptr& out, std::chrono::microseconds spin = {}) {
+        if (broken_) return {errc::connection_closed, true, "connection already broken"};
+        if (spin.count() > 0) spin_until_readable(spin);
+        errno = 0;
+        if (!context_read_reply(ctx_.get(), out)) return fail(errno, true);
+        return {};
+    }
+
+    /// A complete reply already read, without I/O: ok with `out` empty when none is complete.
+    io_status take_buffered(reply_ptr& out) {
+        if (broken_) return {errc::connection_closed, true, "connection already broken"};
+        if (!context_take_buffered(ctx_.get(), out)) return fail(0, true);
+        return {};
+    }
+
+    /// Waits until more bytes can be read (or the peer hung up), `wake` is raised, or `timeout`
+    /// passes. A TLS transport answers "readable" at once while decrypted bytes are pending.
+    wait_result wait_readable(const notifier& wake, std::chrono::milliseconds timeout) const {
+        return detail::wait_readable(context_fd(ctx_.get()), wake, timeout);
+    }
+
+    /// Reads what the socket has (call it after wait_readable said so).
+    io_status read_available() {
+        if (broken_) return {errc::connection_closed, true, "connection already broken"};
+        errno = 0;
+        if (!context_read_available(ctx_.get())) return fail(errno, true);
+        return {};
+    }
+
+    /// Whether an idle connection still looks healthy: anything readable on an idle connection is
+    /// EOF (closed by the server) or a stray reply, so the connection must go.
+    bool idle_check() noexcept {
+        if (broken_) return false;
+        pollfd p{};
+        p.fd = context_fd(ctx_.get());
+        p.events = POLLIN;
+        if (::poll(&p, 1, 0) != 0) broken_ = true;
+        return !broken_;
+    }
+
+private:
+    io_status fail(int saved_errno, bool maybe_sent) {
+        broken_ = true;
+        io_status st;
+        st.code = classify(ctx_.get(), saved_errno);
+        st.maybe_sent = maybe_sent;
+        st.text = st.code == errc::timeout ? "timeout after " + std::to_string(timeout_.count()) + " ms"
+                                           : std::string(redkit::error_category().message(static_cast<int>(st.code))) +
+                                                 " (" + context_error_text(ctx_.get()) + ")";
+        return st;
+    }
+
+    void spin_until_readable(std::chrono::microseconds spin) const noexcept {
+        if (context_has_unparsed_bytes(ctx_.get())) return;
+        pollfd p{};
+        p.fd = context_fd(ctx_.get());
+        p.events = POLLIN;
+        const auto until = std::chrono::steady_clock::now() + spin;
+        do {
+            if (::poll(&p, 1, 0) != 0) return;  // readable, hung up or failed: read() tells which
+        } while (std::chrono::steady_clock::now() < until);
+    }
+
+    context_ptr ctx_;
+    bool block_sigpipe_;
+    bool broken_ = false;
+    bool timeout_set_ = false;
+    std::chrono::milliseconds timeout_{0};
+};
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace redkit

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+// redkit::job<T>: one job as a handler or get_job() sees it: its data (decoded through codec<T>),
+// options and history; inside a worker's handler also its lease (update_progress, lease_lost).
+#pragma once
+
+#include <redkit/codec.hpp>
+#include <redkit/error.hpp>
+#include <redkit/key.hpp>
+#include <redkit/queue/detail/lua.hpp>
+#include <redkit/queue/detail/record.hpp>
+#include <redkit/queue/types.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace redkit {
+inline namespace v0 {
+
+template <class T>
+class queue;
+template <class T>
+class worker;
+
+/// A job: its data, options and history. Inside a worker's handler it is leased to that worker:
+/// update_progress() works and lease_lost() tells whether the lease was lost.
+template <class T>
+class job {
+public:
+    /// The job's id (generated integer, or the job_id given to add).
+    const std::string& id() const noexcept { return id_; }
+    const std::string& name() const noexcept { return record_.name; }
+
+    /// The data. Throws error(errc::decode_error) when the stored payload did not decode into T.
+    const T& data() const {
+        if (!data_) throw error(errc::decode_error, decode_error_);
+        return *data_;
+    }
+    /// Mutable access (handlers may move out of it).
+    T& data() {
+        if (!data_) throw error(errc::decode_error, decode_error_);
+        return *data_;
+    }
+    bool has_data() const noexcept { return data_.has_value(); }
+    /// The payload as stored (JSON by default).
+    const std::string& raw_data() const noexcept { return record_.data; }
+
+    job_state state() const noexcept { return detail::state_of(record_.state); }
+    /// Attempts finished before the current one (0 during the first attempt).
+    int attempts_made() const noexcept { return record_.attempts_made; }
+    /// Attempts allowed in all.
+    int max_attempts() const noexcept { return record_.attempts; }
+    int priority() const noexcept { return record_.priority; }
+    /// Times this job's lease expired and it was recovered by the stalled-job check.
+    int stalls() const noexcept { return record_.stalls; }
+
+    /// Server times in milliseconds since the epoch (0 when not yet).
+    long long created_at() const noexcept { return record_.created; }
+    long long processed_at() const noexcept { return record_.processed; }
+    long long finished_at() const noexcept { return record_.finished; }
+
+    /// The last failure's reason (empty if none).
+    const std::string& failed_reason() const noexcept { return record_.failed_reason; }
+    /// One entry per failed attempt, the newest last (at most 10): "attempt N: type: what".
+    std::vector<std::string> trace() const {
+        std::vector<std::string> out;
+        if (record_.trace.empty()) return out;
+        try {
+            const auto j = nlohmann::json::parse(record_.trace);
+            for (const auto& e : j) out.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+        } catch (const std::exception&) {
+            out.push_back(record_.trace);
+        }
+        return out;
+    }
+    /// The handler's result (null when none, or not completed).
+    nlohmann::json return_value() const {
+        if (record_.return_value.empty()) return nullptr;
+        return nlohmann::json::parse(record_.return_value, nullptr, false);
+    }
+    /// The last progress reported (null when none).
+    nlohmann::json progress() const {
+        if (record_.progress.empty()) return nullptr;
+        return nlohmann::json::parse(record_.progress, nullptr, false);
+    }
+
+    /// The options the job was added with.
+    job_options options() const {
+        job_options o;
+        o.delay = std::chrono::milliseconds(record_.delay);
+        o.attempts = record_.attempts;
+        o.priority = record_.priority;
+        o.job_id = detail::is_generated_id(id_) ? std::string() : id_;
+        o.backoff.type = static_cast<backoff_policy::kind>(record_.backoff_kind);
+        o.backoff.delay = std::chrono::milliseconds(record_.backoff_ms);
+        o.backoff.jitter = static_cast<double>(record_.jitter_permille) / 1000.0;
+        const auto keep = [](long long n, long long a) {
+            retention r;
+            if (n >= 0) r.count = static_cast<std::size_t>(n);
+            r.age = std::chrono::milliseconds(a);
+            return r;
+        };
+        o.remove_on_complete = keep(record_.keep_completed_count, record_.keep_completed_age);
+        o.remove_on_fail = keep(record_.keep_failed_count, record_.keep_failed_age);
+        return o;
+    }
+
+    /// Stores progress (any JSON) on the job: one script round trip (lease checked). Returns false
+    /// when the lease was lost. Throws error(invalid_state) outside a worker's handler, and
+    /// error on a transport failure.
+    bool update_progress(const nlohmann::json& value);
+
+    /// True once the worker learned that this job's lease was lost (the job was recovered as
+    /// stalled or removed): its outcome will be discarded.
+    bool lease_lost() const noexcept { return lease_ && lease_->lost.load(); }
+
+    /// True when the worker is closing: a long handler may finish early.
+    bool closing() const noexcept { return lease_ && lease_->closing && lease_->closing->load(); }
+
+private:
+    template <class>
+    friend class queue;
+    template <class>
+    friend class worker;
+
+    // A job from its stored fields; decodes the data now unless `decode` is false (a worker
+    // decodes on the handler's thread, decode_data()).
+    explicit job(detail::job_record r, std::shared_ptr<detail::job_lease> lease = nullptr, bool decode = true)
+        : record_(std::move(r)), id_(unescape_key_part(record_.id)), lease_(std::move(lease)) {
+        if (decode) decode_data();
+    }
+    void decode_data() {
+        if (data_ || !decode_error_.empty()) return;
+        try {
+            data_.emplace(codec<T>::decode(record_.data));
+        } catch (const std::exception& e) {
+            decode_error_ = "redkit: job " + id_ + ": data does not decode: " + e.what();
+        } catch (...) {
+            decode_error_ = "redkit: job " + id_ + ": data does not decode";
+        }
+    }
+    detail::job_record& record() noexcept { return record_; }
+    const detail::job_record& record() const noexcept { return record_; }
+    const std::string& decode_error() const noexcept { return decode_error_; }
+    const std::shared_ptr<detail::job_lease>& lease() const noexcept { return lease_; }
+
+    detail::job_record record_;
+    std::string id_;
+    std::optional<T> data_;
+    std::string decode_error_;
+    std::shared_ptr<detail::job_lease> lease_;
+};
+
+
+// ---- implementation ----
+
+template <class T>
+bool job<T>::update_progress(const nlohmann::json& value) {
+    if (!lease_ || !lease_->core) {
+        throw error(errc::invalid_state, "redkit: job " + id_ + ": update_progress outside a worker's handler");
+    }
+    auto& core = *lease_->core;
+    const std::vector<std::string> args{core.job_prefix, record_.id, lease_->lease, value.dump()};
+    const bool ok =
+        core.redis.template eval<long long>(idempotent, detail::queue_script<detail::queue_lua::progress>(), core.keys, args) == 1;
+    if (!ok) {
+        lease_->lost = true;
+    } else {
+        record_.progress = args[3];
+    }
+    return ok;
+}
+
+}  // namespace v0
+}  // namespace redkit

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+// The value types of the queue API: how a job is added (job_options, backoff_policy, retention,
+// queue_options), where it is (job_state, job_counts) and what came of it (added_job,
+// stalled_jobs, remove_result, job_failure), and unrecoverable_error for handlers.
+#pragma once
+
+#include <redkit/key.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace redkit {
+inline namespace v0 {
+
+/// How long to wait before retrying a failed attempt.
+struct backoff_policy {
+    enum class kind { none, fixed, exponential };
+
+    kind type = kind::none;              ///< none: retry at once
+    std::chrono::milliseconds delay{0};  ///< fixed: every retry; exponential: the first retry
+    double jitter = 0;                   ///< in [0, 1]: the delay is drawn from [d * (1 - jitter), d]
+
+    static backoff_policy none() { return {}; }
+    static backoff_policy fixed(std::chrono::milliseconds d, double jitter = 0) { return {kind::fixed, d, jitter}; }
+    /// delay * 2^(n-1) before retry n (delay, 2 delay, 4 delay...).
+    static backoff_policy exponential(std::chrono::milliseconds d, double jitter = 0) {
+        return {kind::exponential, d, jitter};
+    }
+
+    /// The wait before retry number `retry` (1 for the first), with `random01` in [0, 1) drawing
+    /// the jitter. Saturates instead of overflowing.
+    std::chrono::milliseconds delay_before(int retry, double random01) const noexcept {
+        if (type == kind::none || delay.count() <= 0) return std::chrono::milliseconds(0);
+        double d = static_cast<double>(delay.count());
+        if (type == kind::exponential) d *= std::ldexp(1.0, std::min(std::max(retry, 1) - 1, 40));
+        d = std::min(d, 1e15);
+        if (jitter > 0) d -= d * jitter * random01;
+        return std::chrono::milliseconds(static_cast<long long>(d));
+    }
+};
+
+/// Which finished jobs to keep (completed or failed), checked when a job finishes. Both limits may
+/// be set; a job is removed when either says so.
+struct retention {
+    std::optional<std::size_t> count;  ///< keep at most the newest `count` (nullopt: no count limit)
+    std::chrono::milliseconds age{0};  ///< keep those finished less than `age` ago (0: no age limit)
+
+    static retention keep_all() { return {}; }
+    static retention keep_none() { return {std::size_t{0}, std::chrono::milliseconds(0)}; }
+    static retention keep_last(std::size_t n) { return {n, std::chrono::milliseconds(0)}; }
+    static retention keep_for(std::chrono::milliseconds a) { return {std::nullopt, a}; }
+};
+
+/// Options of one job. The defaults run a job once, now, in FIFO order, and keep it when finished.
+struct job_options {
+    std::chrono::milliseconds delay{0};  ///< run no earlier than this after add (server clock)
+    int attempts = 1;                    ///< attempts in all (1: no retry); at least 1
+    backoff_policy backoff;              ///< wait between attempts
+    /// 0: none (FIFO, taken before any prioritized job, as BullMQ does); 1 (highest) .. 2^21
+    /// (2097152), FIFO among jobs of equal priority (exact over the whole range; the order of
+    /// equals is kept across 2^31 prioritized adds per queue, then the insertion counter wraps).
+    int priority = 0;
+    /// Empty: a generated integer id. Otherwise the job's id, at most 512 bytes and not an
+    /// integer; adding an id that exists is a no-op (deduplication).
+    std::string job_id;
+    retention remove_on_complete;  ///< default: keep all completed jobs
+    retention remove_on_fail;      ///< default: keep all failed jobs
+};
+
+
+/// Where a job is.
+enum class job_state { waiting, prioritized, delayed, active, completed, failed, unknown };
+
+inline const char* to_string(job_state s) noexcept {
+    switch (s) {
+        case job_state::waiting:
+            return "waiting";
+        case job_state::prioritized:
+            return "prioritized";
+        case job_state::delayed:
+            return "delayed";
+        case job_state::active:
+            return "active";
+        case job_state::completed:
+            return "completed";
+        case job_state::failed:
+            return "failed";
+        case job_state::unknown:
+            return "unknown";
+    }
+    return "unknown";
+}
+
+/// Jobs per state. While the queue is paused, waiting jobs count as paused (waiting is 0).
+struct job_counts {
+    long long waiting = 0;
+    long long active = 0;
+    long long delayed = 0;
+    long long prioritized = 0;
+    long long completed = 0;
+    long long failed = 0;
+    long long paused = 0;
+};
+
+/// What add() did: the job's id, and whether it was created (false: a job with this id existed).
+struct [[nodiscard]] added_job {
+    std::string id;
+    bool created = false;
+};
+
+/// One job for add_bulk.
+template <class T>
+struct bulk_job {
+    std::string name;
+    T data;
+    job_options options = {};
+};
+
+/// Outcome of a stalled-job check: ids moved back in line, and ids failed for stalling too often.
+struct stalled_jobs {
+    std::vector<std::string> recovered;
+    std::vector<std::string> failed;
+};
+
+/// Outcome of queue::remove.
+enum class remove_result { removed, not_found, active };
+
+/// Why an attempt failed, as given to worker_options::on_failed.
+struct job_failure {
+    std::string reason;
+    bool will_retry = false;                ///< attempts remain: the job runs again
+    std::chrono::milliseconds retry_in{0};  ///< backoff before that
+};
+
+/// Thrown by a handler to fail the job at once, without the remaining attempts.
+class unrecoverable_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Options of a queue handle.
+struct queue_options {
+    key_space keys;  ///< prefix of the queue's keys (default: none, keys are queue:{name}:...)
+};
+
+}  // namespace v0
+}  // namespace redkit

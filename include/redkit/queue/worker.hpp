@@ -1,0 +1,743 @@
+// SPDX-License-Identifier: MIT
+// redkit::worker<T>: runs a queue's jobs on N threads, at least once each (see <redkit/queue.hpp>
+// for the model: leases, the move script, the keeper, polling for replies).
+#pragma once
+
+#include <redkit/client.hpp>
+#include <redkit/connection.hpp>
+#include <redkit/detail/backoff.hpp>
+#include <redkit/detail/exception_text.hpp>
+#include <redkit/detail/random.hpp>
+#include <redkit/error.hpp>
+#include <redkit/queue/detail/lua.hpp>
+#include <redkit/queue/detail/record.hpp>
+#include <redkit/queue/detail/reply_timing.hpp>
+#include <redkit/queue/job.hpp>
+#include <redkit/queue/queue.hpp>
+#include <redkit/queue/types.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/waker.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace redkit {
+inline namespace v0 {
+
+/// How a worker runs. Durations must be positive unless said otherwise.
+template <class T>
+struct worker_options {
+    std::size_t concurrency = 1;                        ///< handler threads, in [1, 4096]
+    std::chrono::milliseconds lease_duration{30000};    ///< a job's lease; renewed while it runs
+    std::chrono::milliseconds lease_renew_interval{0};  ///< 0: lease_duration / 2
+    /// How often the stalled-job check runs. The check takes a per-queue lock for this long, so
+    /// one worker of the queue checks per interval: give every worker of a queue the same value.
+    std::chrono::milliseconds stalled_interval{30000};
+    int max_stalled_count = 1;                       ///< a job that stalls more often than this fails
+    std::chrono::milliseconds block_timeout{5000};   ///< longest BZPOPMIN of an idle worker
+    std::chrono::milliseconds close_timeout{30000};  ///< how long the destructor's close() waits
+    /// While its round trip is in flight and no other thread of the worker is running a job, the
+    /// thread that records outcomes and takes jobs polls the socket for up to this long before
+    /// sleeping in read(), in [0, 10 ms]. On virtual machines waking a sleeping thread costs tens
+    /// of microseconds per reply: polling lets a busy worker take its next job sooner, for the
+    /// CPU the polling burns (at most this much per job, only while jobs flow: an idle worker
+    /// sleeps in BZPOPMIN). The worker times replies both ways and polls only while that is
+    /// faster (not when Redis shares its CPU, nor for a remote server). 0: never poll.
+    std::chrono::microseconds reply_spin{100};
+
+    /// Called once Redis recorded the job as completed.
+    std::function<void(const job<T>&)> on_completed;
+    /// Called for every failed attempt once recorded; failure.will_retry tells whether it runs again.
+    std::function<void(const job<T>&, const job_failure&)> on_failed;
+    /// Called when this worker's stalled-job check recovered or failed jobs.
+    std::function<void(const stalled_jobs&)> on_stalled;
+    /// Called on transport and server errors (the worker retries with backoff) and when a job's
+    /// lease was lost (its outcome discarded). Unset: the client's on_error gets them.
+    /// Callbacks run on the worker's threads, must not throw (exceptions are swallowed) and should
+    /// return quickly: they delay the thread's next job.
+    std::function<void(const error&)> on_error;
+};
+
+/// Runs a queue's jobs on `concurrency` threads, at least once each.
+///
+/// The handler is `void(job<T>&)` or `R(job<T>&)` (R stored as JSON, job::return_value()). It
+/// runs on the worker's threads, concurrently when concurrency > 1. A handler that throws fails
+/// the attempt (reason and a trace entry stored); while attempts remain the job goes back with
+/// its backoff; unrecoverable_error fails it at once. A job whose data does not decode into T
+/// fails at once with a reason saying so; the worker goes on.
+///
+/// Threads and connections. A handler thread that finished a job records it itself: it sends
+/// the outcomes of every thread that finished meanwhile and asks for as many jobs as there are
+/// idle threads, in one script round trip on the worker's connection (client::dedicated()); the
+/// other threads wait, then take the jobs it brought. So at concurrency 1 a job costs one round
+/// trip and no thread hand-off, and under load outcomes travel in batches. While the round trip
+/// is in flight and no other thread runs a job, it polls for the reply before sleeping
+/// (worker_options::reply_spin). A keeper thread owns a second dedicated connection for the
+/// blocking BZPOPMIN of an idle worker, wakes a thread to fetch when the marker pops or a delayed
+/// job falls due, and through the client's pool renews the leases of held jobs (one script for
+/// all, every lease_renew_interval) and runs the stalled-job check (one script every
+/// stalled_interval, by one worker of the queue).
+///
+/// @code
+/// redkit::worker<welcome_mail> w(mails, [](redkit::job<welcome_mail>& j) { send(j.data()); });
+/// ...
+/// w.close(5s);  // stop taking jobs, wait for the running ones
+/// @endcode
+template <class T>
+class worker {
+public:
+    /// Validates the options (std::invalid_argument naming the field) and starts the threads. Never
+    /// throws for an unreachable Redis: the worker reports through on_error and retries.
+    template <class Handler>
+    worker(const queue<T>& q, Handler handler, worker_options<T> options = {});
+
+    /// close(options.close_timeout), then waits for the threads to end (a handler that never
+    /// returns blocks this destructor).
+    ~worker();
+
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    /// Stops taking jobs, wakes the idle worker at once (its BZPOPMIN is abandoned) and waits up
+    /// to `timeout` for the running jobs to finish and their outcomes to be recorded. Returns true
+    /// when they did. On timeout the worker stops renewing the leases of jobs still running (so
+    /// another worker recovers them once their lease expires) and returns false; outcomes of
+    /// handlers finishing later are still sent. From one of the worker's own threads (a handler or
+    /// callback) it only requests the close and returns false. Any thread; idempotent.
+    bool close(std::chrono::milliseconds timeout);
+    bool close() { return close(options_.close_timeout); }
+
+    /// Jobs leased by this worker and not yet recorded as finished.
+    std::size_t running() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return held_.size();
+    }
+
+    bool closing() const noexcept { return closing_->load(); }
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    struct outcome {
+        std::unique_ptr<job<T>> item;
+        detail::outcome_kind kind = detail::outcome_kind::completed;
+        std::string payload;
+        std::string trace;
+        long long retry_delay = 0;
+    };
+
+    struct move_result {
+        std::vector<long long> codes;
+        std::vector<std::unique_ptr<job<T>>> jobs;
+        long long now = 0;
+        long long next_delay = -1;
+    };
+
+    static const void*& current_worker() {
+        static thread_local const void* p = nullptr;
+        return p;
+    }
+
+    void handler_loop();
+    std::unique_ptr<job<T>> next(std::optional<outcome>& done);
+    void lead(std::unique_lock<std::mutex>& lock);
+    outcome run_one(std::unique_ptr<job<T>> j);
+    move_result exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm, bool alone);
+    void notify_outcomes(const move_result& r, std::vector<outcome>& sent);
+    void keeper_loop();
+    void renew();
+    void check_stalled();
+    void refresh_marker();
+    void start_block();
+    bool read_block(reply_view r);
+    void drop_block(bool look_again);
+    void report(const error& e) noexcept;
+    template <class F, class... A>
+    void call(const F& f, A&&... a) noexcept;
+
+    std::shared_ptr<detail::queue_core> core_;
+    std::function<std::string(job<T>&)> handler_;
+    worker_options<T> options_;
+    std::chrono::milliseconds renew_interval_;
+    std::string worker_id_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable jobs_cv_;            // handler threads: jobs ready, the connection free, closing
+    std::condition_variable done_cv_;            // close(): the keeper ended
+    std::deque<std::unique_ptr<job<T>>> ready_;  // leased, not started yet
+    std::vector<outcome> pending_;               // finished, not recorded yet
+    std::unordered_map<std::string, std::shared_ptr<detail::job_lease>> held_;  // leased, by stored id
+    std::size_t idle_ = 0;                                                      // handler threads waiting in next()
+    std::size_t live_ = 0;                                                      // handler threads alive
+    bool busy_ = false;                // an exchange is in flight on cmd_ (only its leader touches cmd_)
+    bool fetch_ = true;                // jobs may be ready
+    unsigned long long wake_gen_ = 0;  // bumped when the keeper learns jobs may be ready
+    bool rearm_ = true;                // a marker was (or may have been) popped for us: a full take resets it
+    bool blocking_ = false;            // the keeper has a BZPOPMIN pending
+    clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
+    unsigned long long seq_ = 0;
+    detail::reply_timing reply_timing_;  // the leader's
+    detail::backoff lead_backoff_{std::chrono::milliseconds(50), std::chrono::milliseconds(2000)};  // the leader's
+    bool abandoned_ = false;  // close() timed out: stop renewing
+    bool keeper_done_ = false;
+    // shared with the jobs' leases: job::closing() stays valid if a job outlives the worker
+    std::shared_ptr<std::atomic<bool>> closing_ = std::make_shared<std::atomic<bool>>(false);
+
+    std::optional<connection> cmd_;    // the leader's
+    std::optional<connection> block_;  // the keeper's
+    clock::time_point block_deadline_{};
+    bool block_pending_ = false;  // the keeper's view of blocking_
+
+    waker waker_;  // wakes the keeper
+    std::vector<std::thread> handlers_;
+    std::thread keeper_;
+};
+
+
+// ---- implementation ----
+
+template <class T>
+template <class Handler>
+worker<T>::worker(const queue<T>& q, Handler handler, worker_options<T> options)
+    : core_(q.core_), options_(std::move(options)) {
+    using R = std::invoke_result_t<Handler&, job<T>&>;
+    if constexpr (std::is_void_v<R>) {
+        handler_ = [h = std::move(handler)](job<T>& j) mutable {
+            h(j);
+            return std::string("null");
+        };
+    } else {
+        handler_ = [h = std::move(handler)](job<T>& j) mutable { return nlohmann::json(h(j)).dump(); };
+    }
+    const auto& o = options_;
+    if (o.concurrency < 1 || o.concurrency > 4096)
+        throw std::invalid_argument("redkit: worker_options.concurrency must be in [1, 4096]");
+    if (o.lease_duration.count() < 10)
+        throw std::invalid_argument("redkit: worker_options.lease_duration must be at least 10 ms");
+    if (o.lease_renew_interval.count() < 0 || o.lease_renew_interval >= o.lease_duration) {
+        throw std::invalid_argument("redkit: worker_options.lease_renew_interval must be in [0, lease_duration)");
+    }
+    if (o.stalled_interval.count() <= 0)
+        throw std::invalid_argument("redkit: worker_options.stalled_interval must be positive");
+    if (o.max_stalled_count < 0)
+        throw std::invalid_argument("redkit: worker_options.max_stalled_count must not be negative");
+    if (o.block_timeout.count() < 1 || o.block_timeout > std::chrono::hours(24)) {
+        throw std::invalid_argument("redkit: worker_options.block_timeout must be in [1 ms, 24 h]");
+    }
+    if (o.close_timeout.count() < 0)
+        throw std::invalid_argument("redkit: worker_options.close_timeout must not be negative");
+    if (o.reply_spin.count() < 0 || o.reply_spin > std::chrono::milliseconds(10))
+        throw std::invalid_argument("redkit: worker_options.reply_spin must be in [0, 10 ms]");
+    renew_interval_ = o.lease_renew_interval.count() > 0 ? o.lease_renew_interval : o.lease_duration / 2;
+
+    worker_id_ = detail::random_hex(8);
+
+    handlers_.reserve(o.concurrency);
+    live_ = o.concurrency;
+    try {
+        for (std::size_t i = 0; i < o.concurrency; ++i) handlers_.emplace_back([this] { handler_loop(); });
+        keeper_ = std::thread([this] { keeper_loop(); });
+    } catch (...) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            *closing_ = true;
+            live_ -= o.concurrency - handlers_.size();
+        }
+        jobs_cv_.notify_all();
+        for (auto& t : handlers_) t.join();
+        throw;
+    }
+}
+
+template <class T>
+worker<T>::~worker() {
+    close(options_.close_timeout);
+    for (auto& t : handlers_) {
+        if (t.joinable()) t.join();
+    }
+    if (keeper_.joinable()) keeper_.join();
+}
+
+template <class T>
+bool worker<T>::close(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    *closing_ = true;
+    jobs_cv_.notify_all();
+    waker_.notify();
+    if (current_worker() == this) return false;
+    if (done_cv_.wait_for(lock, timeout, [&] { return keeper_done_; })) return true;
+    abandoned_ = true;
+    jobs_cv_.notify_all();
+    waker_.notify();
+    return false;
+}
+
+template <class T>
+void worker<T>::report(const error& e) noexcept {
+    detail::report_to(options_.on_error, core_->redis, e);
+}
+
+template <class T>
+template <class F, class... A>
+void worker<T>::call(const F& f, A&&... a) noexcept {
+    if (!f) return;
+    try {
+        f(std::forward<A>(a)...);
+    } catch (...) {
+        // documented: callbacks must not throw
+    }
+}
+
+template <class T>
+void worker<T>::handler_loop() {
+    current_worker() = this;
+    std::optional<outcome> done;
+    for (;;) {
+        std::unique_ptr<job<T>> j = next(done);
+        if (!j) return;
+        done = run_one(std::move(j));
+    }
+}
+
+// Hands in the previous outcome (if any) and returns the next job, or nullptr once the worker
+// is closing and nothing of this worker is left to record.
+template <class T>
+std::unique_ptr<job<T>> worker<T>::next(std::optional<outcome>& done) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (done) {
+        pending_.push_back(std::move(*done));
+        done.reset();
+    }
+    ++idle_;
+    for (;;) {
+        if (!ready_.empty()) {
+            std::unique_ptr<job<T>> j = std::move(ready_.front());
+            ready_.pop_front();
+            --idle_;
+            return j;
+        }
+        const bool closing = *closing_;
+        if (!busy_ && (!pending_.empty() || (fetch_ && !closing))) {
+            lead(lock);
+            continue;
+        }
+        if (closing && !busy_ && pending_.empty()) {
+            --idle_;
+            if (--live_ == 0) waker_.notify();
+            return nullptr;
+        }
+        jobs_cv_.wait(lock);
+    }
+}
+
+// One exchange: the pending outcomes out, jobs for the idle threads in. Called with the lock
+// held and busy_ false; returns with the lock held.
+template <class T>
+void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
+    busy_ = true;
+    const unsigned long long gen = wake_gen_;
+    std::vector<outcome> sending = std::move(pending_);
+    pending_.clear();
+    const std::size_t want = *closing_ ? 0 : idle_;  // ready_ is empty: every idle thread needs a job
+    const bool rearm = rearm_ && want > 0;
+    if (rearm) rearm_ = false;
+    const bool alone = idle_ == live_;  // no other thread is running a job (and needs the CPU)
+    lock.unlock();
+    move_result r;
+    bool ok = false;
+    try {
+        r = exchange(sending, want, rearm, alone);
+        ok = true;
+    } catch (const error& e) {
+        report(e);
+    } catch (const std::exception& e) {
+        report(error(errc::invalid_state, core_->what() + e.what()));
+    }
+    lock.lock();
+    if (!ok) {
+        rearm_ = rearm_ || rearm;
+        if (!abandoned_) {
+            // the outcomes go again (the script recognises a resend); back off holding busy_
+            for (auto& o : pending_) sending.push_back(std::move(o));
+            pending_ = std::move(sending);
+            // cut short by close() once (then outcomes are retried until close gives up)
+            const bool was_closing = *closing_;
+            jobs_cv_.wait_for(lock, lead_backoff_.next(), [&] { return abandoned_ || (*closing_ && !was_closing); });
+        }
+        busy_ = false;
+        jobs_cv_.notify_all();  // rare: let any thread try (or leave, when closing)
+        return;
+    }
+    lead_backoff_.reset();
+    busy_ = false;
+    for (auto& j : r.jobs) {
+        held_[j->record().id] = j->lease();
+        ready_.push_back(std::move(j));
+    }
+    for (const auto& o : sending) {
+        // only this lease: the job may have been recovered and leased to this worker again
+        const auto it = held_.find(o.item->record().id);
+        if (it != held_.end() && it->second->lease == o.item->record().lease) held_.erase(it);
+    }
+    if (want > 0) {
+        // a marker the keeper popped while this exchange ran may announce jobs it did not see
+        fetch_ = r.jobs.size() == want || wake_gen_ != gen;
+        bool wake_keeper = !fetch_ && !blocking_;  // nothing left: the keeper blocks on the server
+        if (!fetch_ && r.next_delay >= 0) {
+            const auto at = clock::now() + std::chrono::milliseconds(r.next_delay);
+            if (at < delayed_at_) {
+                delayed_at_ = at;
+                wake_keeper = true;
+            }
+        }
+        if (wake_keeper) waker_.notify();
+    }
+    // wake the others when there is something for them: jobs (one wake-up for all is cheaper
+    // than a chain of single ones), outcomes to send, a fetch to lead, or (closing) the end of
+    // this exchange they wait for to leave
+    const bool wake = !ready_.empty() || !pending_.empty() || *closing_ || (fetch_ && idle_ > 1);
+    if (wake || !sending.empty()) {
+        lock.unlock();  // notify unlocked: the woken threads need the mutex at once
+        if (wake) jobs_cv_.notify_all();
+        if (!sending.empty()) notify_outcomes(r, sending);
+        lock.lock();
+    }
+}
+
+template <class T>
+typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
+    outcome o;
+    j->decode_data();
+    const auto attempt = [&] { return "attempt " + std::to_string(j->attempts_made() + 1) + ": "; };
+    if (!j->has_data()) {
+        o.kind = detail::outcome_kind::failed_for_good;
+        o.payload = j->decode_error();
+        o.trace = attempt() + o.payload;
+    } else {
+        try {
+            o.payload = handler_(*j);
+            o.kind = detail::outcome_kind::completed;
+        } catch (const unrecoverable_error& e) {
+            o.kind = detail::outcome_kind::failed_for_good;
+            o.payload = e.what();
+            o.trace = attempt() + detail::describe_exception(e);
+        } catch (const std::exception& e) {
+            o.kind = detail::outcome_kind::failed;
+            o.payload = e.what();
+            o.trace = attempt() + detail::describe_exception(e);
+        } catch (...) {
+            o.kind = detail::outcome_kind::failed;
+            o.payload = "exception of unknown type";
+            o.trace = attempt() + o.payload;
+        }
+        if (o.kind == detail::outcome_kind::failed) {
+            static thread_local std::minstd_rand rng(std::random_device{}());
+            const double r = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+            const backoff_policy b{static_cast<backoff_policy::kind>(j->record().backoff_kind),
+                                   std::chrono::milliseconds(j->record().backoff_ms),
+                                   static_cast<double>(j->record().jitter_permille) / 1000.0};
+            o.retry_delay = b.delay_before(j->attempts_made() + 1, r).count();
+        }
+    }
+    o.item = std::move(j);
+    return o;
+}
+
+template <class T>
+typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm,
+                                                    bool alone) {
+    // only the leader (busy_) gets here, so cmd_ and seq_ are its own
+    if (!cmd_ || cmd_->broken()) {
+        cmd_.reset();
+        cmd_.emplace(core_->redis.dedicated());
+    }
+    const std::string token = worker_id_ + "-" + std::to_string(++seq_);
+    std::vector<std::string> args;
+    args.reserve(5 + sending.size() * 10);
+    args.push_back(core_->job_prefix);
+    args.push_back(token);
+    args.push_back(std::to_string(options_.lease_duration.count()));
+    args.push_back(std::to_string(want));
+    args.emplace_back(rearm ? "1" : "0");
+    args.push_back(std::to_string(sending.size()));
+    for (const auto& o : sending) {
+        const auto& rec = o.item->record();
+        args.push_back(rec.id);
+        args.push_back(rec.lease);
+        args.emplace_back(1, static_cast<char>(o.kind));
+        args.push_back(o.payload);
+        args.push_back(o.trace);
+        args.push_back(std::to_string(o.retry_delay));
+        args.push_back(std::to_string(rec.attempts_made + 1));
+        const bool done = o.kind == detail::outcome_kind::completed;
+        const long long keep_n = done ? rec.keep_completed_count : rec.keep_failed_count;
+        const long long keep_age = done ? rec.keep_completed_age : rec.keep_failed_age;
+        args.push_back(keep_n >= 0 ? std::to_string(keep_n) : std::string());
+        args.push_back(keep_age > 0 ? std::to_string(keep_age) : std::string());
+        args.push_back(std::to_string(rec.processed));
+    }
+    const bool poll = alone && options_.reply_spin.count() > 0 && reply_timing_.poll_next(seq_);
+    cmd_->set_read_spin(poll ? options_.reply_spin : std::chrono::microseconds(0));
+    const auto sent = clock::now();
+    detail::move_reply m =
+        cmd_->eval<detail::move_reply>(detail::queue_script<detail::queue_lua::move>(), core_->keys, args);
+    reply_timing_.record(poll, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent));
+    move_result out;
+    out.codes = std::move(m.codes);
+    out.now = m.now;
+    out.next_delay = m.next_delay;
+    out.jobs.reserve(m.jobs.size());
+    const std::string lease_text = std::to_string(out.now) + "|" + token;
+    for (detail::job_record& rec : m.jobs) {
+        rec.lease = lease_text;
+        rec.state = 'a';
+        rec.processed = out.now;
+        auto lease = std::make_shared<detail::job_lease>();
+        lease->core = core_;
+        lease->lease = lease_text;
+        lease->closing = closing_;
+        out.jobs.push_back(std::unique_ptr<job<T>>(new job<T>(std::move(rec), std::move(lease), false)));
+    }
+    return out;
+}
+
+template <class T>
+void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent) {
+    for (std::size_t i = 0; i < sent.size() && i < r.codes.size(); ++i) {
+        outcome& o = sent[i];
+        job<T>& j = *o.item;
+        auto& rec = j.record();
+        const auto code = static_cast<detail::move_code>(r.codes[i]);
+        if (code == detail::move_code::lease_lost) {
+            report(error(errc::invalid_state,
+                         core_->what() + "job " + j.id() +
+                             ": lease lost (the job was recovered as stalled, or removed); its outcome was discarded"));
+            continue;
+        }
+        ++rec.attempts_made;
+        if (code == detail::move_code::completed) {
+            rec.state = 'c';
+            rec.finished = r.now;
+            rec.return_value = std::move(o.payload);
+            call(options_.on_completed, static_cast<const job<T>&>(j));
+            continue;
+        }
+        rec.failed_reason = o.payload;
+        job_failure f;
+        f.reason = std::move(o.payload);
+        f.will_retry = code == detail::move_code::retry_delayed || code == detail::move_code::retry_now;
+        f.retry_in = std::chrono::milliseconds(code == detail::move_code::retry_delayed ? o.retry_delay : 0);
+        rec.state = code == detail::move_code::retry_delayed ? 'd'
+                    : code == detail::move_code::retry_now   ? (rec.priority > 0 ? 'p' : 'w')
+                                                             : 'f';
+        if (code == detail::move_code::failed) rec.finished = r.now;
+        call(options_.on_failed, static_cast<const job<T>&>(j), f);
+    }
+}
+
+template <class T>
+void worker<T>::renew() {
+    std::vector<std::string> args{core_->job_prefix, std::to_string(options_.lease_duration.count())};
+    std::vector<std::shared_ptr<detail::job_lease>> leases;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        args.reserve(2 + held_.size() * 2);
+        for (const auto& [id, lease] : held_) {
+            if (lease->lost) continue;
+            args.push_back(id);
+            args.push_back(lease->lease);
+            leases.push_back(lease);
+        }
+    }
+    if (leases.empty()) return;
+    const auto renewed = core_->redis.template eval<std::vector<long long>>(
+        idempotent, detail::queue_script<detail::queue_lua::renew>(), core_->keys, args);
+    for (std::size_t i = 0; i < renewed.size() && i < leases.size(); ++i) {
+        if (renewed[i] == 0) leases[i]->lost = true;
+    }
+}
+
+template <class T>
+void worker<T>::check_stalled() {
+    const std::vector<std::string> args{core_->job_prefix, std::to_string(options_.stalled_interval.count()),
+                                        std::to_string(options_.max_stalled_count), "1000"};
+    const auto r = core_->redis.template eval<std::vector<std::vector<std::string>>>(
+        idempotent, detail::queue_script<detail::queue_lua::stalled>(), core_->keys, args);
+    const stalled_jobs s = detail::parse_stalled(r);
+    if (!s.recovered.empty() || !s.failed.empty()) call(options_.on_stalled, s);
+}
+
+// Gives back a marker the keeper popped when no thread was idle to use it: an exchange with
+// want = 0 sets it again if jobs are ready.
+template <class T>
+void worker<T>::refresh_marker() {
+    const std::vector<std::string> args{core_->job_prefix, worker_id_ + "-refresh", "1", "0", "0", "0"};
+    (void)core_->redis.template eval<reply>(idempotent, detail::queue_script<detail::queue_lua::move>(), core_->keys,
+                                            args);
+}
+
+template <class T>
+void worker<T>::start_block() {
+    if (!block_ || block_->broken()) {
+        block_.reset();
+        block_.emplace(core_->redis.dedicated());
+        const auto grace = std::max(core_->redis.options().command_timeout, std::chrono::milliseconds(1000));
+        block_->set_timeout(options_.block_timeout + grace);
+    }
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(options_.block_timeout.count()) / 1000.0);
+    block_->send("BZPOPMIN", core_->key(detail::queue_key::marker), std::string_view(seconds));
+    block_deadline_ = clock::now() + options_.block_timeout +
+                      std::max(core_->redis.options().command_timeout, std::chrono::milliseconds(1000));
+    block_pending_ = true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocking_ = true;
+}
+
+// Forgets the blocking connection (a pending BZPOPMIN ends when the server sees it close).
+template <class T>
+void worker<T>::drop_block(bool look_again) {
+    block_.reset();
+    block_pending_ = false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocking_ = false;
+    if (look_again) {
+        fetch_ = true;
+        ++wake_gen_;
+        rearm_ = true;  // the BZPOPMIN may have popped the marker unseen
+        jobs_cv_.notify_one();
+    }
+}
+
+// Takes the BZPOPMIN reply; true when it popped the marker (false: it timed out).
+template <class T>
+bool worker<T>::read_block(reply_view r) {
+    block_pending_ = false;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        blocking_ = false;
+    }
+    if (r.is_error()) r.mismatch("BZPOPMIN");  // throws server_error naming the marker key
+    return !r.is_nil();
+}
+
+template <class T>
+void worker<T>::keeper_loop() {
+    current_worker() = this;
+    auto next_renew = clock::now() + renew_interval_;
+    auto next_stall = clock::now();
+    detail::backoff pause(std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
+    for (;;) {
+        bool closing = false, abandoned = false, block = false, holding = false;
+        auto delayed_at = clock::time_point::max();
+        const auto now = clock::now();
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            closing = *closing_;
+            abandoned = abandoned_;
+            if (closing && live_ == 0) break;
+            if (now >= delayed_at_) {
+                // a delayed job fell due: an idle thread fetches it (promoting it first)
+                delayed_at_ = clock::time_point::max();
+                fetch_ = true;
+                ++wake_gen_;
+                jobs_cv_.notify_one();
+            }
+            delayed_at = delayed_at_;
+            holding = !held_.empty();
+            block = !closing && !fetch_ && idle_ > 0 && !blocking_;
+        }
+        try {
+            if (closing && block_pending_) {
+                // abandon the BZPOPMIN (the server unblocks a closed client) and give back a
+                // marker it may have popped meanwhile
+                drop_block(false);
+                refresh_marker();
+            }
+            if (!abandoned && holding && now >= next_renew) {
+                renew();
+                next_renew = now + renew_interval_;
+            }
+            if (!closing && now >= next_stall) {
+                next_stall = now + options_.stalled_interval;
+                check_stalled();
+            }
+            if (block && !block_pending_) start_block();
+            pause.reset();
+        } catch (const std::exception& e) {
+            const auto* re = dynamic_cast<const error*>(&e);
+            report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
+            if (block_ && block_->broken()) drop_block(true);  // whatever happened meanwhile, look again
+            waker_.sleep_for(pause.next());                      // cut short by close
+            continue;
+        }
+
+        auto until = now + std::chrono::hours(1);
+        if (!abandoned && holding) until = std::min(until, next_renew);
+        if (!closing) until = std::min(until, next_stall);
+        until = std::min(until, delayed_at);
+        if (block_pending_) until = std::min(until, block_deadline_);
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()) +
+                          std::chrono::milliseconds(1);
+        try {
+            bool popped = false;
+            wait_status w = wait_status::timeout;
+            if (block_pending_) {
+                w = block_->wait_reply(waker_, left, [&](reply_view r) { popped = read_block(r); });
+            } else if (waker_.sleep_for(left)) {
+                w = wait_status::woken;
+            }
+            if (w == wait_status::reply) {
+                const bool marker = popped;
+                bool give_back = false;
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    fetch_ = true;  // a marker, or a block timeout: look (this also catches what others missed)
+                    ++wake_gen_;
+                    if (idle_ > 0) {
+                        rearm_ = rearm_ || marker;
+                        jobs_cv_.notify_one();
+                    } else {
+                        give_back = marker;
+                    }
+                }
+                if (give_back) refresh_marker();
+            } else if (block_pending_ && clock::now() >= block_deadline_) {
+                drop_block(true);
+                throw error(errc::timeout, core_->what() + "BZPOPMIN got no reply within its timeout; reconnecting");
+            }
+        } catch (const std::exception& e) {
+            const auto* re = dynamic_cast<const error*>(&e);
+            report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
+            drop_block(true);
+            waker_.sleep_for(pause.next());
+        }
+    }
+    drop_block(false);
+    std::lock_guard<std::mutex> lock(mutex_);
+    keeper_done_ = true;
+    done_cv_.notify_all();
+}
+
+}  // namespace v0
+}  // namespace redkit
