@@ -23,8 +23,8 @@ struct impl_run {
 
 struct workload {
     std::string name;
-    long long ops;                 // operations per repetition
-    std::vector<impl_run> impls;   // the first is the baseline the others are compared with
+    long long ops;                           // operations per repetition
+    std::vector<impl_run> impls;             // the first is the baseline the others are compared with
     std::function<void()> before_each = {};  // optional: reset state before every timed repetition (untimed)
     /// Non-empty when the baseline does less work than redkit (no equivalent in raw hiredis): the
     /// ratio is then informative only, and the note says what the baseline is.
@@ -32,12 +32,12 @@ struct workload {
 };
 
 struct context {
-    redkit::client_options base;   // options of the bench's redis-server
+    redkit::client_options base;  // options of the bench's redis-server
     std::string url;
     bool quick = false;
-    long long scale = 1;           // 1 in --quick, 10 in a full run
-    std::string fixtures_dir;      // product.json, order.json
-    bool own_server = false;       // true when the bench started the server (redis-benchmark may run)
+    long long scale = 1;       // 1 in --quick, 10 in a full run
+    std::string fixtures_dir;  // product.json, order.json
+    bool own_server = false;   // true when the bench started the server (redis-benchmark may run)
 };
 
 using adder = void (*)(context&, std::vector<workload>&);

@@ -9,9 +9,9 @@
 //                    baseline: GET -> nil, the same loader, dump() to JSON, SET key value PX ttl.
 //                    Every operation uses a fresh key; the keys of the previous repetition are
 //                    deleted before each one, untimed.
-#include "bench.hpp"
-
 #include <redkit/cache.hpp>
+
+#include "bench.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -88,8 +88,8 @@ struct cache_bench_state {
     std::unique_ptr<redkit::cache> cache;
     redisContext* raw = nullptr;
     product fixture;
-    long long generation = 0;       // miss keys: bench:cache:miss:<generation>:<i>
-    long long written = 0;          // keys the last miss run wrote
+    long long generation = 0;  // miss keys: bench:cache:miss:<generation>:<i>
+    long long written = 0;     // keys the last miss run wrote
     ~cache_bench_state() {
         if (raw) redisFree(raw);
     }
@@ -138,10 +138,13 @@ void add_cache(context& ctx, std::vector<workload>& out) {
     raw_set(st->raw, raw_key, nlohmann::json(st->fixture).dump());
     // Stored through get_or_set, so the entry carries a recompute time and the hit path runs the
     // XFetch check (the baseline reads the plain fixture bytes).
-    static_cast<void>(st->cache->get_or_set<product>(key, [st] { return st->fixture; }, std::chrono::hours(1)));
+    static_cast<void>(st->cache->get_or_set<product>(
+        key, [st] { return st->fixture; }, std::chrono::hours(1)));
 
-    out.push_back({"cache_hit", 2000 * ctx.scale,
-                   {{"hiredis", [st, raw_key](long long n) {
+    out.push_back({"cache_hit",
+                   2000 * ctx.scale,
+                   {{"hiredis",
+                     [st, raw_key](long long n) {
                          for (long long i = 0; i < n; ++i) {
                              const char* av[] = {"GET", raw_key.c_str()};
                              const size_t lens[] = {3, raw_key.size()};
@@ -164,14 +167,17 @@ void add_cache(context& ctx, std::vector<workload>& out) {
                      }},
                     {"redkit", [st, key](long long n) {
                          for (long long i = 0; i < n; ++i) {
-                             const product p = st->cache->get_or_set<product>(key, [st] { return st->fixture; }, std::chrono::hours(1));
+                             const product p = st->cache->get_or_set<product>(
+                                 key, [st] { return st->fixture; }, std::chrono::hours(1));
                              sink = sink + p.description.size();
                          }
                      }}}});
 
     const std::chrono::milliseconds ttl(60'000);
-    out.push_back({"cache_miss_fill", 1000 * ctx.scale,
-                   {{"hiredis", [st, ttl](long long n) {
+    out.push_back({"cache_miss_fill",
+                   1000 * ctx.scale,
+                   {{"hiredis",
+                     [st, ttl](long long n) {
                          const std::string px = std::to_string(ttl.count());
                          for (long long i = 0; i < n; ++i) {
                              const std::string k = miss_key(st->generation, i);
@@ -197,9 +203,11 @@ void add_cache(context& ctx, std::vector<workload>& out) {
                          }
                          st->written = n;
                      }},
-                    {"redkit", [st, ttl](long long n) {
+                    {"redkit",
+                     [st, ttl](long long n) {
                          for (long long i = 0; i < n; ++i) {
-                             const product p = st->cache->get_or_set<product>(miss_key(st->generation, i), [st] { return st->fixture; }, ttl);
+                             const product p = st->cache->get_or_set<product>(
+                                 miss_key(st->generation, i), [st] { return st->fixture; }, ttl);
                              sink = sink + p.description.size();
                          }
                          st->written = n;

@@ -38,24 +38,31 @@ void add_core(context& ctx, std::vector<workload>& out) {
         raw_set(st->raw, keys16.back(), value100);
     }
 
-    out.push_back({"get", 3000 * ctx.scale,
-                   {{"hiredis", [st, key](long long n) {
+    out.push_back({"get",
+                   3000 * ctx.scale,
+                   {{"hiredis",
+                     [st, key](long long n) {
                          for (long long i = 0; i < n; ++i) sink = sink + raw_get(st->raw, key).size();
                      }},
                     {"redkit", [st, key](long long n) {
-                         for (long long i = 0; i < n; ++i) sink = sink + st->one->command<std::string>("GET", key).size();
+                         for (long long i = 0; i < n; ++i)
+                             sink = sink + st->one->command<std::string>("GET", key).size();
                      }}}});
 
-    out.push_back({"set", 3000 * ctx.scale,
-                   {{"hiredis", [st, key, value100](long long n) {
+    out.push_back({"set",
+                   3000 * ctx.scale,
+                   {{"hiredis",
+                     [st, key, value100](long long n) {
                          for (long long i = 0; i < n; ++i) raw_set(st->raw, key, value100);
                      }},
                     {"redkit", [st, key, value100](long long n) {
                          for (long long i = 0; i < n; ++i) st->one->command<void>("SET", key, value100);
                      }}}});
 
-    out.push_back({"get_pipelined16", 16 * 300 * ctx.scale,
-                   {{"hiredis", [st, keys16](long long n) {
+    out.push_back({"get_pipelined16",
+                   16 * 300 * ctx.scale,
+                   {{"hiredis",
+                     [st, keys16](long long n) {
                          for (long long b = 0; b < n / 16; ++b) {
                              for (const auto& k : keys16) {
                                  const char* av[] = {"GET", k.c_str()};
@@ -64,7 +71,8 @@ void add_core(context& ctx, std::vector<workload>& out) {
                              }
                              for (std::size_t i = 0; i < keys16.size(); ++i) {
                                  void* r = nullptr;
-                                 if (redisGetReply(st->raw, &r) != REDIS_OK) throw std::runtime_error("raw pipeline failed");
+                                 if (redisGetReply(st->raw, &r) != REDIS_OK)
+                                     throw std::runtime_error("raw pipeline failed");
                                  auto* rr = static_cast<redisReply*>(r);
                                  std::string v(rr->str, rr->len);
                                  sink = sink + v.size();
@@ -91,8 +99,10 @@ void add_core(context& ctx, std::vector<workload>& out) {
         for (int t = 0; t < threads; ++t) ts.emplace_back(per_thread, t, n / threads);
         for (auto& t : ts) t.join();
     };
-    out.push_back({"get_threads50", 5000 * ctx.scale,
-                   {{"hiredis", [st, key, run_threads](long long n) {
+    out.push_back({"get_threads50",
+                   5000 * ctx.scale,
+                   {{"hiredis",
+                     [st, key, run_threads](long long n) {
                          run_threads(n, [&](int t, long long m) {
                              redisContext* c = st->raw50[static_cast<std::size_t>(t)];
                              for (long long i = 0; i < m; ++i) sink = sink + raw_get(c, key).size();

@@ -10,7 +10,6 @@
 //
 // Usage: redkit_bench [--quick] [--reps N] [--only WORKLOAD[,WORKLOAD...]]
 #include "bench.hpp"
-
 #include "support/redis_server.hpp"
 
 #include <algorithm>
@@ -125,8 +124,9 @@ double median(std::vector<double> v) {
 }
 
 void print_json(const result_row& row) {
-    std::printf("{\"workload\": \"%s\", \"impl\": \"%s\", \"ops_per_s\": %.0f, \"ops\": %lld, \"cpu_us_per_op\": %.3f}\n",
-                row.workload.c_str(), row.impl.c_str(), row.s.ops_per_s, row.s.ops, row.s.cpu_us_per_op);
+    std::printf(
+        "{\"workload\": \"%s\", \"impl\": \"%s\", \"ops_per_s\": %.0f, \"ops\": %lld, \"cpu_us_per_op\": %.3f}\n",
+        row.workload.c_str(), row.impl.c_str(), row.s.ops_per_s, row.s.ops, row.s.cpu_us_per_op);
     std::fflush(stdout);
 }
 
@@ -146,7 +146,9 @@ bool run_redis_benchmark(const context& ctx, long long ops, result_row& row) {
     const double child_cpu = cpu_seconds(RUSAGE_CHILDREN) - cpu0;
     const auto at = out.rfind("GET: ");
     if (at == std::string::npos) return false;
-    row = {"get_threads50", "redis-benchmark", {std::atof(out.c_str() + at + 5), child_cpu * 1e6 / static_cast<double>(ops), ops}};
+    row = {"get_threads50",
+           "redis-benchmark",
+           {std::atof(out.c_str() + at + 5), child_cpu * 1e6 / static_cast<double>(ops), ops}};
     return true;
 }
 
@@ -188,7 +190,8 @@ int main(int argc, char** argv) {
                   << " repetitions, median reported\n";
 
         auto regs = registry();
-        std::stable_sort(regs.begin(), regs.end(), [](const registration& a, const registration& b) { return a.order < b.order; });
+        std::stable_sort(regs.begin(), regs.end(),
+                         [](const registration& a, const registration& b) { return a.order < b.order; });
         std::vector<workload> workloads;
         for (const auto& r : regs) r.add(ctx, workloads);
 
@@ -222,7 +225,8 @@ int main(int argc, char** argv) {
         }
         workloads.clear();  // release connections before the server goes
 
-        std::printf("\n%-24s %-16s %12s %12s %10s %10s\n", "workload", "impl", "ops/s", "cpu us/op", "thr ratio", "cpu ratio");
+        std::printf("\n%-24s %-16s %12s %12s %10s %10s\n", "workload", "impl", "ops/s", "cpu us/op", "thr ratio",
+                    "cpu ratio");
         std::map<std::string, sample> baseline;
         double worst_thr = 1e9, worst_cpu = 0;
         std::string worst_thr_name, worst_cpu_name;

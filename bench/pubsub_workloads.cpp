@@ -3,9 +3,9 @@
 // decoded into a struct by the handler. Publishers pipeline PUBLISH in batches of 100; the
 // subscriber runs on its own connection and thread. Baseline: a raw hiredis subscriber thread
 // (SUBSCRIBE, redisGetReply loop, nlohmann decode) and a raw hiredis publisher.
-#include "bench.hpp"
-
 #include <redkit/pubsub.hpp>
+
+#include "bench.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -20,7 +20,8 @@ struct order {
     double total = 0;
     std::string currency, carrier, trackingNumber, updatedAt;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(order, orderId, customerId, status, total, currency, carrier, trackingNumber, updatedAt)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(order, orderId, customerId, status, total, currency, carrier, trackingNumber,
+                                   updatedAt)
 }  // namespace bench_order
 
 namespace redkit_bench {
@@ -46,7 +47,8 @@ struct counter {
     void wait() {
         std::unique_lock<std::mutex> lock(mutex);
         if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return count >= target; })) {
-            throw std::runtime_error("pubsub bench: messages lost (" + std::to_string(count) + "/" + std::to_string(target) + ")");
+            throw std::runtime_error("pubsub bench: messages lost (" + std::to_string(count) + "/" +
+                                     std::to_string(target) + ")");
         }
     }
 };
@@ -107,10 +109,13 @@ void add_pubsub(context& ctx, std::vector<workload>& out) {
         sink = sink + o.orderId.size();
         rk_state->rk_count.hit();
     });
-    if (!st->rk_sub->wait_subscribed(std::chrono::seconds(5))) throw std::runtime_error("pubsub bench: subscribe failed");
+    if (!st->rk_sub->wait_subscribed(std::chrono::seconds(5)))
+        throw std::runtime_error("pubsub bench: subscribe failed");
 
-    out.push_back({"pubsub", 2000 * ctx.scale,
-                   {{"hiredis", [st](long long n) {
+    out.push_back({"pubsub",
+                   2000 * ctx.scale,
+                   {{"hiredis",
+                     [st](long long n) {
                          st->raw_count.reset(n);
                          const std::string channel = "bench:pubsub:raw";
                          for (long long done = 0; done < n; done += batch) {
@@ -122,7 +127,8 @@ void add_pubsub(context& ctx, std::vector<workload>& out) {
                              }
                              for (long long i = 0; i < k; ++i) {
                                  void* r = nullptr;
-                                 if (redisGetReply(st->raw_pub, &r) != REDIS_OK) throw std::runtime_error("raw publish failed");
+                                 if (redisGetReply(st->raw_pub, &r) != REDIS_OK)
+                                     throw std::runtime_error("raw publish failed");
                                  freeReplyObject(r);
                              }
                          }

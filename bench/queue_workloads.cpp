@@ -19,17 +19,18 @@
 // Each repetition starts from a fresh queue filled (untimed, in before_each) with the jobs to
 // process; a processing repetition is timed from the worker's construction until every job was
 // reported completed (on_completed), close() included.
+#include <redkit/queue.hpp>
+
+#include "bench.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <redkit/queue.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "bench.hpp"
 
 namespace redkit_bench {
 namespace {
@@ -155,7 +156,8 @@ void add_queue(context& ctx, std::vector<workload>& out) {
                        st->q->obliterate(true);
                        check(raw_command(st->raw[0], {"DEL", st->wait_key, st->processing_key}));
                    },
-                   "baseline: LPUSH of the payload, pipelined 1000 per write (no job record, no id); target: bee-queue's ~65k jobs/s"});
+                   "baseline: LPUSH of the payload, pipelined 1000 per write (no job record, no id); target: "
+                   "bee-queue's ~65k jobs/s"});
 
     // Both implementations' queues are refilled before every repetition (untimed).
     const auto refill = [st, jobs] {
@@ -167,13 +169,15 @@ void add_queue(context& ctx, std::vector<workload>& out) {
                    {{"hiredis", [st](long long n) { raw_process(*st, n, 1); }},
                     {"redkit", [st](long long n) { redkit_process(*st, n, 1); }}},
                    refill,
-                   "baseline: LMOVE + LREM reliable-queue loop (no leases, retries or records); target: 3x BullMQ's ~3.5k jobs/s"});
-    out.push_back({"queue_process_c1_nospin",
-                   jobs,
-                   {{"hiredis", [st](long long n) { raw_process(*st, n, 1); }},
-                    {"redkit", [st](long long n) { redkit_process(*st, n, 1, std::chrono::microseconds(0)); }}},
-                   refill,
-                   "as queue_process_c1, with worker_options::reply_spin = 0: the worker sleeps in read() for every reply"});
+                   "baseline: LMOVE + LREM reliable-queue loop (no leases, retries or records); target: 3x BullMQ's "
+                   "~3.5k jobs/s"});
+    out.push_back(
+        {"queue_process_c1_nospin",
+         jobs,
+         {{"hiredis", [st](long long n) { raw_process(*st, n, 1); }},
+          {"redkit", [st](long long n) { redkit_process(*st, n, 1, std::chrono::microseconds(0)); }}},
+         refill,
+         "as queue_process_c1, with worker_options::reply_spin = 0: the worker sleeps in read() for every reply"});
     out.push_back({"queue_process_c16",
                    jobs,
                    {{"hiredis", [st](long long n) { raw_process(*st, n, 16); }},

@@ -6,9 +6,9 @@
 // which is the common one (a denied check runs the same script minus its writes). The token
 // bucket and GCRA refill at 1000 per second, slower than the checks arrive, so their state stays
 // in Redis between checks as it does under real load. The key is deleted before each repetition.
-#include "bench.hpp"
-
 #include <redkit/rate_limit.hpp>
+
+#include "bench.hpp"
 
 #include <chrono>
 #include <memory>
@@ -105,15 +105,20 @@ void add_rate_limit(context& ctx, std::vector<workload>& out) {
         const raw_limiter raw = make_raw(st->raw, s.source, s.limiter, s.param);
         const redkit::rate_limiter limiter = s.limiter;
         const std::string key = limiter.key(id);
-        if (!raw.hit(st->raw, id)) throw std::runtime_error(std::string(s.workload) + ": the baseline check was denied");
-        if (!limiter.hit(id).allowed) throw std::runtime_error(std::string(s.workload) + ": the redkit check was denied");
-        out.push_back({s.workload, 2000 * ctx.scale,
-                       {{"hiredis", [st, raw, id](long long n) {
+        if (!raw.hit(st->raw, id))
+            throw std::runtime_error(std::string(s.workload) + ": the baseline check was denied");
+        if (!limiter.hit(id).allowed)
+            throw std::runtime_error(std::string(s.workload) + ": the redkit check was denied");
+        out.push_back({s.workload,
+                       2000 * ctx.scale,
+                       {{"hiredis",
+                         [st, raw, id](long long n) {
                              for (long long i = 0; i < n; ++i) {
                                  if (!raw.hit(st->raw, id)) throw std::runtime_error("baseline check denied");
                              }
                          }},
-                        {"redkit", [limiter, id](long long n) {
+                        {"redkit",
+                         [limiter, id](long long n) {
                              for (long long i = 0; i < n; ++i) {
                                  const redkit::rate_limit_result r = limiter.hit(id);
                                  if (!r.allowed) throw std::runtime_error("redkit check denied");
@@ -121,7 +126,9 @@ void add_rate_limit(context& ctx, std::vector<workload>& out) {
                                         static_cast<std::size_t>(r.reset_after.count() & 1);
                              }
                          }}},
-                       [st, key] { freeReplyObject(raw_command(st->raw, {"DEL", key})); }});
+                       [st, key] {
+                           freeReplyObject(raw_command(st->raw, {"DEL", key}));
+                       }});
     }
 }
 

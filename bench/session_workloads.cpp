@@ -4,9 +4,9 @@
 // JSON data is decoded into a string map), next to a hand-written raw-hiredis baseline that does
 // the same work: SHA-256 of the token (the same function), the same key, EVALSHA of the same
 // script text with the same arguments, the ten reply fields read and the same nlohmann decode.
-#include "bench.hpp"
-
 #include <redkit/session.hpp>
+
+#include "bench.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -54,7 +54,8 @@ bool raw_get(const session_state& st, const std::string& token, raw_session& out
     const std::string bucket = token.substr(0, 2);
     const std::string key = "bench:session:{" + bucket + "}:" + hash;
     const std::string suffix = ":{" + bucket + "}:sessions";
-    const char* argv[] = {"EVALSHA", st.raw_sha.c_str(), "1", key.c_str(), "bench:user:", suffix.c_str(), hash.c_str(), "get"};
+    const char* argv[] = {"EVALSHA",     st.raw_sha.c_str(), "1",          key.c_str(),
+                          "bench:user:", suffix.c_str(),     hash.c_str(), "get"};
     const size_t lens[] = {7, st.raw_sha.size(), 1, key.size(), 11, suffix.size(), hash.size(), 3};
     auto* r = static_cast<redisReply*>(redisCommandArgv(st.raw, 8, argv, lens));
     if (!r) throw std::runtime_error("raw EVALSHA failed");
@@ -62,7 +63,8 @@ bool raw_get(const session_state& st, const std::string& token, raw_session& out
         freeReplyObject(r);
         return false;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 10 || std::string(r->element[0]->str, r->element[0]->len) != "ok") {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 10 ||
+        std::string(r->element[0]->str, r->element[0]->len) != "ok") {
         freeReplyObject(r);
         throw std::runtime_error("raw EVALSHA: unexpected reply");
     }
@@ -89,21 +91,30 @@ void add_session(context& ctx, std::vector<workload>& out) {
 
     // A typical session: who, where from, what for (about 300 bytes of JSON).
     const session_data data = {
-        {"device", "Firefox 128 on Linux x86_64"},     {"ip", "203.0.113.7"},
-        {"locale", "en-GB"},                           {"role", "customer"},
-        {"csrf", "q3VhZ9tB0m2f5XkR1cLw8yPnA4sJ6dHe"}, {"cart_id", "cart_8f14e45fceea167a5a36dedd4bea2543"},
-        {"mfa", "totp"},                               {"login_at", "2024-05-01T09:30:00Z"},
+        {"device", "Firefox 128 on Linux x86_64"},
+        {"ip", "203.0.113.7"},
+        {"locale", "en-GB"},
+        {"role", "customer"},
+        {"csrf", "q3VhZ9tB0m2f5XkR1cLw8yPnA4sJ6dHe"},
+        {"cart_id", "cart_8f14e45fceea167a5a36dedd4bea2543"},
+        {"mfa", "totp"},
+        {"login_at", "2024-05-01T09:30:00Z"},
     };
     st->token = st->store->create("user-1042", data);
 
-    redisReply* r = raw_command(st->raw, {"SCRIPT", "LOAD", redkit::detail::static_script<redkit::detail::session_scripts::prelude, redkit::detail::session_scripts::read>().source()});
+    redisReply* r = raw_command(st->raw, {"SCRIPT", "LOAD",
+                                          redkit::detail::static_script<redkit::detail::session_scripts::prelude,
+                                                                        redkit::detail::session_scripts::read>()
+                                              .source()});
     const bool loaded = r->type == REDIS_REPLY_STRING;
     if (loaded) st->raw_sha.assign(r->str, r->len);
     freeReplyObject(r);
     if (!loaded) throw std::runtime_error("raw SCRIPT LOAD failed");
 
-    out.push_back({"session_get", 3000 * ctx.scale,
-                   {{"hiredis", [st](long long n) {
+    out.push_back({"session_get",
+                   3000 * ctx.scale,
+                   {{"hiredis",
+                     [st](long long n) {
                          raw_session s;
                          for (long long i = 0; i < n; ++i) {
                              if (!raw_get(*st, st->token, s)) throw std::runtime_error("raw session vanished");

@@ -42,7 +42,8 @@ int main() try {
     const auto load_featured = [&] {  // the slow database query
         ++queries;
         std::this_thread::sleep_for(50ms);
-        return std::vector<product>{{"p1", "Ergonomic Chair", chair_price}, {"p2", "Standing Desk", 599.0}, {"p3", "Monitor Arm", 89.5}};
+        return std::vector<product>{
+            {"p1", "Ergonomic Chair", chair_price}, {"p2", "Standing Desk", 599.0}, {"p3", "Monitor Arm", 89.5}};
     };
     const std::string key = redkit::make_key("products", "featured");
     cache.invalidate(key);  // start from a cold cache
@@ -51,15 +52,16 @@ int main() try {
         const auto t0 = clock::now();
         const std::vector<product> featured = cache.get_or_set(key, load_featured, 10min);
         const auto ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
-        std::cout << std::fixed << std::setprecision(2) << label << ": " << featured.size() << " featured products in " << ms << " ms, chair at "
-                  << featured.front().price << " (database queries: " << queries << ")\n";
+        std::cout << std::fixed << std::setprecision(2) << label << ": " << featured.size() << " featured products in "
+                  << ms << " ms, chair at " << featured.front().price << " (database queries: " << queries << ")\n";
     };
 
     timed("first call (loaded from the database)");
     timed("second call (served from Redis)");
 
     const auto stored = redkit::default_client().command<std::string>("GET", cache.key(key));
-    std::cout << "stored at " << cache.key(key) << " as JSON: " << nlohmann::json::parse(stored).dump().substr(0, 48) << "...\n";
+    std::cout << "stored at " << cache.key(key) << " as JSON: " << nlohmann::json::parse(stored).dump().substr(0, 48)
+              << "...\n";
 
     chair_price = 299.0;  // a price change in the database...
     std::cout << "price changed, invalidated: " << std::boolalpha << cache.invalidate(key) << '\n';

@@ -12,11 +12,13 @@ int main() try {
     for (int i = 1; i <= 100; ++i) p.command("SET", keys.key("item", i), i * i);
     p.command("GET", keys.key("item", 12));
     const auto replies = p.exec();
-    std::cout << "pipeline: " << replies.size() << " replies in one round trip, item:12 = "
-              << replies.back().as<long long>() << '\n';
+    std::cout << "pipeline: " << replies.size()
+              << " replies in one round trip, item:12 = " << replies.back().as<long long>() << '\n';
 
     redkit::transaction tx(redis);
-    tx.command("INCRBY", keys.key("stock"), 10).command("DECRBY", keys.key("stock"), 3).command("GET", keys.key("stock"));
+    tx.command("INCRBY", keys.key("stock"), 10)
+        .command("DECRBY", keys.key("stock"), 3)
+        .command("GET", keys.key("stock"));
     const auto results = tx.exec();
     std::cout << "transaction: stock = " << results.at(2).as<long long>() << " (atomically)\n";
 

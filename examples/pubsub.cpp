@@ -49,7 +49,8 @@ int main() try {
     std::cout << "published to " << receivers << " subscription(s)\n";
     {
         std::unique_lock<std::mutex> lock(mutex);
-        if (!cv.wait_for(lock, 5s, [&] { return lines.size() >= 2; })) throw std::runtime_error("messages did not arrive");
+        if (!cv.wait_for(lock, 5s, [&] { return lines.size() >= 2; }))
+            throw std::runtime_error("messages did not arrive");
         for (const auto& line : lines) std::cout << line << '\n';
     }
 

@@ -3,11 +3,12 @@
 // fails (the SMTP server says "try again later"), the job comes back after an exponential
 // backoff, the second attempt succeeds. A failed-event handler logs the failure; adding the same
 // job id twice sends one mail.
+#include <redkit/queue.hpp>
+
 #include <chrono>
 #include <future>
 #include <iostream>
 #include <mutex>
-#include <redkit/queue.hpp>
 #include <stdexcept>
 #include <string>
 

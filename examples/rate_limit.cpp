@@ -2,8 +2,8 @@
 // Rate limiting: an HTTP-handler-shaped function that answers 429 with Retry-After and the
 // RateLimit headers, a per-IP fixed window (100 per minute, the 101st call gets 429), a GCRA
 // login limiter, weighted costs on a token bucket, and what happens when Redis is down.
-#include <redkit/redkit.hpp>
 #include <redkit/rate_limit.hpp>
+#include <redkit/redkit.hpp>
 
 #include <chrono>
 #include <iostream>
@@ -86,7 +86,8 @@ int main() try {
     down.max_retries = 0;
     down.connect_timeout = 200ms;
     down.on_error = [](const redkit::error& e) {
-        if (std::string(e.what()).find("rate_limiter") != std::string::npos) std::cout << "  on_error: " << e.what() << '\n';
+        if (std::string(e.what()).find("rate_limiter") != std::string::npos)
+            std::cout << "  on_error: " << e.what() << '\n';
     };
     redkit::client unreachable(down);
     redkit::rate_limit_options closed = options;

@@ -72,8 +72,9 @@ int main() try {
     redkit::client redis = redkit::default_client();
     redis.ping();
     std::cout << "redkit " << redkit::version << " storefront demo, Redis at "
-              << (redis.options().unix_socket.empty() ? redis.options().host + ":" + std::to_string(redis.options().port)
-                                                      : redis.options().unix_socket)
+              << (redis.options().unix_socket.empty()
+                      ? redis.options().host + ":" + std::to_string(redis.options().port)
+                      : redis.options().unix_socket)
               << '\n';
 
     // ---- 1. cache-aside -------------------------------------------------------------------
@@ -137,12 +138,15 @@ int main() try {
                   << s->data.at("device") << ")\n";
     }
     std::cout << "  devices signed in: " << sessions.list(user).size() << '\n';
-    for (const auto& k : keys_matching(redis, "user:" + user + ":*sessions")) std::cout << "  key: " << k << " (the user's index)\n";
+    for (const auto& k : keys_matching(redis, "user:" + user + ":*sessions"))
+        std::cout << "  key: " << k << " (the user's index)\n";
     const auto session_keys = keys_matching(redis, "session:*");
-    if (!session_keys.empty()) std::cout << "  key: " << session_keys.front() << " (a session, named by the token's hash)\n";
+    if (!session_keys.empty())
+        std::cout << "  key: " << session_keys.front() << " (a session, named by the token's hash)\n";
     const std::size_t revoked = sessions.revoke_all(user);
     std::cout << "  POST /logout-everywhere: " << revoked << " sessions revoked\n";
-    std::cout << "  GET /account with the old cookie: " << (sessions.get(cookie) ? "200 (still valid?!)" : "401, no session")
+    std::cout << "  GET /account with the old cookie: "
+              << (sessions.get(cookie) ? "200 (still valid?!)" : "401, no session")
               << "; phone: " << (sessions.get(phone) ? "200 (still valid?!)" : "401, no session") << '\n';
 
     // ---- 4. pub/sub -----------------------------------------------------------------------
@@ -157,10 +161,12 @@ int main() try {
         cv.notify_all();
     });
     if (!sub.wait_subscribed(5s)) throw std::runtime_error("subscription not confirmed");
-    const long long receivers = redkit::publisher(redis).publish("orders:updates", order_status{"ord_7f3a9c2e", "shipped"});
+    const long long receivers =
+        redkit::publisher(redis).publish("orders:updates", order_status{"ord_7f3a9c2e", "shipped"});
     {
         std::unique_lock<std::mutex> lock(mutex);
-        if (!cv.wait_for(lock, 5s, [&] { return !delivered.empty(); })) throw std::runtime_error("message not received");
+        if (!cv.wait_for(lock, 5s, [&] { return !delivered.empty(); }))
+            throw std::runtime_error("message not received");
     }
     std::cout << "  published to " << receivers << " subscriber; received: " << delivered.front()
               << " -> pushed to the customer's websocket\n";
@@ -184,7 +190,8 @@ int main() try {
     wopts.on_failed = [&](const redkit::job<welcome_mail>& j, const redkit::job_failure& f) {
         std::ostringstream line;
         line << std::fixed << std::setprecision(0) << "  failed event: attempt " << j.attempts_made() << " of "
-             << j.max_attempts() << ": " << f.reason << (f.will_retry ? ", retrying in " + std::to_string(f.retry_in.count()) + " ms" : "");
+             << j.max_attempts() << ": " << f.reason
+             << (f.will_retry ? ", retrying in " + std::to_string(f.retry_in.count()) + " ms" : "");
         std::lock_guard<std::mutex> lock(mutex);
         events.push_back(line.str());
     };
@@ -206,7 +213,8 @@ int main() try {
             events.push_back("  sent welcome e-mail to " + j.data().to);
         },
         wopts);
-    if (done.get_future().wait_for(10s) != std::future_status::ready) throw std::runtime_error("the job did not complete");
+    if (done.get_future().wait_for(10s) != std::future_status::ready)
+        throw std::runtime_error("the job did not complete");
     worker.close(5s);
     {
         std::lock_guard<std::mutex> lock(mutex);
@@ -219,7 +227,8 @@ int main() try {
     std::cout << "\nsummary\n"
               << "  cache:      " << stats.hits << " hit, " << stats.misses << " misses, " << stats.loader_calls
               << " database queries for 3 requests\n"
-              << "  rate limit: " << ok << " allowed, " << (limited.status == 429 ? 1 : 0) << " rejected with 429 for " << ip << '\n'
+              << "  rate limit: " << ok << " allowed, " << (limited.status == 429 ? 1 : 0) << " rejected with 429 for "
+              << ip << '\n'
               << "  sessions:   2 created, " << revoked << " revoked by logout everywhere\n"
               << "  pub/sub:    " << delivered.size() << " order update delivered\n"
               << "  queue:      " << counts.completed << " job completed, " << counts.failed << " failed\n";

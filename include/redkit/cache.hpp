@@ -182,8 +182,8 @@ private:
     detail::cache_outcome<V> lead_locked(const std::string& full, detail::cache_flight& f, const detail::cache_read& r,
                                          std::optional<V> current, Loader& loader, std::chrono::milliseconds ttl);
     template <class V, class Loader>
-    detail::cache_outcome<V> compute(const std::string& full, detail::cache_flight& f, Loader& loader, std::chrono::milliseconds ttl,
-                                     bool redis_ok, bool early);
+    detail::cache_outcome<V> compute(const std::string& full, detail::cache_flight& f, Loader& loader,
+                                     std::chrono::milliseconds ttl, bool redis_ok, bool early);
     template <class V, class Loader>
     std::optional<V> join(detail::cache_flight& f, std::string_view full, Loader& loader);
 
@@ -225,7 +225,8 @@ std::optional<V> cache::try_decode(std::string_view bytes, std::string_view full
 
 template <class V>
 std::optional<V> cache::usable(const detail::cache_read& r, std::string_view full) const {
-    if (r.kind == detail::cache_read_kind::fresh || r.kind == detail::cache_read_kind::early) return try_decode<V>(r.value(), full);
+    if (r.kind == detail::cache_read_kind::fresh || r.kind == detail::cache_read_kind::early)
+        return try_decode<V>(r.value(), full);
     if constexpr (detail::cache_optional<V>::value) {
         if (r.kind == detail::cache_read_kind::absent) return std::optional<V>(std::in_place);
     }
@@ -251,7 +252,8 @@ template <class T, class Loader>
 cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loader, std::chrono::milliseconds ttl) {
     using V = cache_result_t<T, Loader>;
     static_assert(!std::is_void_v<V> && !std::is_reference_v<V>, "redkit: cache: the cached type must be a value type");
-    static_assert(std::is_copy_constructible_v<V>, "redkit: cache: the cached type must be copyable (waiters get copies)");
+    static_assert(std::is_copy_constructible_v<V>,
+                  "redkit: cache: the cached type must be copyable (waiters get copies)");
     static_assert(std::is_convertible_v<std::invoke_result_t<Loader&>, V>,
                   "redkit: cache: the loader's result must convert to the cached type");
     using kind = detail::cache_read_kind;
@@ -351,9 +353,10 @@ V cache::lead(const std::string& full, const std::shared_ptr<detail::cache_fligh
     detail::cache_state& s = *state_;
     if (r.kind != kind::early) s.misses.fetch_add(1, std::memory_order_relaxed);
     try {
-        detail::cache_outcome<V> o = (s.options.lock && r.kind != kind::unavailable)
-                                         ? lead_locked<V>(full, *f, r, std::move(current), loader, ttl)
-                                         : compute<V>(full, *f, loader, ttl, r.kind != kind::unavailable, r.kind == kind::early);
+        detail::cache_outcome<V> o =
+            (s.options.lock && r.kind != kind::unavailable)
+                ? lead_locked<V>(full, *f, r, std::move(current), loader, ttl)
+                : compute<V>(full, *f, loader, ttl, r.kind != kind::unavailable, r.kind == kind::early);
         // Removed first, so nobody joins after the count is read: with no waiter, no copy.
         if (s.end_flight(full, f, true) > 0) publish(*f, o);
         return std::move(o.value);
@@ -365,8 +368,9 @@ V cache::lead(const std::string& full, const std::shared_ptr<detail::cache_fligh
 }
 
 template <class V, class Loader>
-detail::cache_outcome<V> cache::lead_locked(const std::string& full, detail::cache_flight& f, const detail::cache_read& r,
-                                            std::optional<V> current, Loader& loader, std::chrono::milliseconds ttl) {
+detail::cache_outcome<V> cache::lead_locked(const std::string& full, detail::cache_flight& f,
+                                            const detail::cache_read& r, std::optional<V> current, Loader& loader,
+                                            std::chrono::milliseconds ttl) {
     using kind = detail::cache_read_kind;
     detail::cache_state& s = *state_;
     const bool early = r.kind == kind::early;

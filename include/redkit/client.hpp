@@ -62,13 +62,14 @@ inline constexpr idempotent_t idempotent{};
 /// harmless.
 inline bool is_read_only(std::string_view name) noexcept {
     static constexpr std::string_view read_only[] = {
-        "GET",      "MGET",       "EXISTS",      "TTL",     "PTTL",      "TYPE",      "STRLEN",  "GETRANGE",
-        "HGET",     "HMGET",      "HGETALL",     "HEXISTS", "HLEN",      "HKEYS",     "HVALS",   "HSTRLEN",
-        "SCAN",     "SSCAN",      "HSCAN",       "ZSCAN",   "SMEMBERS",  "SISMEMBER", "SMISMEMBER", "SCARD",
-        "ZRANGE",   "ZRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYSCORE", "ZSCORE", "ZMSCORE", "ZCARD", "ZCOUNT",
-        "ZRANK",    "ZREVRANK",   "LRANGE",      "LLEN",    "LINDEX",    "LPOS",      "PING",    "ECHO",
-        "DBSIZE",   "INFO",       "TIME",        "XRANGE",  "XREVRANGE", "XLEN",      "EVAL_RO", "EVALSHA_RO",
-        "PEXPIRETIME", "EXPIRETIME", "BITCOUNT", "GETBIT",  "PFCOUNT",   "SRANDMEMBER", "HRANDFIELD", "ZRANDMEMBER",
+        "GET",        "MGET",       "EXISTS",    "TTL",     "PTTL",          "TYPE",       "STRLEN",
+        "GETRANGE",   "HGET",       "HMGET",     "HGETALL", "HEXISTS",       "HLEN",       "HKEYS",
+        "HVALS",      "HSTRLEN",    "SCAN",      "SSCAN",   "HSCAN",         "ZSCAN",      "SMEMBERS",
+        "SISMEMBER",  "SMISMEMBER", "SCARD",     "ZRANGE",  "ZRANGEBYSCORE", "ZREVRANGE",  "ZREVRANGEBYSCORE",
+        "ZSCORE",     "ZMSCORE",    "ZCARD",     "ZCOUNT",  "ZRANK",         "ZREVRANK",   "LRANGE",
+        "LLEN",       "LINDEX",     "LPOS",      "PING",    "ECHO",          "DBSIZE",     "INFO",
+        "TIME",       "XRANGE",     "XREVRANGE", "XLEN",    "EVAL_RO",       "EVALSHA_RO", "PEXPIRETIME",
+        "EXPIRETIME", "BITCOUNT",   "GETBIT",    "PFCOUNT", "SRANDMEMBER",   "HRANDFIELD", "ZRANDMEMBER",
     };
     if (name.size() > 16) return false;
     char upper[16];
@@ -242,9 +243,10 @@ private:
         index_ = 0;
         while (batch_.empty() && !finished_) {
             using scan_reply = std::pair<std::string, std::vector<std::string>>;
-            scan_reply r = type_.empty()
-                               ? client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_)
-                               : client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_, "TYPE", type_);
+            scan_reply r =
+                type_.empty()
+                    ? client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_)
+                    : client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_, "TYPE", type_);
             cursor_ = std::move(r.first);
             batch_ = std::move(r.second);
             if (cursor_ == "0") finished_ = true;
@@ -333,8 +335,8 @@ inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_
 
         error failure = detail::transport_error(st, a.command_name(), a.first_key());
         pool_->report(failure);
-        const bool safe = st.code != errc::timeout &&
-                          (!st.maybe_sent || idempotent_request || is_read_only(a.command_name()));
+        const bool safe =
+            st.code != errc::timeout && (!st.maybe_sent || idempotent_request || is_read_only(a.command_name()));
         if (!safe || attempt >= o.max_retries) throw failure;
         std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
     }

@@ -32,7 +32,9 @@ struct codec {
 
     /// Parses JSON into T; throws nlohmann::json::exception when the bytes are not JSON or do
     /// not fit T.
-    static T decode(std::string_view bytes) { return nlohmann::json::parse(bytes.begin(), bytes.end()).template get<T>(); }
+    static T decode(std::string_view bytes) {
+        return nlohmann::json::parse(bytes.begin(), bytes.end()).template get<T>();
+    }
 };
 
 /// Encodes with codec<T>.

@@ -58,8 +58,7 @@ public:
     /// Connects and replays the setup. Throws error(connect_failed) when the server cannot be
     /// reached, error(timeout) when the setup's replies do not come within command_timeout,
     /// server_error when AUTH/SELECT is refused (e.g. WRONGPASS).
-    explicit connection(const client_options& options)
-        : connection(std::make_shared<const client_options>(options)) {}
+    explicit connection(const client_options& options) : connection(std::make_shared<const client_options>(options)) {}
 
     explicit connection(std::shared_ptr<const client_options> options);
 
@@ -131,7 +130,7 @@ private:
     std::chrono::microseconds read_spin_{0};
     std::chrono::steady_clock::time_point last_used_{};
     std::unordered_set<std::string> loaded_scripts_;  // SHA1s loaded through this connection
-    std::string last_sent_;                            // "COMMAND key" of the last send, for messages
+    std::string last_sent_;                           // "COMMAND key" of the last send, for messages
 };
 
 namespace detail {
@@ -295,9 +294,9 @@ wait_status connection::wait_reply(waker& wake, std::chrono::milliseconds timeou
         if (auto st = transport_.take_buffered(r); !st.ok()) fail(st);
         if (r) {
             const auto space = last_sent_.find(' ');
-            const detail::origin from{std::string_view(last_sent_).substr(0, space),
-                                      space == std::string::npos ? std::string_view{}
-                                                                 : std::string_view(last_sent_).substr(space + 1)};
+            const detail::origin from{
+                std::string_view(last_sent_).substr(0, space),
+                space == std::string::npos ? std::string_view{} : std::string_view(last_sent_).substr(space + 1)};
             on_reply(detail::view_access::of(r.get(), from));
             return wait_status::reply;
         }

@@ -66,17 +66,14 @@ inline const std::error_category& error_category() noexcept {
     return category;
 }
 
-inline std::error_code make_error_code(errc e) noexcept {
-    return {static_cast<int>(e), error_category()};
-}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// Root of every exception redkit throws (besides std::invalid_argument for bad arguments and
 /// std::bad_alloc). what() reads like "redkit: GET user:42: timeout".
 class error : public std::system_error {
 public:
     error(errc code, const std::string& what)
-        : std::system_error(make_error_code(code), what),
-          what_(std::make_shared<const std::string>(what)) {}
+        : std::system_error(make_error_code(code), what), what_(std::make_shared<const std::string>(what)) {}
 
     /// The message exactly as built by redkit (system_error would append the category text).
     const char* what() const noexcept override { return what_->c_str(); }
@@ -87,8 +84,8 @@ public:
     /// True for failures of the transport (the connection is unusable afterwards).
     bool is_transport() const noexcept {
         const auto k = kind();
-        return k == errc::io_error || k == errc::timeout || k == errc::connection_closed ||
-               k == errc::protocol_error || k == errc::connect_failed;
+        return k == errc::io_error || k == errc::timeout || k == errc::connection_closed || k == errc::protocol_error ||
+               k == errc::connect_failed;
     }
 
 private:

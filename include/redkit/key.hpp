@@ -96,7 +96,8 @@ public:
         if (prefix_.find_first_of("{}") != std::string::npos) {
             throw std::invalid_argument("redkit: key prefix must not contain '{' or '}': '" + prefix_ + "'");
         }
-        if (!prefix_.empty() && (prefix_.front() == ':' || prefix_.back() == ':' || prefix_.find("::") != std::string::npos)) {
+        if (!prefix_.empty() &&
+            (prefix_.front() == ':' || prefix_.back() == ':' || prefix_.find("::") != std::string::npos)) {
             throw std::invalid_argument("redkit: key prefix has an empty part: '" + prefix_ + "'");
         }
     }
@@ -152,11 +153,15 @@ private:
     }
 
     template <class Part>
-    static void append_part(std::string& out, const Part& part, std::size_t index, bool& first, bool& tagged, bool glob) {
+    static void append_part(std::string& out, const Part& part, std::size_t index, bool& first, bool& tagged,
+                            bool glob) {
         using P = std::decay_t<Part>;
         if constexpr (std::is_same_v<P, hash_tag_t>) {
-            if (tagged) throw std::invalid_argument("redkit: a key may hold only one hash tag (part " + std::to_string(index) + ")");
-            if (part.value.empty()) throw std::invalid_argument("redkit: hash tag (part " + std::to_string(index) + ") is empty");
+            if (tagged)
+                throw std::invalid_argument("redkit: a key may hold only one hash tag (part " + std::to_string(index) +
+                                            ")");
+            if (part.value.empty())
+                throw std::invalid_argument("redkit: hash tag (part " + std::to_string(index) + ") is empty");
             tagged = true;
             separator(out, first);
             out += '{';

@@ -45,9 +45,9 @@ struct client_options {
     std::chrono::milliseconds pool_wait_timeout{2000};  ///< wait for a free connection, then throw
     bool lazy_connect = true;  ///< false: open one connection at construction (and throw if that fails)
 
-    int max_retries = 2;                             ///< extra attempts of a request that may be retried
-    std::chrono::milliseconds retry_backoff{25};     ///< first retry delay; doubles each time
-    std::chrono::milliseconds retry_backoff_max{500};///< cap of the doubling; jitter draws in [d/2, d]
+    int max_retries = 2;                               ///< extra attempts of a request that may be retried
+    std::chrono::milliseconds retry_backoff{25};       ///< first retry delay; doubles each time
+    std::chrono::milliseconds retry_backoff_max{500};  ///< cap of the doubling; jitter draws in [d/2, d]
 
     /// A pooled connection idle for at least this long is checked (a non-blocking poll) before it
     /// is reused, so one closed by the server while idle (its `timeout`, CLIENT KILL, a restart)

@@ -234,7 +234,8 @@ inline std::vector<reply> batch::run(std::string_view prefix, std::string_view s
 
     // each piece goes straight into the connection's output buffer: no joined copy
     transport& wire = connection_access::wire(*lease_);
-    for (const std::string_view piece : {std::string_view(preload_buffer_), prefix, std::string_view(buffer_), suffix}) {
+    for (const std::string_view piece :
+         {std::string_view(preload_buffer_), prefix, std::string_view(buffer_), suffix}) {
         if (!piece.empty()) wire.append_formatted(piece);
     }
     preload_buffer_.clear();

@@ -136,7 +136,9 @@ inline void lease::reset() noexcept {
 
 inline pool::pool(client_options options) : options_(std::make_shared<const client_options>(std::move(options))) {
     const client_options& o = *options_;
-    const auto bad = [](const char* what) { throw std::invalid_argument(std::string("redkit: client_options.") + what); };
+    const auto bad = [](const char* what) {
+        throw std::invalid_argument(std::string("redkit: client_options.") + what);
+    };
     if (o.pool_size == 0) bad("pool_size must be at least 1");
     if (o.max_retries < 0) bad("max_retries must not be negative");
     if (o.connect_timeout.count() <= 0) bad("connect_timeout must be positive");

@@ -58,7 +58,7 @@ struct message {
     std::string_view channel;
     std::string_view pattern;  ///< the pattern that matched, for pattern subscriptions; else empty
     std::string_view payload;
-    bool sharded = false;      ///< delivered through a shard channel (SSUBSCRIBE)
+    bool sharded = false;  ///< delivered through a shard channel (SSUBSCRIBE)
 };
 
 /// Publishes values as JSON (or raw bytes). Thread-safe; one round trip per call.
@@ -113,8 +113,8 @@ struct subscriber_options {
     /// PING this often while no traffic arrives; a connection that does not answer within another
     /// interval is treated as dead. 0 turns the health check off.
     std::chrono::milliseconds ping_interval{5000};
-    std::chrono::milliseconds reconnect_backoff{50};      ///< first delay; doubles per failed attempt
-    std::chrono::milliseconds reconnect_backoff_max{2000};///< cap; each delay is drawn in [d/2, d]
+    std::chrono::milliseconds reconnect_backoff{50};        ///< first delay; doubles per failed attempt
+    std::chrono::milliseconds reconnect_backoff_max{2000};  ///< cap; each delay is drawn in [d/2, d]
 };
 
 /// Receives messages on a connection and a thread of its own.
@@ -238,16 +238,15 @@ private:
     std::vector<op> pending_;
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> attention_{false};  // pending_ or resubscribe_pending_ need the thread's look
-    bool resubscribe_pending_ = false;  // a reconnect whose on_reconnect has not fired yet
+    bool resubscribe_pending_ = false;    // a reconnect whose on_reconnect has not fired yet
 
     std::atomic<std::uint64_t> reconnects_{0};
     std::atomic<std::uint64_t> delivered_{0};
-    std::string lookup_;  // subscriber thread only: reused key buffer for handler lookups
+    std::string lookup_;     // subscriber thread only: reused key buffer for handler lookups
     std::mutex join_mutex_;  // one stop() joins; the others wait for it, then find nothing to join
     std::thread thread_;
     std::thread::id thread_id_;  // set once in the constructor
 };
-
 
 // ---- implementation ----
 
@@ -400,7 +399,8 @@ inline bool subscriber::session(connection& conn) {
                 try {
                     options_.on_reconnect();
                 } catch (const std::exception& e) {
-                    report(error(errc::handler_failed, std::string("redkit: subscriber: on_reconnect threw: ") + e.what()));
+                    report(error(errc::handler_failed,
+                                 std::string("redkit: subscriber: on_reconnect threw: ") + e.what()));
                 } catch (...) {
                     report(error(errc::handler_failed, "redkit: subscriber: on_reconnect threw"));
                 }
@@ -474,7 +474,8 @@ inline void subscriber::deliver(kind k, std::string_view name, const message& m)
     } catch (const detail::undecodable_message& u) {
         report(u.failure);
     } catch (const std::exception& e) {
-        report(error(errc::handler_failed, "redkit: subscriber " + std::string(m.channel) + ": handler threw: " + e.what()));
+        report(error(errc::handler_failed,
+                     "redkit: subscriber " + std::string(m.channel) + ": handler threw: " + e.what()));
     } catch (...) {
         report(error(errc::handler_failed, "redkit: subscriber " + std::string(m.channel) + ": handler threw"));
     }

@@ -12,14 +12,13 @@
 // matter.
 // Keys: one key per identifier and limiter, `<key_space>:<name>:<algorithm>:{<identifier>}`
 // (default key space "rate_limit"; algorithm fixed|sliding|bucket|gcra, so switching a limiter's
-// algorithm in a rolling deploy never meets a key of the other layout). The identifier (an IP, a user id: untrusted) is escaped by the key-naming
-// rules and is the key's hash tag, so everything about one identifier lives in one Redis Cluster
-// slot. Every key carries a TTL: state never outlives its usefulness.
-// Denied requests: the fixed window charges them (its counter counts attempts, as INCRBY-first
-// must; a denial never extends the window); the sliding window, the token bucket and GCRA do not.
-// Failures: when Redis cannot answer, rate_limit_options::on_failure decides (fail open, fail
-// closed, or throw); the failure is reported to the client's error callback.
-// Thread safety: a rate_limiter is immutable; every member function may be called from any thread.
+// algorithm in a rolling deploy never meets a key of the other layout). The identifier (an IP, a user id: untrusted) is
+// escaped by the key-naming rules and is the key's hash tag, so everything about one identifier lives in one Redis
+// Cluster slot. Every key carries a TTL: state never outlives its usefulness. Denied requests: the fixed window charges
+// them (its counter counts attempts, as INCRBY-first must; a denial never extends the window); the sliding window, the
+// token bucket and GCRA do not. Failures: when Redis cannot answer, rate_limit_options::on_failure decides (fail open,
+// fail closed, or throw); the failure is reported to the client's error callback. Thread safety: a rate_limiter is
+// immutable; every member function may be called from any thread.
 #pragma once
 
 #include <redkit/client.hpp>
@@ -77,12 +76,12 @@ inline constexpr rate per_hour(long long n) noexcept { return {n, std::chrono::h
 /// milliseconds of the server's clock, so a request retried after retry_after is allowed (unless
 /// others spent the quota meanwhile).
 struct [[nodiscard]] rate_limit_result {
-    bool allowed = false;     ///< whether the request may proceed
-    long long limit = 0;      ///< the quota: limit (windows), capacity (token bucket), burst (GCRA)
-    long long remaining = 0;  ///< quota left after this hit (for a peek: left now)
+    bool allowed = false;                      ///< whether the request may proceed
+    long long limit = 0;                       ///< the quota: limit (windows), capacity (token bucket), burst (GCRA)
+    long long remaining = 0;                   ///< quota left after this hit (for a peek: left now)
     std::chrono::milliseconds reset_after{0};  ///< until the whole quota is available again
     std::chrono::milliseconds retry_after{0};  ///< 0 when allowed; else until this request would be
-    bool fallback = false;    ///< true when Redis could not answer and the failure policy decided
+    bool fallback = false;                     ///< true when Redis could not answer and the failure policy decided
 
     explicit operator bool() const noexcept { return allowed; }
 };
@@ -151,7 +150,8 @@ public:
     /// continuously. Denied hits are not charged. The emission interval is rounded up to whole us.
     /// Throws std::invalid_argument naming the field: burst < 1, sustained.count < 1,
     /// sustained.period < 1 ms, more than one request per microsecond, burst * interval above 2^50 us.
-    static rate_limiter gcra(client c, std::string name, rate sustained, long long burst, rate_limit_options options = {});
+    static rate_limiter gcra(client c, std::string name, rate sustained, long long burst,
+                             rate_limit_options options = {});
 
     /// Checks and charges `cost` units (weighted hits; 0 is a peek) for `identifier`.
     /// One EVALSHA (one round trip), atomic, thread-safe. The key's TTL: the window (fixed window,
@@ -160,11 +160,15 @@ public:
     /// Throws std::invalid_argument for an empty identifier, a negative cost or a cost above the
     /// limit/capacity/burst (it could never be allowed); redkit::error only with
     /// rate_limit_failure_policy::raise.
-    rate_limit_result hit(std::string_view identifier, long long cost = 1) const { return run(identifier, cost, false); }
+    rate_limit_result hit(std::string_view identifier, long long cost = 1) const {
+        return run(identifier, cost, false);
+    }
 
     /// What hit(identifier, cost) would answer now, without charging or writing anything;
     /// `remaining` is the quota left now. One EVALSHA (read only). Throws as hit().
-    rate_limit_result peek(std::string_view identifier, long long cost = 1) const { return run(identifier, cost, true); }
+    rate_limit_result peek(std::string_view identifier, long long cost = 1) const {
+        return run(identifier, cost, true);
+    }
 
     /// Forgets the identifier's state (the full quota is available again). One DEL. Returns
     /// whether there was state. Throws std::invalid_argument for an empty identifier and
@@ -245,13 +249,14 @@ constexpr bool has_field(rate_limit_headers set, rate_limit_headers field) noexc
 
 // Microseconds per unit of a rate, rounded up (never faster than asked).
 inline long long rate_interval_us(const char* what, const char* field, rate r) {
-    if (r.count < 1) rate_limit_invalid(what, std::string(field) + ".count must be at least 1, got " + std::to_string(r.count));
+    if (r.count < 1)
+        rate_limit_invalid(what, std::string(field) + ".count must be at least 1, got " + std::to_string(r.count));
     if (r.period.count() < 1) rate_limit_invalid(what, std::string(field) + ".period must be at least 1 ms");
     if (r.period.count() > rate_limit_max / 1000) rate_limit_invalid(what, std::string(field) + ".period is too long");
     const long long period_us = r.period.count() * 1000;
     if (r.count > period_us) {
-        rate_limit_invalid(what, std::string(field) + " is above one per microsecond (" + std::to_string(r.count) + " per " +
-                                     std::to_string(r.period.count()) + " ms)");
+        rate_limit_invalid(what, std::string(field) + " is above one per microsecond (" + std::to_string(r.count) +
+                                     " per " + std::to_string(r.period.count()) + " ms)");
     }
     return (period_us + r.count - 1) / r.count;
 }
@@ -333,7 +338,8 @@ inline rate_limiter rate_limiter::token_bucket(client c, std::string name, long 
         detail::rate_limit_invalid(what, "capacity * refill interval must not exceed 2^50 us");
     }
     const std::chrono::milliseconds full((capacity * interval + 999) / 1000);
-    return rate_limiter(std::move(c), algorithm::token_bucket, std::move(name), capacity, interval, full, std::move(options));
+    return rate_limiter(std::move(c), algorithm::token_bucket, std::move(name), capacity, interval, full,
+                        std::move(options));
 }
 
 inline rate_limiter rate_limiter::gcra(client c, std::string name, rate sustained, long long burst,
@@ -369,8 +375,8 @@ inline rate_limit_result rate_limiter::run(std::string_view identifier, long lon
     if (cost > limit_) {
         static constexpr const char* field[] = {"limit", "limit", "capacity", "burst"};
         const char* f = field[static_cast<int>(kind_)];
-        throw std::invalid_argument("redkit: rate_limiter " + name_ + ": cost " + std::to_string(cost) + " exceeds the " +
-                                    f + " " + std::to_string(limit_) + "; it could never be allowed");
+        throw std::invalid_argument("redkit: rate_limiter " + name_ + ": cost " + std::to_string(cost) +
+                                    " exceeds the " + f + " " + std::to_string(limit_) + "; it could never be allowed");
     }
     const std::string k = key(identifier);
     char cost_text[24];
@@ -396,8 +402,8 @@ inline rate_limit_result rate_limiter::run(std::string_view identifier, long lon
 
 inline rate_limit_result rate_limiter::fall_back(const error& e) const {
     const bool open = options_.on_failure == rate_limit_failure_policy::fail_open;
-    client_.report(error(e.kind(), "redkit: rate_limiter " + name_ + ": no decision from redis (" + e.what() +
-                                       "); " + (open ? "failing open: request allowed" : "failing closed: request denied")));
+    client_.report(error(e.kind(), "redkit: rate_limiter " + name_ + ": no decision from redis (" + e.what() + "); " +
+                                       (open ? "failing open: request allowed" : "failing closed: request denied")));
     rate_limit_result out;
     out.fallback = true;
     out.limit = limit_;
@@ -417,7 +423,8 @@ inline bool rate_limiter::reset(std::string_view identifier) const {
     return client_.command<long long>("DEL", key(identifier)) > 0;
 }
 
-inline std::vector<http_header> rate_limiter::headers(const rate_limit_result& result, rate_limit_headers fields) const {
+inline std::vector<http_header> rate_limiter::headers(const rate_limit_result& result,
+                                                      rate_limit_headers fields) const {
     std::vector<http_header> out;
     const std::string limit = std::to_string(result.limit);
     const std::string remaining = std::to_string(result.remaining);
@@ -437,8 +444,8 @@ inline std::vector<http_header> rate_limiter::headers(const rate_limit_result& r
         out.push_back({"RateLimit-Reset", reset});
     }
     if (detail::has_field(fields, rate_limit_headers::x_ratelimit)) {
-        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch());
+        const auto now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
         out.push_back({"X-RateLimit-Limit", limit});
         out.push_back({"X-RateLimit-Remaining", remaining});
         out.push_back({"X-RateLimit-Reset", detail::ceil_seconds(now_ms + result.reset_after)});

@@ -235,7 +235,8 @@ struct reply_traits<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_sa
         }
         if constexpr (!std::is_same_v<Int, long long>) {
             if (n < static_cast<long long>(std::numeric_limits<Int>::min()) ||
-                (n > 0 && static_cast<unsigned long long>(n) > static_cast<unsigned long long>(std::numeric_limits<Int>::max()))) {
+                (n > 0 && static_cast<unsigned long long>(n) >
+                              static_cast<unsigned long long>(std::numeric_limits<Int>::max()))) {
                 v.invalid("integer " + std::to_string(n) + " out of range");
             }
         }

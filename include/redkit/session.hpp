@@ -32,9 +32,9 @@
 
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
-#include <redkit/detail/scripts/session.hpp>
 #include <redkit/detail/hash.hpp>
 #include <redkit/detail/random.hpp>
+#include <redkit/detail/scripts/session.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/script.hpp>
@@ -70,13 +70,13 @@ struct session_options {
 /// A live session as stored. Carries no token: what list() returns can go to a page as it is.
 template <class T>
 struct session {
-    std::string id;       ///< public session id: stable across rotate, not a credential
-    std::string user_id;  ///< as given to create
-    T data{};             ///< the application's data
-    std::uint64_t version = 0;  ///< 1 at create, +1 per successful update
-    std::chrono::system_clock::time_point created;          ///< server clock
-    std::chrono::system_clock::time_point last_seen;        ///< last get/touch/update (server clock)
-    std::chrono::system_clock::time_point expires;          ///< min(last_seen + idle, absolute_expiry)
+    std::string id;                                   ///< public session id: stable across rotate, not a credential
+    std::string user_id;                              ///< as given to create
+    T data{};                                         ///< the application's data
+    std::uint64_t version = 0;                        ///< 1 at create, +1 per successful update
+    std::chrono::system_clock::time_point created;    ///< server clock
+    std::chrono::system_clock::time_point last_seen;  ///< last get/touch/update (server clock)
+    std::chrono::system_clock::time_point expires;    ///< min(last_seen + idle, absolute_expiry)
     std::chrono::system_clock::time_point absolute_expiry;  ///< created + absolute timeout
 };
 
@@ -292,12 +292,14 @@ session_store<T>::session_store(client redis, session_options options)
 
 template <class T>
 void session_store<T>::require_user(std::string_view user_id, const char* method) {
-    if (user_id.empty()) throw std::invalid_argument(std::string("redkit: session_store::") + method + ": user_id is empty");
+    if (user_id.empty())
+        throw std::invalid_argument(std::string("redkit: session_store::") + method + ": user_id is empty");
 }
 
 template <class T>
 void session_store<T>::corrupt(const std::string& key, std::string_view why) const {
-    redis_.report(error(errc::decode_error, "redkit: session " + key + ": corrupt stored session: " + std::string(why)));
+    redis_.report(
+        error(errc::decode_error, "redkit: session " + key + ": corrupt stored session: " + std::string(why)));
 }
 
 template <class T>
@@ -316,9 +318,8 @@ auto session_store<T>::parse(std::string_view token) const -> std::optional<toke
 
 // r[at .. at+7] = user, id, data, version, created, seen, expires, absolute.
 template <class T>
-auto session_store<T>::to_session(std::vector<std::string>& r, std::size_t at, long long now,
-                                  const std::string& key, std::string_view bucket, const T* written) const
-    -> std::optional<session_type> {
+auto session_store<T>::to_session(std::vector<std::string>& r, std::size_t at, long long now, const std::string& key,
+                                  std::string_view bucket, const T* written) const -> std::optional<session_type> {
     if (r.size() < at + 8) {
         corrupt(key, "short reply");
         return std::nullopt;
@@ -380,11 +381,12 @@ std::string session_store<T>::create(std::string_view user_id, const T& data) co
         std::string token = detail::make_session_token(bucket);
         const std::string hash = detail::sha256_hex(token);
         const auto r = redis_.eval<std::vector<std::string>>(
-            lua<detail::session_scripts::create>(), {session_key(bucket, hash), index}, hash,
-            user_id, id, json, options_.idle_timeout.count(), options_.absolute_timeout.count());
+            lua<detail::session_scripts::create>(), {session_key(bucket, hash), index}, hash, user_id, id, json,
+            options_.idle_timeout.count(), options_.absolute_timeout.count());
         if (!r.empty() && r[0] == "ok") return token;
     }
-    throw error(errc::invalid_state, "redkit: session_store::create: fresh tokens keep colliding; the OS CSPRNG is broken");
+    throw error(errc::invalid_state,
+                "redkit: session_store::create: fresh tokens keep colliding; the OS CSPRNG is broken");
 }
 
 template <class T>
@@ -392,8 +394,9 @@ auto session_store<T>::read(std::string_view token, const char* mode) const -> s
     const auto t = parse(token);
     if (!t) return std::nullopt;
     // Reading (and sliding the idle timeout) converges when repeated: safe to retry.
-    auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        idempotent, lua<detail::session_scripts::read>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, mode);
+    auto r =
+        redis_.eval<std::optional<std::vector<std::string>>>(idempotent, lua<detail::session_scripts::read>(), {t->key},
+                                                             index_prefix_, index_suffix(t->bucket), t->hash, mode);
     if (!r) return std::nullopt;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !detail::parse_ms((*r)[1], now)) {
@@ -407,8 +410,9 @@ template <class T>
 bool session_store<T>::touch(std::string_view token) const {
     const auto t = parse(token);
     if (!t) return false;
-    auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        idempotent, lua<detail::session_scripts::read>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash, "touch");
+    auto r =
+        redis_.eval<std::optional<std::vector<std::string>>>(idempotent, lua<detail::session_scripts::read>(), {t->key},
+                                                             index_prefix_, index_suffix(t->bucket), t->hash, "touch");
     if (!r) return false;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !detail::parse_ms((*r)[1], now)) {
@@ -424,9 +428,9 @@ update_result<T> session_store<T>::update(std::string_view token, const T& data,
     const std::string json = encode(data);
     const auto t = parse(token);
     if (!t) return {};
-    auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        lua<detail::session_scripts::update>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash,
-        expected_version, json);
+    auto r = redis_.eval<std::optional<std::vector<std::string>>>(lua<detail::session_scripts::update>(), {t->key},
+                                                                  index_prefix_, index_suffix(t->bucket), t->hash,
+                                                                  expected_version, json);
     if (!r) return {};
     long long now = 0;
     const bool updated = r->size() >= 2 && (*r)[0] == "ok";
@@ -482,8 +486,8 @@ template <class T>
 std::size_t session_store<T>::revoke_all(std::string_view user_id) const {
     require_user(user_id, "revoke_all");
     const std::string bucket = detail::session_bucket(user_id);
-    const long long n = redis_.eval<long long>(lua<detail::session_scripts::revoke_all>(),
-                                               {index_key(user_id, bucket)}, session_prefix(bucket));
+    const long long n = redis_.eval<long long>(lua<detail::session_scripts::revoke_all>(), {index_key(user_id, bucket)},
+                                               session_prefix(bucket));
     return static_cast<std::size_t>(std::max(0LL, n));
 }
 
@@ -527,15 +531,16 @@ std::optional<std::string> session_store<T>::rotate(std::string_view token) cons
         std::string fresh = detail::make_session_token(t->bucket);
         const std::string hash = detail::sha256_hex(fresh);
         const auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-            lua<detail::session_scripts::rotate>(), {t->key, session_key(t->bucket, hash)},
-            index_prefix_, index_suffix(t->bucket), t->hash, hash);
+            lua<detail::session_scripts::rotate>(), {t->key, session_key(t->bucket, hash)}, index_prefix_,
+            index_suffix(t->bucket), t->hash, hash);
         if (!r) return std::nullopt;
         if (!r->empty() && (*r)[0] == "ok") return fresh;
         if (!r->empty() && (*r)[0] == "taken") continue;
         corrupt(t->key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
         return std::nullopt;
     }
-    throw error(errc::invalid_state, "redkit: session_store::rotate: fresh tokens keep colliding; the OS CSPRNG is broken");
+    throw error(errc::invalid_state,
+                "redkit: session_store::rotate: fresh tokens keep colliding; the OS CSPRNG is broken");
 }
 
 }  // namespace v0

@@ -79,7 +79,8 @@ public:
 
     /// XADD of bytes as they are.
     std::string add_raw(std::string_view bytes) {
-        if (max_len_ > 0) return client_.command<std::string>("XADD", key_, "MAXLEN", "~", max_len_, "*", "data", bytes);
+        if (max_len_ > 0)
+            return client_.command<std::string>("XADD", key_, "MAXLEN", "~", max_len_, "*", "data", bytes);
         return client_.command<std::string>("XADD", key_, "*", "data", bytes);
     }
 
@@ -104,11 +105,11 @@ private:
 };
 
 struct stream_consumer_options {
-    std::size_t batch = 16;                        ///< entries per XREADGROUP / XAUTOCLAIM
-    std::chrono::milliseconds block{2000};         ///< XREADGROUP BLOCK
-    std::chrono::milliseconds claim_idle{30000};   ///< claim others' entries idle this long; 0 = never
-    std::string group_start = "0";                 ///< where a group created by the consumer starts
-    std::function<void(const error&)> on_error;    ///< default: the client's on_error
+    std::size_t batch = 16;                       ///< entries per XREADGROUP / XAUTOCLAIM
+    std::chrono::milliseconds block{2000};        ///< XREADGROUP BLOCK
+    std::chrono::milliseconds claim_idle{30000};  ///< claim others' entries idle this long; 0 = never
+    std::string group_start = "0";                ///< where a group created by the consumer starts
+    std::function<void(const error&)> on_error;   ///< default: the client's on_error
 };
 
 /// Consumes a stream as one member of a consumer group.
@@ -180,7 +181,8 @@ stream_consumer<T>::stream_consumer(client c, std::string key, std::string group
     if (name_.empty()) throw std::invalid_argument("redkit: stream_consumer: consumer name must not be empty");
     if (!handler_) throw std::invalid_argument("redkit: stream_consumer: handler must not be empty");
     if (options_.batch == 0) throw std::invalid_argument("redkit: stream_consumer_options.batch must be at least 1");
-    if (options_.block.count() <= 0) throw std::invalid_argument("redkit: stream_consumer_options.block must be positive");
+    if (options_.block.count() <= 0)
+        throw std::invalid_argument("redkit: stream_consumer_options.block must be positive");
     stream<T>(client_, key_).create_group(group_, options_.group_start);
 }
 
@@ -206,7 +208,8 @@ bool stream_consumer<T>::handle(const stream_entry& e) {
     try {
         handler_(*value, e);
     } catch (const std::exception& ex) {
-        report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw: " + ex.what()));
+        report(
+            error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw: " + ex.what()));
         return false;  // stays pending; claimed again after claim_idle
     } catch (...) {
         report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw"));
@@ -247,8 +250,8 @@ std::optional<reply> stream_consumer<T>::blocking_read() {
         blocking_ = std::make_unique<connection>(client_.dedicated());
     }
     try {
-        blocking_->send("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK",
-                        options_.block.count(), "STREAMS", key_, ">");
+        blocking_->send("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK", options_.block.count(),
+                        "STREAMS", key_, ">");
         const auto limit = options_.block + client_.options().command_timeout + std::chrono::milliseconds(1000);
         const auto deadline = std::chrono::steady_clock::now() + limit;
         for (;;) {
@@ -279,7 +282,8 @@ std::size_t stream_consumer<T>::poll_once() {
         if (options_.claim_idle.count() > 0) {
             const reply claimed = client_.command("XAUTOCLAIM", key_, group_, name_, options_.claim_idle.count(),
                                                   claim_cursor_, "COUNT", options_.batch);
-            if (claimed.is_error()) throw server_error(claimed.text(), "redkit: XAUTOCLAIM " + key_ + ": " + claimed.text());
+            if (claimed.is_error())
+                throw server_error(claimed.text(), "redkit: XAUTOCLAIM " + key_ + ": " + claimed.text());
             if (claimed.is_array() && claimed.size() >= 2) {
                 claim_cursor_ = claimed[0].text();
                 handled += handle_all(claimed[1]);

@@ -10,7 +10,6 @@
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -89,7 +88,8 @@ std::string with_meta(const std::string& json, long long expiry_ms, long long de
 }
 
 long long now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 class Cache : public ::testing::Test {
@@ -107,7 +107,9 @@ protected:
         return redkit::client(o);
     }
 
-    std::optional<std::string> raw(const std::string& key) { return admin.command<std::optional<std::string>>("GET", key); }
+    std::optional<std::string> raw(const std::string& key) {
+        return admin.command<std::optional<std::string>>("GET", key);
+    }
 
     redkit::client admin{redkit::client_options{}};
 };
@@ -144,7 +146,8 @@ TEST_F(Cache, HitPathSendsExactlyOneCommand) {
     cache.set("product:7", chair(7), 60s);
     c.ping();  // the pooled connection exists; no setup commands below
     admin.command<void>("CONFIG", "RESETSTAT");
-    const product p = cache.get_or_set<product>("product:7", [] { return chair(0, "never"); }, 60s);
+    const product p = cache.get_or_set<product>(
+        "product:7", [] { return chair(0, "never"); }, 60s);
     EXPECT_EQ(p, chair(7));
     std::map<std::string, long long> calls = redkit_test::command_stats(admin);
     for (auto it = calls.begin(); it != calls.end();) {  // drop the admin's own CONFIG and INFO
@@ -156,7 +159,8 @@ TEST_F(Cache, HitPathSendsExactlyOneCommand) {
 
 TEST_F(Cache, StoredBytesArePlainJsonForOtherServices) {
     redkit::cache cache(client());
-    static_cast<void>(cache.get_or_set<product>("product:1", [] { return chair(1); }, 60s));
+    static_cast<void>(cache.get_or_set<product>(
+        "product:1", [] { return chair(1); }, 60s));
     const std::string bytes = *raw("product:1");
     const std::string compact = nlohmann::json(chair(1)).dump();
     // A JSON parser reads exactly the value; the metadata is JSON whitespace after it.
@@ -171,9 +175,11 @@ TEST_F(Cache, StoredBytesArePlainJsonForOtherServices) {
         ASSERT_GE(fd, 0);
         ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
         ::close(fd);
-        const std::string cmd = std::string("node -e 'const v = JSON.parse(require(\"fs\").readFileSync(process.argv[1], \"utf8\"));"
-                                            " process.stdout.write(JSON.stringify(v))' ") +
-                                path;
+        const std::string cmd =
+            std::string(
+                "node -e 'const v = JSON.parse(require(\"fs\").readFileSync(process.argv[1], \"utf8\"));"
+                " process.stdout.write(JSON.stringify(v))' ") +
+            path;
         std::string out;
         if (FILE* p = ::popen(cmd.c_str(), "r")) {
             char buf[512];
@@ -188,7 +194,9 @@ TEST_F(Cache, StoredBytesArePlainJsonForOtherServices) {
     // And what Node writes (JSON.stringify, no metadata) is a hit here.
     admin.command<void>("SET", "product:2", compact);
     int loads = 0;
-    EXPECT_EQ(cache.get_or_set<product>("product:2", [&] { return ++loads, chair(0, "db"); }, 60s), chair(1));
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:2", [&] { return ++loads, chair(0, "db"); }, 60s),
+              chair(1));
     EXPECT_EQ(loads, 0);
 }
 
@@ -197,7 +205,8 @@ TEST_F(Cache, WithoutMetadataTheBytesAreExactlyTheJson) {
     o.store_metadata = false;
     o.ttl_jitter = 0;
     redkit::cache cache(client(), o);
-    static_cast<void>(cache.get_or_set<product>("product:3", [] { return chair(3); }, 30s));
+    static_cast<void>(cache.get_or_set<product>(
+        "product:3", [] { return chair(3); }, 30s));
     EXPECT_EQ(*raw("product:3"), nlohmann::json(chair(3)).dump());
     EXPECT_LE(admin.command<long long>("PTTL", "product:3"), 30'000);
     EXPECT_EQ(cache.get<product>("product:3"), chair(3));
@@ -244,7 +253,8 @@ TEST_F(Cache, LoaderExceptionReachesEveryWaiterAndNothingIsCached) {
     };
     std::vector<std::future<void>> results;
     for (int i = 0; i < threads; ++i) {
-        results.push_back(std::async(std::launch::async, [&] { static_cast<void>(cache.get_or_set<product>("product:5", failing, 60s)); }));
+        results.push_back(std::async(std::launch::async,
+                                     [&] { static_cast<void>(cache.get_or_set<product>("product:5", failing, 60s)); }));
     }
     for (auto& r : results) {
         ASSERT_EQ(r.wait_for(20s), std::future_status::ready);
@@ -253,7 +263,9 @@ TEST_F(Cache, LoaderExceptionReachesEveryWaiterAndNothingIsCached) {
     EXPECT_EQ(loads.load(), 1);
     EXPECT_EQ(admin.command<long long>("EXISTS", "product:5"), 0);
     // The failed flight is gone: the next call loads again.
-    EXPECT_EQ(cache.get_or_set<product>("product:5", [] { return chair(5); }, 60s), chair(5));
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:5", [] { return chair(5); }, 60s),
+              chair(5));
 }
 
 TEST_F(Cache, TwoProcessesWithTheLockCallTheLoaderOnce) {
@@ -275,11 +287,14 @@ TEST_F(Cache, TwoProcessesWithTheLockCallTheLoaderOnce) {
                 o.lock = true;
                 o.lock_wait = 10s;
                 redkit::cache cache(c, o);
-                const auto value = cache.get_or_set<std::string>("report:daily", [&] {
-                    c.command<long long>("INCR", "report:daily:loads");  // counted by the server, across processes
-                    std::this_thread::sleep_for(300ms);                  // a slow recompute: the other process must wait
-                    return std::string("computed");
-                }, 60s);
+                const auto value = cache.get_or_set<std::string>(
+                    "report:daily",
+                    [&] {
+                        c.command<long long>("INCR", "report:daily:loads");  // counted by the server, across processes
+                        std::this_thread::sleep_for(300ms);  // a slow recompute: the other process must wait
+                        return std::string("computed");
+                    },
+                    60s);
                 code = value == "computed" ? 0 : 2;
             } catch (...) {
                 code = 3;
@@ -320,7 +335,9 @@ TEST_F(Cache, LockHeldElsewhereServesTheStaleValueAfterWaiting) {
     admin.command<void>("SET", "product:8:lock", "another-process", "PX", 5000);
     int loads = 0;
     const auto started = std::chrono::steady_clock::now();
-    EXPECT_EQ(cache.get_or_set<product>("product:8", [&] { return ++loads, chair(8); }, 60s), chair(8, "Old Chair"));
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:8", [&] { return ++loads, chair(8); }, 60s),
+              chair(8, "Old Chair"));
     EXPECT_GE(std::chrono::steady_clock::now() - started, 100ms);
     EXPECT_EQ(loads, 0);
     EXPECT_EQ(cache.stats().stale_serves, 1u);
@@ -334,7 +351,9 @@ TEST_F(Cache, LockHeldElsewhereWithNothingStaleComputesAnyway) {
     redkit::cache cache(client(), o);
     admin.command<void>("SET", "product:9:lock", "another-process", "PX", 5000);
     int loads = 0;
-    EXPECT_EQ(cache.get_or_set<product>("product:9", [&] { return ++loads, chair(9); }, 60s), chair(9));
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:9", [&] { return ++loads, chair(9); }, 60s),
+              chair(9));
     EXPECT_EQ(loads, 1);
     EXPECT_EQ(nlohmann::json::parse(*raw("product:9")), nlohmann::json(chair(9)));
     EXPECT_EQ(*raw("product:9:lock"), "another-process");
@@ -353,7 +372,9 @@ TEST_F(Cache, LockHeldElsewhereWaitsForTheHoldersValue) {
         redkit::cache(other).set("product:10", chair(10, "From Holder"), 60s);
     });
     int loads = 0;
-    EXPECT_EQ(cache.get_or_set<product>("product:10", [&] { return ++loads, chair(10); }, 60s), chair(10, "From Holder"));
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:10", [&] { return ++loads, chair(10); }, 60s),
+              chair(10, "From Holder"));
     EXPECT_EQ(loads, 0);
     ASSERT_EQ(holder.wait_for(10s), std::future_status::ready);
 }
@@ -362,7 +383,8 @@ TEST_F(Cache, LockIsReleasedWhenTheLoaderThrows) {
     redkit::cache_options o;
     o.lock = true;
     redkit::cache cache(client(), o);
-    EXPECT_THROW(static_cast<void>(cache.get_or_set<product>("product:11", []() -> product { throw std::runtime_error("boom"); }, 60s)),
+    EXPECT_THROW(static_cast<void>(cache.get_or_set<product>(
+                     "product:11", []() -> product { throw std::runtime_error("boom"); }, 60s)),
                  std::runtime_error);
     EXPECT_EQ(admin.command<long long>("EXISTS", "product:11:lock"), 0);
     EXPECT_EQ(admin.command<long long>("EXISTS", "product:11"), 0);
@@ -421,7 +443,8 @@ TEST_F(Cache, ThrowPolicyThrowsWhenTheServerIsDown) {
     server.kill();
     int loads = 0;
     try {
-        static_cast<void>(cache.get_or_set<product>("product:13", [&] { return ++loads, chair(13); }, 60s));
+        static_cast<void>(cache.get_or_set<product>(
+            "product:13", [&] { return ++loads, chair(13); }, 60s));
         FAIL() << "expected redkit::error";
     } catch (const redkit::error& e) {
         EXPECT_TRUE(e.is_transport()) << e.what();
@@ -444,7 +467,8 @@ TEST_F(Cache, TimeoutServesFromTheLoaderAndReportsIt) {
     admin.command<void>("CLIENT", "PAUSE", 300, "ALL");
     int loads = 0;
     product served;
-    EXPECT_NO_THROW(served = cache.get_or_set<product>("product:14", [&] { return ++loads, chair(14); }, 60s));
+    EXPECT_NO_THROW(served = cache.get_or_set<product>(
+                        "product:14", [&] { return ++loads, chair(14); }, 60s));
     EXPECT_EQ(served, chair(14));
     EXPECT_EQ(loads, 1);
     EXPECT_TRUE(log.has_kind(redkit::errc::timeout));
@@ -487,23 +511,31 @@ TEST_F(Cache, ACallerOfAnotherTypeGetsTheSameOutcomeConcurrentlyAsSequentially) 
     redkit::cache cache(client(&log));
     using tags = std::vector<std::string>;
     const tags fresh_tags{"new", "shiny"};
-    EXPECT_EQ(cache.get_or_set<product>("mixed:seq", [] { return chair(1); }, 60s), chair(1));
-    EXPECT_EQ(cache.get_or_set<tags>("mixed:seq", [&] { return fresh_tags; }, 60s), fresh_tags);
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "mixed:seq", [] { return chair(1); }, 60s),
+              chair(1));
+    EXPECT_EQ(cache.get_or_set<tags>(
+                  "mixed:seq", [&] { return fresh_tags; }, 60s),
+              fresh_tags);
 
     // Concurrently: the second caller joins the first one's recompute, and must load too.
     std::promise<void> loading;
     std::promise<void> release;
     auto release_future = release.get_future().share();
     auto first = std::async(std::launch::async, [&] {
-        return cache.get_or_set<product>("mixed:con", [&] {
-            loading.set_value();
-            release_future.wait();
-            return chair(2);
-        }, 60s);
+        return cache.get_or_set<product>(
+            "mixed:con",
+            [&] {
+                loading.set_value();
+                release_future.wait();
+                return chair(2);
+            },
+            60s);
     });
     ASSERT_EQ(loading.get_future().wait_for(5s), std::future_status::ready);
     auto second = std::async(std::launch::async, [&] {
-        return cache.get_or_set<tags>("mixed:con", [&] { return fresh_tags; }, 60s);
+        return cache.get_or_set<tags>(
+            "mixed:con", [&] { return fresh_tags; }, 60s);
     });
     // the second caller is waiting on the first one's flight (or about to); then let it finish
     std::this_thread::sleep_for(100ms);
@@ -542,7 +574,9 @@ TEST_F(Cache, NegativeCachingStoresAbsenceWithItsOwnTtl) {
     EXPECT_EQ(cache.get_or_set("user:404", find, 60s), std::nullopt);
     EXPECT_EQ(loads, 2);
     // A found value is cached with the normal TTL.
-    EXPECT_EQ(cache.get_or_set<std::optional<product>>("user:406", [] { return chair(406); }, 60s), chair(406));
+    EXPECT_EQ(cache.get_or_set<std::optional<product>>(
+                  "user:406", [] { return chair(406); }, 60s),
+              chair(406));
     EXPECT_GT(admin.command<long long>("PTTL", "user:406"), 50'000);
 
     redkit::cache_options off;
@@ -558,10 +592,13 @@ TEST_F(Cache, MetadataRecordsTheRecomputeTimeAndLogicalExpiry) {
     o.stale_for = 5s;
     redkit::cache cache(client(), o);
     const long long before = now_ms();
-    static_cast<void>(cache.get_or_set<product>("product:17", [] {
-        std::this_thread::sleep_for(20ms);
-        return chair(17);
-    }, 60s));
+    static_cast<void>(cache.get_or_set<product>(
+        "product:17",
+        [] {
+            std::this_thread::sleep_for(20ms);
+            return chair(17);
+        },
+        60s));
     const long long after = now_ms();
     redkit::detail::cache_meta m;
     bool has = false;
@@ -592,24 +629,28 @@ TEST_F(Cache, XFetchRecomputesEarlyNearExpiryAndNeverFarFromIt) {
     const auto refreshes_at = [&](long long remaining_ms) {
         int refreshed = 0;
         for (int i = 0; i < rounds; ++i) {
-            admin.command<void>("SET", "product:18", with_meta(old_json, now_ms() + remaining_ms, delta_us), "PX", 600'000);
+            admin.command<void>("SET", "product:18", with_meta(old_json, now_ms() + remaining_ms, delta_us), "PX",
+                                600'000);
             bool loaded = false;
-            const product p = cache.get_or_set<product>("product:18", [&] {
-                loaded = true;
-                return chair(18, "New");
-            }, 60s);
+            const product p = cache.get_or_set<product>(
+                "product:18",
+                [&] {
+                    loaded = true;
+                    return chair(18, "New");
+                },
+                60s);
             EXPECT_EQ(p.name, loaded ? "New" : "Old");
             refreshed += loaded ? 1 : 0;
         }
         return refreshed;
     };
     // P(refresh) = exp(-remaining / (delta * beta)).
-    EXPECT_GE(refreshes_at(1'000), 165);   // p = 0.90
+    EXPECT_GE(refreshes_at(1'000), 165);        // p = 0.90
     const int at_delta = refreshes_at(10'000);  // p = 0.37
     EXPECT_GE(at_delta, 45);
     EXPECT_LE(at_delta, 105);
-    EXPECT_LE(refreshes_at(40'000), 15);   // p = 0.018
-    EXPECT_EQ(refreshes_at(250'000), 0);   // beyond 20.7 * delta * beta: never, whatever the draw
+    EXPECT_LE(refreshes_at(40'000), 15);  // p = 0.018
+    EXPECT_EQ(refreshes_at(250'000), 0);  // beyond 20.7 * delta * beta: never, whatever the draw
     EXPECT_EQ(cache.stats().early_refreshes, cache.stats().loader_calls);
 
     redkit::cache_options off = o;
@@ -617,7 +658,11 @@ TEST_F(Cache, XFetchRecomputesEarlyNearExpiryAndNeverFarFromIt) {
     redkit::cache no_xfetch(client(), off);
     admin.command<void>("SET", "product:18", with_meta(old_json, now_ms() + 50, delta_us), "PX", 600'000);
     for (int i = 0; i < 20; ++i) {
-        EXPECT_EQ(no_xfetch.get_or_set<product>("product:18", [] { return chair(18, "New"); }, 60s).name, "Old");
+        EXPECT_EQ(no_xfetch
+                      .get_or_set<product>(
+                          "product:18", [] { return chair(18, "New"); }, 60s)
+                      .name,
+                  "Old");
     }
     EXPECT_EQ(no_xfetch.stats().loader_calls, 0u);
 }
@@ -631,10 +676,18 @@ TEST_F(Cache, EarlyRefreshDefersToAProcessHoldingTheLock) {
     admin.command<void>("SET", "product:19", with_meta(old_json, now_ms() + 5'000, 10'000'000), "PX", 60'000);
     admin.command<void>("SET", "product:19:lock", "another-process", "PX", 5000);
     int loads = 0;
-    EXPECT_EQ(cache.get_or_set<product>("product:19", [&] { return ++loads, chair(19); }, 60s).name, "Current");
+    EXPECT_EQ(cache
+                  .get_or_set<product>(
+                      "product:19", [&] { return ++loads, chair(19); }, 60s)
+                  .name,
+              "Current");
     EXPECT_EQ(loads, 0);
     admin.command<void>("DEL", "product:19:lock");
-    EXPECT_EQ(cache.get_or_set<product>("product:19", [&] { return ++loads, chair(19, "Fresh"); }, 60s).name, "Fresh");
+    EXPECT_EQ(cache
+                  .get_or_set<product>(
+                      "product:19", [&] { return ++loads, chair(19, "Fresh"); }, 60s)
+                  .name,
+              "Fresh");
     EXPECT_EQ(loads, 1);
     EXPECT_EQ(cache.stats().early_refreshes, 1u);
 }
@@ -672,11 +725,14 @@ TEST_F(Cache, InvalidateDuringARecomputeKeepsItsOutdatedResultOut) {
     std::promise<void> loading, release;
     auto released = release.get_future().share();
     auto reader = std::async(std::launch::async, [&] {
-        return cache.get_or_set<product>("product:21", [&] {
-            loading.set_value();
-            released.wait();
-            return chair(21, "read before the write");
-        }, 60s);
+        return cache.get_or_set<product>(
+            "product:21",
+            [&] {
+                loading.set_value();
+                released.wait();
+                return chair(21, "read before the write");
+            },
+            60s);
     });
     ASSERT_EQ(loading.get_future().wait_for(10s), std::future_status::ready);
     EXPECT_FALSE(cache.invalidate("product:21"));  // the database changed meanwhile
@@ -712,7 +768,8 @@ TEST_F(Cache, KeySpacePrefixesEveryKey) {
     o.lock = true;
     redkit::cache cache(client(), o);
     EXPECT_EQ(cache.key("product:1"), "shop:test:product:1");
-    static_cast<void>(cache.get_or_set<product>("product:1", [] { return chair(1); }, 60s));
+    static_cast<void>(cache.get_or_set<product>(
+        "product:1", [] { return chair(1); }, 60s));
     EXPECT_EQ(admin.command<long long>("EXISTS", "shop:test:product:1"), 1);
     EXPECT_EQ(admin.command<long long>("EXISTS", "product:1"), 0);
     EXPECT_EQ(cache.get<product>("product:1"), chair(1));
@@ -746,12 +803,18 @@ TEST_F(Cache, BadArgumentsThrowNamingTheField) {
     rejects([](auto& o) { o.lock_ttl = 0ms; }, "lock_ttl");
     rejects([](auto& o) { o.lock_wait = -1ms; }, "lock_wait");
     rejects([](auto& o) { o.outage_backoff = -1ms; }, "outage_backoff");
-    rejects([](auto& o) {
-        o.store_metadata = false;
-        o.stale_for = 1s;
-    }, "stale_for");
+    rejects(
+        [](auto& o) {
+            o.store_metadata = false;
+            o.stale_for = 1s;
+        },
+        "stale_for");
     redkit::cache cache(client());
-    EXPECT_THROW(static_cast<void>(cache.get_or_set<int>("k", [] { return 1; }, 0ms)), std::invalid_argument);
-    EXPECT_THROW(static_cast<void>(cache.get_or_set<int>("", [] { return 1; }, 1s)), std::invalid_argument);
+    EXPECT_THROW(static_cast<void>(cache.get_or_set<int>(
+                     "k", [] { return 1; }, 0ms)),
+                 std::invalid_argument);
+    EXPECT_THROW(static_cast<void>(cache.get_or_set<int>(
+                     "", [] { return 1; }, 1s)),
+                 std::invalid_argument);
     EXPECT_THROW(cache.set("k", 1, -1s), std::invalid_argument);
 }

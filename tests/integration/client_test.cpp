@@ -64,7 +64,8 @@ TEST_F(Client, VectorsAndRanges) {
     EXPECT_EQ(redis.command<long long>("RPUSH", "list", items), 3);
     EXPECT_EQ(redis.command<std::vector<std::string>>("LRANGE", "list", 0, -1), items);
     redis.command<void>("MSET", "k1", "v1", "k3", "v3");
-    const auto got = redis.command<std::vector<std::optional<std::string>>>("MGET", std::vector<std::string>{"k1", "k2", "k3"});
+    const auto got =
+        redis.command<std::vector<std::optional<std::string>>>("MGET", std::vector<std::string>{"k1", "k2", "k3"});
     ASSERT_EQ(got.size(), 3u);
     EXPECT_EQ(got[0], "v1");
     EXPECT_EQ(got[1], std::nullopt);

@@ -15,7 +15,6 @@
 
 using redkit_test::shared_server;
 
-
 namespace {
 class Pipeline : public redkit_test::fresh_database {
 protected:

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Pub/sub against a real redis-server: ordering, typed and raw handlers, errors, reconnects, stop.
-#include <redkit/pubsub.hpp>
 #include <redkit/pipeline.hpp>
+#include <redkit/pubsub.hpp>
 
 #include "support/redis_server.hpp"
 #include "support/watchdog.hpp"

@@ -2,10 +2,13 @@
 // redkit::queue and redkit::worker against a real, private redis-server: delays and backoff on
 // the server clock, priorities, a worker killed with SIGKILL mid-job, 10k jobs through 4 workers
 // x 8 threads, pause, graceful close, retention, bad payloads, stalled jobs, management.
+#include <redkit/queue.hpp>
+
+#include "support/error_log.hpp"
+#include "support/fresh_database.hpp"
+#include "support/redis_server.hpp"
+
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,15 +17,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <redkit/queue.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "support/error_log.hpp"
-#include "support/fresh_database.hpp"
-#include "support/redis_server.hpp"
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using redkit_test::shared_server;
@@ -76,9 +78,7 @@ struct order {
     std::string sku;
     int qty = 0;
 };
-void to_json(json& j, const order& o) {
-    j = json{{"sku", o.sku}, {"qty", o.qty}};
-}
+void to_json(json& j, const order& o) { j = json{{"sku", o.sku}, {"qty", o.qty}}; }
 void from_json(const json& j, order& o) {
     j.at("sku").get_to(o.sku);
     j.at("qty").get_to(o.qty);
@@ -425,7 +425,7 @@ TEST_F(Queue, TenThousandJobsThroughFourWorkersOfEightThreadsCompleteExactlyOnce
     std::vector<std::unique_ptr<redkit::worker<int>>> workers;
     for (int k = 0; k < 4; ++k) {
         auto o = fast_options<int>(8);
-        o.lease_duration = 30s;  // no stalls, even under sanitizers
+        o.lease_duration = 30s;              // no stalls, even under sanitizers
         if (k % 2 == 1) o.reply_spin = 0us;  // half of them sleep for every reply, half may poll
         o.on_completed = [&](const redkit::job<int>& j) {
             ++completed[static_cast<std::size_t>(j.data())];
@@ -815,8 +815,8 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
     std::string ghost_lease;
     const auto lease = [&] {
         std::vector<std::string> args{core.job_prefix, "ghost-token", "50", "1", "0", "0"};
-        const auto r =
-            redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);
+        const auto r = redis.eval<std::vector<redkit::reply>>(
+            redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);
         ASSERT_EQ(r.at(1).size(), 2u);
         EXPECT_EQ(r[1][0].text(), added.id);
         ghost_lease = std::to_string(r[2].integer()) + "|ghost-token";
@@ -847,7 +847,8 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
     std::vector<std::string> args{core.job_prefix, "t2", "1000", "0", "0", "1"};
     for (const char* f : {"c", "null", "", "0", "1", "", "", "0"}) args.emplace_back(f);
     args.insert(args.begin() + 6, {added.id, ghost_lease});
-    const auto r = redis.eval<std::vector<redkit::reply>>(redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);
+    const auto r = redis.eval<std::vector<redkit::reply>>(
+        redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);
     EXPECT_EQ(r.at(0)[0].integer(), 0);
     EXPECT_EQ(q.get_job(added.id)->state(), redkit::job_state::failed);
 }
@@ -960,10 +961,14 @@ TEST_F(Queue, LateOutcomeOfALostLeaseIsRefusedAndReported) {
         o);
     ASSERT_TRUE(started.wait_for(1, 5s));
     // the lease "expires" (as if the first worker had hung past it) and the job is recovered
-    const auto leases = redis.command<std::vector<std::string>>("ZRANGE", redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active), 0, -1);
+    const auto leases = redis.command<std::vector<std::string>>(
+        "ZRANGE",
+        redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active), 0, -1);
     ASSERT_EQ(leases.size(), 1u);
     EXPECT_EQ(leases[0].rfind(added.id + ":", 0), 0u);  // "<id>:<lease>"
-    redis.command<long long>("ZADD", redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active), "XX", 0, leases[0]);
+    redis.command<long long>(
+        "ZADD", redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active),
+        "XX", 0, leases[0]);
     EXPECT_EQ(q.check_stalled(5).recovered, std::vector<std::string>{added.id});
     auto o2 = fast_options<int>();
     o2.on_completed = [&](const redkit::job<int>&) { completed.add(); };

@@ -53,11 +53,14 @@ const char* label(algorithm a) {
 rate_limiter make_limiter(redkit::client c, algorithm a, const std::string& name, long long quota,
                           std::chrono::milliseconds period, redkit::rate_limit_options o = {}) {
     switch (a) {
-        case algorithm::fixed_window: return rate_limiter::fixed_window(std::move(c), name, quota, period, std::move(o));
-        case algorithm::sliding_window: return rate_limiter::sliding_window(std::move(c), name, quota, period, std::move(o));
+        case algorithm::fixed_window:
+            return rate_limiter::fixed_window(std::move(c), name, quota, period, std::move(o));
+        case algorithm::sliding_window:
+            return rate_limiter::sliding_window(std::move(c), name, quota, period, std::move(o));
         case algorithm::token_bucket:
             return rate_limiter::token_bucket(std::move(c), name, quota, redkit::rate{quota, period}, std::move(o));
-        case algorithm::gcra: return rate_limiter::gcra(std::move(c), name, redkit::rate{quota, period}, quota, std::move(o));
+        case algorithm::gcra:
+            return rate_limiter::gcra(std::move(c), name, redkit::rate{quota, period}, quota, std::move(o));
     }
     throw std::logic_error("unknown algorithm");
 }
@@ -349,7 +352,8 @@ TEST_F(RateLimit, EachCheckIsExactlyOneCommandOnTheWire) {
         EXPECT_EQ(calls["evalsha"], hits + peeks);
         EXPECT_EQ(calls.count("eval"), 0u);
         for (const auto& [command, n] : calls) {
-            if (command == "evalsha" || command.rfind("config", 0) == 0 || command == "info") continue;  // config|resetstat
+            if (command == "evalsha" || command.rfind("config", 0) == 0 || command == "info")
+                continue;  // config|resetstat
             const auto& allowed = inner.at(a);
             EXPECT_TRUE(std::find(allowed.begin(), allowed.end(), command) != allowed.end())
                 << command << " was sent " << n << " times";
@@ -424,7 +428,8 @@ TEST_F(RateLimit, BadConfigurationThrowsNamingTheField) {
     expect_invalid([&] { (void)rate_limiter::fixed_window(c, "", 10, 1s); }, "name");
     expect_invalid([&] { (void)rate_limiter::sliding_window(c, "x", -1, 1s); }, "limit");
     expect_invalid([&] { (void)rate_limiter::sliding_window(c, "x", 10, -5ms); }, "window");
-    expect_invalid([&] { (void)rate_limiter::sliding_window(c, "x", 1LL << 40, std::chrono::hours(24)); }, "limit * window");
+    expect_invalid([&] { (void)rate_limiter::sliding_window(c, "x", 1LL << 40, std::chrono::hours(24)); },
+                   "limit * window");
     expect_invalid([&] { (void)rate_limiter::token_bucket(c, "x", 0, redkit::per_second(1)); }, "capacity");
     expect_invalid([&] { (void)rate_limiter::token_bucket(c, "x", 10, redkit::per_second(0)); }, "refill.count");
     expect_invalid([&] { (void)rate_limiter::token_bucket(c, "x", 10, redkit::rate{1, 0ms}); }, "refill.period");
@@ -433,7 +438,8 @@ TEST_F(RateLimit, BadConfigurationThrowsNamingTheField) {
     expect_invalid([&] { (void)rate_limiter::gcra(c, "x", redkit::per_minute(-3), 5); }, "sustained.count");
     redkit::rate_limit_options bad;
     bad.fail_closed_retry_after = -1ms;
-    expect_invalid([&] { (void)rate_limiter::gcra(c, "x", redkit::per_second(10), 5, bad); }, "fail_closed_retry_after");
+    expect_invalid([&] { (void)rate_limiter::gcra(c, "x", redkit::per_second(10), 5, bad); },
+                   "fail_closed_retry_after");
 
     const auto fixed = rate_limiter::fixed_window(c, "x", 10, 1s);
     const auto bucket = rate_limiter::token_bucket(c, "x", 3, redkit::per_second(1));
@@ -588,8 +594,8 @@ TEST_F(RateLimit, HeadersOfARealAllowedResult) {
         return "<absent>";
     };
     const auto real = limiter.hit("client");
-    const auto allowed = limiter.headers(real, redkit::rate_limit_headers::ietf_legacy |
-                                                   redkit::rate_limit_headers::retry_after);
+    const auto allowed =
+        limiter.headers(real, redkit::rate_limit_headers::ietf_legacy | redkit::rate_limit_headers::retry_after);
     EXPECT_EQ(find(allowed, "Retry-After"), "<absent>");
     EXPECT_EQ(find(allowed, "RateLimit-Remaining"), "99");
     EXPECT_EQ(find(allowed, "RateLimit-Reset"), "61") << "60 s + the 1 ms the key lives at PTTL 0, rounded up";

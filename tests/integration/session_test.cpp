@@ -218,8 +218,8 @@ TEST_F(Sessions, AbsoluteTimeoutHoldsWhileTouchedContinuously) {
         std::this_thread::sleep_for(20ms);
     }
     const long long died = server_ms();
-    EXPECT_GE(died, absolute);               // not before the absolute deadline...
-    EXPECT_LT(last_alive, absolute);          // ...never alive after it...
+    EXPECT_GE(died, absolute);                        // not before the absolute deadline...
+    EXPECT_LT(last_alive, absolute);                  // ...never alive after it...
     EXPECT_GE(last_alive - ms(first->created), 600);  // ...and kept alive well past the idle timeout
     EXPECT_GT(alive, 10);
     EXPECT_FALSE(sessions.touch(token));
@@ -352,7 +352,8 @@ TEST_F(Sessions, NoKeyOrStoredValueHoldsARawToken) {
         const std::string type = redis.command<std::string>("TYPE", key);
         std::vector<std::string> parts;
         if (type == "hash") {
-            for (const auto& [f, v] : redis.command<std::map<std::string, std::string>>("HGETALL", key)) parts.push_back(f + '=' + v);
+            for (const auto& [f, v] : redis.command<std::map<std::string, std::string>>("HGETALL", key))
+                parts.push_back(f + '=' + v);
         } else if (type == "zset") {
             parts = redis.command<std::vector<std::string>>("ZRANGE", key, 0, -1, "WITHSCORES");
         } else {
@@ -418,7 +419,9 @@ TEST_F(Sessions, StaleVersionUpdateIsRejectedAndWritesNothing) {
     EXPECT_EQ(sessions.get(token)->data.at("cart"), "1 book");
 
     EXPECT_EQ(sessions.update("not-a-token", {}, 1).status, redkit::update_status::not_found);
-    EXPECT_THROW((void)sessions.modify(token, [](data_map&) {}, 0), std::invalid_argument);
+    EXPECT_THROW((void)sessions.modify(
+                     token, [](data_map&) {}, 0),
+                 std::invalid_argument);
 }
 
 TEST_F(Sessions, SixteenThreadsModifyingOneSessionLoseNoWrite) {
@@ -434,11 +437,14 @@ TEST_F(Sessions, SixteenThreadsModifyingOneSessionLoseNoWrite) {
             int updated = 0, conflicts = 0;
             const std::string me = "t" + std::to_string(t);
             while (updated < per_thread) {
-                const auto r = sessions.modify(token, [&](tally& d) {
-                    ++applied;
-                    ++d.total;
-                    ++d.by_thread[me];
-                }, 4);
+                const auto r = sessions.modify(
+                    token,
+                    [&](tally& d) {
+                        ++applied;
+                        ++d.total;
+                        ++d.by_thread[me];
+                    },
+                    4);
                 if (r.status == redkit::update_status::updated) {
                     ++updated;
                 } else if (r.status == redkit::update_status::conflict) {
@@ -485,14 +491,17 @@ TEST_F(Sessions, CorruptStoredSessionReadsAsNulloptPlusAReport) {
         std::function<void(const std::string&)> apply;
     };
     const std::vector<damage> cases = {
-        {"data is not JSON", kind::data, [&](const std::string& k) { redis.command<void>("HSET", k, "data", "{not json"); }},
-        {"data of another schema", kind::data, [&](const std::string& k) { redis.command<void>("HSET", k, "data", "42"); }},
+        {"data is not JSON", kind::data,
+         [&](const std::string& k) { redis.command<void>("HSET", k, "data", "{not json"); }},
+        {"data of another schema", kind::data,
+         [&](const std::string& k) { redis.command<void>("HSET", k, "data", "42"); }},
         {"not a hash", kind::structure,
          [&](const std::string& k) {
              redis.command<void>("DEL", k);
              redis.command<void>("SET", k, "x", "PX", 60000);
          }},
-        {"non-numeric time", kind::structure, [&](const std::string& k) { redis.command<void>("HSET", k, "seen", "yesterday"); }},
+        {"non-numeric time", kind::structure,
+         [&](const std::string& k) { redis.command<void>("HSET", k, "seen", "yesterday"); }},
         {"missing field", kind::structure, [&](const std::string& k) { redis.command<void>("HDEL", k, "version"); }},
         {"index moved to another slot", kind::structure,
          [&](const std::string& k) { redis.command<void>("HSET", k, "index", "user:9:{zz}:sessions"); }},
@@ -503,7 +512,8 @@ TEST_F(Sessions, CorruptStoredSessionReadsAsNulloptPlusAReport) {
              redis.command<void>("SET", index, "x");
          }},
         {"version 0", kind::recheck, [&](const std::string& k) { redis.command<void>("HSET", k, "version", 0); }},
-        {"user of another bucket", kind::recheck, [&](const std::string& k) { redis.command<void>("HSET", k, "user", foreign); }},
+        {"user of another bucket", kind::recheck,
+         [&](const std::string& k) { redis.command<void>("HSET", k, "user", foreign); }},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.what);
@@ -536,12 +546,10 @@ TEST_F(Sessions, CorruptStoredSessionReadsAsNulloptPlusAReport) {
                 EXPECT_EQ(sessions.rotate(token), std::nullopt);
                 EXPECT_FALSE(sessions.update(token, {}, 1));
                 EXPECT_FALSE(redis.command<bool>("EXISTS", "user:9:{zz}:sessions"));  // nothing written elsewhere
-                EXPECT_TRUE(sessions.revoke(token));  // logout still removes it
+                EXPECT_TRUE(sessions.revoke(token));                                  // logout still removes it
                 EXPECT_FALSE(redis.command<bool>("EXISTS", key));
                 break;
-            case kind::recheck:
-                EXPECT_FALSE(sessions.touch(token));
-                break;
+            case kind::recheck: EXPECT_FALSE(sessions.touch(token)); break;
         }
     }
 
@@ -576,11 +584,22 @@ TEST_F(Sessions, HostileTokensAreSimplyNoSession) {
     retagged[0] = retagged[0] == 'A' ? 'B' : 'A';  // bucket edited: another slot, no such key
 
     const std::vector<std::string> malformed = {
-        "", "a", real.substr(0, 43), real + "A", std::string(100000, 'A'),
-        std::string(44, '{'), "session:{x}:" + std::string(32, 'a'), std::string(43, 'A') + "*",
-        std::string(43, 'A') + ":", std::string(43, 'A') + std::string(1, '\0'), std::string(43, 'A') + "=",
-        std::string(43, 'A') + "+", std::string(43, 'A') + "/", std::string(42, 'A') + "\xc3\xa9",
-        real.substr(0, 22) + " " + real.substr(23), "\r\n*1\r\n$4\r\nPING\r\n" + std::string(26, 'A'),
+        "",
+        "a",
+        real.substr(0, 43),
+        real + "A",
+        std::string(100000, 'A'),
+        std::string(44, '{'),
+        "session:{x}:" + std::string(32, 'a'),
+        std::string(43, 'A') + "*",
+        std::string(43, 'A') + ":",
+        std::string(43, 'A') + std::string(1, '\0'),
+        std::string(43, 'A') + "=",
+        std::string(43, 'A') + "+",
+        std::string(43, 'A') + "/",
+        std::string(42, 'A') + "\xc3\xa9",
+        real.substr(0, 22) + " " + real.substr(23),
+        "\r\n*1\r\n$4\r\nPING\r\n" + std::string(26, 'A'),
     };
     const long long before = calls("evalsha") + calls("eval");
     const long long keys_before = redis.command<long long>("DBSIZE");
@@ -603,7 +622,7 @@ TEST_F(Sessions, HostileTokensAreSimplyNoSession) {
         EXPECT_EQ(sessions.update(t, {}, 1).status, redkit::update_status::not_found);
     }
     EXPECT_EQ(redis.command<long long>("DBSIZE"), keys_before);  // nothing created
-    EXPECT_TRUE(sessions.get(real));                              // the real one untouched
+    EXPECT_TRUE(sessions.get(real));                             // the real one untouched
     EXPECT_TRUE(reported().empty());
 }
 

@@ -45,8 +45,9 @@ TEST_F(Streams, AddReadAcknowledge) {
     std::vector<long long> seen;
     redkit::stream_consumer_options o;
     o.block = 100ms;
-    redkit::stream_consumer<billing::event> c(redis, "billing:events", "billing", "c1",
-                                              [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); }, o);
+    redkit::stream_consumer<billing::event> c(
+        redis, "billing:events", "billing", "c1",
+        [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); }, o);
     while (seen.size() < 10) ASSERT_GT(c.poll_once(), 0u);
     EXPECT_EQ(seen, (std::vector<long long>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
     EXPECT_EQ(pending("billing:events", "billing"), 0);
@@ -76,11 +77,13 @@ TEST_F(Streams, ConsumerKilledMidBatchLosesNothing) {
         o.block = 100ms;
         o.claim_idle = 0ms;
         int handled = 0;
-        redkit::stream_consumer<billing::event> victim(mine, key, "workers", "victim",
-                                                       [&](const billing::event& e, const redkit::stream_entry&) {
-                                                           if (++handled == 5) ::_exit(0);  // SIGKILL-like: no cleanup, no ack
-                                                           mine.command<long long>("SADD", "done", e.seq);
-                                                       }, o);
+        redkit::stream_consumer<billing::event> victim(
+            mine, key, "workers", "victim",
+            [&](const billing::event& e, const redkit::stream_entry&) {
+                if (++handled == 5) ::_exit(0);  // SIGKILL-like: no cleanup, no ack
+                mine.command<long long>("SADD", "done", e.seq);
+            },
+            o);
         victim.poll_once();
         ::_exit(3);  // not reached
     }
@@ -95,12 +98,13 @@ TEST_F(Streams, ConsumerKilledMidBatchLosesNothing) {
     o.batch = 10;
     o.block = 50ms;
     o.claim_idle = 100ms;
-    redkit::stream_consumer<billing::event> rescuer(redis, key, "workers", "rescuer",
-                                                    [&](const billing::event& e, const redkit::stream_entry&) {
-                                                        redis.command<long long>("SADD", "done", e.seq);
-                                                    }, o);
+    redkit::stream_consumer<billing::event> rescuer(
+        redis, key, "workers", "rescuer",
+        [&](const billing::event& e, const redkit::stream_entry&) { redis.command<long long>("SADD", "done", e.seq); },
+        o);
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (redis.command<long long>("SCARD", "done") < 20 && std::chrono::steady_clock::now() < deadline) rescuer.poll_once();
+    while (redis.command<long long>("SCARD", "done") < 20 && std::chrono::steady_clock::now() < deadline)
+        rescuer.poll_once();
     EXPECT_EQ(redis.command<long long>("SCARD", "done"), 20);
     EXPECT_EQ(pending(key, "workers"), 0);
 }
@@ -114,9 +118,12 @@ TEST_F(Streams, ThrowingHandlerIsRetriedAfterClaimIdle) {
     o.block = 50ms;
     o.claim_idle = 100ms;
     o.on_error = [&](const redkit::error& e) { errors.push_back(e.what()); };
-    redkit::stream_consumer<billing::event> c(redis, "retry:stream", "g", "c", [&](const billing::event&, const redkit::stream_entry&) {
-        if (++attempts == 1) throw std::runtime_error("payment provider down");
-    }, o);
+    redkit::stream_consumer<billing::event> c(
+        redis, "retry:stream", "g", "c",
+        [&](const billing::event&, const redkit::stream_entry&) {
+            if (++attempts == 1) throw std::runtime_error("payment provider down");
+        },
+        o);
     const auto deadline = std::chrono::steady_clock::now() + 5s;
     while (c.processed() == 0 && std::chrono::steady_clock::now() < deadline) c.poll_once();
     EXPECT_EQ(attempts, 2);
@@ -134,8 +141,9 @@ TEST_F(Streams, PoisonEntryIsDeadLetteredNotLost) {
     redkit::stream_consumer_options o;
     o.block = 50ms;
     o.on_error = [](const redkit::error&) {};
-    redkit::stream_consumer<billing::event> c(redis, "poison", "g", "c",
-                                              [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); }, o);
+    redkit::stream_consumer<billing::event> c(
+        redis, "poison", "g", "c", [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); },
+        o);
     c.poll_once();
     EXPECT_EQ(seen, std::vector<long long>{2});
     EXPECT_EQ(pending("poison", "g"), 0);
@@ -148,9 +156,11 @@ TEST_F(Streams, PoisonEntryIsDeadLetteredNotLost) {
 TEST_F(Streams, StopInterruptsABlockedRead) {
     redkit::stream_consumer_options o;
     o.block = 10s;  // a long block: stop must not wait for it
-    redkit::stream_consumer<billing::event> c(redis, "idle:stream", "g", "c", [](const billing::event&, const redkit::stream_entry&) {}, o);
+    redkit::stream_consumer<billing::event> c(
+        redis, "idle:stream", "g", "c", [](const billing::event&, const redkit::stream_entry&) {}, o);
     c.start();
-    std::this_thread::sleep_for(100ms);  // let it enter XREADGROUP ... BLOCK (not a synchronisation: either way stop must be prompt)
+    std::this_thread::sleep_for(
+        100ms);  // let it enter XREADGROUP ... BLOCK (not a synchronisation: either way stop must be prompt)
     const auto start = std::chrono::steady_clock::now();
     c.stop();
     EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
@@ -161,9 +171,12 @@ TEST_F(Streams, BackgroundConsumerProcessesWhatArrives) {
     std::atomic<int> count{0};
     redkit::stream_consumer_options o;
     o.block = 200ms;
-    redkit::stream_consumer<billing::event> c(redis, "live", "g", "c", [&](const billing::event&, const redkit::stream_entry&) {
-        if (++count == 50) all.set_value();
-    }, o);
+    redkit::stream_consumer<billing::event> c(
+        redis, "live", "g", "c",
+        [&](const billing::event&, const redkit::stream_entry&) {
+            if (++count == 50) all.set_value();
+        },
+        o);
     c.start();
     redkit::stream<billing::event> s(redis, "live");
     for (int i = 0; i < 50; ++i) s.add(billing::event{i, "x"});

@@ -78,9 +78,7 @@ public:
     /// True when the tests run against a server they do not own (no kill/restart then).
     bool external() const { return !external_url_.empty(); }
 
-    std::string url() const {
-        return external() ? external_url_ : "redis://127.0.0.1:" + std::to_string(port_);
-    }
+    std::string url() const { return external() ? external_url_ : "redis://127.0.0.1:" + std::to_string(port_); }
     std::string unix_url() const { return "unix://" + socket_path(); }
     std::string socket_path() const { return dir_ + "/redis.sock"; }
     int port() const { return port_; }
@@ -92,16 +90,26 @@ public:
         const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
         const std::string server = bin && *bin ? bin : "redis-server";
         std::vector<std::string> args = {server,
-                                         "--port", std::to_string(port_),
-                                         "--bind", "127.0.0.1",
-                                         "--unixsocket", socket_path(),
-                                         "--unixsocketperm", "700",
-                                         "--save", "",
-                                         "--appendonly", "no",
-                                         "--daemonize", "no",
-                                         "--dir", dir_,
-                                         "--logfile", dir_ + "/redis.log",
-                                         "--enable-debug-command", "yes"};
+                                         "--port",
+                                         std::to_string(port_),
+                                         "--bind",
+                                         "127.0.0.1",
+                                         "--unixsocket",
+                                         socket_path(),
+                                         "--unixsocketperm",
+                                         "700",
+                                         "--save",
+                                         "",
+                                         "--appendonly",
+                                         "no",
+                                         "--daemonize",
+                                         "no",
+                                         "--dir",
+                                         dir_,
+                                         "--logfile",
+                                         dir_ + "/redis.log",
+                                         "--enable-debug-command",
+                                         "yes"};
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
         pid_ = ::fork();
         if (pid_ < 0) throw std::runtime_error("fork failed");

@@ -3,7 +3,6 @@
 #include <redkit/cache.hpp>
 
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 #include <cmath>

@@ -83,7 +83,8 @@ TEST(Reply, ArraysAndNesting) {
 }
 
 TEST(Reply, MapsFromFlatArrays) {
-    const auto m = convert<std::unordered_map<std::string, std::string>>("*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n");
+    const auto m =
+        convert<std::unordered_map<std::string, std::string>>("*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n");
     EXPECT_EQ(m.at("a"), "1");
     EXPECT_EQ(m.at("b"), "2");
     const auto ordered = convert<std::map<std::string, long long>>("*2\r\n$1\r\nx\r\n:5\r\n");
@@ -98,7 +99,8 @@ TEST(Reply, ServerErrorKeepsPrefixAndMessage) {
     } catch (const redkit::server_error& e) {
         EXPECT_EQ(e.prefix(), "WRONGTYPE");
         EXPECT_EQ(e.server_message(), "WRONGTYPE Operation against a key holding the wrong kind of value");
-        EXPECT_EQ(std::string(e.what()), "redkit: GET k: WRONGTYPE Operation against a key holding the wrong kind of value");
+        EXPECT_EQ(std::string(e.what()),
+                  "redkit: GET k: WRONGTYPE Operation against a key holding the wrong kind of value");
         EXPECT_EQ(e.kind(), redkit::errc::server_error);
     }
 }
@@ -140,7 +142,8 @@ TEST(Reply, ErrorsCopyWithoutThrowing) {
     // exceptions are copied while being thrown and caught: a copy that throws terminates
     static_assert(std::is_nothrow_copy_constructible_v<redkit::error>);
     static_assert(std::is_nothrow_copy_constructible_v<redkit::server_error>);
-    const redkit::server_error e("WRONGTYPE Operation against a key", "redkit: GET k: WRONGTYPE Operation against a key");
+    const redkit::server_error e("WRONGTYPE Operation against a key",
+                                 "redkit: GET k: WRONGTYPE Operation against a key");
     const redkit::server_error copy = e;
     EXPECT_EQ(copy.prefix(), "WRONGTYPE");
     EXPECT_EQ(&copy.server_message(), &e.server_message());  // shared, not copied

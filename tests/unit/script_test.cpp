@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-#include <redkit/script.hpp>
 #include <redkit/detail/argv.hpp>
+#include <redkit/script.hpp>
 
 #include <gtest/gtest.h>
 

@@ -72,23 +72,23 @@ TEST(Url, QueryTimeoutsAndPool) {
 
 TEST(Url, RejectsMalformed) {
     const char* bad[] = {
-        "127.0.0.1:6379",               // no scheme
-        "http://h",                     // wrong scheme
-        "redis://h:0",                  // port out of range
-        "redis://h:65536",              // port out of range
-        "redis://h:63x9",               // junk in port
-        "redis://h:",                   // empty port
-        "redis://h/abc",                // db not a number
-        "redis://h/-1",                 // negative db
-        "redis://:p@",                  // empty host
-        "redis://h?timeout=soon",       // bad duration
-        "redis://h?colour=blue",        // unknown option
-        "redis://h?db",                 // option without value
-        "redis://u:%zz@h",              // bad escape
-        "redis://u:%4@h",               // truncated escape
-        "redis://[::1",                 // unterminated IPv6
-        "unix://relative.sock",         // not absolute
-        "redis://h ost",                // space in host
+        "127.0.0.1:6379",          // no scheme
+        "http://h",                // wrong scheme
+        "redis://h:0",             // port out of range
+        "redis://h:65536",         // port out of range
+        "redis://h:63x9",          // junk in port
+        "redis://h:",              // empty port
+        "redis://h/abc",           // db not a number
+        "redis://h/-1",            // negative db
+        "redis://:p@",             // empty host
+        "redis://h?timeout=soon",  // bad duration
+        "redis://h?colour=blue",   // unknown option
+        "redis://h?db",            // option without value
+        "redis://u:%zz@h",         // bad escape
+        "redis://u:%4@h",          // truncated escape
+        "redis://[::1",            // unterminated IPv6
+        "unix://relative.sock",    // not absolute
+        "redis://h ost",           // space in host
     };
     for (const char* url : bad) {
         EXPECT_THROW(parse_url(url), std::invalid_argument) << url;

@@ -23,7 +23,8 @@ namespace detail {
 template <class T, class = void>
 struct is_range : std::false_type {};
 template <class T>
-struct is_range<T, std::void_t<decltype(std::begin(std::declval<const T&>())), decltype(std::end(std::declval<const T&>()))>>
+struct is_range<
+    T, std::void_t<decltype(std::begin(std::declval<const T&>())), decltype(std::end(std::declval<const T&>()))>>
     : std::true_type {};
 
 template <class T>

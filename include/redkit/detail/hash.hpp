@@ -79,7 +79,8 @@ protected:
     explicit block_hash(const std::array<std::uint32_t, Words>& initial) noexcept : state_(initial) {}
 
     static std::uint32_t load_be(const std::uint8_t* p) noexcept {
-        return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+        return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+               std::uint32_t{p[3]};
     }
 
 private:

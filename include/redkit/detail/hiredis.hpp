@@ -86,9 +86,7 @@ inline double raw_real(const raw_node* r) noexcept {
 }
 
 /// Elements of an array, set, push or map (a map's keys and values alternate); 0 for others.
-inline std::size_t raw_size(const raw_node* r) noexcept {
-    return holds_elements(raw_type(r)) ? r->elements : 0;
-}
+inline std::size_t raw_size(const raw_node* r) noexcept { return holds_elements(raw_type(r)) ? r->elements : 0; }
 
 inline const raw_node* raw_at(const raw_node* r, std::size_t i) noexcept { return r->element[i]; }
 

@@ -58,7 +58,8 @@ inline wait_result wait_readable(int fd, const notifier& wake, std::chrono::mill
     const nfds_t count = fd >= 0 ? 2 : 1;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         const int ms = left.count() < 0 ? 0 : static_cast<int>(std::min<long long>(left.count(), 1 << 30));
         const int n = ::poll(fds, count, ms);
         if (n < 0) {

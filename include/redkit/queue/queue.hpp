@@ -111,12 +111,15 @@ public:
     void resume() { eval_again<long long>(lua<detail::queue_lua::pause>(), {"0"}); }
     /// One HEXISTS.
     bool is_paused() const {
-        return core_->redis.template command<long long>(idempotent, "HEXISTS", core_->key(detail::queue_key::meta), "paused") == 1;
+        return core_->redis.template command<long long>(idempotent, "HEXISTS", core_->key(detail::queue_key::meta),
+                                                        "paused") == 1;
     }
 
     /// Moves a failed job back in line with a fresh set of attempts (its trace is kept). Returns
     /// false when no failed job has this id. One script.
-    bool retry(std::string_view id) { return eval_again<long long>(lua<detail::queue_lua::retry>(), {escape_key_part(id), "0"}) == 1; }
+    bool retry(std::string_view id) {
+        return eval_again<long long>(lua<detail::queue_lua::retry>(), {escape_key_part(id), "0"}) == 1;
+    }
 
     /// Moves every failed job back in line (one script per 1000). Returns how many.
     std::size_t retry_failed() {
@@ -151,7 +154,8 @@ public:
     /// queue first; one script per 1000 jobs, so jobs added meanwhile by others may survive.
     bool obliterate(bool force = false) {
         for (;;) {
-            const auto r = eval_again<std::vector<long long>>(lua<detail::queue_lua::obliterate>(), {force ? "1" : "0", "1000"});
+            const auto r =
+                eval_again<std::vector<long long>>(lua<detail::queue_lua::obliterate>(), {force ? "1" : "0", "1000"});
             if (r.at(0) < 0) return false;
             if (r.at(1) == 1) return true;
         }

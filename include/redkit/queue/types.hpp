@@ -73,26 +73,18 @@ struct job_options {
     retention remove_on_fail;      ///< default: keep all failed jobs
 };
 
-
 /// Where a job is.
 enum class job_state { waiting, prioritized, delayed, active, completed, failed, unknown };
 
 inline const char* to_string(job_state s) noexcept {
     switch (s) {
-        case job_state::waiting:
-            return "waiting";
-        case job_state::prioritized:
-            return "prioritized";
-        case job_state::delayed:
-            return "delayed";
-        case job_state::active:
-            return "active";
-        case job_state::completed:
-            return "completed";
-        case job_state::failed:
-            return "failed";
-        case job_state::unknown:
-            return "unknown";
+        case job_state::waiting: return "waiting";
+        case job_state::prioritized: return "prioritized";
+        case job_state::delayed: return "delayed";
+        case job_state::active: return "active";
+        case job_state::completed: return "completed";
+        case job_state::failed: return "failed";
+        case job_state::unknown: return "unknown";
     }
     return "unknown";
 }

@@ -196,7 +196,7 @@ private:
     bool blocking_ = false;            // the keeper has a BZPOPMIN pending
     clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
     unsigned long long seq_ = 0;
-    detail::reply_timing reply_timing_;  // the leader's
+    detail::reply_timing reply_timing_;                                                             // the leader's
     detail::backoff lead_backoff_{std::chrono::milliseconds(50), std::chrono::milliseconds(2000)};  // the leader's
     bool abandoned_ = false;  // close() timed out: stop renewing
     bool keeper_done_ = false;
@@ -212,7 +212,6 @@ private:
     std::vector<std::thread> handlers_;
     std::thread keeper_;
 };
-
 
 // ---- implementation ----
 
@@ -688,7 +687,7 @@ void worker<T>::keeper_loop() {
             const auto* re = dynamic_cast<const error*>(&e);
             report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
             if (block_ && block_->broken()) drop_block(true);  // whatever happened meanwhile, look again
-            waker_.sleep_for(pause.next());                      // cut short by close
+            waker_.sleep_for(pause.next());                    // cut short by close
             continue;
         }
 
@@ -697,8 +696,8 @@ void worker<T>::keeper_loop() {
         if (!closing) until = std::min(until, next_stall);
         until = std::min(until, delayed_at);
         if (block_pending_) until = std::min(until, block_deadline_);
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()) +
-                          std::chrono::milliseconds(1);
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()) + std::chrono::milliseconds(1);
         try {
             bool popped = false;
             wait_status w = wait_status::timeout;

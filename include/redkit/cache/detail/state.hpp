@@ -86,7 +86,7 @@ struct cache_flight {
     std::exception_ptr failure;
     std::shared_ptr<const void> value;  // the leader's value, for waiters asking the same type
     const std::type_info* type = nullptr;
-    std::string bytes;                  // its encoding, for waiters asking another type
+    std::string bytes;  // its encoding, for waiters asking another type
     bool absent = false;
     bool stale = false;
     std::atomic<bool> invalidated{false};  // invalidate()/set() ran meanwhile: do not store
@@ -110,7 +110,9 @@ inline void cache_check_ttl(std::chrono::milliseconds ttl) {
 }
 
 inline void validate_cache_options(const cache_options& o) {
-    const auto bad = [](const char* what) { throw std::invalid_argument(std::string("redkit: cache_options.") + what); };
+    const auto bad = [](const char* what) {
+        throw std::invalid_argument(std::string("redkit: cache_options.") + what);
+    };
     if (o.default_ttl.count() <= 0) bad("default_ttl must be positive");
     if (!(o.ttl_jitter >= 0 && o.ttl_jitter < 1)) bad("ttl_jitter must be in [0, 1)");
     if (o.negative_ttl.count() < 0) bad("negative_ttl must not be negative");
@@ -129,7 +131,9 @@ enum class cache_lock_result { acquired, held, failed };
 /// The state copies of a cache share.
 class cache_state {
 public:
-    cache_state(client c, cache_options o) : redis(std::move(c)), options(std::move(o)) { validate_cache_options(options); }
+    cache_state(client c, cache_options o) : redis(std::move(c)), options(std::move(o)) {
+        validate_cache_options(options);
+    }
 
     client redis;
     const cache_options options;
@@ -156,7 +160,9 @@ public:
     }
 
     static long long now_ms() noexcept {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
     }
 
     double draw() const {
@@ -198,9 +204,11 @@ public:
     stored_form prepare(std::string& bytes, bool absent, std::chrono::milliseconds ttl, long long delta_us) const;
 
     /// SET full (bytes + trailer | absent marker) PX; throws on failure. `bytes` is restored.
-    void write(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl, long long delta_us);
+    void write(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl,
+               long long delta_us);
     /// write(), with failures reported instead of thrown.
-    void store(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl, long long delta_us) noexcept;
+    void store(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl,
+               long long delta_us) noexcept;
 
     cache_lock_result try_lock(const std::string& lock_key, const std::string& token);
     void unlock(const std::string& lock_key, const std::string& token) noexcept;
@@ -228,7 +236,8 @@ private:
 
 class cache_unlock_guard {
 public:
-    cache_unlock_guard(cache_state& s, const std::string& key, const std::string& token) : s_(s), key_(key), token_(token) {}
+    cache_unlock_guard(cache_state& s, const std::string& key, const std::string& token)
+        : s_(s), key_(key), token_(token) {}
     cache_unlock_guard(const cache_unlock_guard&) = delete;
     cache_unlock_guard& operator=(const cache_unlock_guard&) = delete;
     ~cache_unlock_guard() { s_.unlock(key_, token_); }
@@ -257,7 +266,8 @@ inline void cache_state::classify(cache_read& r, std::optional<std::string> got,
     const long long now = now_ms();
     if (now >= r.meta.expiry_ms) {
         r.kind = cache_read_kind::stale;
-    } else if (xfetch && options.beta > 0 && r.meta.delta_us > 0 && xfetch_should_refresh(now, r.meta, options.beta, draw())) {
+    } else if (xfetch && options.beta > 0 && r.meta.delta_us > 0 &&
+               xfetch_should_refresh(now, r.meta, options.beta, draw())) {
         r.kind = cache_read_kind::early;
     }
 }
@@ -302,7 +312,8 @@ inline bool cache_state::bypassing() const noexcept {
 
 inline bool cache_state::start_bypass(const error& e) noexcept {
     const bool outage = e.is_transport() || e.kind() == errc::pool_exhausted;
-    if (!outage || options.outage_backoff.count() <= 0 || options.on_failure != cache_failure_policy::serve_from_loader) {
+    if (!outage || options.outage_backoff.count() <= 0 ||
+        options.on_failure != cache_failure_policy::serve_from_loader) {
         return false;
     }
     bypass_until_.store(steady_ms() + options.outage_backoff.count(), std::memory_order_relaxed);
@@ -313,8 +324,14 @@ inline bool cache_state::absorb_failure(const error& e, std::string_view what, s
     errors.fetch_add(1, std::memory_order_relaxed);
     if (options.on_failure == cache_failure_policy::throw_error) return false;
     std::string message = "redkit: cache: ";
-    message.append(what).append(1, ' ').append(key).append(" failed (").append(e.what()).append("); serving from the loader");
-    if (start_bypass(e)) message += " and bypassing Redis for " + std::to_string(options.outage_backoff.count()) + " ms";
+    message.append(what)
+        .append(1, ' ')
+        .append(key)
+        .append(" failed (")
+        .append(e.what())
+        .append("); serving from the loader");
+    if (start_bypass(e))
+        message += " and bypassing Redis for " + std::to_string(options.outage_backoff.count()) + " ms";
     redis.report(error(e.kind(), message));
     return true;
 }

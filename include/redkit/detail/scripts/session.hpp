@@ -121,8 +121,8 @@ return {'ok', int(now), int(exp), int(absolute)}
 /// KEYS[1] session key. ARGV[1] index key prefix, ARGV[2] index key suffix, ARGV[3] index member
 /// (token hash), ARGV[4] 'get' | 'peek' | 'touch'.
 /// Returns nil when there is no live session (an expired one is deleted on the spot), {'!', reason}
-/// when the key holds no valid session or (get, touch) its index is not a sorted set, else {'ok', now, user, id, data, version, created, seen,
-/// expires, absolute} (data empty for touch).
+/// when the key holds no valid session or (get, touch) its index is not a sorted set, else {'ok', now, user, id, data,
+/// version, created, seen, expires, absolute} (data empty for touch).
 inline constexpr std::string_view read = R"lua(
 local now = now_ms()
 local s, why = load_checked(KEYS[1], ARGV[1], ARGV[2])
@@ -158,7 +158,8 @@ return reply('ok', now, s)
 /// KEYS[1] current session key, KEYS[2] new session key (same bucket tag).
 /// ARGV[1..3] as for read, ARGV[4] the new index member (new token hash).
 /// Returns nil (no live session), {'!', reason} (corrupt session or index; nothing changed),
-/// {'taken'} (the new key exists; nothing changed) or {'ok'}. Timeouts, data, version and session id are kept (RENAME keeps the TTL).
+/// {'taken'} (the new key exists; nothing changed) or {'ok'}. Timeouts, data, version and session id are kept (RENAME
+/// keeps the TTL).
 inline constexpr std::string_view rotate = R"lua(
 local now = now_ms()
 local s, why = load_checked(KEYS[1], ARGV[1], ARGV[2])

@@ -24,7 +24,18 @@ inline namespace v0 {
 namespace detail {
 
 /// The KEYS of every queue script, in their order (queue/detail/lua.hpp documents each).
-enum class queue_key : std::size_t { wait, prioritized, delayed, active, completed, failed, meta, marker, id, stalled_check };
+enum class queue_key : std::size_t {
+    wait,
+    prioritized,
+    delayed,
+    active,
+    completed,
+    failed,
+    meta,
+    marker,
+    id,
+    stalled_check
+};
 
 /// Everything a queue handle, its workers and their jobs share.
 struct queue_core {
@@ -147,28 +158,20 @@ inline void read_fields(reply_view h, job_record& r) {
                 else if (f == "tr")
                     r.trace = std::string(v);
                 break;
-            default:
-                break;
+            default: break;
         }
     }
 }
 
 inline job_state state_of(char c) noexcept {
     switch (c) {
-        case 'w':
-            return job_state::waiting;
-        case 'p':
-            return job_state::prioritized;
-        case 'd':
-            return job_state::delayed;
-        case 'a':
-            return job_state::active;
-        case 'c':
-            return job_state::completed;
-        case 'f':
-            return job_state::failed;
-        default:
-            return job_state::unknown;
+        case 'w': return job_state::waiting;
+        case 'p': return job_state::prioritized;
+        case 'd': return job_state::delayed;
+        case 'a': return job_state::active;
+        case 'c': return job_state::completed;
+        case 'f': return job_state::failed;
+        default: return job_state::unknown;
     }
 }
 
@@ -218,9 +221,7 @@ inline void validate_job_options(const job_options& o) {
     }
 }
 
-inline std::string job_field_number(long long v, bool present) {
-    return present ? std::to_string(v) : std::string();
-}
+inline std::string job_field_number(long long v, bool present) { return present ? std::to_string(v) : std::string(); }
 
 /// Appends the 13 add-script fields of one job.
 inline void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
