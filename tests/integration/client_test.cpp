@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -24,7 +25,19 @@ namespace {
 
 class Client : public redkit_test::fresh_database {};
 
+struct point {
+    double lon, lat;
+};
+
 }  // namespace
+
+template <>
+struct redkit::reply_traits<point> {
+    static point convert(redkit::reply_view v) {
+        if (!v.is_array() || v.size() != 2) v.mismatch("longitude/latitude pair");
+        return {v[0].as<double>(), v[1].as<double>()};
+    }
+};
 
 TEST_F(Client, StringsRoundTripBinarySafe) {
     const std::string value("a\0b\r\n\xff", 6);
@@ -310,4 +323,61 @@ TEST_F(Client, AnEmptyCommandNeverHangsWithoutATimeout) {
     redkit::client c(o);
     EXPECT_THROW(c.command<void>(std::vector<std::string>{}), std::invalid_argument);
     EXPECT_EQ(c.command<std::string>("ECHO", "x"), "x");
+}
+
+TEST_F(Client, ReplyTraitsReadYourOwnTypes) {
+    redis.command<void>("GEOADD", "shops", 13.361389, 38.115556, "palermo");
+    const auto where = redis.command<std::vector<std::optional<point>>>("GEOPOS", "shops", "palermo", "nowhere");
+    ASSERT_EQ(where.size(), 2u);
+    ASSERT_TRUE(where[0].has_value());
+    EXPECT_NEAR(where[0]->lon, 13.361389, 1e-5);
+    EXPECT_NEAR(where[0]->lat, 38.115556, 1e-5);
+    EXPECT_FALSE(where[1].has_value());
+    try {
+        redis.command<point>("GET", "shops:missing");  // nil is no pair
+        FAIL() << "converted a nil";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::type_mismatch);
+        EXPECT_NE(std::string(e.what()).find("GET shops:missing: expected longitude/latitude pair reply, got nil"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+TEST_F(Client, ADedicatedConnectionWaitsForRepliesAndAWakerCutsTheWaitShort) {
+    redkit::connection conn = redis.dedicated();
+    redkit::waker stop;
+    // a reply: BLPOP answered by a push from another connection
+    conn.send("BLPOP", "jobs", 5);
+    std::thread pusher([&] {
+        std::this_thread::sleep_for(50ms);
+        redis.command<long long>("RPUSH", "jobs", "job-1");
+    });
+    std::optional<std::string> got;
+    auto w = conn.wait_reply(stop, 5s, [&](redkit::reply_view r) {
+        if (!r.is_nil()) got = r[1].as<std::string>();
+    });
+    pusher.join();
+    EXPECT_EQ(w, redkit::wait_status::reply);
+    EXPECT_EQ(got, "job-1");
+    // woken: another thread raises the waker while BLPOP blocks on the server
+    conn.send("BLPOP", "jobs", 5);
+    std::thread waker_thread([&] {
+        std::this_thread::sleep_for(50ms);
+        stop.notify();
+    });
+    const auto start = std::chrono::steady_clock::now();
+    w = conn.wait_reply(stop, 5s, [&](redkit::reply_view) { ADD_FAILURE() << "no reply was due yet"; });
+    waker_thread.join();
+    EXPECT_EQ(w, redkit::wait_status::woken);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    // timeout: the reply is still due, and comes on the next wait
+    w = conn.wait_reply(stop, 100ms, [&](redkit::reply_view) { ADD_FAILURE() << "no reply was due yet"; });
+    EXPECT_EQ(w, redkit::wait_status::timeout);
+    redis.command<long long>("RPUSH", "jobs", "job-2");
+    w = conn.wait_reply(stop, 5s, [&](redkit::reply_view r) { got = r[1].as<std::string>(); });
+    EXPECT_EQ(w, redkit::wait_status::reply);
+    EXPECT_EQ(got, "job-2");
+    EXPECT_FALSE(conn.broken());
+    EXPECT_EQ(conn.command<std::string>("PING"), "PONG");  // in step
 }
