@@ -130,7 +130,7 @@ private:
     std::chrono::microseconds read_spin_{0};
     std::chrono::steady_clock::time_point last_used_{};
     std::unordered_set<std::string> loaded_scripts_;  // SHA1s loaded through this connection
-    std::string last_sent_;                           // "COMMAND key" of the last send, for messages
+    std::string last_command_, last_key_;             // of the last command appended, for messages
 };
 
 namespace detail {
@@ -245,10 +245,7 @@ inline detail::reply_ptr connection::exchange(const detail::argv& a) {
 }
 
 inline void connection::fail(const detail::io_status& st) const {
-    const auto space = last_sent_.find(' ');
-    if (space == std::string::npos) throw detail::transport_error(st, last_sent_, {});
-    throw detail::transport_error(st, std::string_view(last_sent_).substr(0, space),
-                                  std::string_view(last_sent_).substr(space + 1));
+    throw detail::transport_error(st, last_command_, last_key_);
 }
 
 template <class T, class... Args>
@@ -277,8 +274,8 @@ void connection::append(const Args&... args) {
     a.push_all(args...);
     detail::require_arguments(a);
     transport_.append(a);
-    last_sent_.assign(a.command_name());
-    if (const auto key = a.first_key(); !key.empty()) last_sent_.append(1, ' ').append(key.substr(0, 200));
+    last_command_.assign(a.command_name());
+    last_key_.assign(a.first_key().substr(0, 200));
 }
 
 inline void connection::flush() {
@@ -291,12 +288,9 @@ wait_status connection::wait_reply(waker& wake, std::chrono::milliseconds timeou
     std::optional<std::chrono::steady_clock::time_point> deadline;  // the clock is read only if we must wait
     for (;;) {
         detail::reply_ptr r;
-        if (auto st = transport_.take_buffered(r); !st.ok()) fail(st);
+        if (detail::io_status st; !transport_.take_buffered(r, st)) fail(st);
         if (r) {
-            const auto space = last_sent_.find(' ');
-            const detail::origin from{
-                std::string_view(last_sent_).substr(0, space),
-                space == std::string::npos ? std::string_view{} : std::string_view(last_sent_).substr(space + 1)};
+            const detail::origin from{last_command_, last_key_};
             on_reply(detail::view_access::of(r.get(), from));
             return wait_status::reply;
         }

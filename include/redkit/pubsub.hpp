@@ -200,19 +200,23 @@ private:
         static_assert(std::is_invocable_v<F&, const T&> || std::is_invocable_v<F&, const T&, const message&>,
                       "redkit: a typed handler takes (const T&) or (const T&, const redkit::message&)");
         return [h = std::move(handler)](const message& m) mutable {
-            std::optional<T> decoded;
-            try {
-                decoded.emplace(decode<T>(m.payload, m.channel));
-            } catch (const error& e) {
-                throw detail::undecodable_message{e};
-            }
-            const T& value = *decoded;
+            const T value = decode_message<T>(m);
             if constexpr (std::is_invocable_v<F&, const T&, const message&>) {
                 h(value, m);
             } else {
                 h(value);
             }
         };
+    }
+
+    // A message's payload as T; a failure is a decode error, not a failure of the handler.
+    template <class T>
+    static T decode_message(const message& m) {
+        try {
+            return decode<T>(m.payload, m.channel);
+        } catch (const error& e) {
+            throw detail::undecodable_message{e};
+        }
     }
 
     void add(kind k, std::string name, raw_handler handler);

@@ -158,11 +158,17 @@ public:
         return {};
     }
 
-    /// A complete reply already read, without I/O: ok with `out` empty when none is complete.
-    io_status take_buffered(reply_ptr& out) {
-        if (broken_) return {errc::connection_closed, true, "connection already broken"};
-        if (!context_take_buffered(ctx_.get(), out)) return fail(0, true);
-        return {};
+    /// A complete reply already read, without I/O: true with `out` set or left empty (none is
+    /// complete yet); false on a failure, described by `st`. No status is built on the way that
+    /// succeeds (it runs once per pub/sub message).
+    bool take_buffered(reply_ptr& out, io_status& st) {
+        if (broken_) {
+            st = {errc::connection_closed, true, "connection already broken"};
+            return false;
+        }
+        if (context_take_buffered(ctx_.get(), out)) return true;
+        st = fail(0, true);
+        return false;
     }
 
     /// Waits until more bytes can be read (or the peer hung up), `wake` is raised, or `timeout`
