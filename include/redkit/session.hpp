@@ -235,11 +235,20 @@ namespace detail {
 inline constexpr std::size_t session_token_length = 44;
 
 /// The user's bucket: the first 12 bits of SHA-256(user id) as two base64url characters.
+/// Every read re-checks that the stored user hashes to the token's bucket, so the same user's id
+/// is hashed again and again by the thread serving its requests: the last answer is kept per
+/// thread (a cache of a pure function; a different user id costs one SHA-256 as before).
 inline std::string session_bucket(std::string_view user_id) {
+    thread_local std::string last_user;
+    thread_local char last_bucket[2] = {0, 0};
+    if (last_bucket[0] != 0 && last_user == user_id) return std::string(last_bucket, 2);
     const auto d = sha256_digest(user_id);
     std::string b(2, 'A');
     b[0] = base64url_alphabet[d[0] >> 2];
     b[1] = base64url_alphabet[((d[0] & 0x3) << 4) | (d[1] >> 4)];
+    last_user.assign(user_id.data(), user_id.size());
+    last_bucket[0] = b[0];
+    last_bucket[1] = b[1];
     return b;
 }
 
