@@ -2,7 +2,7 @@
 # stop a throw-away redis-server. Sourced, not run.
 
 REDKIT_PACKAGES=(g++ cmake ninja-build pkg-config libhiredis-dev nlohmann-json3-dev libgtest-dev
-                 redis-server redis-tools python3 clang-format)
+                 redis-server redis-tools python3 clang-format libssl-dev openssl)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

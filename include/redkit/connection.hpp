@@ -189,7 +189,7 @@ inline void connection::set_timeout(std::chrono::milliseconds timeout) {
 inline void connection::replay_setup() {
     const client_options& o = *options_;
     std::size_t pending = 0;
-    std::string_view names[3];
+    std::string_view names[4];
     if (!o.password.empty()) {
         detail::argv a;
         if (o.user.empty()) {
@@ -211,6 +211,15 @@ inline void connection::replay_setup() {
         a.push_all("CLIENT", "SETNAME", o.client_name);
         transport_.append(a);
         names[pending++] = "CLIENT SETNAME";
+    }
+    if (pending == 0 && o.tls.enabled) {
+        // TLS 1.3 servers send session tickets after the handshake: reading one round trip's reply
+        // consumes them, so a later wait (SUBSCRIBE, BZPOPMIN) never sees a readable socket with
+        // no reply behind it (and blocks in SSL_read).
+        detail::argv a;
+        a.push_all("PING");
+        transport_.append(a);
+        names[pending++] = "PING";
     }
     if (pending == 0) return;
     // A setup that times out is a timeout (never retried: the server may be stopped, not gone);

@@ -29,6 +29,7 @@ enum class errc {
     pool_exhausted,     ///< no pooled connection became free in time
     invalid_state,      ///< the object cannot be used this way (e.g. a pipeline already run)
     handler_failed,     ///< an application handler (subscriber, worker) threw
+    insecure,           ///< a warning: TLS without certificate verification (tls_options::verify = false)
 };
 
 namespace detail {
@@ -48,6 +49,7 @@ public:
             case errc::pool_exhausted: return "connection pool exhausted";
             case errc::invalid_state: return "invalid state";
             case errc::handler_failed: return "handler failed";
+            case errc::insecure: return "insecure connection";
         }
         return "unknown redkit error";
     }

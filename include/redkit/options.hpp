@@ -4,12 +4,15 @@
 // URL grammar (parse_url):
 //   redis://[user[:password]@]host[:port][/db][?option=value&...]
 //   unix:///path/to/socket[?db=N&option=value&...]       (also redis+unix://)
-//   rediss://...  -> std::invalid_argument: this build has no TLS support
+//   rediss://[user[:password]@]host[:port][/db][?option=value&...]      (TLS)
 // host is a name of at most 253 bytes, an IPv4 literal or a bracketed IPv6 literal ([::1]); a URL
 // is at most 4096 bytes. user and password are percent-decoded.
 // Query options: db, connect_timeout, timeout (command timeout), pool_size, max_retries,
-// client_name, user, password. Durations take a unit ("250ms", "2s"); a bare number is seconds
-// and may have a fraction ("0.5"). Unknown options are rejected, so a typo never goes unnoticed.
+// client_name, user, password; with rediss:// also tls_ca_file, tls_ca_dir, tls_cert, tls_key,
+// tls_server_name and tls_verify (yes/no). rediss:// needs a build with TLS (tls_available); in
+// one without, parse_url throws std::invalid_argument saying how to get it. Durations take a unit
+// ("250ms", "2s"); a bare number is seconds and may have a fraction ("0.5"). Unknown options are
+// rejected, so a typo never goes unnoticed.
 // Error messages never contain the password: quoted input has its user info and password
 // option redacted, and every quote is cut to a few dozen bytes.
 #pragma once
@@ -25,8 +28,31 @@
 #include <string>
 #include <string_view>
 
+// REDKIT_HAS_TLS is 1 when hiredis_ssl and OpenSSL are linked (CMake defines it on
+// redkit::redkit when it finds them; see REDKIT_TLS). Without CMake, define it yourself.
+#if !defined(REDKIT_HAS_TLS)
+#define REDKIT_HAS_TLS 0
+#endif
+
 namespace redkit {
 inline namespace v0 {
+
+/// Whether this build can speak TLS (rediss://).
+inline constexpr bool tls_available = REDKIT_HAS_TLS != 0;
+
+/// TLS to the server (rediss://): certificates, the name to expect, verification.
+struct tls_options {
+    bool enabled = false;     ///< rediss://; needs tls_available
+    std::string ca_file;      ///< PEM file of trusted CAs; with ca_dir empty too: the system's store
+    std::string ca_dir;       ///< directory of trusted CA certificates (hashed names, c_rehash)
+    std::string cert_file;    ///< client certificate (PEM), for servers that require one (mutual TLS)
+    std::string key_file;     ///< its private key (PEM)
+    std::string server_name;  ///< sent as SNI and expected in the certificate; empty: the host
+    /// Check the server's certificate chain and that it names server_name (or the host). false
+    /// encrypts without knowing who is at the other end: it is reported through on_error once
+    /// per client.
+    bool verify = true;
+};
 
 /// How a connection to Redis is made and how requests behave. Defaults suit a service talking to
 /// a local or same-datacentre Redis.
@@ -57,6 +83,8 @@ struct client_options {
     std::chrono::milliseconds idle_check_after{10};
 
     std::string client_name;  ///< CLIENT SETNAME on every new connection when non-empty
+
+    tls_options tls;  ///< TLS (rediss://)
 
     /// When SIGPIPE still has its default action (terminate), set it to SIG_IGN at the first
     /// client's construction, so a server closing the socket surfaces as an error instead of
@@ -106,6 +134,15 @@ inline std::string redact_url(std::string_view url) {
         out.replace(value, stop - value, "***");
     }
     return quote(out);
+}
+
+/// What a build without TLS answers to rediss:// (or client_options::tls.enabled).
+inline std::string no_tls_message(std::string_view what) {
+    return "redkit: " + std::string(what) +
+           " needs TLS, and this build of redkit has none: it needs hiredis >= 1.0 with its hiredis_ssl library "
+           "and OpenSSL (Debian/Ubuntu: libssl-dev and a libhiredis-dev that ships libhiredis_ssl, e.g. Debian 13's) "
+           "found by CMake (-DREDKIT_TLS=ON makes that a requirement); without CMake, link hiredis_ssl, ssl and "
+           "crypto and define REDKIT_HAS_TLS=1";
 }
 
 inline std::string percent_decode(std::string_view in, const char* what) {
@@ -165,6 +202,12 @@ inline std::chrono::milliseconds parse_duration(std::string_view s, const char* 
     return std::chrono::milliseconds(static_cast<long long>(value * scale + 0.5));
 }
 
+inline bool parse_yes_no(std::string_view v, const char* what) {
+    if (v == "yes" || v == "true" || v == "on" || v == "1") return true;
+    if (v == "no" || v == "false" || v == "off" || v == "0") return false;
+    throw std::invalid_argument("redkit: url: " + std::string(what) + " must be yes or no, got " + quote(v, 16));
+}
+
 inline void apply_query(client_options& o, std::string_view query) {
     while (!query.empty()) {
         const auto amp = query.find('&');
@@ -194,6 +237,25 @@ inline void apply_query(client_options& o, std::string_view query) {
             o.user = value;
         } else if (name == "password") {
             o.password = value;
+        } else if (name.substr(0, 4) == "tls_") {
+            if (!o.tls.enabled) {
+                throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a rediss:// url");
+            }
+            if (name == "tls_ca_file") {
+                o.tls.ca_file = value;
+            } else if (name == "tls_ca_dir") {
+                o.tls.ca_dir = value;
+            } else if (name == "tls_cert") {
+                o.tls.cert_file = value;
+            } else if (name == "tls_key") {
+                o.tls.key_file = value;
+            } else if (name == "tls_server_name") {
+                o.tls.server_name = value;
+            } else if (name == "tls_verify") {
+                o.tls.verify = parse_yes_no(value, "tls_verify");
+            } else {
+                throw std::invalid_argument("redkit: url: unknown query option " + quote(name, 32));
+            }
         } else {
             throw std::invalid_argument("redkit: url: unknown query option " + quote(name, 32));
         }
@@ -228,6 +290,7 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
         if (rest.empty() || rest.front() != '/') {
             throw std::invalid_argument("redkit: url: unix:// needs an absolute socket path (unix:///path/to/socket)");
         }
+        o.tls.enabled = false;
         o.unix_socket = detail::percent_decode(rest, "socket path");
         if (o.unix_socket.size() > 107) {  // sockaddr_un::sun_path holds 108 bytes with the terminator
             throw std::invalid_argument("redkit: url: unix socket path longer than 107 bytes");
@@ -235,11 +298,10 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
         detail::apply_query(o, query);
         return o;
     }
+    o.tls.enabled = scheme == "rediss";
     if (scheme == "rediss") {
-        throw std::invalid_argument(
-            "redkit: url: rediss:// (TLS) is not supported by this build of redkit; use redis:// or a TLS tunnel");
-    }
-    if (scheme != "redis") {
+        if (!tls_available) throw std::invalid_argument(detail::no_tls_message("url: rediss://"));
+    } else if (scheme != "redis") {
         throw std::invalid_argument("redkit: url: unsupported scheme " + detail::quote(scheme, 16) +
                                     " (expected redis://, unix:// or rediss://)");
     }

@@ -145,6 +145,12 @@ inline pool::pool(client_options options) : options_(std::make_shared<const clie
     if (o.command_timeout.count() < 0) bad("command_timeout must not be negative");
     if (o.port <= 0 || o.port > 65535) bad("port must be in [1, 65535]");
     if (o.db < 0) bad("db must not be negative");
+    if (o.tls.enabled && !tls_available) throw std::invalid_argument(detail::no_tls_message("client_options::tls"));
+    if (o.tls.enabled && !o.tls.verify) {
+        report(error(errc::insecure, "redkit: TLS to " + endpoint() +
+                                         " without certificate verification (tls_options::verify = false): "
+                                         "encrypted, but nobody checks who is at the other end"));
+    }
     idle_.reserve(std::min<std::size_t>(o.pool_size, 1024));  // release() pushes without allocating
 }
 

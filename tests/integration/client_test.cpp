@@ -166,24 +166,29 @@ TEST_F(Client, UnixSocketAndSelectDb) {
     c.command<void>("SET", "where", "db3");
     EXPECT_EQ(redis.command<std::optional<std::string>>("GET", "where"), std::nullopt);
     redis.command<void>("SELECT", 3);  // on one pooled connection only; read through a fresh client
-    redkit::client db3(shared_server().url() + "/3");
+    redkit::client db3(shared_server().url("/3"));
     EXPECT_EQ(db3.command<std::string>("GET", "where"), "db3");
 }
 
 TEST_F(Client, ClientNameIsSetOnEveryConnection) {
-    redkit::client c(shared_server().url() + "?client_name=redkit-test");
+    redkit::client c(shared_server().url("", "client_name=redkit-test"));
     EXPECT_EQ(c.command<std::string>("CLIENT", "GETNAME"), "redkit-test");
 }
 
 TEST_F(Client, AclUserAndWrongPassword) {
     redis.command<void>("ACL", "SETUSER", "app", "on", ">app-pass", "~app:*", "+@all");
-    redkit::client app("redis://app:app-pass@127.0.0.1:" + std::to_string(shared_server().options().port));
+    auto app_options = shared_server().options();
+    app_options.user = "app";
+    app_options.password = "app-pass";
+    redkit::client app(app_options);
     app.command<void>("SET", "app:x", "1");
     EXPECT_EQ(app.command<std::string>("ACL", "WHOAMI"), "app");
     // outside its key pattern: a NOPERM server error, not a transport problem
     EXPECT_THROW(app.command<void>("SET", "other:x", "1"), redkit::server_error);
 
-    redkit::client wrong("redis://app:nope@127.0.0.1:" + std::to_string(shared_server().options().port));
+    auto wrong_options = app_options;
+    wrong_options.password = "nope";
+    redkit::client wrong(wrong_options);
     try {
         wrong.ping();
         FAIL();
@@ -271,13 +276,13 @@ TEST_F(Client, ScanByTypeAndEmpty) {
 }
 
 TEST_F(Client, DefaultClientComesFromRedisUrlAndIsReplaceable) {
-    ::setenv("REDIS_URL", (shared_server().url() + "/5").c_str(), 1);
+    ::setenv("REDIS_URL", shared_server().url("/5").c_str(), 1);
     redkit::reset_default_client();
     redkit::default_client().command<void>("SET", "singleton", "yes");
-    redkit::client db5(shared_server().url() + "/5");
+    redkit::client db5(shared_server().url("/5"));
     EXPECT_EQ(db5.command<std::string>("GET", "singleton"), "yes");
 
-    redkit::set_default_client(redkit::client(shared_server().url() + "/6"));
+    redkit::set_default_client(redkit::client(shared_server().url("/6")));
     EXPECT_EQ(redkit::default_client().command<std::optional<std::string>>("GET", "singleton"), std::nullopt);
 
     ::setenv("REDIS_URL", "redis://host:notaport", 1);

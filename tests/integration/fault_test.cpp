@@ -230,6 +230,7 @@ TEST(SetupFaults, ASetupThatTimesOutIsATimeoutAndIsNotRetried) {
         error_log log;
         auto o = server.options();
         o.command_timeout = 300ms;
+        o.connect_timeout = 300ms;  // bounds a TLS handshake (REDKIT_TEST_TLS=1)
         o.max_retries = 2;
         o.retry_backoff = 10ms;
         o.on_error = log.callback();

@@ -56,7 +56,7 @@ TEST_F(Pipeline, ReusableOnTheSameConnection) {
 }
 
 TEST_F(Pipeline, DroppedWithoutExecLeavesConnectionClean) {
-    redkit::client one(shared_server().url() + "?pool_size=1");
+    redkit::client one(shared_server().url("", "pool_size=1"));
     {
         redkit::pipeline p(one);
         p.command("SET", "never", "sent");
@@ -93,7 +93,7 @@ TEST_F(Pipeline, ScriptsLoadThemselvesInOrder) {
 
 TEST_F(Pipeline, ScriptAfterFlushReportsNoscriptThenRecovers) {
     static const redkit::script one("return 1");
-    redkit::client single(shared_server().url() + "?pool_size=1");
+    redkit::client single(shared_server().url("", "pool_size=1"));
     redkit::pipeline p(single);
     p.eval(one, {});
     EXPECT_EQ(p.exec().at(0).as<long long>(), 1);

@@ -6,6 +6,11 @@
 // SIGKILL) at the end. REDKIT_TEST_REDIS_URL points the tests at an existing server instead (the
 // tests that kill or restart the server skip themselves then). REDKIT_TEST_REDIS_SERVER names
 // another redis-server binary.
+//
+// TLS: with REDKIT_TEST_TLS=1 (or tls_mode::on), the server also listens with TLS on a second
+// port, with certificates made at start-up by support/make-test-certs, and url() is the rediss://
+// URL of that port (trusting the test CA): every suite then runs over TLS unchanged. The plain
+// port stays for the harness's own readiness check.
 #pragma once
 
 #include <redkit/options.hpp>
@@ -50,9 +55,19 @@ inline int free_loopback_port() {
     return ntohs(addr.sin_port);
 }
 
+/// Whether a server serves TLS: as REDKIT_TEST_TLS says (the default), or always, or never.
+enum class tls_mode { from_environment, on, off };
+
+/// Makes the TLS tests' certificates in `dir` (support/make-test-certs, with the openssl tool).
+inline void make_test_certs(const std::string& dir) {
+    const std::string cmd = std::string("'") + REDKIT_TEST_SUPPORT_DIR + "/make-test-certs' '" + dir + "'";
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-certs failed for " + dir);
+}
+
 class redis_server {
 public:
-    explicit redis_server(std::vector<std::string> extra_args = {}) : extra_args_(std::move(extra_args)) {
+    explicit redis_server(std::vector<std::string> extra_args = {}, tls_mode tls = tls_mode::from_environment)
+        : extra_args_(std::move(extra_args)) {
         if (const char* url = std::getenv("REDKIT_TEST_REDIS_URL"); url && *url) {
             external_url_ = url;
             return;
@@ -61,6 +76,12 @@ public:
         if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
         port_ = free_loopback_port();
+        const char* env = std::getenv("REDKIT_TEST_TLS");
+        tls_ = tls == tls_mode::on || (tls == tls_mode::from_environment && env && std::string(env) == "1");
+        if (tls_) {
+            make_test_certs(tls_dir());
+            tls_port_ = free_loopback_port();
+        }
         start();
     }
 
@@ -78,7 +99,28 @@ public:
     /// True when the tests run against a server they do not own (no kill/restart then).
     bool external() const { return !external_url_.empty(); }
 
-    std::string url() const { return external() ? external_url_ : "redis://127.0.0.1:" + std::to_string(port_); }
+    /// The URL tests connect with: rediss:// of the TLS port (trusting the test CA) in TLS mode.
+    std::string url() const {
+        if (external()) return external_url_;
+        if (tls_) return "rediss://127.0.0.1:" + std::to_string(tls_port_) + "?tls_ca_file=" + tls_dir() + "/ca.crt";
+        return plain_url();
+    }
+    /// url() with a path ("/3") and query options ("pool_size=1") added, in either mode.
+    std::string url(const std::string& path, const std::string& query = {}) const {
+        const std::string base = url();
+        const auto q = base.find('?');
+        std::string out = base.substr(0, q) + path;
+        std::string options = query;
+        if (q != std::string::npos) options += (options.empty() ? "" : "&") + base.substr(q + 1);
+        if (!options.empty()) out += "?" + options;
+        return out;
+    }
+    /// The plain port's URL, in TLS mode too.
+    std::string plain_url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+    bool tls() const { return tls_; }
+    int tls_port() const { return tls_port_; }
+    /// Where the certificates are (TLS mode): ca.crt, server.crt/key, client.crt/key, ...
+    std::string tls_dir() const { return dir_ + "/tls"; }
     std::string unix_url() const { return "unix://" + socket_path(); }
     std::string socket_path() const { return dir_ + "/redis.sock"; }
     int port() const { return port_; }
@@ -110,6 +152,16 @@ public:
                                          dir_ + "/redis.log",
                                          "--enable-debug-command",
                                          "yes"};
+        if (tls_) {
+            const std::string t = tls_dir();
+            for (const std::string& a :
+                 {std::string("--tls-port"), std::to_string(tls_port_), std::string("--tls-cert-file"),
+                  t + "/server.crt", std::string("--tls-key-file"), t + "/server.key",
+                  std::string("--tls-ca-cert-file"), t + "/ca.crt", std::string("--tls-auth-clients"),
+                  std::string("optional")}) {
+                args.push_back(a);
+            }
+        }
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
         pid_ = ::fork();
         if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -193,6 +245,8 @@ private:
     std::string external_url_;
     std::string dir_;
     int port_ = 0;
+    bool tls_ = false;
+    int tls_port_ = 0;
     pid_t pid_ = -1;
 };
 

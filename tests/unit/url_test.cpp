@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <redkit/client.hpp>
 #include <redkit/options.hpp>
 
 #include <gtest/gtest.h>
@@ -95,12 +96,41 @@ TEST(Url, RejectsMalformed) {
     }
 }
 
-TEST(Url, RedissIsAClearError) {
-    try {
-        parse_url("rediss://h:6380");
-        FAIL() << "rediss:// accepted";
-    } catch (const std::invalid_argument& e) {
-        EXPECT_NE(std::string(e.what()).find("TLS"), std::string::npos) << e.what();
+TEST(Url, RedissIsTlsOrAClearErrorSayingHowToGetIt) {
+    if (!redkit::tls_available) {
+        try {
+            parse_url("rediss://h:6380");
+            FAIL() << "rediss:// accepted by a build without TLS";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find("needs TLS"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("hiredis_ssl"), std::string::npos) << e.what();
+        }
+        redkit::client_options o;
+        o.tls.enabled = true;
+        EXPECT_THROW(redkit::client{o}, std::invalid_argument);
+        return;
+    }
+    const auto o = parse_url(
+        "rediss://u:p@cache.internal:6380/2?tls_ca_file=/etc/ca.pem&tls_cert=/c.pem&tls_key=/k.pem"
+        "&tls_server_name=redis.example&tls_verify=no&tls_ca_dir=/etc/certs");
+    EXPECT_TRUE(o.tls.enabled);
+    EXPECT_EQ(o.port, 6380);
+    EXPECT_EQ(o.db, 2);
+    EXPECT_EQ(o.tls.ca_file, "/etc/ca.pem");
+    EXPECT_EQ(o.tls.ca_dir, "/etc/certs");
+    EXPECT_EQ(o.tls.cert_file, "/c.pem");
+    EXPECT_EQ(o.tls.key_file, "/k.pem");
+    EXPECT_EQ(o.tls.server_name, "redis.example");
+    EXPECT_FALSE(o.tls.verify);
+    EXPECT_TRUE(parse_url("rediss://h").tls.verify);  // verification is on unless turned off
+}
+
+TEST(Url, TlsOptionsNeedRediss) {
+    EXPECT_FALSE(parse_url("redis://h").tls.enabled);
+    EXPECT_THROW(parse_url("redis://h?tls_ca_file=/ca.pem"), std::invalid_argument);
+    if (redkit::tls_available) {
+        EXPECT_THROW(parse_url("rediss://h?tls_verify=maybe"), std::invalid_argument);
+        EXPECT_THROW(parse_url("rediss://h?tls_colour=red"), std::invalid_argument);
     }
 }
 

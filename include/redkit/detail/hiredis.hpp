@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The only header that includes <hiredis/hiredis.h>, and the only one that names a hiredis
-// symbol. Everything version-specific lives here: hiredis 0.14.x (Debian 12, Ubuntu 22.04) and
-// 1.x (Debian 13, Ubuntu 24.04, vcpkg, conan). Above it, the transport (detail/transport.hpp)
-// drives contexts and the reply view (reply.hpp) reads reply trees, both through these functions.
+// The hiredis layer: with detail/tls.hpp (hiredis_ssl, OpenSSL), the only header that includes
+// hiredis or names a hiredis symbol. Everything version-specific lives here: hiredis 0.14.x (Debian 12, Ubuntu 22.04)
+// and 1.x (Debian 13, Ubuntu 24.04, vcpkg, conan). Above it, the transport (detail/transport.hpp) drives contexts and
+// the reply view (reply.hpp) reads reply trees, both through these functions.
 #pragma once
 
 #include <redkit/detail/argv.hpp>

@@ -8,6 +8,7 @@
 
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/hiredis.hpp>
+#include <redkit/detail/tls.hpp>
 #include <redkit/detail/wait.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -95,13 +97,31 @@ private:
 /// context would read a late reply as the answer to the next command.
 class transport {
 public:
-    /// Connects (TCP or unix socket, connect_timeout) and sets the command timeout. Throws
-    /// error(connect_failed) naming the endpoint.
+    /// Connects (TCP or unix socket, connect_timeout; then the TLS handshake when o.tls.enabled,
+    /// within connect_timeout too). Throws error(connect_failed) naming the endpoint (and, for
+    /// TLS, the certificate's fault), std::invalid_argument for TLS in a build without it.
     explicit transport(const client_options& o) : block_sigpipe_(!o.ignore_sigpipe) {
+        if (o.tls.enabled && !tls_available) throw std::invalid_argument(no_tls_message("client_options::tls"));
+        if (o.tls.enabled && !o.unix_socket.empty()) {
+            throw std::invalid_argument("redkit: client_options::tls: TLS over a unix socket is not supported");
+        }
         if (o.ignore_sigpipe) ignore_sigpipe_if_default();
         std::string why;
         ctx_ = open_context(o.host, o.port, o.unix_socket, o.connect_timeout, why);
         if (!ctx_) throw error(errc::connect_failed, "redkit: connect " + endpoint_of(o) + ": " + why);
+#if REDKIT_HAS_TLS
+        if (o.tls.enabled) {
+            tls_ = tls_context_for(o.tls);
+            set_context_timeout(ctx_.get(), o.connect_timeout);  // bounds the handshake
+            bool timed_out = false;
+            ssl_ = start_tls(ctx_.get(), *tls_, o.host, o.tls, why, timed_out);
+            if (!ssl_) {
+                // a handshake nobody answers (a stopped server) is a timeout, like a setup's
+                throw error(timed_out ? errc::timeout : errc::connect_failed,
+                            "redkit: connect " + endpoint_of(o) + ": TLS handshake: " + why);
+            }
+        }
+#endif
     }
 
     static std::string endpoint_of(const client_options& o) {
@@ -155,6 +175,7 @@ public:
         if (spin.count() > 0) spin_until_readable(spin);
         errno = 0;
         if (!context_read_reply(ctx_.get(), out)) return fail(errno, true);
+        replied_ = true;
         return {};
     }
 
@@ -166,14 +187,21 @@ public:
             st = {errc::connection_closed, true, "connection already broken"};
             return false;
         }
-        if (context_take_buffered(ctx_.get(), out)) return true;
+        if (context_take_buffered(ctx_.get(), out)) {
+            if (out) replied_ = true;
+            return true;
+        }
         st = fail(0, true);
         return false;
     }
 
     /// Waits until more bytes can be read (or the peer hung up), `wake` is raised, or `timeout`
-    /// passes. A TLS transport answers "readable" at once while decrypted bytes are pending.
+    /// passes. Over TLS it answers "readable" at once while OpenSSL holds decrypted bytes: the
+    /// socket shows only what OpenSSL has not read yet.
     wait_result wait_readable(const notifier& wake, std::chrono::milliseconds timeout) const {
+#if REDKIT_HAS_TLS
+        if (tls_has_pending(ssl_)) return wait_result::readable;
+#endif
         return detail::wait_readable(context_fd(ctx_.get()), wake, timeout);
     }
 
@@ -205,11 +233,26 @@ private:
         st.text = st.code == errc::timeout ? "timeout after " + std::to_string(timeout_.count()) + " ms"
                                            : std::string(redkit::error_category().message(static_cast<int>(st.code))) +
                                                  " (" + context_error_text(ctx_.get()) + ")";
+#if REDKIT_HAS_TLS
+        if (ssl_ != nullptr && st.code != errc::timeout) {
+            // e.g. "tlsv13 alert certificate required": why a server closed a TLS connection
+            if (const std::string alert = tls_last_alert(); !alert.empty()) {
+                st.text += ", TLS: " + alert;
+            } else if (!replied_ && st.code == errc::connection_closed) {
+                st.text +=
+                    ", TLS: closed before its first reply (does the server require a client certificate? "
+                    "tls_options::cert_file)";
+            }
+        }
+#endif
         return st;
     }
 
     void spin_until_readable(std::chrono::microseconds spin) const noexcept {
         if (context_has_unparsed_bytes(ctx_.get())) return;
+#if REDKIT_HAS_TLS
+        if (tls_has_pending(ssl_)) return;
+#endif
         pollfd p{};
         p.fd = context_fd(ctx_.get());
         p.events = POLLIN;
@@ -220,8 +263,13 @@ private:
     }
 
     context_ptr ctx_;
+#if REDKIT_HAS_TLS
+    std::shared_ptr<tls_context> tls_;  // shared by the connections made with the same tls_options
+    SSL* ssl_ = nullptr;                // owned by ctx_ (hiredis frees it)
+#endif
     bool block_sigpipe_;
     bool broken_ = false;
+    bool replied_ = false;  // a reply was read (the setup's, or a command's)
     bool timeout_set_ = false;
     std::chrono::milliseconds timeout_{0};
 };
