@@ -330,6 +330,15 @@ inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_
                 continue;
             }
             st = detail::connection_access::roundtrip(*l, a, r);
+            if (st.ok() && detail::connection_access::demoted(*l, r) && attempt < o.max_retries) {
+                // READONLY: a primary demoted by a failover refused the command, which did not run
+                pool_->report(error(errc::server_error, detail::origin{a.command_name(), a.first_key()}.prefix() +
+                                                            std::string(detail::raw_str(r.get())) +
+                                                            " (the primary moved; asking the sentinels again)"));
+                l.reset();
+                std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
+                continue;
+            }
         }  // the connection goes back to the pool (or is discarded) before the reply is converted
         if (st.ok()) return r;
 

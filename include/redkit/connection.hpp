@@ -20,6 +20,7 @@
 #pragma once
 
 #include <redkit/detail/argv.hpp>
+#include <redkit/detail/sentinel.hpp>
 #include <redkit/detail/transport.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
@@ -120,12 +121,17 @@ public:
 private:
     friend struct detail::connection_access;
 
+    static detail::transport open(const client_options& o, std::shared_ptr<detail::sentinel_locator>& locator,
+                                  unsigned long long& generation);
     void replay_setup();
     detail::io_status roundtrip(const detail::argv& a, detail::reply_ptr& out);
+    bool stale() const noexcept { return locator_ && locator_->generation() != generation_; }
     detail::reply_ptr exchange(const detail::argv& a);
     [[noreturn]] void fail(const detail::io_status& st) const;
 
     std::shared_ptr<const client_options> options_;
+    std::shared_ptr<detail::sentinel_locator> locator_;  // with Sentinel: who says where the primary is
+    unsigned long long generation_ = 0;                  // the locator's generation when this connected
     detail::transport transport_;
     std::chrono::microseconds read_spin_{0};
     std::chrono::steady_clock::time_point last_used_{};
@@ -148,6 +154,14 @@ struct connection_access {
     static std::chrono::steady_clock::time_point last_used(const connection& c) noexcept { return c.last_used_; }
     static void mark_used(connection& c) noexcept { c.last_used_ = std::chrono::steady_clock::now(); }
     static bool idle_check(connection& c) noexcept { return c.transport_.idle_check(); }
+    /// Connected to a primary that the sentinels have replaced since (see detail/sentinel.hpp).
+    static bool stale(const connection& c) noexcept { return c.stale(); }
+    /// The reply is READONLY from a primary turned replica (Sentinel): the connection was dropped
+    /// and the sentinels will be asked again; the command did not run.
+    static bool demoted(const connection& c, const reply_ptr& r) noexcept {
+        return c.locator_ && c.transport_.broken() && raw_is_error(r.get()) &&
+               raw_str(r.get()).substr(0, 9) == "READONLY ";
+    }
     static void poison(connection& c) noexcept { c.transport_.poison(); }
 };
 
@@ -173,8 +187,22 @@ inline void evalsha_to_eval(argv& a, const script& s) noexcept {
 
 // ---- implementation ----
 
+inline detail::transport connection::open(const client_options& o, std::shared_ptr<detail::sentinel_locator>& locator,
+                                          unsigned long long& generation) {
+    if (o.sentinel.master.empty()) return detail::transport(o);
+    locator = detail::sentinel_locator::for_options(o);
+    const auto primary = locator->primary();
+    generation = primary.generation;
+    try {
+        return detail::transport(o, primary.host, primary.port);
+    } catch (const error&) {
+        locator->invalidate(generation);  // gone, or not there yet: ask the sentinels next time
+        throw;
+    }
+}
+
 inline connection::connection(std::shared_ptr<const client_options> options)
-    : options_(std::move(options)), transport_(*options_) {
+    : options_(std::move(options)), transport_(open(*options_, locator_, generation_)) {
     set_timeout(options_->command_timeout);
     replay_setup();
     detail::connection_access::mark_used(*this);
@@ -189,7 +217,7 @@ inline void connection::set_timeout(std::chrono::milliseconds timeout) {
 inline void connection::replay_setup() {
     const client_options& o = *options_;
     std::size_t pending = 0;
-    std::string_view names[4];
+    std::string_view names[5];
     if (!o.password.empty()) {
         detail::argv a;
         if (o.user.empty()) {
@@ -212,6 +240,13 @@ inline void connection::replay_setup() {
         transport_.append(a);
         names[pending++] = "CLIENT SETNAME";
     }
+    if (locator_) {
+        // Sentinel may still name a primary that was just demoted: check before any command
+        detail::argv a;
+        a.push_all("ROLE");
+        transport_.append(a);
+        names[pending++] = "ROLE";
+    }
     if (pending == 0 && o.tls.enabled) {
         // TLS 1.3 servers send session tickets after the handshake: reading one round trip's reply
         // consumes them, so a later wait (SUBSCRIBE, BZPOPMIN) never sees a readable socket with
@@ -232,6 +267,18 @@ inline void connection::replay_setup() {
     for (std::size_t i = 0; i < pending; ++i) {
         detail::reply_ptr r;
         if (auto st = transport_.read(r); !st.ok()) throw setup_failed(st, names[i]);
+        if (names[i] == "ROLE" && !detail::raw_is_error(r.get())) {
+            const bool primary =
+                detail::raw_size(r.get()) > 0 && detail::raw_str(detail::raw_at(r.get(), 0)) == "master";
+            if (!primary) {
+                transport_.poison();
+                locator_->invalidate(generation_);
+                throw error(errc::connect_failed, "redkit: connect " + endpoint() +
+                                                      ": the sentinels' primary is a replica now (a failover is under "
+                                                      "way); asking them again");
+            }
+            continue;
+        }
         if (detail::raw_is_error(r.get())) {
             transport_.poison();  // a half set-up connection must not be pooled
             const std::string text(detail::raw_str(r.get()));
@@ -244,7 +291,14 @@ inline detail::io_status connection::roundtrip(const detail::argv& a, detail::re
     detail::require_arguments(a);
     transport_.append(a);
     if (auto st = transport_.flush(); !st.ok()) return st;
-    return transport_.read(out, read_spin_);
+    auto st = transport_.read(out, read_spin_);
+    if (st.ok() && locator_ && detail::raw_is_error(out.get()) &&
+        detail::raw_str(out.get()).substr(0, 9) == "READONLY ") {
+        // the primary was demoted under this connection: drop it and ask the sentinels again
+        transport_.poison();
+        locator_->invalidate(generation_);
+    }
+    return st;
 }
 
 inline detail::reply_ptr connection::exchange(const detail::argv& a) {

@@ -5,6 +5,8 @@
 //   redis://[user[:password]@]host[:port][/db][?option=value&...]
 //   unix:///path/to/socket[?db=N&option=value&...]       (also redis+unix://)
 //   rediss://[user[:password]@]host[:port][/db][?option=value&...]      (TLS)
+//   redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db][?...]
+//   rediss+sentinel://...                   (Sentinel: the hosts are sentinels, default port 26379)
 // host is a name of at most 253 bytes, an IPv4 literal or a bracketed IPv6 literal ([::1]); a URL
 // is at most 4096 bytes. user and password are percent-decoded.
 // Query options: db, connect_timeout, timeout (command timeout), pool_size, max_retries,
@@ -12,7 +14,8 @@
 // tls_server_name and tls_verify (yes/no). rediss:// needs a build with TLS (tls_available); in
 // one without, parse_url throws std::invalid_argument saying how to get it. Durations take a unit
 // ("250ms", "2s"); a bare number is seconds and may have a fraction ("0.5"). Unknown options are
-// rejected, so a typo never goes unnoticed.
+// rejected, so a typo never goes unnoticed. Sentinel URLs also take sentinel_user and
+// sentinel_password (the sentinels' own credentials; user and password log in to the primary).
 // Error messages never contain the password: quoted input has its user info and password
 // option redacted, and every quote is cut to a few dozen bytes.
 #pragma once
@@ -27,6 +30,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 // REDKIT_HAS_TLS is 1 when hiredis_ssl and OpenSSL are linked (CMake defines it on
 // redkit::redkit when it finds them; see REDKIT_TLS). Without CMake, define it yourself.
@@ -52,6 +56,21 @@ struct tls_options {
     /// encrypts without knowing who is at the other end: it is reported through on_error once
     /// per client.
     bool verify = true;
+};
+
+/// One sentinel's address.
+struct sentinel_node {
+    std::string host;
+    int port = 26379;
+};
+
+/// Sentinel: connect to the primary that a set of sentinels names, and follow it when they fail
+/// over (see "From one server to production" in the README).
+struct sentinel_options {
+    std::string master;                ///< the name the sentinels monitor; empty: no Sentinel
+    std::vector<sentinel_node> nodes;  ///< the sentinels, asked in turn
+    std::string user;                  ///< the sentinels' ACL user (empty: AUTH password, or none)
+    std::string password;              ///< the sentinels' password (empty: no AUTH)
 };
 
 /// How a connection to Redis is made and how requests behave. Defaults suit a service talking to
@@ -85,6 +104,10 @@ struct client_options {
     std::string client_name;  ///< CLIENT SETNAME on every new connection when non-empty
 
     tls_options tls;  ///< TLS (rediss://)
+
+    /// With sentinel.master set, host and port are ignored: every new connection goes to the
+    /// primary the sentinels name (redis+sentinel://).
+    sentinel_options sentinel;
 
     /// When SIGPIPE still has its default action (terminate), set it to SIG_IGN at the first
     /// client's construction, so a server closing the socket surfaces as an error instead of
@@ -237,6 +260,11 @@ inline void apply_query(client_options& o, std::string_view query) {
             o.user = value;
         } else if (name == "password") {
             o.password = value;
+        } else if (name == "sentinel_user" || name == "sentinel_password") {
+            if (o.sentinel.master.empty()) {
+                throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a redis+sentinel:// url");
+            }
+            (name == "sentinel_user" ? o.sentinel.user : o.sentinel.password) = value;
         } else if (name.substr(0, 4) == "tls_") {
             if (!o.tls.enabled) {
                 throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a rediss:// url");
@@ -260,6 +288,94 @@ inline void apply_query(client_options& o, std::string_view query) {
             throw std::invalid_argument("redkit: url: unknown query option " + quote(name, 32));
         }
     }
+}
+
+/// Takes "user:password@" off the front of an authority into o; returns the rest (host[:port]).
+inline std::string_view take_userinfo(std::string_view authority, client_options& o) {
+    const auto at = authority.rfind('@');
+    if (at == std::string_view::npos) return authority;
+    const std::string_view userinfo = authority.substr(0, at);
+    const auto colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+        // redis://secret@host is the common password-only form (as redis-cli and ioredis read it)
+        o.password = percent_decode(userinfo, "password");
+    } else {
+        o.user = percent_decode(userinfo.substr(0, colon), "user");
+        o.password = percent_decode(userinfo.substr(colon + 1), "password");
+    }
+    return authority.substr(at + 1);
+}
+
+/// Parses host[:port], [ipv6][:port]; keeps `port` when none is given. `which` > 0 numbers the
+/// hosts of a list in messages.
+inline void parse_host_port(std::string_view rest, std::string& host, int& port, int which) {
+    const std::string where = which > 0 ? " (host " + std::to_string(which) + ")" : std::string();
+    std::string_view port_text;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos) {
+            throw std::invalid_argument("redkit: url: unterminated IPv6 literal in host" + where);
+        }
+        host = std::string(rest.substr(1, close - 1));
+        const std::string_view after = rest.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw std::invalid_argument("redkit: url: junk after IPv6 host" + where);
+            port_text = after.substr(1);
+            if (port_text.empty()) throw std::invalid_argument("redkit: url: empty port" + where);
+        }
+    } else {
+        const auto colon = rest.find(':');
+        if (colon != std::string_view::npos && rest.find(':', colon + 1) != std::string_view::npos) {
+            throw std::invalid_argument(
+                "redkit: url: an IPv6 address goes in brackets, with the port after them: redis://[::1]:6379");
+        }
+        if (colon != std::string_view::npos) {
+            port_text = rest.substr(colon + 1);
+            rest = rest.substr(0, colon);
+            if (port_text.empty()) throw std::invalid_argument("redkit: url: empty port" + where);
+        }
+        host = std::string(rest);
+    }
+    if (host.empty()) throw std::invalid_argument("redkit: url: empty host" + where);
+    if (host.size() > max_host_size) {
+        throw std::invalid_argument("redkit: url: host longer than " + std::to_string(max_host_size) + " bytes (" +
+                                    std::to_string(host.size()) + ")" + where);
+    }
+    for (char c : host) {
+        if (c == ' ' || c == '/' || c == '@' || static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
+            throw std::invalid_argument("redkit: url: invalid character in host " + quote(host) + where);
+        }
+    }
+    if (!port_text.empty()) port = parse_int<int>(port_text, 1, 65535, "port");
+}
+
+/// redis+sentinel://[user:password@]h1[:p1],h2[:p2]/master[/db]?...
+inline client_options parse_sentinel_url(client_options o, bool tls, std::string_view rest, std::string_view query) {
+    if (tls && !tls_available) throw std::invalid_argument(no_tls_message("url: rediss+sentinel://"));
+    o.tls.enabled = tls;
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos || slash + 1 == rest.size()) {
+        throw std::invalid_argument(
+            "redkit: url: redis+sentinel:// needs the master's name: redis+sentinel://host/mymaster");
+    }
+    std::string_view path = rest.substr(slash + 1);
+    std::string_view hosts = take_userinfo(rest.substr(0, slash), o);
+    o.sentinel = sentinel_options{};
+    const auto db_slash = path.find('/');
+    o.sentinel.master = percent_decode(path.substr(0, db_slash), "master name");
+    if (o.sentinel.master.empty()) throw std::invalid_argument("redkit: url: empty master name");
+    if (db_slash != std::string_view::npos) o.db = parse_int<int>(path.substr(db_slash + 1), 0, 1 << 20, "db");
+    int which = 0;
+    while (!hosts.empty() || which == 0) {
+        const auto comma = hosts.find(',');
+        sentinel_node node;
+        parse_host_port(hosts.substr(0, comma), node.host, node.port, ++which);
+        o.sentinel.nodes.push_back(std::move(node));
+        if (comma == std::string_view::npos) break;
+        hosts = hosts.substr(comma + 1);
+    }
+    apply_query(o, query);
+    return o;
 }
 
 }  // namespace detail
@@ -298,12 +414,16 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
         detail::apply_query(o, query);
         return o;
     }
+    if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
+        return detail::parse_sentinel_url(std::move(o), scheme == "rediss+sentinel", rest, query);
+    }
     o.tls.enabled = scheme == "rediss";
+    o.sentinel = sentinel_options{};
     if (scheme == "rediss") {
         if (!tls_available) throw std::invalid_argument(detail::no_tls_message("url: rediss://"));
     } else if (scheme != "redis") {
         throw std::invalid_argument("redkit: url: unsupported scheme " + detail::quote(scheme, 16) +
-                                    " (expected redis://, unix:// or rediss://)");
+                                    " (expected redis://, rediss://, unix:// or redis+sentinel://)");
     }
 
     std::string_view path;
@@ -311,58 +431,8 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
         path = rest.substr(slash + 1);
         rest = rest.substr(0, slash);
     }
-
-    if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-        const std::string_view userinfo = rest.substr(0, at);
-        rest = rest.substr(at + 1);
-        const auto colon = userinfo.find(':');
-        if (colon == std::string_view::npos) {
-            // redis://secret@host is the common password-only form (as redis-cli and ioredis read it)
-            o.password = detail::percent_decode(userinfo, "password");
-        } else {
-            o.user = detail::percent_decode(userinfo.substr(0, colon), "user");
-            o.password = detail::percent_decode(userinfo.substr(colon + 1), "password");
-        }
-    }
-
-    std::string_view port;
-    if (!rest.empty() && rest.front() == '[') {
-        const auto close = rest.find(']');
-        if (close == std::string_view::npos) {
-            throw std::invalid_argument("redkit: url: unterminated IPv6 literal in host");
-        }
-        o.host = std::string(rest.substr(1, close - 1));
-        const std::string_view after = rest.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') throw std::invalid_argument("redkit: url: junk after IPv6 host");
-            port = after.substr(1);
-            if (port.empty()) throw std::invalid_argument("redkit: url: empty port");
-        }
-    } else {
-        const auto colon = rest.find(':');
-        if (colon != std::string_view::npos && rest.find(':', colon + 1) != std::string_view::npos) {
-            throw std::invalid_argument(
-                "redkit: url: an IPv6 address goes in brackets, with the port after them: redis://[::1]:6379");
-        }
-        if (colon != std::string_view::npos) {
-            port = rest.substr(colon + 1);
-            rest = rest.substr(0, colon);
-            if (port.empty()) throw std::invalid_argument("redkit: url: empty port");
-        }
-        if (rest.empty()) throw std::invalid_argument("redkit: url: empty host");
-        o.host = std::string(rest);
-    }
-    if (o.host.empty()) throw std::invalid_argument("redkit: url: empty host");
-    if (o.host.size() > detail::max_host_size) {
-        throw std::invalid_argument("redkit: url: host longer than " + std::to_string(detail::max_host_size) +
-                                    " bytes (" + std::to_string(o.host.size()) + ")");
-    }
-    for (char c : o.host) {
-        if (c == ' ' || c == '/' || c == '@' || static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
-            throw std::invalid_argument("redkit: url: invalid character in host " + detail::quote(o.host));
-        }
-    }
-    if (!port.empty()) o.port = detail::parse_int<int>(port, 1, 65535, "port");
+    rest = detail::take_userinfo(rest, o);
+    detail::parse_host_port(rest, o.host, o.port, 0);
     if (!path.empty()) o.db = detail::parse_int<int>(path, 0, 1 << 20, "db");
     detail::apply_query(o, query);
     return o;

@@ -144,6 +144,7 @@ inline pool::pool(client_options options) : options_(std::make_shared<const clie
     if (o.connect_timeout.count() <= 0) bad("connect_timeout must be positive");
     if (o.command_timeout.count() < 0) bad("command_timeout must not be negative");
     if (o.port <= 0 || o.port > 65535) bad("port must be in [1, 65535]");
+    if (!o.sentinel.master.empty() && o.sentinel.nodes.empty()) bad("sentinel.nodes must name a sentinel");
     if (o.db < 0) bad("db must not be negative");
     if (o.tls.enabled && !tls_available) throw std::invalid_argument(detail::no_tls_message("client_options::tls"));
     if (o.tls.enabled && !o.tls.verify) {
@@ -213,6 +214,7 @@ inline void pool::release(std::unique_ptr<connection> c) noexcept {
 }
 
 inline bool pool::healthy_after_idle(connection& c) const noexcept {
+    if (detail::connection_access::stale(c)) return false;  // a primary the sentinels replaced since
     if (options_->idle_check_after.count() > 0 &&
         std::chrono::steady_clock::now() - detail::connection_access::last_used(c) < options_->idle_check_after) {
         return !c.broken();

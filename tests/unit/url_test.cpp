@@ -202,3 +202,28 @@ TEST(Url, UnbracketedIpv6SaysToUseBrackets) {
         }
     }
 }
+
+TEST(Url, SentinelForm) {
+    const auto o = parse_url(
+        "redis+sentinel://app:s3cret@10.0.0.1:26380,[::1],sentinel.internal/mymaster/2?sentinel_password=sp"
+        "&sentinel_user=watcher&timeout=250ms");
+    EXPECT_EQ(o.sentinel.master, "mymaster");
+    ASSERT_EQ(o.sentinel.nodes.size(), 3u);
+    EXPECT_EQ(o.sentinel.nodes[0].host, "10.0.0.1");
+    EXPECT_EQ(o.sentinel.nodes[0].port, 26380);
+    EXPECT_EQ(o.sentinel.nodes[1].host, "::1");
+    EXPECT_EQ(o.sentinel.nodes[1].port, 26379);  // the sentinels' default port
+    EXPECT_EQ(o.sentinel.nodes[2].host, "sentinel.internal");
+    EXPECT_EQ(o.sentinel.user, "watcher");
+    EXPECT_EQ(o.sentinel.password, "sp");
+    EXPECT_EQ(o.user, "app");  // the primary's credentials
+    EXPECT_EQ(o.password, "s3cret");
+    EXPECT_EQ(o.db, 2);
+    EXPECT_EQ(o.command_timeout.count(), 250);
+    EXPECT_FALSE(o.tls.enabled);
+    EXPECT_TRUE(parse_url("redis://h").sentinel.master.empty());
+    for (const char* bad : {"redis+sentinel://h1,h2", "redis+sentinel://h1,h2/", "redis+sentinel://h1,,h2/m",
+                            "redis+sentinel://h1:0/m", "redis://h?sentinel_password=x"}) {
+        EXPECT_THROW(parse_url(bad), std::invalid_argument) << bad;
+    }
+}

@@ -100,33 +100,37 @@ public:
     /// Connects (TCP or unix socket, connect_timeout; then the TLS handshake when o.tls.enabled,
     /// within connect_timeout too). Throws error(connect_failed) naming the endpoint (and, for
     /// TLS, the certificate's fault), std::invalid_argument for TLS in a build without it.
-    explicit transport(const client_options& o) : block_sigpipe_(!o.ignore_sigpipe) {
+    explicit transport(const client_options& o) : transport(o, o.host, o.port) {}
+
+    /// Connects to host:port (Sentinel's answer, say) with the rest of `o`.
+    transport(const client_options& o, const std::string& host, int port) : block_sigpipe_(!o.ignore_sigpipe) {
         if (o.tls.enabled && !tls_available) throw std::invalid_argument(no_tls_message("client_options::tls"));
         if (o.tls.enabled && !o.unix_socket.empty()) {
             throw std::invalid_argument("redkit: client_options::tls: TLS over a unix socket is not supported");
         }
         if (o.ignore_sigpipe) ignore_sigpipe_if_default();
         std::string why;
-        ctx_ = open_context(o.host, o.port, o.unix_socket, o.connect_timeout, why);
-        if (!ctx_) throw error(errc::connect_failed, "redkit: connect " + endpoint_of(o) + ": " + why);
+        ctx_ = open_context(host, port, o.unix_socket, o.connect_timeout, why);
+        if (!ctx_) throw error(errc::connect_failed, "redkit: connect " + endpoint_of(o, host, port) + ": " + why);
 #if REDKIT_HAS_TLS
         if (o.tls.enabled) {
             tls_ = tls_context_for(o.tls);
             set_context_timeout(ctx_.get(), o.connect_timeout);  // bounds the handshake
             bool timed_out = false;
-            ssl_ = start_tls(ctx_.get(), *tls_, o.host, o.tls, why, timed_out);
+            ssl_ = start_tls(ctx_.get(), *tls_, host, o.tls, why, timed_out);
             if (!ssl_) {
                 // a handshake nobody answers (a stopped server) is a timeout, like a setup's
                 throw error(timed_out ? errc::timeout : errc::connect_failed,
-                            "redkit: connect " + endpoint_of(o) + ": TLS handshake: " + why);
+                            "redkit: connect " + endpoint_of(o, host, port) + ": TLS handshake: " + why);
             }
         }
 #endif
     }
 
-    static std::string endpoint_of(const client_options& o) {
+    static std::string endpoint_of(const client_options& o) { return endpoint_of(o, o.host, o.port); }
+    static std::string endpoint_of(const client_options& o, const std::string& host, int port) {
         if (!o.unix_socket.empty()) return o.unix_socket;
-        return o.host + ":" + std::to_string(o.port);
+        return host + ":" + std::to_string(port);
     }
 
     bool broken() const noexcept { return broken_; }

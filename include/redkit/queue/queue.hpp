@@ -6,6 +6,7 @@
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/key.hpp>
+#include <redkit/pipeline.hpp>
 #include <redkit/queue/detail/lua.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/job.hpp>
@@ -42,7 +43,14 @@ class queue {
 public:
     /// Throws std::invalid_argument when the name is empty.
     queue(client c, std::string name, queue_options options = {})
-        : core_(std::make_shared<detail::queue_core>(std::move(c), std::move(name), options.keys)) {}
+        : core_(std::make_shared<detail::queue_core>(std::move(c), std::move(name), options.keys)) {
+        if (options.replicas < 0) throw std::invalid_argument("redkit: queue_options.replicas must not be negative");
+        if (options.replica_timeout.count() < 0) {
+            throw std::invalid_argument("redkit: queue_options.replica_timeout must not be negative");
+        }
+        core_->replicas = options.replicas;
+        core_->replica_timeout = options.replica_timeout;
+    }
 
     const std::string& name() const noexcept { return core_->name; }
 
@@ -198,7 +206,24 @@ private:
     }
 
     std::vector<added_job> run_add(const std::vector<std::string>& args) {
-        const auto r = core_->redis.template eval<std::vector<reply>>(lua<detail::queue_lua::add>(), core_->keys, args);
+        std::vector<reply> r;
+        if (core_->replicas == 0) {
+            r = core_->redis.template eval<std::vector<reply>>(lua<detail::queue_lua::add>(), core_->keys, args);
+        } else {
+            // the script and WAIT in one write on one connection: WAIT counts that connection's writes
+            pipeline p(core_->redis);
+            p.eval(lua<detail::queue_lua::add>(), core_->keys, args);
+            p.command("WAIT", core_->replicas, core_->replica_timeout.count());
+            const std::vector<reply> both = p.exec();
+            r = both.at(0).as<std::vector<reply>>();
+            const long long acked = both.at(1).as<long long>();
+            if (acked < core_->replicas) {
+                throw error(errc::timeout, core_->what() + "add: " + std::to_string(acked) + " of " +
+                                               std::to_string(core_->replicas) + " replicas acknowledged within " +
+                                               std::to_string(core_->replica_timeout.count()) +
+                                               " ms; the job is on the primary but may be lost on a failover");
+            }
+        }
         std::vector<added_job> out;
         out.reserve(r.size() / 2);
         for (std::size_t i = 0; i + 1 < r.size(); i += 2) {

@@ -139,6 +139,13 @@ public:
 /// Options of a queue handle.
 struct queue_options {
     key_space keys;  ///< prefix of the queue's keys (default: none, keys are queue:{name}:...)
+    /// add() and add_bulk() return once this many replicas also hold the jobs (WAIT, in the same
+    /// write as the add script): an acknowledged job then survives a failover (Sentinel, Cluster)
+    /// that promotes one of them. 0 (the default): acknowledged by the primary alone.
+    int replicas = 0;
+    /// How long add() waits for those replicas; past it, add() throws error(errc::timeout) -- the
+    /// job was added on the primary and may still run, but is not known to be replicated.
+    std::chrono::milliseconds replica_timeout{1000};
 };
 
 }  // namespace v0

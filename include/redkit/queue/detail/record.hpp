@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <memory>
@@ -43,6 +44,9 @@ struct queue_core {
     std::string name;
     std::vector<std::string> keys;  // the 10 KEYS of every queue script, in queue_key order
     std::string job_prefix;         // "<base>:job:"
+
+    int replicas = 0;  // queue_options::replicas: WAIT for this many after an add
+    std::chrono::milliseconds replica_timeout{1000};
 
     queue_core(client c, std::string queue_name, const key_space& ks)
         : redis(std::move(c)), name(std::move(queue_name)) {

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+// Sentinel against real servers: one primary, one replica, three sentinels on loopback. The client
+// finds the primary through the sentinels, with their own password, and the same client objects
+// (cache, rate limiter, queue and worker, subscriber) recover by themselves from a SENTINEL
+// FAILOVER and from a kill -9 of the primary in the middle of a workload; every job add()
+// acknowledged (replicated with WAIT) is completed.
+#include <redkit/redkit.hpp>
+
+#include "support/error_log.hpp"
+#include "support/sentinel_topology.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redkit_test::error_log;
+using redkit_test::sentinel_topology;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Cache, rate limiter and queue adds in a loop, measuring how long calls kept failing.
+class workload {
+public:
+    explicit workload(const redkit::client& redis)
+        : redis_(redis),
+          cache_(redis,
+                 [] {
+                     redkit::cache_options o;
+                     o.on_failure = redkit::cache_failure_policy::throw_error;  // count failures, do not hide them
+                     o.outage_backoff = 0ms;
+                     return o;
+                 }()),
+          limiter_(redkit::rate_limiter::fixed_window(redis, "api", 1000000, 1min,
+                                                      [] {
+                                                          redkit::rate_limit_options o;
+                                                          o.on_failure = redkit::rate_limit_failure_policy::raise;
+                                                          return o;
+                                                      }())),
+          jobs_(redis, "failover", [] {
+              redkit::queue_options o;
+              o.replicas = 1;  // acknowledged = on the replica too: survives the primary's death
+              o.replica_timeout = 300ms;
+              return o;
+          }()) {}
+
+    void start() {
+        thread_ = std::thread([this] { run(); });
+    }
+    void stop() {
+        stop_ = true;
+        thread_.join();
+    }
+
+    std::set<std::string> acknowledged() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return acked_;
+    }
+    long long failed_calls() const { return failed_.load(); }
+    long long ok_rounds() const { return ok_.load(); }  // successful cache + rate limit rounds
+    long long longest_command_stall_ms() const { return command_stall_ms_.load(); }
+    long long longest_add_stall_ms() const { return add_stall_ms_.load(); }
+    redkit::queue<int>& queue() { return jobs_; }
+
+private:
+    void run() {
+        stall command_stall, add_stall;
+        for (int i = 0; !stop_; ++i) {
+            try {
+                (void)cache_.get_or_set<int>(
+                    "product:" + std::to_string(i % 50), [&] { return i; }, 60s);
+                (void)limiter_.hit("client-" + std::to_string(i % 7));
+                command_stall.ok(command_stall_ms_);
+                ++ok_;
+            } catch (const redkit::error&) {
+                ++failed_;
+            }
+            try {
+                const auto added = jobs_.add("job", i);
+                std::lock_guard<std::mutex> lock(mutex_);
+                acked_.insert(added.id);
+                add_stall.ok(add_stall_ms_);
+            } catch (const redkit::error&) {
+                ++failed_;
+            }
+            std::this_thread::sleep_for(2ms);
+        }
+    }
+
+    // The longest time between two successes (from the first one on).
+    struct stall {
+        std::optional<clock_type::time_point> last;
+        void ok(std::atomic<long long>& longest) {
+            const auto now = clock_type::now();
+            if (last) {
+                const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - *last).count();
+                if (gap > longest.load()) longest = gap;
+            }
+            last = now;
+        }
+    };
+
+    redkit::client redis_;
+    redkit::cache cache_;
+    redkit::rate_limiter limiter_;
+    redkit::queue<int> jobs_;
+    std::atomic<bool> stop_{false};
+    std::atomic<long long> failed_{0}, ok_{0}, command_stall_ms_{0}, add_stall_ms_{0};
+    std::mutex mutex_;
+    std::set<std::string> acked_;
+    std::thread thread_;
+};
+
+// Runs the workload and a worker through `disrupt`, then checks that everything recovered.
+void run_through(sentinel_topology& t, const char* what, const std::function<void()>& disrupt,
+                 const std::function<void()>& after = {}) {
+    error_log log;
+    auto o = redkit::parse_url(t.url());
+    o.command_timeout = 1000ms;
+    o.connect_timeout = 500ms;
+    o.max_retries = 3;
+    o.on_error = log.callback();
+    redkit::client redis(o);
+    const int old_primary = t.primary_port();
+
+    workload w(redis);
+    std::mutex done_mutex;
+    std::set<std::string> completed;
+    redkit::worker_options<int> wo;
+    wo.concurrency = 4;
+    wo.lease_duration = 1000ms;  // a job leased from the dead primary is recovered after a second
+    wo.stalled_interval = 200ms;
+    wo.block_timeout = 500ms;
+    wo.on_error = log.callback();
+    redkit::worker<int> worker(
+        w.queue(),
+        [&](redkit::job<int>& j) {
+            std::lock_guard<std::mutex> lock(done_mutex);
+            completed.insert(j.id());
+        },
+        wo);
+
+    std::atomic<int> received{0};
+    redkit::subscriber sub(redis);
+    sub.on_raw("failover:events", [&](const redkit::message&) { ++received; });
+    ASSERT_TRUE(sub.wait_subscribed(5s));
+
+    w.start();
+    std::this_thread::sleep_for(1s);
+    const long long before = w.ok_rounds();
+    disrupt();
+    ASSERT_TRUE(t.wait_for_new_primary(old_primary)) << "no failover";
+    if (after) after();
+    // the same objects keep working: a few seconds of successful rounds after the failover
+    const long long at_failover = w.ok_rounds();
+    const auto deadline = clock_type::now() + 20s;
+    while (w.ok_rounds() < at_failover + 200 && clock_type::now() < deadline) std::this_thread::sleep_for(20ms);
+    w.stop();
+    EXPECT_GE(w.ok_rounds(), at_failover + 200) << "the workload did not recover";
+    EXPECT_GT(before, 0);
+    EXPECT_EQ(std::to_string(t.primary_port()), redis.command<std::vector<std::string>>("CONFIG", "GET", "port").at(1))
+        << "the client talks to the new primary";
+
+    // every acknowledged job completes (at least once)
+    const auto acked = w.acknowledged();
+    const auto jobs_deadline = clock_type::now() + 30s;
+    for (;;) {
+        std::size_t missing = 0;
+        {
+            std::lock_guard<std::mutex> lock(done_mutex);
+            for (const auto& id : acked) missing += completed.count(id) == 0 ? 1u : 0u;
+        }
+        if (missing == 0 || clock_type::now() > jobs_deadline) {
+            EXPECT_EQ(missing, 0u) << missing << " acknowledged jobs never completed";
+            break;
+        }
+        std::this_thread::sleep_for(50ms);
+    }
+    // pub/sub follows too: a message published on the new primary arrives
+    const auto sub_deadline = clock_type::now() + 10s;
+    while (received.load() == 0 && clock_type::now() < sub_deadline) {
+        redkit::publisher(redis).publish_raw("failover:events", "after");
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_GT(received.load(), 0) << "the subscriber did not follow the failover";
+    EXPECT_TRUE(worker.close(5s));
+    std::printf(
+        "%s: longest stall %lld ms (cache + rate limit), %lld ms (adds acknowledged by a replica); "
+        "%lld failed calls; %zu jobs acknowledged, %zu distinct jobs completed\n",
+        what, w.longest_command_stall_ms(), w.longest_add_stall_ms(), w.failed_calls(), acked.size(), completed.size());
+}
+
+}  // namespace
+
+TEST(Sentinel, FindsThePrimaryWithTheSentinelsOwnPassword) {
+    sentinel_topology t("sentinel-secret");
+    redkit::client redis(t.url());
+    redis.command<void>("SET", "k", "v");
+    EXPECT_EQ(redis.command<std::string>("GET", "k"), "v");
+    EXPECT_EQ(redis.command<std::vector<redkit::reply>>("ROLE").at(0).text(), "master");
+
+    // without the sentinels' password nobody tells where the primary is: a clear error, in time
+    auto o = redkit::parse_url(t.url());
+    o.sentinel.password.clear();
+    o.max_retries = 0;
+    const auto start = clock_type::now();
+    try {
+        redkit::client(o).ping();
+        FAIL() << "connected without the sentinels' password";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connect_failed) << e.what();
+        EXPECT_NE(std::string(e.what()).find("sentinel"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("NOAUTH"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(clock_type::now() - start, 5s);
+}
+
+TEST(Sentinel, NoReachableSentinelIsAClearError) {
+    auto o = redkit::parse_url("redis+sentinel://127.0.0.1:" + std::to_string(redkit_test::free_loopback_port()) +
+                               "/mymaster");
+    o.max_retries = 0;
+    try {
+        redkit::client(o).ping();
+        FAIL();
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connect_failed) << e.what();
+        EXPECT_NE(std::string(e.what()).find("no sentinel named a primary for 'mymaster'"), std::string::npos)
+            << e.what();
+    }
+}
+
+TEST(Sentinel, TheSameObjectsFollowASentinelFailover) {
+    sentinel_topology t;
+    run_through(t, "SENTINEL FAILOVER", [&] { t.failover(); });
+}
+
+TEST(Sentinel, TheSameObjectsFollowAKilledPrimary) {
+    sentinel_topology t;
+    // the dead primary comes back and the sentinels make it the new primary's replica: adds can
+    // be acknowledged by a replica again
+    run_through(
+        t, "kill -9 of the primary", [&] { t.first_primary().kill(); }, [&] { t.first_primary().start(); });
+}
+
+TEST(Sentinel, PooledConnectionsToADemotedPrimaryAreReplaced) {
+    sentinel_topology t;
+    auto o = redkit::parse_url(t.url());
+    o.pool_size = 1;
+    redkit::client redis(o);
+    EXPECT_EQ(redis.command<std::vector<redkit::reply>>("ROLE").at(0).text(), "master");  // one pooled connection
+    const int old_primary = t.primary_port();
+    t.failover();
+    ASSERT_TRUE(t.wait_for_new_primary(old_primary));
+    // ROLE and CONFIG work on a replica too: were the old connection kept, it would answer forever
+    // from the old primary's port; the sentinels' +switch-master makes it stale, so it is replaced
+    const std::string new_primary = std::to_string(t.primary_port());
+    const auto deadline = clock_type::now() + 5s;
+    std::string port;
+    while (clock_type::now() < deadline) {
+        port = redis.command<std::vector<std::string>>("CONFIG", "GET", "port").at(1);
+        if (port == new_primary) break;
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(port, new_primary);
+    EXPECT_EQ(redis.command<std::vector<redkit::reply>>("ROLE").at(0).text(), "master");
+}
