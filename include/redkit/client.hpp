@@ -27,6 +27,7 @@
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
+#include <redkit/multiplexer.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pool.hpp>
 #include <redkit/reply.hpp>
@@ -37,6 +38,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -83,6 +85,15 @@ inline bool is_read_only(std::string_view name) noexcept {
 
 class scan_range;
 
+namespace detail {
+/// The multiplexer a client shares among its copies: made at construction with
+/// client_options::multiplex, else on the first submit().
+struct shared_dispatch {
+    std::once_flag once;
+    std::unique_ptr<multiplexer> mux;
+};
+}  // namespace detail
+
 /// Thread-safe Redis client over a connection pool. Copies share the pool.
 ///
 /// @code
@@ -95,7 +106,9 @@ class client {
 public:
     /// Options as given; connects lazily unless options.lazy_connect is false. Throws
     /// std::invalid_argument naming an invalid option.
-    explicit client(client_options options = {}) : pool_(std::make_shared<pool>(std::move(options))) {
+    explicit client(client_options options = {})
+        : pool_(std::make_shared<pool>(std::move(options))), shared_(std::make_shared<detail::shared_dispatch>()) {
+        if (pool_->options().multiplex) (void)shared();
         if (!pool_->options().lazy_connect) pool_->warm_up();
     }
 
@@ -138,6 +151,15 @@ public:
         return eval_impl<T>(true, s, keys, args...);
     }
 
+    /// Sends one command without waiting for its reply: the future holds the reply as T (or the
+    /// error command() would have thrown). Any number may be outstanding, from any thread; they
+    /// share one connection (multiplexer.hpp), so a thread with 16 outstanding pays one round
+    /// trip, not 16. Never retried: on a transport failure every command in flight on the
+    /// connection fails with it. A command that blocks or holds connection state (BLPOP,
+    /// SUBSCRIBE, MULTI, SELECT...) throws std::invalid_argument: use command().
+    template <class T = reply, class... Args>
+    std::future<T> submit(const Args&... args) const;
+
     /// Enumerates keys matching a glob pattern with SCAN (never KEYS); see scan_range.
     scan_range scan(std::string match = "*", std::size_t count = 100, std::string type = {}) const;
 
@@ -174,11 +196,17 @@ public:
 
 private:
     detail::reply_ptr execute(const detail::argv& a, bool idempotent_request) const;
+    detail::reply_ptr execute_shared(const detail::argv& a, bool idempotent_request) const;
+    multiplexer& shared() const {
+        std::call_once(shared_->once, [&] { shared_->mux = std::make_unique<multiplexer>(pool_->shared_options()); });
+        return *shared_->mux;
+    }
 
     template <class T, class Keys, class... Args>
     T eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const;
 
     std::shared_ptr<pool> pool_;
+    std::shared_ptr<detail::shared_dispatch> shared_;
 };
 
 /// A single-pass range of the keys SCAN returns for a pattern. As SCAN guarantees: every key
@@ -309,6 +337,7 @@ inline void reset_default_client() {
 inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
     detail::require_arguments(a);
     const client_options& o = pool_->options();
+    if (o.multiplex && multiplexer::multiplexable(a.command_name())) return execute_shared(a, idempotent_request);
     for (int attempt = 0;; ++attempt) {
         detail::io_status st;
         detail::reply_ptr r;
@@ -349,6 +378,64 @@ inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_
         if (!safe || attempt >= o.max_retries) throw failure;
         std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
     }
+}
+
+inline detail::reply_ptr client::execute_shared(const detail::argv& a, bool idempotent_request) const {
+    const client_options& o = pool_->options();
+    multiplexer& mux = shared();
+    for (int attempt = 0;; ++attempt) {
+        detail::reply_ptr r;
+        bool demoted = false;
+        const detail::io_status st = mux.run(a, r, demoted);
+        if (st.ok() && demoted && attempt < o.max_retries) {
+            // READONLY: a primary demoted by a failover refused the command, which did not run
+            pool_->report(error(errc::server_error, detail::origin{a.command_name(), a.first_key()}.prefix() +
+                                                        std::string(detail::raw_str(r.get())) +
+                                                        " (the primary moved; asking the sentinels again)"));
+            std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
+            continue;
+        }
+        if (st.ok()) return r;
+        error failure = detail::transport_error(st, a.command_name(), a.first_key());
+        if (st.code == errc::pool_exhausted) throw failure;
+        pool_->report(failure);
+        const bool safe =
+            st.code != errc::timeout && (!st.maybe_sent || idempotent_request || is_read_only(a.command_name()));
+        if (!safe || attempt >= o.max_retries) throw failure;
+        std::this_thread::sleep_for(detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, attempt));
+    }
+}
+
+template <class T, class... Args>
+std::future<T> client::submit(const Args&... args) const {
+    detail::argv a;
+    a.push_all(args...);
+    detail::require_arguments(a);
+    if (!multiplexer::multiplexable(a.command_name())) {
+        throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
+                                    " blocks or holds connection state; send it with command()");
+    }
+    auto r = std::make_unique<detail::mux_request>();
+    detail::append_resp(r->wire, a);
+    r->command.assign(a.command_name());
+    r->key.assign(a.first_key().substr(0, 200));
+    auto promise = std::make_shared<std::promise<T>>();
+    std::future<T> out = promise->get_future();
+    r->on_done = [promise](detail::mux_request& q) {
+        try {
+            if (!q.status.ok()) throw detail::transport_error(q.status, q.command, q.key);
+            if constexpr (std::is_void_v<T>) {
+                detail::convert_reply<void>(q.reply.get(), detail::origin{q.command, q.key});
+                promise->set_value();
+            } else {
+                promise->set_value(detail::convert_reply<T>(q.reply.get(), detail::origin{q.command, q.key}));
+            }
+        } catch (...) {
+            promise->set_exception(std::current_exception());
+        }
+    };
+    shared().submit(std::move(r));
+    return out;
 }
 
 template <class T, class Keys, class... Args>

@@ -125,6 +125,7 @@ private:
                                   unsigned long long& generation);
     void replay_setup();
     detail::io_status roundtrip(const detail::argv& a, detail::reply_ptr& out);
+    void check_demoted(const detail::reply_ptr& r) noexcept;
     bool stale() const noexcept { return locator_ && locator_->generation() != generation_; }
     detail::reply_ptr exchange(const detail::argv& a);
     [[noreturn]] void fail(const detail::io_status& st) const;
@@ -163,6 +164,8 @@ struct connection_access {
                raw_str(r.get()).substr(0, 9) == "READONLY ";
     }
     static void poison(connection& c) noexcept { c.transport_.poison(); }
+    /// For replies read off the wire directly (multiplexer): what roundtrip does with READONLY.
+    static void check_demoted(connection& c, const reply_ptr& r) noexcept { c.check_demoted(r); }
 };
 
 /// T from a reply of command `a`: void accepts anything but an error reply.
@@ -292,13 +295,16 @@ inline detail::io_status connection::roundtrip(const detail::argv& a, detail::re
     transport_.append(a);
     if (auto st = transport_.flush(); !st.ok()) return st;
     auto st = transport_.read(out, read_spin_);
-    if (st.ok() && locator_ && detail::raw_is_error(out.get()) &&
-        detail::raw_str(out.get()).substr(0, 9) == "READONLY ") {
+    if (st.ok()) check_demoted(out);
+    return st;
+}
+
+inline void connection::check_demoted(const detail::reply_ptr& r) noexcept {
+    if (locator_ && detail::raw_is_error(r.get()) && detail::raw_str(r.get()).substr(0, 9) == "READONLY ") {
         // the primary was demoted under this connection: drop it and ask the sentinels again
         transport_.poison();
         locator_->invalidate(generation_);
     }
-    return st;
 }
 
 inline detail::reply_ptr connection::exchange(const detail::argv& a) {

@@ -10,7 +10,7 @@
 // host is a name of at most 253 bytes, an IPv4 literal or a bracketed IPv6 literal ([::1]); a URL
 // is at most 4096 bytes. user and password are percent-decoded.
 // Query options: db, connect_timeout, timeout (command timeout), pool_size, max_retries,
-// client_name, user, password; with rediss:// also tls_ca_file, tls_ca_dir, tls_cert, tls_key,
+// client_name, user, password, multiplex (yes/no); with rediss:// also tls_ca_file, tls_ca_dir, tls_cert, tls_key,
 // tls_server_name and tls_verify (yes/no). rediss:// needs a build with TLS (tls_available); in
 // one without, parse_url throws std::invalid_argument saying how to get it. Durations take a unit
 // ("250ms", "2s"); a bare number is seconds and may have a fraction ("0.5"). Unknown options are
@@ -102,6 +102,12 @@ struct client_options {
     std::chrono::milliseconds idle_check_after{10};
 
     std::string client_name;  ///< CLIENT SETNAME on every new connection when non-empty
+
+    /// Share one connection among all threads (automatic pipelining, see multiplexer.hpp):
+    /// commands from many threads go out together in one write and their replies are matched in
+    /// order. Commands that block or hold connection state still take a pooled connection. The
+    /// trade-off is in the README's performance section. URL: multiplex=yes.
+    bool multiplex = false;
 
     tls_options tls;  ///< TLS (rediss://)
 
@@ -260,6 +266,8 @@ inline void apply_query(client_options& o, std::string_view query) {
             o.user = value;
         } else if (name == "password") {
             o.password = value;
+        } else if (name == "multiplex") {
+            o.multiplex = parse_yes_no(value, "multiplex");
         } else if (name == "sentinel_user" || name == "sentinel_password") {
             if (o.sentinel.master.empty()) {
                 throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a redis+sentinel:// url");

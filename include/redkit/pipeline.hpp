@@ -40,24 +40,6 @@ inline namespace v0 {
 
 namespace detail {
 
-/// Appends one command in RESP to `out` (the format hiredis itself produces).
-inline void append_resp(std::string& out, const argv& a) {
-    char num[24];
-    const auto put_len = [&](char lead, std::size_t n) {
-        out += lead;
-        const auto r = std::to_chars(num, num + sizeof num, n);
-        out.append(num, static_cast<std::size_t>(r.ptr - num));
-        out += "\r\n";
-    };
-    put_len('*', a.size());
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const std::string_view s = a.at(i);
-        put_len('$', s.size());
-        out.append(s.data(), s.size());
-        out += "\r\n";
-    }
-}
-
 /// What pipeline and transaction share: the queued commands, their connection, and one exec.
 class batch {
 public:

@@ -227,3 +227,11 @@ TEST(Url, SentinelForm) {
         EXPECT_THROW(parse_url(bad), std::invalid_argument) << bad;
     }
 }
+
+TEST(Url, MultiplexIsAYesNoOption) {
+    EXPECT_FALSE(parse_url("redis://h").multiplex);  // off unless asked for
+    EXPECT_TRUE(parse_url("redis://h?multiplex=yes").multiplex);
+    EXPECT_TRUE(parse_url("redis://h/3?pool_size=2&multiplex=true").multiplex);
+    EXPECT_FALSE(parse_url("redis://h?multiplex=no").multiplex);
+    EXPECT_THROW(parse_url("redis://h?multiplex=sometimes"), std::invalid_argument);
+}

@@ -141,6 +141,24 @@ private:
     std::forward_list<std::array<char, number_width>> extra_numbers_;
 };
 
+/// Appends one command in RESP to `out` (the format hiredis itself produces).
+inline void append_resp(std::string& out, const argv& a) {
+    char num[24];
+    const auto put_len = [&](char lead, std::size_t n) {
+        out += lead;
+        const auto r = std::to_chars(num, num + sizeof num, n);
+        out.append(num, static_cast<std::size_t>(r.ptr - num));
+        out += "\r\n";
+    };
+    put_len('*', a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const std::string_view s = a.at(i);
+        put_len('$', s.size());
+        out.append(s.data(), s.size());
+        out += "\r\n";
+    }
+}
+
 /// Refuses an empty command before anything is written: Redis ignores "*0\r\n" without a reply,
 /// so the caller would wait for an answer that never comes and later replies would be misread.
 inline void require_arguments(const argv& a) {

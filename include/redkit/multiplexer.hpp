@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: MIT
+// redkit::multiplexer: many threads, one connection. Commands from any number of threads are
+// written together and their replies matched in order (automatic pipelining). A client with
+// client_options::multiplex sends its commands through one; client::submit() uses one always.
+//
+// What it gets right (measured with a prototype on this project's 2-core VMs, see the README):
+//   - One thread alone pays nothing extra: a caller that finds the connection idle writes its
+//     own command and reads its own reply, as the pool would (no hand-off to another thread).
+//   - A caller that finds it busy queues its command and parks on a futex (no spinning). Whoever
+//     drives the connection writes everything queued in one write once the previous batch's
+//     replies are in, so batches size themselves to the load. The server then pays one read and
+//     one write per batch instead of per command: that is the whole gain.
+//   - Under contention an I/O thread drives: the caller that drove hands over once it has its
+//     own reply, so no caller serves the others for long.
+//   - The driver does not wake every caller itself: it marks replies done as it reads them, wakes
+//     one sleeping caller, and each woken caller wakes up to four more (the fan-out runs on every
+//     core); the driver wakes whoever is left before it sleeps.
+// A reply that does not come within command_timeout fails its command with errc::timeout and
+// closes the connection: the commands behind it in the batch (sent, their replies in doubt) fail
+// with errc::connection_closed; commands still queued go out on a new connection. A command that
+// waits in the queue longer than command_timeout fails with errc::timeout, unsent. Back-pressure:
+// at most max_in_flight commands and max_queued_bytes queued; past either, callers wait up to
+// pool_wait_timeout, then get errc::pool_exhausted. Commands that block or hold connection state
+// (BLPOP, SUBSCRIBE, MULTI, WATCH, SELECT...) never come here: see multiplexable().
+#pragma once
+
+#include <redkit/connection.hpp>
+#include <redkit/detail/argv.hpp>
+#include <redkit/error.hpp>
+#include <redkit/options.hpp>
+#include <redkit/reply.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace redkit {
+inline namespace v0 {
+
+namespace detail {
+
+/// One futex word a thread sleeps on; the three states make a wake-up that comes before the
+/// sleep cost no system call.
+///
+/// A woken caller may return (and free its request) before every wake-up meant for it was sent,
+/// so wake-ups go to the word's address (wake(address)), never through the object: the kernel
+/// only uses the address as a key, and a stray wake of whatever lives there later is harmless,
+/// because every wait re-checks its own state.
+class parking {
+public:
+    /// Marks the word finished; returns the address to wake() when its thread sleeps, else null.
+    const void* finish() noexcept {
+        return state_.exchange(finished, std::memory_order_acq_rel) == sleeping ? static_cast<const void*>(&state_)
+                                                                                : nullptr;
+    }
+    static void wake(const void* address) noexcept {
+        ::syscall(SYS_futex, address, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    }
+
+    /// Blocks until finish() (true), or until `deadline` (false).
+    bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
+        int s = state_.load(std::memory_order_acquire);
+        while (s != finished) {
+            if (s == pending) {
+                if (!state_.compare_exchange_weak(s, sleeping, std::memory_order_acq_rel)) continue;
+                s = sleeping;
+            }
+            timespec ts{};
+            const timespec* limit = nullptr;
+            if (deadline != std::chrono::steady_clock::time_point::max()) {
+                const auto left = deadline - std::chrono::steady_clock::now();
+                if (left <= std::chrono::steady_clock::duration::zero()) return false;
+                const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+                ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+                limit = &ts;
+            }
+            ::syscall(SYS_futex, reinterpret_cast<int*>(&state_), FUTEX_WAIT_PRIVATE, sleeping, limit, nullptr, 0);
+            s = state_.load(std::memory_order_acquire);
+        }
+        return true;
+    }
+    bool done() const noexcept { return state_.load(std::memory_order_acquire) == finished; }
+    /// Consumes a finish() (the word is reused): the next wait sleeps until the next finish().
+    void reset() noexcept { state_.store(pending, std::memory_order_release); }
+
+private:
+    static constexpr int pending = 0, finished = 1, sleeping = 2;
+    std::atomic<int> state_{pending};
+};
+static_assert(sizeof(std::atomic<int>) == sizeof(int), "a futex word is an int");
+
+/// Bounded multi-producer multi-consumer ring of futex addresses still to wake (the sequence-
+/// number ring: a cell's sequence says whether it is free to write or ready to read). push()
+/// fails when full; the caller then wakes the address itself.
+class wake_ring {
+public:
+    wake_ring() : cells_(new cell[capacity]) {
+        for (std::size_t i = 0; i < capacity; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
+    }
+    bool push(const void* word) noexcept {
+        std::size_t pos = tail_.load(std::memory_order_relaxed);
+        for (;;) {
+            cell& c = cells_[pos & (capacity - 1)];
+            const std::size_t seq = c.seq.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
+            if (diff == 0) {
+                if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+                    c.word = word;
+                    c.seq.store(pos + 1, std::memory_order_release);
+                    return true;
+                }
+            } else if (diff < 0) {
+                return false;  // full
+            } else {
+                pos = tail_.load(std::memory_order_relaxed);
+            }
+        }
+    }
+    bool pop(const void*& word) noexcept {
+        std::size_t pos = head_.load(std::memory_order_relaxed);
+        for (;;) {
+            cell& c = cells_[pos & (capacity - 1)];
+            const std::size_t seq = c.seq.load(std::memory_order_acquire);
+            const auto diff = static_cast<std::ptrdiff_t>(seq - (pos + 1));
+            if (diff == 0) {
+                if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+                    word = c.word;
+                    c.seq.store(pos + capacity, std::memory_order_release);
+                    return true;
+                }
+            } else if (diff < 0) {
+                return false;  // empty
+            } else {
+                pos = head_.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+private:
+    static constexpr std::size_t capacity = 1024;  // a power of two; more sleepers than this wake directly
+    struct cell {
+        std::atomic<std::size_t> seq;
+        const void* word = nullptr;
+    };
+    std::unique_ptr<cell[]> cells_;
+    alignas(64) std::atomic<std::size_t> tail_{0};
+    alignas(64) std::atomic<std::size_t> head_{0};
+};
+
+/// A command on its way through a multiplexer.
+struct mux_request {
+    mux_request* next = nullptr;                // the queue's link
+    std::string wire;                           // the command in RESP
+    std::string command, key;                   // for messages (submit: the caller's argv is gone by then)
+    reply_ptr reply;                            // the reply (set by the driver)
+    io_status status;                           // or the failure
+    bool demoted = false;                       // the reply is READONLY from a demoted primary (Sentinel)
+    std::function<void(mux_request&)> on_done;  // set: finished by this callback (submit), no wake-up
+    parking park;                               // otherwise: the caller parks here
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    /// queued -> taken (by the driver, into a batch) or -> abandoned (by its caller, timed out in
+    /// the queue; the driver then deletes it).
+    std::atomic<int> claim{0};
+    static constexpr int queued = 0, taken = 1, abandoned = 2;
+};
+
+}  // namespace detail
+
+class client;
+
+/// Many threads' commands on one connection (see the header comment).
+class multiplexer {
+public:
+    /// Connects lazily (the first command connects, with the options' setup, TLS, Sentinel).
+    explicit multiplexer(std::shared_ptr<const client_options> options)
+        : options_(std::move(options)), io_([this] { io_loop(); }) {}
+    /// Sends what is queued (submitted commands get their replies), then stops the I/O thread.
+    ~multiplexer() {
+        stopping_.store(true);
+        signal_io();
+        io_.join();
+    }
+    multiplexer(const multiplexer&) = delete;
+    multiplexer& operator=(const multiplexer&) = delete;
+
+    /// Whether a command may share the connection: not one that blocks or changes the
+    /// connection's state (its reply would hold up, or its effect leak to, everyone else's).
+    static bool multiplexable(std::string_view name) noexcept;
+
+    /// Commands queued or in flight now.
+    std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+
+    /// Most commands queued or in flight before callers wait.
+    static constexpr std::size_t max_in_flight = 8192;
+    /// Most bytes of queued commands before callers wait.
+    static constexpr std::size_t max_queued_bytes = std::size_t{64} << 20;
+
+private:
+    friend class client;
+    using request = detail::mux_request;
+    enum driver : int { none, caller, io };
+
+    /// Sends one command and waits for its reply (the caller drives when the connection is idle).
+    /// `demoted`: the reply is READONLY from a primary a failover demoted (the command did not
+    /// run; the connection is replaced before the next batch).
+    detail::io_status run(const detail::argv& a, detail::reply_ptr& out, bool& demoted);
+    /// Queues a command whose request finishes through its on_done (never waits for the reply).
+    void submit(std::unique_ptr<request> r);
+
+    bool admit(std::size_t bytes);
+    void enqueue(request* r) noexcept;
+    void release_driving() noexcept;
+    void signal_io() noexcept;
+    void io_wait() noexcept;
+    void io_loop();
+    void take_batch(std::vector<request*>& batch);
+    void run_batch(std::vector<request*>& batch);
+    void finish(request& r);
+    void wake_some(std::size_t n) noexcept;
+
+    std::shared_ptr<const client_options> options_;
+
+    // The queue: a lock-free stack the driver empties at once (and reverses, for FIFO order).
+    std::atomic<request*> queued_{nullptr};
+    std::atomic<int> driving_{none};  // who drives the connection; only the driver touches conn_
+    std::unique_ptr<connection> conn_;
+
+    std::atomic<std::size_t> in_flight_{0};     // queued or written, not finished
+    std::atomic<std::size_t> queued_bytes_{0};  // queued, not written
+    std::mutex space_mutex_;                    // back-pressure only (callers waiting for room)
+    std::condition_variable space_cv_;
+    std::atomic<int> space_waiters_{0};
+
+    detail::wake_ring to_wake_;    // futex words of finished requests whose callers sleep
+    std::atomic<int> io_word_{0};  // the I/O thread's futex word: 0 idle, 1 signalled, 2 asleep
+    std::atomic<bool> stopping_{false};
+    std::thread io_;  // last: starts after everything above exists
+};
+
+// ---- implementation ----
+
+inline bool multiplexer::multiplexable(std::string_view name) noexcept {
+    static constexpr std::string_view stateful[] = {
+        "BLPOP",        "BRPOP",        "BRPOPLPUSH", "BLMOVE",  "BLMPOP",    "BZPOPMIN",   "BZPOPMAX",   "BZMPOP",
+        "XREAD",        "XREADGROUP",   "WAIT",       "WAITAOF", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE",
+        "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",    "MULTI",   "EXEC",      "DISCARD",    "WATCH",      "UNWATCH",
+        "SELECT",       "AUTH",         "HELLO",      "RESET",   "QUIT",      "CLIENT",     "READONLY",   "READWRITE",
+        "ASKING",       "DEBUG",        "SWAPDB",     "SYNC",    "PSYNC",     "FAILOVER",   "SHUTDOWN"};
+    if (name.size() > 16) return true;
+    char upper[16];
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        upper[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    }
+    const std::string_view u(upper, name.size());
+    for (const auto s : stateful) {
+        if (s == u) return false;
+    }
+    return true;
+}
+
+inline bool multiplexer::admit(std::size_t bytes) {
+    const auto roomy = [&] {
+        return in_flight_.load(std::memory_order_relaxed) < max_in_flight &&
+               queued_bytes_.load(std::memory_order_relaxed) + bytes <= max_queued_bytes;
+    };
+    if (roomy()) return true;
+    std::unique_lock<std::mutex> lock(space_mutex_);
+    ++space_waiters_;
+    const bool ok = space_cv_.wait_for(lock, options_->pool_wait_timeout, roomy);
+    --space_waiters_;
+    return ok;
+}
+
+inline void multiplexer::enqueue(request* r) noexcept {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    queued_bytes_.fetch_add(r->wire.size(), std::memory_order_relaxed);
+    request* head = queued_.load(std::memory_order_relaxed);
+    do {
+        r->next = head;
+    } while (!queued_.compare_exchange_weak(head, r, std::memory_order_seq_cst, std::memory_order_relaxed));
+    // nobody drives: the I/O thread takes over; it may be asleep while it drives (idle queue)
+    int expected = none;
+    if (driving_.load() == none && driving_.compare_exchange_strong(expected, io)) {
+        signal_io();
+    } else if (io_word_.load(std::memory_order_relaxed) == 2 && driving_.load() == io) {
+        signal_io();
+    }
+}
+
+// A driver stops driving; whatever was queued meanwhile is not left behind (whoever pushed saw
+// a driver, so the one leaving checks the queue after it has left: one of the two sees the other).
+inline void multiplexer::release_driving() noexcept {
+    driving_.store(none);
+    int expected = none;
+    if (queued_.load() != nullptr && driving_.compare_exchange_strong(expected, io)) signal_io();
+}
+
+inline void multiplexer::signal_io() noexcept {
+    if (io_word_.exchange(1) == 2) ::syscall(SYS_futex, &io_word_, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+inline void multiplexer::io_wait() noexcept {
+    int s = io_word_.load();
+    for (;;) {
+        if (s == 1) {
+            io_word_.store(0);
+            return;
+        }
+        if (s == 0) {
+            if (!io_word_.compare_exchange_weak(s, 2)) continue;
+            s = 2;
+        }
+        ::syscall(SYS_futex, &io_word_, FUTEX_WAIT_PRIVATE, 2, nullptr, nullptr, 0);
+        s = io_word_.load();
+    }
+}
+
+inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_ptr& out, bool& demoted) {
+    // one request per thread, reused; given up (to the driver, who deletes it) when abandoned
+    thread_local std::unique_ptr<request> spare;
+    if (!spare) spare = std::make_unique<request>();
+    request& r = *spare;
+    r.wire.clear();
+    detail::append_resp(r.wire, a);
+    r.reply.reset();
+    r.status = {};
+    r.demoted = false;
+    r.park.reset();
+    r.claim.store(request::queued, std::memory_order_relaxed);
+    const auto timeout = options_->command_timeout;
+    r.deadline =
+        timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout : std::chrono::steady_clock::time_point::max();
+
+    int expected = none;
+    if (driving_.load(std::memory_order_relaxed) == none && driving_.compare_exchange_strong(expected, caller)) {
+        // idle: this caller writes its own command and reads its own reply, as the pool would
+        in_flight_.fetch_add(1, std::memory_order_relaxed);
+        std::vector<request*> mine{&r};
+        run_batch(mine);
+        if (queued_.load() != nullptr) {
+            driving_.store(io);  // others queued meanwhile: the I/O thread takes over
+            signal_io();
+        } else {
+            release_driving();
+        }
+        out = std::move(r.reply);
+        demoted = r.demoted;
+        return std::move(r.status);
+    }
+    if (!admit(r.wire.size())) {
+        return {errc::pool_exhausted, false,
+                "the multiplexed connection has " + std::to_string(max_in_flight) +
+                    " commands (or its bytes) in flight for longer than pool_wait_timeout"};
+    }
+    enqueue(&r);
+    if (!r.park.wait_until(r.deadline)) {
+        int queued = request::queued;
+        if (r.claim.compare_exchange_strong(queued, request::abandoned)) {
+            spare.release();  // still linked in the queue: the driver deletes it
+            return {
+                errc::timeout, false,
+                "timeout after " + std::to_string(timeout.count()) + " ms in the queue of the multiplexed connection"};
+        }
+        // taken into a batch: its reply is due, and the driver's read of it is bounded
+        r.park.wait_until(std::chrono::steady_clock::time_point::max());
+    }
+    wake_some(4);  // pass the wake-ups on
+    out = std::move(r.reply);
+    demoted = r.demoted;
+    return std::move(r.status);
+}
+
+inline void multiplexer::submit(std::unique_ptr<request> r) {
+    if (!admit(r->wire.size())) {
+        r->status = {errc::pool_exhausted, false, "the multiplexed connection is full"};
+        r->on_done(*r);
+        return;
+    }
+    enqueue(r.release());  // finished (and deleted) by the driver
+}
+
+inline void multiplexer::take_batch(std::vector<request*>& batch) {
+    request* r = queued_.exchange(nullptr);
+    const std::size_t from = batch.size();
+    std::size_t bytes = 0, dropped = 0;
+    while (r) {
+        request* next = r->next;
+        bytes += r->wire.size();
+        if (r->claim.exchange(request::taken) == request::abandoned) {
+            delete r;  // its caller timed out and left
+            ++dropped;
+        } else {
+            batch.push_back(r);
+        }
+        r = next;
+    }
+    std::reverse(batch.begin() + static_cast<std::ptrdiff_t>(from), batch.end());  // oldest first
+    queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (dropped) in_flight_.fetch_sub(dropped, std::memory_order_relaxed);
+    if (space_waiters_.load() > 0) {
+        std::lock_guard<std::mutex> lock(space_mutex_);
+        space_cv_.notify_all();
+    }
+}
+
+inline void multiplexer::io_loop() {
+    std::vector<request*> batch;
+    for (;;) {
+        if (driving_.load() != io) {
+            wake_some(static_cast<std::size_t>(-1));  // nobody left asleep behind us
+            if (stopping_.load()) break;
+            io_wait();
+            continue;
+        }
+        take_batch(batch);
+        if (batch.empty()) {
+            release_driving();
+            continue;
+        }
+        run_batch(batch);
+        batch.clear();
+    }
+}
+
+inline void multiplexer::run_batch(std::vector<request*>& batch) {
+    const auto fail_all = [&](std::size_t from, const detail::io_status& st) {
+        for (std::size_t i = from; i < batch.size(); ++i) {
+            batch[i]->status = st;
+            finish(*batch[i]);
+        }
+    };
+    try {
+        if (!conn_ || conn_->broken() || detail::connection_access::stale(*conn_)) {
+            conn_.reset();
+            conn_ = std::make_unique<connection>(options_);
+        }
+    } catch (const error& e) {
+        fail_all(0, {e.kind(), false, std::string(detail::without_prefix(e.what()))});
+        return;
+    } catch (const std::exception& e) {
+        fail_all(0, {errc::connect_failed, false, e.what()});
+        return;
+    }
+    detail::transport& wire = detail::connection_access::wire(*conn_);
+    try {
+        for (request* r : batch) wire.append_formatted(r->wire);
+    } catch (...) {
+        detail::connection_access::poison(*conn_);
+        conn_.reset();
+        fail_all(0, {errc::io_error, false, "out of memory while queueing commands"});
+        return;
+    }
+    if (auto st = wire.flush(); !st.ok()) {
+        conn_.reset();
+        fail_all(0, st);
+        return;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        detail::io_status st = wire.read(batch[i]->reply);
+        if (!st.ok()) {
+            // this reply is lost or late: the stream is in doubt, nothing more is read from it
+            conn_.reset();
+            batch[i]->status = st;
+            finish(*batch[i]);
+            const std::string why = st.code == errc::timeout ? "timed out" : "failed";
+            fail_all(i + 1, {st.code == errc::timeout ? errc::connection_closed : st.code, true,
+                             "the multiplexed connection was closed: the reply of a command before this one " + why});
+            return;
+        }
+        if (detail::raw_is_error(batch[i]->reply.get())) {
+            detail::connection_access::check_demoted(*conn_, batch[i]->reply);
+            batch[i]->demoted = detail::connection_access::demoted(*conn_, batch[i]->reply);
+        }
+        finish(*batch[i]);
+    }
+    wake_some(1);
+}
+
+inline void multiplexer::finish(request& r) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (r.on_done) {
+        r.on_done(r);
+        delete &r;
+        return;
+    }
+    if (const void* word = r.park.finish()) {  // r may be gone from here on
+        if (!to_wake_.push(word)) detail::parking::wake(word);
+    }
+}
+
+inline void multiplexer::wake_some(std::size_t n) noexcept {
+    const void* word = nullptr;
+    while (n > 0 && to_wake_.pop(word)) {
+        detail::parking::wake(word);
+        --n;
+    }
+}
+
+}  // namespace v0
+}  // namespace redkit
