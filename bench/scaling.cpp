@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+// redkit_scaling: GET throughput against the number of threads, for the ways a service can call
+// Redis from many threads at once, measured in one sitting against one redis-server:
+//   hiredis          a raw hiredis context per thread (what hand-written code does)
+//   pooled           the process-wide redkit client, a pool with a connection per thread
+//   multiplexed      a redkit client with client_options::multiplex: all threads share one
+//                    connection and their commands go out in batches
+//   redis-benchmark  redis-benchmark -c T -P 1 -t get (the reference the targets are set against)
+// Each (threads, implementation) point runs for a fixed time; the points are interleaved and
+// repeated (--rounds, default 3), and the median is reported. Per point: ops/s, the client's CPU
+// per op (this process's user+sys; for redis-benchmark its own), the slowest and fastest thread's
+// op count (starvation shows as a large spread), p99 and worst latency.
+//
+// Usage: redkit_scaling [--threads 1,8,50,200] [--seconds 3] [--rounds 3] [--impls a,b] [--json FILE]
+// Output: one JSON line per point and round, then a table of medians and the ratios to
+// redis-benchmark; --json writes the medians for scripts/plot-scaling.
+#include <redkit/redkit.hpp>
+
+#include "support/redis_server.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/resource.h>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct point {
+    double ops_per_s = 0;
+    double cpu_us_per_op = 0;
+    long long min_thread_ops = 0, max_thread_ops = 0;
+    double p99_us = 0, max_us = 0;
+};
+
+double cpu_seconds(int who) {
+    rusage u{};
+    getrusage(who, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Runs `threads` threads calling get() for `seconds`; each thread's latencies are recorded.
+point run_threads(int threads, double seconds, const std::function<std::function<void()>(int)>& make_get) {
+    std::vector<std::function<void()>> gets;
+    for (int t = 0; t < threads; ++t) gets.push_back(make_get(t));
+    std::vector<long long> counts(static_cast<std::size_t>(threads), 0);
+    std::vector<std::vector<float>> latencies(static_cast<std::size_t>(threads));
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false}, stop{false};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+        ts.emplace_back([&, t] {
+            auto& mine = latencies[static_cast<std::size_t>(t)];
+            mine.reserve(1 << 16);
+            ++ready;
+            while (!go.load()) std::this_thread::yield();
+            long long n = 0;
+            while (!stop.load(std::memory_order_relaxed)) {
+                const auto a = clock_type::now();
+                gets[static_cast<std::size_t>(t)]();
+                mine.push_back(
+                    static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - a).count()));
+                ++n;
+            }
+            counts[static_cast<std::size_t>(t)] = n;
+        });
+    }
+    while (ready.load() < threads) std::this_thread::yield();
+    const double cpu0 = cpu_seconds(RUSAGE_SELF);
+    const auto start = clock_type::now();
+    go = true;
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& t : ts) t.join();
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+    const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
+    point p;
+    long long total = 0;
+    std::vector<float> all;
+    for (std::size_t t = 0; t < counts.size(); ++t) {
+        total += counts[t];
+        all.insert(all.end(), latencies[t].begin(), latencies[t].end());
+    }
+    p.ops_per_s = static_cast<double>(total) / elapsed;
+    p.cpu_us_per_op = total > 0 ? cpu * 1e6 / static_cast<double>(total) : 0;
+    p.min_thread_ops = *std::min_element(counts.begin(), counts.end());
+    p.max_thread_ops = *std::max_element(counts.begin(), counts.end());
+    if (!all.empty()) {
+        const auto at = static_cast<std::size_t>(static_cast<double>(all.size()) * 0.99);
+        std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(at, all.size() - 1)),
+                         all.end());
+        p.p99_us = all[std::min(at, all.size() - 1)];
+        p.max_us = *std::max_element(all.begin(), all.end());
+    }
+    return p;
+}
+
+point run_redis_benchmark(int port, int threads, double seconds, double expected_rate) {
+    // enough requests for about `seconds` at the rate the other implementations reached
+    const long long n = std::max<long long>(20000, static_cast<long long>(expected_rate * seconds));
+    const std::string cmd = "redis-benchmark -h 127.0.0.1 -p " + std::to_string(port) + " -c " +
+                            std::to_string(threads) + " -P 1 -d 100 -n " + std::to_string(n) + " -t get -q 2>/dev/null";
+    const double cpu0 = cpu_seconds(RUSAGE_CHILDREN);
+    std::string out;
+    if (FILE* f = popen(cmd.c_str(), "r")) {
+        char buf[512];
+        while (std::fgets(buf, sizeof buf, f)) out += buf;
+        pclose(f);
+    }
+    point p;
+    const auto at = out.rfind("GET: ");
+    if (at == std::string::npos) return p;
+    p.ops_per_s = std::atof(out.c_str() + at + 5);
+    p.cpu_us_per_op = (cpu_seconds(RUSAGE_CHILDREN) - cpu0) * 1e6 / static_cast<double>(n);
+    return p;
+}
+
+std::vector<int> parse_list(const std::string& s) {
+    std::vector<int> out;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');) out.push_back(std::atoi(item.c_str()));
+    return out;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<int> thread_counts{1, 8, 50, 200};
+    double seconds = 3;
+    int rounds = 3;
+    std::string json_path;
+    std::vector<std::string> impls{"hiredis", "pooled", "multiplexed", "redis-benchmark"};
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--threads" && i + 1 < argc) {
+            thread_counts = parse_list(argv[++i]);
+        } else if (a == "--seconds" && i + 1 < argc) {
+            seconds = std::atof(argv[++i]);
+        } else if (a == "--rounds" && i + 1 < argc) {
+            rounds = std::atoi(argv[++i]);
+        } else if (a == "--impls" && i + 1 < argc) {
+            impls.clear();
+            std::stringstream in(argv[++i]);
+            for (std::string item; std::getline(in, item, ',');) impls.push_back(item);
+        } else if (a == "--json" && i + 1 < argc) {
+            json_path = argv[++i];
+        } else {
+            std::cerr << "usage: redkit_scaling [--threads 1,8,50,200] [--seconds 3] [--rounds 3] [--impls a,b] "
+                         "[--json FILE]\n";
+            return 2;
+        }
+    }
+    redkit_test::redis_server server({}, redkit_test::tls_mode::off);
+    const int port = redkit::parse_url(server.url()).port;
+    const std::string key = "bench:scaling:key";
+    const std::string value(100, 'v');
+    {
+        redkit::client setup(server.url());
+        setup.command<void>("SET", key, value);
+    }
+    std::cout << "redkit_scaling: server " << server.url() << ", " << seconds << " s per point, " << rounds
+              << " rounds, median reported\n";
+
+    std::map<std::pair<int, std::string>, std::vector<point>> results;
+    for (int round = 0; round < rounds; ++round) {
+        for (const int threads : thread_counts) {
+            // the order rotates per round, so that no implementation always runs first
+            for (std::size_t k = 0; k < impls.size(); ++k) {
+                const std::string& impl = impls[(k + static_cast<std::size_t>(round)) % impls.size()];
+                point p;
+                if (impl == "hiredis") {
+                    std::vector<redisContext*> raw;
+                    for (int t = 0; t < threads; ++t) {
+                        timeval tv{5, 0};
+                        raw.push_back(redisConnectWithTimeout("127.0.0.1", port, tv));
+                    }
+                    p = run_threads(threads, seconds, [&](int t) {
+                        redisContext* c = raw[static_cast<std::size_t>(t)];
+                        return [c, &key] {
+                            auto* r = static_cast<redisReply*>(redisCommand(c, "GET %b", key.data(), key.size()));
+                            if (!r || r->len != 100) std::abort();
+                            freeReplyObject(r);
+                        };
+                    });
+                    for (auto* c : raw) redisFree(c);
+                } else if (impl == "pooled" || impl == "multiplexed") {
+                    auto o = redkit::parse_url(server.url());
+                    o.pool_size = static_cast<std::size_t>(threads);
+                    o.multiplex = impl == "multiplexed";
+                    redkit::client c(o);
+                    p = run_threads(threads, seconds, [&](int) {
+                        return [&c, &key] {
+                            if (c.command<std::string>("GET", key).size() != 100) std::abort();
+                        };
+                    });
+                } else {
+                    double best = 0;
+                    for (const auto& [k2, pts] : results) {
+                        if (k2.first == threads) {
+                            for (const auto& q : pts) best = std::max(best, q.ops_per_s);
+                        }
+                    }
+                    p = run_redis_benchmark(port, threads, seconds, std::max(best / 3, 30000.0));
+                }
+                results[{threads, impl}].push_back(p);
+                std::printf(
+                    "{\"threads\": %d, \"impl\": \"%s\", \"round\": %d, \"ops_per_s\": %.0f, \"cpu_us_per_op\": %.2f, "
+                    "\"min_thread_ops\": %lld, \"max_thread_ops\": %lld, \"p99_us\": %.0f, \"max_us\": %.0f}\n",
+                    threads, impl.c_str(), round, p.ops_per_s, p.cpu_us_per_op, p.min_thread_ops, p.max_thread_ops,
+                    p.p99_us, p.max_us);
+                std::fflush(stdout);
+            }
+        }
+    }
+
+    std::printf("\n%8s %-16s %10s %10s %12s %10s %10s %12s\n", "threads", "impl", "ops/s", "cpu us/op", "thread spread",
+                "p99 us", "max us", "x redis-bm");
+    std::ostringstream json;
+    json << "{\"points\": [";
+    bool first = true;
+    for (const int threads : thread_counts) {
+        std::vector<double> bm;
+        for (const auto& p : results[{threads, "redis-benchmark"}]) bm.push_back(p.ops_per_s);
+        const double reference = median(bm);
+        for (const auto& impl : impls) {
+            const auto& pts = results[{threads, impl}];
+            std::vector<double> ops, cpu, p99, worst, spread;
+            for (const auto& p : pts) {
+                ops.push_back(p.ops_per_s);
+                cpu.push_back(p.cpu_us_per_op);
+                p99.push_back(p.p99_us);
+                worst.push_back(p.max_us);
+                spread.push_back(p.min_thread_ops > 0
+                                     ? static_cast<double>(p.max_thread_ops) / static_cast<double>(p.min_thread_ops)
+                                     : 0);
+            }
+            const double m = median(ops);
+            std::printf("%8d %-16s %10.0f %10.2f %12.2f %10.0f %10.0f %12.2f\n", threads, impl.c_str(), m, median(cpu),
+                        median(spread), median(p99), median(worst), reference > 0 ? m / reference : 0);
+            json << (first ? "" : ", ") << "{\"threads\": " << threads << ", \"impl\": \"" << impl
+                 << "\", \"ops_per_s\": " << m << ", \"cpu_us_per_op\": " << median(cpu) << "}";
+            first = false;
+        }
+    }
+    json << "]}\n";
+    if (!json_path.empty()) std::ofstream(json_path) << json.str();
+    return 0;
+}
