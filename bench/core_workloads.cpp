@@ -4,7 +4,6 @@
 #include "bench.hpp"
 
 #include <atomic>
-#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -113,7 +112,7 @@ void add_core(context& ctx, std::vector<workload>& out) {
                          }
                      }},
                     {"redkit", [st, keys16](long long n) {
-                         std::vector<std::future<std::string>> replies;
+                         std::vector<redkit::future<std::string>> replies;
                          replies.reserve(keys16.size());
                          for (long long b = 0; b < n / 16; ++b) {
                              for (const auto& k : keys16) replies.push_back(st->one->submit<std::string>("GET", k));

@@ -27,6 +27,7 @@
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/multiplexer.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pool.hpp>
@@ -38,7 +39,6 @@
 #include <cstddef>
 #include <cstdlib>
 #include <functional>
-#include <future>
 #include <initializer_list>
 #include <iterator>
 #include <memory>
@@ -151,14 +151,14 @@ public:
         return eval_impl<T>(true, s, keys, args...);
     }
 
-    /// Sends one command without waiting for its reply: the future holds the reply as T (or the
-    /// error command() would have thrown). Any number may be outstanding, from any thread; they
-    /// share one connection (multiplexer.hpp), so a thread with 16 outstanding pays one round
-    /// trip, not 16. Never retried: on a transport failure every command in flight on the
-    /// connection fails with it. A command that blocks or holds connection state (BLPOP,
-    /// SUBSCRIBE, MULTI, SELECT...) throws std::invalid_argument: use command().
+    /// Sends one command without waiting for its reply: the redkit::future holds the reply as T
+    /// (or the error command() would have thrown). Any number may be outstanding, from any
+    /// thread; they share one connection (multiplexer.hpp), so a thread with 16 outstanding pays
+    /// about one round trip, not 16. Never retried: on a transport failure every command in
+    /// flight on the connection fails with it. A command that blocks or holds connection state
+    /// (BLPOP, SUBSCRIBE, MULTI, SELECT...) throws std::invalid_argument: use command().
     template <class T = reply, class... Args>
-    std::future<T> submit(const Args&... args) const;
+    future<T> submit(const Args&... args) const;
 
     /// Enumerates keys matching a glob pattern with SCAN (never KEYS); see scan_range.
     scan_range scan(std::string match = "*", std::size_t count = 100, std::string type = {}) const;
@@ -407,7 +407,7 @@ inline detail::reply_ptr client::execute_shared(const detail::argv& a, bool idem
 }
 
 template <class T, class... Args>
-std::future<T> client::submit(const Args&... args) const {
+future<T> client::submit(const Args&... args) const {
     detail::argv a;
     a.push_all(args...);
     detail::require_arguments(a);
@@ -415,27 +415,13 @@ std::future<T> client::submit(const Args&... args) const {
         throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
                                     " blocks or holds connection state; send it with command()");
     }
-    auto r = std::make_unique<detail::mux_request>();
+    auto r = std::make_shared<detail::mux_request>();
     detail::append_resp(r->wire, a);
     r->command.assign(a.command_name());
     r->key.assign(a.first_key().substr(0, 200));
-    auto promise = std::make_shared<std::promise<T>>();
-    std::future<T> out = promise->get_future();
-    r->on_done = [promise](detail::mux_request& q) {
-        try {
-            if (!q.status.ok()) throw detail::transport_error(q.status, q.command, q.key);
-            if constexpr (std::is_void_v<T>) {
-                detail::convert_reply<void>(q.reply.get(), detail::origin{q.command, q.key});
-                promise->set_value();
-            } else {
-                promise->set_value(detail::convert_reply<T>(q.reply.get(), detail::origin{q.command, q.key}));
-            }
-        } catch (...) {
-            promise->set_exception(std::current_exception());
-        }
-    };
-    shared().submit(std::move(r));
-    return out;
+    multiplexer& mux = shared();
+    mux.submit(r);
+    return future<T>(std::shared_ptr<multiplexer>(shared_, &mux), std::move(r));
 }
 
 template <class T, class Keys, class... Args>

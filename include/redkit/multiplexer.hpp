@@ -35,7 +35,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +44,7 @@
 #include <vector>
 
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,14 +164,14 @@ private:
 
 /// A command on its way through a multiplexer.
 struct mux_request {
-    mux_request* next = nullptr;                // the queue's link
-    std::string wire;                           // the command in RESP
-    std::string command, key;                   // for messages (submit: the caller's argv is gone by then)
-    reply_ptr reply;                            // the reply (set by the driver)
-    io_status status;                           // or the failure
-    bool demoted = false;                       // the reply is READONLY from a demoted primary (Sentinel)
-    std::function<void(mux_request&)> on_done;  // set: finished by this callback (submit), no wake-up
-    parking park;                               // otherwise: the caller parks here
+    mux_request* next = nullptr;        // the queue's link
+    std::string wire;                   // the command in RESP
+    std::string command, key;           // for messages (submit: the caller's argv is gone by then)
+    reply_ptr reply;                    // the reply (set by the driver)
+    io_status status;                   // or the failure
+    bool demoted = false;               // the reply is READONLY from a demoted primary (Sentinel)
+    std::shared_ptr<mux_request> self;  // submitted: its driver's share until it finishes
+    parking park;                       // finished here; a caller waiting for it parks on it
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
     /// queued -> taken (by the driver, into a batch) or -> abandoned (by its caller, timed out in
     /// the queue; the driver then deletes it).
@@ -182,13 +182,18 @@ struct mux_request {
 }  // namespace detail
 
 class client;
+template <class T>
+class future;
 
 /// Many threads' commands on one connection (see the header comment).
 class multiplexer {
 public:
     /// Connects lazily (the first command connects, with the options' setup, TLS, Sentinel).
     explicit multiplexer(std::shared_ptr<const client_options> options)
-        : options_(std::move(options)), io_([this] { io_loop(); }) {}
+        : options_(std::move(options)), io_([this] {
+              ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // the grace period is short: keep it so
+              io_loop();
+          }) {}
     /// Sends what is queued (submitted commands get their replies), then stops the I/O thread.
     ~multiplexer() {
         stopping_.store(true);
@@ -209,24 +214,40 @@ public:
     static constexpr std::size_t max_in_flight = 8192;
     /// Most bytes of queued commands before callers wait.
     static constexpr std::size_t max_queued_bytes = std::size_t{64} << 20;
+    /// Submitted commands nobody waits for go out within this (the I/O thread takes an open offer
+    /// at its next look; it looks this often while submits keep coming, see io_loop()).
+    static constexpr std::chrono::microseconds offer_period{100};
+    /// Looks without a new offer before the I/O thread sleeps until signalled again.
+    static constexpr int quiet_looks = 100;
 
 private:
     friend class client;
+    template <class T>
+    friend class future;
     using request = detail::mux_request;
-    enum driver : int { none, caller, io };
+    /// Who drives the connection. `offered`: the I/O thread is signalled to take over but has not
+    /// yet; a caller waiting for a submitted command may take it first and drive itself.
+    enum driver : int { none, caller, io, offered };
 
     /// Sends one command and waits for its reply (the caller drives when the connection is idle).
     /// `demoted`: the reply is READONLY from a primary a failover demoted (the command did not
     /// run; the connection is replaced before the next batch).
     detail::io_status run(const detail::argv& a, detail::reply_ptr& out, bool& demoted);
-    /// Queues a command whose request finishes through its on_done (never waits for the reply).
-    void submit(std::unique_ptr<request> r);
+    /// Queues a command without waiting for its reply (the request finishes on its own; the
+    /// multiplexer keeps it alive until then through r->self).
+    void submit(std::shared_ptr<request> r);
+    /// Waits until a submitted request finishes: drives the connection itself when nobody does
+    /// (the one thread with many commands in flight then pays no hand-off), else parks.
+    void await(request& r);
+    /// As await(), without driving, until `deadline`: whether it finished.
+    bool await_until(request& r, std::chrono::steady_clock::time_point deadline);
 
     bool admit(std::size_t bytes);
-    void enqueue(request* r) noexcept;
+    void enqueue(request* r, bool submitted) noexcept;
     void release_driving() noexcept;
     void signal_io() noexcept;
     void io_wait() noexcept;
+    void io_wait_for(std::chrono::microseconds grace) noexcept;
     void io_loop();
     void take_batch(std::vector<request*>& batch);
     void run_batch(std::vector<request*>& batch);
@@ -249,7 +270,10 @@ private:
     detail::wake_ring to_wake_;    // futex words of finished requests whose callers sleep
     std::atomic<int> io_word_{0};  // the I/O thread's futex word: 0 idle, 1 signalled, 2 asleep
     std::atomic<bool> stopping_{false};
-    std::thread io_;  // last: starts after everything above exists
+    // While the I/O thread looks at the offers periodically, submitters need not signal it.
+    std::atomic<bool> io_looking_{false};
+    std::atomic<unsigned> offers_{0};  // offers made (the I/O thread keeps looking while they come)
+    std::thread io_;                   // last: starts after everything above exists
 };
 
 // ---- implementation ----
@@ -287,20 +311,28 @@ inline bool multiplexer::admit(std::size_t bytes) {
     return ok;
 }
 
-inline void multiplexer::enqueue(request* r) noexcept {
+inline void multiplexer::enqueue(request* r, bool submitted) noexcept {
     in_flight_.fetch_add(1, std::memory_order_relaxed);
     queued_bytes_.fetch_add(r->wire.size(), std::memory_order_relaxed);
     request* head = queued_.load(std::memory_order_relaxed);
     do {
         r->next = head;
     } while (!queued_.compare_exchange_weak(head, r, std::memory_order_seq_cst, std::memory_order_relaxed));
-    // nobody drives: the I/O thread takes over; it may be asleep while it drives (idle queue)
-    int expected = none;
-    if (driving_.load() == none && driving_.compare_exchange_strong(expected, io)) {
-        signal_io();
-    } else if (io_word_.load(std::memory_order_relaxed) == 2 && driving_.load() == io) {
-        signal_io();
+    // nobody drives: the I/O thread takes over (a submitted command's: after a grace period in
+    // which its submitter may come to wait and drive itself); it may sleep while it drives
+    int d = driving_.load();
+    if (d == none || (!submitted && d == offered)) {
+        if (driving_.compare_exchange_strong(d, submitted ? offered : io)) {
+            if (!submitted) {
+                signal_io();
+            } else {
+                offers_.fetch_add(1, std::memory_order_relaxed);
+                if (!io_looking_.load()) signal_io();  // else it looks within offer_period
+            }
+            return;
+        }
     }
+    if (io_word_.load(std::memory_order_relaxed) == 2 && driving_.load() == io) signal_io();
 }
 
 // A driver stops driving; whatever was queued meanwhile is not left behind (whoever pushed saw
@@ -329,6 +361,19 @@ inline void multiplexer::io_wait() noexcept {
         ::syscall(SYS_futex, &io_word_, FUTEX_WAIT_PRIVATE, 2, nullptr, nullptr, 0);
         s = io_word_.load();
     }
+}
+
+// As io_wait(), or until `grace` passes.
+inline void multiplexer::io_wait_for(std::chrono::microseconds grace) noexcept {
+    int s = 0;
+    if (!io_word_.compare_exchange_strong(s, 2)) {
+        if (s == 1) io_word_.store(0);
+        return;
+    }
+    const timespec ts{0, static_cast<long>(grace.count()) * 1000};
+    ::syscall(SYS_futex, &io_word_, FUTEX_WAIT_PRIVATE, 2, &ts, nullptr, 0);
+    s = 2;
+    if (!io_word_.compare_exchange_strong(s, 0) && s == 1) io_word_.store(0);
 }
 
 inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_ptr& out, bool& demoted) {
@@ -368,7 +413,7 @@ inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_p
                 "the multiplexed connection has " + std::to_string(max_in_flight) +
                     " commands (or its bytes) in flight for longer than pool_wait_timeout"};
     }
-    enqueue(&r);
+    enqueue(&r, false);
     if (!r.park.wait_until(r.deadline)) {
         int queued = request::queued;
         if (r.claim.compare_exchange_strong(queued, request::abandoned)) {
@@ -386,13 +431,50 @@ inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_p
     return std::move(r.status);
 }
 
-inline void multiplexer::submit(std::unique_ptr<request> r) {
+inline void multiplexer::submit(std::shared_ptr<request> r) {
     if (!admit(r->wire.size())) {
-        r->status = {errc::pool_exhausted, false, "the multiplexed connection is full"};
-        r->on_done(*r);
+        r->status = {errc::pool_exhausted, false,
+                     "the multiplexed connection has " + std::to_string(max_in_flight) +
+                         " commands (or its bytes) in flight for longer than pool_wait_timeout"};
+        (void)r->park.finish();  // nobody waits yet
         return;
     }
-    enqueue(r.release());  // finished (and deleted) by the driver
+    request* raw = r.get();
+    raw->self = std::move(r);
+    enqueue(raw, true);
+}
+
+inline void multiplexer::await(request& r) {
+    while (!r.park.done()) {
+        int d = driving_.load();
+        if ((d == none || d == offered) && driving_.compare_exchange_strong(d, caller)) {
+            // Every batch taken before ours is finished (a driver runs its batch to the end before
+            // it lets go), so r is done or still queued: the batches below reach it.
+            thread_local std::vector<request*> batch;
+            while (!r.park.done()) {
+                take_batch(batch);
+                if (batch.empty()) break;
+                run_batch(batch);
+                batch.clear();
+            }
+            if (queued_.load() != nullptr) {
+                driving_.store(io);
+                signal_io();
+            } else {
+                release_driving();
+            }
+            continue;
+        }
+        // someone drives (or is about to): r's reply comes to us
+        (void)r.park.wait_until(std::chrono::steady_clock::time_point::max());
+    }
+    wake_some(4);
+}
+
+inline bool multiplexer::await_until(request& r, std::chrono::steady_clock::time_point deadline) {
+    if (!r.park.wait_until(deadline)) return false;
+    wake_some(4);
+    return true;
 }
 
 inline void multiplexer::take_batch(std::vector<request*>& batch) {
@@ -419,12 +501,40 @@ inline void multiplexer::take_batch(std::vector<request*>& batch) {
     }
 }
 
+// Submitted commands are offered, not handed over: their submitter, once it waits for a reply,
+// may take the connection and write and read the batch itself (future::get), which saves the
+// two thread switches a hand-off costs. The I/O thread takes an offer still open when it looks;
+// it looks every offer_period while offers keep coming (submitters then need not signal it) and
+// sleeps until signalled after quiet_looks looks without one.
 inline void multiplexer::io_loop() {
     std::vector<request*> batch;
+    unsigned seen_offers = offers_.load(std::memory_order_relaxed);
+    int quiet = 0;
     for (;;) {
+        int d = driving_.load();
+        if (d == offered) {
+            if (!io_looking_.load() && !stopping_.load()) {
+                io_looking_.store(true);  // signalled for a first offer: its submitter gets a period
+                quiet = 0;
+                io_wait_for(offer_period);
+                continue;
+            }
+            (void)driving_.compare_exchange_strong(d, io);
+        }
         if (driving_.load() != io) {
             wake_some(static_cast<std::size_t>(-1));  // nobody left asleep behind us
             if (stopping_.load()) break;
+            if (io_looking_.load()) {
+                const unsigned offers = offers_.load(std::memory_order_relaxed);
+                quiet = offers == seen_offers ? quiet + 1 : 0;
+                seen_offers = offers;
+                if (quiet < quiet_looks) {
+                    io_wait_for(offer_period);
+                    continue;
+                }
+                io_looking_.store(false);
+                if (driving_.load() == offered) continue;  // an offer made as we stopped looking
+            }
             io_wait();
             continue;
         }
@@ -494,12 +604,8 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
 
 inline void multiplexer::finish(request& r) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    if (r.on_done) {
-        r.on_done(r);
-        delete &r;
-        return;
-    }
-    if (const void* word = r.park.finish()) {  // r may be gone from here on
+    const std::shared_ptr<request> keep = std::move(r.self);  // a submitted one lives to the end here
+    if (const void* word = r.park.finish()) {                 // r may be gone from here on (unless kept)
         if (!to_wake_.push(word)) detail::parking::wake(word);
     }
 }

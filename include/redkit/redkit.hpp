@@ -7,6 +7,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/key.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pipeline.hpp>

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -90,8 +91,8 @@ TEST_F(Multiplex, SixtyFourThreadsOfMixedCommandsEachGetTheirOwnReplies) {
 
 TEST_F(Multiplex, OneThreadWithSubmittedCommandsInFlight) {
     redkit::client c(shared_server().options());  // submit works without multiplex set too
-    std::vector<std::future<long long>> incrs;
-    std::vector<std::future<std::string>> echoes;
+    std::vector<redkit::future<long long>> incrs;
+    std::vector<redkit::future<std::string>> echoes;
     for (int i = 0; i < 1000; ++i) {
         incrs.push_back(c.submit<long long>("INCR", "submitted"));
         echoes.push_back(c.submit<std::string>("ECHO", std::to_string(i)));
@@ -110,8 +111,50 @@ TEST_F(Multiplex, OneThreadWithSubmittedCommandsInFlight) {
     EXPECT_EQ(c.command<std::string>("GET", "void"), "ok");
 }
 
+TEST_F(Multiplex, ASubmittedCommandNobodyWaitsForIsSentAnyway) {
+    redkit::client c(shared_server().options());
+    redkit::client observer(shared_server().options());
+    auto kept = c.submit<void>("SET", "unwaited", "sent");  // never waited for, never dropped
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (!observer.command<std::optional<std::string>>("GET", "unwaited") &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_EQ(observer.command<std::optional<std::string>>("GET", "unwaited"), "sent");
+    EXPECT_EQ(kept.wait_for(1s), std::future_status::ready);
+}
+
+TEST_F(Multiplex, AFutureIsCollectedOnceAndCanBeWaitedForWithATimeout) {
+    redkit::client c(shared_server().options());
+    redkit::future<std::string> none;
+    EXPECT_FALSE(none.valid());
+    EXPECT_THROW(none.get(), std::future_error);
+
+    // a reply that takes 300 ms: wait_for times out before, then reports it ready
+    auto slow = c.submit<long long>("EVAL",
+                                    "local t = redis.call('TIME') local e = t[1]*1000000 + t[2] + 300000 "
+                                    "repeat t = redis.call('TIME') until t[1]*1000000 + t[2] >= e return 7",
+                                    0);
+    EXPECT_TRUE(slow.valid());
+    EXPECT_EQ(slow.wait_for(50ms), std::future_status::timeout);
+    EXPECT_FALSE(slow.ready());
+    EXPECT_EQ(slow.wait_for(5s), std::future_status::ready);
+    EXPECT_TRUE(slow.ready());
+    EXPECT_EQ(slow.get(), 7);
+    EXPECT_FALSE(slow.valid());
+    EXPECT_THROW(slow.get(), std::future_error);
+
+    // futures move; waiting from another thread than the submitter's works
+    auto moved = c.submit<std::string>("ECHO", "moved");
+    redkit::future<std::string> there = std::move(moved);
+    EXPECT_FALSE(moved.valid());  // NOLINT(bugprone-use-after-move): moved-from state is specified
+    std::string got;
+    std::thread([&] { got = there.get(); }).join();
+    EXPECT_EQ(got, "moved");
+}
+
 TEST_F(Multiplex, SubmittedCommandsOutliveTheClient) {
-    std::vector<std::future<std::string>> echoes;
+    std::vector<redkit::future<std::string>> echoes;
     {
         redkit::client c(shared_server().options());
         for (int i = 0; i < 2000; ++i) echoes.push_back(c.submit<std::string>("ECHO", std::to_string(i)));
@@ -174,7 +217,7 @@ TEST(MultiplexFaults, AKilledServerFailsOrAnswersEveryCommandAndTheClientRecover
             }
         });
     }
-    std::vector<std::future<std::string>> submitted;
+    std::vector<redkit::future<std::string>> submitted;
     std::this_thread::sleep_for(200ms);
     for (int i = 0; i < 5000; ++i) submitted.push_back(shared.submit<std::string>("ECHO", std::to_string(i)));
     server.kill();
@@ -237,7 +280,7 @@ TEST(MultiplexFaults, AStoppedServerTimesOutEveryCommandAndBackPressureBoundsThe
     EXPECT_LT(slowest_ms.load(), 1500) << "a command waited far longer than its timeout";
 
     // far more than the queue holds: the excess waits pool_wait_timeout, then fails unsent
-    std::vector<std::future<std::string>> flood;
+    std::vector<redkit::future<std::string>> flood;
     for (int i = 0; i < 10000; ++i) flood.push_back(shared.submit<std::string>("PING"));
     long long exhausted = 0;
     for (auto& f : flood) {
