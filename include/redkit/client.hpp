@@ -35,6 +35,7 @@
 #include <redkit/script.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
@@ -91,6 +92,7 @@ namespace detail {
 struct shared_dispatch {
     std::once_flag once;
     std::unique_ptr<multiplexer> mux;
+    std::atomic<multiplexer*> made{nullptr};  // mux, once made (read without the once_flag)
 };
 }  // namespace detail
 
@@ -184,8 +186,11 @@ public:
 
     const client_options& options() const noexcept { return pool_->options(); }
 
-    /// Connections currently open (idle or in use).
-    std::size_t open_connections() const { return pool_->open_connections(); }
+    /// Connections currently open (idle or in use), the shared connection included.
+    std::size_t open_connections() const {
+        const multiplexer* m = shared_->made.load(std::memory_order_acquire);
+        return pool_->open_connections() + (m != nullptr && m->connected() ? 1 : 0);
+    }
 
     /// Sends an error to options().on_error (for patterns built on this client).
     void report(const error& e) const noexcept { pool_->report(e); }
@@ -198,7 +203,10 @@ private:
     detail::reply_ptr execute(const detail::argv& a, bool idempotent_request) const;
     detail::reply_ptr execute_shared(const detail::argv& a, bool idempotent_request) const;
     multiplexer& shared() const {
-        std::call_once(shared_->once, [&] { shared_->mux = std::make_unique<multiplexer>(pool_->shared_options()); });
+        std::call_once(shared_->once, [&] {
+            shared_->mux = std::make_unique<multiplexer>(pool_->shared_options());
+            shared_->made.store(shared_->mux.get(), std::memory_order_release);
+        });
         return *shared_->mux;
     }
 
@@ -337,14 +345,27 @@ inline void reset_default_client() {
 inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
     detail::require_arguments(a);
     const client_options& o = pool_->options();
-    if (o.multiplex && multiplexer::multiplexable(a.command_name())) return execute_shared(a, idempotent_request);
+    // Multiplexed: share the connection, unless it is busy with too little to batch and a pooled
+    // connection is free at once (then one command costs what it costs without multiplexing).
+    lease spilled;
+    std::optional<multiplexer::caller_guard> counted;
+    if (o.multiplex && multiplexer::multiplexable(a.command_name())) {
+        counted.emplace(shared());
+        if (!shared().lightly_loaded()) return execute_shared(a, idempotent_request);
+        try {
+            spilled = pool_->try_acquire();
+        } catch (const error& e) {
+            if (e.is_transport()) pool_->report(e);  // a new pooled connection failed: share instead
+        }
+        if (!spilled) return execute_shared(a, idempotent_request);
+    }
     for (int attempt = 0;; ++attempt) {
         detail::io_status st;
         detail::reply_ptr r;
         {
-            lease l;
+            lease l = std::move(spilled);  // retries wait for the pool as usual
             try {
-                l = pool_->acquire();
+                if (!l) l = pool_->acquire();
             } catch (const server_error&) {
                 throw;  // the setup was refused (WRONGPASS, NOPERM...): the message names the step
             } catch (const error& e) {

@@ -18,6 +18,7 @@
 #include <redkit/reply.hpp>
 
 #include <chrono>
+#include <exception>
 #include <future>
 #include <memory>
 #include <utility>
@@ -62,6 +63,7 @@ public:
         const std::shared_ptr<detail::mux_request> r = std::move(request_);
         mux_.reset();
         const detail::origin from{r->command, r->key};
+        if (r->refused) std::rethrow_exception(r->refused);  // the setup's server_error (WRONGPASS...)
         if (!r->status.ok()) throw detail::transport_error(r->status, r->command, r->key);
         return detail::convert_reply<T>(r->reply.get(), from);
     }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // redkit::multiplexer: many threads, one connection. Commands from any number of threads are
 // written together and their replies matched in order (automatic pipelining). A client with
-// client_options::multiplex sends its commands through one; client::submit() uses one always.
+// client_options::multiplex (the default) sends its commands through one, except that while
+// fewer than spill_below threads call, a caller that finds it busy takes a free pooled
+// connection instead; client::submit() uses one always. The I/O thread starts with the first
+// command that has to queue.
 //
 // What it gets right (measured with a prototype on this project's 2-core VMs, see the README):
 //   - One thread alone pays nothing extra: a caller that finds the connection idle writes its
@@ -35,6 +38,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -170,6 +174,7 @@ struct mux_request {
     reply_ptr reply;                    // the reply (set by the driver)
     io_status status;                   // or the failure
     bool demoted = false;               // the reply is READONLY from a demoted primary (Sentinel)
+    std::exception_ptr refused;         // a server_error of the connection's setup (WRONGPASS...)
     std::shared_ptr<mux_request> self;  // submitted: its driver's share until it finishes
     parking park;                       // finished here; a caller waiting for it parks on it
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -189,13 +194,12 @@ class future;
 class multiplexer {
 public:
     /// Connects lazily (the first command connects, with the options' setup, TLS, Sentinel).
-    explicit multiplexer(std::shared_ptr<const client_options> options)
-        : options_(std::move(options)), io_([this] {
-              ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // the grace period is short: keep it so
-              io_loop();
-          }) {}
+    /// Starts no thread: the I/O thread starts with the first command that has to queue (a
+    /// single-threaded program never has one, and may fork freely).
+    explicit multiplexer(std::shared_ptr<const client_options> options) : options_(std::move(options)) {}
     /// Sends what is queued (submitted commands get their replies), then stops the I/O thread.
     ~multiplexer() {
+        if (!io_.joinable()) return;  // never started: nothing was ever queued
         stopping_.store(true);
         signal_io();
         io_.join();
@@ -207,8 +211,34 @@ public:
     /// connection's state (its reply would hold up, or its effect leak to, everyone else's).
     static bool multiplexable(std::string_view name) noexcept;
 
+    /// Whether the shared connection is open now.
+    bool connected() const noexcept { return connected_.load(std::memory_order_relaxed); }
+
     /// Commands queued or in flight now.
     std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
+
+    /// Whether a caller had better take a free pooled connection than queue here: the
+    /// connection is busy, but fewer than spill_below threads are calling (counted by the
+    /// callers' guards), too few for batches to pay for the hand-off (a queued caller costs a
+    /// sleep, a wake and a thread switch more than one on its own connection).
+    bool lightly_loaded() const noexcept {
+        return driving_.load(std::memory_order_relaxed) != none &&
+               callers_.load(std::memory_order_relaxed) < spill_below;
+    }
+    /// Callers (synchronous, through a client) below which a busy connection sends them to the pool.
+    static constexpr std::size_t spill_below = 16;
+
+    /// Counts a synchronous caller for lightly_loaded() while it lives.
+    class caller_guard {
+    public:
+        explicit caller_guard(multiplexer& m) noexcept : m_(m) { m_.callers_.fetch_add(1, std::memory_order_relaxed); }
+        ~caller_guard() { m_.callers_.fetch_sub(1, std::memory_order_relaxed); }
+        caller_guard(const caller_guard&) = delete;
+        caller_guard& operator=(const caller_guard&) = delete;
+
+    private:
+        multiplexer& m_;
+    };
 
     /// Most commands queued or in flight before callers wait.
     static constexpr std::size_t max_in_flight = 8192;
@@ -249,9 +279,30 @@ private:
     void io_wait() noexcept;
     void io_wait_for(std::chrono::microseconds grace) noexcept;
     void io_loop();
+    /// Starts the I/O thread if it is not running (throws std::system_error if it cannot).
+    void start_io() {
+        std::call_once(io_started_, [this] {
+            io_ = std::thread([this] {
+                ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);  // the offer period is short: keep it so
+                io_loop();
+            });
+        });
+    }
     void take_batch(std::vector<request*>& batch);
     void run_batch(std::vector<request*>& batch);
     void finish(request& r);
+    void report(const error& e) const noexcept {
+        if (!options_->on_error) return;
+        try {
+            options_->on_error(e);
+        } catch (...) {
+            // documented: the callback must not throw; never let it break a batch
+        }
+    }
+    void close_connection() noexcept {
+        conn_.reset();
+        connected_.store(false, std::memory_order_relaxed);
+    }
     void wake_some(std::size_t n) noexcept;
 
     std::shared_ptr<const client_options> options_;
@@ -261,6 +312,8 @@ private:
     std::atomic<int> driving_{none};  // who drives the connection; only the driver touches conn_
     std::unique_ptr<connection> conn_;
 
+    std::atomic<bool> connected_{false};        // conn_ is open (for client::open_connections())
+    std::atomic<std::size_t> callers_{0};       // synchronous callers in a client call now
     std::atomic<std::size_t> in_flight_{0};     // queued or written, not finished
     std::atomic<std::size_t> queued_bytes_{0};  // queued, not written
     std::mutex space_mutex_;                    // back-pressure only (callers waiting for room)
@@ -273,7 +326,8 @@ private:
     // While the I/O thread looks at the offers periodically, submitters need not signal it.
     std::atomic<bool> io_looking_{false};
     std::atomic<unsigned> offers_{0};  // offers made (the I/O thread keeps looking while they come)
-    std::thread io_;                   // last: starts after everything above exists
+    std::once_flag io_started_;
+    std::thread io_;  // started by start_io(), before the first command is queued
 };
 
 // ---- implementation ----
@@ -386,6 +440,7 @@ inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_p
     r.reply.reset();
     r.status = {};
     r.demoted = false;
+    r.refused = nullptr;
     r.park.reset();
     r.claim.store(request::queued, std::memory_order_relaxed);
     const auto timeout = options_->command_timeout;
@@ -404,10 +459,12 @@ inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_p
         } else {
             release_driving();
         }
+        if (r.refused) std::rethrow_exception(std::exchange(r.refused, nullptr));
         out = std::move(r.reply);
         demoted = r.demoted;
         return std::move(r.status);
     }
+    start_io();
     if (!admit(r.wire.size())) {
         return {errc::pool_exhausted, false,
                 "the multiplexed connection has " + std::to_string(max_in_flight) +
@@ -426,12 +483,14 @@ inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_p
         r.park.wait_until(std::chrono::steady_clock::time_point::max());
     }
     wake_some(4);  // pass the wake-ups on
+    if (r.refused) std::rethrow_exception(std::exchange(r.refused, nullptr));
     out = std::move(r.reply);
     demoted = r.demoted;
     return std::move(r.status);
 }
 
 inline void multiplexer::submit(std::shared_ptr<request> r) {
+    start_io();
     if (!admit(r->wire.size())) {
         r->status = {errc::pool_exhausted, false,
                      "the multiplexed connection has " + std::to_string(max_in_flight) +
@@ -555,11 +614,27 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
             finish(*batch[i]);
         }
     };
+    if (conn_ && !conn_->broken() && options_->idle_check_after.count() > 0 &&
+        std::chrono::steady_clock::now() - detail::connection_access::last_used(*conn_) >= options_->idle_check_after &&
+        !detail::connection_access::idle_check(*conn_)) {
+        // closed by the server while idle (its timeout, CLIENT KILL, a restart): as the pool does,
+        // replace it before anything is written, so the batch provably was not sent on it
+        close_connection();
+        report(error(errc::connection_closed, "redkit: the shared connection to " +
+                                                  detail::transport::endpoint_of(*options_) +
+                                                  " was closed while idle; replacing it"));
+    }
     try {
         if (!conn_ || conn_->broken() || detail::connection_access::stale(*conn_)) {
-            conn_.reset();
+            close_connection();
             conn_ = std::make_unique<connection>(options_);
+            connected_.store(true, std::memory_order_relaxed);
         }
+    } catch (const server_error& e) {
+        const std::exception_ptr refused = std::current_exception();
+        for (request* r : batch) r->refused = refused;
+        fail_all(0, {errc::server_error, false, std::string(detail::without_prefix(e.what()))});
+        return;
     } catch (const error& e) {
         fail_all(0, {e.kind(), false, std::string(detail::without_prefix(e.what()))});
         return;
@@ -572,12 +647,12 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
         for (request* r : batch) wire.append_formatted(r->wire);
     } catch (...) {
         detail::connection_access::poison(*conn_);
-        conn_.reset();
+        close_connection();
         fail_all(0, {errc::io_error, false, "out of memory while queueing commands"});
         return;
     }
     if (auto st = wire.flush(); !st.ok()) {
-        conn_.reset();
+        close_connection();
         fail_all(0, st);
         return;
     }
@@ -585,7 +660,7 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
         detail::io_status st = wire.read(batch[i]->reply);
         if (!st.ok()) {
             // this reply is lost or late: the stream is in doubt, nothing more is read from it
-            conn_.reset();
+            close_connection();
             batch[i]->status = st;
             finish(*batch[i]);
             const std::string why = st.code == errc::timeout ? "timed out" : "failed";
@@ -599,6 +674,7 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
         }
         finish(*batch[i]);
     }
+    detail::connection_access::mark_used(*conn_);
     wake_some(1);
 }
 

@@ -86,7 +86,7 @@ struct client_options {
     std::chrono::milliseconds connect_timeout{1000};  ///< per connection attempt
     std::chrono::milliseconds command_timeout{1000};  ///< per reply; 0 = wait forever
 
-    std::size_t pool_size = 8;                          ///< most connections open at once
+    std::size_t pool_size = 8;                          ///< most pooled connections open at once (plus the shared one)
     std::chrono::milliseconds pool_wait_timeout{2000};  ///< wait for a free connection, then throw
     bool lazy_connect = true;  ///< false: open one connection at construction (and throw if that fails)
 
@@ -105,9 +105,11 @@ struct client_options {
 
     /// Share one connection among all threads (automatic pipelining, see multiplexer.hpp):
     /// commands from many threads go out together in one write and their replies are matched in
-    /// order. Commands that block or hold connection state still take a pooled connection. The
-    /// trade-off is in the README's performance section. URL: multiplex=yes.
-    bool multiplex = false;
+    /// order; while few threads call, a caller that finds it busy takes a free pooled connection
+    /// instead. Commands that block or hold connection state always take a pooled connection.
+    /// false: every command takes a pooled connection (a late reply then fails only its own
+    /// command). README: "Many threads, one connection". URL: multiplex=no.
+    bool multiplex = true;
 
     tls_options tls;  ///< TLS (rediss://)
 

@@ -80,6 +80,9 @@ public:
     /// error(pool_exhausted) when none became free in time.
     lease acquire();
 
+    /// As acquire(), but an empty lease instead of waiting when every connection is busy.
+    lease try_acquire() { return acquire_impl(false); }
+
     /// acquire(), and the lease keeps the pool alive (for leases handed to applications).
     lease borrow() {
         lease l = acquire();
@@ -115,6 +118,7 @@ public:
 private:
     friend class lease;
     void release(std::unique_ptr<connection> c) noexcept;
+    lease acquire_impl(bool wait);
     bool healthy_after_idle(connection& c) const noexcept;
 
     std::shared_ptr<const client_options> options_;
@@ -155,7 +159,9 @@ inline pool::pool(client_options options) : options_(std::make_shared<const clie
     idle_.reserve(std::min<std::size_t>(o.pool_size, 1024));  // release() pushes without allocating
 }
 
-inline lease pool::acquire() {
+inline lease pool::acquire() { return acquire_impl(true); }
+
+inline lease pool::acquire_impl(bool wait) {
     std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only if we must wait
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
@@ -185,6 +191,7 @@ inline lease pool::acquire() {
                 throw;
             }
         }
+        if (!wait) return lease();
         if (!deadline) deadline = std::chrono::steady_clock::now() + options_->pool_wait_timeout;
         ++waiters_;
         const auto status = available_.wait_until(lock, *deadline);

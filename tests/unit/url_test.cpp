@@ -229,7 +229,7 @@ TEST(Url, SentinelForm) {
 }
 
 TEST(Url, MultiplexIsAYesNoOption) {
-    EXPECT_FALSE(parse_url("redis://h").multiplex);  // off unless asked for
+    EXPECT_TRUE(parse_url("redis://h").multiplex);  // on unless turned off
     EXPECT_TRUE(parse_url("redis://h?multiplex=yes").multiplex);
     EXPECT_TRUE(parse_url("redis://h/3?pool_size=2&multiplex=true").multiplex);
     EXPECT_FALSE(parse_url("redis://h?multiplex=no").multiplex);
