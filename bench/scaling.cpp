@@ -2,9 +2,10 @@
 // redkit_scaling: GET throughput against the number of threads, for the ways a service can call
 // Redis from many threads at once, measured in one sitting against one redis-server:
 //   hiredis          a raw hiredis context per thread (what hand-written code does)
-//   pooled           the process-wide redkit client, a pool with a connection per thread
-//   multiplexed      a redkit client with client_options::multiplex: all threads share one
-//                    connection and their commands go out in batches
+//   pooled           a redkit client with multiplex = false and a connection per thread
+//   multiplexed      a redkit client with the default options (client_options::multiplex): the
+//                    threads share one connection and their commands go out in batches (while
+//                    few threads call, some spill to the pool's free connections)
 //   redis-benchmark  redis-benchmark -c T -P 1 -t get (the reference the targets are set against)
 // Each (threads, implementation) point runs for a fixed time; the points are interleaved and
 // repeated (--rounds, default 3), and the median is reported. Per point: ops/s, the client's CPU
@@ -206,8 +207,9 @@ int main(int argc, char** argv) {
                     for (auto* c : raw) redisFree(c);
                 } else if (impl == "pooled" || impl == "multiplexed") {
                     auto o = redkit::parse_url(server.url());
-                    o.pool_size = static_cast<std::size_t>(threads);
                     o.multiplex = impl == "multiplexed";
+                    // pooled: a connection per thread; multiplexed: the default client's options
+                    if (!o.multiplex) o.pool_size = static_cast<std::size_t>(threads);
                     redkit::client c(o);
                     p = run_threads(threads, seconds, [&](int) {
                         return [&c, &key] {
