@@ -71,6 +71,10 @@ redisReply* raw_command(redisContext* c, const std::vector<std::string>& args);
 std::string raw_get(redisContext* c, const std::string& key);
 void raw_set(redisContext* c, const std::string& key, const std::string& value);
 
+/// GET of every key appended at once, then the replies read (a hand-written pipeline); returns
+/// the bytes of the values.
+std::size_t raw_get_pipelined(redisContext* c, const std::vector<std::string>& keys);
+
 /// Keeps results observable so nothing is optimised away.
 extern volatile std::size_t sink;
 

@@ -85,6 +85,24 @@ void raw_set(redisContext* c, const std::string& key, const std::string& value) 
     if (!ok) throw std::runtime_error("raw SET: unexpected reply");
 }
 
+std::size_t raw_get_pipelined(redisContext* c, const std::vector<std::string>& keys) {
+    for (const auto& k : keys) {
+        const char* av[] = {"GET", k.c_str()};
+        const size_t lens[] = {3, k.size()};
+        redisAppendCommandArgv(c, 2, av, lens);
+    }
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        void* r = nullptr;
+        if (redisGetReply(c, &r) != REDIS_OK) throw std::runtime_error("raw pipeline failed");
+        auto* rr = static_cast<redisReply*>(r);
+        const std::string v(rr->str, rr->len);  // the value leaves hiredis's reply, as redkit's does
+        bytes += v.size();
+        freeReplyObject(rr);
+    }
+    return bytes;
+}
+
 }  // namespace redkit_bench
 
 namespace {

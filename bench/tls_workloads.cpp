@@ -72,22 +72,7 @@ void add_tls(context& ctx, std::vector<workload>& out) {
                    16 * 300 * ctx.scale,
                    {{"hiredis",
                      [st, keys16](long long n) {
-                         for (long long b = 0; b < n / 16; ++b) {
-                             for (const auto& k : keys16) {
-                                 const char* av[] = {"GET", k.c_str()};
-                                 const size_t lens[] = {3, k.size()};
-                                 redisAppendCommandArgv(st->raw, 2, av, lens);
-                             }
-                             for (std::size_t i = 0; i < keys16.size(); ++i) {
-                                 void* r = nullptr;
-                                 if (redisGetReply(st->raw, &r) != REDIS_OK)
-                                     throw std::runtime_error("raw TLS pipeline failed");
-                                 auto* rr = static_cast<redisReply*>(r);
-                                 std::string v(rr->str, rr->len);
-                                 sink = sink + v.size();
-                                 freeReplyObject(rr);
-                             }
-                         }
+                         for (long long b = 0; b < n / 16; ++b) sink = sink + raw_get_pipelined(st->raw, keys16);
                      }},
                     {"redkit", [st, keys16](long long n) {
                          for (long long b = 0; b < n / 16; ++b) {
