@@ -276,6 +276,8 @@ TEST(MultiplexFaults, AStoppedServerTimesOutEveryCommandAndBackPressureBoundsThe
     redkit_test::watchdog guard(60s, "SIGSTOP with commands in flight");
     auto o = multiplexed(server);
     o.command_timeout = 300ms;
+    o.connect_timeout = 300ms;  // the commands queued behind the first timeout wait for a new
+                                // connection, whose TLS handshake the stopped server never answers
     o.pool_wait_timeout = 50ms;
     o.max_retries = 0;
     redkit::client shared(o);
