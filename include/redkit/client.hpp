@@ -26,6 +26,7 @@
 #include <redkit/connection.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
+#include <redkit/detail/text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/future.hpp>
 #include <redkit/multiplexer.hpp>
@@ -74,14 +75,7 @@ inline bool is_read_only(std::string_view name) noexcept {
         "TIME",       "XRANGE",     "XREVRANGE", "XLEN",    "EVAL_RO",       "EVALSHA_RO", "PEXPIRETIME",
         "EXPIRETIME", "BITCOUNT",   "GETBIT",    "PFCOUNT", "SRANDMEMBER",   "HRANDFIELD", "ZRANDMEMBER",
     };
-    if (name.size() > 16) return false;
-    char upper[16];
-    for (std::size_t i = 0; i < name.size(); ++i) {
-        const char c = name[i];
-        upper[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-    }
-    const std::string_view u(upper, name.size());
-    return std::find(std::begin(read_only), std::end(read_only), u) != std::end(read_only);
+    return detail::command_in(name, read_only);
 }
 
 class scan_range;
@@ -350,8 +344,9 @@ inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_
     lease spilled;
     std::optional<multiplexer::caller_guard> counted;
     if (o.multiplex && multiplexer::multiplexable(a.command_name())) {
-        counted.emplace(shared());
-        if (!shared().lightly_loaded()) return execute_shared(a, idempotent_request);
+        multiplexer& mux = shared();
+        counted.emplace(mux);
+        if (!mux.lightly_loaded()) return execute_shared(a, idempotent_request);
         try {
             spilled = pool_->try_acquire();
         } catch (const error& e) {

@@ -29,6 +29,7 @@
 
 #include <redkit/connection.hpp>
 #include <redkit/detail/argv.hpp>
+#include <redkit/detail/text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 #include <redkit/reply.hpp>
@@ -339,17 +340,7 @@ inline bool multiplexer::multiplexable(std::string_view name) noexcept {
         "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",    "MULTI",   "EXEC",      "DISCARD",    "WATCH",      "UNWATCH",
         "SELECT",       "AUTH",         "HELLO",      "RESET",   "QUIT",      "CLIENT",     "READONLY",   "READWRITE",
         "ASKING",       "DEBUG",        "SWAPDB",     "SYNC",    "PSYNC",     "FAILOVER",   "SHUTDOWN"};
-    if (name.size() > 16) return true;
-    char upper[16];
-    for (std::size_t i = 0; i < name.size(); ++i) {
-        const char c = name[i];
-        upper[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-    }
-    const std::string_view u(upper, name.size());
-    for (const auto s : stateful) {
-        if (s == u) return false;
-    }
-    return true;
+    return !detail::command_in(name, stateful);
 }
 
 inline bool multiplexer::admit(std::size_t bytes) {

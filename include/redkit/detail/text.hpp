@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Small text helpers: hex digits, and percent-decoding (URLs and key parts).
+// Small text helpers: hex digits, percent-decoding (URLs and key parts), command-name lists.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +9,22 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
+
+/// Whether a command name (any case) is one of `list` (upper-case names of at most 16 bytes).
+template <std::size_t N>
+bool command_in(std::string_view name, const std::string_view (&list)[N]) noexcept {
+    if (name.size() > 16) return false;
+    char upper[16];
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        upper[i] = (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    }
+    const std::string_view u(upper, name.size());
+    for (const std::string_view s : list) {
+        if (s == u) return true;
+    }
+    return false;
+}
 
 inline constexpr char hex_lower[] = "0123456789abcdef";
 inline constexpr char hex_upper[] = "0123456789ABCDEF";
