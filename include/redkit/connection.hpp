@@ -13,10 +13,10 @@
 // wait_reply works unchanged over any transport.
 //
 // Opening a connection replays its whole setup in one round trip: AUTH (user and password, or
-// password alone), SELECT db, CLIENT SETNAME. After any transport failure (timeout, EOF, reset,
-// protocol error) the connection is broken for good: a late reply would be read as the answer to
-// the next command, so it is never reused. Not thread-safe: one thread at a time (a waker may be
-// notified from any thread).
+// password alone), SELECT db, CLIENT SETNAME, CLIENT TRACKING (client_options::tracking_redirect).
+// After any transport failure (timeout, EOF, reset, protocol error) the connection is broken for
+// good: a late reply would be read as the answer to the next command, so it is never reused. Not
+// thread-safe: one thread at a time (a waker may be notified from any thread).
 #pragma once
 
 #include <redkit/detail/argv.hpp>
@@ -220,7 +220,7 @@ inline void connection::set_timeout(std::chrono::milliseconds timeout) {
 inline void connection::replay_setup() {
     const client_options& o = *options_;
     std::size_t pending = 0;
-    std::string_view names[5];
+    std::string_view names[6];
     if (!o.password.empty()) {
         detail::argv a;
         if (o.user.empty()) {
@@ -242,6 +242,12 @@ inline void connection::replay_setup() {
         a.push_all("CLIENT", "SETNAME", o.client_name);
         transport_.append(a);
         names[pending++] = "CLIENT SETNAME";
+    }
+    if (o.tracking_redirect != 0) {
+        detail::argv a;
+        a.push_all("CLIENT", "TRACKING", "on", "REDIRECT", o.tracking_redirect);
+        transport_.append(a);
+        names[pending++] = "CLIENT TRACKING";
     }
     if (locator_) {
         // Sentinel may still name a primary that was just demoted: check before any command

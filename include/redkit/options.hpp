@@ -103,6 +103,12 @@ struct client_options {
 
     std::string client_name;  ///< CLIENT SETNAME on every new connection when non-empty
 
+    /// When non-zero, every new connection sends CLIENT TRACKING on REDIRECT <id> in its setup,
+    /// so the server reports changes to the keys it reads to the connection with that CLIENT ID
+    /// (Redis 6 or later). The cache's near cache sets it on a client of its own; an application
+    /// rarely needs it.
+    long long tracking_redirect = 0;
+
     /// Share one connection among all threads (automatic pipelining, see multiplexer.hpp):
     /// commands from many threads go out together in one write and their replies are matched in
     /// order; while few threads call, a caller that finds it busy takes a free pooled connection
