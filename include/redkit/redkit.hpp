@@ -8,6 +8,7 @@
 #include <redkit/connection.hpp>
 #include <redkit/error.hpp>
 #include <redkit/future.hpp>
+#include <redkit/json_fields.hpp>
 #include <redkit/key.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pipeline.hpp>
