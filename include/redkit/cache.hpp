@@ -50,10 +50,12 @@
 #include <redkit/pipeline.hpp>
 #include <redkit/reply.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -162,11 +164,18 @@ public:
     /// The counters so far (each read atomically; not a consistent snapshot across counters).
     cache_stats stats() const noexcept;
 
+    /// The near cache's counters and size (all zero when options().near is off).
+    near_cache_stats near_stats() const;
+    /// CLIENT ID of the near cache's invalidation connection; 0 while it is down or near is off.
+    long long near_connection_id() const noexcept;
+
     const cache_options& options() const noexcept { return state_->options; }
 
 private:
     template <class V>
     std::optional<V> try_decode(std::string_view bytes, std::string_view full) const;
+    template <class V>
+    void keep_near(detail::near_fill& fill, const detail::cache_read& r, const std::string& full, const V& v) const;
     template <class V>
     std::optional<V> usable(const detail::cache_read& r, std::string_view full) const;
     template <class V>
@@ -263,12 +272,20 @@ cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loade
     std::atomic<std::uint64_t>& generation = s.generation(full);
 
     int foreign_joins = 0;  // flights joined whose value did not decode as V
+    if (s.near) {
+        if (auto v = s.near->get<V>(full)) {
+            s.hits.fetch_add(1, std::memory_order_relaxed);
+            return std::move(*v);
+        }
+    }
     for (bool reread = false;; reread = true) {
         const std::uint64_t seen = generation.load(std::memory_order_acquire);
-        detail::cache_read r = s.read(full, true);
+        detail::near_fill fill(s.near.get(), s.tracker.get(), full);
+        detail::cache_read r = s.read(full, true, fill.reader());
         if (r.kind == kind::fresh) {
             if (auto v = try_decode<V>(r.value(), full)) {
                 s.hits.fetch_add(1, std::memory_order_relaxed);
+                keep_near(fill, r, full, *v);
                 return std::move(*v);
             }
             r.kind = kind::unreadable;
@@ -455,9 +472,17 @@ template <class T>
 std::optional<T> cache::get(std::string_view key) {
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
-    const detail::cache_read r = s.read(full, false);
+    if (s.near) {
+        if (auto v = s.near->get<T>(full)) {
+            s.hits.fetch_add(1, std::memory_order_relaxed);
+            return v;
+        }
+    }
+    detail::near_fill fill(s.near.get(), s.tracker.get(), full);
+    const detail::cache_read r = s.read(full, false, fill.reader());
     if (auto v = usable<T>(r, full)) {
         s.hits.fetch_add(1, std::memory_order_relaxed);
+        if (r.kind == detail::cache_read_kind::fresh) keep_near(fill, r, full, *v);
         return v;
     }
     s.misses.fetch_add(1, std::memory_order_relaxed);
@@ -480,6 +505,11 @@ inline bool cache::invalidate(std::string_view key) {
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
     s.mark_invalidated(full);
+    struct drop_after {
+        detail::cache_state& s;
+        const std::string& full;
+        ~drop_after() { s.drop_near(full); }
+    } drop{s, full};
     return s.redis.command<long long>(idempotent, "DEL", full) > 0;
 }
 
@@ -531,6 +561,13 @@ void cache::set_many(const std::vector<std::pair<std::string, T>>& items, std::c
         p.command("SET", fulls.back(), stored.value, "PX", stored.px);
     }
     for (const auto& full : fulls) s.mark_invalidated(full);
+    struct drop_after {
+        detail::cache_state& s;
+        const std::vector<std::string>& fulls;
+        ~drop_after() {
+            for (const auto& full : fulls) s.drop_near(full);
+        }
+    } drop{s, fulls};
     const std::vector<reply> replies = p.exec();
     for (std::size_t i = 0; i < replies.size() && i < fulls.size(); ++i) {
         if (replies[i].is_error()) {
@@ -549,6 +586,38 @@ inline cache_stats cache::stats() const noexcept {
     out.loader_calls = s.loader_calls.load(std::memory_order_relaxed);
     out.errors = s.errors.load(std::memory_order_relaxed);
     return out;
+}
+
+inline near_cache_stats cache::near_stats() const {
+    const detail::cache_state& s = *state_;
+    return s.near ? s.near->stats() : near_cache_stats{};
+}
+
+inline long long cache::near_connection_id() const noexcept { return state_->tracker ? state_->tracker->id() : 0; }
+
+template <class V>
+void cache::keep_near(detail::near_fill& fill, const detail::cache_read& r, const std::string& full, const V& v) const {
+    if (!fill.reader()) return;
+    detail::cache_state& s = *state_;
+    long long life_ms = s.options.near.max_ttl.count();
+    if (r.has_meta) {
+        life_ms = std::min(life_ms, r.meta.expiry_ms - detail::cache_state::now_ms());
+    } else {
+        // no logical expiry stored: the key's own TTL bounds the entry
+        try {
+            const long long pttl = fill.reader()->command<long long>("PTTL", full);
+            if (pttl == -2) return;  // gone meanwhile
+            if (pttl >= 0) life_ms = std::min(life_ms, pttl);
+        } catch (const error&) {
+            return;  // not kept; the value read is still served
+        }
+    }
+    if (life_ms <= 0) return;
+    try {
+        fill.finish(v, r.value_size, std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms));
+    } catch (const std::bad_alloc&) {
+        // not kept; the value read is still served
+    }
 }
 
 }  // namespace v0

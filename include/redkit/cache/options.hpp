@@ -6,6 +6,7 @@
 #include <redkit/key.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 
@@ -16,6 +17,36 @@ inline namespace v0 {
 enum class cache_failure_policy {
     serve_from_loader,  ///< report through client_options::on_error, then run the loader (the default)
     throw_error,        ///< throw the redkit::error to the caller; the loader does not run
+};
+
+/// The near cache: decoded values of hot keys kept in this process, dropped when the server says
+/// the key changed (CLIENT TRACKING, Redis 6 or later). See cache_options::near.
+struct near_cache_options {
+    /// Off by default: a near cache costs a connection and a thread per cache, and memory.
+    bool enabled = false;
+    /// Most entries kept; the least recently used go first.
+    std::size_t max_entries = 10000;
+    /// Most bytes kept, counted as each value's stored JSON plus its key plus 128 bytes of
+    /// bookkeeping (not the decoded object's own heap, which is usually of the same order).
+    std::size_t max_bytes = std::size_t{64} << 20;
+    /// Longest an entry is served without asking Redis, even if nothing changed it (also bounded
+    /// by the value's own expiry).
+    std::chrono::milliseconds max_ttl{std::chrono::minutes(1)};
+    /// The invalidation connection is pinged after this long without traffic; a PONG that does
+    /// not come within client_options::command_timeout empties the near cache and reconnects.
+    std::chrono::milliseconds health_check{std::chrono::seconds(1)};
+};
+
+/// What a near cache did so far, and holds now. Each counter is read atomically.
+struct near_cache_stats {
+    std::uint64_t hits = 0;           ///< reads served from process memory
+    std::uint64_t misses = 0;         ///< reads that went to Redis
+    std::uint64_t invalidations = 0;  ///< entries (or fills under way) dropped on the server's word
+    std::uint64_t evictions = 0;      ///< entries dropped for max_entries / max_bytes
+    std::uint64_t flushes = 0;        ///< times everything was dropped (FLUSHALL, a lost connection)
+    std::size_t entries = 0;          ///< entries held now
+    std::size_t bytes = 0;            ///< bytes held now (as max_bytes counts them)
+    bool connected = false;           ///< the invalidation connection is up (entries are served)
 };
 
 /// How a redkit::cache behaves. Defaults suit a service caching database reads for minutes.
@@ -68,6 +99,9 @@ struct cache_options {
     /// seeded from std::random_device. Set it (e.g. a seeded engine) for deterministic tests;
     /// it is called from every thread that uses the cache, so it must be thread-safe.
     std::function<double()> random;
+    /// Keep decoded values of hot keys in this process too (off by default): see
+    /// near_cache_options and the README's "Near cache".
+    near_cache_options near;
 };
 
 /// A snapshot of a cache's counters. Each get_or_set counts one of hits, misses or

@@ -6,6 +6,7 @@
 
 #include <redkit/cache/detail/entry.hpp>
 #include <redkit/cache/detail/lua.hpp>
+#include <redkit/cache/detail/near.hpp>
 #include <redkit/cache/options.hpp>
 #include <redkit/client.hpp>
 #include <redkit/detail/random.hpp>
@@ -124,6 +125,12 @@ inline void validate_cache_options(const cache_options& o) {
     if (o.lock_ttl.count() <= 0) bad("lock_ttl must be positive");
     if (o.lock_wait.count() < 0) bad("lock_wait must not be negative");
     if (o.outage_backoff.count() < 0) bad("outage_backoff must not be negative");
+    if (o.near.enabled) {
+        if (o.near.max_entries == 0) bad("near.max_entries must be positive");
+        if (o.near.max_bytes == 0) bad("near.max_bytes must be positive");
+        if (o.near.max_ttl.count() <= 0) bad("near.max_ttl must be positive");
+        if (o.near.health_check.count() <= 0) bad("near.health_check must be positive");
+    }
 }
 
 enum class cache_lock_result { acquired, held, failed };
@@ -133,10 +140,17 @@ class cache_state {
 public:
     cache_state(client c, cache_options o) : redis(std::move(c)), options(std::move(o)) {
         validate_cache_options(options);
+        if (options.near.enabled) {
+            near = std::make_unique<near_store>(options.near.max_entries, options.near.max_bytes);
+            tracker = std::make_unique<near_tracker>(redis.options(), *near, options.near);
+        }
     }
 
     client redis;
     const cache_options options;
+
+    std::unique_ptr<near_store> near;       // with options.near.enabled
+    std::unique_ptr<near_tracker> tracker;  // (stops before near goes)
 
     std::atomic<std::uint64_t> hits{0}, misses{0}, early_refreshes{0}, stale_serves{0}, loader_calls{0}, errors{0};
 
@@ -184,8 +198,9 @@ public:
         return std::chrono::milliseconds(std::max<long long>(1, ttl.count() - cut));
     }
 
-    /// GET and classify. Failures follow the policy: reported (kind unavailable) or rethrown.
-    cache_read read(const std::string& full, bool xfetch);
+    /// GET (through `via` when given: the near cache's tracked client) and classify. Failures
+    /// follow the policy: reported (kind unavailable) or rethrown.
+    cache_read read(const std::string& full, bool xfetch, client* via = nullptr);
     /// Classifies stored bytes (or their absence).
     void classify(cache_read& r, std::optional<std::string> got, bool xfetch) const;
 
@@ -228,6 +243,16 @@ public:
     std::size_t end_flight(const std::string& full, const std::shared_ptr<cache_flight>& f, bool bump);
     /// Tells a running recompute of `full` not to store its (possibly outdated) value.
     void mark_invalidated(const std::string& full);
+    /// After this process wrote `full`: drops its near entry and any near fill under way, so the
+    /// next read here sees the write without waiting for the server's invalidation.
+    void drop_near(const std::string& full) noexcept {
+        if (!near) return;
+        try {
+            near->drop(full);
+        } catch (...) {
+            near->flush();  // out of memory for the lookup: drop everything rather than keep it
+        }
+    }
 
 private:
     std::array<std::atomic<std::uint64_t>, 64> generations_{};
@@ -272,7 +297,7 @@ inline void cache_state::classify(cache_read& r, std::optional<std::string> got,
     }
 }
 
-inline cache_read cache_state::read(const std::string& full, bool xfetch) {
+inline cache_read cache_state::read(const std::string& full, bool xfetch, client* via) {
     cache_read r;
     if (bypassing()) {
         r.kind = cache_read_kind::unavailable;
@@ -280,7 +305,7 @@ inline cache_read cache_state::read(const std::string& full, bool xfetch) {
     }
     std::optional<std::string> got;
     try {
-        got = redis.command<std::optional<std::string>>("GET", full);
+        got = (via ? *via : redis).command<std::optional<std::string>>("GET", full);
     } catch (const server_error& e) {
         if (e.prefix() == "WRONGTYPE") {  // another type at the key: a corrupt value, overwritten by the next store
             report_undecodable(full, e);
@@ -375,9 +400,11 @@ inline void cache_state::write(const std::string& full, std::string& bytes, bool
         redis.command<void>(idempotent, "SET", full, f.value, "PX", f.px);
     } catch (...) {
         bytes.resize(size);
+        drop_near(full);
         throw;
     }
     bytes.resize(size);
+    drop_near(full);
 }
 
 inline void cache_state::store(const std::string& full, std::string& bytes, bool absent, std::chrono::milliseconds ttl,

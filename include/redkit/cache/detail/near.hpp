@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: MIT
+// The near cache behind cache_options::near: decoded values kept in this process, dropped when
+// the server reports that their key changed.
+//
+// How it stays exact (the Redis "client-side caching" protocol, RESP2 form):
+//   - near_tracker holds a dedicated connection that learns its CLIENT ID and SUBSCRIBEs to
+//     __redis__:invalidate, and a client of its own whose every connection starts with CLIENT
+//     TRACKING on REDIRECT <that id>. The server remembers which keys those connections read and,
+//     when one changes (a write, an expiry, an eviction), publishes its name to the invalidation
+//     connection; FLUSHALL/FLUSHDB publish a nil (drop everything).
+//   - A value read through the tracked client is kept only if nothing invalidated its key while
+//     the read was under way: begin_fill() marks the key "filling" before the read, an
+//     invalidation erases the mark, and finish_fill() stores only over its own mark. Without the
+//     mark, a change made between the read and its reply (its invalidation may arrive first, on
+//     the other connection) would leave the old value cached for good.
+//   - Everything is dropped, and nothing is served or stored, while the invalidation connection
+//     is down or does not answer its health check; every drop bumps an epoch that fills begun
+//     before it can no longer match. On reconnection the tracked client is replaced (its
+//     connections named the old id).
+//   - Every entry expires after max_ttl, and no later than the value's own expiry.
+// Sharded (16 ways) so that threads reading different keys rarely meet on a lock.
+#pragma once
+
+#include <redkit/cache/options.hpp>
+#include <redkit/client.hpp>
+#include <redkit/connection.hpp>
+#include <redkit/error.hpp>
+#include <redkit/reply.hpp>
+#include <redkit/waker.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <typeinfo>
+#include <unordered_map>
+#include <utility>
+
+namespace redkit {
+inline namespace v0 {
+namespace detail {
+
+/// The entries, the fills under way and the counters (no I/O here).
+class near_store {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+    /// Bookkeeping bytes counted per entry on top of its key and stored value.
+    static constexpr std::size_t entry_overhead = 128;
+
+    near_store(std::size_t max_entries, std::size_t max_bytes)
+        : max_entries_(std::max<std::size_t>(1, (max_entries + shard_count - 1) / shard_count)),
+          max_bytes_(std::max<std::size_t>(1, max_bytes / shard_count)) {}
+
+    /// A fill under way: valid only when `id` != 0.
+    struct ticket {
+        std::uint64_t id = 0;
+        std::uint64_t epoch = 0;
+    };
+
+    /// The value kept for `key` if it is there, unexpired and of type V (counts a hit or a miss).
+    template <class V>
+    std::optional<V> get(std::string_view key) {
+        if (!connected_.load(std::memory_order_acquire)) {
+            misses_.fetch_add(1, std::memory_order_relaxed);
+            return std::nullopt;
+        }
+        std::shared_ptr<const void> value;
+        {
+            shard& s = shard_of(key);
+            std::lock_guard<std::mutex> lock(s.mutex);
+            const auto it = s.index.find(key);
+            if (it != s.index.end()) {
+                const auto e = it->second;
+                if (e->expires <= std::chrono::steady_clock::now()) {
+                    erase(s, e);
+                } else if (*e->type == typeid(V)) {
+                    s.lru.splice(s.lru.begin(), s.lru, e);
+                    value = e->value;
+                }
+            }
+        }
+        if (!value) {
+            misses_.fetch_add(1, std::memory_order_relaxed);
+            return std::nullopt;
+        }
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return *static_cast<const V*>(value.get());  // copied outside the lock
+    }
+
+    /// Marks `key` filling; an invalid ticket while the invalidation connection is down.
+    ticket begin_fill(std::string_view key) {
+        if (!connected_.load(std::memory_order_acquire)) return {};
+        ticket t{next_ticket_.fetch_add(1, std::memory_order_relaxed) + 1, epoch_.load(std::memory_order_acquire)};
+        shard& s = shard_of(key);
+        std::lock_guard<std::mutex> lock(s.mutex);
+        s.filling[std::string(key)] = t.id;  // a newer fill of the same key supersedes an older one
+        return t;
+    }
+
+    /// Keeps `value` if the fill `t` is still current (no invalidation of the key, no flush since
+    /// begin_fill); returns whether it was kept.
+    template <class V>
+    bool finish_fill(std::string_view key, const ticket& t, V value, std::size_t stored_bytes, time_point expires) {
+        if (t.id == 0) return false;
+        auto shared = std::make_shared<const V>(std::move(value));  // allocated outside the lock
+        shard& s = shard_of(key);
+        std::lock_guard<std::mutex> lock(s.mutex);
+        const auto mark = s.filling.find(std::string(key));
+        if (mark == s.filling.end() || mark->second != t.id) return false;
+        s.filling.erase(mark);
+        if (epoch_.load(std::memory_order_acquire) != t.epoch) return false;
+        if (const auto it = s.index.find(key); it != s.index.end()) erase(s, it->second);
+        s.lru.push_front(entry{std::string(key), std::move(shared), &typeid(V),
+                               key.size() + stored_bytes + entry_overhead, expires});
+        const auto e = s.lru.begin();
+        s.index.emplace(std::string_view(e->key), e);
+        s.bytes += e->bytes;
+        while (s.lru.size() > max_entries_ || (s.bytes > max_bytes_ && s.lru.size() > 1)) {
+            erase(s, std::prev(s.lru.end()));
+            evictions_.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (s.bytes > max_bytes_) {  // one value larger than the shard's share: not kept
+            erase(s, s.lru.begin());
+            evictions_.fetch_add(1, std::memory_order_relaxed);
+            return false;
+        }
+        return true;
+    }
+
+    /// A fill that will not finish (its read failed or threw): drops its mark.
+    void abandon(std::string_view key, const ticket& t) noexcept {
+        if (t.id == 0) return;
+        shard& s = shard_of(key);
+        std::lock_guard<std::mutex> lock(s.mutex);
+        if (const auto mark = s.filling.find(std::string(key)); mark != s.filling.end() && mark->second == t.id) {
+            s.filling.erase(mark);
+        }
+    }
+
+    /// The server says `key` changed: drops its entry and any fill under way.
+    void invalidate(std::string_view key) { invalidations_.fetch_add(drop(key) ? 1 : 0, std::memory_order_relaxed); }
+
+    /// Drops `key`'s entry and any fill under way (this process writes it); whether there was one.
+    bool drop(std::string_view key) {
+        shard& s = shard_of(key);
+        std::lock_guard<std::mutex> lock(s.mutex);
+        bool dropped = false;
+        if (const auto mark = s.filling.find(std::string(key)); mark != s.filling.end()) {
+            s.filling.erase(mark);
+            dropped = true;
+        }
+        if (const auto it = s.index.find(key); it != s.index.end()) {
+            erase(s, it->second);
+            dropped = true;
+        }
+        return dropped;
+    }
+
+    /// Drops everything, and every fill under way.
+    void flush() {
+        epoch_.fetch_add(1, std::memory_order_acq_rel);  // before the shards: a fill checking after sees it
+        for (shard& s : shards_) {
+            std::lock_guard<std::mutex> lock(s.mutex);
+            s.index.clear();
+            s.lru.clear();
+            s.filling.clear();
+            s.bytes = 0;
+        }
+        flushes_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    /// The invalidation connection is up (entries may be served and stored) or down (flushed).
+    void set_connected(bool up) {
+        if (!up) {
+            connected_.store(false, std::memory_order_release);
+            flush();
+        } else {
+            flush();  // nothing from before this connection can be vouched for
+            connected_.store(true, std::memory_order_release);
+        }
+    }
+
+    near_cache_stats stats() const {
+        near_cache_stats out;
+        out.hits = hits_.load(std::memory_order_relaxed);
+        out.misses = misses_.load(std::memory_order_relaxed);
+        out.invalidations = invalidations_.load(std::memory_order_relaxed);
+        out.evictions = evictions_.load(std::memory_order_relaxed);
+        out.flushes = flushes_.load(std::memory_order_relaxed);
+        out.connected = connected_.load(std::memory_order_relaxed);
+        for (const shard& s : shards_) {
+            std::lock_guard<std::mutex> lock(s.mutex);
+            out.entries += s.lru.size();
+            out.bytes += s.bytes;
+        }
+        return out;
+    }
+
+private:
+    static constexpr std::size_t shard_count = 16;
+    struct entry {
+        std::string key;
+        std::shared_ptr<const void> value;
+        const std::type_info* type;
+        std::size_t bytes;
+        time_point expires;
+    };
+    struct shard {
+        mutable std::mutex mutex;
+        std::list<entry> lru;                                                    // most recently used first
+        std::unordered_map<std::string_view, std::list<entry>::iterator> index;  // views of entry::key
+        std::unordered_map<std::string, std::uint64_t> filling;                  // key -> ticket id
+        std::size_t bytes = 0;
+    };
+
+    shard& shard_of(std::string_view key) noexcept { return shards_[std::hash<std::string_view>{}(key) % shard_count]; }
+    static void erase(shard& s, std::list<entry>::iterator e) {
+        s.index.erase(std::string_view(e->key));
+        s.bytes -= e->bytes;
+        s.lru.erase(e);
+    }
+
+    const std::size_t max_entries_, max_bytes_;  // per shard
+    std::array<shard, shard_count> shards_;
+    std::atomic<bool> connected_{false};
+    std::atomic<std::uint64_t> epoch_{0}, next_ticket_{0};
+    std::atomic<std::uint64_t> hits_{0}, misses_{0}, invalidations_{0}, evictions_{0}, flushes_{0};
+};
+
+/// The invalidation connection's thread, and the tracked client reads go through.
+class near_tracker {
+public:
+    near_tracker(const client_options& base, near_store& store, near_cache_options o)
+        : options_(base), store_(store), near_(o) {
+        options_.tracking_redirect = 0;
+        thread_ = std::thread([this] { run(); });
+    }
+    ~near_tracker() {
+        stopping_.store(true);
+        wake_.notify();
+        thread_.join();
+    }
+    near_tracker(const near_tracker&) = delete;
+    near_tracker& operator=(const near_tracker&) = delete;
+
+    /// The client whose reads the server tracks, while the invalidation connection is up.
+    std::shared_ptr<client> reader() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return reader_;
+    }
+
+    /// The CLIENT ID of the invalidation connection (0 while down): for tests and diagnostics.
+    long long id() const noexcept { return id_.load(); }
+
+private:
+    void run();
+    void serve(connection& c);
+    void report(const std::exception& e) const noexcept {
+        if (!options_.on_error) return;
+        try {
+            options_.on_error(error(errc::connection_closed, std::string("redkit: cache: near cache: ") + e.what() +
+                                                                 "; near entries dropped, reconnecting"));
+        } catch (...) {
+        }
+    }
+
+    client_options options_;
+    near_store& store_;
+    const near_cache_options near_;
+    mutable std::mutex mutex_;
+    std::shared_ptr<client> reader_;
+    std::atomic<long long> id_{0};
+    std::atomic<bool> stopping_{false};
+    waker wake_;
+    std::thread thread_;
+};
+
+inline void near_tracker::run() {
+    std::chrono::milliseconds backoff(50);
+    while (!stopping_.load()) {
+        try {
+            connection c(options_);
+            serve(c);
+            backoff = std::chrono::milliseconds(50);
+        } catch (const std::exception& e) {
+            report(e);
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            reader_.reset();
+        }
+        if (id_.exchange(0) != 0) store_.set_connected(false);
+        if (stopping_.load()) break;
+        wake_.sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    }
+}
+
+// Subscribes, publishes a tracked client, then applies invalidations until the connection fails
+// its health check or breaks (throws), or the tracker stops (returns).
+inline void near_tracker::serve(connection& c) {
+    const long long id = c.command<long long>("CLIENT", "ID");
+    c.send("SUBSCRIBE", "__redis__:invalidate");
+    const auto timeout = options_.command_timeout.count() > 0 ? options_.command_timeout : std::chrono::seconds(5);
+    bool subscribed = false;
+    while (!subscribed) {
+        const auto st = c.wait_reply(wake_, timeout, [&](reply_view r) {
+            subscribed = r.is_array() && r.size() >= 1 && r[0].str() == "subscribe";
+        });
+        if (stopping_.load()) return;
+        if (st == wait_status::timeout) throw error(errc::timeout, "no reply to SUBSCRIBE __redis__:invalidate");
+    }
+    client_options tracked = options_;
+    tracked.tracking_redirect = id;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        reader_ = std::make_shared<client>(tracked);
+    }
+    id_.store(id);
+    store_.set_connected(true);
+
+    bool ping_out = false;
+    for (;;) {
+        bool pong = false;
+        const auto st = c.wait_reply(wake_, ping_out ? timeout : near_.health_check, [&](reply_view r) {
+            if (!r.is_array() || r.size() < 1) return;
+            const std::string_view kind = r[0].str();
+            if (kind == "pong") {
+                pong = true;
+            } else if (kind == "message" && r.size() == 3) {
+                const reply_view keys = r[2];
+                if (keys.is_nil()) {
+                    store_.flush();  // FLUSHALL / FLUSHDB
+                } else {
+                    for (std::size_t i = 0; i < keys.size(); ++i) store_.invalidate(keys[i].str());
+                }
+            }
+        });
+        if (stopping_.load()) return;
+        if (st == wait_status::timeout) {
+            if (ping_out) throw error(errc::timeout, "the invalidation connection did not answer PING in time");
+            c.send("PING");
+            ping_out = true;
+        } else if (pong) {
+            ping_out = false;
+        }
+    }
+}
+
+/// One read that may fill the near cache: marks the key filling for its lifetime and names the
+/// client to read through (the tracked one, or none: read through the cache's own client and
+/// keep nothing).
+class near_fill {
+public:
+    near_fill(near_store* store, near_tracker* tracker, std::string_view key) : store_(store), key_(key) {
+        if (!store_) return;
+        reader_ = tracker->reader();
+        if (reader_) ticket_ = store_->begin_fill(key_);
+        if (ticket_.id == 0) reader_.reset();
+    }
+    ~near_fill() {
+        if (store_) store_->abandon(key_, ticket_);
+    }
+    near_fill(const near_fill&) = delete;
+    near_fill& operator=(const near_fill&) = delete;
+
+    /// The tracked client, or null.
+    client* reader() const noexcept { return reader_.get(); }
+
+    /// Keeps the value read (see near_store::finish_fill).
+    template <class V>
+    void finish(V value, std::size_t stored_bytes, near_store::time_point expires) {
+        if (!reader_) return;
+        store_->finish_fill(key_, ticket_, std::move(value), stored_bytes, expires);
+        ticket_ = {};
+    }
+
+private:
+    near_store* store_;
+    std::string_view key_;
+    std::shared_ptr<client> reader_;
+    near_store::ticket ticket_;
+};
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace redkit

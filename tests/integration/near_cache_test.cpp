@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MIT
+// The cache's near cache (cache_options::near) against real redis-servers: hits served from memory,
+// invalidation by another client and by another process (with its latency), the read/invalidate
+// race under writers and readers, FLUSHALL, expiry, a server killed and restarted, paused, and its
+// invalidation connection killed; and the memory bound over a million distinct keys.
+#include <redkit/redkit.hpp>
+
+#include "support/error_log.hpp"
+#include "support/fresh_database.hpp"
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using redkit_test::shared_server;
+
+namespace stock {
+struct item {
+    long long version = 0;
+    std::string name;
+    long long written_ns = 0;  // CLOCK_MONOTONIC of the write, for the latency test
+};
+void to_json(nlohmann::json& j, const item& i) {
+    j = {{"version", i.version}, {"name", i.name}, {"written_ns", i.written_ns}};
+}
+void from_json(const nlohmann::json& j, item& i) {
+    j.at("version").get_to(i.version);
+    j.at("name").get_to(i.name);
+    j.at("written_ns").get_to(i.written_ns);
+}
+struct other {
+    std::string name;
+};
+void to_json(nlohmann::json& j, const other& o) { j = {{"name", o.name}}; }
+void from_json(const nlohmann::json& j, other& o) { j.at("name").get_to(o.name); }
+}  // namespace stock
+
+namespace {
+
+using stock::item;
+
+long long monotonic_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(2ms);
+    }
+    return pred();
+}
+
+std::string json_of(long long version, const std::string& name = "widget") {
+    return nlohmann::json(item{version, name, monotonic_ns()}).dump();
+}
+
+redkit::cache_options near_options() {
+    redkit::cache_options o;
+    o.near.enabled = true;
+    o.near.max_ttl = 30s;
+    return o;
+}
+
+class near_cache_test : public redkit_test::fresh_database {
+protected:
+    // A near cache over its own client, its invalidation connection up.
+    redkit::cache make_cache(redkit::cache_options o = near_options(), const std::string& url = {}) {
+        redkit::cache c(redkit::client(url.empty() ? shared_server().url() : url), std::move(o));
+        EXPECT_TRUE(eventually([&] { return c.near_stats().connected; }))
+            << "the invalidation connection never came up";
+        return c;
+    }
+};
+
+TEST_F(near_cache_test, a_second_read_is_served_from_memory_without_a_round_trip) {
+    redkit::cache c = make_cache();
+    redis.command<void>("SET", "item:1", json_of(1));
+    const long long gets_before = redkit_test::command_calls(redis, "get");
+    auto loader = []() -> item { throw std::runtime_error("the loader must not run: the value is cached"); };
+    EXPECT_EQ(c.get_or_set<item>("item:1", loader, 1min).version, 1);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(c.get_or_set<item>("item:1", loader, 1min).version, 1);
+    EXPECT_EQ(c.get<item>("item:1")->version, 1);
+    EXPECT_EQ(redkit_test::command_calls(redis, "get") - gets_before, 1) << "only the first read reaches Redis";
+    const auto s = c.near_stats();
+    EXPECT_EQ(s.hits, 101U);
+    EXPECT_EQ(s.misses, 1U);
+    EXPECT_EQ(s.entries, 1U);
+    EXPECT_GT(s.bytes, 0U);
+    EXPECT_EQ(c.stats().hits, 102U) << "near hits are hits too";
+}
+
+TEST_F(near_cache_test, a_write_by_another_client_drops_the_entry) {
+    redkit::cache c = make_cache();
+    redis.command<void>("SET", "item:2", json_of(1));
+    ASSERT_EQ(c.get<item>("item:2")->version, 1);
+    ASSERT_EQ(c.near_stats().entries, 1U);
+    redis.command<void>("SET", "item:2", json_of(2));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations >= 1; }));
+    EXPECT_EQ(c.near_stats().entries, 0U);
+    EXPECT_EQ(c.get<item>("item:2")->version, 2);
+    // DEL and EXPIRE-driven removal invalidate too
+    redis.command<void>("DEL", "item:2");
+    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations >= 2; }));
+    EXPECT_FALSE(c.get<item>("item:2").has_value());
+}
+
+TEST_F(near_cache_test, this_process_reads_its_own_writes_at_once) {
+    redkit::cache c = make_cache();
+    c.set("item:3", item{1, "a", 0}, 1min);
+    ASSERT_EQ(c.get<item>("item:3")->version, 1);
+    ASSERT_EQ(c.get<item>("item:3")->version, 1);  // near hit
+    c.set("item:3", item{2, "b", 0}, 1min);
+    EXPECT_EQ(c.get<item>("item:3")->version, 2) << "no wait for the server's invalidation after a local write";
+    c.invalidate("item:3");
+    EXPECT_FALSE(c.get<item>("item:3").has_value());
+}
+
+TEST_F(near_cache_test, another_type_at_the_same_key_reads_redis) {
+    redkit::cache c = make_cache();
+    redis.command<void>("SET", "item:4", R"({"version":1,"name":"n","written_ns":0})");
+    ASSERT_EQ(c.get<item>("item:4")->version, 1);
+    const auto o = c.get<stock::other>("item:4");
+    ASSERT_TRUE(o.has_value());
+    EXPECT_EQ(o->name, "n");
+    EXPECT_EQ(c.near_stats().misses, 2U);
+}
+
+TEST_F(near_cache_test, flushall_drops_everything) {
+    redkit::cache c = make_cache();
+    redis.command<void>("SET", "a", json_of(1));
+    redis.command<void>("SET", "b", json_of(1));
+    ASSERT_TRUE(c.get<item>("a"));
+    ASSERT_TRUE(c.get<item>("b"));
+    ASSERT_EQ(c.near_stats().entries, 2U);
+    const auto flushes = c.near_stats().flushes;
+    redis.command<void>("FLUSHALL");
+    ASSERT_TRUE(eventually([&] { return c.near_stats().flushes > flushes; }));
+    EXPECT_EQ(c.near_stats().entries, 0U);
+    EXPECT_FALSE(c.get<item>("a").has_value());
+}
+
+TEST_F(near_cache_test, entries_expire_with_the_value_and_after_max_ttl) {
+    redkit::cache_options o = near_options();
+    o.ttl_jitter = 0;
+    redkit::cache c = make_cache(o);
+    c.set("short", item{1, "s", 0}, 300ms);  // the logical expiry bounds the entry
+    ASSERT_TRUE(c.get<item>("short"));
+    std::this_thread::sleep_for(400ms);
+    EXPECT_FALSE(c.get<item>("short").has_value());
+
+    o.store_metadata = false;  // no logical expiry: the key's PTTL bounds it
+    redkit::cache plain = make_cache(o);
+    redis.command<void>("SET", "plain", json_of(1), "PX", 300);
+    ASSERT_TRUE(plain.get<item>("plain"));
+    ASSERT_EQ(plain.near_stats().entries, 1U);
+    std::this_thread::sleep_for(400ms);
+    EXPECT_FALSE(plain.get<item>("plain").has_value());
+
+    o.near.max_ttl = 200ms;  // no expiry at all: max_ttl bounds it
+    redkit::cache bounded = make_cache(o);
+    redis.command<void>("SET", "forever", json_of(1));
+    ASSERT_TRUE(bounded.get<item>("forever"));
+    ASSERT_TRUE(bounded.get<item>("forever"));
+    EXPECT_EQ(bounded.near_stats().hits, 1U);
+    std::this_thread::sleep_for(300ms);
+    ASSERT_TRUE(bounded.get<item>("forever"));
+    EXPECT_EQ(bounded.near_stats().hits, 1U) << "past max_ttl the entry is read again";
+}
+
+// Another process writes; this one measures the time from the write to the invalidation.
+TEST_F(near_cache_test, a_write_in_another_process_invalidates_here_quickly) {
+    constexpr int writes = 1000;
+    redis.command<void>("SET", "shared:item", json_of(0));
+    redis.command<void>("SET", "shared:ack", 0);
+    const std::string url = shared_server().url();
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        int code = 0;
+        try {
+            redkit::client writer(url);
+            for (int i = 1; i <= writes && code == 0; ++i) {
+                // write version i once the reader has read version i-1 (the key is tracked again)
+                const auto deadline = std::chrono::steady_clock::now() + 10s;
+                while (code == 0 && writer.command<long long>("GET", "shared:ack") < i) {
+                    if (std::chrono::steady_clock::now() > deadline) code = 3;
+                }
+                if (code == 0) writer.command<void>("SET", "shared:item", json_of(i));
+            }
+        } catch (...) {
+            code = 2;
+        }
+        ::_exit(code);
+    }
+    redkit::cache c = make_cache();
+    std::vector<double> latencies_us;
+    long long seen = c.get<item>("shared:item")->version;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (seen < writes && std::chrono::steady_clock::now() < deadline) {
+        const auto invalidations = c.near_stats().invalidations;
+        redis.command<void>("SET", "shared:ack", seen + 1);
+        while (c.near_stats().invalidations == invalidations && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield();
+        }
+        const long long at = monotonic_ns();
+        const item next = *c.get<item>("shared:item");  // read again: tracked again
+        if (next.version != seen + 1) break;
+        latencies_us.push_back(static_cast<double>(at - next.written_ns) / 1000.0);
+        seen = next.version;
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(seen, writes) << "every write reached this process";
+    ASSERT_GE(latencies_us.size(), static_cast<std::size_t>(writes - 1));
+    std::sort(latencies_us.begin(), latencies_us.end());
+    const double p50 = latencies_us[latencies_us.size() / 2];
+    const double p99 = latencies_us[latencies_us.size() * 99 / 100];
+    std::printf("[ figures  ] write in another process -> invalidation here: p50 %.0f us, p99 %.0f us (%zu writes)\n",
+                p50, p99, latencies_us.size());
+    EXPECT_LT(p99, 1e6) << "an invalidation takes a trip, not a second";
+}
+
+// Writers and near-cached readers on a few hot keys: afterwards, once the invalidations are in,
+// every reader sees every key's last write (a fill racing a write never keeps the older value).
+TEST_F(near_cache_test, readers_never_keep_a_value_older_than_the_last_write) {
+    constexpr int keys = 4, readers = 4;
+    const auto run_for = std::chrono::seconds(
+        std::getenv("REDKIT_NEAR_STRESS_SECONDS") ? std::atoi(std::getenv("REDKIT_NEAR_STRESS_SECONDS")) : 10);
+    redkit::cache c = make_cache();
+    std::vector<std::string> names;
+    for (int k = 0; k < keys; ++k) {
+        names.push_back("hot:" + std::to_string(k));
+        redis.command<void>("SET", names.back(), json_of(0));
+    }
+    std::atomic<bool> stop{false};
+    std::vector<long long> last(keys, 0);
+    std::vector<std::thread> threads;
+    for (int k = 0; k < keys; ++k) {  // one writer per key: versions rise on the server
+        threads.emplace_back([&, k] {
+            redkit::client w(shared_server().url());
+            long long v = 0;
+            while (!stop.load()) {
+                w.command<void>("SET", names[static_cast<std::size_t>(k)], json_of(++v));
+                if (v % 8 == 0) std::this_thread::sleep_for(50us);
+            }
+            last[static_cast<std::size_t>(k)] = v;
+        });
+    }
+    std::atomic<long long> reads{0};
+    for (int r = 0; r < readers; ++r) {
+        threads.emplace_back([&, r] {
+            for (long long i = r; !stop.load(); ++i) {
+                const auto got = c.get<item>(names[static_cast<std::size_t>(i % keys)]);
+                if (got) reads.fetch_add(1);
+            }
+        });
+    }
+    std::this_thread::sleep_for(run_for);
+    stop.store(true);
+    for (auto& t : threads) t.join();
+
+    // Drain: invalidations arrive in order on one connection; once a sentinel write's has come,
+    // every earlier one has too.
+    redis.command<void>("SET", "sentinel", json_of(0));
+    ASSERT_TRUE(c.get<item>("sentinel"));
+    const auto before = c.near_stats().invalidations;
+    redis.command<void>("SET", "sentinel", json_of(1));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations > before; }));
+
+    const auto s = c.near_stats();
+    std::printf("[ figures  ] %lld reads, near hits %llu, misses %llu, invalidations %llu\n", reads.load(),
+                static_cast<unsigned long long>(s.hits), static_cast<unsigned long long>(s.misses),
+                static_cast<unsigned long long>(s.invalidations));
+    EXPECT_GT(s.hits, 0U);
+    EXPECT_GT(s.invalidations, 0U);
+    for (int r = 0; r < readers; ++r) {
+        for (int k = 0; k < keys; ++k) {
+            const auto got = c.get<item>(names[static_cast<std::size_t>(k)]);
+            ASSERT_TRUE(got);
+            EXPECT_EQ(got->version, last[static_cast<std::size_t>(k)]) << names[static_cast<std::size_t>(k)];
+        }
+    }
+}
+
+class near_cache_fault_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (shared_server().external()) GTEST_SKIP() << "needs a server of its own";
+    }
+};
+
+TEST_F(near_cache_fault_test, a_killed_and_restarted_server_leaves_nothing_stale) {
+    redkit_test::redis_server server;
+    redkit::client writer(server.url());
+    redkit_test::error_log log;
+    redkit::client_options co = redkit::parse_url(server.url());
+    co.on_error = log.callback();
+    redkit::cache c(redkit::client(co), near_options());
+    ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
+    writer.command<void>("SET", "k", json_of(1));
+    ASSERT_EQ(c.get<item>("k")->version, 1);
+    ASSERT_EQ(c.get<item>("k")->version, 1);
+    ASSERT_EQ(c.near_stats().entries, 1U);
+
+    server.kill();
+    ASSERT_TRUE(eventually([&] { return !c.near_stats().connected; }));
+    EXPECT_EQ(c.near_stats().entries, 0U);
+    EXPECT_TRUE(log.contains("near cache")) << "the lost invalidation connection is reported";
+    server.start();
+    writer.command<void>("SET", "k", json_of(2));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
+    EXPECT_EQ(c.get<item>("k")->version, 2);
+    EXPECT_EQ(c.get<item>("k")->version, 2);
+    EXPECT_EQ(c.near_stats().entries, 1U) << "filling again after the restart";
+}
+
+TEST_F(near_cache_fault_test, a_paused_server_fails_the_health_check_and_empties_the_near_cache) {
+    redkit_test::redis_server server;
+    redkit::client writer(server.url());
+    redkit::client_options co = redkit::parse_url(server.url());
+    co.command_timeout = 300ms;
+    co.connect_timeout = 300ms;
+    redkit::cache_options o = near_options();
+    o.near.health_check = 200ms;
+    redkit::cache c(redkit::client(co), o);
+    ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
+    writer.command<void>("SET", "k", json_of(1));
+    ASSERT_EQ(c.get<item>("k")->version, 1);
+    ASSERT_EQ(c.near_stats().entries, 1U);
+
+    server.pause();
+    const auto paused = std::chrono::steady_clock::now();
+    ASSERT_TRUE(eventually([&] { return !c.near_stats().connected; }, 5s));
+    const auto noticed = std::chrono::steady_clock::now() - paused;
+    EXPECT_EQ(c.near_stats().entries, 0U);
+    EXPECT_LT(noticed, 2s) << "health_check + command_timeout, not much more";
+    server.resume();
+    writer.command<void>("SET", "k", json_of(2));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
+    EXPECT_EQ(c.get<item>("k")->version, 2);
+}
+
+TEST_F(near_cache_fault_test, a_killed_invalidation_connection_is_replaced_and_nothing_stale_is_served) {
+    redkit_test::redis_server server;
+    redkit::client admin(server.url());
+    redkit::cache c(redkit::client(server.url()), near_options());
+    ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
+    admin.command<void>("SET", "k", json_of(1));
+    ASSERT_EQ(c.get<item>("k")->version, 1);
+    ASSERT_EQ(c.near_stats().entries, 1U);
+
+    const long long id = c.near_connection_id();
+    ASSERT_GT(id, 0);
+    admin.command<void>("CLIENT", "KILL", "ID", id);
+    admin.command<void>("SET", "k", json_of(2));  // its invalidation has nowhere to go
+    ASSERT_TRUE(eventually([&] { return c.near_connection_id() != 0 && c.near_connection_id() != id; }));
+    EXPECT_EQ(c.get<item>("k")->version, 2);
+    // and the new connection tracks: another write is seen
+    EXPECT_EQ(c.get<item>("k")->version, 2);
+    admin.command<void>("SET", "k", json_of(3));
+    ASSERT_TRUE(eventually([&] { return c.get<item>("k")->version == 3; }));
+}
+
+TEST(near_store, holds_its_bounds_over_a_million_distinct_keys) {
+    constexpr std::size_t max_entries = 10000, max_bytes = 2 << 20;
+    redkit::detail::near_store store(max_entries, max_bytes);
+    store.set_connected(true);
+    const auto expires = std::chrono::steady_clock::now() + 1min;
+    std::size_t peak_entries = 0, peak_bytes = 0;
+    for (std::size_t i = 0; i < 1000000; ++i) {
+        const std::string key = "user:" + std::to_string(i) + ":profile";
+        const auto t = store.begin_fill(key);
+        ASSERT_TRUE(store.finish_fill(key, t, std::string(200, 'x'), 200, expires));
+        if (i % 997 == 0) {
+            const auto s = store.stats();
+            peak_entries = std::max(peak_entries, s.entries);
+            peak_bytes = std::max(peak_bytes, s.bytes);
+        }
+    }
+    const auto s = store.stats();
+    EXPECT_LE(peak_entries, max_entries);
+    EXPECT_LE(peak_bytes, max_bytes);
+    EXPECT_LE(s.entries, max_entries);
+    EXPECT_GT(s.entries, max_entries / 2) << "the bound is used, not undershot";
+    EXPECT_EQ(s.evictions + s.entries, 1000000U);
+    // the newest keys are the ones kept
+    EXPECT_TRUE(store.get<std::string>("user:999999:profile").has_value());
+    EXPECT_FALSE(store.get<std::string>("user:0:profile").has_value());
+}
+
+TEST(near_store, an_invalidation_during_a_fill_keeps_the_value_out) {
+    redkit::detail::near_store store(100, 1 << 20);
+    store.set_connected(true);
+    const auto expires = std::chrono::steady_clock::now() + 1min;
+    auto t = store.begin_fill("k");
+    store.invalidate("k");  // the key changed while its read was under way
+    EXPECT_FALSE(store.finish_fill("k", t, 1, 8, expires));
+    EXPECT_FALSE(store.get<int>("k").has_value());
+    t = store.begin_fill("k");
+    store.flush();  // so does a flush
+    EXPECT_FALSE(store.finish_fill("k", t, 1, 8, expires));
+    const auto older = store.begin_fill("k");
+    const auto newer = store.begin_fill("k");  // a later read of the same key supersedes
+    EXPECT_FALSE(store.finish_fill("k", older, 1, 8, expires));
+    EXPECT_TRUE(store.finish_fill("k", newer, 2, 8, expires));
+    EXPECT_EQ(store.get<int>("k"), 2);
+    store.set_connected(false);  // nothing is served or kept while the invalidations cannot come
+    EXPECT_FALSE(store.get<int>("k").has_value());
+    EXPECT_EQ(store.begin_fill("k").id, 0U);
+}
+
+TEST(near_cache_options, bad_values_are_refused_by_name) {
+    redkit::cache_options o;
+    o.near.enabled = true;
+    o.near.max_entries = 0;
+    try {
+        redkit::cache c(redkit::client(redkit::client_options{}), o);
+        FAIL() << "max_entries 0 was accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("near.max_entries"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
