@@ -19,6 +19,9 @@ namespace redkit_bench {
 struct impl_run {
     std::string impl;  // "hiredis" (the baseline, listed first), "redkit", ...
     std::function<void(long long)> body;
+    /// This implementation runs ops * repeat operations per repetition (one much faster than the
+    /// baseline then still runs long enough to time); rates are per operation either way.
+    long long repeat = 1;
 };
 
 struct workload {

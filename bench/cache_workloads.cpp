@@ -20,6 +20,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace redkit_bench {
@@ -83,9 +84,36 @@ void from_json(const nlohmann::json& j, product& p) {
     j.at("updatedAt").get_to(p.updated_at);
 }
 
+// The same struct, its fields named once through redkit::json_fields: decoded in one pass
+// (redkit::read_json) instead of through nlohmann's DOM.
+struct fast_product : product {};
+
+}  // namespace
+}  // namespace redkit_bench
+
+template <>
+struct redkit::json_fields<redkit_bench::fast_product> {
+    using p = redkit_bench::product;
+    static constexpr auto value = redkit::fields(
+        redkit::field("id", &p::id), redkit::field("sku", &p::sku), redkit::field("name", &p::name),
+        redkit::field("slug", &p::slug), redkit::field("description", &p::description),
+        redkit::field("brand", &p::brand), redkit::field("category", &p::category), redkit::field("price", &p::price),
+        redkit::field("compareAtPrice", &p::compare_at_price), redkit::field("currency", &p::currency),
+        redkit::field("rating", &p::rating), redkit::field("reviewCount", &p::review_count),
+        redkit::field("stock", &p::stock), redkit::field("inStock", &p::in_stock),
+        redkit::field("featured", &p::featured), redkit::field("weightGrams", &p::weight_grams),
+        redkit::field("tags", &p::tags), redkit::field("imageUrl", &p::image_url),
+        redkit::field("createdAt", &p::created_at), redkit::field("updatedAt", &p::updated_at));
+};
+
+namespace redkit_bench {
+namespace {
+
 struct cache_bench_state {
     std::unique_ptr<redkit::client> one;  // a pool of one connection
     std::unique_ptr<redkit::cache> cache;
+    std::unique_ptr<redkit::cache> near;  // the same, with a near cache
+    std::string document;                 // the fixture's bytes
     redisContext* raw = nullptr;
     product fixture;
     long long generation = 0;  // miss keys: bench:cache:miss:<generation>:<i>
@@ -172,6 +200,76 @@ void add_cache(context& ctx, std::vector<workload>& out) {
                              sink = sink + p.description.size();
                          }
                      }}}});
+
+    // The decode alone, of the fixture's bytes: nlohmann's DOM and json_fields' one pass.
+    st->document = read_file(ctx.fixtures_dir + "/product.json");
+    out.push_back({"decode_1kb",
+                   20000 * ctx.scale,
+                   {{"nlohmann_dom",
+                     [st](long long n) {
+                         for (long long i = 0; i < n; ++i) {
+                             const product p = nlohmann::json::parse(st->document).get<product>();
+                             sink = sink + p.description.size();
+                         }
+                     }},
+                    {"json_fields", [st](long long n) {
+                         for (long long i = 0; i < n; ++i) {
+                             const fast_product p = redkit::decode<fast_product>(st->document);
+                             sink = sink + p.description.size();
+                         }
+                     }}}});
+
+    // A remote hit as today (the DOM) and with the one-pass decode.
+    const auto fast_loader = [st] {
+        fast_product p;
+        static_cast<product&>(p) = st->fixture;
+        return p;
+    };
+    out.push_back({"cache_hit_decode",
+                   2000 * ctx.scale,
+                   {{"redkit_dom",
+                     [st, key](long long n) {
+                         for (long long i = 0; i < n; ++i) {
+                             const product p = st->cache->get_or_set<product>(
+                                 key, [st] { return st->fixture; }, std::chrono::hours(1));
+                             sink = sink + p.description.size();
+                         }
+                     }},
+                    {"redkit_fields", [st, key, fast_loader](long long n) {
+                         for (long long i = 0; i < n; ++i) {
+                             const fast_product p =
+                                 st->cache->get_or_set<fast_product>(key, fast_loader, std::chrono::hours(1));
+                             sink = sink + p.description.size();
+                         }
+                     }}}});
+
+    // A near hit (process memory, nothing decoded) against a remote hit, both with json_fields.
+    redkit::cache_options near_options;
+    near_options.near.enabled = true;
+    st->near = std::make_unique<redkit::cache>(*st->one, near_options);
+    for (int i = 0; i < 500 && !st->near->near_stats().connected; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!st->near->near_stats().connected) throw std::runtime_error("near cache: no invalidation connection");
+    out.push_back({"near_hit",
+                   2000 * ctx.scale,
+                   {{"redkit_remote",
+                     [st, key, fast_loader](long long n) {
+                         for (long long i = 0; i < n; ++i) {
+                             const fast_product p =
+                                 st->cache->get_or_set<fast_product>(key, fast_loader, std::chrono::hours(1));
+                             sink = sink + p.description.size();
+                         }
+                     }},
+                    {"redkit_near",
+                     [st, key, fast_loader](long long n) {
+                         for (long long i = 0; i < n; ++i) {
+                             const fast_product p =
+                                 st->near->get_or_set<fast_product>(key, fast_loader, std::chrono::hours(1));
+                             sink = sink + p.description.size();
+                         }
+                     },
+                     100}}});
 
     const std::chrono::milliseconds ttl(60'000);
     out.push_back({"cache_miss_fill",
