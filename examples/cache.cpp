@@ -2,6 +2,8 @@
 // Cache-aside for the storefront's featured products: the first request loads them from the
 // "database", the next is served from Redis, and a price change invalidates the entry so the
 // following request reloads it. The stored bytes are plain JSON, readable by a Node service.
+// Then a near cache: a hot product is served from this process's memory, and a write by anyone
+// else (here a plain SET, as another service would do it) drops it at once.
 #include <redkit/redkit.hpp>
 
 #include <chrono>
@@ -19,14 +21,16 @@ struct product {
     double price = 0;
 };
 
-void to_json(nlohmann::json& j, const product& p) { j = {{"id", p.id}, {"name", p.name}, {"price", p.price}}; }
-void from_json(const nlohmann::json& j, product& p) {
-    j.at("id").get_to(p.id);
-    j.at("name").get_to(p.name);
-    j.at("price").get_to(p.price);
-}
-
 }  // namespace storefront
+
+// The JSON fields, named once: the cache decodes hits straight into the struct (no DOM), and
+// nlohmann::json(p) / j.get<product>() work too.
+template <>
+struct redkit::json_fields<storefront::product> {
+    static constexpr auto value =
+        redkit::fields(redkit::field("id", &storefront::product::id), redkit::field("name", &storefront::product::name),
+                       redkit::field("price", &storefront::product::price));
+};
 
 int main() try {
     using namespace std::chrono_literals;
@@ -71,6 +75,22 @@ int main() try {
     std::cout << "stats: hits=" << s.hits << " misses=" << s.misses << " loader_calls=" << s.loader_calls
               << " errors=" << s.errors << '\n';
     cache.invalidate(key);
+
+    // The near cache: hot keys kept decoded in this process, dropped when the server says they changed.
+    redkit::cache_options near_options = options;
+    near_options.near.enabled = true;
+    redkit::cache hot(near_options);
+    for (int i = 0; i < 500 && !hot.near_stats().connected; ++i) std::this_thread::sleep_for(10ms);
+    const std::string desk = redkit::make_key("product", "p2");
+    hot.set(desk, product{"p2", "Standing Desk", 599.0}, 10min);
+    const auto desk_price = [&] { return hot.get<product>(desk)->price; };
+    std::cout << "desk: " << desk_price() << " (from Redis), " << desk_price() << " (from memory)\n";
+    redkit::default_client().command<void>("SET", hot.key(desk), R"({"id":"p2","name":"Standing Desk","price":549})");
+    for (int i = 0; i < 500 && hot.near_stats().invalidations == 0; ++i) std::this_thread::sleep_for(1ms);
+    std::cout << "written elsewhere; desk now: " << desk_price() << '\n';
+    const redkit::near_cache_stats n = hot.near_stats();
+    std::cout << "near: hits=" << n.hits << " misses=" << n.misses << " invalidations=" << n.invalidations << '\n';
+    hot.invalidate(desk);
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "cache example failed: " << e.what() << '\n';

@@ -73,12 +73,15 @@ constexpr std::tuple<F...> fields(F... f) noexcept {
     return std::tuple<F...>(f...);
 }
 
-namespace detail {
-
+/// Whether T has json_fields (its codec and nlohmann conversions then come from them).
 template <class T, class = void>
 struct has_json_fields : std::false_type {};
 template <class T>
 struct has_json_fields<T, std::void_t<decltype(json_fields<T>::value)>> : std::true_type {};
+template <class T>
+inline constexpr bool has_json_fields_v = has_json_fields<T>::value;
+
+namespace detail {
 
 template <class T>
 struct is_std_optional : std::false_type {};
@@ -486,7 +489,7 @@ void read_json_value(json_reader& r, T& out) {
             r.expect('}', "expected ',' or '}' in an object");
         }
         r.leave();
-    } else if constexpr (has_json_fields<T>::value) {
+    } else if constexpr (has_json_fields_v<T>) {
         read_json_object(r, out);
     } else {
         // anything else nlohmann converts (nlohmann::json itself included): its text, through nlohmann
@@ -501,7 +504,7 @@ void read_json_value(json_reader& r, T& out) {
 /// nlohmann's exception, for a field decoded through nlohmann) on bad input.
 template <class T>
 T read_json(std::string_view text) {
-    static_assert(detail::has_json_fields<T>::value, "redkit: read_json<T> needs redkit::json_fields<T>");
+    static_assert(has_json_fields_v<T>, "redkit: read_json<T> needs redkit::json_fields<T>");
     T out{};
     detail::json_reader r(text);
     detail::read_json_object(r, out);
@@ -512,7 +515,7 @@ T read_json(std::string_view text) {
 /// The codec of a type with json_fields: encoded as the default (compact JSON through
 /// nlohmann), decoded with read_json.
 template <class T>
-struct codec<T, std::enable_if_t<detail::has_json_fields<T>::value>> {
+struct codec<T, std::enable_if_t<has_json_fields_v<T>>> {
     static std::string encode(const T& value) {
         try {
             return nlohmann::json(value).dump();
@@ -529,7 +532,7 @@ struct codec<T, std::enable_if_t<detail::has_json_fields<T>::value>> {
 namespace nlohmann {
 /// nlohmann conversions of every type with redkit::json_fields.
 template <class T>
-struct adl_serializer<T, std::enable_if_t<redkit::detail::has_json_fields<T>::value>> {
+struct adl_serializer<T, std::enable_if_t<redkit::has_json_fields_v<T>>> {
     static void to_json(nlohmann::json& j, const T& value) {
         j = nlohmann::json::object();
         std::apply(
