@@ -34,8 +34,13 @@
 // decode is reported, treated as a miss and overwritten. Logical expiry uses the local wall clock
 // (system_clock): hosts sharing a cache need synchronised clocks (NTP) for XFetch to be accurate.
 //
+// Near cache (cache_options::near, off by default): decoded values of hot keys also kept in this
+// process and served without a round trip, dropped when the server reports a change to their key
+// (CLIENT TRACKING; see cache/detail/near.hpp for how it stays exact). A near hit never returns a
+// value older than the last write whose invalidation reached this process.
+//
 // Thread safety: every member function may be called from any thread at once; copies of a cache
-// share its single-flight table and counters.
+// share its single-flight table, counters and near cache.
 //
 // The cache's wing: cache/options.hpp (cache_options, cache_stats, cache_failure_policy) and
 // cache/detail/ (the shared state, the stored-bytes format, the Lua). Include this header.

@@ -6,6 +6,7 @@
 #include <redkit/redkit.hpp>
 
 #include "support/error_log.hpp"
+#include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
@@ -70,15 +71,7 @@ product chair(long long id = 42, std::string name = "Ergonomic Chair") {
 
 using redkit_test::error_log;
 
-// Waits until pred() holds, polling, at most `limit`.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);
-    }
-    return pred();
-}
+using redkit_test::eventually;
 
 // Stored bytes carrying given XFetch metadata, as the cache writes them.
 std::string with_meta(const std::string& json, long long expiry_ms, long long delta_us) {

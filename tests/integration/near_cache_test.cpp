@@ -6,6 +6,7 @@
 #include <redkit/redkit.hpp>
 
 #include "support/error_log.hpp"
+#include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
@@ -59,14 +60,7 @@ long long monotonic_ns() {
         .count();
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(2ms);
-    }
-    return pred();
-}
+using redkit_test::eventually;
 
 std::string json_of(long long version, const std::string& name = "widget") {
     return nlohmann::json(item{version, name, monotonic_ns()}).dump();
