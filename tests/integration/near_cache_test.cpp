@@ -179,6 +179,37 @@ TEST_F(near_cache_test, entries_expire_with_the_value_and_after_max_ttl) {
     EXPECT_EQ(bounded.near_stats().hits, 1U) << "past max_ttl the entry is read again";
 }
 
+// A fork()ed child has the parent's entries but no thread to drop them: it must not serve them.
+TEST_F(near_cache_test, a_forked_child_serves_nothing_from_the_parents_memory) {
+    redkit::cache c = make_cache();
+    redis.command<void>("SET", "item:fork", json_of(1));
+    ASSERT_EQ(c.get<item>("item:fork")->version, 1);
+    ASSERT_EQ(c.get<item>("item:fork")->version, 1);
+    ASSERT_EQ(c.near_stats().hits, 1U);
+    const std::string url = shared_server().url();
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        int code = 0;
+        try {
+            redkit::client(url).command<void>("SET", "item:fork", json_of(2));
+            // the invalidation goes to the parent's thread, not here
+            std::this_thread::sleep_for(50ms);
+            if (c.near_stats().connected) code = 3;
+            const auto got = c.get<item>("item:fork");
+            if (!got || got->version != 2) code = 4;
+        } catch (...) {
+            code = 2;
+        }
+        ::_exit(code);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "3: the child says it serves; 4: the child got the old value";
+    ASSERT_TRUE(eventually([&] { return c.get<item>("item:fork")->version == 2; })) << "the parent still tracks";
+}
+
 // Another process writes; this one measures the time from the write to the invalidation.
 TEST_F(near_cache_test, a_write_in_another_process_invalidates_here_quickly) {
     constexpr int writes = 1000;

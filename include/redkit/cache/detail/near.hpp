@@ -18,6 +18,8 @@
 //     before it can no longer match. On reconnection the tracked client is replaced (its
 //     connections named the old id).
 //   - Every entry expires after max_ttl, and no later than the value's own expiry.
+//   - A forked child has the entries but not the thread that would drop them: it serves and
+//     stores nothing (a fork count kept by a pthread_atfork handler tells it).
 // Sharded (16 ways) so that threads reading different keys rarely meet on a lock.
 #pragma once
 
@@ -46,9 +48,22 @@
 #include <unordered_map>
 #include <utility>
 
+#include <pthread.h>
+
 namespace redkit {
 inline namespace v0 {
 namespace detail {
+
+/// How many times this process is a fork()ed child of the one that first asked (the count goes up
+/// in every child; a near cache remembers the count it was connected under).
+inline unsigned forks_seen() noexcept {
+    static std::atomic<unsigned> forks{0};
+    static const bool watching = [] {
+        return ::pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
+    }();
+    (void)watching;
+    return forks.load(std::memory_order_relaxed);
+}
 
 /// The entries, the fills under way and the counters (no I/O here).
 class near_store {
@@ -59,7 +74,8 @@ public:
 
     near_store(std::size_t max_entries, std::size_t max_bytes)
         : max_entries_(std::max<std::size_t>(1, (max_entries + shard_count - 1) / shard_count)),
-          max_bytes_(std::max<std::size_t>(1, max_bytes / shard_count)) {}
+          max_bytes_(std::max<std::size_t>(1, max_bytes / shard_count)),
+          forks_(forks_seen()) {}
 
     /// A fill under way: valid only when `id` != 0.
     struct ticket {
@@ -70,7 +86,7 @@ public:
     /// The value kept for `key` if it is there, unexpired and of type V (counts a hit or a miss).
     template <class V>
     std::optional<V> get(std::string_view key) {
-        if (!connected_.load(std::memory_order_acquire)) {
+        if (!serving()) {
             misses_.fetch_add(1, std::memory_order_relaxed);
             return std::nullopt;
         }
@@ -99,7 +115,7 @@ public:
 
     /// Marks `key` filling; an invalid ticket while the invalidation connection is down.
     ticket begin_fill(std::string_view key) {
-        if (!connected_.load(std::memory_order_acquire)) return {};
+        if (!serving()) return {};
         ticket t{next_ticket_.fetch_add(1, std::memory_order_relaxed) + 1, epoch_.load(std::memory_order_acquire)};
         shard& s = shard_of(key);
         std::lock_guard<std::mutex> lock(s.mutex);
@@ -197,7 +213,7 @@ public:
         out.invalidations = invalidations_.load(std::memory_order_relaxed);
         out.evictions = evictions_.load(std::memory_order_relaxed);
         out.flushes = flushes_.load(std::memory_order_relaxed);
-        out.connected = connected_.load(std::memory_order_relaxed);
+        out.connected = serving();
         for (const shard& s : shards_) {
             std::lock_guard<std::mutex> lock(s.mutex);
             out.entries += s.lru.size();
@@ -208,6 +224,10 @@ public:
 
 private:
     static constexpr std::size_t shard_count = 16;
+
+    // Connected, in the process that connected (not a fork()ed child of it).
+    bool serving() const noexcept { return connected_.load(std::memory_order_acquire) && forks_seen() == forks_; }
+
     struct entry {
         std::string key;
         std::shared_ptr<const void> value;
@@ -231,6 +251,7 @@ private:
     }
 
     const std::size_t max_entries_, max_bytes_;  // per shard
+    const unsigned forks_;                       // forks_seen() when made
     std::array<shard, shard_count> shards_;
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> epoch_{0}, next_ticket_{0};
