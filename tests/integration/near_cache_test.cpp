@@ -433,6 +433,26 @@ TEST(near_store, holds_its_bounds_over_a_million_distinct_keys) {
     EXPECT_FALSE(store.get<std::string>("user:0:profile").has_value());
 }
 
+TEST(near_store, a_small_store_keeps_exactly_its_bound_and_drops_the_least_recently_used) {
+    redkit::detail::near_store store(3, 1 << 20);
+    store.set_connected(true);
+    const auto expires = std::chrono::steady_clock::now() + 1min;
+    const auto put = [&](const std::string& k) {
+        ASSERT_TRUE(store.finish_fill(k, store.begin_fill(k), 1, 8, expires)) << k;
+    };
+    put("a");
+    put("b");
+    put("c");
+    ASSERT_TRUE(store.get<int>("a"));  // a is now the most recently used
+    put("d");
+    EXPECT_EQ(store.stats().entries, 3U);
+    EXPECT_EQ(store.stats().evictions, 1U);
+    EXPECT_FALSE(store.get<int>("b").has_value()) << "the least recently used goes";
+    EXPECT_TRUE(store.get<int>("a"));
+    EXPECT_TRUE(store.get<int>("c"));
+    EXPECT_TRUE(store.get<int>("d"));
+}
+
 TEST(near_store, an_invalidation_during_a_fill_keeps_the_value_out) {
     redkit::detail::near_store store(100, 1 << 20);
     store.set_connected(true);

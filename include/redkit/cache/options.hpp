@@ -24,7 +24,8 @@ enum class cache_failure_policy {
 struct near_cache_options {
     /// Off by default: a near cache costs a connection and a thread per cache, and memory.
     bool enabled = false;
-    /// Most entries kept; the least recently used go first.
+    /// Most entries kept. The least recently used go first (the entries are kept in up to 16
+    /// shards, one per 64 entries allowed, each with its share of the bounds and its own order).
     std::size_t max_entries = 10000;
     /// Most bytes kept, counted as each value's stored JSON plus its key plus 128 bytes of
     /// bookkeeping (not the decoded object's own heap, which is usually of the same order).

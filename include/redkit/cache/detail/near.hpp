@@ -20,7 +20,8 @@
 //   - Every entry expires after max_ttl, and no later than the value's own expiry.
 //   - A forked child has the entries but not the thread that would drop them: it serves and
 //     stores nothing (a fork count kept by a pthread_atfork handler tells it).
-// Sharded (16 ways) so that threads reading different keys rarely meet on a lock.
+// Sharded (up to 16 ways, one per 64 entries allowed) so that threads reading different keys
+// rarely meet on a lock; least recently used entries go first within a shard.
 #pragma once
 
 #include <redkit/cache/options.hpp>
@@ -73,9 +74,15 @@ public:
     static constexpr std::size_t entry_overhead = 128;
 
     near_store(std::size_t max_entries, std::size_t max_bytes)
-        : max_entries_(std::max<std::size_t>(1, (max_entries + shard_count - 1) / shard_count)),
-          max_bytes_(std::max<std::size_t>(1, max_bytes / shard_count)),
-          forks_(forks_seen()) {}
+        : shard_count_(std::clamp<std::size_t>(max_entries / 64, 1, 16)),
+          shards_(new shard[shard_count_]),
+          forks_(forks_seen()) {
+        // each shard bounds its share; the shares add up to the bounds exactly
+        for (std::size_t i = 0; i < shard_count_; ++i) {
+            shards_[i].max_entries = max_entries / shard_count_ + (i < max_entries % shard_count_ ? 1 : 0);
+            shards_[i].max_bytes = max_bytes / shard_count_ + (i < max_bytes % shard_count_ ? 1 : 0);
+        }
+    }
 
     /// A fill under way: valid only when `id` != 0.
     struct ticket {
@@ -141,11 +148,11 @@ public:
         const auto e = s.lru.begin();
         s.index.emplace(std::string_view(e->key), e);
         s.bytes += e->bytes;
-        while (s.lru.size() > max_entries_ || (s.bytes > max_bytes_ && s.lru.size() > 1)) {
+        while (s.lru.size() > s.max_entries || (s.bytes > s.max_bytes && s.lru.size() > 1)) {
             erase(s, std::prev(s.lru.end()));
             evictions_.fetch_add(1, std::memory_order_relaxed);
         }
-        if (s.bytes > max_bytes_) {  // one value larger than the shard's share: not kept
+        if (s.bytes > s.max_bytes) {  // one value larger than the shard's share: not kept
             erase(s, s.lru.begin());
             evictions_.fetch_add(1, std::memory_order_relaxed);
             return false;
@@ -185,7 +192,8 @@ public:
     /// Drops everything, and every fill under way.
     void flush() {
         epoch_.fetch_add(1, std::memory_order_acq_rel);  // before the shards: a fill checking after sees it
-        for (shard& s : shards_) {
+        for (std::size_t i = 0; i < shard_count_; ++i) {
+            shard& s = shards_[i];
             std::lock_guard<std::mutex> lock(s.mutex);
             s.index.clear();
             s.lru.clear();
@@ -214,7 +222,8 @@ public:
         out.evictions = evictions_.load(std::memory_order_relaxed);
         out.flushes = flushes_.load(std::memory_order_relaxed);
         out.connected = serving();
-        for (const shard& s : shards_) {
+        for (std::size_t i = 0; i < shard_count_; ++i) {
+            const shard& s = shards_[i];
             std::lock_guard<std::mutex> lock(s.mutex);
             out.entries += s.lru.size();
             out.bytes += s.bytes;
@@ -223,8 +232,6 @@ public:
     }
 
 private:
-    static constexpr std::size_t shard_count = 16;
-
     // Connected, in the process that connected (not a fork()ed child of it).
     bool serving() const noexcept { return connected_.load(std::memory_order_acquire) && forks_seen() == forks_; }
 
@@ -241,18 +248,22 @@ private:
         std::unordered_map<std::string_view, std::list<entry>::iterator> index;  // views of entry::key
         std::unordered_map<std::string, std::uint64_t> filling;                  // key -> ticket id
         std::size_t bytes = 0;
+        std::size_t max_entries = 0, max_bytes = 0;  // this shard's share of the bounds
     };
 
-    shard& shard_of(std::string_view key) noexcept { return shards_[std::hash<std::string_view>{}(key) % shard_count]; }
+    shard& shard_of(std::string_view key) noexcept {
+        return shards_[std::hash<std::string_view>{}(key) % shard_count_];
+    }
     static void erase(shard& s, std::list<entry>::iterator e) {
         s.index.erase(std::string_view(e->key));
         s.bytes -= e->bytes;
         s.lru.erase(e);
     }
 
-    const std::size_t max_entries_, max_bytes_;  // per shard
-    const unsigned forks_;                       // forks_seen() when made
-    std::array<shard, shard_count> shards_;
+    // up to 16 shards (one per 64 entries allowed: small caches keep an exact LRU)
+    const std::size_t shard_count_;
+    const std::unique_ptr<shard[]> shards_;
+    const unsigned forks_;  // forks_seen() when made
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> epoch_{0}, next_ticket_{0};
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, invalidations_{0}, evictions_{0}, flushes_{0};
