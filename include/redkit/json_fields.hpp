@@ -455,7 +455,14 @@ void read_json_value(json_reader& r, T& out) {
     } else if constexpr (std::is_floating_point_v<T>) {
         const std::string_view text = r.number();
         const auto got = std::from_chars(text.data(), text.data() + text.size(), out);
-        if (got.ec != std::errc()) r.fail("number " + std::string(text.substr(0, 32)) + " is out of range");
+        if (got.ec == std::errc()) return;
+        // too small to represent (1e-400): zero, as the JSON parsers of other languages read it;
+        // too large (1e400) is refused
+        const auto e = text.find_first_of("eE");
+        if (e == std::string_view::npos || e + 1 >= text.size() || text[e + 1] != '-') {
+            r.fail("number " + std::string(text.substr(0, 32)) + " is out of range");
+        }
+        out = text[0] == '-' ? -T(0) : T(0);
     } else if constexpr (std::is_same_v<T, std::string>) {
         r.string_into(out);
     } else if constexpr (is_std_optional<T>::value) {

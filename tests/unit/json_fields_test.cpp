@@ -223,6 +223,8 @@ TEST(json_fields, refuses_what_is_not_json_or_does_not_fit) {
         EXPECT_THROW((void)redkit::decode<product>(text, "k"), redkit::error) << text;
     }
     EXPECT_EQ(redkit::read_json<product>(with("stock", "2.0")).stock, 2) << "an integral number in any notation";
+    EXPECT_EQ(redkit::read_json<product>(with("price", "1e-400")).price, 0.0) << "underflow reads as zero";
+    EXPECT_EQ(redkit::read_json<product>(with("price", "-0")).price, 0.0);
     // hostile nesting in a skipped field is refused, not a stack overflow
     const std::string deep =
         good.substr(0, good.size() - 1) + ",\"unknown\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
