@@ -277,12 +277,7 @@ cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loade
     std::atomic<std::uint64_t>& generation = s.generation(full);
 
     int foreign_joins = 0;  // flights joined whose value did not decode as V
-    if (s.near) {
-        if (auto v = s.near->get<V>(full)) {
-            s.hits.fetch_add(1, std::memory_order_relaxed);
-            return std::move(*v);
-        }
-    }
+    if (auto v = s.near_hit<V>(full)) return std::move(*v);
     for (bool reread = false;; reread = true) {
         const std::uint64_t seen = generation.load(std::memory_order_acquire);
         detail::near_fill fill(s.near.get(), s.tracker.get(), full);
@@ -477,12 +472,7 @@ template <class T>
 std::optional<T> cache::get(std::string_view key) {
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
-    if (s.near) {
-        if (auto v = s.near->get<T>(full)) {
-            s.hits.fetch_add(1, std::memory_order_relaxed);
-            return v;
-        }
-    }
+    if (auto v = s.near_hit<T>(full)) return v;
     detail::near_fill fill(s.near.get(), s.tracker.get(), full);
     const detail::cache_read r = s.read(full, false, fill.reader());
     if (auto v = usable<T>(r, full)) {
@@ -510,11 +500,7 @@ inline bool cache::invalidate(std::string_view key) {
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
     s.mark_invalidated(full);
-    struct drop_after {
-        detail::cache_state& s;
-        const std::string& full;
-        ~drop_after() { s.drop_near(full); }
-    } drop{s, full};
+    const detail::cache_on_exit drop([&] { s.drop_near(full); });
     return s.redis.command<long long>(idempotent, "DEL", full) > 0;
 }
 
@@ -566,13 +552,9 @@ void cache::set_many(const std::vector<std::pair<std::string, T>>& items, std::c
         p.command("SET", fulls.back(), stored.value, "PX", stored.px);
     }
     for (const auto& full : fulls) s.mark_invalidated(full);
-    struct drop_after {
-        detail::cache_state& s;
-        const std::vector<std::string>& fulls;
-        ~drop_after() {
-            for (const auto& full : fulls) s.drop_near(full);
-        }
-    } drop{s, fulls};
+    const detail::cache_on_exit drop([&] {
+        for (const auto& full : fulls) s.drop_near(full);
+    });
     const std::vector<reply> replies = p.exec();
     for (std::size_t i = 0; i < replies.size() && i < fulls.size(); ++i) {
         if (replies[i].is_error()) {

@@ -204,6 +204,36 @@ public:
         return std::string_view(start, static_cast<std::size_t>(p_ - start));
     }
 
+    /// Reads `[v, ...]`, calling element() with the reader at each value.
+    template <class F>
+    void array(F&& element) {
+        expect('[', "expected an array");
+        enter();
+        if (!accept(']')) {
+            do {
+                element();
+            } while (accept(','));
+            expect(']', "expected ',' or ']' in an array");
+        }
+        leave();
+    }
+    /// Reads `{"name": v, ...}`, calling member(name) with the reader at each value (`name` may
+    /// live in `scratch`: valid until the next string read into it).
+    template <class F>
+    void object(std::string& scratch, F&& member) {
+        expect('{', "expected an object");
+        enter();
+        if (!accept('}')) {
+            do {
+                const std::string_view name = string(scratch);
+                expect(':', "expected ':' after a field name");
+                member(name);
+            } while (accept(','));
+            expect('}', "expected ',' or '}' in an object");
+        }
+        leave();
+    }
+
     /// Skips one value of any kind (checking it).
     std::string_view skip_value() {
         skip_space();
@@ -211,30 +241,8 @@ public:
         std::string scratch;
         switch (peek()) {
             case '"': (void)string(scratch); break;
-            case '{':
-                ++p_;
-                enter();
-                if (!accept('}')) {
-                    do {
-                        (void)string(scratch);
-                        expect(':', "expected ':' after a field name");
-                        (void)skip_value();
-                    } while (accept(','));
-                    expect('}', "expected ',' or '}' in an object");
-                }
-                leave();
-                break;
-            case '[':
-                ++p_;
-                enter();
-                if (!accept(']')) {
-                    do {
-                        (void)skip_value();
-                    } while (accept(','));
-                    expect(']', "expected ',' or ']' in an array");
-                }
-                leave();
-                break;
+            case '{': object(scratch, [this](std::string_view) { (void)skip_value(); }); break;
+            case '[': array([this] { (void)skip_value(); }); break;
             case 't':
             case 'f':
             case 'n':
@@ -409,24 +417,16 @@ template <class T>
 void read_json_object(json_reader& r, T& obj) {
     using all = std::make_index_sequence<std::tuple_size_v<std::decay_t<decltype(json_fields<T>::value)>>>;
     static_assert(all::size() <= 64, "redkit: json_fields: at most 64 fields");
-    r.expect('{', "expected an object");
-    r.enter();
     std::bitset<64> seen;
     std::string scratch;
     std::size_t hint = 0;
-    if (!r.accept('}')) {
-        do {
-            const std::string_view name = r.string(scratch);
-            r.expect(':', "expected ':' after a field name");
-            if (read_json_field(r, obj, name, hint, seen, all{})) {
-                ++hint;
-            } else {
-                (void)r.skip_value();  // a field this struct does not have
-            }
-        } while (r.accept(','));
-        r.expect('}', "expected ',' or '}' in an object");
-    }
-    r.leave();
+    r.object(scratch, [&](std::string_view name) {
+        if (read_json_field(r, obj, name, hint, seen, all{})) {
+            ++hint;
+        } else {
+            (void)r.skip_value();  // a field this struct does not have
+        }
+    });
     check_json_fields_seen<T>(r, seen, all{});
 }
 
@@ -473,29 +473,11 @@ void read_json_value(json_reader& r, T& out) {
         }
     } else if constexpr (is_std_vector<T>::value) {
         out.clear();
-        r.expect('[', "expected an array");
-        r.enter();
-        if (!r.accept(']')) {
-            do {
-                read_json_value(r, out.emplace_back());
-            } while (r.accept(','));
-            r.expect(']', "expected ',' or ']' in an array");
-        }
-        r.leave();
+        r.array([&] { read_json_value(r, out.emplace_back()); });
     } else if constexpr (is_string_map<T>::value) {
         out.clear();
-        r.expect('{', "expected an object");
-        r.enter();
-        std::string name;
-        if (!r.accept('}')) {
-            do {
-                r.string_into(name);
-                r.expect(':', "expected ':' after a field name");
-                read_json_value(r, out[name]);
-            } while (r.accept(','));
-            r.expect('}', "expected ',' or '}' in an object");
-        }
-        r.leave();
+        std::string scratch;
+        r.object(scratch, [&](std::string_view name) { read_json_value(r, out[std::string(name)]); });
     } else if constexpr (has_json_fields_v<T>) {
         read_json_object(r, out);
     } else {

@@ -138,9 +138,7 @@ public:
         auto shared = std::make_shared<const V>(std::move(value));  // allocated outside the lock
         shard& s = shard_of(key);
         std::lock_guard<std::mutex> lock(s.mutex);
-        const auto mark = s.filling.find(std::string(key));
-        if (mark == s.filling.end() || mark->second != t.id) return false;
-        s.filling.erase(mark);
+        if (!erase_mark(s, key, t.id)) return false;
         if (epoch_.load(std::memory_order_acquire) != t.epoch) return false;
         if (const auto it = s.index.find(key); it != s.index.end()) erase(s, it->second);
         s.lru.push_front(entry{std::string(key), std::move(shared), &typeid(V),
@@ -165,9 +163,7 @@ public:
         if (t.id == 0) return;
         shard& s = shard_of(key);
         std::lock_guard<std::mutex> lock(s.mutex);
-        if (const auto mark = s.filling.find(std::string(key)); mark != s.filling.end() && mark->second == t.id) {
-            s.filling.erase(mark);
-        }
+        erase_mark(s, key, t.id);
     }
 
     /// The server says `key` changed: drops its entry and any fill under way.
@@ -177,11 +173,7 @@ public:
     bool drop(std::string_view key) {
         shard& s = shard_of(key);
         std::lock_guard<std::mutex> lock(s.mutex);
-        bool dropped = false;
-        if (const auto mark = s.filling.find(std::string(key)); mark != s.filling.end()) {
-            s.filling.erase(mark);
-            dropped = true;
-        }
+        bool dropped = erase_mark(s, key);
         if (const auto it = s.index.find(key); it != s.index.end()) {
             erase(s, it->second);
             dropped = true;
@@ -204,14 +196,11 @@ public:
     }
 
     /// The invalidation connection is up (entries may be served and stored) or down (flushed).
+    /// Either way everything is dropped first: nothing from before a connection can be vouched for.
     void set_connected(bool up) {
-        if (!up) {
-            connected_.store(false, std::memory_order_release);
-            flush();
-        } else {
-            flush();  // nothing from before this connection can be vouched for
-            connected_.store(true, std::memory_order_release);
-        }
+        if (!up) connected_.store(false, std::memory_order_release);
+        flush();
+        if (up) connected_.store(true, std::memory_order_release);
     }
 
     near_cache_stats stats() const {
@@ -253,6 +242,14 @@ private:
 
     shard& shard_of(std::string_view key) noexcept {
         return shards_[std::hash<std::string_view>{}(key) % shard_count_];
+    }
+    // Erases key's fill mark if it has one (with `id`: only that fill's); whether it did.
+    static bool erase_mark(shard& s, std::string_view key, std::uint64_t id = 0) {
+        if (s.filling.empty()) return false;  // the usual case: no lookup key to build
+        const auto mark = s.filling.find(std::string(key));
+        if (mark == s.filling.end() || (id != 0 && mark->second != id)) return false;
+        s.filling.erase(mark);
+        return true;
     }
     static void erase(shard& s, std::list<entry>::iterator e) {
         s.index.erase(std::string_view(e->key));

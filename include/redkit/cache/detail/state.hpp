@@ -243,6 +243,14 @@ public:
     std::size_t end_flight(const std::string& full, const std::shared_ptr<cache_flight>& f, bool bump);
     /// Tells a running recompute of `full` not to store its (possibly outdated) value.
     void mark_invalidated(const std::string& full);
+    /// The near cache's value of `full`, if it has one of type V (counted as a hit).
+    template <class V>
+    std::optional<V> near_hit(std::string_view full) {
+        if (!near) return std::nullopt;
+        std::optional<V> v = near->get<V>(full);
+        if (v) hits.fetch_add(1, std::memory_order_relaxed);
+        return v;
+    }
     /// After this process wrote `full`: drops its near entry and any near fill under way, so the
     /// next read here sees the write without waiting for the server's invalidation.
     void drop_near(const std::string& full) noexcept {
@@ -257,6 +265,19 @@ public:
 private:
     std::array<std::atomic<std::uint64_t>, 64> generations_{};
     std::atomic<long long> bypass_until_{0};  // steady_clock ms; 0 = not bypassing
+};
+
+/// Runs a function when it goes out of scope (e.g. drop_near after a write, also when it throws).
+template <class F>
+class cache_on_exit {
+public:
+    explicit cache_on_exit(F f) : f_(std::move(f)) {}
+    cache_on_exit(const cache_on_exit&) = delete;
+    cache_on_exit& operator=(const cache_on_exit&) = delete;
+    ~cache_on_exit() { f_(); }
+
+private:
+    F f_;
 };
 
 class cache_unlock_guard {
