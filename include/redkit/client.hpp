@@ -26,6 +26,8 @@
 #include <redkit/connection.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
+#include <redkit/detail/cluster.hpp>
+#include <redkit/detail/slots.hpp>
 #include <redkit/detail/text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/future.hpp>
@@ -79,15 +81,8 @@ inline bool is_read_only(std::string_view name) noexcept {
 }
 
 class scan_range;
-
 namespace detail {
-/// The multiplexer a client shares among its copies: made at construction with
-/// client_options::multiplex, else on the first submit().
-struct shared_dispatch {
-    std::once_flag once;
-    std::unique_ptr<multiplexer> mux;
-    std::atomic<multiplexer*> made{nullptr};  // mux, once made (read without the once_flag)
-};
+class batch;
 }  // namespace detail
 
 /// Thread-safe Redis client over a connection pool. Copies share the pool.
@@ -104,6 +99,11 @@ public:
     /// std::invalid_argument naming an invalid option.
     explicit client(client_options options = {})
         : pool_(std::make_shared<pool>(std::move(options))), shared_(std::make_shared<detail::shared_dispatch>()) {
+        if (pool_->options().cluster.enabled()) {
+            cluster_ = std::make_shared<detail::cluster_router>(pool_->shared_options());
+            if (!pool_->options().lazy_connect) (void)cluster_->map();
+            return;
+        }
         if (pool_->options().multiplex) (void)shared();
         if (!pool_->options().lazy_connect) pool_->warm_up();
     }
@@ -176,44 +176,93 @@ public:
     }
 
     /// A new connection of its own with this client's options (for subscribers, blocking workers).
-    connection dedicated() const { return connection(pool_->shared_options()); }
+    /// On a cluster: to the primary of slot 0, where PUBLISH goes too (every node relays
+    /// messages, but PUBLISH counts only the receivers on its own node).
+    connection dedicated() const {
+        if (cluster_) return dedicated_to(cluster_->home());
+        return connection(pool_->shared_options());
+    }
+
+    /// A new connection of its own to the server that holds `key` (a blocking pop on it, a
+    /// worker's scripts): on a cluster, the primary that owns the key's slot; else dedicated().
+    connection dedicated(std::string_view key) const {
+        if (cluster_) {
+            // a dedicated connection is made again after its server failed or its slot moved:
+            // read the map first, unless it is fresh
+            cluster_->refresh_if_older(std::chrono::seconds(1));
+            return dedicated_to(cluster_->owner(detail::slot_of(key)));
+        }
+        return connection(pool_->shared_options());
+    }
+
+    /// Whether this client talks to a Redis Cluster (client_options::cluster, redis+cluster://).
+    bool is_cluster() const noexcept { return cluster_ != nullptr; }
 
     const client_options& options() const noexcept { return pool_->options(); }
 
     /// Connections currently open (idle or in use), the shared connection included.
     std::size_t open_connections() const {
-        const multiplexer* m = shared_->made.load(std::memory_order_acquire);
-        return pool_->open_connections() + (m != nullptr && m->connected() ? 1 : 0);
+        std::size_t n = pool_->open_connections() + (shared_->connected() ? 1 : 0);
+        if (cluster_) {
+            for (const auto& node : cluster_->all_nodes()) {
+                n += node->pool->open_connections() + (node->shared->connected() ? 1 : 0);
+            }
+        }
+        return n;
     }
 
     /// Sends an error to options().on_error (for patterns built on this client).
     void report(const error& e) const noexcept { pool_->report(e); }
 
     /// Borrows a connection for several commands (pipelines, transactions). Return it by letting
-    /// the lease go; a broken connection is discarded then.
-    lease borrow() const { return pool_->borrow(); }
+    /// the lease go; a broken connection is discarded then. On a cluster: a connection to the
+    /// primary of slot 0; use borrow(key) for commands on keys.
+    lease borrow() const {
+        if (cluster_) return cluster_->home()->pool->borrow();
+        return pool_->borrow();
+    }
+
+    /// Borrows a connection to the server that holds `key` (on a cluster, its slot's primary:
+    /// WATCH, MULTI and EXEC on keys of that slot).
+    lease borrow(std::string_view key) const {
+        if (cluster_) return cluster_->owner(detail::slot_of(key))->pool->borrow();
+        return pool_->borrow();
+    }
 
 private:
-    detail::reply_ptr execute(const detail::argv& a, bool idempotent_request) const;
-    detail::reply_ptr execute_shared(const detail::argv& a, bool idempotent_request) const;
-    multiplexer& shared() const {
-        std::call_once(shared_->once, [&] {
-            shared_->mux = std::make_unique<multiplexer>(pool_->shared_options());
-            shared_->made.store(shared_->mux.get(), std::memory_order_release);
-        });
-        return *shared_->mux;
+    friend class scan_range;
+    friend class detail::batch;
+
+    detail::reply_ptr execute(const detail::argv& a, bool idempotent_request) const {
+        if (cluster_) return execute_cluster(a, idempotent_request);
+        return execute_on(*pool_, *shared_, a, idempotent_request);
     }
+    static detail::reply_ptr execute_on(pool& p, detail::shared_dispatch& sd, const detail::argv& a,
+                                        bool idempotent_request);
+    static detail::reply_ptr execute_shared(pool& p, detail::shared_dispatch& sd, const detail::argv& a,
+                                            bool idempotent_request);
+    detail::reply_ptr execute_cluster(const detail::argv& a, bool idempotent_request) const;
+    detail::reply_ptr execute_cluster_slot(const detail::argv& a, int slot, bool idempotent_request) const;
+    detail::reply_ptr execute_split(const detail::argv& a, const detail::key_positions& keys,
+                                    bool idempotent_request) const;
+    detail::reply_ptr execute_broadcast(const detail::argv& a, bool idempotent_request) const;
+    static detail::reply_ptr execute_asking(detail::cluster_node_state& n, const detail::argv& a);
+    connection dedicated_to(const std::shared_ptr<detail::cluster_node_state>& n) const;
+    multiplexer& shared() const { return shared_->get(*pool_); }
 
     template <class T, class Keys, class... Args>
     T eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const;
 
     std::shared_ptr<pool> pool_;
     std::shared_ptr<detail::shared_dispatch> shared_;
+    std::shared_ptr<detail::cluster_router> cluster_;  // with client_options::cluster
 };
 
 /// A single-pass range of the keys SCAN returns for a pattern. As SCAN guarantees: every key
 /// present for the whole iteration is returned at least once; a key may be returned twice; keys
-/// added or removed meanwhile may or may not appear. Each batch is one SCAN round trip.
+/// added or removed meanwhile may or may not appear. Each batch is one SCAN round trip. On a
+/// cluster it scans each primary of the slot map in turn (a key moved by a resharding during the
+/// scan may be missed or seen twice; a primary lost mid-scan throws).
 ///
 /// @code
 /// for (const std::string& key : redis.scan("session:*")) { ... }
@@ -271,15 +320,37 @@ private:
     void fetch_until_nonempty() {
         batch_.clear();
         index_ = 0;
+        if (!started_nodes_ && client_.cluster_) {
+            nodes_ = client_.cluster_->primaries();  // SCAN walks each primary in turn
+            started_nodes_ = true;
+        }
         while (batch_.empty() && !finished_) {
+            detail::argv a;
+            a.push_all("SCAN", cursor_, "MATCH", match_, "COUNT", count_);
+            if (!type_.empty()) a.push_all("TYPE", type_);
+            detail::reply_ptr raw;
+            if (nodes_.empty()) {
+                raw = client_.execute(a, true);
+            } else {
+                auto& n = *nodes_[node_];
+                try {
+                    raw = client::execute_on(*n.pool, *n.shared, a, true);
+                } catch (const error& e) {
+                    if (e.is_transport()) client_.cluster_->refresh(true);
+                    throw;
+                }
+            }
             using scan_reply = std::pair<std::string, std::vector<std::string>>;
-            scan_reply r =
-                type_.empty()
-                    ? client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_)
-                    : client_.command<scan_reply>("SCAN", cursor_, "MATCH", match_, "COUNT", count_, "TYPE", type_);
+            scan_reply r = detail::finish<scan_reply>(raw, a);
             cursor_ = std::move(r.first);
             batch_ = std::move(r.second);
-            if (cursor_ == "0") finished_ = true;
+            if (cursor_ == "0") {
+                if (node_ + 1 < nodes_.size()) {
+                    ++node_;
+                } else {
+                    finished_ = true;
+                }
+            }
         }
     }
 
@@ -292,6 +363,9 @@ private:
     std::size_t index_ = 0;
     bool started_ = false;
     bool finished_ = false;
+    std::vector<std::shared_ptr<detail::cluster_node_state>> nodes_;  // a cluster's primaries
+    std::size_t node_ = 0;
+    bool started_nodes_ = false;
 };
 
 namespace detail {
@@ -336,23 +410,25 @@ inline void reset_default_client() {
 
 // ---- implementation ----
 
-inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
+inline detail::reply_ptr client::execute_on(pool& p, detail::shared_dispatch& sd, const detail::argv& a,
+                                            bool idempotent_request) {
     detail::require_arguments(a);
+    pool* const pool_ = &p;
     const client_options& o = pool_->options();
     // Multiplexed: share the connection, unless it is busy with too little to batch and a pooled
     // connection is free at once (then one command costs what it costs without multiplexing).
     lease spilled;
     std::optional<multiplexer::caller_guard> counted;
     if (o.multiplex && multiplexer::multiplexable(a.command_name())) {
-        multiplexer& mux = shared();
+        multiplexer& mux = sd.get(p);
         counted.emplace(mux);
-        if (!mux.lightly_loaded()) return execute_shared(a, idempotent_request);
+        if (!mux.lightly_loaded()) return execute_shared(p, sd, a, idempotent_request);
         try {
             spilled = pool_->try_acquire();
         } catch (const error& e) {
             if (e.is_transport()) pool_->report(e);  // a new pooled connection failed: share instead
         }
-        if (!spilled) return execute_shared(a, idempotent_request);
+        if (!spilled) return execute_shared(p, sd, a, idempotent_request);
     }
     for (int attempt = 0;; ++attempt) {
         detail::io_status st;
@@ -396,9 +472,11 @@ inline detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_
     }
 }
 
-inline detail::reply_ptr client::execute_shared(const detail::argv& a, bool idempotent_request) const {
+inline detail::reply_ptr client::execute_shared(pool& p, detail::shared_dispatch& sd, const detail::argv& a,
+                                                bool idempotent_request) {
+    pool* const pool_ = &p;
     const client_options& o = pool_->options();
-    multiplexer& mux = shared();
+    multiplexer& mux = sd.get(p);
     for (int attempt = 0;; ++attempt) {
         detail::reply_ptr r;
         bool demoted = false;
@@ -435,6 +513,20 @@ future<T> client::submit(const Args&... args) const {
     detail::append_resp(r->wire, a);
     r->command.assign(a.command_name());
     r->key.assign(a.first_key().substr(0, 200));
+    if (cluster_) {
+        // the node of the command's slot; a MOVED or ASK reply fails the future (and moves the
+        // slot in the map, so the next command goes to the right node)
+        const detail::key_positions keys(a);
+        if (keys.kind() == detail::route_kind::broadcast) {
+            throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
+                                        " runs on every primary of a cluster; send it with command()");
+        }
+        const auto node =
+            keys.kind() == detail::route_kind::keyed ? cluster_->owner(keys.single_slot()) : cluster_->any_primary();
+        multiplexer& mux = node->shared->get(*node->pool);
+        mux.submit(r);
+        return future<T>(std::shared_ptr<multiplexer>(node->shared, &mux), std::move(r));
+    }
     multiplexer& mux = shared();
     mux.submit(r);
     return future<T>(std::shared_ptr<multiplexer>(shared_, &mux), std::move(r));
@@ -450,6 +542,221 @@ T client::eval_impl(bool idempotent_request, const script& s, const Keys& keys, 
         r = execute(a, idempotent_request);
     }
     return detail::finish<T>(r, a);
+}
+
+// ---- cluster ----
+
+inline detail::reply_ptr client::execute_cluster(const detail::argv& a, bool idempotent_request) const {
+    detail::require_arguments(a);
+    const detail::key_positions keys(a);
+    if (keys.kind() == detail::route_kind::broadcast) return execute_broadcast(a, idempotent_request);
+    if (keys.kind() == detail::route_kind::keyless) {
+        static constexpr std::string_view publish[] = {"PUBLISH"};
+        return execute_cluster_slot(a, detail::command_in(a.command_name(), publish) ? 0 : -1, idempotent_request);
+    }
+    int slot = -1;
+    try {
+        slot = keys.single_slot();
+    } catch (const std::invalid_argument&) {
+        static constexpr std::string_view splittable[] = {"MGET", "DEL", "EXISTS", "UNLINK", "TOUCH"};
+        if (detail::command_in(a.command_name(), splittable)) return execute_split(a, keys, idempotent_request);
+        throw;
+    }
+    return execute_cluster_slot(a, slot, idempotent_request);
+}
+
+inline detail::reply_ptr client::execute_cluster_slot(const detail::argv& a, int slot, bool idempotent_request) const {
+    const client_options& o = pool_->options();
+    std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only on trouble
+    const auto may_wait = [&](int attempt) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!deadline) deadline = now + o.cluster.failover_timeout;
+        if (now >= *deadline) return false;
+        const auto pause = std::min<std::chrono::steady_clock::duration>(
+            detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, std::min(attempt, 16)), *deadline - now);
+        std::this_thread::sleep_for(pause);
+        return true;
+    };
+    std::shared_ptr<detail::cluster_node_state> asking;
+    int redirects = 0;
+    for (int attempt = 0;; ++attempt) {
+        detail::reply_ptr r;
+        try {
+            if (asking) {
+                const auto node = std::move(asking);
+                asking.reset();
+                r = execute_asking(*node, a);
+            } else {
+                const auto node = slot >= 0 ? cluster_->owner(slot) : cluster_->any_primary();
+                r = execute_on(*node->pool, *node->shared, a, idempotent_request);
+            }
+        } catch (const server_error&) {
+            throw;
+        } catch (const error& e) {
+            // nothing reached a server (the node is down, a failover is under way): find the slot's
+            // owner again and retry while the failover window lasts
+            if (e.kind() != errc::connect_failed) {
+                if (e.is_transport()) cluster_->refresh(true);
+                throw;
+            }
+            if (!cluster_->has_map()) throw;  // never reached the cluster: no failover to wait for
+            cluster_->refresh(true);
+            if (!may_wait(attempt)) throw;
+            continue;
+        }
+        if (!detail::raw_is_error(r.get())) return r;
+        const std::string_view text = detail::raw_str(r.get());
+        detail::redirect to;
+        if (detail::parse_redirect(text, "MOVED", to) && ++redirects <= 16) {
+            cluster_->moved(to);
+            continue;
+        }
+        if (detail::parse_redirect(text, "ASK", to) && ++redirects <= 16) {
+            asking = cluster_->node_at(to.host, to.port);
+            continue;
+        }
+        if (detail::cluster_busy(text)) {
+            cluster_->refresh(true);
+            if (may_wait(attempt)) continue;
+        }
+        return r;
+    }
+}
+
+// ASKING and the command in one write on one pooled connection of the importing node.
+inline detail::reply_ptr client::execute_asking(detail::cluster_node_state& n, const detail::argv& a) {
+    lease l = n.pool->acquire();
+    detail::argv asking;
+    asking.push_all("ASKING");
+    detail::transport& wire = detail::connection_access::wire(*l);
+    wire.append(asking);
+    wire.append(a);
+    detail::reply_ptr ok, r;
+    detail::io_status st = wire.flush();
+    if (st.ok()) st = wire.read(ok);
+    if (st.ok()) st = wire.read(r);
+    if (!st.ok()) {
+        error e = detail::transport_error(st, a.command_name(), a.first_key());
+        n.pool->report(e);
+        throw e;
+    }
+    return r;
+}
+
+namespace detail {
+inline void append_bulk(std::string& out, std::string_view s) {
+    out += '$';
+    out += std::to_string(s.size());
+    out += "\r\n";
+    out.append(s.data(), s.size());
+    out += "\r\n";
+}
+}  // namespace detail
+
+// MGET, DEL, EXISTS, UNLINK, TOUCH over several slots: one command per slot, the replies merged
+// in the caller's order (MGET) or summed.
+inline detail::reply_ptr client::execute_split(const detail::argv& a, const detail::key_positions& keys,
+                                               bool idempotent_request) const {
+    std::vector<int> slots;
+    std::vector<std::vector<std::size_t>> groups;  // argument indexes per slot
+    for (const std::size_t i : keys.keys()) {
+        const int s = detail::slot_of(a.at(i));
+        const auto at = std::find(slots.begin(), slots.end(), s);
+        if (at == slots.end()) {
+            slots.push_back(s);
+            groups.emplace_back(1, i);
+        } else {
+            groups[static_cast<std::size_t>(at - slots.begin())].push_back(i);
+        }
+    }
+    const bool mget = detail::command_in(a.command_name(), {std::string_view("MGET")});
+    std::vector<detail::reply_ptr> replies;
+    replies.reserve(groups.size());
+    long long sum = 0;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        detail::argv one;
+        one.push_all(a.command_name());
+        for (const std::size_t i : groups[g]) one.push_all(a.at(i));
+        detail::reply_ptr r = execute_cluster_slot(one, slots[g], idempotent_request);
+        if (detail::raw_is_error(r.get())) return r;
+        if (!mget) sum += detail::raw_integer(r.get());
+        replies.push_back(std::move(r));
+    }
+    std::string resp;
+    if (!mget) {
+        resp = ":" + std::to_string(sum) + "\r\n";
+        return detail::parse_resp(resp);
+    }
+    std::vector<const detail::raw_node*> value(a.size(), nullptr);
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        for (std::size_t j = 0; j < groups[g].size() && j < detail::raw_size(replies[g].get()); ++j) {
+            value[groups[g][j]] = detail::raw_at(replies[g].get(), j);
+        }
+    }
+    resp = "*" + std::to_string(keys.keys().size()) + "\r\n";
+    for (const std::size_t i : keys.keys()) {
+        const detail::raw_node* v = value[i];
+        if (v == nullptr || detail::raw_type(v) == reply_type::nil) {
+            resp += "$-1\r\n";
+        } else {
+            detail::append_bulk(resp, detail::raw_str(v));
+        }
+    }
+    return detail::parse_resp(resp);
+}
+
+// FLUSHALL, FLUSHDB, SCRIPT, FUNCTION, DBSIZE, KEYS, CONFIG SET..., CLIENT PAUSE/LIST: on every
+// primary. DBSIZE sums, KEYS and CLIENT LIST join, the others answer with the first primary's
+// reply (or the first error).
+inline detail::reply_ptr client::execute_broadcast(const detail::argv& a, bool idempotent_request) const {
+    const auto nodes = cluster_->primaries();
+    const bool dbsize = detail::command_in(a.command_name(), {std::string_view("DBSIZE")});
+    const bool keys = detail::command_in(a.command_name(), {std::string_view("KEYS")});
+    const bool lines = a.size() > 1 && detail::command_in(a.at(1), {std::string_view("LIST")});  // CLIENT LIST
+    std::vector<detail::reply_ptr> replies;
+    for (const auto& node : nodes) {
+        detail::reply_ptr r;
+        try {
+            r = execute_on(*node->pool, *node->shared, a, idempotent_request);
+        } catch (const error& e) {
+            if (e.is_transport()) cluster_->refresh(true);
+            throw;
+        }
+        if (detail::raw_is_error(r.get())) return r;
+        replies.push_back(std::move(r));
+    }
+    if (!dbsize && !keys && !lines) return std::move(replies.front());
+    std::string resp;
+    if (lines) {
+        std::string all;
+        for (const auto& r : replies) all.append(detail::raw_str(r.get()));
+        detail::append_bulk(resp, all);
+    } else if (dbsize) {
+        long long sum = 0;
+        for (const auto& r : replies) sum += detail::raw_integer(r.get());
+        resp = ":" + std::to_string(sum) + "\r\n";
+    } else {
+        std::size_t n = 0;
+        for (const auto& r : replies) n += detail::raw_size(r.get());
+        resp = "*" + std::to_string(n) + "\r\n";
+        for (const auto& r : replies) {
+            for (std::size_t j = 0; j < detail::raw_size(r.get()); ++j) {
+                detail::append_bulk(resp, detail::raw_str(detail::raw_at(r.get(), j)));
+            }
+        }
+    }
+    return detail::parse_resp(resp);
+}
+
+inline connection client::dedicated_to(const std::shared_ptr<detail::cluster_node_state>& n) const {
+    try {
+        connection c(n->pool->shared_options());
+        detail::connection_access::drop_on_moved(c);
+        return c;
+    } catch (const error& e) {
+        if (e.kind() == errc::connect_failed) cluster_->refresh(true);
+        throw;
+    }
 }
 
 namespace detail {

@@ -138,6 +138,7 @@ private:
     std::chrono::steady_clock::time_point last_used_{};
     std::unordered_set<std::string> loaded_scripts_;  // SHA1s loaded through this connection
     std::string last_command_, last_key_;             // of the last command appended, for messages
+    bool drop_on_moved_ = false;                      // a cluster client's dedicated connection
 };
 
 namespace detail {
@@ -166,6 +167,8 @@ struct connection_access {
     static void poison(connection& c) noexcept { c.transport_.poison(); }
     /// For replies read off the wire directly (multiplexer): what roundtrip does with READONLY.
     static void check_demoted(connection& c, const reply_ptr& r) noexcept { c.check_demoted(r); }
+    /// A MOVED reply breaks the connection (it was opened for a slot that lives elsewhere now).
+    static void drop_on_moved(connection& c) noexcept { c.drop_on_moved_ = true; }
 };
 
 /// T from a reply of command `a`: void accepts anything but an error reply.
@@ -306,6 +309,12 @@ inline detail::io_status connection::roundtrip(const detail::argv& a, detail::re
 }
 
 inline void connection::check_demoted(const detail::reply_ptr& r) noexcept {
+    if (drop_on_moved_ && detail::raw_is_error(r.get()) && detail::raw_str(r.get()).substr(0, 6) == "MOVED ") {
+        // the slot this connection was opened for lives elsewhere now: whoever holds it (a
+        // worker, a subscriber) opens a new one, routed by the new map
+        transport_.poison();
+        return;
+    }
     if (locator_ && detail::raw_is_error(r.get()) && detail::raw_str(r.get()).substr(0, 9) == "READONLY ") {
         // the primary was demoted under this connection: drop it and ask the sentinels again
         transport_.poison();
@@ -365,6 +374,7 @@ wait_status connection::wait_reply(waker& wake, std::chrono::milliseconds timeou
         detail::reply_ptr r;
         if (detail::io_status st; !transport_.take_buffered(r, st)) fail(st);
         if (r) {
+            check_demoted(r);
             const detail::origin from{last_command_, last_key_};
             on_reply(detail::view_access::of(r.get(), from));
             return wait_status::reply;

@@ -8,13 +8,15 @@
 //
 // Cluster: hash_tag(x) renders as "{x}"; keys that must meet in one script or transaction share
 // a tag, so they hash to one slot. Redis hashes only the first {...} of a key, so a key may hold
-// at most one tag and a prefix may hold none.
+// at most one tag and a prefix may hold none. key_slot(key) is the slot Redis Cluster puts a key
+// in (CLUSTER KEYSLOT, computed here).
 //
 // SCAN: key_space::pattern builds a MATCH pattern where each part is escaped as above and then
 // glob-escaped ('*', '?', '[', ']', '\' get a backslash), so "user:*" built from a hostile id
 // cannot match other users' keys; redkit::wildcard stands for a literal '*'.
 #pragma once
 
+#include <redkit/detail/slots.hpp>
 #include <redkit/detail/text.hpp>
 
 #include <charconv>
@@ -32,6 +34,11 @@ struct hash_tag_t {
     std::string_view value;
 };
 inline hash_tag_t hash_tag(std::string_view value) noexcept { return hash_tag_t{value}; }
+
+/// The Redis Cluster slot (0..16383) of a key: CRC16 of its hash tag -- the bytes between the
+/// first '{' and the next '}', when there are any -- or else of the whole key, modulo 16384.
+/// Keys of one multi-key command, script or transaction must share a slot on a cluster.
+inline int key_slot(std::string_view key) noexcept { return detail::slot_of(key); }
 
 /// In key_space::pattern, a '*' that matches anything.
 struct wildcard_t {

@@ -7,6 +7,8 @@
 //   rediss://[user[:password]@]host[:port][/db][?option=value&...]      (TLS)
 //   redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db][?...]
 //   rediss+sentinel://...                   (Sentinel: the hosts are sentinels, default port 26379)
+//   redis+cluster://[user[:password]@]host[:port][,host[:port]...][?...]
+//   rediss+cluster://...       (Redis Cluster: the hosts are seed nodes, default port 6379; no db)
 // host is a name of at most 253 bytes, an IPv4 literal or a bracketed IPv6 literal ([::1]); a URL
 // is at most 4096 bytes. user and password are percent-decoded.
 // Query options: db, connect_timeout, timeout (command timeout), pool_size, max_retries,
@@ -73,6 +75,27 @@ struct sentinel_options {
     std::string password;              ///< the sentinels' password (empty: no AUTH)
 };
 
+/// One cluster node's address (a seed: any node of the cluster will do).
+struct cluster_node {
+    std::string host;
+    int port = 6379;
+};
+
+/// Redis Cluster: route every command to the node that owns its keys' slot, and follow the
+/// cluster through failovers and resharding (see "Redis Cluster" in the README).
+struct cluster_options {
+    /// Seed nodes, asked in turn for the slot map (CLUSTER SLOTS); empty: no cluster.
+    std::vector<cluster_node> nodes;
+    /// Ask for the slot map again at least this often (it is also asked after a MOVED reply, a
+    /// node that cannot be reached, CLUSTERDOWN and TRYAGAIN).
+    std::chrono::milliseconds refresh_interval{15000};
+    /// How long a request keeps trying while its slot has no reachable primary (a failover under
+    /// way, CLUSTERDOWN, TRYAGAIN during a migration), following the map as it changes, before it
+    /// fails. Only requests that never reached a server, or may run twice, are tried again.
+    std::chrono::milliseconds failover_timeout{5000};
+    bool enabled() const noexcept { return !nodes.empty(); }
+};
+
 /// How a connection to Redis is made and how requests behave. Defaults suit a service talking to
 /// a local or same-datacentre Redis.
 struct client_options {
@@ -122,6 +145,10 @@ struct client_options {
     /// With sentinel.master set, host and port are ignored: every new connection goes to the
     /// primary the sentinels name (redis+sentinel://).
     sentinel_options sentinel;
+
+    /// With cluster.nodes set, host and port are ignored: every command goes to the node that owns
+    /// its keys' slot (redis+cluster://).
+    cluster_options cluster;
 
     /// When SIGPIPE still has its default action (terminate), set it to SIG_IGN at the first
     /// client's construction, so a server closing the socket surfaces as an error instead of
@@ -377,6 +404,7 @@ inline client_options parse_sentinel_url(client_options o, bool tls, std::string
     std::string_view path = rest.substr(slash + 1);
     std::string_view hosts = take_userinfo(rest.substr(0, slash), o);
     o.sentinel = sentinel_options{};
+    o.cluster = cluster_options{};
     const auto db_slash = path.find('/');
     o.sentinel.master = percent_decode(path.substr(0, db_slash), "master name");
     if (o.sentinel.master.empty()) throw std::invalid_argument("redkit: url: empty master name");
@@ -391,6 +419,39 @@ inline client_options parse_sentinel_url(client_options o, bool tls, std::string
         hosts = hosts.substr(comma + 1);
     }
     apply_query(o, query);
+    return o;
+}
+
+/// redis+cluster://[user:password@]h1[:p1],h2[:p2][?...]: seed nodes; a cluster has only db 0.
+inline client_options parse_cluster_url(client_options o, bool tls, std::string_view rest, std::string_view query) {
+    if (tls && !tls_available) throw std::invalid_argument(no_tls_message("url: rediss+cluster://"));
+    o.tls.enabled = tls;
+    o.sentinel = sentinel_options{};
+    o.unix_socket.clear();
+    const auto slash = rest.find('/');
+    if (slash != std::string_view::npos) {
+        const std::string_view path = rest.substr(slash + 1);
+        if (!path.empty() && path != "0") {
+            throw std::invalid_argument("redkit: url: Redis Cluster has only database 0, got " +
+                                        quote("/" + std::string(path), 16));
+        }
+        rest = rest.substr(0, slash);
+    }
+    std::string_view hosts = take_userinfo(rest, o);
+    o.cluster.nodes.clear();
+    int which = 0;
+    while (!hosts.empty() || which == 0) {
+        const auto comma = hosts.find(',');
+        cluster_node node;
+        parse_host_port(hosts.substr(0, comma), node.host, node.port, ++which);
+        o.cluster.nodes.push_back(std::move(node));
+        if (comma == std::string_view::npos) break;
+        hosts = hosts.substr(comma + 1);
+    }
+    o.host = o.cluster.nodes.front().host;
+    o.port = o.cluster.nodes.front().port;
+    apply_query(o, query);
+    if (o.db != 0) throw std::invalid_argument("redkit: url: Redis Cluster has only database 0 (db option)");
     return o;
 }
 
@@ -423,6 +484,8 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
             throw std::invalid_argument("redkit: url: unix:// needs an absolute socket path (unix:///path/to/socket)");
         }
         o.tls.enabled = false;
+        o.sentinel = sentinel_options{};
+        o.cluster = cluster_options{};
         o.unix_socket = detail::percent_decode(rest, "socket path");
         if (o.unix_socket.size() > 107) {  // sockaddr_un::sun_path holds 108 bytes with the terminator
             throw std::invalid_argument("redkit: url: unix socket path longer than 107 bytes");
@@ -433,13 +496,17 @@ inline client_options parse_url(std::string_view url, client_options base = {}) 
     if (scheme == "redis+sentinel" || scheme == "rediss+sentinel") {
         return detail::parse_sentinel_url(std::move(o), scheme == "rediss+sentinel", rest, query);
     }
+    if (scheme == "redis+cluster" || scheme == "rediss+cluster") {
+        return detail::parse_cluster_url(std::move(o), scheme == "rediss+cluster", rest, query);
+    }
     o.tls.enabled = scheme == "rediss";
     o.sentinel = sentinel_options{};
+    o.cluster = cluster_options{};
     if (scheme == "rediss") {
         if (!tls_available) throw std::invalid_argument(detail::no_tls_message("url: rediss://"));
     } else if (scheme != "redis") {
         throw std::invalid_argument("redkit: url: unsupported scheme " + detail::quote(scheme, 16) +
-                                    " (expected redis://, rediss://, unix:// or redis+sentinel://)");
+                                    " (expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://)");
     }
 
     std::string_view path;

@@ -43,11 +43,15 @@ namespace detail {
 /// What pipeline and transaction share: the queued commands, their connection, and one exec.
 class batch {
 public:
-    /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot).
-    explicit batch(client c) : client_(std::move(c)), lease_(client_.borrow()) {}
+    /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot). On a
+    /// cluster, the connection is borrowed at exec from the node of the commands' slot.
+    batch(client c, bool atomic) : client_(std::move(c)), atomic_(atomic) {
+        if (!client_.cluster_) lease_ = client_.borrow();
+    }
 
     void queue(const argv& a) {
         require_arguments(a);
+        if (client_.cluster_) note_slot(a);
         if (first_command_.empty()) first_command_ = std::string(a.command_name());
         append_resp(buffer_, a);
         ++queued_;
@@ -55,6 +59,17 @@ public:
 
     template <class Keys, class... Args>
     void queue_eval(const script& s, const Keys& keys, const Args&... args) {
+        if (client_.cluster_) {
+            // the node is known at exec: the script is loaded there, in the same write, if that
+            // connection has not loaded it yet
+            bool known = false;
+            for (const auto& [sha, source] : scripts_) known = known || sha == s.sha1();
+            if (!known) scripts_.emplace_back(s.sha1(), s.source());
+            argv a;
+            push_evalsha(a, s, keys, args...);
+            queue(a);
+            return;
+        }
         ensure_lease();
         if (connection_access::loaded_scripts(*lease_).count(s.sha1()) == 0 && !preloading(s.sha1())) {
             argv load;
@@ -74,12 +89,69 @@ public:
     std::vector<reply> run(std::string_view prefix, std::string_view suffix);
 
 private:
+    // one queued command on a cluster: what it takes to send it alone again after a redirect
+    struct routed {
+        int slot;  // -1: no key (sent with its neighbours)
+        std::vector<std::string> args;
+    };
+
+    void note_slot(const argv& a) {
+        const key_positions keys(a);
+        if (keys.kind() == route_kind::broadcast) {
+            throw std::invalid_argument("redkit: " + std::string(atomic_ ? "transaction" : "pipeline") + ": " +
+                                        std::string(a.command_name()) +
+                                        " runs on every primary of a cluster; send it with client::command");
+        }
+        int slot = keys.kind() == route_kind::keyed ? keys.single_slot() : -1;
+        if (slot >= 0 && slot_ >= 0 && slot != slot_) {
+            if (atomic_) {
+                throw std::invalid_argument("redkit: transaction: " + std::string(a.command_name()) + " " +
+                                            std::string(a.first_key().substr(0, 64)) + " is in cluster slot " +
+                                            std::to_string(slot) + ", the transaction's keys in slot " +
+                                            std::to_string(slot_) +
+                                            "; a transaction runs on one node: give its keys one hash tag");
+            }
+            multi_slot_ = true;
+        }
+        if (slot_ < 0) slot_ = slot;
+        routed r{slot, {}};
+        r.args.reserve(a.size());
+        for (std::size_t i = 0; i < a.size(); ++i) r.args.emplace_back(a.at(i));
+        routed_.push_back(std::move(r));
+    }
+
     void ensure_lease() {
         if (!lease_ || lease_->broken()) {
             lease_.reset();
             lease_ = client_.borrow();
         }
     }
+
+    // On a cluster: the connection to the owner of the batch's slot (kept while it stays the owner,
+    // so a reused pipeline stays on one connection), and the SCRIPT LOADs it still needs.
+    void cluster_lease() {
+        const auto node = slot_ >= 0 ? client_.cluster_->owner(slot_) : client_.cluster_->home();
+        if (!lease_ || lease_->broken() || lease_node_ != node) {
+            lease_.reset();
+            lease_ = node->pool->borrow();
+            lease_node_ = node;
+        }
+        queue_preloads(*lease_, preload_buffer_, preload_);
+    }
+
+    void queue_preloads(connection& c, std::string& buffer, std::vector<std::string>& shas) {
+        const auto& loaded = connection_access::loaded_scripts(c);
+        for (const auto& [sha, source] : scripts_) {
+            if (loaded.count(sha) != 0) continue;
+            argv load;
+            load.push_all("SCRIPT", "LOAD", source);
+            append_resp(buffer, load);
+            shas.push_back(sha);
+        }
+    }
+
+    std::vector<reply> run_split(std::vector<routed> sent);
+    void resend_redirected(std::vector<reply>& out, std::vector<routed>& sent);
 
     bool preloading(const std::string& sha) const {
         for (const auto& p : preload_) {
@@ -97,7 +169,13 @@ private:
     }
 
     client client_;
+    bool atomic_ = false;  // a transaction
     lease lease_;
+    std::shared_ptr<cluster_node_state> lease_node_;            // on a cluster: whose connection lease_ is
+    std::vector<std::pair<std::string, std::string>> scripts_;  // on a cluster: sha, source of queued scripts
+    std::vector<routed> routed_;                                // on a cluster: the queued commands, for routing
+    int slot_ = -1;            // on a cluster: the slot of the first command with a key
+    bool multi_slot_ = false;  // on a cluster: the pipeline's keys span several slots
     std::string buffer_;
     std::size_t queued_ = 0;
     std::string preload_buffer_;        // SCRIPT LOAD of scripts this connection has not seen
@@ -117,7 +195,7 @@ private:
 class pipeline final {
 public:
     /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot).
-    explicit pipeline(client c) : batch_(std::move(c)) {}
+    explicit pipeline(client c) : batch_(std::move(c), false) {}
 
     /// Queues a command (arguments as for client::command). Throws std::invalid_argument for an
     /// empty argument list (nothing is queued).
@@ -158,7 +236,7 @@ private:
 class transaction final {
 public:
     /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot).
-    explicit transaction(client c) : batch_(std::move(c)) {}
+    explicit transaction(client c) : batch_(std::move(c), true) {}
 
     /// Queues a command inside the transaction. Throws std::invalid_argument for an empty
     /// argument list (nothing is queued).
@@ -195,7 +273,16 @@ private:
 namespace detail {
 
 inline std::vector<reply> batch::run(std::string_view prefix, std::string_view suffix) {
-    ensure_lease();
+    std::vector<routed> sent = std::move(routed_);
+    routed_.clear();
+    if (multi_slot_) return run_split(std::move(sent));
+    if (client_.cluster_) {
+        cluster_lease();
+        slot_ = -1;
+        scripts_.clear();
+    } else {
+        ensure_lease();
+    }
     const std::vector<std::string> preload = std::move(preload_);
     const std::size_t expected = queued_ + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
     const std::string first = std::move(first_command_);  // names the pipeline in errors
@@ -247,7 +334,110 @@ inline std::vector<reply> batch::run(std::string_view prefix, std::string_view s
             break;
         }
     }
+    if (client_.cluster_ && prefix.empty()) resend_redirected(out, sent);
     return out;
+}
+
+// A cluster pipeline whose keys span slots: the commands of each node in one write on one of its
+// connections, the replies put back in the order the commands were queued.
+inline std::vector<reply> batch::run_split(std::vector<routed> sent) {
+    const std::string first = std::move(first_command_);
+    first_command_.clear();
+    buffer_.clear();
+    queued_ = 0;
+    slot_ = -1;
+    multi_slot_ = false;
+    const std::vector<std::pair<std::string, std::string>> scripts = std::move(scripts_);
+    scripts_.clear();
+
+    // a command without a key goes with the one before it (WAIT after the writes it waits for)
+    int last = -1;
+    for (auto& r : sent) {
+        if (r.slot < 0) r.slot = last;
+        last = r.slot;
+    }
+    for (auto& r : sent) {
+        if (r.slot >= 0) break;
+        r.slot = -2;  // keyless at the front: the cluster's home node
+    }
+    std::vector<std::shared_ptr<cluster_node_state>> nodes;
+    std::vector<std::vector<std::size_t>> per_node;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        const auto node = sent[i].slot >= 0 ? client_.cluster_->owner(sent[i].slot) : client_.cluster_->home();
+        std::size_t k = 0;
+        while (k < nodes.size() && nodes[k] != node) ++k;
+        if (k == nodes.size()) {
+            nodes.push_back(node);
+            per_node.emplace_back();
+        }
+        per_node[k].push_back(i);
+    }
+    std::vector<reply> out(sent.size());
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        lease l = nodes[k]->pool->borrow();
+        struct discard_on_throw {
+            lease& held;
+            bool armed = true;
+            ~discard_on_throw() {
+                if (armed && held) connection_access::poison(*held);
+            }
+        } guard{l};
+        transport& wire = connection_access::wire(*l);
+        std::string preload;
+        std::vector<std::string> preload_shas;
+        scripts_ = scripts;
+        queue_preloads(*l, preload, preload_shas);
+        scripts_.clear();
+        if (!preload.empty()) wire.append_formatted(preload);
+        for (const std::size_t i : per_node[k]) {
+            argv a;
+            for (const auto& arg : sent[i].args) a.push_all(std::string_view(arg));
+            wire.append(a);
+        }
+        const auto fail = [&](const io_status& st) {
+            const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
+            error e = transport_error(st, what, {});
+            client_.report(e);
+            l.reset();
+            throw e;
+        };
+        if (auto st = wire.flush(); !st.ok()) fail(st);
+        std::string load_error;
+        for (std::size_t p = 0; p < preload_shas.size(); ++p) {
+            reply_ptr r;
+            if (auto st = wire.read(r); !st.ok()) fail(st);
+            if (raw_is_error(r.get()) && load_error.empty()) load_error.assign(raw_str(r.get()));
+        }
+        const origin from{};
+        for (const std::size_t i : per_node[k]) {
+            reply_ptr r;
+            if (auto st = wire.read(r); !st.ok()) fail(st);
+            out[i] = reply(view_access::of(r.get(), from));
+        }
+        guard.armed = false;
+        if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
+        for (const auto& sha : preload_shas) connection_access::loaded_scripts(*l).insert(sha);
+    }
+    resend_redirected(out, sent);
+    return out;
+}
+
+// Commands answered MOVED/ASK/TRYAGAIN (a resharding or failover under way) did not run: each is
+// sent again alone through the client, which follows the redirection.
+inline void batch::resend_redirected(std::vector<reply>& out, std::vector<routed>& sent) {
+    for (std::size_t i = 0; i < out.size() && i < sent.size(); ++i) {
+        if (!out[i].is_error()) continue;
+        const std::string& text = out[i].text();
+        redirect to;
+        const bool moved = parse_redirect(text, "MOVED", to);
+        const bool again = moved || parse_redirect(text, "ASK", to) || cluster_busy(text);
+        if (!again) continue;
+        if (moved) client_.cluster_->moved(to);
+        argv a;
+        for (const auto& arg : sent[i].args) a.push_all(std::string_view(arg));
+        const reply_ptr r = client_.execute(a, false);
+        out[i] = reply(view_access::of(r.get(), origin{}));
+    }
 }
 
 }  // namespace detail

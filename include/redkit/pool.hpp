@@ -150,6 +150,10 @@ inline pool::pool(client_options options) : options_(std::make_shared<const clie
     if (o.port <= 0 || o.port > 65535) bad("port must be in [1, 65535]");
     if (!o.sentinel.master.empty() && o.sentinel.nodes.empty()) bad("sentinel.nodes must name a sentinel");
     if (o.db < 0) bad("db must not be negative");
+    if (o.cluster.enabled() && !o.sentinel.master.empty()) bad("cluster and sentinel cannot both be set");
+    if (o.cluster.enabled() && o.db != 0) bad("db must be 0 with cluster (Redis Cluster has only database 0)");
+    if (o.cluster.enabled() && o.cluster.failover_timeout.count() < 0)
+        bad("cluster.failover_timeout must not be negative");
     if (o.tls.enabled && !tls_available) throw std::invalid_argument(detail::no_tls_message("client_options::tls"));
     if (o.tls.enabled && !o.tls.verify) {
         report(error(errc::insecure, "redkit: TLS to " + endpoint() +

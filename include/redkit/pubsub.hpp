@@ -22,6 +22,12 @@
 // (errc::handler_failed, naming the channel), goes to on_error (default: the client's on_error);
 // the subscriber keeps running. Keys: none (channels are not keys; sharded
 // channels hash like keys on Redis Cluster).
+//
+// Redis Cluster: a subscriber's connection goes to the primary of slot 0 (as PUBLISH does, so its
+// receiver count is exact), or, when it has shard channels, to the owner of the first one's slot;
+// every node relays classic messages. Shard channels of one subscriber must live on one node (one
+// hash tag): one on another node is unsubscribed and reported. When a slot moves (resharding,
+// failover) the subscriber follows it to the new owner, like any reconnect.
 #pragma once
 
 #include <redkit/client.hpp>
@@ -29,6 +35,7 @@
 #include <redkit/connection.hpp>
 #include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
+#include <redkit/key.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/waker.hpp>
 
@@ -243,6 +250,8 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> attention_{false};  // pending_ or resubscribe_pending_ need the thread's look
     bool resubscribe_pending_ = false;    // a reconnect whose on_reconnect has not fired yet
+    int anchor_slot_ = -1;                // on a cluster: the slot whose owner this connection is on
+    bool moved_away_ = false;             // on a cluster: the server dropped a wanted shard channel
 
     std::atomic<std::uint64_t> reconnects_{0};
     std::atomic<std::uint64_t> delivered_{0};
@@ -331,7 +340,14 @@ inline void subscriber::run() {
         if (stop_requested_.load()) return;
         std::unique_ptr<connection> conn;
         try {
-            conn = std::make_unique<connection>(client_.dedicated());
+            // on a cluster, shard channels live on the owner of their slot: connect there
+            std::string anchor;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (!handlers_[kind_shard].empty()) anchor = handlers_[kind_shard].begin()->first;
+                anchor_slot_ = anchor.empty() ? -1 : key_slot(anchor);
+            }
+            conn = std::make_unique<connection>(anchor.empty() ? client_.dedicated() : client_.dedicated(anchor));
         } catch (const error& e) {
             report(e);
             pause();
@@ -414,7 +430,14 @@ inline bool subscriber::session(connection& conn) {
             awaiting_pong = false;
             dispatch(r);
         });
-        if (w != wait_status::timeout) continue;
+        if (w != wait_status::timeout) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!moved_away_) continue;
+            moved_away_ = false;
+            report(error(errc::connection_closed,
+                         "redkit: subscriber: the cluster moved a shard channel's slot; subscribing on its new owner"));
+            return false;
+        }
         if (awaiting_pong) {
             report(error(errc::timeout, "redkit: subscriber: no answer to PING within " +
                                             std::to_string(options_.ping_interval.count()) + " ms; reconnecting"));
@@ -427,7 +450,36 @@ inline bool subscriber::session(connection& conn) {
 
 inline void subscriber::dispatch(reply_view reply) {
     if (reply.type() == reply_type::error) {
-        report(server_error(std::string(reply.str()), "redkit: subscriber: " + std::string(reply.str())));
+        const std::string text(reply.str());
+        detail::redirect moved;
+        if (detail::parse_redirect(text, "MOVED", moved)) {
+            // SSUBSCRIBE of a shard channel another node serves. The connection is dropped and made
+            // again on the owner of the first shard channel; channels of other nodes cannot share it
+            std::vector<std::string> dropped;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                for (auto it = handlers_[kind_shard].begin(); it != handlers_[kind_shard].end();) {
+                    if (key_slot(it->first) == moved.slot && moved.slot != anchor_slot_) {
+                        dropped.push_back(it->first);
+                        confirmed_[kind_shard].erase(it->first);
+                        it = handlers_[kind_shard].erase(it);
+                    } else {
+                        ++it;
+                    }
+                }
+            }
+            for (const auto& channel : dropped) {
+                report(error(errc::invalid_state,
+                             "redkit: subscriber: shard channel " + channel + " (slot " + std::to_string(moved.slot) +
+                                 ") lives on another cluster node than this subscriber's other shard channels; "
+                                 "unsubscribed. Use one subscriber per node, or one hash tag for the channels"));
+            }
+            if (dropped.empty()) {
+                report(server_error(text, "redkit: subscriber: " + text + " (the slot moved; reconnecting)"));
+            }
+            return;
+        }
+        report(server_error(text, "redkit: subscriber: " + text));
         return;
     }
     if (!reply.is_array() || reply.size() < 2) return;
@@ -458,8 +510,16 @@ inline void subscriber::dispatch(reply_view reply) {
             if (resubscribe_pending_) attention_.store(true);  // on_reconnect may be due
         }
         confirmed_cv_.notify_all();
+    } else if (type == "sunsubscribe") {
+        // on a cluster, a node that loses a slot unsubscribes its shard channels by itself: follow
+        // the slot to its new owner if the channel is still wanted
+        std::lock_guard<std::mutex> lock(mutex_);
+        lookup_.assign(reply[1].str());
+        if (handlers_[kind_shard].count(lookup_) != 0 && confirmed_[kind_shard].count(lookup_) != 0) {
+            moved_away_ = true;
+        }
     }
-    // unsubscribe acknowledgements and PONGs need no action
+    // other unsubscribe acknowledgements and PONGs need no action
 }
 
 inline void subscriber::deliver(kind k, std::string_view name, const message& m) {

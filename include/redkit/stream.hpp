@@ -247,7 +247,7 @@ template <class T>
 std::optional<reply> stream_consumer<T>::blocking_read() {
     if (!blocking_ || blocking_->broken()) {
         blocking_.reset();
-        blocking_ = std::make_unique<connection>(client_.dedicated());
+        blocking_ = std::make_unique<connection>(client_.dedicated(key_));
     }
     try {
         blocking_->send("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK", options_.block.count(),

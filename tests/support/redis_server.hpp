@@ -15,6 +15,9 @@
 
 #include <redkit/options.hpp>
 
+#include "support/ports.hpp"
+#include "support/redis_cluster.hpp"
+
 #include <hiredis/hiredis.h>
 
 #include <chrono>
@@ -23,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -38,23 +42,6 @@
 
 namespace redkit_test {
 
-inline int free_loopback_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw std::runtime_error("socket() failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
-        throw std::runtime_error("bind() failed");
-    }
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
 /// Whether a server serves TLS: as REDKIT_TEST_TLS says (the default), or always, or never.
 enum class tls_mode { from_environment, on, off };
 
@@ -66,10 +53,16 @@ inline void make_test_certs(const std::string& dir) {
 
 class redis_server {
 public:
-    explicit redis_server(std::vector<std::string> extra_args = {}, tls_mode tls = tls_mode::from_environment)
+    explicit redis_server(std::vector<std::string> extra_args = {}, tls_mode tls = tls_mode::from_environment,
+                          bool cluster = false)
         : extra_args_(std::move(extra_args)) {
         if (const char* url = std::getenv("REDKIT_TEST_REDIS_URL"); url && *url) {
             external_url_ = url;
+            return;
+        }
+        if (cluster) {
+            cluster_ = std::make_unique<redis_cluster>();
+            external_url_ = cluster_->url();  // the tests that stop or restart "the server" skip
             return;
         }
         char tmpl[] = "/tmp/redkit-test-XXXXXX";
@@ -96,8 +89,11 @@ public:
     redis_server(const redis_server&) = delete;
     redis_server& operator=(const redis_server&) = delete;
 
-    /// True when the tests run against a server they do not own (no kill/restart then).
+    /// True when the tests run against a server they do not own, or a cluster (no kill/restart
+    /// then).
     bool external() const { return !external_url_.empty(); }
+    /// The cluster behind url() (REDKIT_TEST_CLUSTER=1), else null.
+    redis_cluster* cluster() const { return cluster_.get(); }
 
     /// The URL tests connect with: rediss:// of the TLS port (trusting the test CA) in TLS mode.
     std::string url() const {
@@ -242,6 +238,7 @@ private:
     }
 
     std::vector<std::string> extra_args_;
+    std::unique_ptr<redis_cluster> cluster_;
     std::string external_url_;
     std::string dir_;
     int port_ = 0;
@@ -250,9 +247,15 @@ private:
     pid_t pid_ = -1;
 };
 
+/// Whether REDKIT_TEST_CLUSTER=1: the shared server is then a 3+3 Redis Cluster.
+inline bool cluster_mode() {
+    const char* env = std::getenv("REDKIT_TEST_CLUSTER");
+    return env && std::string(env) == "1";
+}
+
 /// The binary's shared server, started on first use and stopped at exit.
 inline redis_server& shared_server() {
-    static redis_server server;
+    static redis_server server({}, tls_mode::from_environment, cluster_mode());
     return server;
 }
 

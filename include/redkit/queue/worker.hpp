@@ -468,7 +468,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
     // only the leader (busy_) gets here, so cmd_ and seq_ are its own
     if (!cmd_ || cmd_->broken()) {
         cmd_.reset();
-        cmd_.emplace(core_->redis.dedicated());
+        cmd_.emplace(core_->redis.dedicated(core_->key(detail::queue_key::marker)));
     }
     const std::string token = worker_id_ + "-" + std::to_string(++seq_);
     std::vector<std::string> args;
@@ -599,7 +599,7 @@ template <class T>
 void worker<T>::start_block() {
     if (!block_ || block_->broken()) {
         block_.reset();
-        block_.emplace(core_->redis.dedicated());
+        block_.emplace(core_->redis.dedicated(core_->key(detail::queue_key::marker)));
         const auto grace = std::max(core_->redis.options().command_timeout, std::chrono::milliseconds(1000));
         block_->set_timeout(options_.block_timeout + grace);
     }

@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: MIT
+// redkit on a real Redis Cluster (3 primaries, 3 replicas, started by the harness on loopback):
+// routing by slot, refusals before anything is sent, split multi-key commands, SCAN over every
+// primary, pipelines split per node, one-slot transactions, a primary killed in the middle of a
+// workload, and a slot migrated under load (ASK and TRYAGAIN really happen).
+//
+// The pattern suites (cache, rate limits, sessions, pub/sub, queues, streams, pipelines) also run
+// unchanged on a cluster with REDKIT_TEST_CLUSTER=1 (see tests/CMakeLists.txt).
+#include <redkit/redkit.hpp>
+
+#include "support/error_log.hpp"
+#include "support/redis_cluster.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using redkit_test::redis_cluster;
+
+namespace {
+
+redis_cluster& shared_cluster() {
+    static redis_cluster c;
+    return c;
+}
+
+// The node (harness index) serving `slot`, from CLUSTER SLOTS as node `ask` sees it.
+int owner_of(const redis_cluster& c, int slot, int ask = 0) {
+    redkit::connection conn(redkit::parse_url("redis://127.0.0.1:" + std::to_string(c.port(ask))));
+    for (const auto& range : conn.command<std::vector<redkit::reply>>("CLUSTER", "SLOTS")) {
+        const auto& f = range.elements();
+        if (f[0].integer() <= slot && slot <= f[1].integer()) {
+            return c.index_of(static_cast<int>(f[2].elements()[1].integer()));
+        }
+    }
+    return -1;
+}
+
+long long stat_calls(const redis_cluster& c, int node, const std::string& command) {
+    const std::string info = c.run(node, {"INFO", "commandstats"});
+    const std::string tag = "cmdstat_" + command + ":calls=";
+    const auto at = info.find(tag);
+    return at == std::string::npos ? 0 : std::stoll(info.substr(at + tag.size()));
+}
+
+long long calls_everywhere(const redis_cluster& c, const std::string& command) {
+    long long n = 0;
+    for (int i = 0; i < redis_cluster::size; ++i) {
+        try {
+            n += stat_calls(c, i, command);
+        } catch (const std::exception&) {
+            // a node killed by an earlier test
+        }
+    }
+    return n;
+}
+
+class Cluster : public ::testing::Test {
+protected:
+    void SetUp() override {
+        redis = redkit::client(shared_cluster().url());
+        redis.command<void>("FLUSHALL");
+    }
+    redkit::client redis{redkit::client_options{}};
+};
+
+}  // namespace
+
+TEST(ClusterSlots, KeySlotsMatchTheServersOwn) {
+    redis_cluster& c = shared_cluster();
+    const std::vector<std::string> keys = {
+        "",      "a",        "user:42", "{user:42}:cart", "x{}y",
+        "{}{a}", "a{b}c{d}", "{{a}}",   "{a}}",           std::string("\xff\x00\x01", 3)};
+    for (const std::string& key : keys) {
+        EXPECT_EQ(redkit::key_slot(key), std::stoi(c.run(0, {"CLUSTER", "KEYSLOT", key}))) << key;
+    }
+}
+
+TEST_F(Cluster, CommandsGoToTheNodeOwningTheirSlot) {
+    constexpr int n = 600;
+    for (int i = 0; i < n; ++i) redis.command<void>("SET", "k" + std::to_string(i), i);
+    // each primary holds exactly the keys of its slots, and all three hold some
+    long long total = 0;
+    int holding = 0;
+    for (int node = 0; node < redis_cluster::size; ++node) {
+        if (shared_cluster().run(node, {"ROLE"}).rfind("master", 0) != 0) continue;
+        const long long here = std::stoll(shared_cluster().run(node, {"DBSIZE"}));
+        total += here;
+        holding += here > 0 ? 1 : 0;
+    }
+    EXPECT_EQ(total, n);
+    EXPECT_EQ(holding, 3);
+    for (int i = 0; i < n; i += 37) EXPECT_EQ(redis.command<long long>("GET", "k" + std::to_string(i)), i);
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), n);  // summed over the primaries
+    EXPECT_TRUE(redis.is_cluster());
+}
+
+TEST_F(Cluster, CrossSlotCommandsAreRefusedBeforeAnythingIsSent) {
+    const long long mset_before = calls_everywhere(shared_cluster(), "mset");
+    try {
+        redis.command<void>("MSET", "a", 1, "b", 2);
+        FAIL() << "MSET across slots was accepted";
+    } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("MSET"), std::string::npos) << what;
+        EXPECT_NE(what.find("a (" + std::to_string(redkit::key_slot("a")) + ")"), std::string::npos) << what;
+        EXPECT_NE(what.find("b (" + std::to_string(redkit::key_slot("b")) + ")"), std::string::npos) << what;
+    }
+    EXPECT_EQ(calls_everywhere(shared_cluster(), "mset"), mset_before);
+    const redkit::script two_keys("return redis.call('GET', KEYS[1])");
+    EXPECT_THROW(redis.eval<redkit::reply>(two_keys, {"a", "b"}), std::invalid_argument);
+    EXPECT_EQ(calls_everywhere(shared_cluster(), "evalsha"), 0);
+    EXPECT_THROW(redis.command<void>("RENAME", "a", "b"), std::invalid_argument);
+    // with one hash tag they meet in one slot and run
+    redis.command<void>("MSET", "{u1}a", 1, "{u1}b", 2);
+    EXPECT_EQ(redis.eval<long long>(two_keys, {"{u1}a", "{u1}b"}), 1);
+    redkit::transaction tx(redis);
+    tx.command("INCR", "{u1}a");
+    EXPECT_THROW(tx.command("INCR", "{u2}a"), std::invalid_argument);
+    EXPECT_EQ(tx.exec().at(0).as<long long>(), 2);
+}
+
+TEST_F(Cluster, MultiKeyReadsAndDeletesAreSplitPerSlotAndMergedInOrder) {
+    std::vector<std::string> keys;
+    for (int i = 0; i < 50; ++i) keys.push_back("m" + std::to_string(i));
+    for (std::size_t i = 0; i < keys.size(); i += 2) redis.command<void>("SET", keys[i], keys[i] + "!");
+    const auto got = redis.command<std::vector<std::optional<std::string>>>("MGET", keys);
+    ASSERT_EQ(got.size(), keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (i % 2 == 0) {
+            EXPECT_EQ(got[i], keys[i] + "!");
+        } else {
+            EXPECT_EQ(got[i], std::nullopt);
+        }
+    }
+    EXPECT_EQ(redis.command<long long>("EXISTS", keys), 25);
+    EXPECT_EQ(redis.command<long long>("TOUCH", keys), 25);
+    EXPECT_EQ(redis.command<long long>("UNLINK", "m0", "m2"), 2);
+    EXPECT_EQ(redis.command<long long>("DEL", keys), 23);
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
+}
+
+TEST_F(Cluster, ScanVisitsEveryPrimary) {
+    std::set<std::string> want;
+    for (int i = 0; i < 500; ++i) {
+        want.insert("scan:" + std::to_string(i));
+        redis.command<void>("SET", "scan:" + std::to_string(i), i);
+    }
+    redis.command<void>("SET", "other", 1);
+    std::multiset<std::string> seen;
+    for (const auto& k : redis.scan("scan:*", 37)) seen.insert(k);
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), want);
+    const auto keys = redis.command<std::vector<std::string>>("KEYS", "scan:*");
+    EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()), want);
+}
+
+TEST_F(Cluster, APipelineIsSplitPerNodeAndItsRepliesComeBackInOrder) {
+    const redkit::script get("return redis.call('GET', KEYS[1])");
+    redkit::pipeline p(redis);
+    for (int i = 0; i < 100; ++i) p.command("SET", "p" + std::to_string(i), i);
+    for (int i = 0; i < 100; ++i) p.command("INCR", "p" + std::to_string(i));
+    for (int i = 0; i < 10; ++i) p.eval(get, {"p" + std::to_string(i)});
+    p.command("PING");
+    const auto r = p.exec();
+    ASSERT_EQ(r.size(), 211u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(r[static_cast<std::size_t>(100 + i)].as<long long>(), i + 1);
+    for (int i = 0; i < 10; ++i)
+        EXPECT_EQ(r[static_cast<std::size_t>(200 + i)].as<std::string>(), std::to_string(i + 1));
+    EXPECT_EQ(r.back().as<std::string>(), "PONG");
+    // the writes of each node went out together: far fewer connections than commands
+    EXPECT_LE(redis.open_connections(), 8u);
+}
+
+TEST_F(Cluster, SubmitRoutesByTheSlot) {
+    std::vector<redkit::future<long long>> f;
+    for (int i = 0; i < 64; ++i) f.push_back(redis.submit<long long>("INCR", "f" + std::to_string(i % 8)));
+    long long total = 0;
+    for (auto& x : f) total += x.get();
+    EXPECT_EQ(total, 8 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8));
+    EXPECT_THROW((void)redis.submit<long long>("MGET", "a", "b"), std::invalid_argument);
+}
+
+TEST(ClusterUrl, BadClusterUrlsAndUnreachableSeedsFailClearly) {
+    EXPECT_THROW(redkit::client("redis+cluster://127.0.0.1:7000/3"), std::invalid_argument);
+    EXPECT_THROW(redkit::client("redis+cluster://"), std::invalid_argument);
+    EXPECT_THROW(redkit::client("redis+cluster://a:1,,b:2"), std::invalid_argument);
+    EXPECT_THROW(redkit::parse_url("redis+cluster://h?db=2"), std::invalid_argument);
+    const auto o = redkit::parse_url("redis+cluster://u:pw@h1:7001,h2,[::1]:7003?timeout=250ms");
+    ASSERT_EQ(o.cluster.nodes.size(), 3u);
+    EXPECT_EQ(o.cluster.nodes[1].port, 6379);
+    EXPECT_EQ(o.cluster.nodes[2].host, "::1");
+    EXPECT_EQ(o.user, "u");
+    EXPECT_EQ(o.command_timeout, 250ms);
+
+    // nothing listens there: a clear error, quickly, naming the seeds
+    const int dead = redkit_test::free_loopback_port();
+    redkit::client c("redis+cluster://127.0.0.1:" + std::to_string(dead) + "?connect_timeout=200ms");
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        c.command<void>("SET", "k", 1);
+        FAIL();
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::connect_failed);
+        EXPECT_NE(std::string(e.what()).find("127.0.0.1:" + std::to_string(dead)), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    redkit::client_options bad;
+    bad.cluster.nodes.push_back({"127.0.0.1", dead});
+    bad.lazy_connect = false;
+    EXPECT_THROW(redkit::client{bad}, redkit::error);
+}
+
+namespace {
+
+// One thread's share of a workload: calls that succeeded and failed, and the longest time it
+// went without a success (its stall).
+struct tally {
+    long long ok = 0, failed = 0;
+    std::chrono::steady_clock::duration worst_gap{};
+    std::chrono::steady_clock::time_point last_ok = std::chrono::steady_clock::now();
+    std::string first_failure;
+    void success() {
+        const auto now = std::chrono::steady_clock::now();
+        worst_gap = std::max(worst_gap, now - last_ok);
+        last_ok = now;
+        ++ok;
+    }
+    void failure(const std::exception& e) {
+        if (first_failure.empty()) first_failure = e.what();
+        ++failed;
+    }
+};
+
+double ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+}  // namespace
+
+TEST(ClusterFaults, APrimaryKilledMidWorkloadIsReplacedAndNoAcknowledgedJobIsLost) {
+    redis_cluster c;  // its own: this test kills a node
+    std::atomic<long long> reported{0};
+    redkit::client_options o = redkit::parse_url(c.url());
+    o.cluster.failover_timeout = 10s;
+    o.on_error = [&](const redkit::error&) { ++reported; };
+    redkit::client redis(o);
+    redkit::cache cache(redis);
+    const auto limiter = redkit::rate_limiter::fixed_window(redis, "api", 1000000000, std::chrono::hours(1));
+    const redkit::session_store<> sessions(redis);
+    redkit::queue_options qo;
+    qo.replicas = 1;  // add() returns once a replica holds the job: a failover cannot lose it
+    qo.replica_timeout = 2000ms;
+    redkit::queue<int> q(redis, "orders", qo);
+
+    std::mutex m;
+    std::map<std::string, int> runs;  // job id -> handler runs
+    std::set<std::string> acked;
+    redkit::worker_options<int> wo;
+    wo.concurrency = 4;
+    wo.lease_duration = 10s;  // outlives the failover: a worker's completions reach the new primary
+    wo.stalled_interval = 500ms;
+    wo.block_timeout = 500ms;
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            std::lock_guard<std::mutex> lock(m);
+            ++runs[j.id()];
+        },
+        wo);
+
+    const int victim = owner_of(c, redkit::key_slot("{orders}"));
+    ASSERT_GE(victim, 0);
+    std::atomic<bool> stop{false};
+    constexpr int threads = 4;
+    std::vector<tally> tallies(threads);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            tally& mine = tallies[static_cast<std::size_t>(t)];
+            for (long long i = 0; !stop.load(); ++i) {
+                try {
+                    switch (i % 4) {
+                        case 0: {
+                            const int v = cache.get_or_set<int>(
+                                "item:" + std::to_string(i % 97), [] { return 7; }, 60s);
+                            if (v != 7) throw std::runtime_error("cache returned " + std::to_string(v));
+                            break;
+                        }
+                        case 1:
+                            if (!limiter.hit("user" + std::to_string(t)).allowed) throw std::runtime_error("denied");
+                            break;
+                        case 2: {
+                            const std::string token = sessions.create("u" + std::to_string(i % 13));
+                            if (!sessions.get(token)) throw std::runtime_error("a session just made is missing");
+                            break;
+                        }
+                        default: {
+                            const auto added = q.add("job", static_cast<int>(i));
+                            std::lock_guard<std::mutex> lock(m);
+                            acked.insert(added.id);
+                        }
+                    }
+                    mine.success();
+                } catch (const std::exception& e) {
+                    mine.failure(e);
+                }
+            }
+        });
+    }
+    std::this_thread::sleep_for(1500ms);
+    const auto killed_at = std::chrono::steady_clock::now();
+    c.kill(victim);
+    std::this_thread::sleep_for(8s);
+    stop = true;
+    for (auto& th : pool) th.join();
+
+    // every job add() acknowledged runs; count the ones run twice (a completion the dead primary
+    // had not yet replicated)
+    std::set<std::string> missing;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    do {
+        std::this_thread::sleep_for(100ms);
+        std::lock_guard<std::mutex> lock(m);
+        missing.clear();
+        for (const auto& id : acked) {
+            if (runs.count(id) == 0) missing.insert(id);
+        }
+    } while (!missing.empty() && std::chrono::steady_clock::now() < deadline);
+    EXPECT_TRUE(missing.empty()) << missing.size() << " acknowledged jobs never ran, e.g. " << *missing.begin();
+    int twice = 0;
+    {
+        std::lock_guard<std::mutex> lock(m);
+        for (const auto& [id, n] : runs) twice += n > 1 ? 1 : 0;
+    }
+
+    long long ok = 0, failed = 0;
+    std::chrono::steady_clock::duration stall{};
+    std::string why;
+    for (const auto& x : tallies) {
+        ok += x.ok;
+        failed += x.failed;
+        stall = std::max(stall, x.worst_gap);
+        if (why.empty()) why = x.first_failure;
+        // each thread worked again after the failover
+        EXPECT_GT(x.last_ok, killed_at + 2s);
+    }
+    std::printf(
+        "failover: %lld calls ok, %lld failed (first: %s), longest stall %.0f ms, %zu jobs acknowledged, "
+        "%zu completed, %d run twice, %lld errors reported\n",
+        ok, failed, why.c_str(), ms(stall), acked.size(), runs.size(), twice, reported.load());
+    EXPECT_GT(reported.load(), 0);  // the failover was seen
+    EXPECT_LT(stall, 8s);
+    w.close(5s);
+}
+
+TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
+    redis_cluster& c = shared_cluster();
+    redkit::client redis(c.url());
+    redis.command<void>("FLUSHALL");
+    const int slot = redkit::key_slot("{hot}");
+    const int src = owner_of(c, slot);
+    int dst = -1;
+    for (int i = 0; i < redis_cluster::size && dst < 0; ++i) {
+        if (i != src && c.run(i, {"ROLE"}).rfind("master", 0) == 0) dst = i;
+    }
+    ASSERT_GE(src, 0);
+    ASSERT_GE(dst, 0);
+    const std::string src_id = c.run(src, {"CLUSTER", "MYID"}), dst_id = c.run(dst, {"CLUSTER", "MYID"});
+    constexpr int keys = 3000;
+    {
+        redkit::pipeline p(redis);
+        for (int i = 0; i < keys; ++i) p.command("SET", "{hot}:k" + std::to_string(i), i);
+        p.exec();
+    }
+    const long long asking_before = stat_calls(c, dst, "asking");
+    const redkit::script swap_two(R"(
+local a = redis.call('GET', KEYS[1])
+local b = redis.call('GET', KEYS[2])
+return {a, b})");
+
+    std::atomic<bool> stop{false};
+    std::atomic<long long> increments{0};
+    std::vector<tally> tallies(3);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 3; ++t) {
+        pool.emplace_back([&, t] {
+            tally& mine = tallies[static_cast<std::size_t>(t)];
+            for (long long i = t; !stop.load(); i += 7) {
+                const std::string k = "{hot}:k" + std::to_string(i % keys);
+                const std::string k2 = "{hot}:k" + std::to_string((i * 31) % keys);
+                try {
+                    switch (i % 4) {
+                        case 0:
+                            if (redis.command<long long>("GET", k) != i % keys) throw std::runtime_error("wrong value");
+                            break;
+                        case 1:
+                            (void)redis.command<long long>("INCR", "{hot}:n");
+                            ++increments;
+                            break;
+                        case 2: {
+                            const auto two = redis.eval<std::vector<long long>>(swap_two, {k, k2});
+                            if (two.at(0) != i % keys) throw std::runtime_error("wrong value from the script");
+                            break;
+                        }
+                        default: {
+                            const auto v = redis.command<std::vector<std::optional<long long>>>("MGET", k, k2);
+                            if (v.at(0) != i % keys) throw std::runtime_error("wrong value from MGET");
+                        }
+                    }
+                    mine.success();
+                } catch (const std::exception& e) {
+                    mine.failure(e);
+                }
+            }
+        });
+    }
+    std::this_thread::sleep_for(300ms);
+    c.run(dst, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", src_id});
+    c.run(src, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", dst_id});
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+        const std::string batch = c.run(src, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "100"});
+        if (batch.empty()) break;
+        std::vector<std::string> args = {"MIGRATE", "127.0.0.1", std::to_string(c.port(dst)), "", "0", "5000", "KEYS"};
+        for (std::size_t from = 0; from < batch.size();) {
+            const auto nl = batch.find('\n', from);
+            args.push_back(batch.substr(from, nl == std::string::npos ? std::string::npos : nl - from));
+            from = nl == std::string::npos ? batch.size() : nl + 1;
+        }
+        c.run(src, args);
+        std::this_thread::sleep_for(20ms);  // let the workload meet the slot half moved
+    }
+    for (int i = 0; i < redis_cluster::size; ++i) {
+        if (c.run(i, {"ROLE"}).rfind("master", 0) == 0) {
+            c.run(i, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", dst_id});
+        }
+    }
+    const auto migration = std::chrono::steady_clock::now() - t0;
+    std::this_thread::sleep_for(500ms);  // MOVED from the old owner from now on
+    stop = true;
+    for (auto& th : pool) th.join();
+
+    long long ok = 0, failed = 0;
+    std::string why;
+    for (const auto& x : tallies) {
+        ok += x.ok;
+        failed += x.failed;
+        if (why.empty()) why = x.first_failure;
+    }
+    const long long asked = stat_calls(c, dst, "asking") - asking_before;
+    std::printf("resharding: slot %d moved in %.0f ms; %lld calls ok, %lld failed, %lld ASKING on the target\n", slot,
+                ms(migration), ok, failed, asked);
+    EXPECT_EQ(failed, 0) << why;
+    EXPECT_GT(asked, 0) << "no ASK redirection happened";
+    EXPECT_EQ(redis.command<long long>("GET", "{hot}:n"), increments.load());  // none lost, none twice
+    EXPECT_EQ(owner_of(c, slot), dst);
+    EXPECT_EQ(redis.command<long long>("GET", "{hot}:k5"), 5);
+    c.wait_healthy();
+}
+
+TEST(ClusterPubSub, ShardChannelsFollowTheirSlotToItsNewOwner) {
+    redis_cluster& c = shared_cluster();
+    std::mutex m;
+    std::vector<std::string> errors;
+    redkit::client_options o = redkit::parse_url(c.url());
+    o.on_error = [&](const redkit::error& e) {
+        std::lock_guard<std::mutex> lock(m);
+        errors.emplace_back(e.what());
+    };
+    redkit::client redis(o);
+    std::atomic<int> got{0};
+    redkit::subscriber sub(redis);
+    sub.on_sharded_raw("news:{s1}", [&](const redkit::message&) { ++got; });
+    ASSERT_TRUE(sub.wait_subscribed(5s));
+    redkit::publisher pub(redis);
+    EXPECT_EQ(pub.publish_sharded_raw("news:{s1}", "one"), 1);
+    const auto until = [](auto done, std::chrono::milliseconds limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+        return done();
+    };
+    ASSERT_TRUE(until([&] { return got.load() == 1; }, 5000ms));
+
+    // a shard channel on another node cannot share this subscriber's connection: refused, reported
+    std::string elsewhere;
+    for (int i = 0; elsewhere.empty(); ++i) {
+        const std::string name = "news:{x" + std::to_string(i) + "}";
+        if (owner_of(c, redkit::key_slot(name)) != owner_of(c, redkit::key_slot("news:{s1}"))) elsewhere = name;
+    }
+    sub.on_sharded_raw(elsewhere, [](const redkit::message&) {});
+    EXPECT_TRUE(until(
+        [&] {
+            std::lock_guard<std::mutex> lock(m);
+            for (const auto& e : errors) {
+                if (e.find(elsewhere) != std::string::npos && e.find("another cluster node") != std::string::npos) {
+                    return true;
+                }
+            }
+            return false;
+        },
+        5000ms));
+
+    // move the channel's slot: the old owner unsubscribes it, the subscriber follows
+    const int slot = redkit::key_slot("news:{s1}");
+    const int src = owner_of(c, slot);
+    int dst = -1;
+    for (int i = 0; i < redis_cluster::size && dst < 0; ++i) {
+        if (i != src && c.run(i, {"ROLE"}).rfind("master", 0) == 0) dst = i;
+    }
+    ASSERT_GE(dst, 0);
+    const std::string src_id = c.run(src, {"CLUSTER", "MYID"}), dst_id = c.run(dst, {"CLUSTER", "MYID"});
+    c.run(dst, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", src_id});
+    c.run(src, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", dst_id});
+    for (int i = 0; i < redis_cluster::size; ++i) {
+        if (c.run(i, {"ROLE"}).rfind("master", 0) == 0) {
+            c.run(i, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", dst_id});
+        }
+    }
+    EXPECT_TRUE(until(
+        [&] {
+            if (pub.publish_sharded_raw("news:{s1}", "again") == 1) return true;
+            std::this_thread::sleep_for(50ms);
+            return false;
+        },
+        10000ms))
+        << "the subscriber did not follow the slot";
+    EXPECT_TRUE(until([&] { return got.load() >= 2; }, 5000ms));
+    EXPECT_EQ(owner_of(c, slot), dst);
+    c.wait_healthy();
+}
+
+TEST_F(Cluster, TheNearCacheSaysItIsNotAvailableOnACluster) {
+    redkit::cache_options o;
+    o.near.enabled = true;
+    try {
+        redkit::cache near(redis, o);
+        FAIL() << "a near cache was made on a cluster";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("Redis Cluster"), std::string::npos) << e.what();
+    }
+}
