@@ -7,6 +7,9 @@
 //                    threads share one connection and their commands go out in batches (while
 //                    few threads call, some spill to the pool's free connections)
 //   redis-benchmark  redis-benchmark -c T -P 1 -t get (the reference the targets are set against)
+//   cluster          (only when named in --impls) a redkit client with the default options on a
+//                    Redis Cluster of 3 primaries and 3 replicas started for the run; each thread
+//                    GETs a key of its own, so the keys spread over the primaries
 // Each (threads, implementation) point runs for a fixed time; the points are interleaved and
 // repeated (--rounds, default 3), and the median is reported. Per point: ops/s, the client's CPU
 // per op (this process's user+sys; for redis-benchmark its own), the slowest and fastest thread's
@@ -17,6 +20,7 @@
 // redis-benchmark; --json writes the medians for scripts/plot-scaling.
 #include <redkit/redkit.hpp>
 
+#include "support/redis_cluster.hpp"
 #include "support/redis_server.hpp"
 
 #include <hiredis/hiredis.h>
@@ -183,6 +187,16 @@ int main(int argc, char** argv) {
     std::cout << "redkit_scaling: server " << server.url() << ", " << seconds << " s per point, " << rounds
               << " rounds, median reported\n";
 
+    std::unique_ptr<redkit_test::redis_cluster> cluster;  // made for the "cluster" implementation
+    std::unique_ptr<redkit::client> cluster_client;
+    if (std::find(impls.begin(), impls.end(), "cluster") != impls.end()) {
+        cluster = std::make_unique<redkit_test::redis_cluster>();
+        cluster_client = std::make_unique<redkit::client>(cluster->url());
+        const int most = *std::max_element(thread_counts.begin(), thread_counts.end());
+        for (int t = 0; t < most; ++t) cluster_client->command<void>("SET", key + ":" + std::to_string(t), value);
+        std::cout << "redkit_scaling: cluster " << cluster->url() << "\n";
+    }
+
     std::map<std::pair<int, std::string>, std::vector<point>> results;
     for (int round = 0; round < rounds; ++round) {
         for (const int threads : thread_counts) {
@@ -214,6 +228,13 @@ int main(int argc, char** argv) {
                     p = run_threads(threads, seconds, [&](int) {
                         return [&c, &key] {
                             if (c.command<std::string>("GET", key).size() != 100) std::abort();
+                        };
+                    });
+                } else if (impl == "cluster") {
+                    redkit::client& c = *cluster_client;
+                    p = run_threads(threads, seconds, [&](int t) {
+                        return [&c, k = key + ":" + std::to_string(t)] {
+                            if (c.command<std::string>("GET", k).size() != 100) std::abort();
                         };
                     });
                 } else {

@@ -248,6 +248,9 @@ private:
     detail::reply_ptr execute_broadcast(const detail::argv& a, bool idempotent_request) const;
     static detail::reply_ptr execute_asking(detail::cluster_node_state& n, const detail::argv& a);
     connection dedicated_to(const std::shared_ptr<detail::cluster_node_state>& n) const;
+    // On a cluster: a pooled connection to the owner of `slot` (-1: the home node), waiting out a
+    // failover as requests do (nothing has been sent yet). Sets `node` to the node it came from.
+    lease borrow_slot(int slot, std::shared_ptr<detail::cluster_node_state>& node) const;
     multiplexer& shared() const { return shared_->get(*pool_); }
 
     template <class T, class Keys, class... Args>
@@ -746,6 +749,28 @@ inline detail::reply_ptr client::execute_broadcast(const detail::argv& a, bool i
         }
     }
     return detail::parse_resp(resp);
+}
+
+inline lease client::borrow_slot(int slot, std::shared_ptr<detail::cluster_node_state>& node) const {
+    const client_options& o = pool_->options();
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    for (int attempt = 0;; ++attempt) {
+        try {
+            node = slot >= 0 ? cluster_->owner(slot) : cluster_->home();
+            return node->pool->borrow();
+        } catch (const server_error&) {
+            throw;
+        } catch (const error& e) {
+            if (e.kind() != errc::connect_failed || !cluster_->has_map()) throw;
+            if (e.is_transport()) pool_->report(e);
+            cluster_->refresh(true);
+            const auto now = std::chrono::steady_clock::now();
+            if (!deadline) deadline = now + o.cluster.failover_timeout;
+            if (now >= *deadline) throw;
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                detail::backoff::draw(o.retry_backoff, o.retry_backoff_max, std::min(attempt, 16)), *deadline - now));
+        }
+    }
 }
 
 inline connection client::dedicated_to(const std::shared_ptr<detail::cluster_node_state>& n) const {

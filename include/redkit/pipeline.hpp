@@ -130,11 +130,15 @@ private:
     // On a cluster: the connection to the owner of the batch's slot (kept while it stays the owner,
     // so a reused pipeline stays on one connection), and the SCRIPT LOADs it still needs.
     void cluster_lease() {
-        const auto node = slot_ >= 0 ? client_.cluster_->owner(slot_) : client_.cluster_->home();
-        if (!lease_ || lease_->broken() || lease_node_ != node) {
+        std::shared_ptr<cluster_node_state> node;
+        try {
+            node = slot_ >= 0 ? client_.cluster_->owner(slot_) : client_.cluster_->home();
+        } catch (const error&) {
+            // no owner known right now: borrow_slot below waits for one
+        }
+        if (!lease_ || lease_->broken() || !node || lease_node_ != node) {
             lease_.reset();
-            lease_ = node->pool->borrow();
-            lease_node_ = node;
+            lease_ = client_.borrow_slot(slot_, lease_node_);
         }
         queue_preloads(*lease_, preload_buffer_, preload_);
     }
@@ -372,21 +376,35 @@ inline std::vector<reply> batch::run_split(std::vector<routed> sent) {
         }
         per_node[k].push_back(i);
     }
-    std::vector<reply> out(sent.size());
-    for (std::size_t k = 0; k < nodes.size(); ++k) {
-        lease l = nodes[k]->pool->borrow();
-        struct discard_on_throw {
-            lease& held;
-            bool armed = true;
-            ~discard_on_throw() {
-                if (armed && held) connection_access::poison(*held);
+    // every node's write first, then every node's replies: about one round trip, not one per node
+    struct leg {
+        lease held;
+        std::vector<std::string> preloads;  // shas loaded ahead of the commands
+        bool in_step = true;                // false once bytes are out and replies unread
+    };
+    std::vector<leg> legs(nodes.size());
+    struct discard_unread {
+        std::vector<leg>& legs;
+        ~discard_unread() {
+            for (auto& l : legs) {
+                if (!l.in_step && l.held) connection_access::poison(*l.held);
             }
-        } guard{l};
-        transport& wire = connection_access::wire(*l);
+        }
+    } guard{legs};
+    const auto fail = [&](leg& l, const io_status& st) {
+        const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
+        error e = transport_error(st, what, {});
+        client_.report(e);
+        l.in_step = false;
+        throw e;
+    };
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        std::shared_ptr<cluster_node_state> at;
+        legs[k].held = client_.borrow_slot(sent[per_node[k].front()].slot, at);
+        transport& wire = connection_access::wire(*legs[k].held);
         std::string preload;
-        std::vector<std::string> preload_shas;
         scripts_ = scripts;
-        queue_preloads(*l, preload, preload_shas);
+        queue_preloads(*legs[k].held, preload, legs[k].preloads);
         scripts_.clear();
         if (!preload.empty()) wire.append_formatted(preload);
         for (const std::size_t i : per_node[k]) {
@@ -394,30 +412,28 @@ inline std::vector<reply> batch::run_split(std::vector<routed> sent) {
             for (const auto& arg : sent[i].args) a.push_all(std::string_view(arg));
             wire.append(a);
         }
-        const auto fail = [&](const io_status& st) {
-            const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
-            error e = transport_error(st, what, {});
-            client_.report(e);
-            l.reset();
-            throw e;
-        };
-        if (auto st = wire.flush(); !st.ok()) fail(st);
-        std::string load_error;
-        for (std::size_t p = 0; p < preload_shas.size(); ++p) {
+        legs[k].in_step = false;
+        if (auto st = wire.flush(); !st.ok()) fail(legs[k], st);
+    }
+    std::vector<reply> out(sent.size());
+    std::string load_error;
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        transport& wire = connection_access::wire(*legs[k].held);
+        for (std::size_t p = 0; p < legs[k].preloads.size(); ++p) {
             reply_ptr r;
-            if (auto st = wire.read(r); !st.ok()) fail(st);
+            if (auto st = wire.read(r); !st.ok()) fail(legs[k], st);
             if (raw_is_error(r.get()) && load_error.empty()) load_error.assign(raw_str(r.get()));
         }
         const origin from{};
         for (const std::size_t i : per_node[k]) {
             reply_ptr r;
-            if (auto st = wire.read(r); !st.ok()) fail(st);
+            if (auto st = wire.read(r); !st.ok()) fail(legs[k], st);
             out[i] = reply(view_access::of(r.get(), from));
         }
-        guard.armed = false;
-        if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
-        for (const auto& sha : preload_shas) connection_access::loaded_scripts(*l).insert(sha);
+        legs[k].in_step = true;
+        for (const auto& sha : legs[k].preloads) connection_access::loaded_scripts(*legs[k].held).insert(sha);
     }
+    if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
     resend_redirected(out, sent);
     return out;
 }

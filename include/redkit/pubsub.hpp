@@ -459,7 +459,8 @@ inline void subscriber::dispatch(reply_view reply) {
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 for (auto it = handlers_[kind_shard].begin(); it != handlers_[kind_shard].end();) {
-                    if (key_slot(it->first) == moved.slot && moved.slot != anchor_slot_) {
+                    // (a connection made before any shard channel was wanted just moves to its owner)
+                    if (anchor_slot_ >= 0 && key_slot(it->first) == moved.slot && moved.slot != anchor_slot_) {
                         dropped.push_back(it->first);
                         confirmed_[kind_shard].erase(it->first);
                         it = handlers_[kind_shard].erase(it);

@@ -226,6 +226,7 @@ namespace {
 // went without a success (its stall).
 struct tally {
     long long ok = 0, failed = 0;
+    long long failed_by_kind[4] = {0, 0, 0, 0};
     std::chrono::steady_clock::duration worst_gap{};
     std::chrono::steady_clock::time_point last_ok = std::chrono::steady_clock::now();
     std::string first_failure;
@@ -311,6 +312,7 @@ TEST(ClusterFaults, APrimaryKilledMidWorkloadIsReplacedAndNoAcknowledgedJobIsLos
                     mine.success();
                 } catch (const std::exception& e) {
                     mine.failure(e);
+                    ++mine.failed_by_kind[i % 4];
                 }
             }
         });
@@ -342,20 +344,26 @@ TEST(ClusterFaults, APrimaryKilledMidWorkloadIsReplacedAndNoAcknowledgedJobIsLos
     }
 
     long long ok = 0, failed = 0;
+    long long by_kind[4] = {0, 0, 0, 0};
     std::chrono::steady_clock::duration stall{};
     std::string why;
     for (const auto& x : tallies) {
         ok += x.ok;
         failed += x.failed;
+        for (int k = 0; k < 4; ++k) by_kind[k] += x.failed_by_kind[k];
         stall = std::max(stall, x.worst_gap);
         if (why.empty()) why = x.first_failure;
         // each thread worked again after the failover
         EXPECT_GT(x.last_ok, killed_at + 2s);
     }
     std::printf(
-        "failover: %lld calls ok, %lld failed (first: %s), longest stall %.0f ms, %zu jobs acknowledged, "
-        "%zu completed, %d run twice, %lld errors reported\n",
-        ok, failed, why.c_str(), ms(stall), acked.size(), runs.size(), twice, reported.load());
+        "failover: %lld calls ok, %lld failed (cache %lld, rate limit %lld, sessions %lld, queue add %lld; first: %s), "
+        "longest stall %.0f ms, %zu jobs acknowledged, %zu run, %d run twice, %lld errors reported\n",
+        ok, failed, by_kind[0], by_kind[1], by_kind[2], by_kind[3], why.c_str(), ms(stall), acked.size(), runs.size(),
+        twice, reported.load());
+    // A job runs twice only if the dead primary had recorded its completion and not yet sent it to
+    // its replica (replication is asynchronous): at-least-once, and rare
+    EXPECT_LE(twice * 100, static_cast<int>(acked.size())) << twice << " jobs ran twice";
     EXPECT_GT(reported.load(), 0);  // the failover was seen
     EXPECT_LT(stall, 8s);
     w.close(5s);
