@@ -11,9 +11,9 @@
 //   lock held elsewhere GET, then every 5..50 ms: GET + SET NX, up to lock_wait
 //   get_many            MGET (1 round trip); set_many: SETs pipelined (1 round trip, not atomic)
 //   invalidate          DEL
-// No call is atomic across its commands; each command touches one key, so everything but
-// get_many works unchanged on Redis Cluster (MGET needs its keys in one slot there: give them one
-// hash tag, or call get per key).
+// No call is atomic across its commands; each command touches one key, so everything works
+// unchanged on Redis Cluster (the client splits get_many's MGET per slot there; the near cache is
+// not available on a cluster yet).
 //
 // Stored bytes (see cache/detail/entry.hpp): the codec's bytes (compact JSON, what JSON.stringify
 // writes) followed by a 50-byte trailer of JSON whitespace holding the logical expiry and the last
@@ -149,7 +149,7 @@ public:
     bool invalidate(std::string_view key);
 
     /// Values of many keys in one MGET, in order; std::nullopt where get() would return it.
-    /// Redis failures as for get(). On Redis Cluster the keys must share one hash slot.
+    /// Redis failures as for get(). On Redis Cluster the client splits the MGET per slot.
     template <class T, class Keys>
     std::vector<std::optional<T>> get_many(const Keys& keys);
     template <class T>

@@ -23,10 +23,10 @@
 // Thread safety: every member function may be called from any thread at once.
 #pragma once
 
+#include <redkit/cluster.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
-#include <redkit/detail/cluster.hpp>
 #include <redkit/detail/slots.hpp>
 #include <redkit/detail/text.hpp>
 #include <redkit/error.hpp>
@@ -582,6 +582,8 @@ inline detail::reply_ptr client::execute_cluster_slot(const detail::argv& a, int
     };
     std::shared_ptr<detail::cluster_node_state> asking;
     int redirects = 0;
+    // replica_reads: a read goes to a replica of the slot, unless one failed this request already
+    bool from_replica = o.cluster.replica_reads && slot >= 0 && is_read_only(a.command_name());
     for (int attempt = 0;; ++attempt) {
         detail::reply_ptr r;
         try {
@@ -589,6 +591,15 @@ inline detail::reply_ptr client::execute_cluster_slot(const detail::argv& a, int
                 const auto node = std::move(asking);
                 asking.reset();
                 r = execute_asking(*node, a);
+            } else if (from_replica) {
+                const auto node = cluster_->reader(slot);
+                try {
+                    r = execute_on(*node->pool, *node->shared, a, idempotent_request);
+                } catch (const error& e) {
+                    if (!e.is_transport() && e.kind() != errc::pool_exhausted) throw;
+                    from_replica = false;  // read it from the primary instead
+                    continue;
+                }
             } else {
                 const auto node = slot >= 0 ? cluster_->owner(slot) : cluster_->any_primary();
                 r = execute_on(*node->pool, *node->shared, a, idempotent_request);

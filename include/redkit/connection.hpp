@@ -13,7 +13,8 @@
 // wait_reply works unchanged over any transport.
 //
 // Opening a connection replays its whole setup in one round trip: AUTH (user and password, or
-// password alone), SELECT db, CLIENT SETNAME, CLIENT TRACKING (client_options::tracking_redirect).
+// password alone), SELECT db, CLIENT SETNAME, READONLY (client_options::read_only_replica), CLIENT
+// TRACKING (client_options::tracking_redirect).
 // After any transport failure (timeout, EOF, reset, protocol error) the connection is broken for
 // good: a late reply would be read as the answer to the next command, so it is never reused. Not
 // thread-safe: one thread at a time (a waker may be notified from any thread).
@@ -223,7 +224,7 @@ inline void connection::set_timeout(std::chrono::milliseconds timeout) {
 inline void connection::replay_setup() {
     const client_options& o = *options_;
     std::size_t pending = 0;
-    std::string_view names[6];
+    std::string_view names[7];
     if (!o.password.empty()) {
         detail::argv a;
         if (o.user.empty()) {
@@ -245,6 +246,12 @@ inline void connection::replay_setup() {
         a.push_all("CLIENT", "SETNAME", o.client_name);
         transport_.append(a);
         names[pending++] = "CLIENT SETNAME";
+    }
+    if (o.read_only_replica) {
+        detail::argv a;
+        a.push_all("READONLY");
+        transport_.append(a);
+        names[pending++] = "READONLY";
     }
     if (o.tracking_redirect != 0) {
         detail::argv a;

@@ -18,6 +18,7 @@
 // ("250ms", "2s"); a bare number is seconds and may have a fraction ("0.5"). Unknown options are
 // rejected, so a typo never goes unnoticed. Sentinel URLs also take sentinel_user and
 // sentinel_password (the sentinels' own credentials; user and password log in to the primary).
+// Cluster URLs also take replica_reads (yes/no).
 // Error messages never contain the password: quoted input has its user info and password
 // option redacted, and every quote is cut to a few dozen bytes.
 #pragma once
@@ -93,6 +94,11 @@ struct cluster_options {
     /// way, CLUSTERDOWN, TRYAGAIN during a migration), following the map as it changes, before it
     /// fails. Only requests that never reached a server, or may run twice, are tried again.
     std::chrono::milliseconds failover_timeout{5000};
+    /// Send read-only commands (GET, MGET, HGETALL, EVAL_RO, ... : is_read_only()) to the replicas
+    /// of their slot's primary, in turn, over READONLY connections; a replica that cannot be
+    /// reached sends the read to the primary. Replication is asynchronous: a read may not see a
+    /// write made just before. URL: replica_reads=yes.
+    bool replica_reads = false;
     bool enabled() const noexcept { return !nodes.empty(); }
 };
 
@@ -131,6 +137,11 @@ struct client_options {
     /// (Redis 6 or later). The cache's near cache sets it on a client of its own; an application
     /// rarely needs it.
     long long tracking_redirect = 0;
+
+    /// Send READONLY in every new connection's setup, so a Redis Cluster replica serves reads of
+    /// its primary's slots. The cluster client sets it on its replica connections
+    /// (cluster_options::replica_reads); an application rarely needs it.
+    bool read_only_replica = false;
 
     /// Share one connection among all threads (automatic pipelining, see multiplexer.hpp):
     /// commands from many threads go out together in one write and their replies are matched in
@@ -308,6 +319,11 @@ inline void apply_query(client_options& o, std::string_view query) {
                 throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a redis+sentinel:// url");
             }
             (name == "sentinel_user" ? o.sentinel.user : o.sentinel.password) = value;
+        } else if (name == "replica_reads") {
+            if (!o.cluster.enabled()) {
+                throw std::invalid_argument("redkit: url: 'replica_reads' needs a redis+cluster:// url");
+            }
+            o.cluster.replica_reads = parse_yes_no(value, "replica_reads");
         } else if (name.substr(0, 4) == "tls_") {
             if (!o.tls.enabled) {
                 throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a rediss:// url");

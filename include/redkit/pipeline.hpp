@@ -51,9 +51,11 @@ public:
 
     void queue(const argv& a) {
         require_arguments(a);
-        if (client_.cluster_) note_slot(a);
+        const int slot = client_.cluster_ ? slot_of_queued(a) : -1;
         if (first_command_.empty()) first_command_ = std::string(a.command_name());
+        const std::size_t begin = buffer_.size();
         append_resp(buffer_, a);
+        if (client_.cluster_) routed_.push_back({slot, begin, buffer_.size()});
         ++queued_;
     }
 
@@ -89,13 +91,13 @@ public:
     std::vector<reply> run(std::string_view prefix, std::string_view suffix);
 
 private:
-    // one queued command on a cluster: what it takes to send it alone again after a redirect
+    // one queued command on a cluster: its slot, and where its bytes are in buffer_
     struct routed {
         int slot;  // -1: no key (sent with its neighbours)
-        std::vector<std::string> args;
+        std::size_t begin, end;
     };
 
-    void note_slot(const argv& a) {
+    int slot_of_queued(const argv& a) {
         const key_positions keys(a);
         if (keys.kind() == route_kind::broadcast) {
             throw std::invalid_argument("redkit: " + std::string(atomic_ ? "transaction" : "pipeline") + ": " +
@@ -114,10 +116,7 @@ private:
             multi_slot_ = true;
         }
         if (slot_ < 0) slot_ = slot;
-        routed r{slot, {}};
-        r.args.reserve(a.size());
-        for (std::size_t i = 0; i < a.size(); ++i) r.args.emplace_back(a.at(i));
-        routed_.push_back(std::move(r));
+        return slot;
     }
 
     void ensure_lease() {
@@ -155,7 +154,7 @@ private:
     }
 
     std::vector<reply> run_split(std::vector<routed> sent);
-    void resend_redirected(std::vector<reply>& out, std::vector<routed>& sent);
+    void resend_redirected(std::vector<reply>& out, const std::vector<routed>& sent, std::string_view bytes);
 
     bool preloading(const std::string& sha) const {
         for (const auto& p : preload_) {
@@ -312,6 +311,8 @@ inline std::vector<reply> batch::run(std::string_view prefix, std::string_view s
         if (!piece.empty()) wire.append_formatted(piece);
     }
     preload_buffer_.clear();
+    std::string sent_bytes;  // on a cluster: to send a redirected command again
+    if (client_.cluster_) sent_bytes.swap(buffer_);
     buffer_.clear();
     if (auto st = wire.flush(); !st.ok()) fail_transport(st, first);
     std::string load_error;
@@ -338,7 +339,7 @@ inline std::vector<reply> batch::run(std::string_view prefix, std::string_view s
             break;
         }
     }
-    if (client_.cluster_ && prefix.empty()) resend_redirected(out, sent);
+    if (client_.cluster_ && prefix.empty()) resend_redirected(out, sent, sent_bytes);
     return out;
 }
 
@@ -347,7 +348,8 @@ inline std::vector<reply> batch::run(std::string_view prefix, std::string_view s
 inline std::vector<reply> batch::run_split(std::vector<routed> sent) {
     const std::string first = std::move(first_command_);
     first_command_.clear();
-    buffer_.clear();
+    std::string bytes;
+    bytes.swap(buffer_);
     queued_ = 0;
     slot_ = -1;
     multi_slot_ = false;
@@ -408,9 +410,7 @@ inline std::vector<reply> batch::run_split(std::vector<routed> sent) {
         scripts_.clear();
         if (!preload.empty()) wire.append_formatted(preload);
         for (const std::size_t i : per_node[k]) {
-            argv a;
-            for (const auto& arg : sent[i].args) a.push_all(std::string_view(arg));
-            wire.append(a);
+            wire.append_formatted(std::string_view(bytes).substr(sent[i].begin, sent[i].end - sent[i].begin));
         }
         legs[k].in_step = false;
         if (auto st = wire.flush(); !st.ok()) fail(legs[k], st);
@@ -434,13 +434,13 @@ inline std::vector<reply> batch::run_split(std::vector<routed> sent) {
         for (const auto& sha : legs[k].preloads) connection_access::loaded_scripts(*legs[k].held).insert(sha);
     }
     if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
-    resend_redirected(out, sent);
+    resend_redirected(out, sent, bytes);
     return out;
 }
 
 // Commands answered MOVED/ASK/TRYAGAIN (a resharding or failover under way) did not run: each is
 // sent again alone through the client, which follows the redirection.
-inline void batch::resend_redirected(std::vector<reply>& out, std::vector<routed>& sent) {
+inline void batch::resend_redirected(std::vector<reply>& out, const std::vector<routed>& sent, std::string_view bytes) {
     for (std::size_t i = 0; i < out.size() && i < sent.size(); ++i) {
         if (!out[i].is_error()) continue;
         const std::string& text = out[i].text();
@@ -449,8 +449,10 @@ inline void batch::resend_redirected(std::vector<reply>& out, std::vector<routed
         const bool again = moved || parse_redirect(text, "ASK", to) || cluster_busy(text);
         if (!again) continue;
         if (moved) client_.cluster_->moved(to);
+        // the command as queued, read back from its RESP bytes
+        const reply_ptr queued = parse_resp(bytes.substr(sent[i].begin, sent[i].end - sent[i].begin));
         argv a;
-        for (const auto& arg : sent[i].args) a.push_all(std::string_view(arg));
+        for (std::size_t j = 0; j < raw_size(queued.get()); ++j) a.push_all(raw_str(raw_at(queued.get(), j)));
         const reply_ptr r = client_.execute(a, false);
         out[i] = reply(view_access::of(r.get(), origin{}));
     }

@@ -555,3 +555,39 @@ TEST_F(Cluster, TheNearCacheSaysItIsNotAvailableOnACluster) {
         EXPECT_NE(std::string(e.what()).find("Redis Cluster"), std::string::npos) << e.what();
     }
 }
+
+TEST(ClusterReplicaReads, ReadsGoToReplicasAndFallBackToThePrimary) {
+    redis_cluster& c = shared_cluster();
+    redkit::client redis(c.url() + "?replica_reads=yes");
+    redis.command<void>("SET", "rr:k", "v1");
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (redis.command<std::optional<std::string>>("GET", "rr:k") != "v1") {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the write never reached the replica";
+        std::this_thread::sleep_for(5ms);
+    }
+    for (int i = 0; i < redis_cluster::size; ++i) c.run(i, {"CONFIG", "RESETSTAT"});
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(redis.command<std::string>("GET", "rr:k"), "v1");
+    long long on_replicas = 0, on_primaries = 0;
+    int replica = -1;
+    const int primary = owner_of(c, redkit::key_slot("rr:k"));
+    for (int i = 0; i < redis_cluster::size; ++i) {
+        const bool is_primary = c.run(i, {"ROLE"}).rfind("master", 0) == 0;
+        const long long n = stat_calls(c, i, "get");
+        (is_primary ? on_primaries : on_replicas) += n;
+        if (!is_primary && n > 0) replica = i;
+    }
+    EXPECT_EQ(on_replicas, 50);
+    EXPECT_EQ(on_primaries, 0);
+    EXPECT_EQ(stat_calls(c, primary, "set"), 0);
+    // writes still go to the primary
+    redis.command<void>("SET", "rr:k", "v2");
+    EXPECT_EQ(stat_calls(c, primary, "set"), 1);
+
+    // the replica gone: reads go to the primary, nothing fails
+    ASSERT_GE(replica, 0);
+    c.kill(replica);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(redis.command<std::string>("GET", "rr:k"), "v2");
+    EXPECT_GE(stat_calls(c, primary, "get"), 20);
+    c.restart(replica);
+    c.wait_healthy();
+}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The cluster topology under a redkit::client (client_options::cluster): which node owns which of
-// the 16384 slots, and a pool (plus, on first use, a shared connection) per node.
+// The cluster topology under a redkit::client (client_options::cluster), internal to the core:
+// which node owns which of the 16384 slots, and a pool (plus, on first use, a shared connection)
+// per node. Applications use client; nothing here is public API.
 //
 // The slot map is read with CLUSTER SLOTS from a known node (the primaries of the last map first,
 // then the seeds). It is read on the first request, again every cluster.refresh_interval, after a
@@ -17,12 +18,14 @@
 #include <redkit/pool.hpp>
 #include <redkit/reply.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -71,6 +74,7 @@ struct cluster_node_state {
 struct slot_map {
     std::array<std::int16_t, slot_count> owner{};  // index in primaries, -1: no node serves the slot
     std::vector<std::shared_ptr<cluster_node_state>> primaries;
+    std::vector<std::vector<std::shared_ptr<cluster_node_state>>> replicas;  // per primary (replica_reads)
 };
 
 /// "MOVED 3999 127.0.0.1:6381" / "ASK ...": the slot and where to go.
@@ -163,9 +167,23 @@ public:
 
     std::vector<std::shared_ptr<cluster_node_state>> primaries() { return map()->primaries; }
 
-    /// The node at host:port, made (with its pool) on first mention.
-    std::shared_ptr<cluster_node_state> node_at(const std::string& host, int port) {
-        const std::string name = host + ":" + std::to_string(port);
+    /// Where a read of `slot` goes with replica_reads: one of the primary's replicas in turn (its
+    /// READONLY pool), or the primary when it has none.
+    std::shared_ptr<cluster_node_state> reader(int slot) {
+        const auto m = map();
+        const int i = m->owner[static_cast<std::size_t>(slot)];
+        if (i < 0 || static_cast<std::size_t>(i) >= m->replicas.size() ||
+            m->replicas[static_cast<std::size_t>(i)].empty()) {
+            return owner(slot);
+        }
+        const auto& r = m->replicas[static_cast<std::size_t>(i)];
+        return r[turn_.fetch_add(1, std::memory_order_relaxed) % r.size()];
+    }
+
+    /// The node at host:port, made (with its pool) on first mention; `reads` is the replica-read
+    /// view of a node (its connections send READONLY).
+    std::shared_ptr<cluster_node_state> node_at(const std::string& host, int port, bool reads = false) {
+        const std::string name = host + ":" + std::to_string(port) + (reads ? "/readonly" : "");
         std::lock_guard<std::mutex> lock(nodes_mutex_);
         auto& slot = nodes_[name];
         if (!slot) {
@@ -174,6 +192,7 @@ public:
             o.port = port;
             o.unix_socket.clear();
             o.lazy_connect = true;
+            o.read_only_replica = reads;
             slot = std::make_shared<cluster_node_state>(host, port, std::move(o));
         }
         return slot;
@@ -279,40 +298,107 @@ private:
 
     void soon() { next_refresh_.store(0, std::memory_order_relaxed); }
 
-    // CLUSTER SLOTS on a short-lived connection: [[start, end, [host, port, id], replicas...], ...]
+    // The map from CLUSTER SHARDS (Redis 7+: it says which nodes are healthy), or CLUSTER SLOTS
+    // where SHARDS is unknown, asked on a short-lived connection.
     std::shared_ptr<slot_map> read_map(cluster_node_state& from) {
         client_options o = from.pool->options();
         o.command_timeout =
             std::min(o.command_timeout.count() > 0 ? o.command_timeout : std::chrono::milliseconds(1000),
                      std::chrono::milliseconds(2000));
+        o.read_only_replica = false;
         connection c(o);
-        const auto ranges = c.command<std::vector<reply>>("CLUSTER", "SLOTS");
         auto m = std::make_shared<slot_map>();
         m->owner.fill(-1);
-        std::size_t covered = 0;
+        std::optional<reply> shards;
+        try {
+            shards = c.command<reply>("CLUSTER", "SHARDS");
+            if (shards->is_error()) shards.reset();
+        } catch (const server_error&) {
+            // before Redis 7.0: unknown command
+        }
+        if (shards) {
+            read_shards(*shards, from, *m);
+        } else {
+            read_slots(c.command<std::vector<reply>>("CLUSTER", "SLOTS"), from, *m);
+        }
+        if (m->primaries.empty()) throw error(errc::protocol_error, "redkit: cluster: the slot map serves no slot");
+        return m;
+    }
+
+    // slots [first, last] served by `primary`, with these replicas
+    void serve(slot_map& m, long long first, long long last, const std::shared_ptr<cluster_node_state>& primary,
+               const std::vector<std::shared_ptr<cluster_node_state>>& replicas) {
+        if (first < 0 || last >= slot_count || first > last) return;
+        std::size_t index = 0;
+        while (index < m.primaries.size() && m.primaries[index] != primary) ++index;
+        if (index == m.primaries.size()) m.primaries.push_back(primary);
+        m.replicas.resize(m.primaries.size());
+        for (const auto& r : replicas) {
+            auto& mine = m.replicas[index];
+            if (std::find(mine.begin(), mine.end(), r) == mine.end()) mine.push_back(r);
+        }
+        for (long long s = first; s <= last; ++s)
+            m.owner[static_cast<std::size_t>(s)] = static_cast<std::int16_t>(index);
+    }
+
+    // [[first, last, [host, port, id], [replica host, port, id]...], ...]
+    void read_slots(const std::vector<reply>& ranges, const cluster_node_state& from, slot_map& m) {
         for (const reply& range : ranges) {
             const auto& f = range.elements();
             if (f.size() < 3 || f[2].elements().size() < 2) continue;
-            const long long first = f[0].integer(), last = f[1].integer();
-            if (first < 0 || last >= slot_count || first > last) continue;
-            std::string host = f[2].elements()[0].text();
-            if (host.empty() || host == "?") host = from.host;  // "": the node we asked
-            const auto node = node_at(host, static_cast<int>(f[2].elements()[1].integer()));
-            int index = -1;
-            for (std::size_t i = 0; i < m->primaries.size(); ++i) {
-                if (m->primaries[i] == node) index = static_cast<int>(i);
+            std::vector<std::shared_ptr<cluster_node_state>> replicas;
+            for (std::size_t r = 3; base_->cluster.replica_reads && r < f.size(); ++r) {
+                if (f[r].elements().size() >= 2) replicas.push_back(node_of(f[r].elements(), from, true));
             }
-            if (index < 0) {
-                m->primaries.push_back(node);
-                index = static_cast<int>(m->primaries.size() - 1);
-            }
-            for (long long s = first; s <= last; ++s)
-                m->owner[static_cast<std::size_t>(s)] = static_cast<std::int16_t>(index);
-            covered += static_cast<std::size_t>(last - first + 1);
+            serve(m, f[0].integer(), f[1].integer(), node_of(f[2].elements(), from, false), replicas);
         }
-        if (m->primaries.empty()) throw error(errc::protocol_error, "redkit: CLUSTER SLOTS: no slot is served");
-        (void)covered;
-        return m;
+    }
+
+    // [[ "slots", [first, last, ...], "nodes", [[ "id", .., "port", .., "ip", .., "endpoint", ..,
+    //    "role", "master"|"replica", "health", "online"|"failed"|"loading", ...], ...]], ...]
+    void read_shards(const reply& shards, const cluster_node_state& from, slot_map& m) {
+        const auto field = [](const std::vector<reply>& pairs, std::string_view name) -> const reply* {
+            for (std::size_t i = 0; i + 1 < pairs.size(); i += 2) {
+                if (pairs[i].text() == name) return &pairs[i + 1];
+            }
+            return nullptr;
+        };
+        for (const reply& shard : shards.elements()) {
+            const reply* slots = field(shard.elements(), "slots");
+            const reply* nodes = field(shard.elements(), "nodes");
+            if (slots == nullptr || nodes == nullptr) continue;
+            std::shared_ptr<cluster_node_state> primary;
+            std::vector<std::shared_ptr<cluster_node_state>> replicas;
+            for (const reply& node : nodes->elements()) {
+                const auto& f = node.elements();
+                const reply* role = field(f, "role");
+                const reply* health = field(f, "health");
+                const reply* port = field(f, base_->tls.enabled && field(f, "tls-port") ? "tls-port" : "port");
+                const reply* host = field(f, "endpoint");
+                if (host == nullptr || host->text().empty() || host->text() == "?") host = field(f, "ip");
+                if (role == nullptr || port == nullptr || host == nullptr) continue;
+                if (health != nullptr && health->text() != "online") continue;
+                std::string h = host->text();
+                if (h.empty() || h == "?") h = from.host;
+                if (role->text() == "master") {
+                    primary = node_at(h, static_cast<int>(port->integer()));
+                } else if (base_->cluster.replica_reads) {
+                    replicas.push_back(node_at(h, static_cast<int>(port->integer()), true));
+                }
+            }
+            if (!primary) continue;  // a shard whose primary failed: its slots wait for the failover
+            const auto& ranges = slots->elements();
+            for (std::size_t i = 0; i + 1 < ranges.size(); i += 2) {
+                serve(m, ranges[i].integer(), ranges[i + 1].integer(), primary, replicas);
+            }
+        }
+    }
+
+    std::shared_ptr<cluster_node_state> node_of(const std::vector<reply>& where, const cluster_node_state& from,
+                                                bool reads) {
+        std::string host = where[0].text();
+        if (host.empty() || host == "?") host = from.host;  // "": the node we asked
+        return node_at(host, static_cast<int>(where[1].integer()), reads);
     }
 
     void publish(std::shared_ptr<slot_map> m) {
