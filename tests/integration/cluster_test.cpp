@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -369,19 +370,45 @@ TEST(ClusterFaults, APrimaryKilledMidWorkloadIsReplacedAndNoAcknowledgedJobIsLos
     w.close(5s);
 }
 
+// Moving one slot between primaries, as redis-cli --cluster reshard does it.
+struct slot_move {
+    redis_cluster& c;
+    int slot;
+    int src = -1, dst = -1;
+    std::string src_id, dst_id;
+
+    // picks the slot's owner and another primary
+    slot_move(redis_cluster& cluster, int s) : c(cluster), slot(s) {
+        src = owner_of(c, slot);
+        for (int i = 0; i < redis_cluster::size && dst < 0; ++i) {
+            if (i != src && c.run(i, {"ROLE"}).rfind("master", 0) == 0) dst = i;
+        }
+        if (src < 0 || dst < 0) throw std::runtime_error("no two primaries to move a slot between");
+        src_id = c.run(src, {"CLUSTER", "MYID"});
+        dst_id = c.run(dst, {"CLUSTER", "MYID"});
+    }
+    // from now on: ASK for keys already moved, TRYAGAIN for multi-key commands split between them
+    void begin() const {
+        c.run(dst, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", src_id});
+        c.run(src, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", dst_id});
+    }
+    // the new owner, told to every primary: MOVED from the old one
+    void finish() const {
+        for (int i = 0; i < redis_cluster::size; ++i) {
+            if (c.run(i, {"ROLE"}).rfind("master", 0) == 0) {
+                c.run(i, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", dst_id});
+            }
+        }
+    }
+};
+
 TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     redis_cluster& c = shared_cluster();
     redkit::client redis(c.url());
     redis.command<void>("FLUSHALL");
     const int slot = redkit::key_slot("{hot}");
-    const int src = owner_of(c, slot);
-    int dst = -1;
-    for (int i = 0; i < redis_cluster::size && dst < 0; ++i) {
-        if (i != src && c.run(i, {"ROLE"}).rfind("master", 0) == 0) dst = i;
-    }
-    ASSERT_GE(src, 0);
-    ASSERT_GE(dst, 0);
-    const std::string src_id = c.run(src, {"CLUSTER", "MYID"}), dst_id = c.run(dst, {"CLUSTER", "MYID"});
+    const slot_move move(c, slot);
+    const int src = move.src, dst = move.dst;
     constexpr int keys = 3000;
     {
         redkit::pipeline p(redis);
@@ -431,8 +458,7 @@ return {a, b})");
         });
     }
     std::this_thread::sleep_for(300ms);
-    c.run(dst, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", src_id});
-    c.run(src, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", dst_id});
+    move.begin();
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
         const std::string batch = c.run(src, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "100"});
@@ -446,11 +472,7 @@ return {a, b})");
         c.run(src, args);
         std::this_thread::sleep_for(20ms);  // let the workload meet the slot half moved
     }
-    for (int i = 0; i < redis_cluster::size; ++i) {
-        if (c.run(i, {"ROLE"}).rfind("master", 0) == 0) {
-            c.run(i, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", dst_id});
-        }
-    }
+    move.finish();
     const auto migration = std::chrono::steady_clock::now() - t0;
     std::this_thread::sleep_for(500ms);  // MOVED from the old owner from now on
     stop = true;
@@ -518,20 +540,10 @@ TEST(ClusterPubSub, ShardChannelsFollowTheirSlotToItsNewOwner) {
 
     // move the channel's slot: the old owner unsubscribes it, the subscriber follows
     const int slot = redkit::key_slot("news:{s1}");
-    const int src = owner_of(c, slot);
-    int dst = -1;
-    for (int i = 0; i < redis_cluster::size && dst < 0; ++i) {
-        if (i != src && c.run(i, {"ROLE"}).rfind("master", 0) == 0) dst = i;
-    }
-    ASSERT_GE(dst, 0);
-    const std::string src_id = c.run(src, {"CLUSTER", "MYID"}), dst_id = c.run(dst, {"CLUSTER", "MYID"});
-    c.run(dst, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", src_id});
-    c.run(src, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", dst_id});
-    for (int i = 0; i < redis_cluster::size; ++i) {
-        if (c.run(i, {"ROLE"}).rfind("master", 0) == 0) {
-            c.run(i, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", dst_id});
-        }
-    }
+    const slot_move move(c, slot);
+    move.begin();
+    move.finish();
+    const int dst = move.dst;
     EXPECT_TRUE(until(
         [&] {
             if (pub.publish_sharded_raw("news:{s1}", "again") == 1) return true;

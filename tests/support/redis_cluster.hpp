@@ -9,7 +9,7 @@
 // server (redis_server.hpp) such a cluster, so the pattern suites run on it unchanged.
 #pragma once
 
-#include "support/ports.hpp"
+#include "support/process.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -209,17 +209,7 @@ private:
                                          n.dir + "/redis.log",
                                          "--enable-debug-command",
                                          "yes"};
-        n.pid = ::fork();
-        if (n.pid < 0) throw std::runtime_error("fork failed");
-        if (n.pid == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execvp(argv[0], argv.data());
-            std::fprintf(stderr, "redkit tests: cannot exec %s: %s\n", argv[0], std::strerror(errno));
-            ::_exit(127);
-        }
+        n.pid = spawn(std::move(args));
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         for (;;) {
             try {
@@ -240,23 +230,7 @@ private:
         }
     }
 
-    void signal_and_reap(int i, int sig) {
-        node& n = nodes_[static_cast<std::size_t>(i)];
-        if (n.pid <= 0) return;
-        ::kill(n.pid, SIGCONT);
-        ::kill(n.pid, sig);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-        int status = 0;
-        while (::waitpid(n.pid, &status, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(n.pid, SIGKILL);
-                ::waitpid(n.pid, &status, 0);
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        n.pid = -1;
-    }
+    void signal_and_reap(int i, int sig) { stop_process(nodes_[static_cast<std::size_t>(i)].pid, sig); }
 
     std::string dir_;
     std::vector<node> nodes_;

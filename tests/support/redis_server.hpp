@@ -15,7 +15,7 @@
 
 #include <redkit/options.hpp>
 
-#include "support/ports.hpp"
+#include "support/process.hpp"
 #include "support/redis_cluster.hpp"
 
 #include <hiredis/hiredis.h>
@@ -159,17 +159,7 @@ public:
             }
         }
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test binary
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execvp(argv[0], argv.data());
-            std::fprintf(stderr, "redkit tests: cannot exec %s: %s\n", argv[0], std::strerror(errno));
-            ::_exit(127);
-        }
+        pid_ = spawn(std::move(args));
         wait_ready();
     }
 
@@ -196,22 +186,7 @@ public:
     bool running() const { return pid_ > 0; }
 
 private:
-    void signal_and_reap(int sig) {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGCONT);  // a paused server cannot act on SIGTERM
-        ::kill(pid_, sig);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-        int status = 0;
-        while (::waitpid(pid_, &status, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        pid_ = -1;
-    }
+    void signal_and_reap(int sig) { stop_process(pid_, sig); }
 
     void wait_ready() {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

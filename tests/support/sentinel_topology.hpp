@@ -36,18 +36,8 @@ public:
             << "sentinel parallel-syncs mymaster 1\n";
         if (!password.empty()) out << "requirepass " << password << "\nsentinel sentinel-pass " << password << "\n";
         out.close();
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
-            std::string server = bin && *bin ? bin : "redis-server";
-            std::string c = conf;
-            std::string flag = "--sentinel";
-            char* argv[] = {server.data(), c.data(), flag.data(), nullptr};
-            ::execvp(argv[0], argv);
-            ::_exit(127);
-        }
+        const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
+        pid_ = spawn({bin && *bin ? bin : "redis-server", conf, "--sentinel"});
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         while (std::chrono::steady_clock::now() < deadline) {
             timeval tv{0, 200000};
