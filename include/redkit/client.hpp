@@ -20,6 +20,13 @@
 // anything is written. Every transport failure,
 // retried or not, is reported to client_options::on_error.
 //
+// Redis Cluster (client_options::cluster, redis+cluster://): the same, per node. Each command
+// goes to the primary that owns its keys' slot (cluster.hpp keeps the slot map and a pool per
+// node); MOVED, ASK, TRYAGAIN, CLUSTERDOWN and an unreachable primary are followed or waited out
+// (up to cluster.failover_timeout) -- a redirected command never ran, so that is always safe.
+// Keys of one command must share a slot (std::invalid_argument before anything is sent), except
+// MGET, DEL, EXISTS, UNLINK and TOUCH, which are split per slot and merged in order.
+//
 // Thread safety: every member function may be called from any thread at once.
 #pragma once
 
