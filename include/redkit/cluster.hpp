@@ -236,18 +236,6 @@ public:
         return failure_.empty() ? std::string("no node answered") : failure_;
     }
 
-    const client_options& options() const noexcept { return *base_; }
-
-    /// Sends an error to on_error (never throws).
-    void report(const error& e) const noexcept {
-        if (!base_->on_error) return;
-        try {
-            base_->on_error(e);
-        } catch (...) {
-            // documented: the callback must not throw
-        }
-    }
-
     /// Every node met so far (open connections are counted over them).
     std::vector<std::shared_ptr<cluster_node_state>> all_nodes() const {
         std::lock_guard<std::mutex> lock(nodes_mutex_);
