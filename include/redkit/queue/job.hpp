@@ -65,6 +65,16 @@ public:
     long long processed_at() const noexcept { return record_.processed; }
     long long finished_at() const noexcept { return record_.finished; }
 
+    /// For a job a scheduler made (queue::upsert_scheduler): the scheduler's id, else empty.
+    std::string scheduler_id() const {
+        return record_.scheduler.empty() ? std::string() : unescape_key_part(record_.scheduler);
+    }
+    /// For a job a scheduler made: the tick it was made for (server time), else the epoch.
+    std::chrono::system_clock::time_point scheduled_for() const {
+        return std::chrono::system_clock::time_point(
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(record_.tick)));
+    }
+
     /// The last failure's reason (empty if none).
     const std::string& failed_reason() const noexcept { return record_.failed_reason; }
     /// One entry per failed attempt, the newest last (at most 10): "attempt N: type: what".

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // redkit::queue<T>: the handle that adds jobs and manages a queue (counts, get_job, pause and
-// resume, retry, remove, drain, obliterate, the stalled-job check). Each call is one script.
+// resume, retry, remove, drain, obliterate, the stalled-job check, job schedulers, the rate
+// limit). Each call is one script (upsert_scheduler also reads the server's clock first).
 #pragma once
 
 #include <redkit/client.hpp>
@@ -9,6 +10,7 @@
 #include <redkit/pipeline.hpp>
 #include <redkit/queue/detail/lua.hpp>
 #include <redkit/queue/detail/record.hpp>
+#include <redkit/queue/detail/schedule.hpp>
 #include <redkit/queue/job.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
@@ -180,9 +182,109 @@ public:
             eval_again<ids>(lua<detail::queue_lua::stalled>(), {"0", std::to_string(max_stalled_count), "1000"}));
     }
 
+    // ---- job schedulers (repeatable jobs) ----
+
+    /// Creates or updates the scheduler `id`: it makes a job named `job_name` with `data` and
+    /// `options` at each tick of `schedule` (a cron pattern in a time zone, or a fixed interval).
+    /// Exactly one job per tick, however many workers and processes run: the job of the next
+    /// tick is made when a worker takes the job of the current one (one script), so with a
+    /// worker up none is skipped; ticks missed while every worker was down (or busy past the
+    /// next tick) give one job, due at once, not one per tick. Calling it again with the same
+    /// schedule changes only the job template (every process may call it at start-up); a new
+    /// schedule replaces the pending job (if it has not started) with the first tick of the new
+    /// one. Job ids are "repeat:<id>:<tick ms>". Throws std::invalid_argument for an empty id, an
+    /// invalid schedule (naming the field), an invalid or unknown cron pattern or time zone, or
+    /// job options with delay or job_id (the scheduler sets those); nothing is written then.
+    /// Returns when the scheduler's pending job is due. One TIME, then one script.
+    std::chrono::system_clock::time_point upsert_scheduler(std::string_view id, const scheduler_options& schedule,
+                                                           std::string_view job_name, const T& data,
+                                                           const job_options& options = {}) {
+        if (id.empty()) throw std::invalid_argument("redkit: upsert_scheduler: id must not be empty");
+        if (id.size() > 256) throw std::invalid_argument("redkit: upsert_scheduler: id must be at most 256 bytes");
+        detail::validate_job_options(options);
+        if (options.delay.count() != 0 || !options.job_id.empty()) {
+            throw std::invalid_argument(
+                "redkit: upsert_scheduler: job_options.delay and job_id must be unset (the scheduler sets them)");
+        }
+        detail::schedule s(schedule);
+        const std::string spec = s.spec();
+        std::string payload = redkit::encode(data);
+        const auto t = core_->redis.template command<std::vector<long long>>(idempotent, "TIME");
+        const long long now = t.at(0) * 1000 + t.at(1) / 1000;
+        const long long first = s.first_tick(now);
+        std::vector<std::string> fields;
+        detail::push_add_fields(fields, job_name, std::move(payload), options);
+        // the 13 add fields, less custom id (0) and delay (3), are the 11 template fields
+        std::vector<std::string> args{core_->job_prefix, escape_key_part(id), spec, std::to_string(s.anchor),
+                                      std::to_string(first)};
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+            if (i != 0 && i != 3) args.push_back(std::move(fields[i]));
+        }
+        const auto r = core_->redis.template eval<std::vector<long long>>(
+            idempotent, lua<detail::queue_lua::scheduler_upsert>(), core_->keys, args);
+        return detail::from_epoch_ms(r.at(0));
+    }
+
+    /// Removes a scheduler and its pending job if that has not started. Returns false when there
+    /// was none. One script.
+    bool remove_scheduler(std::string_view id) {
+        return eval_again<long long>(lua<detail::queue_lua::scheduler_remove>(), {escape_key_part(id)}) == 1;
+    }
+
+    /// The scheduler `id`, or nullopt. One script.
+    std::optional<scheduler_info> get_scheduler(std::string_view id) const {
+        auto v = list_schedulers(escape_key_part(id), 0, 1);
+        if (v.empty()) return std::nullopt;
+        return std::move(v.front());
+    }
+
+    /// Up to `count` schedulers from `offset`, soonest next run first. One script.
+    std::vector<scheduler_info> schedulers(std::size_t offset = 0, std::size_t count = 100) const {
+        return list_schedulers(std::string(), offset, count);
+    }
+
+    // ---- rate limit ----
+
+    /// Lets at most `max` jobs of this queue start in any window of `per`, across every worker
+    /// and process (a sliding log of start times: exact, one zset entry per start within the
+    /// window). Workers that hit it wait until a start leaves the window. Throws
+    /// std::invalid_argument unless max is in [1, 100000] and per in [1 ms, 24 h]. One script.
+    void set_rate_limit(long long max, std::chrono::milliseconds per) {
+        if (max < 1 || max > 100000) throw std::invalid_argument("redkit: set_rate_limit: max must be in [1, 100000]");
+        if (per.count() < 1 || per > std::chrono::hours(24))
+            throw std::invalid_argument("redkit: set_rate_limit: per must be in [1 ms, 24 h]");
+        eval_again<long long>(lua<detail::queue_lua::limit>(), {std::to_string(max), std::to_string(per.count())});
+    }
+
+    /// Removes the rate limit, and any hold a handler's rate_limited_error put on the queue. One script.
+    void remove_rate_limit() { eval_again<long long>(lua<detail::queue_lua::limit>(), {"", ""}); }
+
+    /// The rate limit, or nullopt when none. One script.
+    std::optional<queue_rate_limit> rate_limit() const {
+        const auto r = eval_again<std::vector<reply>>(lua<detail::queue_lua::limit_info>(), {});
+        if (r.size() != 3 || r[0].is_nil()) return std::nullopt;
+        return queue_rate_limit{detail::job_field_int(r[0].text()),
+                                std::chrono::milliseconds(detail::job_field_int(r[1].text()))};
+    }
+
+    /// How long until a worker may start a job under the rate limit and any handler's hold (0:
+    /// now). One script.
+    std::chrono::milliseconds rate_limit_wait() const {
+        const auto r = eval_again<std::vector<reply>>(lua<detail::queue_lua::limit_info>(), {});
+        return std::chrono::milliseconds(r.size() == 3 ? r[2].integer() : 0);
+    }
+
 private:
     template <class>
     friend class worker;
+
+    std::vector<scheduler_info> list_schedulers(const std::string& one, std::size_t offset, std::size_t count) const {
+        const auto r = eval_again<reply>(lua<detail::queue_lua::scheduler_list>(),
+                                         {one, std::to_string(offset), std::to_string(count)});
+        std::vector<scheduler_info> out;
+        for (std::size_t i = 0; i + 1 < r.size(); i += 2) out.push_back(detail::read_scheduler(r[i].text(), r[i + 1]));
+        return out;
+    }
 
     template <const std::string_view& Body>
     static const script& lua() {

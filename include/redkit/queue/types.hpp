@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The value types of the queue API: how a job is added (job_options, backoff_policy, retention,
 // queue_options), where it is (job_state, job_counts) and what came of it (added_job,
-// stalled_jobs, remove_result, job_failure), and unrecoverable_error for handlers.
+// stalled_jobs, remove_result, job_failure), unrecoverable_error and rate_limited_error for
+// handlers, and the options of schedulers (repeatable jobs) and of a queue's rate limit.
 #pragma once
 
 #include <redkit/key.hpp>
@@ -134,6 +135,72 @@ struct job_failure {
 class unrecoverable_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+};
+
+/// Thrown by a handler when a service it calls said "too many requests, retry after D" (an HTTP
+/// 429): the job goes back to the head of the line without using an attempt, and no worker of
+/// the queue (in any process) starts a job for `retry_after`.
+class rate_limited_error : public std::runtime_error {
+public:
+    /// Throws std::invalid_argument when retry_after is negative or longer than a day.
+    explicit rate_limited_error(std::chrono::milliseconds retry_after, const std::string& what = "rate limited")
+        : std::runtime_error(what), retry_after_(retry_after) {
+        if (retry_after.count() < 0 || retry_after > std::chrono::hours(24)) {
+            throw std::invalid_argument("redkit: rate_limited_error: retry_after must be in [0, 24 h]");
+        }
+    }
+    std::chrono::milliseconds retry_after() const noexcept { return retry_after_; }
+
+private:
+    std::chrono::milliseconds retry_after_;
+};
+
+/// A queue's rate limit: at most `max` jobs start in any window of `per`, across every worker
+/// and process (queue::set_rate_limit).
+struct queue_rate_limit {
+    long long max = 0;
+    std::chrono::milliseconds per{0};
+};
+
+/// When a scheduler (queue::upsert_scheduler) makes jobs: a cron pattern in a time zone, or a
+/// fixed interval, optionally between a start and an end and up to a number of jobs.
+struct scheduler_options {
+    /// A cron pattern (see cron_expression: 5 fields, or 6 with seconds), or empty with `every`.
+    std::string cron;
+    /// The IANA zone the pattern is read in ("Europe/Berlin"); empty: UTC. Only with `cron`.
+    std::string time_zone;
+    /// A fixed interval instead of a pattern, at least 10 ms: the first job at `start` (at once
+    /// when unset), then one every `every`.
+    std::chrono::milliseconds every{0};
+    /// No job before this time (unset: from now).
+    std::optional<std::chrono::system_clock::time_point> start;
+    /// No job after this time (unset: no end); the scheduler is removed when it is reached.
+    std::optional<std::chrono::system_clock::time_point> end;
+    /// At most this many jobs in all (0: no limit); the scheduler is removed after the last.
+    long long limit = 0;
+
+    static scheduler_options cron_pattern(std::string pattern, std::string zone = {}) {
+        scheduler_options o;
+        o.cron = std::move(pattern);
+        o.time_zone = std::move(zone);
+        return o;
+    }
+    static scheduler_options every_interval(std::chrono::milliseconds interval) {
+        scheduler_options o;
+        o.every = interval;
+        return o;
+    }
+};
+
+/// A scheduler as stored (queue::schedulers, queue::get_scheduler).
+struct scheduler_info {
+    std::string id;
+    scheduler_options options;
+    std::string job_name;
+    /// The tick of its pending job (server time): when that job is due.
+    std::chrono::system_clock::time_point next_run;
+    /// Jobs it made so far (counted since its schedule last changed).
+    long long jobs_made = 0;
 };
 
 /// Options of a queue handle.

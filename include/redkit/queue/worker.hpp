@@ -12,6 +12,7 @@
 #include <redkit/queue/detail/lua.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/detail/reply_timing.hpp>
+#include <redkit/queue/detail/schedule.hpp>
 #include <redkit/queue/job.hpp>
 #include <redkit/queue/queue.hpp>
 #include <redkit/queue/types.hpp>
@@ -151,6 +152,7 @@ private:
         std::vector<std::unique_ptr<job<T>>> jobs;
         long long now = 0;
         long long next_delay = -1;
+        bool limited = false;
     };
 
     static const void*& current_worker() {
@@ -167,6 +169,8 @@ private:
     void keeper_loop();
     void renew();
     void check_stalled();
+    void advance_scheduler(const job<T>& j);
+    void repair_schedulers();
     void refresh_marker();
     void start_block();
     bool read_block(reply_view r);
@@ -400,7 +404,10 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     }
     if (want > 0) {
         // a marker the keeper popped while this exchange ran may announce jobs it did not see
-        fetch_ = r.jobs.size() == want || wake_gen_ != gen;
+        // limited: nothing may start before next_delay, whatever a marker announced meanwhile;
+        // the take after it sets the marker again for the other workers
+        fetch_ = !r.limited && (r.jobs.size() == want || wake_gen_ != gen);
+        if (r.limited) rearm_ = true;
         bool wake_keeper = !fetch_ && !blocking_;  // nothing left: the keeper blocks on the server
         if (!fetch_ && r.next_delay >= 0) {
             const auto at = clock::now() + std::chrono::milliseconds(r.next_delay);
@@ -433,9 +440,14 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
         o.payload = j->decode_error();
         o.trace = attempt() + o.payload;
     } else {
+        if (!j->record().scheduler.empty()) advance_scheduler(*j);
         try {
             o.payload = handler_(*j);
             o.kind = detail::outcome_kind::completed;
+        } catch (const rate_limited_error& e) {
+            o.kind = detail::outcome_kind::rate_limited;
+            o.payload = e.what();
+            o.retry_delay = e.retry_after().count();
         } catch (const unrecoverable_error& e) {
             o.kind = detail::outcome_kind::failed_for_good;
             o.payload = e.what();
@@ -505,6 +517,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
     out.codes = std::move(m.codes);
     out.now = m.now;
     out.next_delay = m.next_delay;
+    out.limited = m.limited;
     out.jobs.reserve(m.jobs.size());
     const std::string lease_text = std::to_string(out.now) + "|" + token;
     for (detail::job_record& rec : m.jobs) {
@@ -531,6 +544,10 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
             report(error(errc::invalid_state,
                          core_->what() + "job " + j.id() +
                              ": lease lost (the job was recovered as stalled, or removed); its outcome was discarded"));
+            continue;
+        }
+        if (code == detail::move_code::rate_limited) {
+            rec.state = rec.priority > 0 ? 'p' : 'w';  // back in line, no attempt used, no callback
             continue;
         }
         ++rec.attempts_made;
@@ -584,6 +601,40 @@ void worker<T>::check_stalled() {
         idempotent, detail::queue_script<detail::queue_lua::stalled>(), core_->keys, args);
     const stalled_jobs s = detail::parse_stalled(r);
     if (!s.recovered.empty() || !s.failed.empty()) call(options_.on_stalled, s);
+}
+
+// Moves the job's scheduler on to its next tick (making that tick's job) before the handler
+// runs: a scheduler's ticks go on while its jobs run, however long they take. Failures are
+// reported, and repaired by the keeper's periodic look (repair_schedulers).
+template <class T>
+void worker<T>::advance_scheduler(const job<T>& j) {
+    const auto& rec = j.record();
+    try {
+        const auto r = core_->redis.template eval<reply>(
+            idempotent, detail::queue_script<detail::queue_lua::scheduler_list>(), core_->keys,
+            std::vector<std::string>{core_->job_prefix, rec.scheduler, "0", "1"});
+        if (r.size() == 2) detail::advance_scheduler(*core_, rec.scheduler, r[1], rec.tick, rec.processed);
+    } catch (const error& e) {
+        report(e);
+    } catch (const std::exception& e) {
+        report(error(errc::invalid_state, core_->what() + "scheduler of job " + j.id() + ": " + e.what()));
+    }
+}
+
+// Schedulers whose current tick's job finished without them being moved on (the taker's
+// advance_scheduler failed): moved on now. With the stalled-job check, so one worker per interval.
+template <class T>
+void worker<T>::repair_schedulers() {
+    const auto r =
+        core_->redis.template eval<reply>(idempotent, detail::queue_script<detail::queue_lua::scheduler_stuck>(),
+                                          core_->keys, std::vector<std::string>{core_->job_prefix, "1000"});
+    if (r.size() != 2) return;
+    const long long now = r[0].integer();
+    const reply& stuck = r[1];
+    for (std::size_t i = 0; i + 1 < stuck.size(); i += 2) {
+        const reply& f = stuck[i + 1];
+        detail::advance_scheduler(*core_, stuck[i].text(), f, detail::job_field_int(f[1].text()), now);
+    }
 }
 
 // Gives back a marker the keeper popped when no thread was idle to use it: an exchange with
@@ -680,6 +731,7 @@ void worker<T>::keeper_loop() {
             if (!closing && now >= next_stall) {
                 next_stall = now + options_.stalled_interval;
                 check_stalled();
+                repair_schedulers();
             }
             if (block && !block_pending_) start_block();
             pause.reset();

@@ -18,8 +18,19 @@
 //   KEYS[8] marker      zset: member "0" present while jobs may be ready; idle workers BZPOPMIN it
 //   KEYS[9] id          string: the job id counter
 //   KEYS[10] stalled-check  string with a TTL: at most one stalled-job check per interval
+//   KEYS[11] limiter    zset: the jobs started within the rate limit's window (member
+//                       "<token>:<n>", score = start ms); empty without a limit
+//   KEYS[12] schedulers zset: scheduler ids, score = the tick (ms) of the job each has pending
 // and ARGV[1] = the job key prefix ("<base>:job:"); a job is the hash ARGV[1] .. id, in the same
-// slot as KEYS (the tag is in the prefix).
+// slot as KEYS (the tag is in the prefix), and a scheduler the hash "<base>:scheduler:" .. id.
+//
+// Meta fields besides those above: lmax, ldur (rate limit: at most lmax jobs start per ldur ms),
+// lunt (no job starts before this ms: a handler reported a downstream rate limit).
+// A scheduler hash: spec (its schedule as JSON, read by C++: the cron/every arithmetic lives
+// there), anchor (ms the ticks of an "every" schedule count from), next (tick of its pending
+// job), count (jobs made), and the job template as the job fields name, data, prio, att, bo, bd,
+// bj, rcn, rca, rfn, rfa. The job of a tick has the id "repeat:<scheduler id>:<tick>" (escaped
+// as stored ids are) and the extra fields sch (scheduler id) and tick.
 //
 // A job is active while the active zset holds a lease of it. Taking a job writes nothing to its
 // hash: st keeps naming the container the job was last put in, so a job whose st is w, p or d
@@ -48,8 +59,9 @@ namespace queue_lua {
 inline constexpr std::string_view prelude = R"lua(
 local K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_COMPLETED, K_FAILED, K_META, K_MARKER = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_ID, K_STALL = KEYS[9], KEYS[10]
+local K_ID, K_STALL, K_LIMIT, K_SCHED = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local JOB = ARGV[1]
+local SCHED = string.sub(JOB, 1, -5) .. 'scheduler:'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -125,20 +137,73 @@ local function retain(set, id, n, a, now)
     if count > n then drop(set, redis.call('ZRANGE', set, 0, math.min(count - n, 1000) - 1)) end
   end
 end
+
+-- The stored id of the job a scheduler makes for a tick (sid is stored, i.e. escaped, already).
+local function tick_id(sid, tick)
+  return 'repeat%3A' .. sid .. '%3A' .. tick
+end
+
+-- Removes a job that has not started (waiting, prioritized or delayed); true when it did.
+local function drop_unstarted(id)
+  local k = JOB .. id
+  local st = redis.call('HGET', k, 'st')
+  local gone = 0
+  if st == 'd' then gone = redis.call('ZREM', K_DELAYED, id)
+  elseif st == 'p' then gone = redis.call('ZREM', K_PRIO, id)
+  elseif st == 'w' then gone = redis.call('LREM', K_WAIT, 1, id) end
+  if gone == 0 then return false end
+  redis.call('DEL', k)
+  return true
+end
+
+local TEMPLATE = {'name', 'data', 'prio', 'att', 'bo', 'bd', 'bj', 'rcn', 'rca', 'rfn', 'rfa'}
+
+-- Makes scheduler sid's job for `tick` (ms), due then (at once when past), from the template in
+-- the scheduler's hash; a job of that id that exists already is left alone.
+local function add_tick(sid, tick, now)
+  local id = tick_id(sid, tick)
+  local k = JOB .. id
+  if redis.call('EXISTS', k) == 1 then return id end
+  local t = redis.call('HMGET', SCHED .. sid, unpack(TEMPLATE))
+  local h = {'ts', now, 'sch', sid, 'tick', tick}
+  for i = 1, #TEMPLATE do
+    if t[i] and t[i] ~= '' then
+      h[#h + 1] = TEMPLATE[i]
+      h[#h + 1] = t[i]
+    end
+  end
+  local delay = tick - now
+  if delay > 0 then
+    h[#h + 1] = 'st'
+    h[#h + 1] = 'd'
+    local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+    redis.call('HSET', k, unpack(h))
+    redis.call('ZADD', K_DELAYED, tick, id)
+    -- a new earliest due time: wake a worker so it learns the shorter wait
+    if (not d[2] or tick < tonumber(d[2])) and not is_paused() then wake() end
+  else
+    redis.call('HSET', k, unpack(h))
+    redis.call('HSET', k, 'st', enqueue(id, t[3]))
+    if not is_paused() then wake() end
+  end
+  return id
+end
 )lua";
 
 // move: records the outcomes a worker sends, then leases up to `want` jobs. One round trip.
 // ARGV[2] token for the leases taken by this call, ARGV[3] lease ms, ARGV[4] want, ARGV[5] '1'
 // when the caller popped the marker (a full take sets it again, waking the next idle worker),
 // ARGV[6] number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'f' failed
-// attempt, 'u' failed for good), payload (return value JSON, or reason), trace entry, retry
-// delay ms (used when attempts remain), attempts made (this one included), keep count and keep
-// age ms of the set it goes to ('' = no limit; the job's remove_on_complete / remove_on_fail),
-// processed ms (when the lease was taken).
-// Returns {codes, jobs, now, next_delay}: codes per outcome (0 lease lost, 1 completed, 2 retry
-// delayed, 3 retry now, 4 failed); jobs = {id1, hgetall1, id2, hgetall2, ...}, each leased as
-// "<now>|<token>"; next_delay = ms until the earliest delayed job when nothing was left to take
-// (-1: none, or paused).
+// attempt, 'u' failed for good, 'r' rate limited downstream: back in line without an attempt,
+// and the queue starts nothing for the retry delay), payload (return value JSON, or reason),
+// trace entry, retry delay ms (used when attempts remain, or for 'r'), attempts made (this one
+// included), keep count and keep age ms of the set it goes to ('' = no limit; the job's
+// remove_on_complete / remove_on_fail), processed ms (when the lease was taken).
+// Returns {codes, jobs, now, next_delay, limited}: codes per outcome (0 lease lost, 1 completed,
+// 2 retry delayed, 3 retry now, 4 failed, 5 back in line, rate limited); jobs = {id1, hgetall1,
+// id2, hgetall2, ...}, each leased as "<now>|<token>"; next_delay = ms until the earliest
+// delayed job, or until the rate limit lets a job start, when nothing was left to take (-1:
+// none, or paused); limited = 1 when the rate limit stopped the take short of jobs waiting.
 inline constexpr std::string_view move = R"lua(
 -- the hot path: now also as its decimal text (sec .. 3 digits of ms), so the times given to
 -- redis.call and the lease need no float formatting
@@ -151,6 +216,16 @@ local codes = {}
 local woke = false
 
 local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep_age, pt)
+  if kind == 'r' then
+    -- not an attempt: next in line, and no job of the queue starts before now + delay
+    local prio = redis.call('HGET', k, 'prio')
+    local st = 'w'
+    if (tonumber(prio) or 0) > 0 then st = enqueue(id, prio) else redis.call('RPUSH', K_WAIT, id) end
+    redis.call('HSET', k, 'st', st, 'tok', lease)
+    local hold = now + delay
+    if hold > (tonumber(redis.call('HGET', K_META, 'lunt')) or 0) then redis.call('HSET', K_META, 'lunt', hold) end
+    return 5
+  end
   local f = redis.call('HMGET', k, 'att', 'prio', 'tr')
   local tr = {}
   if f[3] then tr = cjson.decode(f[3]) end
@@ -200,6 +275,7 @@ if n > 0 then
       code = 0
       if f[1] == lease then
         if f[2] == 'c' then code = 1 elseif f[2] == 'd' then code = 2
+        elseif (f[2] == 'w' or f[2] == 'p') and kind == 'r' then code = 5
         elseif f[2] == 'w' or f[2] == 'p' then code = 3 else code = 4 end
       end
     else
@@ -225,12 +301,15 @@ end
 
 local jobs = {}
 local next_delay = -1
-if is_paused() then
+local meta = redis.call('HMGET', K_META, 'paused', 'lmax', 'ldur', 'lunt')
+if meta[1] then
   redis.call('ZREM', K_MARKER, '0')
-  return {codes, jobs, now, next_delay}
+  return {codes, jobs, now, next_delay, 0}
 end
 
 local full = false
+local limited = false
+local free_at = nil
 if want > 0 then
   -- due delayed jobs join the line first
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now_s, 'LIMIT', '0', '1000')
@@ -241,12 +320,39 @@ if want > 0 then
     end
     redis.call('ZREM', K_DELAYED, unpack(due))
   end
-  local ids = redis.call('RPOP', K_WAIT, ARGV[4]) or {}
-  if #ids < want then
-    local p = redis.call('ZPOPMIN', K_PRIO, want - #ids)
+  -- the rate limits: a downstream hold (lunt), and at most lmax starts in any ldur ms
+  local cap = want
+  local hold, lmax, ldur = tonumber(meta[4]), tonumber(meta[2]), tonumber(meta[3])
+  if hold and hold > now then
+    cap = 0
+    free_at = hold
+  elseif lmax then
+    redis.call('ZREMRANGEBYSCORE', K_LIMIT, '-inf', now - ldur)
+    cap = math.max(0, math.min(cap, lmax - redis.call('ZCARD', K_LIMIT)))
+  end
+  local ids = {}
+  if cap > 0 then ids = redis.call('RPOP', K_WAIT, cap) or {} end
+  if #ids < cap then
+    local p = redis.call('ZPOPMIN', K_PRIO, cap - #ids)
     for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
   end
   full = #ids == want
+  if lmax and #ids > 0 then
+    local starts = {}
+    for i = 1, #ids do
+      starts[#starts + 1] = now_s
+      starts[#starts + 1] = token .. ':' .. i
+    end
+    redis.call('ZADD', K_LIMIT, unpack(starts))
+  end
+  if cap < want and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0) then
+    limited = true
+    if not free_at then
+      local oldest = redis.call('ZRANGE', K_LIMIT, 0, 0, 'WITHSCORES')
+      free_at = now + 1
+      if oldest[2] then free_at = tonumber(oldest[2]) + ldur end
+    end
+  end
   local deadline = tostring(now + lease_ms)  -- exact: below 10^14, formatted once for all jobs
   local lease = ':' .. now_s .. '|' .. token
   local z = {}
@@ -267,14 +373,23 @@ end
 -- the marker sets it again for the next idle worker (a full take that leaves none costs that
 -- worker one look in vain, cheaper than counting every time); a take that was not woken leaves
 -- the marker as it is, and one that found the line empty clears it.
-if woke or (full and rearm) or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0)) then
+-- A take the rate limit cut short clears the marker too: nobody may start a job before
+-- free_at, which the caller learns as next_delay (other workers learn it on their next look).
+if limited then
+  redis.call('ZREM', K_MARKER, '0')
+  next_delay = math.max(1, free_at - now)
+  local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+  if d[2] then next_delay = math.max(1, math.min(next_delay, tonumber(d[2]) - now)) end
+elseif woke or (full and rearm) or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0)) then
   wake()
 elseif not full then
   redis.call('ZREM', K_MARKER, '0')
   local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
   if d[2] then next_delay = math.max(0, tonumber(d[2]) - now) end
 end
-return {codes, jobs, now, next_delay}
+local lim = 0
+if limited then lim = 1 end
+return {codes, jobs, now, next_delay, lim}
 )lua";
 
 // add: adds jobs. ARGV[2] = number of jobs, then per job 13 fields (empty = default): custom id,
@@ -549,10 +664,140 @@ end
 local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED}
 removed = pop_and_drop(sets, removed, limit)
 if removed < limit then
-  redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL)
+  local sids = redis.call('ZRANGE', K_SCHED, 0, -1)
+  for i = 1, #sids do redis.call('DEL', SCHED .. sids[i]) end
+  redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
+             K_LIMIT, K_SCHED)
   return {removed, 1}
 end
 return {removed, 0}
+)lua";
+
+// limit: ARGV[2] max jobs started per ARGV[3] ms ('' both: remove the limit and any downstream
+// hold). Returns 1.
+inline constexpr std::string_view limit = R"lua(
+if ARGV[2] == '' then
+  redis.call('HDEL', K_META, 'lmax', 'ldur', 'lunt')
+  redis.call('DEL', K_LIMIT)
+else
+  redis.call('HSET', K_META, 'lmax', ARGV[2], 'ldur', ARGV[3])
+end
+if not is_paused() then wake() end
+return 1
+)lua";
+
+// limit_info: returns {lmax or false, ldur or false, ms until a job may start (0: now)}.
+inline constexpr std::string_view limit_info = R"lua(
+local m = redis.call('HMGET', K_META, 'lmax', 'ldur', 'lunt')
+local now = now_ms()
+local wait = 0
+if m[3] and tonumber(m[3]) > now then wait = tonumber(m[3]) - now end
+if m[1] then
+  local lmax, ldur = tonumber(m[1]), tonumber(m[2])
+  local inside = redis.call('ZRANGEBYSCORE', K_LIMIT, '(' .. (now - ldur), '+inf', 'WITHSCORES')
+  if #inside / 2 >= lmax then
+    wait = math.max(wait, tonumber(inside[(#inside / 2 - lmax) * 2 + 2]) + ldur - now)
+  end
+end
+return {m[1], m[2], wait}
+)lua";
+
+// scheduler_upsert: ARGV[2] scheduler id (stored form), ARGV[3] spec JSON, ARGV[4] anchor ms,
+// ARGV[5] first tick ms, then the 11 template fields (TEMPLATE order, '' = absent). With the
+// same spec stored already only the template changes (upserts from many processes at start-up
+// agree); otherwise the scheduler's pending job, if it has not started, is replaced by the job
+// of the first tick. Returns {tick of the pending job, 1 when the schedule was (re)set}.
+inline constexpr std::string_view scheduler_upsert = R"lua(
+local sid = ARGV[2]
+local s = SCHED .. sid
+local now = now_ms()
+local old = redis.call('HMGET', s, 'spec', 'next')
+local t = {}
+for i = 1, #TEMPLATE do
+  t[#t + 1] = TEMPLATE[i]
+  t[#t + 1] = ARGV[5 + i]
+end
+redis.call('HSET', s, unpack(t))
+if old[1] == ARGV[3] and old[2] then return {tonumber(old[2]), 0} end
+if old[2] then drop_unstarted(tick_id(sid, old[2])) end
+local tick = ARGV[5]
+redis.call('HSET', s, 'spec', ARGV[3], 'anchor', ARGV[4], 'next', tick, 'count', 1)
+redis.call('ZADD', K_SCHED, tick, sid)
+add_tick(sid, tonumber(tick), now)
+return {tonumber(tick), 1}
+)lua";
+
+// scheduler_next: the job of tick ARGV[3] of scheduler ARGV[2] started: makes the job of tick
+// ARGV[4] ('' when the schedule has ended: the scheduler is removed). Only the holder of the
+// current tick moves the scheduler on, so each tick gets one job however many workers (or
+// retries) call this. Returns 1 moved on, 2 ended, 0 not the current tick (nothing done).
+inline constexpr std::string_view scheduler_next = R"lua(
+local sid = ARGV[2]
+local s = SCHED .. sid
+if redis.call('HGET', s, 'next') ~= ARGV[3] then return 0 end
+if ARGV[4] == '' then
+  redis.call('DEL', s)
+  redis.call('ZREM', K_SCHED, sid)
+  return 2
+end
+redis.call('HSET', s, 'next', ARGV[4])
+redis.call('HINCRBY', s, 'count', 1)
+redis.call('ZADD', K_SCHED, ARGV[4], sid)
+add_tick(sid, tonumber(ARGV[4]), now_ms())
+return 1
+)lua";
+
+// scheduler_remove: ARGV[2] scheduler id. Removes it and its pending job if that has not
+// started. Returns 1, or 0 when there was no such scheduler.
+inline constexpr std::string_view scheduler_remove = R"lua(
+local sid = ARGV[2]
+local s = SCHED .. sid
+local next = redis.call('HGET', s, 'next')
+if not next then return 0 end
+drop_unstarted(tick_id(sid, next))
+redis.call('DEL', s)
+redis.call('ZREM', K_SCHED, sid)
+return 1
+)lua";
+
+// scheduler_list: ARGV[2] one scheduler id, or '' for up to ARGV[4] of them from offset ARGV[3]
+// in the order of their next tick. Returns {id, {spec, next, count, name, anchor}, ...}.
+inline constexpr std::string_view scheduler_list = R"lua(
+local sids
+if ARGV[2] ~= '' then
+  sids = {ARGV[2]}
+else
+  sids = redis.call('ZRANGE', K_SCHED, tonumber(ARGV[3]), tonumber(ARGV[3]) + tonumber(ARGV[4]) - 1)
+end
+local out = {}
+for i = 1, #sids do
+  local f = redis.call('HMGET', SCHED .. sids[i], 'spec', 'next', 'count', 'name', 'anchor')
+  if f[1] then
+    out[#out + 1] = sids[i]
+    out[#out + 1] = f
+  end
+end
+return out
+)lua";
+
+// scheduler_stuck: schedulers whose tick ARGV[2] ms or more overdue has a job that already
+// finished or is gone, so no worker will move them on (a worker failed to, after its retries).
+// Returns {now, {id, {spec, next, count, name, anchor}, ...}} for up to 100 of them.
+inline constexpr std::string_view scheduler_stuck = R"lua(
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', K_SCHED, '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 100)
+local out = {}
+for i = 1, #due do
+  local f = redis.call('HMGET', SCHED .. due[i], 'spec', 'next', 'count', 'name', 'anchor')
+  if f[1] and f[2] then
+    local st = redis.call('HGET', JOB .. tick_id(due[i], f[2]), 'st')
+    if not st or st == 'c' or st == 'f' then
+      out[#out + 1] = due[i]
+      out[#out + 1] = f
+    end
+  end
+end
+return {now, out}
 )lua";
 
 }  // namespace queue_lua

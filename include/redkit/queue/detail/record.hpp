@@ -35,14 +35,16 @@ enum class queue_key : std::size_t {
     meta,
     marker,
     id,
-    stalled_check
+    stalled_check,
+    limiter,
+    schedulers
 };
 
 /// Everything a queue handle, its workers and their jobs share.
 struct queue_core {
     client redis;
     std::string name;
-    std::vector<std::string> keys;  // the 10 KEYS of every queue script, in queue_key order
+    std::vector<std::string> keys;  // the 12 KEYS of every queue script, in queue_key order
     std::string job_prefix;         // "<base>:job:"
 
     int replicas = 0;  // queue_options::replicas: WAIT for this many after an add
@@ -51,8 +53,9 @@ struct queue_core {
     queue_core(client c, std::string queue_name, const key_space& ks)
         : redis(std::move(c)), name(std::move(queue_name)) {
         if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
-        static constexpr const char* suffixes[] = {"wait",   "prioritized", "delayed", "active", "completed",
-                                                   "failed", "meta",        "marker",  "id",     "stalled-check"};
+        static constexpr const char* suffixes[] = {"wait",      "prioritized",   "delayed", "active",
+                                                   "completed", "failed",        "meta",    "marker",
+                                                   "id",        "stalled-check", "limiter", "schedulers"};
         for (const char* s : suffixes) keys.push_back(ks.key("queue", hash_tag(name), s));
         job_prefix = ks.key("queue", hash_tag(name), "job") + ":";
     }
@@ -64,7 +67,7 @@ struct queue_core {
 };
 
 /// What a handler's attempt came to, as the move script reads it (ARGV "kind" of an outcome).
-enum class outcome_kind : char { completed = 'c', failed = 'f', failed_for_good = 'u' };
+enum class outcome_kind : char { completed = 'c', failed = 'f', failed_for_good = 'u', rate_limited = 'r' };
 
 /// What the move script did with one outcome (its first reply element, one code per outcome).
 enum class move_code : long long {
@@ -73,12 +76,15 @@ enum class move_code : long long {
     retry_delayed = 2,  ///< failed, attempts remain: in the delayed set for its backoff
     retry_now = 3,      ///< failed, attempts remain, no backoff: back in line
     failed = 4,         ///< failed for good
+    rate_limited = 5,   ///< back in line without an attempt; the queue holds for the delay
 };
 
 /// The fields of a job hash as read from Redis (ids still escaped).
 struct job_record {
     std::string id;  // as stored (escaped)
     std::string name, data, lease, return_value, failed_reason, trace, progress;
+    std::string scheduler;  // the scheduler that made it (stored form), or empty
+    long long tick = 0;     // its tick (ms), for a scheduler's job
     char state = 0;
     int attempts = 1, attempts_made = 0, stalls = 0, priority = 0;
     long long created = 0, processed = 0, finished = 0, delay = 0;
@@ -153,6 +159,8 @@ inline void read_fields(reply_view h, job_record& r) {
             case 's':
                 if (f == "st")
                     r.state = v.empty() ? '\0' : v[0];
+                else if (f == "sch")
+                    r.scheduler = std::string(v);
                 else if (f == "stl")
                     r.stalls = static_cast<int>(job_field_int(v));
                 break;
@@ -161,6 +169,8 @@ inline void read_fields(reply_view h, job_record& r) {
                     r.created = job_field_int(v);
                 else if (f == "tr")
                     r.trace = std::string(v);
+                else if (f == "tick")
+                    r.tick = job_field_int(v);
                 break;
             default: break;
         }
@@ -256,6 +266,7 @@ struct move_reply {
     std::vector<job_record> jobs;
     long long now = 0;
     long long next_delay = -1;
+    bool limited = false;  // the rate limit stopped the take short of waiting jobs
 };
 
 /// The ids a stalled-job check recovered and failed (unescaped).
@@ -273,11 +284,12 @@ inline stalled_jobs parse_stalled(const std::vector<std::vector<std::string>>& r
 template <>
 struct reply_traits<detail::move_reply> {
     static detail::move_reply convert(reply_view v) {
-        if (v.type() != reply_type::array || v.size() != 4) v.mismatch("four-element array");
+        if (v.type() != reply_type::array || v.size() != 5) v.mismatch("five-element array");
         detail::move_reply out;
         out.codes = v[0].as<std::vector<long long>>();
         out.now = v[2].integer();
         out.next_delay = v[3].integer();
+        out.limited = v[4].integer() == 1;
         const reply_view jobs = v[1];
         out.jobs.resize(jobs.size() / 2);
         for (std::size_t i = 0; i + 1 < jobs.size(); i += 2) {

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: MIT
+// Job schedulers and rate-limited processing against a real, private redis-server: ticks made
+// exactly once across four worker processes (one killed mid-run), missed ticks run once, limits
+// and ends, idempotent upserts; a queue-wide rate limit held by eight threads in two processes,
+// and a handler's "rate limited, retry after D". Worker processes are fork()ed children with
+// their own client; they report through Redis lists the test reads.
+#include <redkit/queue.hpp>
+
+#include "support/fresh_database.hpp"
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using redkit_test::shared_server;
+
+namespace {
+
+redkit::worker_options<int> quick(std::size_t concurrency = 1) {
+    redkit::worker_options<int> o;
+    o.concurrency = concurrency;
+    o.lease_duration = 1000ms;
+    o.stalled_interval = 200ms;
+    o.block_timeout = 500ms;
+    o.close_timeout = 5000ms;
+    return o;
+}
+
+long long ms_of(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+class Schedulers : public redkit_test::fresh_database {
+protected:
+    long long server_ms() {
+        const auto t = redis.command<std::vector<long long>>("TIME");
+        return t.at(0) * 1000 + t.at(1) / 1000;
+    }
+
+    // Forks a worker process for queue `name`: each job sleeps `work`, then RPUSHes
+    // "<job id>|<tick>|<processed ms>" to the list "runs". Returns its pid. No thread of this
+    // process may be alive at the fork (the fixture's client has none).
+    pid_t spawn_worker(const std::string& name, std::size_t concurrency, std::chrono::milliseconds work) {
+        const pid_t pid = ::fork();
+        if (pid != 0) return pid;
+        try {
+            redkit::client c(shared_server().url());
+            redkit::queue<int> q(c, name);
+            redkit::worker<int> w(
+                q,
+                [&](redkit::job<int>& j) {
+                    std::this_thread::sleep_for(work);
+                    c.command<long long>("RPUSH", "runs",
+                                         j.id() + "|" + std::to_string(ms_of(j.scheduled_for())) + "|" +
+                                             std::to_string(j.processed_at()));
+                },
+                quick(concurrency));
+            std::this_thread::sleep_for(120s);  // until killed
+        } catch (...) {
+        }
+        ::_exit(3);
+    }
+
+    struct run {
+        std::string id;
+        long long tick = 0, processed = 0;
+    };
+    std::vector<run> runs() {
+        std::vector<run> out;
+        for (const auto& line : redis.command<std::vector<std::string>>("LRANGE", "runs", 0, -1)) {
+            const auto a = line.find('|'), b = line.rfind('|');
+            out.push_back(
+                {line.substr(0, a), std::stoll(line.substr(a + 1, b - a - 1)), std::stoll(line.substr(b + 1))});
+        }
+        return out;
+    }
+
+    static void stop(pid_t pid) {
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+    }
+};
+
+using RateLimit = Schedulers;
+
+}  // namespace
+
+// The test: an every-200-ms scheduler for 10 s with four worker processes, one killed
+// with SIGKILL half-way: every tick ran, exactly once, and ticks stay on their 200 ms grid.
+TEST_F(Schedulers, EveryIntervalRunsEachTickExactlyOnceAcrossFourProcessesWithOneKilled) {
+    if (shared_server().external()) GTEST_SKIP() << "forks workers on the private server";
+    redkit::queue<int> q(redis, "ticks");
+    std::vector<pid_t> workers;
+    for (int i = 0; i < 4; ++i) workers.push_back(spawn_worker("ticks", 2, 20ms));
+    const long long first =
+        ms_of(q.upsert_scheduler("every-200", redkit::scheduler_options::every_interval(200ms), "tick", 7));
+    std::this_thread::sleep_for(5s);
+    stop(workers[0]);  // whatever it held is recovered when its lease expires (1 s)
+    std::this_thread::sleep_for(5s);
+    EXPECT_TRUE(q.remove_scheduler("every-200"));
+    std::this_thread::sleep_for(1500ms);  // let running and recovered jobs finish
+    for (std::size_t i = 1; i < workers.size(); ++i) stop(workers[i]);
+
+    auto r = runs();
+    std::sort(r.begin(), r.end(), [](const run& a, const run& b) { return a.tick < b.tick; });
+    ASSERT_GE(r.size(), 45u);
+    EXPECT_EQ(r.front().tick, first);
+    std::set<std::string> ids;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        EXPECT_TRUE(ids.insert(r[i].id).second) << "tick job ran twice: " << r[i].id;
+        EXPECT_EQ(r[i].id, "repeat:every-200:" + std::to_string(r[i].tick));
+        EXPECT_GE(r[i].processed, r[i].tick) << "ran before its tick";
+        if (i > 0) {
+            EXPECT_EQ(r[i].tick - r[i - 1].tick, 200) << "a tick was skipped or doubled at " << r[i].tick;
+        }
+    }
+    // about 10 s of ticks (the removal's moment is not exact)
+    EXPECT_GE(r.back().tick - first, 9800);
+    EXPECT_LE(r.back().tick - first, 10400);
+    EXPECT_EQ(q.get_scheduler("every-200"), std::nullopt);
+}
+
+TEST_F(Schedulers, CronPatternWithSecondsInAZoneTicksOnWholeSeconds) {
+    redkit::queue<int> q(redis, "cron");
+    std::mutex m;
+    std::vector<long long> ticks;
+    std::vector<std::string> schedulers;
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            std::lock_guard<std::mutex> lock(m);
+            ticks.push_back(ms_of(j.scheduled_for()));
+            schedulers.push_back(j.scheduler_id());
+            EXPECT_EQ(j.name(), "every-second");
+            EXPECT_EQ(j.data(), 5);
+        },
+        quick());
+    const auto next = q.upsert_scheduler("s", redkit::scheduler_options::cron_pattern("* * * * * *", "Europe/Berlin"),
+                                         "every-second", 5);
+    EXPECT_EQ(ms_of(next) % 1000, 0);
+    std::this_thread::sleep_for(3500ms);
+    EXPECT_TRUE(q.remove_scheduler("s"));
+    EXPECT_TRUE(w.close(5s));
+    std::lock_guard<std::mutex> lock(m);
+    ASSERT_GE(ticks.size(), 3u);
+    for (std::size_t i = 0; i < ticks.size(); ++i) {
+        EXPECT_EQ(ticks[i] % 1000, 0);
+        if (i > 0) {
+            EXPECT_EQ(ticks[i] - ticks[i - 1], 1000);
+        }
+        EXPECT_EQ(schedulers[i], "s");
+    }
+}
+
+TEST_F(Schedulers, UpsertAgainKeepsTheScheduleAndANewScheduleReplacesThePendingJob) {
+    redkit::queue<int> q(redis, "upsert");
+    redkit::scheduler_options hourly = redkit::scheduler_options::every_interval(1h);
+    hourly.start = std::chrono::system_clock::now() + 1h;
+    const auto next = q.upsert_scheduler("report", hourly, "report", 1);
+    EXPECT_EQ(q.counts().delayed, 1);
+    // every process may upsert at start-up: the same schedule changes nothing but the template
+    EXPECT_EQ(q.upsert_scheduler("report", hourly, "report-v2", 2), next);
+    EXPECT_EQ(q.counts().delayed, 1);
+    auto info = q.get_scheduler("report");
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->id, "report");
+    EXPECT_EQ(info->job_name, "report-v2");
+    EXPECT_EQ(info->options.every, 1h);
+    EXPECT_EQ(ms_of(info->next_run), ms_of(next));
+    EXPECT_EQ(info->jobs_made, 1);
+    const std::string pending = "repeat:report:" + std::to_string(ms_of(next));
+    ASSERT_TRUE(q.get_job(pending));
+    EXPECT_EQ(q.get_job(pending)->data(), 1);  // made before the template changed
+
+    // a new schedule: the old pending job goes, the new first tick's job comes
+    const auto daily =
+        q.upsert_scheduler("report", redkit::scheduler_options::cron_pattern("0 6 * * *", "Asia/Tokyo"), "report", 3);
+    EXPECT_EQ(q.get_job(pending), std::nullopt);
+    EXPECT_EQ(q.counts().delayed, 1);
+    const auto fresh = q.get_job("repeat:report:" + std::to_string(ms_of(daily)));
+    ASSERT_TRUE(fresh);
+    EXPECT_EQ(fresh->data(), 3);
+    EXPECT_EQ(fresh->scheduler_id(), "report");
+    EXPECT_EQ((ms_of(daily) / 1000 + 9 * 3600) % 86400, 6 * 3600);  // 06:00 in Tokyo (UTC+9)
+
+    // hostile ids are stored escaped and come back as given
+    q.upsert_scheduler("a:b{c} d", redkit::scheduler_options::every_interval(1h), "x", 0);
+    const auto all = q.schedulers();
+    ASSERT_EQ(all.size(), 2u);
+    std::set<std::string> names{all[0].id, all[1].id};
+    EXPECT_EQ(names, (std::set<std::string>{"report", "a:b{c} d"}));
+    EXPECT_EQ(all[0].id, "a:b{c} d");  // due at once, so first
+    EXPECT_EQ(q.get_scheduler("report")->options.cron, "0 6 * * *");
+    EXPECT_EQ(q.get_scheduler("report")->options.time_zone, "Asia/Tokyo");
+
+    EXPECT_TRUE(q.remove_scheduler("report"));
+    EXPECT_FALSE(q.remove_scheduler("report"));
+    EXPECT_EQ(q.counts().delayed, 0);
+    EXPECT_EQ(q.get_scheduler("report"), std::nullopt);
+    EXPECT_TRUE(q.obliterate());
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
+}
+
+TEST_F(Schedulers, TicksMissedWhileNoWorkerRanGiveOneJobNotOnePerTick) {
+    redkit::queue<int> q(redis, "missed");
+    q.upsert_scheduler("fast", redkit::scheduler_options::every_interval(100ms), "t", 0);
+    std::this_thread::sleep_for(1200ms);  // ~12 ticks pass with no worker
+    EXPECT_EQ(q.counts().waiting, 1);     // only the first tick's job exists
+    const long long started = server_ms();
+    std::mutex m;
+    std::vector<long long> ticks;
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            std::lock_guard<std::mutex> lock(m);
+            ticks.push_back(ms_of(j.scheduled_for()));
+        },
+        quick());
+    std::this_thread::sleep_for(550ms);
+    EXPECT_TRUE(q.remove_scheduler("fast"));
+    EXPECT_TRUE(w.close(5s));
+    std::lock_guard<std::mutex> lock(m);
+    ASSERT_GE(ticks.size(), 4u);
+    // the waiting job of the first tick, then one job for every tick missed (due at once), then
+    // the schedule's grid again
+    EXPECT_LT(ticks[0], started - 1000);
+    EXPECT_GE(ticks[1], started);
+    EXPECT_LE(ticks.size(), 9u);
+    EXPECT_GT(ticks[2], ticks[1]);
+    for (std::size_t i = 3; i < ticks.size(); ++i) EXPECT_EQ(ticks[i] - ticks[i - 1], 100);
+}
+
+TEST_F(Schedulers, LimitAndEndStopTheSchedulerAndRemoveIt) {
+    redkit::queue<int> q(redis, "bounded");
+    std::atomic<int> runs{0};
+    redkit::worker<int> w(
+        q, [&](redkit::job<int>&) { ++runs; }, quick());
+    redkit::scheduler_options three = redkit::scheduler_options::every_interval(50ms);
+    three.limit = 3;
+    q.upsert_scheduler("three", three, "t", 0);
+    redkit::scheduler_options until = redkit::scheduler_options::every_interval(50ms);
+    until.start = std::chrono::system_clock::now() + 100ms;
+    until.end = *until.start + 260ms;  // ticks at +0, 50 ... 250: six
+    q.upsert_scheduler("until", until, "u", 0);
+    std::this_thread::sleep_for(1200ms);
+    EXPECT_EQ(q.get_scheduler("three"), std::nullopt);
+    EXPECT_EQ(q.get_scheduler("until"), std::nullopt);
+    EXPECT_TRUE(w.close(5s));
+    EXPECT_EQ(runs.load(), 3 + 6);
+    EXPECT_EQ(q.counts().completed, 9);
+}
+
+TEST_F(Schedulers, InvalidSchedulesAreRefusedAndWriteNothing) {
+    redkit::queue<int> q(redis, "bad");
+    const auto refused = [&](const redkit::scheduler_options& s, const std::string& says,
+                             const redkit::job_options& o = {}, const std::string& id = "x") {
+        SCOPED_TRACE(says);
+        try {
+            q.upsert_scheduler(id, s, "n", 1, o);
+            ADD_FAILURE() << "accepted";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+        }
+    };
+    using so = redkit::scheduler_options;
+    refused(so::cron_pattern("61 * * * *"), "minute field");
+    refused(so::cron_pattern("0 9 * * *", "Mars/Olympus"), "unknown");
+    refused(so::cron_pattern("0 0 30 2 *"), "never matches");
+    refused(so{}, "exactly one of cron and every");
+    so both = so::cron_pattern("* * * * *");
+    both.every = 1s;
+    refused(both, "exactly one of cron and every");
+    refused(so::every_interval(5ms), "at least 10 ms");
+    so zone = so::every_interval(1s);
+    zone.time_zone = "UTC";
+    refused(zone, "cron pattern only");
+    so backwards = so::every_interval(1s);
+    backwards.start = std::chrono::system_clock::now() + 1h;
+    backwards.end = std::chrono::system_clock::now();
+    refused(backwards, "end must not be before start");
+    so over = so::every_interval(1s);
+    over.start = std::chrono::system_clock::now() - 1h;
+    over.end = std::chrono::system_clock::now() - 30min;
+    refused(over, "ends before its first job");
+    redkit::job_options delayed;
+    delayed.delay = 1s;
+    refused(so::every_interval(1s), "must be unset", delayed);
+    redkit::job_options named;
+    named.job_id = "mine";
+    refused(so::every_interval(1s), "must be unset", named);
+    refused(so::every_interval(1s), "id must not be empty", {}, "");
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
+}
+
+// A handler's rate_limited_error: the job goes back without using an attempt, and no job of
+// the queue starts until the delay has passed.
+TEST_F(RateLimit, HandlerRateLimitedPutsTheJobBackWithoutAnAttemptAndHoldsTheQueue) {
+    redkit::queue<int> q(redis, "downstream");
+    redkit::job_options once;
+    once.attempts = 1;
+    const auto a = q.add("call", 1, once);
+    const auto b = q.add("call", 2, once);
+    std::mutex m;
+    std::vector<std::pair<int, long long>> starts;  // data, server ms
+    std::atomic<int> failed{0};
+    auto o = quick();
+    o.on_failed = [&](const redkit::job<int>&, const redkit::job_failure&) { ++failed; };
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            bool first = false;
+            {
+                std::lock_guard<std::mutex> lock(m);
+                first = starts.empty();
+                starts.emplace_back(j.data(), j.processed_at());
+            }
+            if (first) throw redkit::rate_limited_error(400ms, "429 from the mail API");
+        },
+        o);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (q.counts().completed < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(w.close(5s));
+    std::lock_guard<std::mutex> lock(m);
+    ASSERT_EQ(starts.size(), 3u);
+    EXPECT_EQ(starts[0].first, 1);
+    EXPECT_EQ(starts[1].first, 1) << "the limited job goes back to the head of the line";
+    EXPECT_EQ(starts[2].first, 2);
+    EXPECT_GE(starts[1].second - starts[0].second, 400) << "the queue held for the delay";
+    EXPECT_EQ(failed.load(), 0);
+    const auto ja = q.get_job(a.id);
+    ASSERT_TRUE(ja);
+    EXPECT_EQ(ja->state(), redkit::job_state::completed);
+    EXPECT_EQ(ja->attempts_made(), 1) << "the limited run used no attempt";
+    EXPECT_EQ(q.get_job(b.id)->state(), redkit::job_state::completed);
+    EXPECT_THROW(redkit::rate_limited_error(-1ms), std::invalid_argument);
+}
+
+TEST_F(RateLimit, SetReadAndRemoveTheLimit) {
+    redkit::queue<int> q(redis, "limits");
+    EXPECT_EQ(q.rate_limit(), std::nullopt);
+    EXPECT_EQ(q.rate_limit_wait(), 0ms);
+    q.set_rate_limit(5, 2s);
+    ASSERT_TRUE(q.rate_limit());
+    EXPECT_EQ(q.rate_limit()->max, 5);
+    EXPECT_EQ(q.rate_limit()->per, 2s);
+    EXPECT_THROW(q.set_rate_limit(0, 1s), std::invalid_argument);
+    EXPECT_THROW(q.set_rate_limit(100001, 1s), std::invalid_argument);
+    EXPECT_THROW(q.set_rate_limit(5, 0ms), std::invalid_argument);
+    EXPECT_THROW(q.set_rate_limit(5, 25h), std::invalid_argument);
+    // five jobs start at once, then the window is full for about two seconds
+    for (int i = 0; i < 8; ++i) (void)q.add("j", i);
+    std::atomic<int> runs{0};
+    redkit::worker<int> w(
+        q, [&](redkit::job<int>&) { ++runs; }, quick(4));
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (runs.load() < 5 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(runs.load(), 5);
+    EXPECT_GT(q.rate_limit_wait(), 1000ms);
+    q.remove_rate_limit();  // wakes the workers: the rest start at once
+    const auto rest = std::chrono::steady_clock::now() + 2s;
+    while (runs.load() < 8 && std::chrono::steady_clock::now() < rest) std::this_thread::sleep_for(5ms);
+    EXPECT_EQ(runs.load(), 8);
+    EXPECT_EQ(q.rate_limit(), std::nullopt);
+    EXPECT_TRUE(w.close(5s));
+}
+
+// The test: 8 worker threads in 2 processes, a limit of 50 jobs per second, 10 s: no
+// one-second window starts more than 50, and throughput stays within 10% of the limit.
+TEST_F(RateLimit, EightThreadsInTwoProcessesHoldFiftyPerSecond) {
+    if (shared_server().external()) GTEST_SKIP() << "forks workers on the private server";
+    redkit::queue<int> q(redis, "limited");
+    q.set_rate_limit(50, 1s);
+    std::vector<redkit::bulk_job<int>> jobs;
+    for (int i = 0; i < 1000; ++i) jobs.push_back({"j", i});
+    (void)q.add_bulk(jobs);
+    std::vector<pid_t> workers{spawn_worker("limited", 4, 5ms), spawn_worker("limited", 4, 5ms)};
+    std::this_thread::sleep_for(10500ms);
+    for (const pid_t p : workers) stop(p);
+    auto r = runs();
+    std::vector<long long> starts;
+    for (const auto& x : r) starts.push_back(x.processed);
+    std::sort(starts.begin(), starts.end());
+    ASSERT_GT(starts.size(), 50u);
+    for (std::size_t i = 0; i + 50 < starts.size(); ++i) {
+        ASSERT_GE(starts[i + 50] - starts[i], 1000) << "51 starts within one second, from " << starts[i];
+    }
+    const long long from = starts.front();
+    const auto in_ten = std::count_if(starts.begin(), starts.end(), [&](long long s) { return s < from + 10000; });
+    EXPECT_GE(in_ten, 450) << "throughput below 90% of the limit";
+    EXPECT_LE(in_ten, 500);
+}
