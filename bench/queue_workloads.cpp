@@ -16,6 +16,12 @@
 // each reply while jobs flow (worker_options::reply_spin); queue_process_c1_nospin turns that off.
 // The raw loops never poll.
 //
+// queue_process_rate_limited runs the c16 worker on a queue limited to 100 x scale job starts per
+// 200 ms (set_rate_limit), so the 10 windows of a repetition take at least 9 x 200 ms: its figure
+// can reach at most 1000 x scale / 1.8 s (5.6k jobs/s in a full run). It fails the run when any
+// 200 ms window started more jobs than the limit (server times of the starts, job::processed_at).
+// Its baseline is the same worker without a limit (queue_process_c16's).
+//
 // Each repetition starts from a fresh queue filled (untimed, in before_each) with the jobs to
 // process; a processing repetition is timed from the worker's construction until every job was
 // reported completed (on_completed), close() included.
@@ -23,6 +29,7 @@
 
 #include "bench.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -125,6 +132,38 @@ void redkit_process(queue_state& st, long long n, std::size_t concurrency,
     w.close(std::chrono::seconds(10));
 }
 
+// The c16 worker under a rate limit of `max` starts per `per`; throws if any window started more.
+void redkit_process_limited(queue_state& st, long long n, long long max, std::chrono::milliseconds per) {
+    st.q->set_rate_limit(max, per);
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<long long> starts;
+    redkit::worker_options<nlohmann::json> o;
+    o.concurrency = 16;
+    o.on_completed = [&](const redkit::job<nlohmann::json>& j) {
+        std::lock_guard<std::mutex> lock(m);
+        starts.push_back(j.processed_at());
+        if (static_cast<long long>(starts.size()) == n) cv.notify_all();
+    };
+    redkit::worker<nlohmann::json> w(
+        *st.q, [](redkit::job<nlohmann::json>& j) { sink = sink + j.data().size(); }, o);
+    {
+        std::unique_lock<std::mutex> lock(m);
+        if (!cv.wait_for(lock, std::chrono::minutes(5), [&] { return static_cast<long long>(starts.size()) == n; })) {
+            throw std::runtime_error("queue bench: rate-limited jobs did not complete");
+        }
+    }
+    w.close(std::chrono::seconds(10));
+    st.q->remove_rate_limit();
+    std::sort(starts.begin(), starts.end());
+    for (std::size_t i = 0; i + static_cast<std::size_t>(max) < starts.size(); ++i) {
+        if (starts[i + static_cast<std::size_t>(max)] - starts[i] < per.count()) {
+            throw std::runtime_error("queue bench: more than " + std::to_string(max) + " jobs started within " +
+                                     std::to_string(per.count()) + " ms: the rate limit did not hold");
+        }
+    }
+}
+
 void raw_process(queue_state& st, long long n, std::size_t threads) {
     std::atomic<long long> done{0};
     std::vector<std::thread> ts;
@@ -184,6 +223,18 @@ void add_queue(context& ctx, std::vector<workload>& out) {
                     {"redkit", [st](long long n) { redkit_process(*st, n, 16); }}},
                    refill,
                    "baseline: the LMOVE + LREM loop on 16 connections; target: 3x BullMQ's ~14k jobs/s"});
+    const long long per_window = 100 * ctx.scale;
+    out.push_back({"queue_process_rate_limited",
+                   jobs,
+                   {{"redkit-unlimited", [st](long long n) { redkit_process(*st, n, 16); }},
+                    {"redkit",
+                     [st, per_window](long long n) {
+                         redkit_process_limited(*st, n, per_window, std::chrono::milliseconds(200));
+                     }}},
+                   [st, jobs] { redkit_fill(*st, jobs); },
+                   "baseline: the same c16 worker without a limit; limit " + std::to_string(per_window) +
+                       " starts per 200 ms, so at most " + std::to_string(jobs * 1000 / 1800) +
+                       " jobs/s here (10 windows, the first starts at once); checked: no window exceeds it"});
 }
 
 const registrar reg(50, "queue", &add_queue);

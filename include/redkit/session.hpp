@@ -32,6 +32,7 @@
 
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
+#include <redkit/detail/epoch.hpp>
 #include <redkit/detail/hash.hpp>
 #include <redkit/detail/random.hpp>
 #include <redkit/detail/scripts/session.hpp>
@@ -275,10 +276,6 @@ inline std::string make_session_token(std::string_view bucket) {
 inline bool parse_ms(std::string_view s, long long& out) noexcept {
     const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
     return !s.empty() && r.ec == std::errc{} && r.ptr == s.data() + s.size();
-}
-
-inline std::chrono::system_clock::time_point from_epoch_ms(long long ms) {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
 }  // namespace detail

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <redkit/codec.hpp>
+#include <redkit/detail/epoch.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/detail/lua.hpp>

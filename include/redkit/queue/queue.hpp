@@ -164,8 +164,8 @@ public:
     /// queue first; one script per 1000 jobs, so jobs added meanwhile by others may survive.
     bool obliterate(bool force = false) {
         for (;;) {
-            const auto r =
-                eval_again<std::vector<long long>>(lua<detail::queue_lua::obliterate>(), {force ? "1" : "0", "1000"});
+            const auto r = eval_again<std::vector<long long>>(extras_lua<detail::queue_lua::obliterate>(),
+                                                              {force ? "1" : "0", "1000"});
             if (r.at(0) < 0) return false;
             if (r.at(1) == 1) return true;
         }
@@ -221,14 +221,14 @@ public:
             if (i != 0 && i != 3) args.push_back(std::move(fields[i]));
         }
         const auto r = core_->redis.template eval<std::vector<long long>>(
-            idempotent, lua<detail::queue_lua::scheduler_upsert>(), core_->keys, args);
+            idempotent, extras_lua<detail::queue_lua::scheduler_upsert>(), core_->keys, args);
         return detail::from_epoch_ms(r.at(0));
     }
 
     /// Removes a scheduler and its pending job if that has not started. Returns false when there
     /// was none. One script.
     bool remove_scheduler(std::string_view id) {
-        return eval_again<long long>(lua<detail::queue_lua::scheduler_remove>(), {escape_key_part(id)}) == 1;
+        return eval_again<long long>(extras_lua<detail::queue_lua::scheduler_remove>(), {escape_key_part(id)}) == 1;
     }
 
     /// The scheduler `id`, or nullopt. One script.
@@ -253,15 +253,16 @@ public:
         if (max < 1 || max > 100000) throw std::invalid_argument("redkit: set_rate_limit: max must be in [1, 100000]");
         if (per.count() < 1 || per > std::chrono::hours(24))
             throw std::invalid_argument("redkit: set_rate_limit: per must be in [1 ms, 24 h]");
-        eval_again<long long>(lua<detail::queue_lua::limit>(), {std::to_string(max), std::to_string(per.count())});
+        eval_again<long long>(extras_lua<detail::queue_lua::limit>(),
+                              {std::to_string(max), std::to_string(per.count())});
     }
 
     /// Removes the rate limit, and any hold a handler's rate_limited_error put on the queue. One script.
-    void remove_rate_limit() { eval_again<long long>(lua<detail::queue_lua::limit>(), {"", ""}); }
+    void remove_rate_limit() { eval_again<long long>(extras_lua<detail::queue_lua::limit>(), {"", ""}); }
 
     /// The rate limit, or nullopt when none. One script.
     std::optional<queue_rate_limit> rate_limit() const {
-        const auto r = eval_again<std::vector<reply>>(lua<detail::queue_lua::limit_info>(), {});
+        const auto r = eval_again<std::vector<reply>>(extras_lua<detail::queue_lua::limit_info>(), {});
         if (r.size() != 3 || r[0].is_nil()) return std::nullopt;
         return queue_rate_limit{detail::job_field_int(r[0].text()),
                                 std::chrono::milliseconds(detail::job_field_int(r[1].text()))};
@@ -270,7 +271,7 @@ public:
     /// How long until a worker may start a job under the rate limit and any handler's hold (0:
     /// now). One script.
     std::chrono::milliseconds rate_limit_wait() const {
-        const auto r = eval_again<std::vector<reply>>(lua<detail::queue_lua::limit_info>(), {});
+        const auto r = eval_again<std::vector<reply>>(extras_lua<detail::queue_lua::limit_info>(), {});
         return std::chrono::milliseconds(r.size() == 3 ? r[2].integer() : 0);
     }
 
@@ -279,7 +280,7 @@ private:
     friend class worker;
 
     std::vector<scheduler_info> list_schedulers(const std::string& one, std::size_t offset, std::size_t count) const {
-        const auto r = eval_again<reply>(lua<detail::queue_lua::scheduler_list>(),
+        const auto r = eval_again<reply>(extras_lua<detail::queue_lua::scheduler_list>(),
                                          {one, std::to_string(offset), std::to_string(count)});
         std::vector<scheduler_info> out;
         for (std::size_t i = 0; i + 1 < r.size(); i += 2) out.push_back(detail::read_scheduler(r[i].text(), r[i + 1]));
@@ -289,6 +290,10 @@ private:
     template <const std::string_view& Body>
     static const script& lua() {
         return detail::queue_script<Body>();
+    }
+    template <const std::string_view& Body>
+    static const script& extras_lua() {
+        return detail::extras_script<Body>();
     }
 
     template <class R>

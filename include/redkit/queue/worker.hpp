@@ -84,8 +84,13 @@ struct worker_options {
 /// The handler is `void(job<T>&)` or `R(job<T>&)` (R stored as JSON, job::return_value()). It
 /// runs on the worker's threads, concurrently when concurrency > 1. A handler that throws fails
 /// the attempt (reason and a trace entry stored); while attempts remain the job goes back with
-/// its backoff; unrecoverable_error fails it at once. A job whose data does not decode into T
-/// fails at once with a reason saying so; the worker goes on.
+/// its backoff; unrecoverable_error fails it at once; rate_limited_error puts it back in line
+/// without using an attempt and holds the whole queue for its retry_after. A job whose data does
+/// not decode into T fails at once with a reason saying so; the worker goes on. The queue's rate
+/// limit (queue::set_rate_limit) caps what a take leases; a worker it stopped waits, without
+/// polling, until a start leaves the window. Before running a scheduler's job the worker makes
+/// that scheduler's next job (two round trips; failures are reported and repaired by the keeper's
+/// periodic look, with the stalled-job check).
 ///
 /// Threads and connections. A handler thread that finished a job records it itself: it sends
 /// the outcomes of every thread that finished meanwhile and asks for as many jobs as there are
@@ -611,7 +616,7 @@ void worker<T>::advance_scheduler(const job<T>& j) {
     const auto& rec = j.record();
     try {
         const auto r = core_->redis.template eval<reply>(
-            idempotent, detail::queue_script<detail::queue_lua::scheduler_list>(), core_->keys,
+            idempotent, detail::extras_script<detail::queue_lua::scheduler_list>(), core_->keys,
             std::vector<std::string>{core_->job_prefix, rec.scheduler, "0", "1"});
         if (r.size() == 2) detail::advance_scheduler(*core_, rec.scheduler, r[1], rec.tick, rec.processed);
     } catch (const error& e) {
@@ -626,7 +631,7 @@ void worker<T>::advance_scheduler(const job<T>& j) {
 template <class T>
 void worker<T>::repair_schedulers() {
     const auto r =
-        core_->redis.template eval<reply>(idempotent, detail::queue_script<detail::queue_lua::scheduler_stuck>(),
+        core_->redis.template eval<reply>(idempotent, detail::extras_script<detail::queue_lua::scheduler_stuck>(),
                                           core_->keys, std::vector<std::string>{core_->job_prefix, "1000"});
     if (r.size() != 2) return;
     const long long now = r[0].integer();

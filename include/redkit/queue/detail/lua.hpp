@@ -18,11 +18,13 @@
 //   KEYS[8] marker      zset: member "0" present while jobs may be ready; idle workers BZPOPMIN it
 //   KEYS[9] id          string: the job id counter
 //   KEYS[10] stalled-check  string with a TTL: at most one stalled-job check per interval
-//   KEYS[11] limiter    zset: the jobs started within the rate limit's window (member
-//                       "<token>:<n>", score = start ms); empty without a limit
-//   KEYS[12] schedulers zset: scheduler ids, score = the tick (ms) of the job each has pending
-// and ARGV[1] = the job key prefix ("<base>:job:"); a job is the hash ARGV[1] .. id, in the same
-// slot as KEYS (the tag is in the prefix), and a scheduler the hash "<base>:scheduler:" .. id.
+// and ARGV[1] = the job key prefix ("<base>:job:"). Keys built from it, in the same slot as KEYS
+// (the tag is in the prefix), kept out of KEYS so the hot scripts do not carry them:
+//   <base>:job:<id>        hash: a job
+//   <base>:limiter         zset: the jobs started within the rate limit's window (member
+//                          "<token>:<n>", score = start ms); absent without a limit
+//   <base>:schedulers      zset: scheduler ids, score = the tick (ms) of the job each has pending
+//   <base>:scheduler:<id>  hash: a scheduler
 //
 // Meta fields besides those above: lmax, ldur (rate limit: at most lmax jobs start per ldur ms),
 // lunt (no job starts before this ms: a handler reported a downstream rate limit).
@@ -59,9 +61,8 @@ namespace queue_lua {
 inline constexpr std::string_view prelude = R"lua(
 local K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_COMPLETED, K_FAILED, K_META, K_MARKER = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_ID, K_STALL, K_LIMIT, K_SCHED = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_ID, K_STALL = KEYS[9], KEYS[10]
 local JOB = ARGV[1]
-local SCHED = string.sub(JOB, 1, -5) .. 'scheduler:'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -137,6 +138,14 @@ local function retain(set, id, n, a, now)
     if count > n then drop(set, redis.call('ZRANGE', set, 0, math.min(count - n, 1000) - 1)) end
   end
 end
+)lua";
+
+// After the prelude in the scripts that touch the rate limit or schedulers: their keys (which
+// are not in KEYS) and the scheduler helpers. Kept out of the prelude, which runs with every
+// script, the take included.
+inline constexpr std::string_view extras = R"lua(
+local BASE = string.sub(JOB, 1, -5)
+local SCHED, K_SCHED, K_LIMIT = BASE .. 'scheduler:', BASE .. 'schedulers', BASE .. 'limiter'
 
 -- The stored id of the job a scheduler makes for a tick (sid is stored, i.e. escaped, already).
 local function tick_id(sid, tick)
@@ -310,6 +319,7 @@ end
 local full = false
 local limited = false
 local free_at = nil
+local K_LIMIT
 if want > 0 then
   -- due delayed jobs join the line first
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now_s, 'LIMIT', '0', '1000')
@@ -327,6 +337,7 @@ if want > 0 then
     cap = 0
     free_at = hold
   elseif lmax then
+    K_LIMIT = string.sub(JOB, 1, -5) .. 'limiter'
     redis.call('ZREMRANGEBYSCORE', K_LIMIT, '-inf', now - ldur)
     cap = math.max(0, math.min(cap, lmax - redis.call('ZCARD', K_LIMIT)))
   end
@@ -806,6 +817,12 @@ return {now, out}
 template <const std::string_view& Body>
 const script& queue_script() {
     return static_script<queue_lua::prelude, Body>();
+}
+
+/// The same with the extras (rate limit and scheduler keys and helpers) too.
+template <const std::string_view& Body>
+const script& extras_script() {
+    return static_script<queue_lua::prelude, queue_lua::extras, Body>();
 }
 
 }  // namespace detail

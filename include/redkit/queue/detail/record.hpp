@@ -35,16 +35,14 @@ enum class queue_key : std::size_t {
     meta,
     marker,
     id,
-    stalled_check,
-    limiter,
-    schedulers
+    stalled_check
 };
 
 /// Everything a queue handle, its workers and their jobs share.
 struct queue_core {
     client redis;
     std::string name;
-    std::vector<std::string> keys;  // the 12 KEYS of every queue script, in queue_key order
+    std::vector<std::string> keys;  // the 10 KEYS of every queue script, in queue_key order
     std::string job_prefix;         // "<base>:job:"
 
     int replicas = 0;  // queue_options::replicas: WAIT for this many after an add
@@ -53,9 +51,8 @@ struct queue_core {
     queue_core(client c, std::string queue_name, const key_space& ks)
         : redis(std::move(c)), name(std::move(queue_name)) {
         if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
-        static constexpr const char* suffixes[] = {"wait",      "prioritized",   "delayed", "active",
-                                                   "completed", "failed",        "meta",    "marker",
-                                                   "id",        "stalled-check", "limiter", "schedulers"};
+        static constexpr const char* suffixes[] = {"wait",   "prioritized", "delayed", "active", "completed",
+                                                   "failed", "meta",        "marker",  "id",     "stalled-check"};
         for (const char* s : suffixes) keys.push_back(ks.key("queue", hash_tag(name), s));
         job_prefix = ks.key("queue", hash_tag(name), "job") + ":";
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <redkit/client.hpp>
+#include <redkit/detail/epoch.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/cron.hpp>
 #include <redkit/queue/detail/lua.hpp>
@@ -25,14 +26,6 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
-
-inline long long to_epoch_ms(std::chrono::system_clock::time_point t) noexcept {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-inline std::chrono::system_clock::time_point from_epoch_ms(long long ms) noexcept {
-    return std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(ms)));
-}
 
 /// A schedule ready for arithmetic: the options, and the parsed pattern for a cron schedule.
 struct schedule {
@@ -152,7 +145,7 @@ inline void advance_scheduler(queue_core& core, const std::string& stored_id, re
     const long long next = s.following_tick(tick, now, job_field_int(f[2].str()));
     const std::vector<std::string> args{core.job_prefix, stored_id, std::to_string(tick),
                                         next < 0 ? std::string() : std::to_string(next)};
-    (void)core.redis.eval<long long>(idempotent, queue_script<queue_lua::scheduler_next>(), core.keys, args);
+    (void)core.redis.eval<long long>(idempotent, extras_script<queue_lua::scheduler_next>(), core.keys, args);
 }
 
 }  // namespace detail
