@@ -17,7 +17,9 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -127,6 +129,11 @@ public:
     /// error on a transport failure.
     bool update_progress(const nlohmann::json& value);
 
+    /// Adds a line to the job's log (queue::logs reads it; at most `keep` lines kept, the
+    /// oldest dropped): one script round trip (lease checked). Returns false when the lease was
+    /// lost. Throws error(invalid_state) outside a worker's handler (use queue::add_log there).
+    bool log(std::string_view line, std::size_t keep = 1000);
+
     /// True once the worker learned that this job's lease was lost (the job was recovered as
     /// stalled or removed): its outcome will be discarded.
     bool lease_lost() const noexcept { return lease_ && lease_->lost.load(); }
@@ -185,6 +192,22 @@ bool job<T>::update_progress(const nlohmann::json& value) {
         record_.progress = args[3];
     }
     return ok;
+}
+
+template <class T>
+bool job<T>::log(std::string_view line, std::size_t keep) {
+    if (!lease_ || !lease_->core) {
+        throw error(errc::invalid_state, "redkit: job " + id_ + ": log outside a worker's handler");
+    }
+    if (keep == 0) throw std::invalid_argument("redkit: job::log: keep must be positive");
+    auto& core = *lease_->core;
+    const std::vector<std::string> args{core.job_prefix, record_.id, std::string(line), std::to_string(keep),
+                                        lease_->lease};
+    // not idempotent: a resend after a lost reply could add the line twice
+    const long long n =
+        core.redis.template eval<long long>(detail::queue_script<detail::queue_lua::log>(), core.keys, args);
+    if (n == -2) lease_->lost = true;
+    return n >= 0;
 }
 
 }  // namespace v0

@@ -31,6 +31,13 @@
 namespace redkit {
 inline namespace v0 {
 
+/// One page of jobs in a state (queue::jobs), and how many jobs are in that state.
+template <class T>
+struct job_page {
+    std::vector<job<T>> jobs;
+    long long total = 0;
+};
+
 /// A queue of jobs whose data is T (JSON through codec<T>). A cheap handle; copies share it.
 ///
 /// @code
@@ -180,6 +187,73 @@ public:
         using ids = std::vector<std::vector<std::string>>;
         return detail::parse_stalled(
             eval_again<ids>(lua<detail::queue_lua::stalled>(), {"0", std::to_string(max_stalled_count), "1000"}));
+    }
+
+    // ---- inspection ----
+
+    /// A page of the jobs in `state` (waiting includes paused jobs), newest first by default;
+    /// oldest first is the order the queue handles them (next to run, soonest due, soonest lease
+    /// deadline, first finished). One script: O(count) (plus O(offset) for waiting jobs).
+    /// Throws std::invalid_argument for job_state::unknown or count above 1000.
+    job_page<T> jobs(job_state state, std::size_t offset = 0, std::size_t count = 50, bool newest_first = true) const {
+        static constexpr char letters[] = {'w', 'p', 'd', 'a', 'c', 'f'};
+        const auto index = static_cast<std::size_t>(state);
+        if (index >= sizeof letters) throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
+        if (count > 1000) throw std::invalid_argument("redkit: queue::jobs: count must be at most 1000");
+        job_page<T> page;
+        if (count == 0) return page;
+        const auto r = eval_again<reply>(
+            lua<detail::queue_lua::list>(),
+            {std::string(1, letters[index]), std::to_string(offset), std::to_string(count), newest_first ? "1" : "0"});
+        page.total = r[0].integer();
+        const reply& items = r[1];
+        for (std::size_t i = 0; i + 2 < items.size(); i += 3) {
+            detail::job_record rec;
+            rec.id = items[i].text();
+            detail::read_fields(items[i + 1], rec);
+            if (rec.state == 0) continue;  // removed between the listing and the read
+            if (state == job_state::active) {
+                rec.state = 'a';
+                rec.lease = items[i + 2].text();
+                rec.processed = detail::job_field_int(rec.lease.substr(0, rec.lease.find('|')));
+            }
+            page.jobs.push_back(job<T>(std::move(rec)));
+        }
+        return page;
+    }
+
+    /// Adds a line to a job's log (kept with the job; at most `keep` lines, the oldest dropped).
+    /// Returns false when no job has this id. One script. (In a handler, job::log.)
+    bool add_log(std::string_view id, std::string_view line, std::size_t keep = 1000) {
+        if (keep == 0) throw std::invalid_argument("redkit: queue::add_log: keep must be positive");
+        return eval<long long>(lua<detail::queue_lua::log>(),
+                               {escape_key_part(id), std::string(line), std::to_string(keep), std::string()}) >= 0;
+    }
+
+    /// A job's log lines from `offset` (oldest first), and how many it has. One script.
+    job_logs logs(std::string_view id, std::size_t offset = 0, std::size_t count = 100) const {
+        const auto r = eval_again<reply>(lua<detail::queue_lua::logs>(),
+                                         {escape_key_part(id), std::to_string(offset), std::to_string(count)});
+        job_logs out;
+        out.total = r[0].integer();
+        for (const auto& line : r[1].elements()) out.lines.push_back(line.text());
+        return out;
+    }
+
+    /// Jobs completed and failed per minute over the last `span` minutes (the current one
+    /// included), oldest first, counted from the finish times of the completed and failed sets:
+    /// jobs already removed by retention (remove_on_complete / remove_on_fail) are not counted.
+    /// One script of 2 x span ZCOUNTs. Throws std::invalid_argument unless span is in [1, 1440].
+    std::vector<minute_counts> metrics(std::chrono::minutes span = std::chrono::minutes(60)) const {
+        if (span.count() < 1 || span.count() > 1440)
+            throw std::invalid_argument("redkit: queue::metrics: span must be in [1, 1440] minutes");
+        const auto r =
+            eval_again<std::vector<long long>>(lua<detail::queue_lua::metrics>(), {std::to_string(span.count())});
+        std::vector<minute_counts> out;
+        for (std::size_t i = 1; i + 1 < r.size(); i += 2) {
+            out.push_back({detail::from_epoch_ms(r[0] + static_cast<long long>(i / 2) * 60000), r[i], r[i + 1]});
+        }
+        return out;
     }
 
     // ---- job schedulers (repeatable jobs) ----

@@ -203,6 +203,19 @@ struct scheduler_info {
     long long jobs_made = 0;
 };
 
+/// A job's log lines (queue::logs), oldest first, and how many it has in all.
+struct job_logs {
+    std::vector<std::string> lines;
+    long long total = 0;
+};
+
+/// Jobs that finished in one minute (queue::metrics).
+struct minute_counts {
+    std::chrono::system_clock::time_point minute;  ///< the minute's start (server clock)
+    long long completed = 0;
+    long long failed = 0;
+};
+
 /// Options of a queue handle.
 struct queue_options {
     key_space keys;  ///< prefix of the queue's keys (default: none, keys are queue:{name}:...)

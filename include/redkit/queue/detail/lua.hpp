@@ -21,6 +21,7 @@
 // and ARGV[1] = the job key prefix ("<base>:job:"). Keys built from it, in the same slot as KEYS
 // (the tag is in the prefix), kept out of KEYS so the hot scripts do not carry them:
 //   <base>:job:<id>        hash: a job
+//   <base>:job:<id>:logs   list: the job's log lines (job::log), the newest last, capped
 //   <base>:limiter         zset: the jobs started within the rate limit's window (member
 //                          "<token>:<n>", score = start ms); absent without a limit
 //   <base>:schedulers      zset: scheduler ids, score = the tick (ms) of the job each has pending
@@ -100,7 +101,10 @@ end
 local function drop(set, ids)
   if #ids == 0 then return end
   local keys = {}
-  for i = 1, #ids do keys[i] = JOB .. ids[i] end
+  for i = 1, #ids do
+    keys[#keys + 1] = JOB .. ids[i]
+    keys[#keys + 1] = JOB .. ids[i] .. ':logs'
+  end
   redis.call('DEL', unpack(keys))
   if set then redis.call('ZREM', set, unpack(ids)) end
 end
@@ -126,7 +130,7 @@ local function retain(set, id, n, a, now)
   n = tonumber(n)
   a = tonumber(a)
   if n == 0 then
-    redis.call('DEL', JOB .. id)
+    redis.call('DEL', JOB .. id, JOB .. id .. ':logs')
     return
   end
   redis.call('ZADD', set, now, id)
@@ -161,7 +165,7 @@ local function drop_unstarted(id)
   elseif st == 'p' then gone = redis.call('ZREM', K_PRIO, id)
   elseif st == 'w' then gone = redis.call('LREM', K_WAIT, 1, id) end
   if gone == 0 then return false end
-  redis.call('DEL', k)
+  redis.call('DEL', k, k .. ':logs')
   return true
 end
 
@@ -638,7 +642,7 @@ elseif st == 'd' then found = redis.call('ZREM', K_DELAYED, id)
 elseif st == 'c' then redis.call('ZREM', K_COMPLETED, id)
 elseif st == 'f' then redis.call('ZREM', K_FAILED, id) end
 if found == 0 then return -1 end
-redis.call('DEL', k)
+redis.call('DEL', k, k .. ':logs')
 return 1
 )lua";
 
@@ -809,6 +813,89 @@ for i = 1, #due do
   end
 end
 return {now, out}
+)lua";
+
+// list: a page of jobs in one state. ARGV[2] state letter (w waiting or paused, p, d, a, c, f),
+// ARGV[3] offset, ARGV[4] count, ARGV[5] '1' newest first. Returns {total in that state, {id,
+// fields, lease or false, ...}}. Oldest first is the order the queue handles them: next to run
+// (waiting, prioritized), soonest due (delayed), soonest lease deadline (active), first finished.
+inline constexpr std::string_view list = R"lua(
+local st, off, n, newest = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
+local ids, total = {}, 0
+if st == 'w' then
+  total = redis.call('LLEN', K_WAIT)
+  -- LPUSH in, RPOP out: the newest is at the head
+  if newest then
+    ids = redis.call('LRANGE', K_WAIT, off, off + n - 1)
+  else
+    local r = redis.call('LRANGE', K_WAIT, -(off + n), -(off + 1))
+    for i = #r, 1, -1 do ids[#ids + 1] = r[i] end
+  end
+else
+  local set = ({p = K_PRIO, d = K_DELAYED, a = K_ACTIVE, c = K_COMPLETED, f = K_FAILED})[st]
+  if not set then return redis.error_reply('ERR unknown job state ' .. st) end
+  total = redis.call('ZCARD', set)
+  if newest then
+    ids = redis.call('ZREVRANGE', set, off, off + n - 1)
+  else
+    ids = redis.call('ZRANGE', set, off, off + n - 1)
+  end
+end
+local out = {}
+for i = 1, #ids do
+  local id, lease = ids[i], false
+  if st == 'a' then
+    id = id_of(ids[i])
+    lease = string.sub(ids[i], #id + 2)
+  end
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', JOB .. id)
+  out[#out + 1] = lease
+end
+return {total, out}
+)lua";
+
+// log: ARGV[2] id, ARGV[3] line, ARGV[4] lines to keep, ARGV[5] lease ('' when not leased).
+// Returns the number of lines kept, or -1 when the job does not exist, -2 when the lease is lost.
+inline constexpr std::string_view log = R"lua(
+local id = ARGV[2]
+if ARGV[5] ~= '' then
+  if not redis.call('ZSCORE', K_ACTIVE, id .. ':' .. ARGV[5]) then return -2 end
+elseif redis.call('EXISTS', JOB .. id) == 0 then
+  return -1
+end
+local k = JOB .. id .. ':logs'
+local n = redis.call('RPUSH', k, ARGV[3])
+local keep = tonumber(ARGV[4])
+if n > keep then
+  redis.call('LTRIM', k, n - keep, -1)
+  n = keep
+end
+return n
+)lua";
+
+// logs: ARGV[2] id, ARGV[3] offset, ARGV[4] count (oldest first). Returns {total, lines}.
+inline constexpr std::string_view logs = R"lua(
+local k = JOB .. ARGV[2] .. ':logs'
+local off = tonumber(ARGV[3])
+return {redis.call('LLEN', k), redis.call('LRANGE', k, off, off + tonumber(ARGV[4]) - 1)}
+)lua";
+
+// metrics: jobs completed and failed per minute, from the finish times of the completed and
+// failed sets (so jobs removed by retention are not counted). ARGV[2] minutes (the current one
+// included). Returns {start ms of the oldest minute, c1, f1, c2, f2, ...}, oldest first.
+inline constexpr std::string_view metrics = R"lua(
+local minutes = tonumber(ARGV[2])
+local now = now_ms()
+local first = (math.floor(now / 60000) - minutes + 1) * 60000
+local out = {first}
+for m = 0, minutes - 1 do
+  local a = first + m * 60000
+  local b = '(' .. (a + 60000)
+  out[#out + 1] = redis.call('ZCOUNT', K_COMPLETED, a, b)
+  out[#out + 1] = redis.call('ZCOUNT', K_FAILED, a, b)
+end
+return out
 )lua";
 
 }  // namespace queue_lua

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Job schedulers and rate-limited processing against a real, private redis-server: ticks made
-// exactly once across four worker processes (one killed mid-run), missed ticks run once, limits
-// and ends, idempotent upserts; a queue-wide rate limit held by eight threads in two processes,
-// and a handler's "rate limited, retry after D". Worker processes are fork()ed children with
-// their own client; they report through Redis lists the test reads.
+// Job schedulers, rate-limited processing and inspection against a real, private redis-server:
+// ticks made exactly once across four worker processes (one killed mid-run), missed ticks run
+// once, limits and ends, idempotent upserts; a queue-wide rate limit held by eight threads in two
+// processes, and a handler's "rate limited, retry after D"; jobs listed by state, logs, metrics. Worker processes are
+// fork()ed children with their own client; they report through Redis lists the test reads.
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
@@ -14,8 +14,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -406,4 +406,111 @@ TEST_F(RateLimit, EightThreadsInTwoProcessesHoldFiftyPerSecond) {
     std::printf("[ measured ] %lld jobs started in the first 10 s (limit 50/s)\n", static_cast<long long>(in_ten));
     EXPECT_GE(in_ten, 450) << "throughput below 90% of the limit";
     EXPECT_LE(in_ten, 500);
+}
+
+using Inspection = Schedulers;
+
+TEST_F(Inspection, JobsOfEachStateComePagedNewestFirstOrInTheQueuesOrder) {
+    redkit::queue<int> q(redis, "inspect");
+    std::vector<std::string> waiting;
+    for (int i = 0; i < 7; ++i) waiting.push_back(q.add("w", i).id);
+    redkit::job_options later;
+    later.delay = 1h;
+    const auto delayed = q.add("d", 100, later).id;
+    redkit::job_options urgent;
+    urgent.priority = 1;
+    const auto prioritized = q.add("p", 200, urgent).id;
+
+    auto page = q.jobs(redkit::job_state::waiting, 0, 3);
+    EXPECT_EQ(page.total, 7);
+    ASSERT_EQ(page.jobs.size(), 3u);
+    EXPECT_EQ(page.jobs[0].id(), waiting[6]);  // newest first
+    EXPECT_EQ(page.jobs[2].id(), waiting[4]);
+    EXPECT_EQ(page.jobs[0].data(), 6);
+    EXPECT_EQ(page.jobs[0].state(), redkit::job_state::waiting);
+    page = q.jobs(redkit::job_state::waiting, 6, 3);
+    ASSERT_EQ(page.jobs.size(), 1u);
+    EXPECT_EQ(page.jobs[0].id(), waiting[0]);
+    page = q.jobs(redkit::job_state::waiting, 0, 2, false);  // the order they will run in
+    ASSERT_EQ(page.jobs.size(), 2u);
+    EXPECT_EQ(page.jobs[0].id(), waiting[0]);
+    EXPECT_EQ(page.jobs[1].id(), waiting[1]);
+    page = q.jobs(redkit::job_state::waiting, 5, 5, false);
+    ASSERT_EQ(page.jobs.size(), 2u);
+    EXPECT_EQ(page.jobs[1].id(), waiting[6]);
+    EXPECT_EQ(q.jobs(redkit::job_state::delayed).jobs.at(0).id(), delayed);
+    EXPECT_EQ(q.jobs(redkit::job_state::prioritized).jobs.at(0).id(), prioritized);
+    EXPECT_TRUE(q.jobs(redkit::job_state::waiting, 0, 0).jobs.empty());
+    EXPECT_THROW(q.jobs(redkit::job_state::unknown), std::invalid_argument);
+    EXPECT_THROW(q.jobs(redkit::job_state::waiting, 0, 1001), std::invalid_argument);
+
+    // run them: the prioritized job waits behind the plain ones; one fails; one stays active
+    std::atomic<bool> release{false};
+    auto o = quick(2);
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            EXPECT_TRUE(j.log("started " + std::to_string(j.data())));
+            if (j.data() == 3) throw std::runtime_error("three fails");
+            if (j.data() == 200) {
+                while (!release) std::this_thread::sleep_for(5ms);
+            }
+        },
+        o);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (q.counts().active < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    while (q.counts().completed + q.counts().failed < 7 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+    }
+    const auto active = q.jobs(redkit::job_state::active);
+    ASSERT_EQ(active.total, 1);
+    EXPECT_EQ(active.jobs.at(0).id(), prioritized);
+    EXPECT_EQ(active.jobs.at(0).state(), redkit::job_state::active);
+    EXPECT_GT(active.jobs.at(0).processed_at(), 0);
+    release = true;
+    EXPECT_TRUE(w.close(5s));
+
+    const auto done = q.jobs(redkit::job_state::completed, 0, 100);
+    EXPECT_EQ(done.total, 7);
+    for (std::size_t i = 1; i < done.jobs.size(); ++i) {
+        EXPECT_GE(done.jobs[i - 1].finished_at(), done.jobs[i].finished_at()) << "newest first";
+    }
+    const auto failed = q.jobs(redkit::job_state::failed);
+    ASSERT_EQ(failed.total, 1);
+    EXPECT_EQ(failed.jobs.at(0).data(), 3);
+    EXPECT_EQ(failed.jobs.at(0).failed_reason(), "three fails");
+
+    // logs: written by the handler, read by id, paged, capped
+    const auto l = q.logs(waiting[3]);
+    EXPECT_EQ(l.total, 1);
+    EXPECT_EQ(l.lines, std::vector<std::string>{"started 3"});
+    for (int i = 0; i < 5; ++i) EXPECT_TRUE(q.add_log(waiting[0], "line " + std::to_string(i), 4));
+    const auto capped = q.logs(waiting[0]);
+    EXPECT_EQ(capped.total, 4);
+    EXPECT_EQ(capped.lines.front(), "line 1");  // "started 0" and "line 0" dropped
+    EXPECT_EQ(q.logs(waiting[0], 3, 10).lines, std::vector<std::string>{"line 4"});
+    EXPECT_FALSE(q.add_log("no-such-job", "x"));
+    EXPECT_EQ(q.logs("no-such-job").total, 0);
+    auto outside = q.get_job(waiting[0]);
+    ASSERT_TRUE(outside);
+    EXPECT_THROW(outside->log("x"), redkit::error) << "outside a handler, job::log throws";
+
+    // metrics: this minute holds the 7 completed and the failed one
+    const auto m = q.metrics(std::chrono::minutes(3));
+    ASSERT_EQ(m.size(), 3u);
+    long long completed = 0, failed_count = 0;
+    for (const auto& x : m) {
+        completed += x.completed;
+        failed_count += x.failed;
+    }
+    EXPECT_EQ(completed, 7);
+    EXPECT_EQ(failed_count, 1);
+    EXPECT_EQ(ms_of(m[1].minute) - ms_of(m[0].minute), 60000);
+    EXPECT_THROW(q.metrics(std::chrono::minutes(0)), std::invalid_argument);
+
+    // removing a job removes its log
+    EXPECT_EQ(q.remove(waiting[0]), redkit::remove_result::removed);
+    EXPECT_EQ(q.logs(waiting[0]).total, 0);
+    EXPECT_TRUE(q.obliterate());
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
 }
