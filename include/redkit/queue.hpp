@@ -31,10 +31,17 @@
 //     earliest delayed job is due, and fetches then. While its round trip is in flight, a busy
 //     worker polls the socket briefly before sleeping (worker_options::reply_spin).
 //
+// Beyond jobs: schedulers (upsert_scheduler: a cron pattern in a time zone, or every N ms; one
+// job per tick, made by the worker that takes the previous tick's job), a queue-wide rate limit
+// (set_rate_limit; rate_limited_error from a handler), inspection (jobs by state, job logs,
+// per-minute metrics) and events (set_events, read by queue_events from any process).
+//
 // Key layout (all keys of a queue share the hash tag {name}, so they live in one Redis Cluster
-// slot; job keys are built inside the scripts from a prefix carrying the same tag):
+// slot; keys other than the fixed ten are built inside the scripts from a prefix carrying the
+// same tag):
 //   <prefix:>queue:{name}:wait | prioritized | delayed | active | completed | failed | meta |
-//   marker | id | stalled-check, and <prefix:>queue:{name}:job:<id> (a hash per job). A lease
+//   marker | id | stalled-check, <prefix:>queue:{name}:job:<id> (a hash per job, and :logs),
+//   limiter, schedulers, scheduler:<id>, events. A lease
 //   lives only in the active zset (member "<id>:<lease>", score its deadline): taking a job
 //   writes nothing to its hash.
 // Custom job ids are escaped like key parts (escape_key_part) and must not be integers (those are
@@ -44,10 +51,12 @@
 // worker's public members may be called from any thread (close() from its own threads only asks).
 //
 // The queue's wing: queue/types.hpp (options, states, outcomes), queue/job.hpp (job<T>),
-// queue/queue.hpp (queue<T>), queue/worker.hpp (worker<T>), queue/detail/ (the stored record,
-// the Lua, the reply-timing choice). Include this header.
+// queue/queue.hpp (queue<T>), queue/worker.hpp (worker<T>), queue/events.hpp (queue_events),
+// queue/cron.hpp (cron_expression), queue/detail/ (the stored record, the Lua, schedules, time
+// zones, the reply-timing choice). Include this header.
 #pragma once
 
+#include <redkit/queue/events.hpp>
 #include <redkit/queue/job.hpp>
 #include <redkit/queue/queue.hpp>
 #include <redkit/queue/types.hpp>

@@ -514,3 +514,106 @@ TEST_F(Inspection, JobsOfEachStateComePagedNewestFirstOrInTheQueuesOrder) {
     EXPECT_TRUE(q.obliterate());
     EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
 }
+
+using Events = Schedulers;
+
+// Events are off by default; once on, another reader (here: another client) follows every change
+// of a job, resumes after the last id it saw, and a blocking read wakes for a new event.
+TEST_F(Events, ReaderFollowsEveryChangeAndResumesAfterAnId) {
+    redkit::queue<int> q(redis, "watched");
+    redkit::queue_events events(redkit::client(shared_server().url()), "watched");
+    (void)q.add("quiet", 0);
+    EXPECT_FALSE(q.events_enabled());
+    EXPECT_TRUE(events.read().empty()) << "events are off by default";
+
+    q.set_events(1000);
+    EXPECT_TRUE(q.events_enabled());
+    redkit::job_options twice;
+    twice.attempts = 2;
+    const auto ok = q.add("ok", 1).id;
+    const auto flaky = q.add("flaky", 2, twice).id;
+    const auto doomed = q.add("doomed", 3).id;
+    std::atomic<int> flaky_runs{0};
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            if (j.data() == 1) {
+                j.update_progress(50);
+                return 42;
+            }
+            if (j.data() == 2 && flaky_runs++ == 0) throw std::runtime_error("first try fails");
+            if (j.data() == 3) throw redkit::unrecoverable_error("no");
+            return 0;
+        },
+        quick());
+    std::vector<redkit::queue_event> seen;
+    std::string after = "0";
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    const auto has = [&](const std::string& type, const std::string& id) {
+        return std::any_of(seen.begin(), seen.end(),
+                           [&](const redkit::queue_event& e) { return e.type == type && e.job_id == id; });
+    };
+    while (!(has("completed", flaky) && has("failed", doomed) && has("completed", ok)) &&
+           std::chrono::steady_clock::now() < deadline) {
+        for (auto& e : events.read(after, 2, 500ms)) {  // small pages: resuming after an id
+            after = e.id;
+            seen.push_back(std::move(e));
+        }
+    }
+    EXPECT_TRUE(w.close(5s));
+    // the quiet job was added before events were on; it runs (active, completed) after
+    EXPECT_FALSE(has("added", "1"));
+    for (const auto& id : {ok, flaky, doomed}) {
+        EXPECT_TRUE(has("added", id)) << id;
+        EXPECT_TRUE(has("active", id)) << id;
+    }
+    EXPECT_TRUE(has("progress", ok));
+    EXPECT_TRUE(has("completed", ok));
+    EXPECT_TRUE(has("retried", flaky));
+    EXPECT_TRUE(has("completed", flaky));
+    EXPECT_TRUE(has("failed", doomed));
+    for (const auto& e : seen) {
+        if (e.type == "completed" && e.job_id == ok) {
+            EXPECT_EQ(e.detail, "42");
+        }
+        if (e.type == "failed") {
+            EXPECT_EQ(e.detail, "no");
+        }
+        if (e.type == "progress") {
+            EXPECT_EQ(e.detail, "50");
+        }
+        if (e.type == "added" && e.job_id == ok) {
+            EXPECT_EQ(e.detail, "ok");
+        }
+        EXPECT_GT(ms_of(e.time()), 0);
+    }
+    // in order: a job's added before its active before its completed
+    const auto at = [&](const std::string& type, const std::string& id) {
+        return std::find_if(seen.begin(), seen.end(),
+                            [&](const redkit::queue_event& e) { return e.type == type && e.job_id == id; }) -
+               seen.begin();
+    };
+    EXPECT_LT(at("added", ok), at("active", ok));
+    EXPECT_LT(at("active", ok), at("completed", ok));
+
+    // a blocking read from "$" wakes for the next event, and removal is one
+    std::thread remover([&] {
+        std::this_thread::sleep_for(200ms);
+        EXPECT_EQ(q.remove(ok), redkit::remove_result::removed);
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    auto next = events.read("$", 10, 3s);
+    remover.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    ASSERT_EQ(next.size(), 1u);
+    EXPECT_EQ(next[0].type, "removed");
+    EXPECT_EQ(next[0].job_id, ok);
+    EXPECT_TRUE(events.read(next[0].id, 10, 100ms).empty());
+
+    q.set_events(0);
+    EXPECT_FALSE(q.events_enabled());
+    (void)q.add("after", 9);
+    EXPECT_TRUE(events.read(next[0].id).empty()) << "off again";
+    EXPECT_THROW(events.read("0", 0), std::invalid_argument);
+    EXPECT_THROW(redkit::queue_events(redis, ""), std::invalid_argument);
+}

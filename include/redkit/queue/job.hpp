@@ -184,8 +184,8 @@ bool job<T>::update_progress(const nlohmann::json& value) {
     }
     auto& core = *lease_->core;
     const std::vector<std::string> args{core.job_prefix, record_.id, lease_->lease, value.dump()};
-    const bool ok = core.redis.template eval<long long>(idempotent, detail::queue_script<detail::queue_lua::progress>(),
-                                                        core.keys, args) == 1;
+    const bool ok = core.redis.template eval<long long>(
+                        idempotent, detail::extras_script<detail::queue_lua::progress>(), core.keys, args) == 1;
     if (!ok) {
         lease_->lost = true;
     } else {

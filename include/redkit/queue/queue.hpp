@@ -135,14 +135,14 @@ public:
     /// Moves a failed job back in line with a fresh set of attempts (its trace is kept). Returns
     /// false when no failed job has this id. One script.
     bool retry(std::string_view id) {
-        return eval_again<long long>(lua<detail::queue_lua::retry>(), {escape_key_part(id), "0"}) == 1;
+        return eval_again<long long>(extras_lua<detail::queue_lua::retry>(), {escape_key_part(id), "0"}) == 1;
     }
 
     /// Moves every failed job back in line (one script per 1000). Returns how many.
     std::size_t retry_failed() {
         std::size_t total = 0;
         for (;;) {
-            const auto n = eval<long long>(lua<detail::queue_lua::retry>(), {"", "1000"});
+            const auto n = eval<long long>(extras_lua<detail::queue_lua::retry>(), {"", "1000"});
             total += static_cast<std::size_t>(n);
             if (n < 1000) return total;
         }
@@ -151,7 +151,7 @@ public:
     /// Removes a job and its data. An active (leased) job is not removed (remove_result::active).
     /// One script; O(waiting) for a waiting job (LREM).
     remove_result remove(std::string_view id) {
-        const auto r = eval_again<long long>(lua<detail::queue_lua::remove>(), {escape_key_part(id)});
+        const auto r = eval_again<long long>(extras_lua<detail::queue_lua::remove>(), {escape_key_part(id)});
         return r == 1 ? remove_result::removed : r == 0 ? remove_result::not_found : remove_result::active;
     }
 
@@ -185,8 +185,8 @@ public:
         if (max_stalled_count < 0)
             throw std::invalid_argument("redkit: check_stalled: max_stalled_count must not be negative");
         using ids = std::vector<std::vector<std::string>>;
-        return detail::parse_stalled(
-            eval_again<ids>(lua<detail::queue_lua::stalled>(), {"0", std::to_string(max_stalled_count), "1000"}));
+        return detail::parse_stalled(eval_again<ids>(extras_lua<detail::queue_lua::stalled>(),
+                                                     {"0", std::to_string(max_stalled_count), "1000"}));
     }
 
     // ---- inspection ----
@@ -254,6 +254,25 @@ public:
             out.push_back({detail::from_epoch_ms(r[0] + static_cast<long long>(i / 2) * 60000), r[i], r[i + 1]});
         }
         return out;
+    }
+
+    // ---- events ----
+
+    /// Turns the queue's events on: from now on its scripts append every change of a job
+    /// (added, active, progress, completed, retried, failed, stalled, removed) to the stream
+    /// "queue:{name}:events", capped at about `max_len` entries, which queue_events reads from any
+    /// process. 0 turns them off (the stream stays). Off by default: each event is an XADD in
+    /// the script that makes the change (two per job that runs: active and completed). One script.
+    void set_events(std::size_t max_len) {
+        if (max_len > 100000000) throw std::invalid_argument("redkit: set_events: max_len must be at most 10^8");
+        eval_again<long long>(extras_lua<detail::queue_lua::events>(),
+                              {max_len == 0 ? std::string() : std::to_string(max_len)});
+    }
+
+    /// Whether events are on. One HEXISTS.
+    bool events_enabled() const {
+        return core_->redis.template command<long long>(idempotent, "HEXISTS", core_->key(detail::queue_key::meta),
+                                                        "evmax") == 1;
     }
 
     // ---- job schedulers (repeatable jobs) ----
@@ -389,11 +408,11 @@ private:
     std::vector<added_job> run_add(const std::vector<std::string>& args) {
         std::vector<reply> r;
         if (core_->replicas == 0) {
-            r = core_->redis.template eval<std::vector<reply>>(lua<detail::queue_lua::add>(), core_->keys, args);
+            r = core_->redis.template eval<std::vector<reply>>(extras_lua<detail::queue_lua::add>(), core_->keys, args);
         } else {
             // the script and WAIT in one write on one connection: WAIT counts that connection's writes
             pipeline p(core_->redis);
-            p.eval(lua<detail::queue_lua::add>(), core_->keys, args);
+            p.eval(extras_lua<detail::queue_lua::add>(), core_->keys, args);
             p.command("WAIT", core_->replicas, core_->replica_timeout.count());
             const std::vector<reply> both = p.exec();
             r = both.at(0).as<std::vector<reply>>();

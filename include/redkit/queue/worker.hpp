@@ -603,7 +603,7 @@ void worker<T>::check_stalled() {
     const std::vector<std::string> args{core_->job_prefix, std::to_string(options_.stalled_interval.count()),
                                         std::to_string(options_.max_stalled_count), "1000"};
     const auto r = core_->redis.template eval<std::vector<std::vector<std::string>>>(
-        idempotent, detail::queue_script<detail::queue_lua::stalled>(), core_->keys, args);
+        idempotent, detail::extras_script<detail::queue_lua::stalled>(), core_->keys, args);
     const stalled_jobs s = detail::parse_stalled(r);
     if (!s.recovered.empty() || !s.failed.empty()) call(options_.on_stalled, s);
 }

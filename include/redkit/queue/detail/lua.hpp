@@ -26,13 +26,16 @@
 //                          "<token>:<n>", score = start ms); absent without a limit
 //   <base>:schedulers      zset: scheduler ids, score = the tick (ms) of the job each has pending
 //   <base>:scheduler:<id>  hash: a scheduler
+//   <base>:events          stream: the queue's events while they are on (meta evmax = its cap):
+//                          fields ev (added, active, progress, completed, retried, failed,
+//                          stalled, removed), id (stored job id), x (name, progress, return
+//                          value or reason)
 //
-// Meta fields besides those above: lmax, ldur (rate limit: at most lmax jobs start per ldur ms),
-// lunt (no job starts before this ms: a handler reported a downstream rate limit).
-// A scheduler hash: spec (its schedule as JSON, read by C++: the cron/every arithmetic lives
-// there), anchor (ms the ticks of an "every" schedule count from), next (tick of its pending
-// job), count (jobs made), and the job template as the job fields name, data, prio, att, bo, bd,
-// bj, rcn, rca, rfn, rfa. The job of a tick has the id "repeat:<scheduler id>:<tick>" (escaped
+// Meta fields besides those above: evmax (events on, the stream's cap), lmax, ldur (rate limit: at most lmax jobs start
+// per ldur ms), lunt (no job starts before this ms: a handler reported a downstream rate limit). A scheduler hash: spec
+// (its schedule as JSON, read by C++: the cron/every arithmetic lives there), anchor (ms the ticks of an "every"
+// schedule count from), next (tick of its pending job), count (jobs made), and the job template as the job fields name,
+// data, prio, att, bo, bd, bj, rcn, rca, rfn, rfa. The job of a tick has the id "repeat:<scheduler id>:<tick>" (escaped
 // as stored ids are) and the extra fields sch (scheduler id) and tick.
 //
 // A job is active while the active zset holds a lease of it. Taking a job writes nothing to its
@@ -150,6 +153,14 @@ end
 inline constexpr std::string_view extras = R"lua(
 local BASE = string.sub(JOB, 1, -5)
 local SCHED, K_SCHED, K_LIMIT = BASE .. 'scheduler:', BASE .. 'schedulers', BASE .. 'limiter'
+local K_EVENTS = BASE .. 'events'
+
+-- Appends an event to the queue's stream when events are on (queue::set_events).
+local EVMAX = nil
+local function emit(ev, id, x)
+  if EVMAX == nil then EVMAX = redis.call('HGET', K_META, 'evmax') or false end
+  if EVMAX then redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVMAX, '*', 'ev', ev, 'id', id, 'x', x or '') end
+end
 
 -- The stored id of the job a scheduler makes for a tick (sid is stored, i.e. escaped, already).
 local function tick_id(sid, tick)
@@ -166,6 +177,7 @@ local function drop_unstarted(id)
   elseif st == 'w' then gone = redis.call('LREM', K_WAIT, 1, id) end
   if gone == 0 then return false end
   redis.call('DEL', k, k .. ':logs')
+  emit('removed', id)
   return true
 end
 
@@ -199,6 +211,7 @@ local function add_tick(sid, tick, now)
     redis.call('HSET', k, 'st', enqueue(id, t[3]))
     if not is_paused() then wake() end
   end
+  emit('added', id, t[1])
   return id
 end
 )lua";
@@ -227,6 +240,10 @@ local token, lease_ms, want, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), 
 local rearm = ARGV[5] == '1'
 local codes = {}
 local woke = false
+local meta = redis.call('HMGET', K_META, 'paused', 'lmax', 'ldur', 'lunt', 'evmax')
+local evmax = meta[5]
+local K_EVENTS
+if evmax then K_EVENTS = string.sub(JOB, 1, -5) .. 'events' end
 
 local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep_age, pt)
   if kind == 'r' then
@@ -236,7 +253,10 @@ local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep
     if (tonumber(prio) or 0) > 0 then st = enqueue(id, prio) else redis.call('RPUSH', K_WAIT, id) end
     redis.call('HSET', k, 'st', st, 'tok', lease)
     local hold = now + delay
-    if hold > (tonumber(redis.call('HGET', K_META, 'lunt')) or 0) then redis.call('HSET', K_META, 'lunt', hold) end
+    if hold > (tonumber(meta[4]) or 0) then
+      redis.call('HSET', K_META, 'lunt', hold)
+      meta[4] = hold
+    end
     return 5
   end
   local f = redis.call('HMGET', k, 'att', 'prio', 'tr')
@@ -308,13 +328,17 @@ if n > 0 then
       end
     end
     codes[#codes + 1] = code
+    if evmax and code > 0 and code < 5 then
+      local ev = 'retried'
+      if code == 1 then ev = 'completed' elseif code == 4 then ev = 'failed' end
+      redis.call('XADD', K_EVENTS, 'MAXLEN', '~', evmax, '*', 'ev', ev, 'id', id, 'x', ARGV[b + 3])
+    end
   end
   if #kept > 0 then redis.call('ZADD', K_COMPLETED, unpack(kept)) end
 end
 
 local jobs = {}
 local next_delay = -1
-local meta = redis.call('HMGET', K_META, 'paused', 'lmax', 'ldur', 'lunt')
 if meta[1] then
   redis.call('ZREM', K_MARKER, '0')
   return {codes, jobs, now, next_delay, 0}
@@ -382,6 +406,11 @@ if want > 0 then
     end
   end
   if #z > 0 then redis.call('ZADD', K_ACTIVE, unpack(z)) end
+  if evmax then
+    for i = 1, #jobs, 2 do
+      redis.call('XADD', K_EVENTS, 'MAXLEN', '~', evmax, '*', 'ev', 'active', 'id', jobs[i], 'x', '')
+    end
+  end
 end
 
 -- the marker: set while jobs may be left. A full take may leave some, so a caller that popped
@@ -490,6 +519,7 @@ for i = 0, n - 1 do
   end
   out[#out + 1] = id
   out[#out + 1] = created
+  if created == 1 then emit('added', id, ARGV[b + 1]) end
 end
 if #line > 0 then redis.call('LPUSH', K_WAIT, unpack(line)) end
 if ready and not is_paused() then wake() end
@@ -541,9 +571,11 @@ for i = 1, #leases do
       local f = redis.call('HMGET', k, 'rfn', 'rfa')
       retain(K_FAILED, id, f[1], f[2], now)
       failed[#failed + 1] = id
+      emit('failed', id, reason)
     else
       redis.call('HSET', k, 'st', enqueue(id, redis.call('HGET', k, 'prio')))
       recovered[#recovered + 1] = id
+      emit('stalled', id)
     end
   end
 end
@@ -556,6 +588,7 @@ return {recovered, failed}
 inline constexpr std::string_view progress = R"lua(
 if not redis.call('ZSCORE', K_ACTIVE, ARGV[2] .. ':' .. ARGV[3]) then return 0 end
 redis.call('HSET', JOB .. ARGV[2], 'prog', ARGV[4])
+emit('progress', ARGV[2], ARGV[4])
 return 1
 )lua";
 
@@ -622,6 +655,7 @@ for i = 1, #ids do
   local k = JOB .. ids[i]
   redis.call('HDEL', k, 'fr', 'ft', 'made', 'stl', 'tok')
   redis.call('HSET', k, 'st', enqueue(ids[i], redis.call('HGET', k, 'prio')))
+  emit('retried', ids[i])
 end
 redis.call('ZREM', K_FAILED, unpack(ids))
 if not is_paused() then wake() end
@@ -643,6 +677,7 @@ elseif st == 'c' then redis.call('ZREM', K_COMPLETED, id)
 elseif st == 'f' then redis.call('ZREM', K_FAILED, id) end
 if found == 0 then return -1 end
 redis.call('DEL', k, k .. ':logs')
+emit('removed', id)
 return 1
 )lua";
 
@@ -682,10 +717,21 @@ if removed < limit then
   local sids = redis.call('ZRANGE', K_SCHED, 0, -1)
   for i = 1, #sids do redis.call('DEL', SCHED .. sids[i]) end
   redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
-             K_LIMIT, K_SCHED)
+             K_LIMIT, K_SCHED, K_EVENTS)
   return {removed, 1}
 end
 return {removed, 0}
+)lua";
+
+// events: ARGV[2] the stream's approximate cap (events on), or '' (events off; the stream stays).
+// Returns 1.
+inline constexpr std::string_view events = R"lua(
+if ARGV[2] == '' then
+  redis.call('HDEL', K_META, 'evmax')
+else
+  redis.call('HSET', K_META, 'evmax', ARGV[2])
+end
+return 1
 )lua";
 
 // limit: ARGV[2] max jobs started per ARGV[3] ms ('' both: remove the limit and any downstream
