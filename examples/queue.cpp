@@ -2,7 +2,8 @@
 // Job queue: the welcome e-mail. A sign-up adds a job; a worker sends the mail. The first attempt
 // fails (the SMTP server says "try again later"), the job comes back after an exponential
 // backoff, the second attempt succeeds. A failed-event handler logs the failure; adding the same
-// job id twice sends one mail.
+// job id twice sends one mail. Then a scheduler sends three reminders 100 ms apart. Events are on
+// and the queue is left in Redis, so `redkit-queue` can show it afterwards (scripts/demo does).
 #include <redkit/queue.hpp>
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 
@@ -24,6 +26,7 @@ int main() try {
     redkit::client redis = redkit::default_client();
     redkit::queue<welcome_mail> mails(redis, "welcome-mail");
     mails.obliterate(true);  // start from a clean queue
+    mails.set_events(1000);  // a capped stream of every change, for redkit-queue events / queue_events
 
     // the sign-up: add the job (twice, as a retried HTTP request would)
     redkit::job_options once;
@@ -57,6 +60,8 @@ int main() try {
     redkit::worker<welcome_mail> worker(
         mails,
         [&](redkit::job<welcome_mail>& job) {
+            job.log("rendering '" + job.name() + "' for " + job.data().to);  // kept with the job
+            if (job.name() == "reminder") return nlohmann::json{{"reminded", job.data().to}};
             if (job.attempts_made() == 0) throw std::runtime_error("smtp: 421 try again later");
             {
                 std::lock_guard<std::mutex> lock(out);
@@ -68,12 +73,28 @@ int main() try {
         options);
 
     if (sent.get_future().wait_for(10s) != std::future_status::ready) throw std::runtime_error("the mail was not sent");
+
+    // a job scheduler: one job per tick, however many workers run; removed after its limit
+    redkit::scheduler_options reminders = redkit::scheduler_options::every_interval(100ms);
+    reminders.limit = 3;
+    mails.upsert_scheduler("reminder", reminders, "reminder", {"ada@example.com", "Ada"});
+    for (int i = 0; i < 200 && mails.get_scheduler("reminder"); ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 200 && mails.counts().completed < 4; ++i) std::this_thread::sleep_for(10ms);
     worker.close(5s);
 
     const auto counts = mails.counts();
     std::cout << "counts: completed " << counts.completed << ", failed " << counts.failed << ", waiting "
               << counts.waiting << '\n';
-    mails.obliterate();
+    const auto reminded = mails.jobs(redkit::job_state::completed, 0, 10, false);
+    for (const auto& job : reminded.jobs) {
+        if (job.name() == "reminder") {
+            std::cout << "reminder " << job.id() << " ran " << (job.processed_at() - job.created_at())
+                      << " ms after it was made\n";
+        }
+    }
+    std::cout << "log of " << first.id << ": " << mails.logs(first.id).lines.front() << " ("
+              << mails.logs(first.id).total << " lines)\n";
+    std::cout << "left in Redis for redkit-queue: queue welcome-mail, events on\n";
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "queue example failed: " << e.what() << '\n';

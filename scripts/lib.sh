@@ -1,8 +1,10 @@
 # Shared by scripts/test and scripts/demo: install what is missing, find a free port, start and
 # stop a throw-away redis-server. Sourced, not run.
 
+# libcli11-dev is optional for users (redkit-queue is built when CMake finds it); the scripts
+# install it so the demo and CI build and test the tool.
 REDKIT_PACKAGES=(g++ cmake ninja-build pkg-config libhiredis-dev nlohmann-json3-dev libgtest-dev
-                 redis-server redis-tools python3 clang-format libssl-dev openssl)
+                 redis-server redis-tools python3 clang-format libssl-dev openssl libcli11-dev tzdata)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

@@ -617,3 +617,120 @@ TEST_F(Events, ReaderFollowsEveryChangeAndResumesAfterAnId) {
     EXPECT_THROW(events.read("0", 0), std::invalid_argument);
     EXPECT_THROW(redkit::queue_events(redis, ""), std::invalid_argument);
 }
+
+#ifdef REDKIT_QUEUE_TOOL
+namespace {
+
+struct tool_run {
+    int status = -1;
+    std::string output;  // stdout and stderr
+};
+
+// Runs redkit-queue against the test's server.
+tool_run queue_tool(const std::string& args) {
+    const std::string command =
+        std::string(REDKIT_QUEUE_TOOL) + " --url '" + shared_server().url() + "' " + args + " 2>&1";
+    tool_run r;
+    FILE* p = ::popen(command.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.output.append(buf, n);
+    const int status = ::pclose(p);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+}  // namespace
+
+using QueueTool = Schedulers;
+
+// The command-line tool against a real queue: what it lists matches the queue, its actions act,
+// and a mistyped queue, job or state is refused with status 2 and writes nothing.
+TEST_F(QueueTool, ListsShowsActsAndRefusesUnknownNamesWithoutWriting) {
+    redkit::queue<nlohmann::json> q(redis, "orders");
+    q.set_events(1000);
+    redkit::job_options once;
+    once.attempts = 1;
+    const auto good = q.add("ship", nlohmann::json{{"sku", "A-1"}}).id;
+    const auto bad = q.add("ship", nlohmann::json{{"sku", "BROKEN"}}, once).id;
+    {
+        redkit::worker<nlohmann::json> w(q, [](redkit::job<nlohmann::json>& j) {
+            j.log("looking at " + j.data()["sku"].get<std::string>());
+            if (j.data()["sku"] == "BROKEN") throw std::runtime_error("no such sku");
+        });
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (q.counts().completed + q.counts().failed < 2 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        EXPECT_TRUE(w.close(5s));
+    }
+    (void)q.add("later", nlohmann::json{{"sku", "B-2"}});
+    q.upsert_scheduler("nightly", redkit::scheduler_options::cron_pattern("0 3 * * *", "Europe/Paris"), "report",
+                       nlohmann::json::object());
+
+    auto r = queue_tool("queues");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("orders"), std::string::npos) << r.output;
+    r = queue_tool("counts orders");
+    EXPECT_EQ(r.status, 0) << r.output;
+    // waiting 1 (the later job), delayed 1 (the scheduler's), completed 1, failed 1
+    EXPECT_NE(r.output.find("orders                           1         0         1           0          1         1"),
+              std::string::npos)
+        << r.output;
+    r = queue_tool("jobs orders failed");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("1 failed job(s)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(bad), std::string::npos);
+    EXPECT_NE(r.output.find("no such sku"), std::string::npos);
+    r = queue_tool("job orders " + bad);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("state:       failed"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"sku\": \"BROKEN\""), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("attempt 1: std::runtime_error: no such sku"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("looking at BROKEN"), std::string::npos) << r.output;
+    r = queue_tool("logs orders " + good);
+    EXPECT_EQ(r.output, "looking at A-1\n");
+    r = queue_tool("schedulers orders");
+    EXPECT_NE(r.output.find("0 3 * * * (Europe/Paris)"), std::string::npos) << r.output;
+    r = queue_tool("events orders");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("completed  " + good), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("failed     " + bad), std::string::npos) << r.output;
+
+    r = queue_tool("retry orders " + bad);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(q.get_job(bad)->state(), redkit::job_state::waiting);
+    r = queue_tool("pause orders");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_TRUE(q.is_paused());
+    r = queue_tool("resume orders");
+    EXPECT_FALSE(q.is_paused());
+    r = queue_tool("clean orders completed");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("1 completed job(s) removed"), std::string::npos) << r.output;
+    EXPECT_EQ(q.counts().completed, 0);
+    r = queue_tool("remove orders " + bad);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(q.get_job(bad), std::nullopt);
+
+    // mistakes: status 2, a clear message, nothing written
+    const auto keys = redis.command<long long>("DBSIZE");
+    for (const std::string& args :
+         {std::string("counts nope"), std::string("pause nope"), std::string("jobs nope waiting"),
+          std::string("jobs orders bogus"), std::string("job orders 999"), std::string("retry orders 999"),
+          std::string("remove orders 999"), std::string("clean orders waiting"), std::string("retry orders")}) {
+        SCOPED_TRACE(args);
+        r = queue_tool(args);
+        EXPECT_EQ(r.status, 2) << r.output;
+        EXPECT_NE(r.output.find("redkit-queue: "), std::string::npos) << r.output;
+    }
+    EXPECT_NE(queue_tool("counts nope").output.find("no queue 'nope'"), std::string::npos);
+    EXPECT_NE(queue_tool("jobs orders bogus").output.find("unknown state 'bogus'"), std::string::npos);
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), keys);
+    EXPECT_EQ(queue_tool("no-such-command").status, 2);
+    EXPECT_EQ(queue_tool("jobs").status, 2) << "missing arguments";
+    r = queue_tool("--help");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.output.find("schedulers"), std::string::npos) << r.output;
+}
+#endif

@@ -166,6 +166,22 @@ public:
         }
     }
 
+    /// Removes completed (or failed) jobs that finished at least `grace` ago, oldest first; other
+    /// states throw std::invalid_argument. One script per 1000 jobs. Returns how many.
+    std::size_t clean(job_state state, std::chrono::milliseconds grace = std::chrono::milliseconds(0)) {
+        if (state != job_state::completed && state != job_state::failed)
+            throw std::invalid_argument("redkit: queue::clean: state must be completed or failed");
+        if (grace.count() < 0) throw std::invalid_argument("redkit: queue::clean: grace must not be negative");
+        const std::string which = state == job_state::completed ? "c" : "f";
+        std::size_t total = 0;
+        for (;;) {
+            const auto n =
+                eval<long long>(extras_lua<detail::queue_lua::clean>(), {which, std::to_string(grace.count()), "1000"});
+            total += static_cast<std::size_t>(n);
+            if (n < 1000) return total;
+        }
+    }
+
     /// Deletes the queue: every job and every key. Refuses (returns false, nothing deleted) while
     /// jobs are active unless force is true (their workers then lose their leases). Pauses the
     /// queue first; one script per 1000 jobs, so jobs added meanwhile by others may survive.

@@ -723,6 +723,17 @@ end
 return {removed, 0}
 )lua";
 
+// clean: removes finished jobs. ARGV[2] 'c' completed or 'f' failed, ARGV[3] grace ms (only
+// jobs finished longer ago), ARGV[4] most jobs per call. Returns how many were removed.
+inline constexpr std::string_view clean = R"lua(
+local set = K_COMPLETED
+if ARGV[2] == 'f' then set = K_FAILED end
+local ids = redis.call('ZRANGEBYSCORE', set, '-inf', now_ms() - tonumber(ARGV[3]), 'LIMIT', 0, tonumber(ARGV[4]))
+drop(set, ids)
+for i = 1, #ids do emit('removed', ids[i]) end
+return #ids
+)lua";
+
 // events: ARGV[2] the stream's approximate cap (events on), or '' (events off; the stream stays).
 // Returns 1.
 inline constexpr std::string_view events = R"lua(

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+// redkit-queue: looks at and manages redkit job queues from a shell (CLI11). Built from the
+// repository when CLI11 is found; not part of the header-only library.
+//
+//   redkit-queue [--url URL] [--prefix P] queues | counts Q | jobs Q STATE | job Q ID | logs Q ID |
+//                retry Q (ID | --all) | remove Q ID | pause Q | resume Q | clean Q STATE |
+//                events Q [--from ID] [--follow] | schedulers Q
+//
+// Exit status: 0 done, 1 Redis or server error, 2 bad usage or no such queue or job (nothing is
+// written then).
+#include <redkit/redkit.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace {
+
+using json = nlohmann::json;
+using redkit::job_state;
+
+// A usage problem: no such queue, job or state. Exit status 2.
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string iso_time(long long ms) {
+    if (ms <= 0) return "-";
+    const std::time_t s = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&s, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+    return iso_time(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+
+job_state parse_state(const std::string& s) {
+    static const std::pair<const char*, job_state> states[] = {
+        {"waiting", job_state::waiting}, {"prioritized", job_state::prioritized}, {"delayed", job_state::delayed},
+        {"active", job_state::active},   {"completed", job_state::completed},     {"failed", job_state::failed}};
+    for (const auto& [name, state] : states) {
+        if (s == name) return state;
+    }
+    throw usage_error("unknown state '" + s + "' (waiting, prioritized, delayed, active, completed, failed)");
+}
+
+// Text of a JSON document for one line; raw text when it is not JSON.
+std::string one_line(const std::string& text, std::size_t max = 80) {
+    const auto j = json::parse(text, nullptr, false);
+    std::string s = j.is_discarded() ? text : j.dump();
+    if (s.size() > max) s = s.substr(0, max - 3) + "...";
+    return s;
+}
+
+class tool {
+public:
+    tool(const std::string& url, const std::string& prefix)
+        : redis_(url), keys_(prefix.empty() ? redkit::key_space() : redkit::key_space(prefix)) {}
+
+    // Every queue with at least one key, by SCAN (never KEYS) of "<prefix:>queue:{*}:*".
+    std::set<std::string> queue_names() {
+        std::set<std::string> names;
+        const std::string head = keys_.prefix().empty() ? "queue:{" : keys_.prefix() + ":queue:{";
+        for (const auto& key : redis_.scan(redkit::escape_glob(head) + "*}:*", 1000)) {
+            const auto close = key.find('}', head.size());
+            if (key.compare(0, head.size(), head) != 0 || close == std::string::npos) continue;
+            try {
+                names.insert(redkit::unescape_key_part(key.substr(head.size(), close - head.size())));
+            } catch (const std::invalid_argument&) {
+                // not one of ours
+            }
+        }
+        return names;
+    }
+
+    // The queue, checked to exist (any of its fixed keys): a typo must not create a queue.
+    redkit::queue<json> open(const std::string& name) {
+        if (name.empty()) throw usage_error("queue name must not be empty");
+        redkit::queue<json> q(redis_, name, options());
+        long long found = 0;
+        for (const char* suffix : {"wait", "prioritized", "delayed", "active", "completed", "failed", "meta", "id",
+                                   "schedulers", "events"}) {
+            found += redis_.command<long long>("EXISTS", keys_.key("queue", redkit::hash_tag(name), suffix));
+        }
+        if (found == 0) {
+            throw usage_error("no queue '" + name + "' (no key " + keys_.key("queue", redkit::hash_tag(name), "*") +
+                              "); redkit-queue queues lists them");
+        }
+        return q;
+    }
+
+    redkit::queue_options options() const {
+        redkit::queue_options o;
+        o.keys = keys_;
+        return o;
+    }
+
+    redkit::client& redis() { return redis_; }
+
+private:
+    redkit::client redis_;
+    redkit::key_space keys_;
+};
+
+void print_counts_header() {
+    std::printf("%-24s %9s %9s %9s %11s %10s %9s %9s\n", "queue", "waiting", "active", "delayed", "prioritized",
+                "completed", "failed", "paused");
+}
+
+void print_counts(const std::string& name, const redkit::job_counts& c) {
+    std::printf("%-24s %9lld %9lld %9lld %11lld %10lld %9lld %9lld\n", name.c_str(), c.waiting, c.active, c.delayed,
+                c.prioritized, c.completed, c.failed, c.paused);
+}
+
+void print_job(const redkit::job<json>& j, const redkit::job_logs& logs) {
+    std::printf("id:          %s\n", j.id().c_str());
+    std::printf("name:        %s\n", j.name().c_str());
+    std::printf("state:       %s\n", redkit::to_string(j.state()));
+    std::printf("attempts:    %d of %d\n", j.attempts_made(), j.max_attempts());
+    if (j.priority() > 0) std::printf("priority:    %d\n", j.priority());
+    if (!j.scheduler_id().empty()) {
+        std::printf("scheduler:   %s (tick %s)\n", j.scheduler_id().c_str(), iso_time(j.scheduled_for()).c_str());
+    }
+    std::printf("created:     %s\n", iso_time(j.created_at()).c_str());
+    std::printf("processed:   %s\n", iso_time(j.processed_at()).c_str());
+    std::printf("finished:    %s\n", iso_time(j.finished_at()).c_str());
+    if (j.stalls() > 0) std::printf("stalls:      %d\n", j.stalls());
+    const auto data = json::parse(j.raw_data(), nullptr, false);
+    std::printf("data:        %s\n", data.is_discarded() ? j.raw_data().c_str() : data.dump(2).c_str());
+    if (!j.progress().is_null()) std::printf("progress:    %s\n", j.progress().dump().c_str());
+    if (!j.return_value().is_null()) std::printf("returned:    %s\n", j.return_value().dump().c_str());
+    if (!j.failed_reason().empty()) std::printf("last error:  %s\n", j.failed_reason().c_str());
+    const auto trace = j.trace();
+    if (!trace.empty()) {
+        std::printf("trace:\n");
+        for (const auto& t : trace) std::printf("  %s\n", t.c_str());
+    }
+    if (logs.total > 0) {
+        std::printf("logs (%lld):\n", logs.total);
+        for (const auto& l : logs.lines) std::printf("  %s\n", l.c_str());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"redkit-queue: look at and manage redkit job queues"};
+    const char* env_url = std::getenv("REDIS_URL");
+    std::string url = env_url && *env_url ? env_url : "redis://127.0.0.1:6379";
+    std::string prefix;
+    app.add_option("--url", url, "Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379)");
+    app.add_option("--prefix", prefix, "the key prefix the queues use (queue_options::keys), if any");
+    app.require_subcommand(1);
+
+    std::string queue_name, id, state_name, from = "0";
+    std::size_t offset = 0, count = 20;
+    bool oldest = false, all = false, follow = false;
+    long long grace_ms = 0;
+    double seconds = 0;
+
+    auto* queues = app.add_subcommand("queues", "list the queues and their job counts");
+    auto* counts = app.add_subcommand("counts", "job counts of one queue");
+    counts->add_option("queue", queue_name, "queue name")->required();
+    auto* jobs = app.add_subcommand("jobs", "list a queue's jobs in one state, newest first");
+    jobs->add_option("queue", queue_name, "queue name")->required();
+    jobs->add_option("state", state_name, "waiting, prioritized, delayed, active, completed or failed")->required();
+    jobs->add_option("--offset", offset, "skip this many");
+    jobs->add_option("--count", count, "show at most this many (up to 1000)");
+    jobs->add_flag("--oldest", oldest, "oldest first (the order the queue handles them)");
+    auto* job = app.add_subcommand("job", "show a job: data, options, attempts, trace and logs");
+    job->add_option("queue", queue_name, "queue name")->required();
+    job->add_option("id", id, "job id")->required();
+    auto* logs = app.add_subcommand("logs", "print a job's log lines");
+    logs->add_option("queue", queue_name, "queue name")->required();
+    logs->add_option("id", id, "job id")->required();
+    auto* retry = app.add_subcommand("retry", "move a failed job (or every failed job) back in line");
+    retry->add_option("queue", queue_name, "queue name")->required();
+    retry->add_option("id", id, "job id");
+    retry->add_flag("--all", all, "every failed job");
+    auto* remove = app.add_subcommand("remove", "remove a job that is not running");
+    remove->add_option("queue", queue_name, "queue name")->required();
+    remove->add_option("id", id, "job id")->required();
+    auto* pause = app.add_subcommand("pause", "stop workers from taking jobs");
+    pause->add_option("queue", queue_name, "queue name")->required();
+    auto* resume = app.add_subcommand("resume", "let workers take jobs again");
+    resume->add_option("queue", queue_name, "queue name")->required();
+    auto* clean = app.add_subcommand("clean", "remove completed or failed jobs");
+    clean->add_option("queue", queue_name, "queue name")->required();
+    clean->add_option("state", state_name, "completed or failed")->required();
+    clean->add_option("--grace", grace_ms, "only jobs finished at least this many ms ago");
+    auto* events = app.add_subcommand("events", "print a queue's events (queue::set_events turns them on)");
+    events->add_option("queue", queue_name, "queue name")->required();
+    events->add_option("--from", from, "after this event id (0: the oldest kept, $: only new ones)");
+    events->add_flag("--follow", follow, "keep printing events as they come");
+    events->add_option("--seconds", seconds, "with --follow: stop after this long (default: never)");
+    auto* schedulers = app.add_subcommand("schedulers", "list a queue's job schedulers");
+    schedulers->add_option("queue", queue_name, "queue name")->required();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;  // --help: 0; a usage mistake: 2, as for a mistyped name
+    }
+
+    try {
+        tool t(url, prefix);
+        if (*queues) {
+            print_counts_header();
+            for (const auto& name : t.queue_names()) {
+                print_counts(name, redkit::queue<json>(t.redis(), name, t.options()).counts());
+            }
+        } else if (*counts) {
+            print_counts_header();
+            print_counts(queue_name, t.open(queue_name).counts());
+        } else if (*jobs) {
+            const auto page = t.open(queue_name).jobs(parse_state(state_name), offset, count, !oldest);
+            std::printf("%lld %s job(s)\n", page.total, state_name.c_str());
+            std::printf("%-24s %-20s %-9s %-24s %s\n", "id", "name", "attempts", "when", "data / reason");
+            for (const auto& j : page.jobs) {
+                const long long when = j.finished_at()    ? j.finished_at()
+                                       : j.processed_at() ? j.processed_at()
+                                                          : j.created_at();
+                const std::string attempts = std::to_string(j.attempts_made()) + "/" + std::to_string(j.max_attempts());
+                const std::string what = j.state() == job_state::failed ? j.failed_reason() : one_line(j.raw_data());
+                std::printf("%-24s %-20s %-9s %-24s %s\n", j.id().c_str(), j.name().c_str(), attempts.c_str(),
+                            iso_time(when).c_str(), what.c_str());
+            }
+        } else if (*job) {
+            auto q = t.open(queue_name);
+            const auto j = q.get_job(id);
+            if (!j) throw usage_error("no job '" + id + "' in queue '" + queue_name + "'");
+            print_job(*j, q.logs(id, 0, 1000));
+        } else if (*logs) {
+            auto q = t.open(queue_name);
+            if (!q.get_job(id)) throw usage_error("no job '" + id + "' in queue '" + queue_name + "'");
+            for (const auto& l : q.logs(id, 0, 100000).lines) std::printf("%s\n", l.c_str());
+        } else if (*retry) {
+            if (all == !id.empty()) throw usage_error("retry: give a job id or --all");
+            auto q = t.open(queue_name);
+            if (all) {
+                std::printf("%zu job(s) moved back in line\n", q.retry_failed());
+            } else if (q.retry(id)) {
+                std::printf("job %s moved back in line\n", id.c_str());
+            } else {
+                throw usage_error("no failed job '" + id + "' in queue '" + queue_name + "'");
+            }
+        } else if (*remove) {
+            const auto r = t.open(queue_name).remove(id);
+            if (r == redkit::remove_result::not_found) throw usage_error("no job '" + id + "' in '" + queue_name + "'");
+            if (r == redkit::remove_result::active) throw usage_error("job " + id + " is running; not removed");
+            std::printf("job %s removed\n", id.c_str());
+        } else if (*pause) {
+            t.open(queue_name).pause();
+            std::printf("queue %s paused\n", queue_name.c_str());
+        } else if (*resume) {
+            t.open(queue_name).resume();
+            std::printf("queue %s resumed\n", queue_name.c_str());
+        } else if (*clean) {
+            const auto state = parse_state(state_name);
+            if (state != job_state::completed && state != job_state::failed)
+                throw usage_error("clean: state must be completed or failed");
+            if (grace_ms < 0) throw usage_error("clean: --grace must not be negative");
+            const auto n = t.open(queue_name).clean(state, std::chrono::milliseconds(grace_ms));
+            std::printf("%zu %s job(s) removed\n", n, state_name.c_str());
+        } else if (*events) {
+            auto q = t.open(queue_name);
+            if (!q.events_enabled()) {
+                std::fprintf(stderr, "redkit-queue: events are off for queue '%s' (queue::set_events turns them on)\n",
+                             queue_name.c_str());
+            }
+            redkit::queue_events reader(t.redis(), queue_name, t.options());
+            const auto until = std::chrono::steady_clock::now() +
+                               std::chrono::milliseconds(static_cast<long long>(seconds > 0 ? seconds * 1000 : 1e15));
+            std::string after = from;
+            do {
+                const auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+                const auto block =
+                    follow ? std::max(std::chrono::milliseconds(1), std::min(left, std::chrono::milliseconds(1000)))
+                           : std::chrono::milliseconds(0);
+                const auto batch = reader.read(after, 100, block);
+                for (const auto& e : batch) {
+                    std::printf("%s  %-18s %-10s %-20s %s\n", iso_time(e.time()).c_str(), e.id.c_str(), e.type.c_str(),
+                                e.job_id.c_str(), one_line(e.detail).c_str());
+                    after = e.id;
+                }
+                std::fflush(stdout);
+                if (!follow && batch.size() < 100) break;
+            } while (std::chrono::steady_clock::now() < until);
+        } else if (*schedulers) {
+            auto q = t.open(queue_name);
+            std::printf("%-24s %-28s %-20s %-26s %s\n", "id", "schedule", "job name", "next run", "jobs made");
+            for (const auto& s : q.schedulers(0, 1000)) {
+                const std::string when =
+                    s.options.cron.empty()
+                        ? "every " + std::to_string(s.options.every.count()) + " ms"
+                        : s.options.cron +
+                              (s.options.time_zone.empty() ? std::string() : " (" + s.options.time_zone + ")");
+                std::printf("%-24s %-28s %-20s %-26s %lld\n", s.id.c_str(), when.c_str(), s.job_name.c_str(),
+                            iso_time(s.next_run).c_str(), s.jobs_made);
+            }
+        }
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "redkit-queue: %s\n", e.what());
+        return 2;
+    } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "redkit-queue: %s\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "redkit-queue: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
