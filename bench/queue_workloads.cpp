@@ -224,17 +224,16 @@ void add_queue(context& ctx, std::vector<workload>& out) {
                    refill,
                    "baseline: the LMOVE + LREM loop on 16 connections; target: 3x BullMQ's ~14k jobs/s"});
     const long long per_window = 100 * ctx.scale;
-    out.push_back({"queue_process_rate_limited",
-                   jobs,
-                   {{"redkit-unlimited", [st](long long n) { redkit_process(*st, n, 16); }},
-                    {"redkit",
-                     [st, per_window](long long n) {
-                         redkit_process_limited(*st, n, per_window, std::chrono::milliseconds(200));
-                     }}},
-                   [st, jobs] { redkit_fill(*st, jobs); },
-                   "baseline: the same c16 worker without a limit; limit " + std::to_string(per_window) +
-                       " starts per 200 ms, so at most " + std::to_string(jobs * 1000 / 1800) +
-                       " jobs/s here (10 windows, the first starts at once); checked: no window exceeds it"});
+    out.push_back(
+        {"queue_process_rate_limited",
+         jobs,
+         {{"redkit-unlimited", [st](long long n) { redkit_process(*st, n, 16); }},
+          {"redkit", [st, per_window](
+                         long long n) { redkit_process_limited(*st, n, per_window, std::chrono::milliseconds(200)); }}},
+         [st, jobs] { redkit_fill(*st, jobs); },
+         "baseline: the same c16 worker without a limit; limit " + std::to_string(per_window) +
+             " starts per 200 ms, so at most " + std::to_string(jobs * 1000 / 1800) +
+             " jobs/s here (10 windows, the first starts at once); checked: no window exceeds it"});
 }
 
 const registrar reg(50, "queue", &add_queue);
