@@ -40,8 +40,9 @@ const char* const stream_rule =
     "+xack +multi +exec +ping";
 const char* const queue_rule =
     "~queue:{mail}:* resetchannels -@all +evalsha +eval +bzpopmin +hexists +del +exists +hdel +hget +hgetall "
-    "+hincrby +hmget +hset +incrby +llen +lpush +lrem +rpop +set +time +zadd +zcard +zmscore +zpopmin +zrange "
-    "+zrangebyscore +zrem +zscan +zscore +ping";
+    "+hincrby +hmget +hset +incrby +llen +lpush +lrange +lrem +ltrim +rpop +rpush +set +time +xadd +xread +zadd "
+    "+zcard +zcount +zmscore +zpopmin +zrange +zrangebyscore +zrem +zremrangebyscore +zrevrange +zscan +zscore "
+    "+ping";
 
 std::vector<std::string> words(const std::string& s) {
     std::istringstream in(s);
@@ -250,6 +251,54 @@ TEST_F(Acl, QueuesWorkWithTheirRuleAlone) {
     EXPECT_FALSE(q.retry("1"));
     EXPECT_EQ(q.retry_failed(), 0u);
     EXPECT_TRUE(q.check_stalled().recovered.empty());
+
+    // schedulers, the rate limit, a handler's rate_limited_error, logs, inspection and events
+    q.set_events(100);
+    EXPECT_TRUE(q.events_enabled());
+    q.set_rate_limit(100, 1s);
+    ASSERT_TRUE(q.rate_limit());
+    redkit::scheduler_options twice = redkit::scheduler_options::every_interval(50ms);
+    twice.limit = 2;
+    q.upsert_scheduler("tick", twice, "tick", 8);
+    ASSERT_TRUE(q.get_scheduler("tick"));
+    EXPECT_EQ(q.schedulers().size(), 1u);
+    (void)q.add("limited", 9);
+    std::atomic<int> limited{0};
+    completed = 0;
+    {
+        redkit::worker<int> w(
+            q,
+            [&](redkit::job<int>& j) {
+                j.log("ran " + j.name());
+                if (j.name() == "limited" && limited++ == 0) throw redkit::rate_limited_error(10ms);
+                return 0;
+            },
+            wo);
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (completed.load() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+        EXPECT_TRUE(w.close(5s));
+    }
+    EXPECT_EQ(completed.load(), 3);
+    EXPECT_EQ(limited.load(), 2);
+    EXPECT_FALSE(q.get_scheduler("tick")) << "removed after its limit";
+    EXPECT_GE(q.rate_limit_wait().count(), 0);
+    const auto page = q.jobs(redkit::job_state::completed, 0, 10);
+    EXPECT_EQ(page.total, 8);
+    EXPECT_EQ(q.jobs(redkit::job_state::completed, 0, 10, false).jobs.size(), 8u);
+    EXPECT_EQ(q.jobs(redkit::job_state::waiting).total, 0);
+    EXPECT_TRUE(q.add_log(page.jobs.at(0).id(), "note"));
+    EXPECT_GE(q.logs(page.jobs.at(0).id()).total, 2);
+    long long finished = 0;
+    for (const auto& m : q.metrics(std::chrono::minutes(2))) finished += m.completed;
+    EXPECT_EQ(finished, 8);
+    redkit::queue_events events(user, "mail");
+    EXPECT_FALSE(events.read("0", 100).empty());
+    EXPECT_TRUE(events.read("$", 10, 10ms).empty());
+    q.upsert_scheduler("again", twice, "tick", 8);
+    EXPECT_TRUE(q.remove_scheduler("again"));
+    EXPECT_EQ(q.clean(redkit::job_state::completed), 8u);
+    q.remove_rate_limit();
+    q.set_events(0);
     EXPECT_TRUE(q.obliterate());
     expect_noperm([&] { (void)redkit::queue<int>(user, "billing").add("x", 1); }, "queue:{billing}");
 }
