@@ -627,7 +627,8 @@ void worker<T>::advance_scheduler(const job<T>& j) {
 }
 
 // Schedulers whose current tick's job finished without them being moved on (the taker's
-// advance_scheduler failed): moved on now. With the stalled-job check, so one worker per interval.
+// advance_scheduler failed): moved on now. Every stalled_interval, in each worker: one script that
+// only reads unless a scheduler is stuck (moving one on is guarded, so two workers cannot both).
 template <class T>
 void worker<T>::repair_schedulers() {
     const auto r =
