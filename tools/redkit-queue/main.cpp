@@ -91,12 +91,13 @@ public:
     redkit::queue<json> open(const std::string& name) {
         if (name.empty()) throw usage_error("queue name must not be empty");
         redkit::queue<json> q(redis_, name, options());
-        long long found = 0;
+        // one EXISTS for all of them (one hash tag, so one slot on a cluster too)
+        std::vector<std::string> exists{"EXISTS"};
         for (const char* suffix : {"wait", "prioritized", "delayed", "active", "completed", "failed", "meta", "id",
                                    "schedulers", "events"}) {
-            found += redis_.command<long long>("EXISTS", keys_.key("queue", redkit::hash_tag(name), suffix));
+            exists.push_back(keys_.key("queue", redkit::hash_tag(name), suffix));
         }
-        if (found == 0) {
+        if (redis_.command<long long>(exists) == 0) {
             throw usage_error("no queue '" + name + "' (no key " + keys_.key("queue", redkit::hash_tag(name), "*") +
                               "); redkit-queue queues lists them");
         }

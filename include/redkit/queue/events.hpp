@@ -13,6 +13,7 @@
 
 #include <redkit/client.hpp>
 #include <redkit/connection.hpp>
+#include <redkit/detail/epoch.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
@@ -41,8 +42,7 @@ struct queue_event {
 
     /// When it happened (server clock, from the id).
     std::chrono::system_clock::time_point time() const {
-        return std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::milliseconds(std::stoll(id.substr(0, id.find('-'))))));
+        return detail::from_epoch_ms(std::stoll(id.substr(0, id.find('-'))));
     }
 };
 

@@ -246,19 +246,6 @@ local K_EVENTS
 if evmax then K_EVENTS = string.sub(JOB, 1, -5) .. 'events' end
 
 local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep_age, pt)
-  if kind == 'r' then
-    -- not an attempt: next in line, and no job of the queue starts before now + delay
-    local prio = redis.call('HGET', k, 'prio')
-    local st = 'w'
-    if (tonumber(prio) or 0) > 0 then st = enqueue(id, prio) else redis.call('RPUSH', K_WAIT, id) end
-    redis.call('HSET', k, 'st', st, 'tok', lease)
-    local hold = now + delay
-    if hold > (tonumber(meta[4]) or 0) then
-      redis.call('HSET', K_META, 'lunt', hold)
-      meta[4] = hold
-    end
-    return 5
-  end
   local f = redis.call('HMGET', k, 'att', 'prio', 'tr')
   local tr = {}
   if f[3] then tr = cjson.decode(f[3]) end
@@ -322,6 +309,18 @@ if n > 0 then
           retain(K_COMPLETED, id, keep_n, keep_age, now)
         end
         code = 1
+      elseif kind == 'r' then
+        -- not an attempt: next in line, and no job of the queue starts before now + delay
+        local prio = redis.call('HGET', k, 'prio')
+        local st = 'w'
+        if (tonumber(prio) or 0) > 0 then st = enqueue(id, prio) else redis.call('RPUSH', K_WAIT, id) end
+        redis.call('HSET', k, 'st', st, 'tok', lease)
+        local hold = now + tonumber(ARGV[b + 5])
+        if hold > (tonumber(meta[4]) or 0) then
+          redis.call('HSET', K_META, 'lunt', hold)
+          meta[4] = hold
+        end
+        code = 5
       else
         code = fail(k, id, lease, kind, ARGV[b + 3], ARGV[b + 4], tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]),
                     keep_n, keep_age, pt)
