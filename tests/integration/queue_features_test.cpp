@@ -2,8 +2,10 @@
 // Job schedulers, rate-limited processing and inspection against a real, private redis-server:
 // ticks made exactly once across four worker processes (one killed mid-run), missed ticks run
 // once, limits and ends, idempotent upserts; a queue-wide rate limit held by eight threads in two
-// processes, and a handler's "rate limited, retry after D"; jobs listed by state, logs, metrics. Worker processes are
-// fork()ed children with their own client; they report through Redis lists the test reads.
+// processes, and a handler's "rate limited, retry after D"; jobs listed by state, logs, metrics;
+// flows (3 levels across queues, failure policies, a child killed with its worker, bad flows).
+// Worker processes are fork()ed children with their own client; they report through Redis lists
+// the test reads.
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -713,6 +716,34 @@ TEST_F(QueueTool, ListsShowsActsAndRefusesUnknownNamesWithoutWriting) {
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_EQ(q.get_job(bad), std::nullopt);
 
+    // a flow parent waiting for its child, then run with the child's value
+    redkit::flow_job parent;
+    parent.name = "bundle";
+    parent.data = 0;
+    redkit::flow_job child;
+    child.name = "part";
+    child.data = 41;
+    parent.children.push_back(child);
+    const auto flow = q.add_flow(parent);
+    r = queue_tool("jobs orders waiting-children");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("1 waiting-children job(s)"), std::string::npos) << r.output;
+    r = queue_tool("job orders " + flow.id);
+    EXPECT_NE(r.output.find("state:       waiting-children"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("waiting for: 1 child job(s)"), std::string::npos) << r.output;
+    r = queue_tool("job orders " + flow.children[0].id);
+    EXPECT_NE(r.output.find("parent:      orders:" + flow.id), std::string::npos) << r.output;
+    {
+        redkit::worker<nlohmann::json> w(q, [](redkit::job<nlohmann::json>& j) { return j.data().get<int>() + 1; });
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (q.get_job(flow.id)->state() != redkit::job_state::completed &&
+               std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+    }
+    r = queue_tool("job orders " + flow.id);
+    EXPECT_NE(r.output.find("  orders:" + flow.children[0].id + " -> 42"), std::string::npos) << r.output;
+
     // mistakes: status 2, a clear message, nothing written
     const auto keys = redis.command<long long>("DBSIZE");
     for (const std::string& args :
@@ -734,3 +765,312 @@ TEST_F(QueueTool, ListsShowsActsAndRefusesUnknownNamesWithoutWriting) {
     EXPECT_NE(r.output.find("schedulers"), std::string::npos) << r.output;
 }
 #endif
+
+// ---- flows ----
+
+namespace {
+
+using json = nlohmann::json;
+using Flows = Schedulers;
+
+redkit::worker_options<json> flow_quick(std::size_t concurrency = 4) {
+    redkit::worker_options<json> o;
+    o.concurrency = concurrency;
+    o.lease_duration = 1000ms;
+    o.stalled_interval = 200ms;
+    o.block_timeout = 200ms;
+    o.close_timeout = 5000ms;
+    return o;
+}
+
+// A handler that sums its children's values and its own data (a leaf: its data).
+long long sum_of(redkit::job<json>& j) {
+    long long sum = j.data().get<long long>();
+    for (const auto& c : j.children_values()) sum += c.value.get<long long>();
+    return sum;
+}
+
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
+redkit::flow_job node(std::string name, long long data, std::string queue = {}) {
+    redkit::flow_job f;
+    f.name = std::move(name);
+    f.data = data;
+    f.queue = std::move(queue);
+    return f;
+}
+
+}  // namespace
+
+// The tree: a root with 100 children, 10 of them in another queue with 10 children each
+// in a third (3 levels), the other 90 in that third queue too. Every parent runs after all its
+// children completed, reads all their values, and runs exactly once.
+TEST_F(Flows, ThreeLevelsAcrossQueuesRunParentsAfterAllChildrenWithTheirValues) {
+    redkit::queue<json> roots(redis, "flow-root"), mids(redis, "flow-mid"), leaves(redis, "flow-leaf");
+    redkit::flow_job root = node("total", 0);
+    long long expected = 0;
+    for (int m = 0; m < 10; ++m) {
+        auto mid = node("part", 1000 * (m + 1), "flow-mid");
+        expected += 1000 * (m + 1);
+        for (int l = 0; l < 10; ++l) {
+            mid.children.push_back(node("piece", m * 10 + l, "flow-leaf"));
+            expected += m * 10 + l;
+        }
+        root.children.push_back(std::move(mid));
+    }
+    for (int l = 0; l < 90; ++l) {
+        root.children.push_back(node("direct", 100000 + l, "flow-leaf"));
+        expected += 100000 + l;
+    }
+    const auto added = roots.add_flow(root);
+    ASSERT_EQ(added.children.size(), 100u);
+    EXPECT_EQ(added.children[3].queue, "flow-mid");
+    EXPECT_EQ(added.children[3].children[9].queue, "flow-leaf");
+    EXPECT_EQ(roots.counts().waiting_children, 1);
+    EXPECT_EQ(mids.counts().waiting_children, 10);
+    EXPECT_EQ(leaves.counts().waiting, 190);
+    const auto waiting_root = roots.get_job(added.id);
+    ASSERT_TRUE(waiting_root);
+    EXPECT_EQ(waiting_root->state(), redkit::job_state::waiting_children);
+    EXPECT_EQ(waiting_root->pending_children(), 100);
+    const auto leaf = leaves.get_job(added.children[2].children[4].id);
+    ASSERT_TRUE(leaf && leaf->parent());
+    EXPECT_EQ(leaf->parent()->queue, "flow-mid");
+    EXPECT_EQ(leaf->parent()->id, added.children[2].id);
+    EXPECT_EQ(roots.jobs(redkit::job_state::waiting_children).total, 1);
+
+    std::mutex mu;
+    std::map<std::string, int> runs;
+    std::vector<std::string> problems;
+    const auto check = [&](redkit::job<json>& j, std::size_t children, const char* queue) {
+        const auto values = j.children_values();
+        std::lock_guard<std::mutex> lock(mu);
+        ++runs[std::string(queue) + ":" + j.id()];
+        if (values.size() != children)
+            problems.push_back(j.id() + " saw " + std::to_string(values.size()) + " children");
+    };
+    redkit::worker<json> leaf_worker(
+        leaves,
+        [&](redkit::job<json>& j) {
+            check(j, 0, "leaf");
+            return sum_of(j);
+        },
+        flow_quick(8));
+    redkit::worker<json> mid_worker(
+        mids,
+        [&](redkit::job<json>& j) {
+            check(j, 10, "mid");
+            return sum_of(j);
+        },
+        flow_quick());
+    redkit::worker<json> root_worker(
+        roots,
+        [&](redkit::job<json>& j) {
+            check(j, 100, "root");
+            return sum_of(j);
+        },
+        flow_quick());
+    ASSERT_TRUE(wait_for([&] { return roots.counts().completed == 1; }));
+    const auto done = roots.get_job(added.id);
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->return_value(), expected);
+    EXPECT_EQ(done->pending_children(), 0);
+    const auto values = roots.children_values(added.id);
+    ASSERT_EQ(values.size(), 100u);
+    EXPECT_EQ(values[0].queue, "flow-leaf");
+    EXPECT_EQ(values[99].queue, "flow-mid");
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(problems.empty()) << problems.front();
+    EXPECT_EQ(runs.size(), 201u);
+    for (const auto& [id, n] : runs) EXPECT_EQ(n, 1) << id;
+    EXPECT_EQ(leaves.counts().completed, 190);
+    EXPECT_EQ(mids.counts().completed, 10);
+}
+
+// Per-child policies: an ignored child's failure lets the parent run (and it can list it); a
+// failing child with the default policy fails its parent, which fails its own parent in turn,
+// while other children still finishing change nothing.
+TEST_F(Flows, ChildFailurePoliciesFailOrIgnoreUpTheTree) {
+    redkit::queue<json> q(redis, "policies");
+    q.set_events(1000);
+    auto tolerant = node("tolerant", 0);
+    auto broken = node("broken", -1);
+    broken.on_failure = redkit::on_child_failure::ignore;
+    tolerant.children = {node("fine", 5), broken};
+    const auto t = q.add_flow(tolerant);
+
+    auto grand = node("grand", 0);
+    auto strict = node("strict", 0);
+    strict.children = {node("boom", -1), node("slow", 7)};
+    grand.children = {strict, node("sibling", 3)};
+    const auto g = q.add_flow(grand);
+
+    std::vector<redkit::ignored_child> seen_ignored;
+    std::mutex mu;
+    redkit::worker<json> w(
+        q,
+        [&](redkit::job<json>& j) -> long long {
+            if (j.data() == -1) throw redkit::unrecoverable_error("bad input");
+            if (j.name() == "slow") std::this_thread::sleep_for(300ms);
+            if (j.name() == "tolerant") {
+                std::lock_guard<std::mutex> lock(mu);
+                seen_ignored = j.ignored_failures();
+            }
+            return sum_of(j);
+        },
+        flow_quick());
+    ASSERT_TRUE(wait_for([&] {
+        const auto c = q.counts();
+        return c.completed + c.failed == 8 && c.active == 0 && c.waiting == 0;
+    }));
+    const auto tj = q.get_job(t.id);
+    ASSERT_TRUE(tj);
+    EXPECT_EQ(tj->state(), redkit::job_state::completed);
+    EXPECT_EQ(tj->return_value(), 5);
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        ASSERT_EQ(seen_ignored.size(), 1u);
+        EXPECT_EQ(seen_ignored[0].id, t.children[1].id);
+        EXPECT_EQ(seen_ignored[0].queue, "policies");
+        EXPECT_NE(seen_ignored[0].reason.find("bad input"), std::string::npos) << seen_ignored[0].reason;
+    }
+
+    const auto sj = q.get_job(g.children[0].id);
+    ASSERT_TRUE(sj);
+    EXPECT_EQ(sj->state(), redkit::job_state::failed);
+    EXPECT_NE(sj->failed_reason().find("child policies:" + g.children[0].children[0].id + " failed: bad input"),
+              std::string::npos)
+        << sj->failed_reason();
+    const auto gj = q.get_job(g.id);
+    ASSERT_TRUE(gj);
+    EXPECT_EQ(gj->state(), redkit::job_state::failed);
+    EXPECT_NE(gj->failed_reason().find("child policies:" + g.children[0].id + " failed"), std::string::npos);
+    EXPECT_EQ(gj->attempts_made(), 0) << "a parent failed by its child never ran";
+    // the slow child and the sibling still completed, and changed nothing
+    EXPECT_EQ(q.get_job(g.children[0].children[1].id)->state(), redkit::job_state::completed);
+    EXPECT_EQ(q.get_job(g.children[1].id)->state(), redkit::job_state::completed);
+    EXPECT_EQ(q.counts().waiting_children, 0);
+    // the failure reached the events stream too
+    redkit::queue_events events(redis, "policies");
+    bool parent_failed_event = false;
+    for (const auto& e : events.read("0", 1000))
+        if (e.type == "failed" && e.job_id == g.id) parent_failed_event = true;
+    EXPECT_TRUE(parent_failed_event);
+}
+
+// A child whose worker process is SIGKILLed mid-job: the stalled check puts it back, another
+// worker completes it, and the parent runs once with every value.
+TEST_F(Flows, ChildKilledWithItsWorkerIsRecoveredAndTheParentRunsOnce) {
+    redkit::queue<json> parents(redis, "flow-parents");
+    auto root = node("join", 0);
+    for (int i = 0; i < 4; ++i) root.children.push_back(node("part", 10 + i, "flow-kill"));
+    const auto added = parents.add_flow(root);
+    const pid_t victim = ::fork();
+    if (victim == 0) {
+        try {
+            redkit::client c(shared_server().url());
+            redkit::queue<json> q(c, "flow-kill");
+            redkit::worker<json> w(
+                q,
+                [&](redkit::job<json>&) -> long long {
+                    c.command<long long>("RPUSH", "taken", "1");
+                    std::this_thread::sleep_for(60s);
+                    return 0;
+                },
+                flow_quick(4));
+            std::this_thread::sleep_for(120s);
+        } catch (...) {
+        }
+        ::_exit(3);
+    }
+    ASSERT_TRUE(wait_for([&] { return redis.command<long long>("LLEN", "taken") == 4; }));
+    stop(victim);
+    redkit::queue<json> kids(redis, "flow-kill");
+    EXPECT_EQ(kids.counts().active, 4);
+    std::atomic<int> parent_runs{0};
+    redkit::worker<json> kid_worker(
+        kids, [&](redkit::job<json>& j) { return sum_of(j); }, flow_quick());
+    redkit::worker<json> parent_worker(
+        parents,
+        [&](redkit::job<json>& j) {
+            ++parent_runs;
+            return sum_of(j);
+        },
+        flow_quick());
+    ASSERT_TRUE(wait_for([&] { return parents.counts().completed == 1; }));
+    EXPECT_EQ(parents.get_job(added.id)->return_value(), 10 + 11 + 12 + 13);
+    EXPECT_EQ(parent_runs.load(), 1);
+    for (const auto& c : added.children) EXPECT_EQ(kids.get_job(c.id)->stalls(), 1);
+}
+
+// Removing a child that has not run drops the parent's wait for it; removing a waiting parent
+// leaves its children harmless.
+TEST_F(Flows, RemovedChildNoLongerHoldsItsParent) {
+    redkit::queue<json> q(redis, "removals");
+    auto parent = node("parent", 1);
+    parent.children = {node("kept", 2), node("dropped", 3)};
+    const auto a = q.add_flow(parent);
+    EXPECT_EQ(q.remove(a.children[1].id), redkit::remove_result::removed);
+    auto orphaned = node("orphaned", 1);
+    orphaned.children = {node("child", 4)};
+    const auto b = q.add_flow(orphaned);
+    EXPECT_EQ(q.remove(b.id), redkit::remove_result::removed);
+    EXPECT_EQ(q.counts().waiting_children, 1);
+    redkit::worker<json> w(
+        q, [&](redkit::job<json>& j) { return sum_of(j); }, flow_quick());
+    ASSERT_TRUE(wait_for([&] { return q.counts().completed == 3; }));
+    EXPECT_EQ(q.get_job(a.id)->return_value(), 3);
+    const auto ignored = q.ignored_failures(a.id);
+    ASSERT_EQ(ignored.size(), 1u);
+    EXPECT_EQ(ignored[0].reason, "removed");
+    EXPECT_FALSE(q.get_job(b.id));
+}
+
+// Bad flows are refused whole: a job id twice in the tree (a cycle), a root naming another
+// queue, invalid options deep in the tree, an id that exists already. Nothing is written.
+TEST_F(Flows, BadFlowsAreRefusedAndWriteNothing) {
+    redkit::queue<json> q(redis, "bad-flows");
+    const auto with_id = [](redkit::flow_job f, std::string id) {
+        f.options.job_id = std::move(id);
+        return f;
+    };
+    auto cycle = with_id(node("a", 1), "a");
+    auto b = with_id(node("b", 2), "b");
+    b.children = {with_id(node("a-again", 3), "a")};
+    cycle.children = {b};
+    EXPECT_THROW(
+        {
+            try {
+                (void)q.add_flow(cycle);
+            } catch (const std::invalid_argument& e) {
+                EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+                throw;
+            }
+        },
+        std::invalid_argument);
+    EXPECT_THROW((void)q.add_flow(node("elsewhere", 1, "another-queue")), std::invalid_argument);
+    auto deep = node("deep", 1);
+    deep.children = {node("ok", 1)};
+    deep.children[0].children = {node("bad", 1)};
+    deep.children[0].children[0].options.attempts = 0;
+    EXPECT_THROW((void)q.add_flow(deep), std::invalid_argument);
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
+
+    (void)q.add("plain", 1, [] {
+        redkit::job_options o;
+        o.job_id = "taken";
+        return o;
+    }());
+    const long long keys = redis.command<long long>("DBSIZE");
+    auto clash = node("clash", 1);
+    clash.children = {node("fresh", 1, "other"), with_id(node("dup", 1), "taken")};
+    EXPECT_THROW((void)q.add_flow(clash), redkit::error);
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), keys) << "a refused flow wrote nothing";
+}

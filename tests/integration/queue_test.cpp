@@ -1011,3 +1011,45 @@ TEST_F(Queue, CloseIsPromptWhileRedisIsDown) {
     EXPECT_TRUE(w.close(5s));  // nothing running: nothing to record
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
 }
+
+// A flow in one queue runs on a single server and on Redis Cluster alike (one slot); a flow
+// across queues needs one server: on a cluster it is refused before anything is written.
+TEST_F(Queue, FlowInOneQueueRunsEverywhereAndAcrossQueuesOnlyOnOneServer) {
+    redkit::queue<json> q(redis, "flow-home");
+    redkit::flow_job parent;
+    parent.name = "sum";
+    parent.data = 0;
+    for (int i = 1; i <= 3; ++i) {
+        redkit::flow_job child;
+        child.name = "part";
+        child.data = i;
+        parent.children.push_back(child);
+    }
+    const auto added = q.add_flow(parent);
+    counter done;
+    auto o = fast_options<json>();
+    o.on_completed = [&](const redkit::job<json>& j) {
+        if (j.id() == added.id) done.add();
+    };
+    redkit::worker<json> w(
+        q,
+        [](redkit::job<json>& j) {
+            long long sum = j.data().get<long long>();
+            for (const auto& c : j.children_values()) sum += c.value.get<long long>();
+            return sum;
+        },
+        o);
+    ASSERT_TRUE(done.wait_for(1, 5s));
+    EXPECT_EQ(q.get_job(added.id)->return_value(), 6);
+
+    redkit::flow_job spread = parent;
+    spread.children[0].queue = "flow-away";
+    if (redkit_test::cluster_mode()) {
+        EXPECT_THROW((void)q.add_flow(spread), std::invalid_argument);
+        EXPECT_EQ(q.counts().waiting_children, 0);
+    } else {
+        const auto far = q.add_flow(spread);
+        EXPECT_EQ(far.children[0].queue, "flow-away");
+        EXPECT_EQ(redkit::queue<json>(redis, "flow-away").counts().waiting, 1);
+    }
+}

@@ -49,13 +49,18 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
 }
 
 job_state parse_state(const std::string& s) {
-    static const std::pair<const char*, job_state> states[] = {
-        {"waiting", job_state::waiting}, {"prioritized", job_state::prioritized}, {"delayed", job_state::delayed},
-        {"active", job_state::active},   {"completed", job_state::completed},     {"failed", job_state::failed}};
+    static const std::pair<const char*, job_state> states[] = {{"waiting", job_state::waiting},
+                                                               {"prioritized", job_state::prioritized},
+                                                               {"delayed", job_state::delayed},
+                                                               {"active", job_state::active},
+                                                               {"completed", job_state::completed},
+                                                               {"failed", job_state::failed},
+                                                               {"waiting-children", job_state::waiting_children}};
     for (const auto& [name, state] : states) {
         if (s == name) return state;
     }
-    throw usage_error("unknown state '" + s + "' (waiting, prioritized, delayed, active, completed, failed)");
+    throw usage_error("unknown state '" + s +
+                      "' (waiting, prioritized, delayed, active, completed, failed, waiting-children)");
 }
 
 // Text of a JSON document for one line; raw text when it is not JSON.
@@ -94,7 +99,7 @@ public:
         // one EXISTS for all of them (one hash tag, so one slot on a cluster too)
         std::vector<std::string> exists{"EXISTS"};
         for (const char* suffix : {"wait", "prioritized", "delayed", "active", "completed", "failed", "meta", "id",
-                                   "schedulers", "events"}) {
+                                   "schedulers", "events", "waiting-children"}) {
             exists.push_back(keys_.key("queue", redkit::hash_tag(name), suffix));
         }
         if (redis_.command<long long>(exists) == 0) {
@@ -118,16 +123,16 @@ private:
 };
 
 void print_counts_header() {
-    std::printf("%-24s %9s %9s %9s %11s %10s %9s %9s\n", "queue", "waiting", "active", "delayed", "prioritized",
-                "completed", "failed", "paused");
+    std::printf("%-24s %9s %9s %9s %11s %10s %9s %9s %10s\n", "queue", "waiting", "active", "delayed", "prioritized",
+                "completed", "failed", "paused", "w-children");
 }
 
 void print_counts(const std::string& name, const redkit::job_counts& c) {
-    std::printf("%-24s %9lld %9lld %9lld %11lld %10lld %9lld %9lld\n", name.c_str(), c.waiting, c.active, c.delayed,
-                c.prioritized, c.completed, c.failed, c.paused);
+    std::printf("%-24s %9lld %9lld %9lld %11lld %10lld %9lld %9lld %10lld\n", name.c_str(), c.waiting, c.active,
+                c.delayed, c.prioritized, c.completed, c.failed, c.paused, c.waiting_children);
 }
 
-void print_job(const redkit::job<json>& j, const redkit::job_logs& logs) {
+void print_job(const redkit::job<json>& j, const redkit::job_logs& logs, const redkit::queue<json>& q) {
     std::printf("id:          %s\n", j.id().c_str());
     std::printf("name:        %s\n", j.name().c_str());
     std::printf("state:       %s\n", redkit::to_string(j.state()));
@@ -140,6 +145,14 @@ void print_job(const redkit::job<json>& j, const redkit::job_logs& logs) {
     std::printf("processed:   %s\n", iso_time(j.processed_at()).c_str());
     std::printf("finished:    %s\n", iso_time(j.finished_at()).c_str());
     if (j.stalls() > 0) std::printf("stalls:      %d\n", j.stalls());
+    if (const auto parent = j.parent()) std::printf("parent:      %s:%s\n", parent->queue.c_str(), parent->id.c_str());
+    if (j.pending_children() > 0) std::printf("waiting for: %lld child job(s)\n", j.pending_children());
+    const auto values = q.children_values(j.id());
+    const auto ignored = q.ignored_failures(j.id());
+    if (!values.empty() || !ignored.empty()) std::printf("children:\n");
+    for (const auto& c : values) std::printf("  %s:%s -> %s\n", c.queue.c_str(), c.id.c_str(), c.value.dump().c_str());
+    for (const auto& c : ignored)
+        std::printf("  %s:%s failed, ignored: %s\n", c.queue.c_str(), c.id.c_str(), c.reason.c_str());
     const auto data = json::parse(j.raw_data(), nullptr, false);
     std::printf("data:        %s\n", data.is_discarded() ? j.raw_data().c_str() : data.dump(2).c_str());
     if (!j.progress().is_null()) std::printf("progress:    %s\n", j.progress().dump().c_str());
@@ -178,7 +191,9 @@ int main(int argc, char** argv) {
     counts->add_option("queue", queue_name, "queue name")->required();
     auto* jobs = app.add_subcommand("jobs", "list a queue's jobs in one state, newest first");
     jobs->add_option("queue", queue_name, "queue name")->required();
-    jobs->add_option("state", state_name, "waiting, prioritized, delayed, active, completed or failed")->required();
+    jobs->add_option("state", state_name,
+                     "waiting, prioritized, delayed, active, completed, failed or waiting-children")
+        ->required();
     jobs->add_option("--offset", offset, "skip this many");
     jobs->add_option("--count", count, "show at most this many (up to 1000)");
     jobs->add_flag("--oldest", oldest, "oldest first (the order the queue handles them)");
@@ -244,7 +259,7 @@ int main(int argc, char** argv) {
             auto q = t.open(queue_name);
             const auto j = q.get_job(id);
             if (!j) throw usage_error("no job '" + id + "' in queue '" + queue_name + "'");
-            print_job(*j, q.logs(id, 0, 1000));
+            print_job(*j, q.logs(id, 0, 1000), q);
         } else if (*logs) {
             auto q = t.open(queue_name);
             if (!q.get_job(id)) throw usage_error("no job '" + id + "' in queue '" + queue_name + "'");

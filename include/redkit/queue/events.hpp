@@ -34,7 +34,7 @@ inline namespace v0 {
 /// One event of a queue.
 struct queue_event {
     std::string id;      ///< the stream id ("<ms>-<n>"): resume after it
-    std::string type;    ///< added, active, progress, completed, retried, failed, stalled, removed
+    std::string type;    ///< added, active, progress, completed, retried, failed, stalled, removed, waiting
     std::string job_id;  ///< the job's id
     /// added: the job's name; progress: the progress JSON; completed: the return value JSON;
     /// retried and failed: the reason; otherwise empty.

@@ -78,6 +78,22 @@ public:
             std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(record_.tick)));
     }
 
+    /// For a flow's child (queue::add_flow): its parent, else nullopt.
+    std::optional<job_ref> parent() const {
+        if (record_.parent_id.empty()) return std::nullopt;
+        return job_ref{record_.parent_queue, unescape_key_part(record_.parent_id)};
+    }
+    /// For a flow parent: its children that have not finished yet (0 once it can run).
+    long long pending_children() const noexcept { return record_.pending_children; }
+
+    /// For a flow parent, in its handler: the return values of its completed children, sorted
+    /// by queue and id. One HGETALL. Throws error(invalid_state) outside a worker's handler
+    /// (use queue::children_values there).
+    std::vector<child_value> children_values() const;
+    /// For a flow parent, in its handler: the children whose final failure it ignored
+    /// (on_child_failure::ignore) or that were removed. One HGETALL.
+    std::vector<ignored_child> ignored_failures() const;
+
     /// The last failure's reason (empty if none).
     const std::string& failed_reason() const noexcept { return record_.failed_reason; }
     /// One entry per failed attempt, the newest last (at most 10): "attempt N: type: what".
@@ -192,6 +208,26 @@ bool job<T>::update_progress(const nlohmann::json& value) {
         record_.progress = args[3];
     }
     return ok;
+}
+
+template <class T>
+std::vector<child_value> job<T>::children_values() const {
+    if (!lease_ || !lease_->core) {
+        throw error(errc::invalid_state, "redkit: job " + id_ + ": children_values outside a worker's handler");
+    }
+    const auto& core = *lease_->core;
+    return detail::read_child_values(core.redis.template command<std::vector<std::string>>(
+        idempotent, "HGETALL", core.job_prefix + record_.id + ":results"));
+}
+
+template <class T>
+std::vector<ignored_child> job<T>::ignored_failures() const {
+    if (!lease_ || !lease_->core) {
+        throw error(errc::invalid_state, "redkit: job " + id_ + ": ignored_failures outside a worker's handler");
+    }
+    const auto& core = *lease_->core;
+    return detail::read_ignored_children(core.redis.template command<std::vector<std::string>>(
+        idempotent, "HGETALL", core.job_prefix + record_.id + ":ignored"));
 }
 
 template <class T>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // redkit::queue<T>: the handle that adds jobs and manages a queue (counts, get_job, pause and
-// resume, retry, remove, drain, obliterate, the stalled-job check, job schedulers, the rate
-// limit). Each call is one script (upsert_scheduler also reads the server's clock first).
+// resume, retry, remove, drain, obliterate, the stalled-job check, flows, job schedulers, the
+// rate limit). Each call is one script (upsert_scheduler also reads the server's clock first).
 #pragma once
 
 #include <redkit/client.hpp>
@@ -98,6 +98,92 @@ public:
         return out;
     }
 
+    /// Adds a flow: a tree of jobs where each parent runs only once all its children finished,
+    /// and reads their return values (job::children_values). A child's final failure fails its
+    /// parent (and so on up) or is ignored, as its on_failure says. Children may go to other
+    /// queues (flow_job::queue, same key space as this handle); the root goes to this queue.
+    /// One script: all jobs or none. Parents wait in state waiting_children; a parent's delay
+    /// and priority apply once it is let go. Throws std::invalid_argument, nothing written, for
+    /// invalid options, a root naming another queue, a custom job id that appears twice in the
+    /// tree (a cycle or a duplicate), or, on Redis Cluster, queues in different slots (a flow's
+    /// steps are atomic scripts: its queues must be on one server); error when a custom id
+    /// exists already (nothing written).
+    added_flow add_flow(const flow_job& root) {
+        if (!root.queue.empty() && root.queue != core_->name) {
+            throw std::invalid_argument("redkit: add_flow: the root job goes to this queue (" + core_->name +
+                                        "), not to '" + root.queue + "'");
+        }
+        struct node {
+            const flow_job* job;
+            std::string queue;
+            std::size_t parent;  // 1-based index, 0 for the root
+            std::vector<std::size_t> children;
+        };
+        std::vector<node> nodes{{&root, core_->name, 0, {}}};
+        for (std::size_t i = 0; i < nodes.size(); ++i) {  // breadth first: parents before children
+            if (nodes.size() > 100000) throw std::invalid_argument("redkit: add_flow: at most 100000 jobs per flow");
+            for (const auto& c : nodes[i].job->children) {
+                nodes[i].children.push_back(nodes.size());
+                nodes.push_back({&c, c.queue.empty() ? nodes[i].queue : c.queue, i + 1, {}});
+            }
+        }
+        std::vector<std::pair<std::string, std::string>> custom;
+        std::vector<std::string> bases;
+        for (const auto& n : nodes) {
+            detail::validate_job_options(n.job->options);
+            const std::string& id = n.job->options.job_id;
+            if (!id.empty()) {
+                const auto ref = std::make_pair(n.queue, id);
+                if (std::find(custom.begin(), custom.end(), ref) != custom.end()) {
+                    throw std::invalid_argument("redkit: add_flow: job '" + id + "' of queue " + n.queue +
+                                                " appears twice in the flow (a cycle or a duplicate)");
+                }
+                custom.push_back(ref);
+            }
+            bases.push_back(core_->space.key("queue", hash_tag(n.queue), "job"));
+            bases.back().resize(bases.back().size() - 3);  // "<prefix>queue:{name}:"
+            if (core_->redis.is_cluster() && key_slot(bases.back()) != key_slot(bases.front())) {
+                throw std::invalid_argument(
+                    "redkit: add_flow: on Redis Cluster a flow's queues must share a slot: " + n.queue + " and " +
+                    core_->name + " do not (use one queue, or a single server or Sentinel)");
+            }
+        }
+        std::vector<std::string> args{core_->job_prefix, std::to_string(nodes.size())};
+        args.reserve(2 + nodes.size() * 18);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            const node& n = nodes[i];
+            args.push_back(bases[i]);
+            args.push_back(std::to_string(n.parent));
+            args.emplace_back(n.job->on_failure == on_child_failure::ignore ? "i" : "f");
+            args.push_back(n.queue);
+            args.push_back(std::to_string(n.children.size()));
+            detail::push_add_fields(args, n.job->name, n.job->data.dump(), n.job->options);
+        }
+        // not idempotent: a resend after a lost reply would add a second flow (or fail on custom ids)
+        const auto ids = core_->redis.template eval<std::vector<std::string>>(extras_lua<detail::queue_lua::add_flow>(),
+                                                                              core_->keys, args);
+        if (ids.size() != nodes.size()) throw error(errc::type_mismatch, core_->what() + "add_flow: unexpected reply");
+        const auto build = [&](const auto& self, std::size_t i) -> added_flow {
+            added_flow out{nodes[i].queue, unescape_key_part(ids[i]), {}};
+            for (std::size_t c : nodes[i].children) out.children.push_back(self(self, c));
+            return out;
+        };
+        return build(build, 0);
+    }
+
+    /// A flow parent's completed children and their return values, sorted by queue and id (those
+    /// that finished so far). One HGETALL. (In its handler, job::children_values.)
+    std::vector<child_value> children_values(std::string_view id) const {
+        return detail::read_child_values(core_->redis.template command<std::vector<std::string>>(
+            idempotent, "HGETALL", core_->job_prefix + escape_key_part(id) + ":results"));
+    }
+
+    /// A flow parent's children whose final failure it ignored, or that were removed. One HGETALL.
+    std::vector<ignored_child> ignored_failures(std::string_view id) const {
+        return detail::read_ignored_children(core_->redis.template command<std::vector<std::string>>(
+            idempotent, "HGETALL", core_->job_prefix + escape_key_part(id) + ":ignored"));
+    }
+
     /// The job with this id, or nullopt: one script, a consistent snapshot (HGETALL of the job; for
     /// a waiting or active job also a ZSCAN of the active zset for its lease: O(active jobs)). Data
     /// that does not decode is reported by job::data() (has_data() is false), not thrown here.
@@ -116,10 +202,11 @@ public:
         return job<T>(std::move(rec));
     }
 
-    /// Jobs per state: one script (LLEN, ZCARD...), a consistent snapshot.
+    /// Jobs per state (flow parents waiting for children included): one script (LLEN,
+    /// ZCARD...), a consistent snapshot.
     job_counts counts() const {
         const auto v = eval_again<std::vector<long long>>(lua<detail::queue_lua::counts>(), {});
-        return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6)};
+        return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6), v.at(7)};
     }
 
     /// Stops workers from taking jobs (running ones finish); adding still works. One script.
@@ -209,10 +296,11 @@ public:
 
     /// A page of the jobs in `state` (waiting includes paused jobs), newest first by default;
     /// oldest first is the order the queue handles them (next to run, soonest due, soonest lease
-    /// deadline, first finished). One script: O(count) (plus O(offset) for waiting jobs).
-    /// Throws std::invalid_argument for job_state::unknown or count above 1000.
+    /// deadline, first finished, first to wait for children). One script: O(count) (plus
+    /// O(offset) for waiting jobs). Throws std::invalid_argument for job_state::unknown or count
+    /// above 1000.
     job_page<T> jobs(job_state state, std::size_t offset = 0, std::size_t count = 50, bool newest_first = true) const {
-        static constexpr char letters[] = {'w', 'p', 'd', 'a', 'c', 'f'};
+        static constexpr char letters[] = {'w', 'p', 'd', 'a', 'c', 'f', 'x'};
         const auto index = static_cast<std::size_t>(state);
         if (index >= sizeof letters) throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
         if (count > 1000) throw std::invalid_argument("redkit: queue::jobs: count must be at most 1000");

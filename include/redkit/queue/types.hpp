@@ -2,10 +2,13 @@
 // The value types of the queue API: how a job is added (job_options, backoff_policy, retention,
 // queue_options), where it is (job_state, job_counts) and what came of it (added_job,
 // stalled_jobs, remove_result, job_failure), unrecoverable_error and rate_limited_error for
-// handlers, and the options of schedulers (repeatable jobs) and of a queue's rate limit.
+// handlers, the options of schedulers (repeatable jobs) and of a queue's rate limit, and flows
+// (flow_job, added_flow, and what a parent reads of its children).
 #pragma once
 
 #include <redkit/key.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace redkit {
@@ -75,7 +79,7 @@ struct job_options {
 };
 
 /// Where a job is.
-enum class job_state { waiting, prioritized, delayed, active, completed, failed, unknown };
+enum class job_state { waiting, prioritized, delayed, active, completed, failed, waiting_children, unknown };
 
 inline const char* to_string(job_state s) noexcept {
     switch (s) {
@@ -85,6 +89,7 @@ inline const char* to_string(job_state s) noexcept {
         case job_state::active: return "active";
         case job_state::completed: return "completed";
         case job_state::failed: return "failed";
+        case job_state::waiting_children: return "waiting-children";
         case job_state::unknown: return "unknown";
     }
     return "unknown";
@@ -99,6 +104,7 @@ struct job_counts {
     long long completed = 0;
     long long failed = 0;
     long long paused = 0;
+    long long waiting_children = 0;  ///< flow parents waiting for their children (queue::add_flow)
 };
 
 /// What add() did: the job's id, and whether it was created (false: a job with this id existed).
@@ -214,6 +220,56 @@ struct minute_counts {
     std::chrono::system_clock::time_point minute;  ///< the minute's start (server clock)
     long long completed = 0;
     long long failed = 0;
+};
+
+/// What a flow child's final failure does to its parent (flow_job::on_failure).
+enum class on_child_failure {
+    fail_parent,  ///< the parent fails ("child <queue>:<id> failed: <reason>"), and so on up
+    ignore,       ///< the parent runs anyway; queue::ignored_failures lists the child
+};
+
+/// One job of a flow (queue::add_flow): a parent runs once all its children finished.
+struct flow_job {
+    flow_job() = default;
+    flow_job(std::string job_name, nlohmann::json job_data, std::string queue_name = {})
+        : name(std::move(job_name)), data(std::move(job_data)), queue(std::move(queue_name)) {}
+
+    std::string name;
+    nlohmann::json data;  ///< stored as JSON: the job's queue decodes it into its own T
+    job_options options;  ///< a parent's delay counts from when its last child finished
+    /// The queue it goes to; empty: its parent's queue (for the root: the queue add_flow is
+    /// called on, the only one it may name).
+    std::string queue;
+    /// For a child: what its final failure does to its parent.
+    on_child_failure on_failure = on_child_failure::fail_parent;
+    std::vector<flow_job> children;
+};
+
+/// A job added by queue::add_flow, with its children in the order given.
+struct added_flow {
+    std::string queue;
+    std::string id;
+    std::vector<added_flow> children;
+};
+
+/// A job named by its queue and id (a flow child's parent).
+struct job_ref {
+    std::string queue;
+    std::string id;
+};
+
+/// A flow child that completed, as its parent reads it: its return value.
+struct child_value {
+    std::string queue;
+    std::string id;
+    nlohmann::json value;
+};
+
+/// A flow child whose final failure its parent ignored (or that was removed: reason "removed").
+struct ignored_child {
+    std::string queue;
+    std::string id;
+    std::string reason;
 };
 
 /// Options of a queue handle.

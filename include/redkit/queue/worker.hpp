@@ -448,7 +448,8 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
         if (!j->record().scheduler.empty()) advance_scheduler(*j);
         try {
             o.payload = handler_(*j);
-            o.kind = detail::outcome_kind::completed;
+            o.kind =
+                j->record().parent_id.empty() ? detail::outcome_kind::completed : detail::outcome_kind::child_completed;
         } catch (const rate_limited_error& e) {
             o.kind = detail::outcome_kind::rate_limited;
             o.payload = e.what();
@@ -505,7 +506,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         args.push_back(o.trace);
         args.push_back(std::to_string(o.retry_delay));
         args.push_back(std::to_string(rec.attempts_made + 1));
-        const bool done = o.kind == detail::outcome_kind::completed;
+        const bool done = o.kind == detail::outcome_kind::completed || o.kind == detail::outcome_kind::child_completed;
         const long long keep_n = done ? rec.keep_completed_count : rec.keep_failed_count;
         const long long keep_age = done ? rec.keep_completed_age : rec.keep_failed_age;
         args.push_back(keep_n >= 0 ? std::to_string(keep_n) : std::string());
@@ -515,8 +516,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
     const bool poll = alone && options_.reply_spin.count() > 0 && reply_timing_.poll_next(seq_);
     cmd_->set_read_spin(poll ? options_.reply_spin : std::chrono::microseconds(0));
     const auto sent = clock::now();
-    detail::move_reply m =
-        cmd_->eval<detail::move_reply>(detail::queue_script<detail::queue_lua::move>(), core_->keys, args);
+    detail::move_reply m = cmd_->eval<detail::move_reply>(detail::move_script(), core_->keys, args);
     reply_timing_.record(poll, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent));
     move_result out;
     out.codes = std::move(m.codes);
@@ -648,8 +648,7 @@ void worker<T>::repair_schedulers() {
 template <class T>
 void worker<T>::refresh_marker() {
     const std::vector<std::string> args{core_->job_prefix, worker_id_ + "-refresh", "1", "0", "0", "0"};
-    (void)core_->redis.template eval<reply>(idempotent, detail::queue_script<detail::queue_lua::move>(), core_->keys,
-                                            args);
+    (void)core_->redis.template eval<reply>(idempotent, detail::move_script(), core_->keys, args);
 }
 
 template <class T>

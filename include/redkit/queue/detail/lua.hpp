@@ -28,8 +28,16 @@
 //   <base>:scheduler:<id>  hash: a scheduler
 //   <base>:events          stream: the queue's events while they are on (meta evmax = its cap):
 //                          fields ev (added, active, progress, completed, retried, failed,
-//                          stalled, removed), id (stored job id), x (name, progress, return
-//                          value or reason)
+//                          stalled, removed, waiting), id (stored job id), x (name, progress,
+//                          return value or reason)
+//   <base>:waiting-children  zset: flow parents waiting for their children, score = created ms
+//   <base>:job:<id>:results  hash: a flow parent's completed children, "<queue>:<id>" -> value
+//   <base>:job:<id>:ignored  hash: its children whose failure was ignored, "<queue>:<id>" -> reason
+//
+// Flows (queue::add_flow) may span queues: a child's hash names its parent by the parent
+// queue's key base (par, "<prefix>queue:{name}:") and stored id (pid), so the scripts that
+// finish a child reach keys of another queue that are not in KEYS. That is fine on one server;
+// on Redis Cluster add_flow refuses a flow whose queues are in different slots.
 //
 // Meta fields besides those above: evmax (events on, the stream's cap), lmax, ldur (rate limit: at most lmax jobs start
 // per ldur ms), lunt (no job starts before this ms: a handler reported a downstream rate limit). A scheduler hash: spec
@@ -46,7 +54,10 @@
 // rcn/rca and rfn/rfa (retention of completed/failed: keep count, keep age ms; absent = keep all),
 // tok (the lease that last finished it), pt (processed ms), ft (finished ms), rv (return value,
 // JSON), fr (failed reason), tr (JSON array of failures), prog (progress, JSON), stl (times
-// stalled).
+// stalled). A flow parent has st x (waiting for children) while kids (its children not yet
+// finished) is above 0; a flow child has par and pid (its parent, above), pqn (the parent's
+// queue name), pol ('i': its final failure is ignored, else it fails the parent), cref (its
+// field in the parent's results: "<queue name>:<id>") and done (set once it told the parent).
 //
 // Times come from redis.call('TIME') in integer milliseconds. Numbers given to redis.call are
 // sent exactly; numbers concatenated into strings stay below 10^14 (Lua prints %.14g).
@@ -105,8 +116,11 @@ local function drop(set, ids)
   if #ids == 0 then return end
   local keys = {}
   for i = 1, #ids do
-    keys[#keys + 1] = JOB .. ids[i]
-    keys[#keys + 1] = JOB .. ids[i] .. ':logs'
+    local k = JOB .. ids[i]
+    keys[#keys + 1] = k
+    keys[#keys + 1] = k .. ':logs'
+    keys[#keys + 1] = k .. ':results'
+    keys[#keys + 1] = k .. ':ignored'
   end
   redis.call('DEL', unpack(keys))
   if set then redis.call('ZREM', set, unpack(ids)) end
@@ -133,7 +147,8 @@ local function retain(set, id, n, a, now)
   n = tonumber(n)
   a = tonumber(a)
   if n == 0 then
-    redis.call('DEL', JOB .. id, JOB .. id .. ':logs')
+    local k = JOB .. id
+    redis.call('DEL', k, k .. ':logs', k .. ':results', k .. ':ignored')
     return
   end
   redis.call('ZADD', set, now, id)
@@ -153,7 +168,7 @@ end
 inline constexpr std::string_view extras = R"lua(
 local BASE = string.sub(JOB, 1, -5)
 local SCHED, K_SCHED, K_LIMIT = BASE .. 'scheduler:', BASE .. 'schedulers', BASE .. 'limiter'
-local K_EVENTS = BASE .. 'events'
+local K_EVENTS, K_KIDS = BASE .. 'events', BASE .. 'waiting-children'
 
 -- Appends an event to the queue's stream when events are on (queue::set_events).
 local EVMAX = nil
@@ -216,12 +231,85 @@ local function add_tick(sid, tick, now)
 end
 )lua";
 
+// After the prelude in the scripts that may finish a flow's child (move, stalled, remove) or
+// add a flow: the helpers that reach the queue of the child's parent, by its key base.
+inline constexpr std::string_view flow = R"lua(
+local function base_emit(base, ev, id, x)
+  local m = redis.call('HGET', base .. 'meta', 'evmax')
+  if m then redis.call('XADD', base .. 'events', 'MAXLEN', '~', m, '*', 'ev', ev, 'id', id, 'x', x or '') end
+end
+
+-- Puts job `id` of the queue at `base` in line (delayed by `delay` ms, or by priority) and wakes
+-- that queue's workers unless it is paused; returns the state letter.
+local function base_enqueue(base, id, prio, delay, now)
+  prio, delay = tonumber(prio) or 0, tonumber(delay) or 0
+  local st = 'w'
+  if delay > 0 then
+    redis.call('ZADD', base .. 'delayed', now + delay, id)
+    st = 'd'
+  elseif prio > 0 then
+    local c = redis.call('HINCRBY', base .. 'meta', 'pc', 1)
+    redis.call('ZADD', base .. 'prioritized', prio * 2147483648 + (c % 2147483648), id)
+    st = 'p'
+  else
+    redis.call('LPUSH', base .. 'wait', id)
+  end
+  if redis.call('HEXISTS', base .. 'meta', 'paused') == 0 then redis.call('ZADD', base .. 'marker', '0', '0') end
+  return st
+end
+
+-- The job at key k finished for good: when it is a flow's child, tells its parent, once. ok:
+-- completed (value = its return value), else failed (value = the reason), which fails the
+-- parent unless the child's policy ignores it (or `ignore` is true: the child was removed). A
+-- parent failed so tells its own parent in turn; a parent whose last child finished goes in
+-- line.
+local function flow_done(k, ok, value, now, ignore)
+  local doomed = {}
+  while k do
+    local f = redis.call('HMGET', k, 'par', 'pid', 'pol', 'cref', 'done')
+    if not f[1] or f[5] then return end
+    redis.call('HSET', k, 'done', '1')
+    local base, pid = f[1], f[2]
+    local pk = base .. 'job:' .. pid
+    local p = redis.call('HMGET', pk, 'st', 'prio', 'delay', 'rfn')
+    if p[1] ~= 'x' then return end  -- removed, or failed by another child already
+    k = nil
+    if ok then
+      redis.call('HSET', pk .. ':results', f[4], value)
+    elseif ignore or f[3] == 'i' then
+      redis.call('HSET', pk .. ':ignored', f[4], value)
+    else
+      local reason = 'child ' .. f[4] .. ' failed: ' .. value
+      redis.call('ZREM', base .. 'waiting-children', pid)
+      redis.call('HSET', pk, 'st', 'f', 'ft', now, 'fr', reason)
+      if p[4] == '0' then  -- remove_on_fail keeps none: deleted once its own parent heard
+        doomed[#doomed + 1] = pk
+      else
+        redis.call('ZADD', base .. 'failed', now, pid)
+      end
+      base_emit(base, 'failed', pid, reason)
+      k, value = pk, reason
+    end
+    if not k and redis.call('HINCRBY', pk, 'kids', -1) <= 0 then
+      redis.call('ZREM', base .. 'waiting-children', pid)
+      redis.call('HSET', pk, 'st', base_enqueue(base, pid, p[2], p[3], now))
+      base_emit(base, 'waiting', pid)
+    end
+  end
+  for i = 1, #doomed do
+    local d = doomed[i]
+    redis.call('DEL', d, d .. ':logs', d .. ':results', d .. ':ignored')
+  end
+end
+)lua";
+
 // move: records the outcomes a worker sends, then leases up to `want` jobs. One round trip.
 // ARGV[2] token for the leases taken by this call, ARGV[3] lease ms, ARGV[4] want, ARGV[5] '1'
 // when the caller popped the marker (a full take sets it again, waking the next idle worker),
-// ARGV[6] number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'f' failed
-// attempt, 'u' failed for good, 'r' rate limited downstream: back in line without an attempt,
-// and the queue starts nothing for the retry delay), payload (return value JSON, or reason),
+// ARGV[6] number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'k'
+// completed, a flow's child: its parent hears, 'f' failed attempt, 'u' failed for good, 'r' rate
+// limited downstream: back in line without an attempt, and the queue starts nothing for the
+// retry delay), payload (return value JSON, or reason),
 // trace entry, retry delay ms (used when attempts remain, or for 'r'), attempts made (this one
 // included), keep count and keep age ms of the set it goes to ('' = no limit; the job's
 // remove_on_complete / remove_on_fail), processed ms (when the lease was taken).
@@ -246,7 +334,7 @@ local K_EVENTS
 if evmax then K_EVENTS = string.sub(JOB, 1, -5) .. 'events' end
 
 local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep_age, pt)
-  local f = redis.call('HMGET', k, 'att', 'prio', 'tr')
+  local f = redis.call('HMGET', k, 'att', 'prio', 'tr', 'par')
   local tr = {}
   if f[3] then tr = cjson.decode(f[3]) end
   tr[#tr + 1] = trace
@@ -263,6 +351,7 @@ local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep
     return 3
   end
   redis.call('HSET', k, 'st', 'f', 'ft', now)
+  if f[4] then flow_done(k, false, reason, now) end
   retain(K_FAILED, id, keep_n, keep_age, now)
   return 4
 end
@@ -300,8 +389,9 @@ if n > 0 then
       end
     else
       local pt = ARGV[b + 9]
-      if kind == 'c' then
+      if kind == 'c' or kind == 'k' then
         redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now_s, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
+        if kind == 'k' then flow_done(k, true, ARGV[b + 3], now) end
         if keep_n == '' and keep_age == '' then
           kept[#kept + 1] = now_s
           kept[#kept + 1] = id
@@ -525,6 +615,68 @@ if ready and not is_paused() then wake() end
 return out
 )lua";
 
+// add_flow: adds a tree of jobs, parents before their children, all or nothing. ARGV[2] = number
+// of jobs, then per job 18 fields: its queue's key base, its parent's index in this list (1-based;
+// 0 for the root), 'i' when its final failure is ignored by the parent (else 'f'), its queue's
+// name, its number of children, then the 13 add fields. A parent waits (st x, in its queue's
+// waiting-children) until its children finished; a job without children goes in line. Returns
+// the ids in input order, or an error naming a custom id that exists already (nothing written).
+inline constexpr std::string_view add_flow = R"lua(
+local n = tonumber(ARGV[2])
+for i = 0, n - 1 do
+  local b = 3 + i * 18
+  if ARGV[b + 5] ~= '' and redis.call('EXISTS', ARGV[b] .. 'job:' .. ARGV[b + 5]) == 1 then
+    return redis.error_reply('ERR job ' .. ARGV[b + 5] .. ' of queue ' .. ARGV[b + 3] .. ' exists already')
+  end
+end
+local now = now_ms()
+local optional = {[6] = 'att', [7] = 'bo', [8] = 'bd', [9] = 'bj',
+                  [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa'}
+local ids = {}
+for i = 0, n - 1 do
+  local b = 3 + i * 18
+  local base, parent, kids, f = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 4]), b + 5
+  local id = ARGV[f]
+  if id == '' then id = string.format('%d', redis.call('INCR', base .. 'id')) end
+  ids[i + 1] = id
+  local h = {'name', ARGV[f + 1], 'data', ARGV[f + 2], 'ts', now}
+  for j = 6, 13 do
+    local v = ARGV[f + j - 1]
+    if v ~= '' then
+      h[#h + 1] = optional[j]
+      h[#h + 1] = v
+    end
+  end
+  local delay, prio = ARGV[f + 3], ARGV[f + 4]
+  if delay ~= '' then
+    h[#h + 1] = 'delay'
+    h[#h + 1] = delay
+  end
+  if prio ~= '' then
+    h[#h + 1] = 'prio'
+    h[#h + 1] = prio
+  end
+  if parent > 0 then
+    local pb = 3 + (parent - 1) * 18
+    local child = {'par', ARGV[pb], 'pid', ids[parent], 'pqn', ARGV[pb + 3], 'pol', ARGV[b + 2],
+                   'cref', ARGV[b + 3] .. ':' .. id}
+    for j = 1, #child do h[#h + 1] = child[j] end
+  end
+  h[#h + 1] = 'st'
+  if kids > 0 then
+    h[#h + 1] = 'x'
+    h[#h + 1] = 'kids'
+    h[#h + 1] = kids
+    redis.call('ZADD', base .. 'waiting-children', now, id)
+  else
+    h[#h + 1] = base_enqueue(base, id, prio, delay, now)
+  end
+  redis.call('HSET', base .. 'job:' .. id, unpack(h))
+  base_emit(base, 'added', id, ARGV[f + 1])
+end
+return ids
+)lua";
+
 // renew: extends leases. ARGV[2] lease ms, then pairs id, lease. Returns 1 (renewed) or 0 (lost)
 // per pair.
 inline constexpr std::string_view renew = R"lua(
@@ -567,6 +719,7 @@ for i = 1, #leases do
     if stalls > max_stalls then
       local reason = 'job stalled more than ' .. max_stalls .. ' time(s): its lease expired while active'
       redis.call('HSET', k, 'st', 'f', 'ft', now, 'fr', reason)
+      flow_done(k, false, reason, now)
       local f = redis.call('HMGET', k, 'rfn', 'rfa')
       retain(K_FAILED, id, f[1], f[2], now)
       failed[#failed + 1] = id
@@ -602,7 +755,7 @@ for i = 1, #h, 2 do
   if h[i] == 'st' then st = h[i + 1] end
 end
 if st == nil or st == 'c' or st == 'f' then return {h, false} end
-local at_rest = ({p = K_PRIO, d = K_DELAYED})[st]
+local at_rest = ({p = K_PRIO, d = K_DELAYED, x = string.sub(JOB, 1, -5) .. 'waiting-children'})[st]
 if at_rest and redis.call('ZSCORE', at_rest, id) then return {h, false} end
 local pattern = string.gsub(id, '[%*%?%[%]\\]', '\\%0') .. ':*'
 local cursor = '0'
@@ -614,8 +767,8 @@ until cursor == '0'
 return {h, false}
 )lua";
 
-// counts: returns {waiting, active, delayed, prioritized, completed, failed, paused}; while
-// paused, the wait list counts as paused.
+// counts: returns {waiting, active, delayed, prioritized, completed, failed, paused, waiting for
+// children}; while paused, the wait list counts as paused.
 inline constexpr std::string_view counts = R"lua(
 local w = redis.call('LLEN', K_WAIT)
 local paused = 0
@@ -624,7 +777,8 @@ if is_paused() then
   w = 0
 end
 return {w, redis.call('ZCARD', K_ACTIVE), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_PRIO),
-        redis.call('ZCARD', K_COMPLETED), redis.call('ZCARD', K_FAILED), paused}
+        redis.call('ZCARD', K_COMPLETED), redis.call('ZCARD', K_FAILED), paused,
+        redis.call('ZCARD', string.sub(JOB, 1, -5) .. 'waiting-children')}
 )lua";
 
 // pause: ARGV[2] '1' pause, '0' resume. Returns 1.
@@ -675,7 +829,10 @@ elseif st == 'd' then found = redis.call('ZREM', K_DELAYED, id)
 elseif st == 'c' then redis.call('ZREM', K_COMPLETED, id)
 elseif st == 'f' then redis.call('ZREM', K_FAILED, id) end
 if found == 0 then return -1 end
-redis.call('DEL', k, k .. ':logs')
+if st == 'x' then redis.call('ZREM', BASE .. 'waiting-children', id) end
+-- a flow's child that had not finished: its parent no longer waits for it
+flow_done(k, false, 'removed', now_ms(), true)
+redis.call('DEL', k, k .. ':logs', k .. ':results', k .. ':ignored')
 emit('removed', id)
 return 1
 )lua";
@@ -710,13 +867,13 @@ if ids then
   drop(nil, ids)
   removed = #ids
 end
-local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED}
+local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_KIDS}
 removed = pop_and_drop(sets, removed, limit)
 if removed < limit then
   local sids = redis.call('ZRANGE', K_SCHED, 0, -1)
   for i = 1, #sids do redis.call('DEL', SCHED .. sids[i]) end
   redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
-             K_LIMIT, K_SCHED, K_EVENTS)
+             K_LIMIT, K_SCHED, K_EVENTS, K_KIDS)
   return {removed, 1}
 end
 return {removed, 0}
@@ -871,7 +1028,7 @@ end
 return {now, out}
 )lua";
 
-// list: a page of jobs in one state. ARGV[2] state letter (w waiting or paused, p, d, a, c, f),
+// list: a page of jobs in one state. ARGV[2] state letter (w waiting or paused, p, d, a, c, f, x),
 // ARGV[3] offset, ARGV[4] count, ARGV[5] '1' newest first. Returns {total in that state, {id,
 // fields, lease or false, ...}}. Oldest first is the order the queue handles them: next to run
 // (waiting, prioritized), soonest due (delayed), soonest lease deadline (active), first finished.
@@ -888,7 +1045,8 @@ if st == 'w' then
     for i = #r, 1, -1 do ids[#ids + 1] = r[i] end
   end
 else
-  local set = ({p = K_PRIO, d = K_DELAYED, a = K_ACTIVE, c = K_COMPLETED, f = K_FAILED})[st]
+  local set = ({p = K_PRIO, d = K_DELAYED, a = K_ACTIVE, c = K_COMPLETED, f = K_FAILED,
+                x = string.sub(JOB, 1, -5) .. 'waiting-children'})[st]
   if not set then return redis.error_reply('ERR unknown job state ' .. st) end
   total = redis.call('ZCARD', set)
   if newest then
@@ -962,11 +1120,15 @@ const script& queue_script() {
     return static_script<queue_lua::prelude, Body>();
 }
 
-/// The same with the extras (rate limit and scheduler keys and helpers) too.
+/// The same with the extras (rate limit and scheduler keys and helpers) and the flow helpers too.
 template <const std::string_view& Body>
 const script& extras_script() {
-    return static_script<queue_lua::prelude, queue_lua::extras, Body>();
+    return static_script<queue_lua::prelude, queue_lua::extras, queue_lua::flow, Body>();
 }
+
+/// The worker's take: the prelude, the flow helpers (a flow's child that finishes tells its
+/// parent) and move.
+inline const script& move_script() { return static_script<queue_lua::prelude, queue_lua::flow, queue_lua::move>(); }
 
 }  // namespace detail
 }  // namespace v0

@@ -8,6 +8,7 @@
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -44,12 +45,13 @@ struct queue_core {
     std::string name;
     std::vector<std::string> keys;  // the 10 KEYS of every queue script, in queue_key order
     std::string job_prefix;         // "<base>:job:"
+    key_space space;                // where its keys are (other queues of a flow are there too)
 
     int replicas = 0;  // queue_options::replicas: WAIT for this many after an add
     std::chrono::milliseconds replica_timeout{1000};
 
     queue_core(client c, std::string queue_name, const key_space& ks)
-        : redis(std::move(c)), name(std::move(queue_name)) {
+        : redis(std::move(c)), name(std::move(queue_name)), space(ks) {
         if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
         static constexpr const char* suffixes[] = {"wait",   "prioritized", "delayed", "active", "completed",
                                                    "failed", "meta",        "marker",  "id",     "stalled-check"};
@@ -64,7 +66,13 @@ struct queue_core {
 };
 
 /// What a handler's attempt came to, as the move script reads it (ARGV "kind" of an outcome).
-enum class outcome_kind : char { completed = 'c', failed = 'f', failed_for_good = 'u', rate_limited = 'r' };
+enum class outcome_kind : char {
+    completed = 'c',
+    child_completed = 'k',  // completed, and a flow's child: the script tells its parent
+    failed = 'f',
+    failed_for_good = 'u',
+    rate_limited = 'r'
+};
 
 /// What the move script did with one outcome (its first reply element, one code per outcome).
 enum class move_code : long long {
@@ -80,8 +88,10 @@ enum class move_code : long long {
 struct job_record {
     std::string id;  // as stored (escaped)
     std::string name, data, lease, return_value, failed_reason, trace, progress;
-    std::string scheduler;  // the scheduler that made it (stored form), or empty
-    long long tick = 0;     // its tick (ms), for a scheduler's job
+    std::string scheduler;                // the scheduler that made it (stored form), or empty
+    long long tick = 0;                   // its tick (ms), for a scheduler's job
+    std::string parent_queue, parent_id;  // a flow child's parent (id stored form), or empty
+    long long pending_children = 0;       // a flow parent: children not yet finished
     char state = 0;
     int attempts = 1, attempts_made = 0, stalls = 0, priority = 0;
     long long created = 0, processed = 0, finished = 0, delay = 0;
@@ -127,6 +137,9 @@ inline void read_fields(reply_view h, job_record& r) {
                 else if (f == "ft")
                     r.finished = job_field_int(v);
                 break;
+            case 'k':
+                if (f == "kids") r.pending_children = job_field_int(v);
+                break;
             case 'm':
                 if (f == "made") r.attempts_made = static_cast<int>(job_field_int(v));
                 break;
@@ -140,6 +153,10 @@ inline void read_fields(reply_view h, job_record& r) {
                     r.processed = job_field_int(v);
                 else if (f == "prog")
                     r.progress = std::string(v);
+                else if (f == "pqn")
+                    r.parent_queue = std::string(v);
+                else if (f == "pid")
+                    r.parent_id = std::string(v);
                 break;
             case 'r':
                 if (f == "rv")
@@ -182,8 +199,37 @@ inline job_state state_of(char c) noexcept {
         case 'a': return job_state::active;
         case 'c': return job_state::completed;
         case 'f': return job_state::failed;
+        case 'x': return job_state::waiting_children;
         default: return job_state::unknown;
     }
+}
+
+/// A flow parent's finished children (HGETALL of "<job key>:results" or ":ignored", fields
+/// "<queue name>:<stored id>"), sorted by queue then id. `make` builds one entry.
+template <class Entry, class Make>
+std::vector<Entry> read_children(const std::vector<std::string>& h, Make make) {
+    std::vector<Entry> out;
+    for (std::size_t i = 0; i + 1 < h.size(); i += 2) {
+        const std::string& ref = h[i];
+        const auto colon = ref.rfind(':');  // stored ids hold no ':' (escaped)
+        if (colon == std::string::npos) continue;
+        out.push_back(make(ref.substr(0, colon), unescape_key_part(ref.substr(colon + 1)), h[i + 1]));
+    }
+    std::sort(out.begin(), out.end(),
+              [](const Entry& a, const Entry& b) { return a.queue != b.queue ? a.queue < b.queue : a.id < b.id; });
+    return out;
+}
+
+inline std::vector<child_value> read_child_values(const std::vector<std::string>& h) {
+    return read_children<child_value>(h, [](std::string q, std::string id, const std::string& v) {
+        return child_value{std::move(q), std::move(id), nlohmann::json::parse(v, nullptr, false)};
+    });
+}
+
+inline std::vector<ignored_child> read_ignored_children(const std::vector<std::string>& h) {
+    return read_children<ignored_child>(h, [](std::string q, std::string id, const std::string& v) {
+        return ignored_child{std::move(q), std::move(id), v};
+    });
 }
 
 /// A worker's hold on one job: what update_progress needs, and whether the lease was lost.
