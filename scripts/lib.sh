@@ -1,10 +1,11 @@
 # Shared by scripts/test and scripts/demo: install what is missing, find a free port, start and
 # stop a throw-away redis-server. Sourced, not run.
 
-# libcli11-dev is optional for users (redkit-queue is built when CMake finds it); the scripts
-# install it so the demo and CI build and test the tool.
+# libcli11-dev and libcpp-httplib-dev are optional for users (redkit-queue, and its board, are
+# built when CMake finds them); the scripts install them so the demo and CI build and test the tool.
 REDKIT_PACKAGES=(g++ cmake ninja-build pkg-config libhiredis-dev nlohmann-json3-dev libgtest-dev
-                 redis-server redis-tools python3 clang-format libssl-dev openssl libcli11-dev tzdata)
+                 redis-server redis-tools python3 clang-format libssl-dev openssl libcli11-dev tzdata
+                 libcpp-httplib-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

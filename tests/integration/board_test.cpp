@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: MIT
+// The web board of redkit-queue (redkit-queue serve) in a real browser: Debian's headless
+// Chromium, driven through ChromeDriver's WebDriver HTTP API, against a real queue on a private
+// redis-server. What the page shows must match the queue (counts, lists, the chart's totals, a
+// job's detail), its Retry and Remove buttons must act, job data must stay text (no HTML), and
+// the server must refuse foreign Host headers, POSTs without its header, requests without the
+// token, and a non-loopback address without a token. REDKIT_BOARD_SCREENSHOT=<file> saves a
+// screenshot (the README's).
+#include <redkit/queue.hpp>
+
+#include "support/fresh_database.hpp"
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using redkit_test::shared_server;
+
+namespace {
+
+// A child process (its stdout on a pipe), killed and reaped on destruction.
+class process {
+public:
+    explicit process(std::vector<std::string> argv) {
+        int out[2];
+        if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(out[1], 1);
+            ::close(out[0]);
+            ::close(out[1]);
+            std::vector<char*> args;
+            for (auto& a : argv) args.push_back(a.data());
+            args.push_back(nullptr);
+            ::execv(args[0], args.data());
+            ::_exit(127);
+        }
+        ::close(out[1]);
+        out_ = out[0];
+    }
+    process(const process&) = delete;
+    process& operator=(const process&) = delete;
+    ~process() {
+        if (out_ >= 0) ::close(out_);
+        if (pid_ > 0 && status_ < 0) {
+            ::kill(pid_, SIGTERM);
+            if (!wait_exit(5s)) {
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, nullptr, 0);
+            }
+        }
+    }
+
+    // The first line it prints (empty at end of output).
+    std::string line() {
+        std::string s;
+        char c = 0;
+        while (::read(out_, &c, 1) == 1 && c != '\n') s += c;
+        return s;
+    }
+
+    // Waits for it to exit; its exit status, or -1 if it is still running after `limit`.
+    bool wait_exit(std::chrono::milliseconds limit) {
+        const auto until = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < until) {
+            int st = 0;
+            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                return true;
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        return false;
+    }
+    int status() const noexcept { return status_; }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+    int status_ = -1;
+};
+
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+std::string base64_decode(const std::string& in) {
+    static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    unsigned bits = 0;
+    int have = 0;
+    for (char c : in) {
+        const auto v = alphabet.find(c);
+        if (v == std::string::npos) continue;  // '=' padding, line breaks
+        bits = (bits << 6) | static_cast<unsigned>(v);
+        have += 6;
+        if (have >= 8) {
+            have -= 8;
+            out += static_cast<char>((bits >> have) & 0xFFu);
+        }
+    }
+    return out;
+}
+
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 15s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(50ms);
+    }
+    return true;
+}
+
+// redkit-queue serve on a free loopback port, with extra arguments; port() is the one it printed.
+class board_server {
+public:
+    explicit board_server(std::vector<std::string> extra = {})
+        : proc_([&] {
+              std::vector<std::string> argv{REDKIT_QUEUE_TOOL, "--url", shared_server().url(), "serve", "--port", "0"};
+              argv.insert(argv.end(), extra.begin(), extra.end());
+              return argv;
+          }()) {
+        const std::string first = proc_.line();  // "redkit-queue: board on http://127.0.0.1:PORT/..."
+        const auto colon = first.rfind(':');
+        if (first.find("board on http://127.0.0.1:") == std::string::npos || colon == std::string::npos) {
+            throw std::runtime_error("redkit-queue serve did not start: '" + first + "'");
+        }
+        port_ = std::stoi(first.substr(colon + 1));
+    }
+    int port() const noexcept { return port_; }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+
+private:
+    process proc_;
+    int port_ = 0;
+};
+
+// A WebDriver session of headless Chromium through ChromeDriver.
+class browser {
+public:
+    browser() : driver_port_(free_port()), driver_({CHROMEDRIVER, "--port=" + std::to_string(driver_port_)}) {
+        http_.set_read_timeout(60, 0);
+        if (!eventually([&] {
+                auto r = http_.Get("/status");
+                return r && r->status == 200 && json::parse(r->body)["value"]["ready"] == true;
+            })) {
+            throw std::runtime_error("chromedriver did not come up");
+        }
+        const json caps = {{"capabilities",
+                            {{"alwaysMatch",
+                              {{"browserName", "chrome"},
+                               {"goog:chromeOptions",
+                                {{"binary", CHROMIUM},
+                                 {"args",
+                                  {"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                   "--window-size=1400,900", "--hide-scrollbars"}}}}}}}}};
+        session_ = call("POST", "/session", caps)["sessionId"].get<std::string>();
+    }
+    browser(const browser&) = delete;
+    browser& operator=(const browser&) = delete;
+    ~browser() {
+        if (!session_.empty()) http_.Delete(("/session/" + session_).c_str());
+    }
+
+    void go(const std::string& url) { call("POST", at("/url"), {{"url", url}}); }
+    json script(const std::string& body) {
+        return call("POST", at("/execute/sync"), {{"script", body}, {"args", json::array()}});
+    }
+    // Clicks the element the CSS selector finds (a real click, through the browser's input).
+    // The page redraws its lists every second: an element not there yet, or replaced between
+    // finding and clicking it, is looked for again, for up to 10 s.
+    void click(const std::string& css) {
+        const auto until = std::chrono::steady_clock::now() + 10s;
+        for (;;) {
+            try {
+                const json e = call("POST", at("/element"), {{"using", "css selector"}, {"value", css}});
+                const std::string id = e.begin().value().get<std::string>();
+                call("POST", at("/element/" + id + "/click"), json::object());
+                return;
+            } catch (const std::runtime_error& e) {
+                const std::string what = e.what();
+                const bool again = what.find("stale element") != std::string::npos ||
+                                   what.find("no such element") != std::string::npos;
+                if (!again || std::chrono::steady_clock::now() > until) throw;
+                std::this_thread::sleep_for(50ms);
+            }
+        }
+    }
+    std::string screenshot_png() { return base64_decode(call("GET", at("/screenshot"), nullptr).get<std::string>()); }
+
+private:
+    std::string at(const std::string& path) const { return "/session/" + session_ + path; }
+    json call(const std::string& method, const std::string& path, const json& body) {
+        httplib::Result r =
+            method == "GET" ? http_.Get(path.c_str()) : http_.Post(path.c_str(), body.dump(), "application/json");
+        if (!r) throw std::runtime_error("webdriver: no reply to " + path);
+        const json j = json::parse(r->body);
+        if (r->status != 200) throw std::runtime_error("webdriver: " + path + ": " + r->body);
+        return j["value"];
+    }
+
+    int driver_port_;
+    process driver_;
+    httplib::Client http_{"127.0.0.1", driver_port_};
+    std::string session_;
+};
+
+class Board : public redkit_test::fresh_database {};
+
+}  // namespace
+
+// A queue with completed, failed, waiting, delayed and flow jobs: the board shows what the queue
+// holds, and its buttons retry and remove.
+TEST_F(Board, ShowsTheQueueAndItsButtonsAct) {
+    redkit::queue<json> q(redis, "board-orders");
+    redkit::job_options once;
+    once.attempts = 1;
+    for (int i = 0; i < 6; ++i) {
+        (void)q.add("ship", json{{"order", 1000 + i}, {"sku", i % 3 == 0 ? "BROKEN" : "A-" + std::to_string(i)}}, once);
+    }
+    {
+        redkit::worker<json> w(q, [](redkit::job<json>& j) {
+            j.log("packing order " + std::to_string(j.data()["order"].get<int>()));
+            if (j.data()["sku"] == "BROKEN") throw std::runtime_error("warehouse: unknown sku");
+            return json{{"tracking", "TRK" + std::to_string(j.data()["order"].get<int>())}};
+        });
+        ASSERT_TRUE(eventually([&] { return q.counts().completed == 4 && q.counts().failed == 2; }));
+        EXPECT_TRUE(w.close(5s));
+    }
+    const std::string hostile = "<img src=x onerror=\"document.title='owned'\">";
+    for (int i = 0; i < 3; ++i) (void)q.add("ship", json{{"order", 2000 + i}, {"note", hostile}});
+    redkit::job_options later;
+    later.delay = 1h;
+    (void)q.add("reminder", json{{"order", 1001}}, later);
+    redkit::flow_job invoice{"invoice", {{"order", 1042}}};
+    invoice.children.push_back({"pick", {{"sku", "A-1"}}, "board-warehouse"});
+    (void)q.add_flow(invoice);
+
+    board_server server;
+    browser chrome;
+    chrome.go(server.url() + "#queue=board-orders&state=failed");
+
+    // the counts shown are the queue's, state by state
+    const auto shown_counts = [&] {
+        return chrome.script(
+            "const o = {}; document.querySelectorAll('[data-count]').forEach(e => o[e.dataset.count] = "
+            "Number(e.textContent)); return o;");
+    };
+    const auto matches = [&](const redkit::job_counts& c) {
+        const json s = shown_counts();
+        return s.value("waiting", -1) == c.waiting && s.value("active", -1) == c.active &&
+               s.value("delayed", -1) == c.delayed && s.value("prioritized", -1) == c.prioritized &&
+               s.value("completed", -1) == c.completed && s.value("failed", -1) == c.failed &&
+               s.value("waiting-children", -1) == c.waiting_children;
+    };
+    ASSERT_TRUE(eventually([&] { return matches(q.counts()); })) << shown_counts().dump();
+    EXPECT_EQ(shown_counts()["failed"], 2);
+    EXPECT_EQ(shown_counts()["waiting"], 3);
+
+    // the queue list, the failed list and the chart's totals
+    const json queues =
+        chrome.script("return [...document.querySelectorAll('#queues tbody tr')].map(r => r.dataset.queue);");
+    EXPECT_EQ(queues, json({"board-orders", "board-warehouse"}));
+    const auto listed = [&] {
+        return chrome.script("return [...document.querySelectorAll('#jobs tbody tr')].map(r => r.dataset.jobId);");
+    };
+    json failed_ids = json::array();
+    for (const auto& j : q.jobs(redkit::job_state::failed).jobs) failed_ids.push_back(j.id());
+    ASSERT_EQ(failed_ids.size(), 2u);
+    ASSERT_TRUE(eventually([&] { return listed() == failed_ids; })) << listed().dump();
+    ASSERT_TRUE(eventually([&] {
+        return chrome.script("return document.getElementById('chart-caption').textContent;")
+                   .get<std::string>()
+                   .find("4 completed, 2 failed") != std::string::npos;
+    }));
+    EXPECT_GE(chrome.script("return document.querySelectorAll('#chart rect').length;").get<int>(), 1);
+
+    // hostile data stays text
+    chrome.click("[data-state='waiting']");
+    ASSERT_TRUE(eventually([&] { return listed().size() == 3; }));
+    EXPECT_EQ(chrome.script("return document.querySelectorAll('#jobs img').length;"), 0);
+    EXPECT_NE(chrome.script("return document.querySelector('#jobs tbody').textContent;")
+                  .get<std::string>()
+                  .find("<img src=x"),
+              std::string::npos);
+    EXPECT_NE(chrome.script("return document.title;"), "owned");
+
+    // a job's detail: click its row
+    chrome.click("[data-state='completed']");
+    const std::string done_id = q.jobs(redkit::job_state::completed).jobs.front().id();
+    ASSERT_TRUE(eventually([&] { return listed().size() == 4; }));
+    chrome.click("tr[data-job-id='" + done_id + "']");
+    ASSERT_TRUE(eventually([&] {
+        const json d = chrome.script(
+            "const f = n => { const e = document.querySelector('#detail [data-field=' + n + ']'); return e ? "
+            "e.textContent : null; }; return {state: f('state'), data: f('data')};");
+        return d["state"] == "completed" && d["data"].is_string() &&
+               d["data"].get<std::string>().find(std::to_string(q.get_job(done_id)->data()["order"].get<int>())) !=
+                   std::string::npos;
+    }));
+
+    if (const char* path = std::getenv("REDKIT_BOARD_SCREENSHOT")) {
+        chrome.click("[data-state='failed']");
+        chrome.click("tr[data-job-id='" + failed_ids[0].get<std::string>() + "']");
+        std::this_thread::sleep_for(1500ms);
+        std::ofstream(path, std::ios::binary) << chrome.screenshot_png();
+    }
+    const std::string png = chrome.screenshot_png();
+    ASSERT_GT(png.size(), 1000u);
+    EXPECT_EQ(png.substr(1, 3), "PNG");
+
+    // Retry: the job goes back in line, and the board follows
+    chrome.click("[data-state='failed']");
+    ASSERT_TRUE(eventually([&] { return listed() == failed_ids; }));
+    const std::string retried = failed_ids[0], removed = failed_ids[1];
+    chrome.click("button[data-action='retry'][data-job-id='" + retried + "']");
+    ASSERT_TRUE(eventually([&] { return q.get_job(retried)->state() == redkit::job_state::waiting; }));
+    ASSERT_TRUE(eventually([&] { return shown_counts()["failed"] == 1 && shown_counts()["waiting"] == 4; }))
+        << shown_counts().dump();
+
+    // Remove asks twice, then removes
+    ASSERT_TRUE(eventually([&] { return listed() == json{removed}; })) << listed().dump();
+    chrome.click("#jobs button[data-action='remove'][data-job-id='" + removed + "']");
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(q.get_job(removed)) << "one click only asks";
+    chrome.click("#jobs button[data-action='remove'][data-job-id='" + removed + "']");
+    ASSERT_TRUE(eventually([&] { return !q.get_job(removed); }));
+    ASSERT_TRUE(eventually([&] { return listed().empty() && matches(q.counts()); }));
+}
+
+// The server's guards, without a browser.
+TEST_F(Board, RefusesForeignHostsCrossSitePostsMissingTokensAndOpenBindsWithoutAToken) {
+    redkit::queue<json> q(redis, "guarded");
+    redkit::job_options once;
+    once.attempts = 1;
+    (void)q.add("x", 1);
+    {
+        board_server server;
+        httplib::Client c("127.0.0.1", server.port());
+        auto r = c.Get("/api/queues");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(json::parse(r->body)["queues"][0]["counts"]["waiting"], 1);
+        r = c.Get("/api/queues", {{"Host", "evil.example:80"}});
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 403) << "DNS rebinding: a foreign Host is refused";
+        r = c.Post("/api/pause?queue=guarded", "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 403) << "a POST without X-Redkit-Board is refused";
+        EXPECT_FALSE(q.is_paused());
+        r = c.Post("/api/pause?queue=guarded", {{"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+        EXPECT_TRUE(q.is_paused());
+        r = c.Get("/api/jobs?queue=nope&state=failed");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 404);
+        r = c.Get("/api/jobs?queue=guarded&state=bogus");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 404);
+        r = c.Get("/api/jobs?queue=guarded&state=waiting&count=abc");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400);
+    }
+    {
+        board_server server({"--token", "s3cret"});
+        httplib::Client c("127.0.0.1", server.port());
+        auto r = c.Get("/api/queues");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 401);
+        r = c.Get("/api/queues", {{"Authorization", "Bearer wrong"}});
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 401);
+        r = c.Get("/api/queues", {{"Authorization", "Bearer s3cret"}});
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+        r = c.Get("/?token=s3cret");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+        EXPECT_NE(r->body.find("redkit board"), std::string::npos);
+    }
+    // beyond loopback only with a token: refused before listening
+    process open({REDKIT_QUEUE_TOOL, "--url", shared_server().url(), "serve", "--port", "0", "--bind", "0.0.0.0"});
+    ASSERT_TRUE(open.wait_exit(10s));
+    EXPECT_EQ(open.status(), 2);
+}

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: MIT
+// redkit-queue serve: a web board over the queues (cpp-httplib). One page (board_page.hpp) that
+// polls a small JSON API every second:
+//
+//   GET  /                                    the page
+//   GET  /api/queues                          every queue, its counts and whether it is paused
+//   GET  /api/metrics?queue=Q&minutes=N       completed and failed per minute (queue::metrics)
+//   GET  /api/jobs?queue=Q&state=S&offset=O&count=C   a page of jobs in one state
+//   GET  /api/job?queue=Q&id=ID               a job: data, options, trace, logs, flow links
+//   POST /api/retry?queue=Q&id=ID             retry a failed job
+//   POST /api/remove?queue=Q&id=ID            remove a job that is not running
+//   POST /api/pause?queue=Q, /api/resume?queue=Q
+//
+// Safety: it listens on loopback unless told otherwise, and anywhere else only with a token
+// (Authorization: Bearer T, or ?token=T for the page), compared in constant time. On loopback
+// it answers only requests whose Host is a loopback name (a web page that rebinds its DNS name
+// to 127.0.0.1 gets nothing). POSTs need the header X-Redkit-Board: 1, which a cross-site form
+// cannot send. Job data is shown as text, never as HTML.
+#pragma once
+
+#include <redkit/redkit.hpp>
+
+#include "board_page.hpp"
+#include "tool.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include <httplib.h>
+#include <pthread.h>
+
+namespace redkit_queue {
+
+struct board_options {
+    std::string bind = "127.0.0.1";
+    int port = 0;  // 0: any free port (printed)
+    std::string token;
+};
+
+inline bool is_loopback_name(const std::string& host) {
+    return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+// The host part of a Host header ("127.0.0.1:8080", "[::1]:8080", "localhost").
+inline std::string host_of(const std::string& header) {
+    if (!header.empty() && header.front() == '[') {
+        const auto close = header.find(']');
+        return close == std::string::npos ? header : header.substr(0, close + 1);
+    }
+    return header.substr(0, header.find(':'));
+}
+
+inline bool same_secret(const std::string& a, const std::string& b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        diff = static_cast<unsigned char>(diff | (a[i] ^ (i < b.size() ? b[i] : 0)));
+    }
+    return diff == 0;
+}
+
+// Text that may not be UTF-8 (a job's raw payload) into JSON: invalid bytes become U+FFFD.
+inline std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+inline json job_summary(const redkit::job<json>& j) {
+    return {{"id", j.id()},
+            {"name", j.name()},
+            {"state", redkit::to_string(j.state())},
+            {"attempts_made", j.attempts_made()},
+            {"max_attempts", j.max_attempts()},
+            {"priority", j.priority()},
+            {"created", j.created_at()},
+            {"processed", j.processed_at()},
+            {"finished", j.finished_at()},
+            {"data", one_line(j.raw_data(), 160)},
+            {"reason", j.failed_reason()},
+            {"pending_children", j.pending_children()}};
+}
+
+inline json job_detail(const redkit::job<json>& j, const redkit::queue<json>& q) {
+    json out = job_summary(j);
+    const auto data = json::parse(j.raw_data(), nullptr, false);
+    out["data"] = data.is_discarded() ? json(j.raw_data()) : data;
+    out["return_value"] = j.return_value();
+    out["progress"] = j.progress();
+    out["trace"] = j.trace();
+    out["stalls"] = j.stalls();
+    out["scheduler"] = j.scheduler_id();
+    out["logs"] = q.logs(j.id(), 0, 1000).lines;
+    if (const auto p = j.parent()) out["parent"] = {{"queue", p->queue}, {"id", p->id}};
+    json children = json::array();
+    for (const auto& c : q.children_values(j.id())) {
+        children.push_back({{"queue", c.queue}, {"id", c.id}, {"value", c.value}});
+    }
+    for (const auto& c : q.ignored_failures(j.id())) {
+        children.push_back({{"queue", c.queue}, {"id", c.id}, {"ignored", c.reason}});
+    }
+    out["children"] = std::move(children);
+    return out;
+}
+
+inline json counts_json(const redkit::job_counts& c) {
+    return {{"waiting", c.waiting},     {"active", c.active},
+            {"delayed", c.delayed},     {"prioritized", c.prioritized},
+            {"completed", c.completed}, {"failed", c.failed},
+            {"paused", c.paused},       {"waiting-children", c.waiting_children}};
+}
+
+class board {
+public:
+    board(tool& t, board_options o) : tool_(t), options_(std::move(o)) {
+        if (!is_loopback_name(options_.bind) && options_.token.empty()) {
+            throw usage_error("serving on " + options_.bind +
+                              " needs a token (--token or $REDKIT_BOARD_TOKEN): the board can retry and remove jobs");
+        }
+        if (options_.port < 0 || options_.port > 65535) throw usage_error("--port must be in [0, 65535]");
+        routes();
+    }
+
+    // Listens until SIGINT or SIGTERM. Prints the address first (the port when 0 was asked).
+    int run() {
+        int port = options_.port;
+        if (port == 0) {
+            port = server_.bind_to_any_port(options_.bind);
+            if (port < 0) throw usage_error("cannot listen on " + options_.bind);
+        } else if (!server_.bind_to_port(options_.bind, port)) {
+            throw usage_error("cannot listen on " + options_.bind + ":" + std::to_string(port));
+        }
+        // the signals go to a thread of their own, which stops the server
+        sigset_t stop_signals;
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGINT);
+        sigaddset(&stop_signals, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+        std::thread stopper([this, stop_signals] {
+            int sig = 0;
+            sigwait(&stop_signals, &sig);
+            server_.stop();
+        });
+        const std::string shown =
+            options_.bind.find(':') != std::string::npos ? "[" + options_.bind + "]" : options_.bind;
+        std::printf("redkit-queue: board on http://%s:%d/%s\n", shown.c_str(), port,
+                    options_.token.empty() ? "" : "?token=...");
+        std::fflush(stdout);
+        const bool ok = server_.listen_after_bind();
+        pthread_kill(stopper.native_handle(), SIGTERM);  // ends the sigwait when stop came otherwise
+        stopper.join();
+        return ok ? 0 : 1;
+    }
+
+private:
+    using request = httplib::Request;
+    using response = httplib::Response;
+
+    static void reply(response& res, int status, const json& body) {
+        res.status = status;
+        res.set_content(dump(body), "application/json");
+    }
+    static void refuse(response& res, int status, const std::string& why) { reply(res, status, {{"error", why}}); }
+
+    static std::string param(const request& req, const char* name) {
+        if (!req.has_param(name)) throw std::invalid_argument(std::string("missing parameter '") + name + "'");
+        return req.get_param_value(name);
+    }
+    static std::size_t number(const request& req, const char* name, std::size_t fallback, std::size_t max) {
+        if (!req.has_param(name)) return fallback;
+        const std::string v = req.get_param_value(name);
+        std::size_t n = 0;
+        for (char c : v) {
+            if (c < '0' || c > '9' || n > max) throw std::invalid_argument(std::string("bad parameter '") + name + "'");
+            n = n * 10 + static_cast<std::size_t>(c - '0');
+        }
+        if (v.empty() || n > max) throw std::invalid_argument(std::string("bad parameter '") + name + "'");
+        return n;
+    }
+
+    // Runs an API handler: a missing queue or job is 404, a bad parameter 400, Redis trouble 502.
+    template <class F>
+    httplib::Server::Handler api(F f) {
+        return [f](const request& req, response& res) {
+            try {
+                f(req, res);
+            } catch (const usage_error& e) {
+                refuse(res, 404, e.what());
+            } catch (const std::invalid_argument& e) {
+                refuse(res, 400, e.what());
+            } catch (const std::exception& e) {
+                refuse(res, 502, e.what());
+            }
+        };
+    }
+
+    httplib::Server::HandlerResponse guard(const request& req, response& res) const {
+        res.set_header("X-Content-Type-Options", "nosniff");
+        res.set_header("X-Frame-Options", "DENY");
+        res.set_header("Referrer-Policy", "no-referrer");
+        res.set_header("Cache-Control", "no-store");
+        if (is_loopback_name(options_.bind) && !is_loopback_name(host_of(req.get_header_value("Host")))) {
+            refuse(res, 403, "this board answers only requests to a loopback address");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        if (!options_.token.empty()) {
+            const std::string auth = req.get_header_value("Authorization");
+            const std::string given = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7)
+                                      : req.has_param("token")      ? req.get_param_value("token")
+                                                                    : std::string();
+            if (!same_secret(given, options_.token)) {
+                refuse(res, 401, "a token is needed (Authorization: Bearer <token>, or ?token=<token>)");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        if (req.method == "POST" && req.get_header_value("X-Redkit-Board") != "1") {
+            refuse(res, 403, "POST needs the header X-Redkit-Board: 1");
+            return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    }
+
+    void routes() {
+        server_.set_pre_routing_handler([this](const request& req, response& res) { return guard(req, res); });
+        server_.set_exception_handler(
+            [](const request&, response& res, std::exception_ptr) { refuse(res, 500, "internal error"); });
+        server_.Get("/", [](const request&, response& res) {
+            res.set_header("Content-Security-Policy",
+                           "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                           "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'");
+            res.set_content(std::string(board_page), "text/html; charset=utf-8");
+        });
+        server_.Get(
+            "/api/queues", api([this](const request&, response& res) {
+                json queues = json::array();
+                for (const auto& name : tool_.queue_names()) {
+                    redkit::queue<json> q(tool_.redis(), name, tool_.options());
+                    queues.push_back({{"name", name}, {"paused", q.is_paused()}, {"counts", counts_json(q.counts())}});
+                }
+                reply(res, 200, {{"queues", queues}});
+            }));
+        server_.Get(
+            "/api/metrics", api([this](const request& req, response& res) {
+                const auto q = tool_.open(param(req, "queue"));
+                const auto minutes = number(req, "minutes", 60, 1440);
+                json m = json::array();
+                for (const auto& c :
+                     q.metrics(std::chrono::minutes(static_cast<long long>(std::max<std::size_t>(minutes, 1))))) {
+                    m.push_back(
+                        {{"minute",
+                          std::chrono::duration_cast<std::chrono::milliseconds>(c.minute.time_since_epoch()).count()},
+                         {"completed", c.completed},
+                         {"failed", c.failed}});
+                }
+                reply(res, 200, {{"minutes", m}});
+            }));
+        server_.Get("/api/jobs", api([this](const request& req, response& res) {
+                        const auto q = tool_.open(param(req, "queue"));
+                        const auto state = parse_state(param(req, "state"));
+                        const auto page = q.jobs(state, number(req, "offset", 0, 1u << 30),
+                                                 number(req, "count", 20, 1000), req.get_param_value("oldest") != "1");
+                        json jobs = json::array();
+                        for (const auto& j : page.jobs) jobs.push_back(job_summary(j));
+                        reply(res, 200, {{"total", page.total}, {"jobs", jobs}});
+                    }));
+        server_.Get("/api/job", api([this](const request& req, response& res) {
+                        const auto q = tool_.open(param(req, "queue"));
+                        const auto id = param(req, "id");
+                        const auto j = q.get_job(id);
+                        if (!j) throw usage_error("no job '" + id + "'");
+                        reply(res, 200, job_detail(*j, q));
+                    }));
+        server_.Post("/api/retry", api([this](const request& req, response& res) {
+                         auto q = tool_.open(param(req, "queue"));
+                         const auto id = param(req, "id");
+                         if (!q.retry(id)) throw usage_error("no failed job '" + id + "'");
+                         reply(res, 200, {{"retried", id}});
+                     }));
+        server_.Post("/api/remove", api([this](const request& req, response& res) {
+                         auto q = tool_.open(param(req, "queue"));
+                         const auto id = param(req, "id");
+                         const auto r = q.remove(id);
+                         if (r == redkit::remove_result::not_found) throw usage_error("no job '" + id + "'");
+                         if (r == redkit::remove_result::active) {
+                             refuse(res, 409, "job " + id + " is running; not removed");
+                             return;
+                         }
+                         reply(res, 200, {{"removed", id}});
+                     }));
+        server_.Post("/api/pause", api([this](const request& req, response& res) {
+                         tool_.open(param(req, "queue")).pause();
+                         reply(res, 200, {{"paused", true}});
+                     }));
+        server_.Post("/api/resume", api([this](const request& req, response& res) {
+                         tool_.open(param(req, "queue")).resume();
+                         reply(res, 200, {{"paused", false}});
+                     }));
+    }
+
+    tool& tool_;
+    board_options options_;
+    httplib::Server server_;
+};
+
+}  // namespace redkit_queue

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+// The board's one page: plain HTML, CSS and JavaScript, no libraries. It polls the JSON API
+// (board.hpp) every second and builds every element with textContent, so job data is never
+// read as HTML. The address's hash (#queue=Q&state=S&job=ID) keeps the place across reloads.
+#pragma once
+
+#include <string_view>
+
+namespace redkit_queue {
+
+inline constexpr std::string_view board_page = R"html(<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>redkit board</title>
+<style>
+  :root { --ink: #1d232b; --soft: #5b6673; --line: #dde2e8; --bg: #f5f7f9; --ok: #2f9e5b; --bad: #d2453b;
+          --accent: #2f6fd0; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); }
+  body { margin: 0; background: var(--bg); }
+  header { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: #1d232b; color: #fff; }
+  header h1 { font-size: 18px; margin: 0; font-weight: 600; }
+  header .live { font-size: 13px; color: #b8c2cc; margin-left: auto; }
+  header .live::before { content: "\25CF "; color: var(--ok); }
+  header .live.stale::before { color: var(--bad); }
+  main { display: grid; grid-template-columns: 290px 1fr 360px; gap: 16px; padding: 16px 20px; align-items: start; }
+  .panel { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+  h2 { font-size: 17px; margin: 0; }
+  h3 { font-size: 14px; margin: 14px 0 8px; color: var(--soft); font-weight: 600; }
+  table { border-collapse: collapse; width: 100%; font-size: 13px; }
+  th { text-align: left; color: var(--soft); font-weight: 500; border-bottom: 1px solid var(--line); padding: 4px 6px; }
+  td { border-bottom: 1px solid var(--line); padding: 5px 6px; vertical-align: top; }
+  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+  tr.pick { cursor: pointer; }
+  tr.pick:hover td { background: #eef3fb; }
+  tr.chosen td { background: #e3ecfa; }
+  .title { display: flex; align-items: center; gap: 10px; }
+  .badge { font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #fdecc8; color: #7a5400; }
+  .counts { display: grid; grid-template-columns: repeat(4, 1fr); gap: 8px; margin-top: 12px; }
+  .count { border: 1px solid var(--line); background: #fff; border-radius: 8px; padding: 8px 10px; text-align: left;
+           cursor: pointer; font: inherit; color: inherit; }
+  .count .n { display: block; font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
+  .count .label { font-size: 12px; color: var(--soft); }
+  .count.chosen { border-color: var(--accent); box-shadow: 0 0 0 1px var(--accent) inset; }
+  .count.failed .n { color: var(--bad); }
+  .count.completed .n { color: var(--ok); }
+  figure { margin: 12px 0 0; }
+  figcaption { font-size: 12px; color: var(--soft); }
+  .axis { display: flex; justify-content: space-between; font-size: 11px; color: var(--soft); margin: 2px 0 4px; }
+  .swatch { display: inline-block; width: 9px; height: 9px; border-radius: 2px; margin: 0 4px 0 10px; }
+  svg { width: 100%; height: 150px; display: block; }
+  button.act { font: inherit; font-size: 12px; border: 1px solid var(--line); background: #fff; border-radius: 5px;
+               padding: 2px 8px; cursor: pointer; margin-right: 4px; }
+  button.act:hover { border-color: var(--accent); color: var(--accent); }
+  button.act.sure { background: var(--bad); color: #fff; border-color: var(--bad); }
+  .muted { color: var(--soft); }
+  .pager { display: flex; gap: 8px; align-items: center; margin-top: 8px; font-size: 13px; }
+  pre { background: var(--bg); border-radius: 6px; padding: 8px; font-size: 12px; overflow: auto; max-height: 220px;
+        white-space: pre-wrap; word-break: break-word; margin: 4px 0; }
+  dl { display: grid; grid-template-columns: 110px 1fr; gap: 3px 8px; font-size: 13px; margin: 8px 0; }
+  dt { color: var(--soft); }
+  dd { margin: 0; word-break: break-all; }
+  .error { color: var(--bad); font-size: 13px; min-height: 1em; }
+  .cut { max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  #queues .cut { max-width: 130px; }
+</style>
+</head>
+<body>
+<header><h1>redkit board</h1><span class="live" id="live">connecting</span></header>
+<main>
+  <nav class="panel">
+    <h3 style="margin-top:0">Queues</h3>
+    <table id="queues"><thead><tr><th>queue</th><th class="num">waiting</th><th class="num">active</th>
+      <th class="num">failed</th></tr></thead><tbody></tbody></table>
+  </nav>
+  <section class="panel" id="queue">
+    <div class="title"><h2 id="queue-name">Pick a queue</h2><span class="badge" id="paused" hidden>paused</span>
+      <span style="flex:1"></span><button class="act" id="pause" hidden></button></div>
+    <div class="counts" id="counts"></div>
+    <figure><svg id="chart" viewBox="0 0 600 150" preserveAspectRatio="none"></svg>
+      <div class="axis"><span>60 min ago</span><span><i class="swatch" style="background:#2f9e5b"></i>completed
+        <i class="swatch" style="background:#d2453b"></i>failed</span><span>now</span></div>
+      <figcaption id="chart-caption">Jobs finished per minute, last 60 minutes</figcaption></figure>
+    <h3 id="list-title"></h3>
+    <table id="jobs"><thead><tr><th>id</th><th>name</th><th class="num">attempts</th><th>when</th>
+      <th>data / reason</th><th></th></tr></thead><tbody></tbody></table>
+    <div class="pager"><button class="act" id="prev">&larr; newer</button><span id="page" class="muted"></span>
+      <button class="act" id="next">older &rarr;</button></div>
+    <div class="error" id="error"></div>
+  </section>
+  <aside class="panel" id="detail"><h3 style="margin-top:0">Job</h3><p class="muted">Pick a job to see it.</p></aside>
+</main>
+<script>
+"use strict";
+const STATES = ["waiting", "active", "delayed", "prioritized", "completed", "failed", "waiting-children", "paused"];
+const token = new URLSearchParams(location.search).get("token");
+const view = { queue: null, state: "waiting", offset: 0, job: null };
+const PAGE = 20;
+let counts = {};
+
+function readHash() {
+  const h = new URLSearchParams(location.hash.slice(1));
+  view.queue = h.get("queue");
+  view.state = STATES.includes(h.get("state")) ? h.get("state") : "waiting";
+  view.job = h.get("job");
+  view.offset = 0;
+}
+function writeHash() {
+  const h = new URLSearchParams();
+  if (view.queue) h.set("queue", view.queue);
+  h.set("state", view.state);
+  if (view.job) h.set("job", view.job);
+  history.replaceState(null, "", "#" + h.toString());
+}
+
+async function api(path, params, post) {
+  const headers = token ? { "Authorization": "Bearer " + token } : {};
+  if (post) headers["X-Redkit-Board"] = "1";
+  const r = await fetch(path + "?" + new URLSearchParams(params).toString(), { method: post ? "POST" : "GET", headers });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
+  return body;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "on") for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+function when(ms) { return ms > 0 ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-"; }
+function text(v) { return typeof v === "string" ? v : JSON.stringify(v, null, 2); }
+function showError(e) { document.getElementById("error").textContent = e ? String(e.message || e) : ""; }
+
+async function refreshQueues() {
+  const { queues } = await api("/api/queues", {});
+  const body = document.querySelector("#queues tbody");
+  body.replaceChildren(...queues.map(q => el("tr", {
+      class: "pick" + (q.name === view.queue ? " chosen" : ""), "data-queue": q.name,
+      on: { click: () => { view.queue = q.name; view.job = null; view.offset = 0; writeHash(); tick(true); } } },
+    el("td", { class: "cut" }, q.name + (q.paused ? " (paused)" : "")),
+    el("td", { class: "num" }, q.counts.waiting + q.counts.paused), el("td", { class: "num" }, q.counts.active),
+    el("td", { class: "num" }, q.counts.failed))));
+  if (!view.queue && queues.length) { view.queue = queues[0].name; writeHash(); }
+  const mine = queues.find(q => q.name === view.queue);
+  if (!mine) return false;
+  counts = mine.counts;
+  document.getElementById("queue-name").textContent = mine.name;
+  document.getElementById("paused").hidden = !mine.paused;
+  const pause = document.getElementById("pause");
+  pause.hidden = false;
+  pause.textContent = mine.paused ? "Resume" : "Pause";
+  pause.onclick = async () => { try { await api(mine.paused ? "/api/resume" : "/api/pause", { queue: mine.name }, true); tick(); } catch (e) { showError(e); } };
+  const cards = document.getElementById("counts");
+  cards.replaceChildren(...STATES.map(s => el("button", {
+      class: "count " + s + (s === view.state ? " chosen" : ""), "data-state": s,
+      on: { click: () => { view.state = s; view.offset = 0; writeHash(); tick(); } } },
+    el("span", { class: "n", "data-count": s }, mine.counts[s]), el("span", { class: "label" }, s))));
+  return true;
+}
+
+async function refreshChart() {
+  if (!view.queue) return;
+  const { minutes } = await api("/api/metrics", { queue: view.queue, minutes: 60 });
+  const svg = document.getElementById("chart");
+  const ns = "http://www.w3.org/2000/svg";
+  const top = Math.max(1, ...minutes.map(m => m.completed + m.failed));
+  const w = 600 / minutes.length, h = 130;
+  const shapes = [];
+  minutes.forEach((m, i) => {
+    const ch = h * m.completed / top, fh = h * m.failed / top;
+    for (const [height, y, color, what] of [[ch, 140 - ch, "#2f9e5b", "completed"], [fh, 140 - ch - fh, "#d2453b", "failed"]]) {
+      if (height <= 0) continue;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", i * w + 1); r.setAttribute("y", y);
+      r.setAttribute("width", Math.max(1, w - 2)); r.setAttribute("height", height); r.setAttribute("fill", color);
+      const t = document.createElementNS(ns, "title");
+      t.textContent = when(m.minute) + ": " + (what === "completed" ? m.completed : m.failed) + " " + what;
+      r.append(t);
+      shapes.push(r);
+    }
+  });
+  const base = document.createElementNS(ns, "line");
+  for (const [k, v] of Object.entries({ x1: 0, x2: 600, y1: 140, y2: 140, stroke: "#dde2e8" })) base.setAttribute(k, v);
+  svg.replaceChildren(base, ...shapes);
+  const done = minutes.reduce((a, m) => a + m.completed, 0), failed = minutes.reduce((a, m) => a + m.failed, 0);
+  document.getElementById("chart-caption").textContent =
+    "Jobs finished per minute, last 60 minutes: " + done + " completed, " + failed + " failed (peak " + top + "/min)";
+}
+
+function actions(job) {
+  const out = [];
+  if (job.state === "failed") {
+    out.push(el("button", { class: "act", "data-action": "retry", "data-job-id": job.id, on: { click: async ev => {
+      ev.stopPropagation();
+      try { await api("/api/retry", { queue: view.queue, id: job.id }, true); showError(null); tick(); } catch (e) { showError(e); }
+    } } }, "Retry"));
+  }
+  if (job.state !== "active") {
+    // Remove asks first: the second click within 3 s removes (kept across the live redraws)
+    const sure = armed.id === job.id && Date.now() < armed.until;
+    const b = el("button", { class: "act" + (sure ? " sure" : ""), "data-action": "remove", "data-job-id": job.id },
+                 sure ? "Sure?" : "Remove");
+    b.addEventListener("click", async ev => {
+      ev.stopPropagation();
+      if (!(armed.id === job.id && Date.now() < armed.until)) {
+        armed = { id: job.id, until: Date.now() + 3000 };
+        for (const other of document.querySelectorAll("button[data-action=remove]")) {
+          if (other.dataset.jobId === job.id) { other.classList.add("sure"); other.textContent = "Sure?"; }
+        }
+        return;
+      }
+      armed = { id: null, until: 0 };
+      try { await api("/api/remove", { queue: view.queue, id: job.id }, true); showError(null); tick(); } catch (e) { showError(e); }
+    });
+    out.push(b);
+  }
+  return out;
+}
+let armed = { id: null, until: 0 };
+
+async function refreshJobs() {
+  if (!view.queue) return;
+  const listed = view.state === "paused" ? "waiting" : view.state;
+  const page = await api("/api/jobs", { queue: view.queue, state: listed, offset: view.offset, count: PAGE });
+  document.getElementById("list-title").textContent = page.total + " " + view.state + " job(s), newest first";
+  const body = document.querySelector("#jobs tbody");
+  body.replaceChildren(...page.jobs.map(j => el("tr", {
+      class: "pick" + (j.id === view.job ? " chosen" : ""), "data-job-id": j.id,
+      on: { click: () => { view.job = j.id; writeHash(); tick(); } } },
+    el("td", { class: "cut" }, j.id), el("td", {}, j.name),
+    el("td", { class: "num" }, j.attempts_made + "/" + j.max_attempts),
+    el("td", {}, when(j.finished || j.processed || j.created)),
+    el("td", { class: "cut" }, j.state === "failed" ? j.reason : j.data), el("td", {}, ...actions(j)))));
+  document.getElementById("page").textContent =
+    page.total ? (view.offset + 1) + "-" + (view.offset + page.jobs.length) + " of " + page.total : "";
+  document.getElementById("prev").disabled = view.offset === 0;
+  document.getElementById("next").disabled = view.offset + PAGE >= page.total;
+}
+
+async function refreshDetail() {
+  const box = document.getElementById("detail");
+  if (!view.queue || !view.job) return;
+  let j;
+  try { j = await api("/api/job", { queue: view.queue, id: view.job }); } catch (e) {
+    box.replaceChildren(el("h3", { style: "margin-top:0" }, "Job " + view.job), el("p", { class: "muted" }, String(e.message)));
+    return;
+  }
+  const row = (k, v) => [el("dt", {}, k), el("dd", { "data-field": k }, v)];
+  const parts = [el("h3", { style: "margin-top:0" }, "Job " + j.id),
+    el("dl", {}, ...row("name", j.name), ...row("state", j.state), ...row("attempts", j.attempts_made + " of " + j.max_attempts),
+      ...row("created", when(j.created)), ...row("processed", when(j.processed)), ...row("finished", when(j.finished)),
+      ...(j.priority ? row("priority", j.priority) : []), ...(j.stalls ? row("stalls", j.stalls) : []),
+      ...(j.scheduler ? row("scheduler", j.scheduler) : []),
+      ...(j.parent ? row("parent", j.parent.queue + ":" + j.parent.id) : []),
+      ...(j.pending_children ? row("waiting for", j.pending_children + " child job(s)") : [])),
+    el("div", {}, ...actions(j)),
+    el("h3", {}, "Data"), el("pre", { "data-field": "data" }, text(j.data))];
+  if (j.return_value !== null) parts.push(el("h3", {}, "Returned"), el("pre", {}, text(j.return_value)));
+  if (j.progress !== null) parts.push(el("h3", {}, "Progress"), el("pre", {}, text(j.progress)));
+  if (j.reason) parts.push(el("h3", {}, "Last error"), el("pre", { "data-field": "reason" }, j.reason));
+  if (j.trace.length) parts.push(el("h3", {}, "Trace"), el("pre", {}, j.trace.join("\n")));
+  if (j.children.length) parts.push(el("h3", {}, "Children"), el("pre", {}, j.children.map(c =>
+    c.queue + ":" + c.id + (c.ignored !== undefined ? "  failed, ignored: " + c.ignored : "  -> " + JSON.stringify(c.value))).join("\n")));
+  if (j.logs.length) parts.push(el("h3", {}, "Logs (" + j.logs.length + ")"), el("pre", {}, j.logs.join("\n")));
+  box.replaceChildren(...parts);
+}
+
+let running = false, lastChart = 0;
+async function tick(chart) {
+  if (running) return;
+  running = true;
+  const live = document.getElementById("live");
+  try {
+    if (await refreshQueues()) {
+      await refreshJobs();
+      await refreshDetail();
+      if (chart || Date.now() - lastChart > 5000) { lastChart = Date.now(); await refreshChart(); }
+    }
+    live.textContent = "live, updated " + new Date().toLocaleTimeString();
+    live.classList.remove("stale");
+  } catch (e) {
+    live.textContent = "not updating: " + e.message;
+    live.classList.add("stale");
+  } finally {
+    running = false;
+  }
+}
+
+document.getElementById("prev").onclick = () => { view.offset = Math.max(0, view.offset - PAGE); tick(); };
+document.getElementById("next").onclick = () => { view.offset += PAGE; tick(); };
+window.addEventListener("hashchange", () => { readHash(); tick(true); });
+readHash();
+tick(true);
+setInterval(tick, 1000);
+</script>
+</body>
+</html>
+)html";
+
+}  // namespace redkit_queue
