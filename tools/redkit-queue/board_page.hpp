@@ -62,7 +62,8 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   dd { margin: 0; word-break: break-all; }
   .error { color: var(--bad); font-size: 13px; min-height: 1em; }
   .cut { max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-  #queues .cut { max-width: 130px; }
+  #queues .cut { max-width: 120px; }
+  #queues td, #queues th { padding: 5px 3px; }
 </style>
 </head>
 <body>
