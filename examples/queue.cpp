@@ -54,7 +54,7 @@ int main() try {
             std::lock_guard<std::mutex> lock(out);
             std::cout << "completed: job " << job.id() << " -> " << job.return_value().dump() << '\n';
         }
-        sent.set_value();
+        if (job.name() == "welcome") sent.set_value();  // once: the other jobs complete too
     };
 
     redkit::worker<welcome_mail> worker(
@@ -62,6 +62,12 @@ int main() try {
         [&](redkit::job<welcome_mail>& job) {
             job.log("rendering '" + job.name() + "' for " + job.data().to);  // kept with the job
             if (job.name() == "reminder") return nlohmann::json{{"reminded", job.data().to}};
+            if (job.name() == "count") return nlohmann::json(job.data().to == "eu" ? 12 : 30);  // a flow's child
+            if (job.name() == "digest") {  // the flow's parent: runs after its children, reads their values
+                long long signups = 0;
+                for (const auto& child : job.children_values()) signups += child.value.get<long long>();
+                return nlohmann::json{{"signups", signups}, {"from", job.children_values().size()}};
+            }
             if (job.attempts_made() == 0) throw std::runtime_error("smtp: 421 try again later");
             {
                 std::lock_guard<std::mutex> lock(out);
@@ -80,6 +86,17 @@ int main() try {
     mails.upsert_scheduler("reminder", reminders, "reminder", {"ada@example.com", "Ada"});
     for (int i = 0; i < 200 && mails.get_scheduler("reminder"); ++i) std::this_thread::sleep_for(10ms);
     for (int i = 0; i < 200 && mails.counts().completed < 4; ++i) std::this_thread::sleep_for(10ms);
+
+    // a flow: the digest waits for its two counts, then reads what they returned
+    redkit::flow_job digest{"digest", {{"to", "team@example.com"}, {"name", "Team"}}};
+    digest.children.push_back({"count", {{"to", "eu"}, {"name", "EU sign-ups"}}});
+    digest.children.push_back({"count", {{"to", "us"}, {"name", "US sign-ups"}}});
+    const auto flow = mails.add_flow(digest);
+    for (int i = 0; i < 200 && mails.get_job(flow.id)->state() != redkit::job_state::completed; ++i) {
+        std::this_thread::sleep_for(10ms);
+    }
+    std::cout << "flow: digest " << flow.id << " ran after counts " << flow.children[0].id << " and "
+              << flow.children[1].id << " -> " << mails.get_job(flow.id)->return_value().dump() << '\n';
     worker.close(5s);
 
     const auto counts = mails.counts();
