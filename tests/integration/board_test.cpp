@@ -386,9 +386,20 @@ TEST_F(Board, RefusesForeignHostsCrossSitePostsMissingTokensAndOpenBindsWithoutA
         r = c.Get("/api/jobs?queue=guarded&state=bogus");
         ASSERT_TRUE(r);
         EXPECT_EQ(r->status, 404);
-        r = c.Get("/api/jobs?queue=guarded&state=waiting&count=abc");
+        for (const char* bad :
+             {"/api/jobs?queue=guarded&state=waiting&count=abc", "/api/jobs?queue=guarded&state=waiting&count=0",
+              "/api/jobs?queue=guarded&state=waiting&offset=99999999999999999999",
+              "/api/metrics?queue=guarded&minutes=0", "/api/job?queue=guarded"}) {
+            r = c.Get(bad);
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->status, 400) << bad;
+        }
+        // a payload that is not UTF-8 still comes out as JSON (the bad bytes replaced)
+        redis.command<long long>("HSET", "queue:{guarded}:job:1", "data", std::string("\xff\xfe<b>", 5));
+        r = c.Get("/api/job?queue=guarded&id=1");
         ASSERT_TRUE(r);
-        EXPECT_EQ(r->status, 400);
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(json::parse(r->body)["data"], "\xEF\xBF\xBD\xEF\xBF\xBD<b>");
     }
     {
         board_server server({"--token", "s3cret"});

@@ -167,7 +167,9 @@ private:
         if (!req.has_param(name)) throw std::invalid_argument(std::string("missing parameter '") + name + "'");
         return req.get_param_value(name);
     }
-    static std::size_t number(const request& req, const char* name, std::size_t fallback, std::size_t max) {
+    // A decimal parameter in [min, max], or `fallback` when absent; else std::invalid_argument (400).
+    static std::size_t number(const request& req, const char* name, std::size_t fallback, std::size_t min,
+                              std::size_t max) {
         if (!req.has_param(name)) return fallback;
         const std::string v = req.get_param_value(name);
         std::size_t n = 0;
@@ -175,7 +177,7 @@ private:
             if (c < '0' || c > '9' || n > max) throw std::invalid_argument(std::string("bad parameter '") + name + "'");
             n = n * 10 + static_cast<std::size_t>(c - '0');
         }
-        if (v.empty() || n > max) throw std::invalid_argument(std::string("bad parameter '") + name + "'");
+        if (v.empty() || n < min || n > max) throw std::invalid_argument(std::string("bad parameter '") + name + "'");
         return n;
     }
 
@@ -243,10 +245,9 @@ private:
         server_.Get(
             "/api/metrics", api([this](const request& req, response& res) {
                 const auto q = tool_.open(param(req, "queue"));
-                const auto minutes = number(req, "minutes", 60, 1440);
+                const auto minutes = number(req, "minutes", 60, 1, 1440);
                 json m = json::array();
-                for (const auto& c :
-                     q.metrics(std::chrono::minutes(static_cast<long long>(std::max<std::size_t>(minutes, 1))))) {
+                for (const auto& c : q.metrics(std::chrono::minutes(static_cast<long long>(minutes)))) {
                     m.push_back(
                         {{"minute",
                           std::chrono::duration_cast<std::chrono::milliseconds>(c.minute.time_since_epoch()).count()},
@@ -258,8 +259,9 @@ private:
         server_.Get("/api/jobs", api([this](const request& req, response& res) {
                         const auto q = tool_.open(param(req, "queue"));
                         const auto state = parse_state(param(req, "state"));
-                        const auto page = q.jobs(state, number(req, "offset", 0, 1u << 30),
-                                                 number(req, "count", 20, 1000), req.get_param_value("oldest") != "1");
+                        const auto page =
+                            q.jobs(state, number(req, "offset", 0, 0, 1u << 30), number(req, "count", 20, 1, 1000),
+                                   req.get_param_value("oldest") != "1");
                         json jobs = json::array();
                         for (const auto& j : page.jobs) jobs.push_back(job_summary(j));
                         reply(res, 200, {{"total", page.total}, {"jobs", jobs}});

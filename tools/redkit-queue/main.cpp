@@ -222,12 +222,15 @@ int main(int argc, char** argv) {
                              queue_name.c_str());
             }
             redkit::queue_events reader(t.redis(), queue_name, t.options());
-            const auto until = std::chrono::steady_clock::now() +
-                               std::chrono::milliseconds(static_cast<long long>(seconds > 0 ? seconds * 1000 : 1e15));
+            if (!(seconds >= 0 && seconds <= 1e7)) throw usage_error("events: --seconds must be in [0, 10^7]");
+            const bool forever = seconds == 0;  // (a steady_clock time 10^15 ms ahead would overflow)
+            const auto until =
+                std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
             std::string after = from;
             do {
-                const auto left =
-                    std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+                const auto left = forever ? std::chrono::milliseconds(1000)
+                                          : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                until - std::chrono::steady_clock::now());
                 const auto block =
                     follow ? std::max(std::chrono::milliseconds(1), std::min(left, std::chrono::milliseconds(1000)))
                            : std::chrono::milliseconds(0);
@@ -239,7 +242,7 @@ int main(int argc, char** argv) {
                 }
                 std::fflush(stdout);
                 if (!follow && batch.size() < 100) break;
-            } while (std::chrono::steady_clock::now() < until);
+            } while (forever || std::chrono::steady_clock::now() < until);
         } else if (*schedulers) {
             auto q = t.open(queue_name);
             std::printf("%-24s %-28s %-20s %-26s %s\n", "id", "schedule", "job name", "next run", "jobs made");
