@@ -297,6 +297,28 @@ TEST_F(Acl, QueuesWorkWithTheirRuleAlone) {
     q.upsert_scheduler("again", twice, "tick", 8);
     EXPECT_TRUE(q.remove_scheduler("again"));
     EXPECT_EQ(q.clean(redkit::job_state::completed), 8u);
+
+    // a flow in the queue: the parent runs after its children and reads their values
+    redkit::flow_job parent{"sum", 0};
+    parent.children = {redkit::flow_job{"part", 1}, redkit::flow_job{"part", 2}};
+    const auto flow = q.add_flow(parent);
+    EXPECT_EQ(q.counts().waiting_children, 1);
+    completed = 0;
+    {
+        redkit::worker<int> w(
+            q,
+            [&](redkit::job<int>& j) {
+                long long sum = j.data();
+                for (const auto& c : j.children_values()) sum += c.value.get<long long>();
+                return sum;
+            },
+            wo);
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (completed.load() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+        EXPECT_TRUE(w.close(5s));
+    }
+    EXPECT_EQ(q.get_job(flow.id)->return_value(), 3);
+    EXPECT_EQ(q.children_values(flow.id).size(), 2u);
     q.remove_rate_limit();
     q.set_events(0);
     EXPECT_TRUE(q.obliterate());

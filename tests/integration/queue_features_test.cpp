@@ -34,8 +34,9 @@ using redkit_test::shared_server;
 
 namespace {
 
-redkit::worker_options<int> quick(std::size_t concurrency = 1) {
-    redkit::worker_options<int> o;
+template <class T = int>
+redkit::worker_options<T> quick(std::size_t concurrency = 1) {
+    redkit::worker_options<T> o;
     o.concurrency = concurrency;
     o.lease_duration = 1000ms;
     o.stalled_interval = 200ms;
@@ -773,15 +774,7 @@ namespace {
 using json = nlohmann::json;
 using Flows = Schedulers;
 
-redkit::worker_options<json> flow_quick(std::size_t concurrency = 4) {
-    redkit::worker_options<json> o;
-    o.concurrency = concurrency;
-    o.lease_duration = 1000ms;
-    o.stalled_interval = 200ms;
-    o.block_timeout = 200ms;
-    o.close_timeout = 5000ms;
-    return o;
-}
+redkit::worker_options<json> flow_quick(std::size_t concurrency = 4) { return quick<json>(concurrency); }
 
 // A handler that sums its children's values and its own data (a leaf: its data).
 long long sum_of(redkit::job<json>& j) {

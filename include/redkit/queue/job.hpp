@@ -183,6 +183,8 @@ private:
     const detail::job_record& record() const noexcept { return record_; }
     const std::string& decode_error() const noexcept { return decode_error_; }
     const std::shared_ptr<detail::job_lease>& lease() const noexcept { return lease_; }
+    // HGETALL of "<job key><suffix>" (a flow parent's children), in a handler only.
+    std::vector<std::string> children_hash(const char* suffix, const char* caller) const;
 
     detail::job_record record_;
     std::string id_;
@@ -211,23 +213,23 @@ bool job<T>::update_progress(const nlohmann::json& value) {
 }
 
 template <class T>
-std::vector<child_value> job<T>::children_values() const {
+std::vector<std::string> job<T>::children_hash(const char* suffix, const char* caller) const {
     if (!lease_ || !lease_->core) {
-        throw error(errc::invalid_state, "redkit: job " + id_ + ": children_values outside a worker's handler");
+        throw error(errc::invalid_state, "redkit: job " + id_ + ": " + caller + " outside a worker's handler");
     }
     const auto& core = *lease_->core;
-    return detail::read_child_values(core.redis.template command<std::vector<std::string>>(
-        idempotent, "HGETALL", core.job_prefix + record_.id + ":results"));
+    return core.redis.template command<std::vector<std::string>>(idempotent, "HGETALL",
+                                                                 core.job_prefix + record_.id + suffix);
+}
+
+template <class T>
+std::vector<child_value> job<T>::children_values() const {
+    return detail::read_child_values(children_hash(":results", "children_values"));
 }
 
 template <class T>
 std::vector<ignored_child> job<T>::ignored_failures() const {
-    if (!lease_ || !lease_->core) {
-        throw error(errc::invalid_state, "redkit: job " + id_ + ": ignored_failures outside a worker's handler");
-    }
-    const auto& core = *lease_->core;
-    return detail::read_ignored_children(core.redis.template command<std::vector<std::string>>(
-        idempotent, "HGETALL", core.job_prefix + record_.id + ":ignored"));
+    return detail::read_ignored_children(children_hash(":ignored", "ignored_failures"));
 }
 
 template <class T>

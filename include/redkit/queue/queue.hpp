@@ -23,6 +23,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -127,18 +128,16 @@ public:
                 nodes.push_back({&c, c.queue.empty() ? nodes[i].queue : c.queue, i + 1, {}});
             }
         }
-        std::vector<std::pair<std::string, std::string>> custom;
+        std::set<std::pair<std::string, std::string>> custom;
         std::vector<std::string> bases;
         for (const auto& n : nodes) {
             detail::validate_job_options(n.job->options);
             const std::string& id = n.job->options.job_id;
             if (!id.empty()) {
-                const auto ref = std::make_pair(n.queue, id);
-                if (std::find(custom.begin(), custom.end(), ref) != custom.end()) {
+                if (!custom.emplace(n.queue, id).second) {
                     throw std::invalid_argument("redkit: add_flow: job '" + id + "' of queue " + n.queue +
                                                 " appears twice in the flow (a cycle or a duplicate)");
                 }
-                custom.push_back(ref);
             }
             bases.push_back(core_->space.key("queue", hash_tag(n.queue), "job"));
             bases.back().resize(bases.back().size() - 3);  // "<prefix>queue:{name}:"

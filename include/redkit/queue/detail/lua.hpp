@@ -196,6 +196,22 @@ local function drop_unstarted(id)
   return true
 end
 
+-- The hash fields of a new job from the 13 add fields at ARGV[b] (custom id first; see add):
+-- name, data, ts, and the options given ('' = not given).
+local ADD_OPTIONAL = {[4] = 'delay', [5] = 'prio', [6] = 'att', [7] = 'bo', [8] = 'bd', [9] = 'bj',
+                      [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa'}
+local function new_job_fields(b, now)
+  local h = {'name', ARGV[b + 1], 'data', ARGV[b + 2], 'ts', now}
+  for j = 4, 13 do
+    local v = ARGV[b + j - 1]
+    if v ~= '' then
+      h[#h + 1] = ADD_OPTIONAL[j]
+      h[#h + 1] = v
+    end
+  end
+  return h
+end
+
 local TEMPLATE = {'name', 'data', 'prio', 'att', 'bo', 'bd', 'bj', 'rcn', 'rca', 'rfn', 'rfa'}
 
 -- Makes scheduler sid's job for `tick` (ms), due then (at once when past), from the template in
@@ -543,8 +559,6 @@ local line = {}
 local ready = false
 local earliest = nil
 local earliest_known = false
-local optional = {[6] = 'att', [7] = 'bo', [8] = 'bd', [9] = 'bj',
-                  [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa'}
 for i = 0, n - 1 do
   local b = 3 + i * 13
   local id = ARGV[b]
@@ -556,24 +570,11 @@ for i = 0, n - 1 do
     created = 0
   end
   if created == 1 then
-    local h = {'name', ARGV[b + 1], 'data', ARGV[b + 2], 'ts', now}
-    for j = 6, 13 do
-      local v = ARGV[b + j - 1]
-      if v ~= '' then
-        h[#h + 1] = optional[j]
-        h[#h + 1] = v
-      end
-    end
+    local h = new_job_fields(b, now)
     local delay = tonumber(ARGV[b + 3]) or 0
     local prio = tonumber(ARGV[b + 4]) or 0
-    if prio > 0 then
-      h[#h + 1] = 'prio'
-      h[#h + 1] = prio
-    end
     local k = JOB .. id
     if delay > 0 then
-      h[#h + 1] = 'delay'
-      h[#h + 1] = delay
       h[#h + 1] = 'st'
       h[#h + 1] = 'd'
       redis.call('HSET', k, unpack(h))
@@ -630,32 +631,14 @@ for i = 0, n - 1 do
   end
 end
 local now = now_ms()
-local optional = {[6] = 'att', [7] = 'bo', [8] = 'bd', [9] = 'bj',
-                  [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa'}
 local ids = {}
 for i = 0, n - 1 do
   local b = 3 + i * 18
   local base, parent, kids, f = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 4]), b + 5
   local id = ARGV[f]
-  if id == '' then id = string.format('%d', redis.call('INCR', base .. 'id')) end
+  if id == '' then id = string.format('%d', redis.call('INCRBY', base .. 'id', 1)) end
   ids[i + 1] = id
-  local h = {'name', ARGV[f + 1], 'data', ARGV[f + 2], 'ts', now}
-  for j = 6, 13 do
-    local v = ARGV[f + j - 1]
-    if v ~= '' then
-      h[#h + 1] = optional[j]
-      h[#h + 1] = v
-    end
-  end
-  local delay, prio = ARGV[f + 3], ARGV[f + 4]
-  if delay ~= '' then
-    h[#h + 1] = 'delay'
-    h[#h + 1] = delay
-  end
-  if prio ~= '' then
-    h[#h + 1] = 'prio'
-    h[#h + 1] = prio
-  end
+  local h = new_job_fields(f, now)
   if parent > 0 then
     local pb = 3 + (parent - 1) * 18
     local child = {'par', ARGV[pb], 'pid', ids[parent], 'pqn', ARGV[pb + 3], 'pol', ARGV[b + 2],
@@ -669,7 +652,7 @@ for i = 0, n - 1 do
     h[#h + 1] = kids
     redis.call('ZADD', base .. 'waiting-children', now, id)
   else
-    h[#h + 1] = base_enqueue(base, id, prio, delay, now)
+    h[#h + 1] = base_enqueue(base, id, ARGV[f + 4], ARGV[f + 3], now)
   end
   redis.call('HSET', base .. 'job:' .. id, unpack(h))
   base_emit(base, 'added', id, ARGV[f + 1])
