@@ -904,6 +904,13 @@ TEST_F(Flows, ChildFailurePoliciesFailOrIgnoreUpTheTree) {
     strict.children = {node("boom", -1), node("slow", 7)};
     grand.children = {strict, node("sibling", 3)};
     const auto g = q.add_flow(grand);
+    // the same with a middle parent that keeps no failed jobs: gone, yet its parent heard
+    auto grand2 = node("grand2", 0);
+    auto strict2 = node("strict2", 0);
+    strict2.options.remove_on_fail = redkit::retention::keep_none();
+    strict2.children = {node("boom2", -1)};
+    grand2.children = {strict2};
+    const auto g2 = q.add_flow(grand2);
 
     std::vector<redkit::ignored_child> seen_ignored;
     std::mutex mu;
@@ -921,7 +928,7 @@ TEST_F(Flows, ChildFailurePoliciesFailOrIgnoreUpTheTree) {
         flow_quick());
     ASSERT_TRUE(wait_for([&] {
         const auto c = q.counts();
-        return c.completed + c.failed == 8 && c.active == 0 && c.waiting == 0;
+        return c.completed + c.failed == 10 && c.active == 0 && c.waiting == 0;
     }));
     const auto tj = q.get_job(t.id);
     ASSERT_TRUE(tj);
@@ -950,6 +957,14 @@ TEST_F(Flows, ChildFailurePoliciesFailOrIgnoreUpTheTree) {
     EXPECT_EQ(q.get_job(g.children[0].children[1].id)->state(), redkit::job_state::completed);
     EXPECT_EQ(q.get_job(g.children[1].id)->state(), redkit::job_state::completed);
     EXPECT_EQ(q.counts().waiting_children, 0);
+    EXPECT_FALSE(q.get_job(g2.children[0].id)) << "remove_on_fail keep_none: deleted";
+    const auto g2j = q.get_job(g2.id);
+    ASSERT_TRUE(g2j);
+    EXPECT_EQ(g2j->state(), redkit::job_state::failed);
+    EXPECT_NE(g2j->failed_reason().find("child policies:" + g2.children[0].id + " failed: child policies:" +
+                                        g2.children[0].children[0].id + " failed: bad input"),
+              std::string::npos)
+        << g2j->failed_reason();
     // the failure reached the events stream too
     redkit::queue_events events(redis, "policies");
     bool parent_failed_event = false;

@@ -283,12 +283,12 @@ local function flow_done(k, ok, value, now, ignore)
   local doomed = {}
   while k do
     local f = redis.call('HMGET', k, 'par', 'pid', 'pol', 'cref', 'done')
-    if not f[1] or f[5] then return end
+    if not f[1] or f[5] then break end
     redis.call('HSET', k, 'done', '1')
     local base, pid = f[1], f[2]
     local pk = base .. 'job:' .. pid
     local p = redis.call('HMGET', pk, 'st', 'prio', 'delay', 'rfn')
-    if p[1] ~= 'x' then return end  -- removed, or failed by another child already
+    if p[1] ~= 'x' then break end  -- removed, or failed by another child already
     k = nil
     if ok then
       redis.call('HSET', pk .. ':results', f[4], value)
