@@ -34,14 +34,16 @@
 // Beyond jobs: schedulers (upsert_scheduler: a cron pattern in a time zone, or every N ms; one
 // job per tick, made by the worker that takes the previous tick's job), a queue-wide rate limit
 // (set_rate_limit; rate_limited_error from a handler), inspection (jobs by state, job logs,
-// per-minute metrics) and events (set_events, read by queue_events from any process).
+// per-minute metrics), events (set_events, read by queue_events from any process) and flows
+// (add_flow: a parent runs after its children, which may be in other queues, and reads their
+// return values).
 //
 // Key layout (all keys of a queue share the hash tag {name}, so they live in one Redis Cluster
 // slot; keys other than the fixed ten are built inside the scripts from a prefix carrying the
 // same tag):
 //   <prefix:>queue:{name}:wait | prioritized | delayed | active | completed | failed | meta |
 //   marker | id | stalled-check, <prefix:>queue:{name}:job:<id> (a hash per job, and :logs),
-//   limiter, schedulers, scheduler:<id>, events. A lease
+//   limiter, schedulers, scheduler:<id>, events, waiting-children. A lease
 //   lives only in the active zset (member "<id>:<lease>", score its deadline): taking a job
 //   writes nothing to its hash.
 // Custom job ids are escaped like key parts (escape_key_part) and must not be integers (those are

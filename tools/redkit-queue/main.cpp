@@ -99,44 +99,41 @@ int main(int argc, char** argv) {
     double seconds = 0;
 
     auto* queues = app.add_subcommand("queues", "list the queues and their job counts");
-    auto* counts = app.add_subcommand("counts", "job counts of one queue");
-    counts->add_option("queue", queue_name, "queue name")->required();
-    auto* jobs = app.add_subcommand("jobs", "list a queue's jobs in one state, newest first");
-    jobs->add_option("queue", queue_name, "queue name")->required();
+    // a subcommand about one queue (its first argument), or one job of a queue (queue, then id)
+    const auto about_queue = [&](const char* name, const char* what) {
+        auto* sub = app.add_subcommand(name, what);
+        sub->add_option("queue", queue_name, "queue name")->required();
+        return sub;
+    };
+    const auto about_job = [&](const char* name, const char* what) {
+        auto* sub = about_queue(name, what);
+        sub->add_option("id", id, "job id")->required();
+        return sub;
+    };
+    auto* counts = about_queue("counts", "job counts of one queue");
+    auto* jobs = about_queue("jobs", "list a queue's jobs in one state, newest first");
     jobs->add_option("state", state_name,
                      "waiting, prioritized, delayed, active, completed, failed or waiting-children")
         ->required();
     jobs->add_option("--offset", offset, "skip this many");
     jobs->add_option("--count", count, "show at most this many (up to 1000)");
     jobs->add_flag("--oldest", oldest, "oldest first (the order the queue handles them)");
-    auto* job = app.add_subcommand("job", "show a job: data, options, attempts, trace and logs");
-    job->add_option("queue", queue_name, "queue name")->required();
-    job->add_option("id", id, "job id")->required();
-    auto* logs = app.add_subcommand("logs", "print a job's log lines");
-    logs->add_option("queue", queue_name, "queue name")->required();
-    logs->add_option("id", id, "job id")->required();
-    auto* retry = app.add_subcommand("retry", "move a failed job (or every failed job) back in line");
-    retry->add_option("queue", queue_name, "queue name")->required();
+    auto* job = about_job("job", "show a job: data, options, attempts, trace and logs");
+    auto* logs = about_job("logs", "print a job's log lines");
+    auto* retry = about_queue("retry", "move a failed job (or every failed job) back in line");
     retry->add_option("id", id, "job id");
     retry->add_flag("--all", all, "every failed job");
-    auto* remove = app.add_subcommand("remove", "remove a job that is not running");
-    remove->add_option("queue", queue_name, "queue name")->required();
-    remove->add_option("id", id, "job id")->required();
-    auto* pause = app.add_subcommand("pause", "stop workers from taking jobs");
-    pause->add_option("queue", queue_name, "queue name")->required();
-    auto* resume = app.add_subcommand("resume", "let workers take jobs again");
-    resume->add_option("queue", queue_name, "queue name")->required();
-    auto* clean = app.add_subcommand("clean", "remove completed or failed jobs");
-    clean->add_option("queue", queue_name, "queue name")->required();
+    auto* remove = about_job("remove", "remove a job that is not running");
+    auto* pause = about_queue("pause", "stop workers from taking jobs");
+    auto* resume = about_queue("resume", "let workers take jobs again");
+    auto* clean = about_queue("clean", "remove completed or failed jobs");
     clean->add_option("state", state_name, "completed or failed")->required();
     clean->add_option("--grace", grace_ms, "only jobs finished at least this many ms ago");
-    auto* events = app.add_subcommand("events", "print a queue's events (queue::set_events turns them on)");
-    events->add_option("queue", queue_name, "queue name")->required();
+    auto* events = about_queue("events", "print a queue's events (queue::set_events turns them on)");
     events->add_option("--from", from, "after this event id (0: the oldest kept, $: only new ones)");
     events->add_flag("--follow", follow, "keep printing events as they come");
     events->add_option("--seconds", seconds, "with --follow: stop after this long (default: never)");
-    auto* schedulers = app.add_subcommand("schedulers", "list a queue's job schedulers");
-    schedulers->add_option("queue", queue_name, "queue name")->required();
+    auto* schedulers = about_queue("schedulers", "list a queue's job schedulers");
 #ifdef REDKIT_QUEUE_BOARD
     board_options board_opts;
     if (const char* t = std::getenv("REDKIT_BOARD_TOKEN")) board_opts.token = t;

@@ -217,9 +217,7 @@ std::vector<std::string> job<T>::children_hash(const char* suffix, const char* c
     if (!lease_ || !lease_->core) {
         throw error(errc::invalid_state, "redkit: job " + id_ + ": " + caller + " outside a worker's handler");
     }
-    const auto& core = *lease_->core;
-    return core.redis.template command<std::vector<std::string>>(idempotent, "HGETALL",
-                                                                 core.job_prefix + record_.id + suffix);
+    return detail::children_hash(*lease_->core, record_.id, suffix);
 }
 
 template <class T>

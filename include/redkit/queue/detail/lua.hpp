@@ -92,16 +92,27 @@ local function wake()
   redis.call('ZADD', K_MARKER, '0', '0')
 end
 
--- Puts a job (already out of any other container) back in line; returns its state letter.
-local function enqueue(id, prio)
+-- A key of this queue outside KEYS: "<base>" .. suffix, from the job prefix "<base>job:".
+local function queue_key(suffix)
+  return string.sub(JOB, 1, -5) .. suffix
+end
+
+-- Puts a job (already out of any other container) back in the line of the queue whose wait
+-- list, prioritized zset and meta hash are given; returns its state letter.
+local function enqueue_in(wait, prioritized, meta, id, prio)
   prio = tonumber(prio) or 0
   if prio > 0 then
-    local c = redis.call('HINCRBY', K_META, 'pc', 1)
-    redis.call('ZADD', K_PRIO, prio * 2147483648 + (c % 2147483648), id)
+    local c = redis.call('HINCRBY', meta, 'pc', 1)
+    redis.call('ZADD', prioritized, prio * 2147483648 + (c % 2147483648), id)
     return 'p'
   end
-  redis.call('LPUSH', K_WAIT, id)
+  redis.call('LPUSH', wait, id)
   return 'w'
+end
+
+-- The same in this queue.
+local function enqueue(id, prio)
+  return enqueue_in(K_WAIT, K_PRIO, K_META, id, prio)
 end
 
 -- The job id of an active-zset member "<id>:<lease>" (any other member is an id already).
@@ -166,7 +177,7 @@ end
 // are not in KEYS) and the scheduler helpers. Kept out of the prelude, which runs with every
 // script, the take included.
 inline constexpr std::string_view extras = R"lua(
-local BASE = string.sub(JOB, 1, -5)
+local BASE = queue_key('')
 local SCHED, K_SCHED, K_LIMIT = BASE .. 'scheduler:', BASE .. 'schedulers', BASE .. 'limiter'
 local K_EVENTS, K_KIDS = BASE .. 'events', BASE .. 'waiting-children'
 
@@ -258,17 +269,12 @@ end
 -- Puts job `id` of the queue at `base` in line (delayed by `delay` ms, or by priority) and wakes
 -- that queue's workers unless it is paused; returns the state letter.
 local function base_enqueue(base, id, prio, delay, now)
-  prio, delay = tonumber(prio) or 0, tonumber(delay) or 0
-  local st = 'w'
+  delay = tonumber(delay) or 0
+  local st = 'd'
   if delay > 0 then
     redis.call('ZADD', base .. 'delayed', now + delay, id)
-    st = 'd'
-  elseif prio > 0 then
-    local c = redis.call('HINCRBY', base .. 'meta', 'pc', 1)
-    redis.call('ZADD', base .. 'prioritized', prio * 2147483648 + (c % 2147483648), id)
-    st = 'p'
   else
-    redis.call('LPUSH', base .. 'wait', id)
+    st = enqueue_in(base .. 'wait', base .. 'prioritized', base .. 'meta', id, prio)
   end
   if redis.call('HEXISTS', base .. 'meta', 'paused') == 0 then redis.call('ZADD', base .. 'marker', '0', '0') end
   return st
@@ -347,7 +353,7 @@ local woke = false
 local meta = redis.call('HMGET', K_META, 'paused', 'lmax', 'ldur', 'lunt', 'evmax')
 local evmax = meta[5]
 local K_EVENTS
-if evmax then K_EVENTS = string.sub(JOB, 1, -5) .. 'events' end
+if evmax then K_EVENTS = queue_key('events') end
 
 local function fail(k, id, lease, kind, reason, trace, delay, made, keep_n, keep_age, pt)
   local f = redis.call('HMGET', k, 'att', 'prio', 'tr', 'par')
@@ -470,7 +476,7 @@ if want > 0 then
     cap = 0
     free_at = hold
   elseif lmax then
-    K_LIMIT = string.sub(JOB, 1, -5) .. 'limiter'
+    K_LIMIT = queue_key('limiter')
     redis.call('ZREMRANGEBYSCORE', K_LIMIT, '-inf', now - ldur)
     cap = math.max(0, math.min(cap, lmax - redis.call('ZCARD', K_LIMIT)))
   end
@@ -738,7 +744,7 @@ for i = 1, #h, 2 do
   if h[i] == 'st' then st = h[i + 1] end
 end
 if st == nil or st == 'c' or st == 'f' then return {h, false} end
-local at_rest = ({p = K_PRIO, d = K_DELAYED, x = string.sub(JOB, 1, -5) .. 'waiting-children'})[st]
+local at_rest = ({p = K_PRIO, d = K_DELAYED, x = queue_key('waiting-children')})[st]
 if at_rest and redis.call('ZSCORE', at_rest, id) then return {h, false} end
 local pattern = string.gsub(id, '[%*%?%[%]\\]', '\\%0') .. ':*'
 local cursor = '0'
@@ -761,7 +767,7 @@ if is_paused() then
 end
 return {w, redis.call('ZCARD', K_ACTIVE), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_PRIO),
         redis.call('ZCARD', K_COMPLETED), redis.call('ZCARD', K_FAILED), paused,
-        redis.call('ZCARD', string.sub(JOB, 1, -5) .. 'waiting-children')}
+        redis.call('ZCARD', queue_key('waiting-children'))}
 )lua";
 
 // pause: ARGV[2] '1' pause, '0' resume. Returns 1.
@@ -1029,7 +1035,7 @@ if st == 'w' then
   end
 else
   local set = ({p = K_PRIO, d = K_DELAYED, a = K_ACTIVE, c = K_COMPLETED, f = K_FAILED,
-                x = string.sub(JOB, 1, -5) .. 'waiting-children'})[st]
+                x = queue_key('waiting-children')})[st]
   if not set then return redis.error_reply('ERR unknown job state ' .. st) end
   total = redis.call('ZCARD', set)
   if newest then

@@ -220,6 +220,12 @@ std::vector<Entry> read_children(const std::vector<std::string>& h, Make make) {
     return out;
 }
 
+/// HGETALL of a flow parent's "<job key><suffix>" (":results" or ":ignored"); id as stored.
+inline std::vector<std::string> children_hash(const queue_core& core, const std::string& stored_id,
+                                              const char* suffix) {
+    return core.redis.command<std::vector<std::string>>(idempotent, "HGETALL", core.job_prefix + stored_id + suffix);
+}
+
 inline std::vector<child_value> read_child_values(const std::vector<std::string>& h) {
     return read_children<child_value>(h, [](std::string q, std::string id, const std::string& v) {
         return child_value{std::move(q), std::move(id), nlohmann::json::parse(v, nullptr, false)};
