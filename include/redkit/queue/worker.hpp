@@ -398,6 +398,9 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     }
     lead_backoff_.reset();
     busy_ = false;
+    // the keeper renews leases only while it knows it holds some: the first one wakes it (with
+    // every thread busy nothing else may wake it before the next stalled-job check)
+    const bool first_lease = held_.empty() && !r.jobs.empty();
     for (auto& j : r.jobs) {
         held_[j->record().id] = j->lease();
         ready_.push_back(std::move(j));
@@ -421,7 +424,7 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
                 wake_keeper = true;
             }
         }
-        if (wake_keeper) waker_.notify();
+        if (wake_keeper || first_lease) waker_.notify();
     }
     // wake the others when there is something for them: jobs (one wake-up for all is cheaper
     // than a chain of single ones), outcomes to send, a fetch to lead, or (closing) the end of
@@ -701,6 +704,7 @@ void worker<T>::keeper_loop() {
     current_worker() = this;
     auto next_renew = clock::now() + renew_interval_;
     auto next_stall = clock::now();
+    bool held_before = false;
     detail::backoff pause(std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
     for (;;) {
         bool closing = false, abandoned = false, block = false, holding = false;
@@ -720,6 +724,9 @@ void worker<T>::keeper_loop() {
             }
             delayed_at = delayed_at_;
             holding = !held_.empty();
+            // leases taken since the last look are fresh: the first renewal is due an interval on
+            if (holding && !held_before) next_renew = std::max(next_renew, now + renew_interval_);
+            held_before = holding;
             block = !closing && !fetch_ && idle_ > 0 && !blocking_;
         }
         try {
