@@ -221,6 +221,43 @@ TEST_F(Multiplex, ABlockingCommandDoesNotStallTheSharedConnection) {
     EXPECT_EQ(shared.open_connections(), 2u) << "BLPOP took a pooled connection of its own, the rest shared one";
 }
 
+TEST(MultiplexFaults, ACommandQueuedPastItsTimeoutFailsUnsent) {
+    // plain TCP: over TLS the server decrypts both scripts below at once and answers them together
+    redkit_test::redis_server server({}, redkit_test::tls_mode::off);
+    if (server.external()) GTEST_SKIP() << "needs a plain-TCP server of its own";
+    auto o = multiplexed(server);
+    o.command_timeout = 400ms;
+    o.max_retries = 0;
+    redkit::client shared(o);
+    auto held = shared.borrow();  // the pool's one connection: the SET below cannot spill to it
+    // two scripts of 300 ms each in one batch, the first with a 64 KiB argument: the server reads
+    // it alone, runs it and answers before it reads the second (commands read together would be
+    // answered together, at 600 ms). Each reply then comes within the timeout of the read before
+    // it, so both succeed, but the batch holds the connection for 600 ms.
+    const std::string slow =
+        "local t = redis.call('TIME') local e = t[1]*1000000 + t[2] + 300000 "
+        "repeat t = redis.call('TIME') until t[1]*1000000 + t[2] >= e return 7";
+    auto first = shared.submit<long long>("EVAL", slow, 0, std::string(64 * 1024, 'p'));
+    auto second = shared.submit<long long>("EVAL", slow, 0);
+    std::this_thread::sleep_for(50ms);  // the I/O thread takes both (it looks every 100 us)
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        shared.command<void>("SET", "queued-too-long", "x");
+        ADD_FAILURE() << "the SET should have timed out in the queue";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::timeout);
+        EXPECT_NE(std::string(e.what()).find("in the queue"), std::string::npos) << e.what();
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(waited, 400ms);
+    EXPECT_LT(waited, 2s);
+    EXPECT_EQ(first.get(), 7);
+    EXPECT_EQ(second.get(), 7);
+    redkit::client observer(server.options());
+    EXPECT_EQ(observer.command<std::optional<std::string>>("GET", "queued-too-long"), std::nullopt);  // never sent
+    EXPECT_EQ(shared.command<std::string>("ECHO", "after"), "after");  // the connection is fine
+}
+
 TEST(MultiplexFaults, AKilledServerFailsOrAnswersEveryCommandAndTheClientRecovers) {
     redkit_test::redis_server server;
     if (server.external()) GTEST_SKIP() << "kills its own server";
