@@ -315,7 +315,8 @@ private:
         });
     }
     /// Empties the queue into `batch` (oldest first), failing what waited past its deadline;
-    /// returns the batch's number (modulo batch_slots), or -1 when the queue was empty.
+    /// returns the batch's number (modulo batch_slots), or -1 when no synchronous caller waits in
+    /// it (the queue was empty, or held submitted commands only): nobody to wake_batch().
     int take_batch(std::vector<request*>& batch);
     /// Wakes the synchronous callers of batch `slot` (whose requests are all finished).
     void wake_batch(int slot) noexcept;
@@ -578,11 +579,12 @@ inline int multiplexer::take_batch(std::vector<request*>& batch) {
     const int slot = static_cast<int>(head & slot_mask);
     const std::size_t from = batch.size();
     std::size_t bytes = 0;
-    bool expired = false;
+    bool expired = false, callers = false;  // callers: synchronous ones, asleep in the batch's groups
     const auto now = std::chrono::steady_clock::now();
     while (r) {
         request* next = r->next;  // r may be gone once finished
         bytes += r->wire.size();
+        callers = callers || !r->self;
         if (r->deadline <= now) {
             // waited in the queue past its timeout (behind a slow reply or connect): fails unsent
             r->status = {errc::timeout, false,
@@ -602,7 +604,7 @@ inline int multiplexer::take_batch(std::vector<request*>& batch) {
         std::lock_guard<std::mutex> lock(space_mutex_);
         space_cv_.notify_all();
     }
-    return slot;
+    return callers ? slot : -1;
 }
 
 // Submitted commands are offered, not handed over: their submitter, once it waits for a reply,
