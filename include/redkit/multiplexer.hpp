@@ -736,13 +736,16 @@ inline void multiplexer::finish(request& r, bool wake_now) {
 }
 
 // The driver, after a batch: one wake per CPU that the batch's callers slept on; the first of a
-// group to run wakes the rest of its group, on its own CPU, with one system call.
+// group to run wakes the rest of its group, on its own CPU, with one system call. The word moves
+// before the token is raised: whoever takes the token then wakes everyone who went to sleep on
+// the old word (a token raised first could be spent before a late sleeper lay down, and the
+// one wake left would not reach all of them).
 inline void multiplexer::wake_batch(int slot) noexcept {
     if (slot < 0) return;
     for (unsigned c = 0; c < rings_; ++c) {
         detail::wake_group& g = groups_[static_cast<unsigned>(slot) * rings_ + c];
-        g.owed.store(true);
         g.word.fetch_add(1);
+        g.owed.store(true);
         ::syscall(SYS_futex, &g.word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
     }
 }
