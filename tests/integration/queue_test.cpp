@@ -996,9 +996,18 @@ TEST_F(Queue, LateOutcomeOfALostLeaseIsRefusedAndReported) {
         },
         o);
     ASSERT_TRUE(started.wait_for(1, 5s));
+    // the worker's own stalled-job check (once at start: it holds the lock for 60 s) must have
+    // run before the lease is expired below, or it could recover the job first (its keeper
+    // thread may start late under a sanitizer)
+    const redkit::detail::queue_core core(redis, q.name(), redkit::key_space{});
+    const auto lock_deadline = std::chrono::steady_clock::now() + 5s;
+    while (redis.command<long long>("EXISTS", core.key(redkit::detail::queue_key::stalled_check)) == 0 &&
+           std::chrono::steady_clock::now() < lock_deadline) {
+        std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(redis.command<long long>("EXISTS", core.key(redkit::detail::queue_key::stalled_check)), 1);
     // the lease "expires" (as if the first worker had hung past it) and the job is recovered
-    const auto active =
-        redkit::detail::queue_core(redis, q.name(), redkit::key_space{}).key(redkit::detail::queue_key::active);
+    const auto active = core.key(redkit::detail::queue_key::active);
     const auto leases = redis.command<std::vector<std::string>>("ZRANGE", active, 0, -1);
     ASSERT_EQ(leases.size(), 1u);
     EXPECT_EQ(leases[0].rfind(added.id + ":", 0), 0u);  // "<id>:<lease>"
