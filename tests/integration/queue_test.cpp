@@ -5,6 +5,7 @@
 #include <redkit/queue.hpp>
 
 #include "support/error_log.hpp"
+#include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
@@ -1000,12 +1001,9 @@ TEST_F(Queue, LateOutcomeOfALostLeaseIsRefusedAndReported) {
     // run before the lease is expired below, or it could recover the job first (its keeper
     // thread may start late under a sanitizer)
     const redkit::detail::queue_core core(redis, q.name(), redkit::key_space{});
-    const auto lock_deadline = std::chrono::steady_clock::now() + 5s;
-    while (redis.command<long long>("EXISTS", core.key(redkit::detail::queue_key::stalled_check)) == 0 &&
-           std::chrono::steady_clock::now() < lock_deadline) {
-        std::this_thread::sleep_for(5ms);
-    }
-    ASSERT_EQ(redis.command<long long>("EXISTS", core.key(redkit::detail::queue_key::stalled_check)), 1);
+    ASSERT_TRUE(redkit_test::eventually(
+        [&] { return redis.command<long long>("EXISTS", core.key(redkit::detail::queue_key::stalled_check)) == 1; },
+        5s));
     // the lease "expires" (as if the first worker had hung past it) and the job is recovered
     const auto active = core.key(redkit::detail::queue_key::active);
     const auto leases = redis.command<std::vector<std::string>>("ZRANGE", active, 0, -1);
