@@ -6,8 +6,12 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,7 +27,51 @@
 
 namespace redkit_test {
 
+/// Whether a TCP socket can bind 127.0.0.1:port now (with SO_REUSEADDR, as redis-server binds).
+inline bool loopback_port_bindable(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket() failed");
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
+
+/// A free TCP port on loopback for a server to listen on. It is taken below the kernel's
+/// ephemeral range (net.ipv4.ip_local_port_range), where no outgoing connection (of the tests,
+/// the servers, a cluster's bus) can take it between this pick and the server's bind, or while a
+/// test has the server stopped before a restart on the same port: a port from bind(0) could, and
+/// a cluster node then failed to start. Each port is handed out once per process.
 inline int free_loopback_port() {
+    static std::mutex mutex;
+    static std::set<int> handed_out;
+    static std::mt19937 random(static_cast<std::uint32_t>(::getpid()) ^
+                               static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    int ephemeral_low = 32768;
+    if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+        int low = 0;
+        int high = 0;
+        if (std::fscanf(f, "%d %d", &low, &high) == 2 && low > 0) ephemeral_low = low;
+        std::fclose(f);
+    }
+    constexpr int first = 10000;
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (ephemeral_low - first >= 1000) {
+        std::uniform_int_distribution<int> pick(first, ephemeral_low - 1);
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            const int port = pick(random);
+            if (handed_out.count(port) == 0 && loopback_port_bindable(port)) {
+                handed_out.insert(port);
+                return port;
+            }
+        }
+    }
+    // no room below the ephemeral range: let the kernel choose
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) throw std::runtime_error("socket() failed");
     sockaddr_in addr{};
@@ -37,7 +85,9 @@ inline int free_loopback_port() {
     socklen_t len = sizeof addr;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     ::close(fd);
-    return ntohs(addr.sin_port);
+    const int port = ntohs(addr.sin_port);
+    handed_out.insert(port);
+    return port;
 }
 
 /// fork + exec of `args` (args[0] from PATH); the child dies with this process.

@@ -47,7 +47,23 @@ public:
             std::filesystem::create_directories(n.dir);
             nodes_.push_back(n);
         }
-        for (int i = 0; i < size; ++i) start(i);
+        for (int i = 0; i < size; ++i) {
+            // a node that could not bind its ports (something took one after the pick) gets
+            // fresh ones; only here: a restarted node must keep its own
+            for (int attempt = 1;; ++attempt) {
+                try {
+                    start(i);
+                    break;
+                } catch (const std::exception&) {
+                    signal_and_reap(i, SIGKILL);
+                    if (attempt == 3) throw;
+                    std::error_code ec;
+                    std::filesystem::remove(nodes_[static_cast<std::size_t>(i)].dir + "/nodes.conf", ec);
+                    nodes_[static_cast<std::size_t>(i)].port = free_loopback_port();
+                    nodes_[static_cast<std::size_t>(i)].bus_port = free_loopback_port();
+                }
+            }
+        }
         create();
         wait_healthy();
     }
@@ -215,6 +231,12 @@ private:
             try {
                 if (run(i, {"PING"}) == "PONG") return;
             } catch (const std::exception&) {
+                int status = 0;
+                if (::waitpid(n.pid, &status, WNOHANG) == n.pid) {
+                    n.pid = -1;
+                    throw std::runtime_error("cluster node " + std::to_string(n.port) +
+                                             " exited during start-up; see " + n.dir + "/redis.log");
+                }
                 if (std::chrono::steady_clock::now() > deadline) throw;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));

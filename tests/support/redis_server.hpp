@@ -75,7 +75,18 @@ public:
             make_test_certs(tls_dir());
             tls_port_ = free_loopback_port();
         }
-        start();
+        // a server that could not bind its port (something took it after the pick) gets a fresh
+        // one; only here: a restart keeps the port the clients know
+        for (int attempt = 1;; ++attempt) {
+            try {
+                start();
+                break;
+            } catch (const start_failed&) {
+                if (attempt == 3) throw;
+                port_ = free_loopback_port();
+                if (tls_) tls_port_ = free_loopback_port();
+            }
+        }
     }
 
     ~redis_server() {
@@ -186,6 +197,10 @@ public:
     bool running() const { return pid_ > 0; }
 
 private:
+    struct start_failed : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
     void signal_and_reap(int sig) { stop_process(pid_, sig); }
 
     void wait_ready() {
@@ -194,7 +209,7 @@ private:
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
-                throw std::runtime_error("redis-server exited during start-up; see " + dir_ + "/redis.log");
+                throw start_failed("redis-server exited during start-up; see " + dir_ + "/redis.log");
             }
             timeval tv{0, 200000};
             redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
