@@ -21,7 +21,8 @@ endif()
 if(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} ${gen} -S "${SOURCE_DIR}" -B "${WORK_DIR}/redkit-build"
       -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix -DREDKIT_INSTALL=ON
-      -DREDKIT_BUILD_TESTS=OFF -DREDKIT_BUILD_EXAMPLES=OFF -DREDKIT_BUILD_BENCH=OFF ${FORWARD})
+      -DREDKIT_BUILD_TESTS=OFF -DREDKIT_BUILD_EXAMPLES=OFF -DREDKIT_BUILD_BENCH=OFF -DREDKIT_BUILD_TOOLS=OFF
+      ${FORWARD})
   run(${CMAKE_COMMAND} --build "${WORK_DIR}/redkit-build")
   run(${CMAKE_COMMAND} --install "${WORK_DIR}/redkit-build")
   if(NOT EXISTS "${WORK_DIR}/prefix/share/cmake/redkit/redkitConfig.cmake")
