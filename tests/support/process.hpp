@@ -27,8 +27,9 @@
 
 namespace redkit_test {
 
-/// Whether a TCP socket can bind 127.0.0.1:port now (with SO_REUSEADDR, as redis-server binds).
-inline bool loopback_port_bindable(int port) {
+/// Binds a TCP socket to 127.0.0.1:port (0: a port the kernel picks) with SO_REUSEADDR, as
+/// redis-server binds, and closes it: the port it got, or -1 if the bind failed.
+inline int bind_loopback_once(int port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) throw std::runtime_error("socket() failed");
     const int one = 1;
@@ -37,9 +38,11 @@ inline bool loopback_port_bindable(int port) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    socklen_t len = sizeof addr;
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
     ::close(fd);
-    return ok;
+    return ok ? ntohs(addr.sin_port) : -1;
 }
 
 /// A free TCP port on loopback for a server to listen on. It is taken below the kernel's
@@ -65,27 +68,15 @@ inline int free_loopback_port() {
         std::uniform_int_distribution<int> pick(first, ephemeral_low - 1);
         for (int attempt = 0; attempt < 1000; ++attempt) {
             const int port = pick(random);
-            if (handed_out.count(port) == 0 && loopback_port_bindable(port)) {
+            if (handed_out.count(port) == 0 && bind_loopback_once(port) == port) {
                 handed_out.insert(port);
                 return port;
             }
         }
     }
     // no room below the ephemeral range: let the kernel choose
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw std::runtime_error("socket() failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
-        throw std::runtime_error("bind() failed");
-    }
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    const int port = ntohs(addr.sin_port);
+    const int port = bind_loopback_once(0);
+    if (port < 0) throw std::runtime_error("bind() on loopback failed");
     handed_out.insert(port);
     return port;
 }
