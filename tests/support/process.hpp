@@ -55,13 +55,15 @@ inline int free_loopback_port() {
     static std::set<int> handed_out;
     static std::mt19937 random(static_cast<std::uint32_t>(::getpid()) ^
                                static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-    int ephemeral_low = 32768;
-    if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
-        int low = 0;
-        int high = 0;
-        if (std::fscanf(f, "%d %d", &low, &high) == 2 && low > 0) ephemeral_low = low;
-        std::fclose(f);
-    }
+    static const int ephemeral_low = [] {
+        int low = 32768;  // Linux's default
+        if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+            int read_low = 0;
+            if (std::fscanf(f, "%d", &read_low) == 1 && read_low > 0) low = read_low;
+            std::fclose(f);
+        }
+        return low;
+    }();
     constexpr int first = 10000;
     const std::lock_guard<std::mutex> lock(mutex);
     if (ephemeral_low - first >= 1000) {
@@ -79,6 +81,27 @@ inline int free_loopback_port() {
     if (port < 0) throw std::runtime_error("bind() on loopback failed");
     handed_out.insert(port);
     return port;
+}
+
+/// A server process that exited before it answered (most likely: a port of it was taken after
+/// free_loopback_port() picked it).
+struct start_failed : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// Calls `start()`; when it throws start_failed, `fresh_ports()` and again, three tries in all.
+/// Only for a first start: a restart must keep the ports its clients and peers know.
+template <class Start, class FreshPorts>
+void start_on_free_ports(Start start, FreshPorts fresh_ports) {
+    for (int attempt = 1;; ++attempt) {
+        try {
+            start();
+            return;
+        } catch (const start_failed&) {
+            if (attempt == 3) throw;
+            fresh_ports();
+        }
+    }
 }
 
 /// fork + exec of `args` (args[0] from PATH); the child dies with this process.

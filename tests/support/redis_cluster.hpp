@@ -48,21 +48,14 @@ public:
             nodes_.push_back(n);
         }
         for (int i = 0; i < size; ++i) {
-            // a node that could not bind its ports (something took one after the pick) gets
-            // fresh ones; only here: a restarted node must keep its own
-            for (int attempt = 1;; ++attempt) {
-                try {
-                    start(i);
-                    break;
-                } catch (const std::exception&) {
-                    signal_and_reap(i, SIGKILL);
-                    if (attempt == 3) throw;
-                    std::error_code ec;
-                    std::filesystem::remove(nodes_[static_cast<std::size_t>(i)].dir + "/nodes.conf", ec);
-                    nodes_[static_cast<std::size_t>(i)].port = free_loopback_port();
-                    nodes_[static_cast<std::size_t>(i)].bus_port = free_loopback_port();
-                }
-            }
+            node& n = nodes_[static_cast<std::size_t>(i)];
+            start_on_free_ports([this, i] { start(i); },
+                                [&n] {
+                                    std::error_code ec;
+                                    std::filesystem::remove(n.dir + "/nodes.conf", ec);
+                                    n.port = free_loopback_port();
+                                    n.bus_port = free_loopback_port();
+                                });
         }
         create();
         wait_healthy();
@@ -234,8 +227,8 @@ private:
                 int status = 0;
                 if (::waitpid(n.pid, &status, WNOHANG) == n.pid) {
                     n.pid = -1;
-                    throw std::runtime_error("cluster node " + std::to_string(n.port) +
-                                             " exited during start-up; see " + n.dir + "/redis.log");
+                    throw start_failed("cluster node " + std::to_string(n.port) + " exited during start-up; see " +
+                                       n.dir + "/redis.log");
                 }
                 if (std::chrono::steady_clock::now() > deadline) throw;
             }

@@ -75,18 +75,11 @@ public:
             make_test_certs(tls_dir());
             tls_port_ = free_loopback_port();
         }
-        // a server that could not bind its port (something took it after the pick) gets a fresh
-        // one; only here: a restart keeps the port the clients know
-        for (int attempt = 1;; ++attempt) {
-            try {
-                start();
-                break;
-            } catch (const start_failed&) {
-                if (attempt == 3) throw;
-                port_ = free_loopback_port();
-                if (tls_) tls_port_ = free_loopback_port();
-            }
-        }
+        start_on_free_ports([this] { start(); },
+                            [this] {
+                                port_ = free_loopback_port();
+                                if (tls_) tls_port_ = free_loopback_port();
+                            });
     }
 
     ~redis_server() {
@@ -197,10 +190,6 @@ public:
     bool running() const { return pid_ > 0; }
 
 private:
-    struct start_failed : std::runtime_error {
-        using std::runtime_error::runtime_error;
-    };
-
     void signal_and_reap(int sig) { stop_process(pid_, sig); }
 
     void wait_ready() {
