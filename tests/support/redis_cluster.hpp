@@ -193,6 +193,8 @@ private:
         node& n = nodes_[static_cast<std::size_t>(i)];
         const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
         const std::string server = bin && *bin ? bin : "redis-server";
+        // --repl-diskless-sync-delay 0: no 5 s wait before a replica's diskless full sync (a
+        // cluster is ready in about 2 s, not 6.5)
         std::vector<std::string> args = {server,
                                          "--port",
                                          std::to_string(n.port),
@@ -206,8 +208,6 @@ private:
                                          n.dir + "/nodes.conf",
                                          "--cluster-node-timeout",
                                          "1000",
-                                         // no 5 s wait before a replica's diskless full sync: a
-                                         // cluster is ready in about 2 s, not 6.5
                                          "--repl-diskless-sync-delay",
                                          "0",
                                          "--save",
