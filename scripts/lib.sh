@@ -26,25 +26,61 @@ ensure_packages() {
 }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-        echo $(( 20000 + RANDOM % 20000 ))
+    # below the kernel's ephemeral range (as the test harness does): no outgoing connection can
+    # take the port between this pick and redis-server's bind
+    python3 - 2>/dev/null <<'PY' || echo $(( 20000 + RANDOM % 10000 ))
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(200 if low > 10001 else 0):
+    port = random.randrange(10000, low)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+PY
 }
 
 # start_throwaway_redis DIR: starts redis-server on a free loopback port, persistence off, and
-# exports REDIS_URL. stop_throwaway_redis stops it (registered as an EXIT trap by callers).
+# exports REDIS_URL; a server that does not answer (its port taken meanwhile) is stopped and
+# another port tried, three times. stop_throwaway_redis stops it (registered as an EXIT trap by
+# callers).
 start_throwaway_redis() {
     REDKIT_REDIS_DIR="$1"
     mkdir -p "$REDKIT_REDIS_DIR"
-    REDKIT_REDIS_PORT="$(free_port)"
-    redis-server --port "$REDKIT_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --daemonize yes --pidfile "$REDKIT_REDIS_DIR/redis.pid" --dir "$REDKIT_REDIS_DIR" \
-        --logfile "$REDKIT_REDIS_DIR/redis.log" >/dev/null
-    for _ in $(seq 1 100); do
-        redis-cli -p "$REDKIT_REDIS_PORT" ping >/dev/null 2>&1 && break
-        sleep 0.05
+    for _ in 1 2 3; do
+        REDKIT_REDIS_PORT="$(free_port)"
+        rm -f "$REDKIT_REDIS_DIR/redis.pid"
+        redis-server --port "$REDKIT_REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+            --daemonize yes --pidfile "$REDKIT_REDIS_DIR/redis.pid" --dir "$REDKIT_REDIS_DIR" \
+            --logfile "$REDKIT_REDIS_DIR/redis.log" >/dev/null
+        for _ in $(seq 1 100); do
+            # ours, not another server that had the port
+            if [ -s "$REDKIT_REDIS_DIR/redis.pid" ] &&
+                redis-cli -p "$REDKIT_REDIS_PORT" info server 2>/dev/null | tr -d '\r' |
+                grep -qx "process_id:$(cat "$REDKIT_REDIS_DIR/redis.pid")"; then
+                export REDIS_URL="redis://127.0.0.1:$REDKIT_REDIS_PORT"
+                return 0
+            fi
+            sleep 0.05
+        done
+        if [ -s "$REDKIT_REDIS_DIR/redis.pid" ]; then kill "$(cat "$REDKIT_REDIS_DIR/redis.pid")" 2>/dev/null || true; fi
+        REDKIT_REDIS_PORT=""
     done
-    redis-cli -p "$REDKIT_REDIS_PORT" ping >/dev/null || { echo "redkit: redis-server did not start" >&2; return 1; }
-    export REDIS_URL="redis://127.0.0.1:$REDKIT_REDIS_PORT"
+    echo "redkit: redis-server did not start; see $REDKIT_REDIS_DIR/redis.log" >&2
+    return 1
 }
 
 stop_throwaway_redis() {
