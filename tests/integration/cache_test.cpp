@@ -146,7 +146,9 @@ TEST_F(Cache, HitPathSendsExactlyOneCommand) {
     for (auto it = calls.begin(); it != calls.end();) {  // drop the admin's own CONFIG and INFO
         it = it->first.rfind("config", 0) == 0 || it->first.rfind("info", 0) == 0 ? calls.erase(it) : std::next(it);
     }
-    ASSERT_EQ(calls.size(), 1u);
+    std::string seen;
+    for (const auto& [command, n] : calls) seen += command + "=" + std::to_string(n) + " ";
+    ASSERT_EQ(calls.size(), 1u) << seen;
     EXPECT_EQ(calls["get"], 1);
 }
 
