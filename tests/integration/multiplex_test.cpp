@@ -7,6 +7,7 @@
 #include <redkit/redkit.hpp>
 
 #include "support/error_log.hpp"
+#include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 #include "support/watchdog.hpp"
@@ -241,10 +242,7 @@ TEST(MultiplexFaults, ACommandQueuedPastItsTimeoutFailsUnsent) {
     // once too far apart for the I/O thread's 100 us look to take them together).
     ASSERT_EQ(shared.open_connections(), 1u);
     auto zero = shared.submit<long long>("EVAL", busy(200), 0);
-    const auto submitted = std::chrono::steady_clock::now();
-    while (shared.open_connections() < 2 && std::chrono::steady_clock::now() - submitted < 5s) {
-        std::this_thread::sleep_for(1ms);
-    }
+    (void)redkit_test::eventually([&] { return shared.open_connections() >= 2; }, 5s, 1ms);
     ASSERT_EQ(shared.open_connections(), 2u) << "the I/O thread never took the first script";
     // Then two scripts of 300 ms in one batch, the first with a 64 KiB argument: the server reads
     // it alone, runs it and answers before it reads the second (commands read together would be
