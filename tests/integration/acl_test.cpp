@@ -65,7 +65,8 @@ protected:
     }
 
     void TearDown() override {
-        for (const char* u : {"cacheuser", "limituser", "sessionuser", "pubsubuser", "streamuser", "queueuser"}) {
+        for (const char* u :
+             {"cacheuser", "limituser", "sessionuser", "pubsubuser", "streamuser", "queueuser", "eventsuser"}) {
             redis.command<long long>("ACL", "DELUSER", u);
         }
     }
@@ -323,4 +324,16 @@ TEST_F(Acl, QueuesWorkWithTheirRuleAlone) {
     q.set_events(0);
     EXPECT_TRUE(q.obliterate());
     expect_noperm([&] { (void)redkit::queue<int>(user, "billing").add("x", 1); }, "queue:{billing}");
+}
+
+// A queue_events reader whose user may not XREAD gets NOPERM, not an empty list of events.
+TEST_F(Acl, QueueEventsWithoutXreadThrowNoperm) {
+    redkit::queue<int> q(redis, "mail");
+    q.set_events(100);
+    (void)q.add("one", 1);
+    const auto user = as_user("eventsuser", "~queue:{mail}:* resetchannels -@all +ping");
+    redkit::queue_events events(user, "mail");
+    expect_noperm([&] { (void)events.read("0", 10); }, "XREAD queue:{mail}:events: NOPERM");
+    expect_noperm([&] { (void)events.read("0", 10, 50ms); }, "XREAD queue:{mail}:events: NOPERM");
+    EXPECT_EQ(redkit::queue_events(redis, "mail").read("0", 10).size(), 1u);
 }

@@ -423,3 +423,46 @@ TEST_F(Board, RefusesForeignHostsCrossSitePostsMissingTokensAndOpenBindsWithoutA
     ASSERT_TRUE(open.wait_exit(10s));
     EXPECT_EQ(open.status(), 2);
 }
+
+// On loopback the board answers only a Host that is a loopback name or address (a DNS rebinding
+// page's name is refused, however much it looks like one), with or without a port.
+TEST_F(Board, AnswersOnlyLoopbackHostNames) {
+    redkit::queue<json> q(redis, "hosted");
+    (void)q.add("x", 1);
+    board_server server;
+    httplib::Client c("127.0.0.1", server.port());
+    const std::string port = std::to_string(server.port());
+    const auto status = [&](const std::string& host) {
+        const auto r = c.Get("/api/queues", {{"Host", host}});
+        return r ? r->status : -1;
+    };
+    const std::vector<std::string> loopback = {
+        "127.0.0.1:" + port, "127.0.0.1",       "localhost:" + port, "localhost", "LocalHost:" + port,
+        "127.0.0.2:" + port, "127.255.255.254", "[::1]:" + port,     "[::1]",     "[0:0:0:0:0:0:0:1]:" + port};
+    for (const auto& host : loopback) EXPECT_EQ(status(host), 200) << host;
+    const std::vector<std::string> foreign = {"127.0.0.1.attacker.example",
+                                              "127.0.0.1.attacker.example:" + port,
+                                              "127.1",
+                                              "127.1:" + port,
+                                              "0x7f.0.0.1",
+                                              "127.0.0.1evil",
+                                              "127.0.0.01",
+                                              "127.0.0.256",
+                                              "127.0.0.1.5",
+                                              "localhost.attacker.example",
+                                              "localhost.attacker.example:" + port,
+                                              "localhostx",
+                                              "[::1].evil",
+                                              "[::1]evil",
+                                              "[::1]:" + port + "x",
+                                              "[::2]",
+                                              "::1",
+                                              "[::ffff:8.8.8.8]",
+                                              "127.0.0.1:" + port + ".attacker.example",
+                                              "127.0.0.1:",
+                                              "127.0.0.1:99999",
+                                              "127.0.0.1:-1",
+                                              "localhost:80:80",
+                                              "evil.example"};
+    for (const auto& host : foreign) EXPECT_EQ(status(host), 403) << host;
+}

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -622,6 +623,37 @@ TEST_F(Events, ReaderFollowsEveryChangeAndResumesAfterAnId) {
     EXPECT_THROW(redkit::queue_events(redis, ""), std::invalid_argument);
 }
 
+// A server error is an error, not "no events": an id XREAD refuses, and a key of another type,
+// both through the pooled read and the blocking one on the reader's own connection.
+TEST_F(Events, ServerErrorsThrowInsteadOfReadingAsNoEvents) {
+    redkit::queue<int> q(redis, "broken");
+    q.set_events(100);
+    (void)q.add("one", 1);
+    redkit::queue_events events(redis, "broken");
+    ASSERT_EQ(events.read().size(), 1u);
+    const auto expect_server_error = [&](std::string_view after, std::chrono::milliseconds block,
+                                         std::string_view prefix) {
+        try {
+            (void)events.read(after, 10, block);
+            ADD_FAILURE() << "no error for " << after << " with block " << block.count() << " ms";
+        } catch (const redkit::server_error& e) {
+            EXPECT_EQ(e.prefix(), prefix) << e.what();
+            EXPECT_NE(std::string(e.what()).find("XREAD " + events.key() + ": " + e.server_message()),
+                      std::string::npos)
+                << e.what();
+        }
+    };
+    expect_server_error("x-y", 0ms, "ERR");
+    expect_server_error("x-y", 100ms, "ERR");
+    EXPECT_EQ(events.read("0", 10, 100ms).size(), 1u) << "the blocking connection is still good";
+
+    redis.command<void>("DEL", events.key());
+    redis.command<void>("SET", events.key(), "not a stream");
+    expect_server_error("0", 0ms, "WRONGTYPE");
+    expect_server_error("0", 100ms, "WRONGTYPE");
+    expect_server_error("$", 100ms, "WRONGTYPE");
+}
+
 #ifdef REDKIT_QUEUE_TOOL
 namespace {
 
@@ -764,6 +796,32 @@ TEST_F(QueueTool, ListsShowsActsAndRefusesUnknownNamesWithoutWriting) {
     r = queue_tool("--help");
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.output.find("schedulers"), std::string::npos) << r.output;
+}
+
+// A server error while reading events is a failure (status 1, the server's message), not an
+// empty list.
+TEST_F(QueueTool, EventsReportServerErrorsWithStatusOne) {
+    redkit::queue<int> q(redis, "noisy");
+    q.set_events(100);
+    (void)q.add("one", 1);
+    auto r = queue_tool("events noisy");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("added"), std::string::npos) << r.output;
+
+    r = queue_tool("events noisy --from x-y");
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("redkit-queue: redkit: XREAD queue:{noisy}:events: ERR Invalid stream ID"),
+              std::string::npos)
+        << r.output;
+    r = queue_tool("events noisy --from x-y --follow --seconds 1");
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("ERR Invalid stream ID"), std::string::npos) << r.output;
+
+    redis.command<void>("DEL", "queue:{noisy}:events");
+    redis.command<void>("SET", "queue:{noisy}:events", "not a stream");
+    r = queue_tool("events noisy");
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_NE(r.output.find("WRONGTYPE"), std::string::npos) << r.output;
 }
 #endif
 

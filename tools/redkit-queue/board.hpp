@@ -13,9 +13,10 @@
 //
 // Safety: it listens on loopback unless told otherwise, and anywhere else only with a token
 // (Authorization: Bearer T, or ?token=T for the page), compared in constant time. On loopback
-// it answers only requests whose Host is a loopback name (a web page that rebinds its DNS name
-// to 127.0.0.1 gets nothing). POSTs need the header X-Redkit-Board: 1, which a cross-site form
-// cannot send. Job data is shown as text, never as HTML.
+// it answers only requests whose Host is localhost, an IPv4 address in 127.0.0.0/8 or [::1],
+// with or without a port (is_loopback_host): a web page that rebinds its DNS name to 127.0.0.1
+// gets 403. POSTs need the header X-Redkit-Board: 1, which a cross-site form cannot send. Job
+// data is shown as text, never as HTML.
 #pragma once
 
 #include <redkit/redkit.hpp>
@@ -25,14 +26,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <pthread.h>
 
 namespace redkit_queue {
@@ -43,17 +49,58 @@ struct board_options {
     std::string token;
 };
 
-inline bool is_loopback_name(const std::string& host) {
-    return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+// A loopback name or address, as --bind takes it: "localhost" in any case; an IPv4 address in
+// 127.0.0.0/8 as inet_pton reads it (four decimal parts 0-255, no leading zeros, so never
+// "127.1", "0x7f.0.0.1" or "127.0.0.01"); ::1 in any spelling inet_pton takes, bare or in
+// brackets. Nothing else: anyone can point "127.0.0.1.attacker.example" anywhere.
+inline bool is_loopback_name(std::string_view host) {
+    constexpr std::string_view localhost = "localhost";
+    const auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+    if (host.size() == localhost.size() &&
+        std::equal(host.begin(), host.end(), localhost.begin(), [&](char a, char b) { return lower(a) == b; })) {
+        return true;
+    }
+    const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+    if (bracketed) host = host.substr(1, host.size() - 2);
+    if (host.empty() || host.size() > INET6_ADDRSTRLEN) return false;
+    const std::string text(host);  // inet_pton wants a terminated string
+    in_addr v4{};
+    if (!bracketed && ::inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    return ::inet_pton(AF_INET6, text.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
-// The host part of a Host header ("127.0.0.1:8080", "[::1]:8080", "localhost").
-inline std::string host_of(const std::string& header) {
+// A Host header naming this machine: "localhost" (any case), an IPv4 address in 127.0.0.0/8 or
+// ::1 in brackets (is_loopback_name), then nothing or ":port", the port 1 to 5 digits in
+// [1, 65535]. Anything more (".attacker.example", "evil", an empty port) is refused.
+inline bool is_loopback_host(std::string_view header) {
+    std::string_view host = header;
+    std::string_view port;
+    bool has_port = false;
     if (!header.empty() && header.front() == '[') {
         const auto close = header.find(']');
-        return close == std::string::npos ? header : header.substr(0, close + 1);
+        if (close == std::string_view::npos) return false;
+        host = header.substr(0, close + 1);
+        if (close + 1 < header.size()) {
+            if (header[close + 1] != ':') return false;
+            has_port = true;
+            port = header.substr(close + 2);
+        }
+    } else if (const auto colon = header.find(':'); colon != std::string_view::npos) {
+        host = header.substr(0, colon);  // so a bare IPv6 address never passes
+        has_port = true;
+        port = header.substr(colon + 1);
     }
-    return header.substr(0, header.find(':'));
+    if (has_port) {
+        if (port.empty() || port.size() > 5) return false;
+        long n = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9') return false;
+            n = n * 10 + (c - '0');
+        }
+        if (n < 1 || n > 65535) return false;
+    }
+    return is_loopback_name(host);
 }
 
 inline bool same_secret(const std::string& a, const std::string& b) {
@@ -202,7 +249,7 @@ private:
         res.set_header("X-Frame-Options", "DENY");
         res.set_header("Referrer-Policy", "no-referrer");
         res.set_header("Cache-Control", "no-store");
-        if (is_loopback_name(options_.bind) && !is_loopback_name(host_of(req.get_header_value("Host")))) {
+        if (is_loopback_name(options_.bind) && !is_loopback_host(req.get_header_value("Host"))) {
             refuse(res, 403, "this board answers only requests to a loopback address");
             return httplib::Server::HandlerResponse::Handled;
         }

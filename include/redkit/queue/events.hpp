@@ -14,6 +14,7 @@
 #include <redkit/client.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/detail/epoch.hpp>
+#include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
@@ -69,8 +70,9 @@ public:
     /// Up to `count` events after `after` ("0": from the oldest kept; "$": only events newer than
     /// the call, which makes sense with a block; or an event id). With `block` > 0 waits up to
     /// that long for one (an empty result then means none came). Throws std::invalid_argument
-    /// for count 0 or a block above 24 h, error on failure (a blocking reader reconnects on its
-    /// next call).
+    /// for count 0 or a block above 24 h; server_error ("redkit: XREAD <key>: <server text>")
+    /// for an error reply (an invalid id: ERR; the key is not a stream: WRONGTYPE; no +xread:
+    /// NOPERM); error on a transport failure (a blocking reader reconnects on its next call).
     std::vector<queue_event> read(std::string_view after = "0", std::size_t count = 100,
                                   std::chrono::milliseconds block = std::chrono::milliseconds(0)) {
         if (count == 0) throw std::invalid_argument("redkit: queue_events::read: count must be at least 1");
@@ -92,6 +94,9 @@ public:
                 throw;
             }
         }
+        // command<reply> hands error replies back as values: an id XREAD refuses, a key of
+        // another type or a user without +xread must not read as "no events"
+        if (r.is_error()) throw server_error(r.text(), "redkit: XREAD " + key_ + ": " + r.text());
         std::vector<queue_event> out;
         if (r.is_nil() || r.size() == 0) return out;
         const reply& entries = r[0][1];
