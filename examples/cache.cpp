@@ -82,7 +82,11 @@ int main() try {
     redkit::cache hot(near_options);
     for (int i = 0; i < 500 && !hot.near_stats().connected; ++i) std::this_thread::sleep_for(10ms);
     const std::string desk = redkit::make_key("product", "p2");
+    // the server reports every write to the key space, ours too: a read begun before that report
+    // is in keeps nothing (it could be an older value), so wait for it here
+    const auto heard = hot.near_stats().reported;
     hot.set(desk, product{"p2", "Standing Desk", 599.0}, 10min);
+    for (int i = 0; i < 500 && hot.near_stats().reported == heard; ++i) std::this_thread::sleep_for(1ms);
     const auto desk_price = [&] { return hot.get<product>(desk)->price; };
     std::cout << "desk: " << desk_price() << " (from Redis), " << desk_price() << " (from memory)\n";
     redkit::default_client().command<void>("SET", hot.key(desk), R"({"id":"p2","name":"Standing Desk","price":549})");

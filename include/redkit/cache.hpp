@@ -36,8 +36,9 @@
 //
 // Near cache (cache_options::near, off by default): decoded values of hot keys also kept in this
 // process and served without a round trip, dropped when the server reports a change to their key
-// (CLIENT TRACKING; see cache/detail/near.hpp for how it stays exact). A near hit never returns a
-// value older than the last write whose invalidation reached this process.
+// (CLIENT TRACKING in broadcasting mode for the cache's key space; see cache/detail/near.hpp for
+// how it stays exact). A near hit never returns a value older than the last write whose
+// invalidation reached this process, whichever of the client's connections read it.
 //
 // Thread safety: every member function may be called from any thread at once; copies of a cache
 // share its single-flight table, counters and near cache.
@@ -280,8 +281,8 @@ cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loade
     if (auto v = s.near_hit<V>(full)) return std::move(*v);
     for (bool reread = false;; reread = true) {
         const std::uint64_t seen = generation.load(std::memory_order_acquire);
-        detail::near_fill fill(s.near.get(), s.tracker.get(), full);
-        detail::cache_read r = s.read(full, true, fill.reader());
+        detail::near_fill fill(s.near.get(), full);
+        detail::cache_read r = s.read(full, true);
         if (r.kind == kind::fresh) {
             if (auto v = try_decode<V>(r.value(), full)) {
                 s.hits.fetch_add(1, std::memory_order_relaxed);
@@ -473,8 +474,8 @@ std::optional<T> cache::get(std::string_view key) {
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
     if (auto v = s.near_hit<T>(full)) return v;
-    detail::near_fill fill(s.near.get(), s.tracker.get(), full);
-    const detail::cache_read r = s.read(full, false, fill.reader());
+    detail::near_fill fill(s.near.get(), full);
+    const detail::cache_read r = s.read(full, false);
     if (auto v = usable<T>(r, full)) {
         s.hits.fetch_add(1, std::memory_order_relaxed);
         if (r.kind == detail::cache_read_kind::fresh) keep_near(fill, r, full, *v);
@@ -584,7 +585,7 @@ inline long long cache::near_connection_id() const noexcept { return state_->tra
 
 template <class V>
 void cache::keep_near(detail::near_fill& fill, const detail::cache_read& r, const std::string& full, const V& v) const {
-    if (!fill.reader()) return;
+    if (!fill.active()) return;
     detail::cache_state& s = *state_;
     long long life_ms = s.options.near.max_ttl.count();
     if (r.has_meta) {
@@ -592,7 +593,7 @@ void cache::keep_near(detail::near_fill& fill, const detail::cache_read& r, cons
     } else {
         // no logical expiry stored: the key's own TTL bounds the entry
         try {
-            const long long pttl = fill.reader()->command<long long>("PTTL", full);
+            const long long pttl = s.redis.command<long long>("PTTL", full);
             if (pttl == -2) return;  // gone meanwhile
             if (pttl >= 0) life_ms = std::min(life_ms, pttl);
         } catch (const error&) {

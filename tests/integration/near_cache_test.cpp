@@ -66,6 +66,17 @@ std::string json_of(long long version, const std::string& name = "widget") {
     return nlohmann::json(item{version, name, monotonic_ns()}).dump();
 }
 
+// SETs `key` through `writer`, then waits until the near cache has heard of that change: a read
+// begun before its invalidation arrives keeps nothing (the cache cannot tell an older write's
+// invalidation from a newer one's), so a test that expects the next read to fill waits first.
+template <class... Extra>
+void write_and_settle(const redkit::client& writer, const redkit::cache& c, const std::string& key,
+                      const std::string& value, const Extra&... extra) {
+    const auto heard = c.near_stats().reported;
+    writer.command<void>("SET", key, value, extra...);
+    ASSERT_TRUE(eventually([&] { return c.near_stats().reported > heard; })) << "no invalidation for " << key;
+}
+
 redkit::cache_options near_options() {
     redkit::cache_options o;
     o.near.enabled = true;
@@ -86,7 +97,7 @@ protected:
 
 TEST_F(near_cache_test, a_second_read_is_served_from_memory_without_a_round_trip) {
     redkit::cache c = make_cache();
-    redis.command<void>("SET", "item:1", json_of(1));
+    write_and_settle(redis, c, "item:1", json_of(1));
     const long long gets_before = redkit_test::command_calls(redis, "get");
     auto loader = []() -> item { throw std::runtime_error("the loader must not run: the value is cached"); };
     EXPECT_EQ(c.get_or_set<item>("item:1", loader, 1min).version, 1);
@@ -103,7 +114,7 @@ TEST_F(near_cache_test, a_second_read_is_served_from_memory_without_a_round_trip
 
 TEST_F(near_cache_test, a_write_by_another_client_drops_the_entry) {
     redkit::cache c = make_cache();
-    redis.command<void>("SET", "item:2", json_of(1));
+    write_and_settle(redis, c, "item:2", json_of(1));
     ASSERT_EQ(c.get<item>("item:2")->version, 1);
     ASSERT_EQ(c.near_stats().entries, 1U);
     redis.command<void>("SET", "item:2", json_of(2));
@@ -139,8 +150,8 @@ TEST_F(near_cache_test, another_type_at_the_same_key_reads_redis) {
 
 TEST_F(near_cache_test, flushall_drops_everything) {
     redkit::cache c = make_cache();
-    redis.command<void>("SET", "a", json_of(1));
-    redis.command<void>("SET", "b", json_of(1));
+    write_and_settle(redis, c, "a", json_of(1));
+    write_and_settle(redis, c, "b", json_of(1));
     ASSERT_TRUE(c.get<item>("a"));
     ASSERT_TRUE(c.get<item>("b"));
     ASSERT_EQ(c.near_stats().entries, 2U);
@@ -162,7 +173,7 @@ TEST_F(near_cache_test, entries_expire_with_the_value_and_after_max_ttl) {
 
     o.store_metadata = false;  // no logical expiry: the key's PTTL bounds it
     redkit::cache plain = make_cache(o);
-    redis.command<void>("SET", "plain", json_of(1), "PX", 300);
+    write_and_settle(redis, plain, "plain", json_of(1), "PX", 300);
     ASSERT_TRUE(plain.get<item>("plain"));
     ASSERT_EQ(plain.near_stats().entries, 1U);
     std::this_thread::sleep_for(400ms);
@@ -170,7 +181,7 @@ TEST_F(near_cache_test, entries_expire_with_the_value_and_after_max_ttl) {
 
     o.near.max_ttl = 200ms;  // no expiry at all: max_ttl bounds it
     redkit::cache bounded = make_cache(o);
-    redis.command<void>("SET", "forever", json_of(1));
+    write_and_settle(redis, bounded, "forever", json_of(1));
     ASSERT_TRUE(bounded.get<item>("forever"));
     ASSERT_TRUE(bounded.get<item>("forever"));
     EXPECT_EQ(bounded.near_stats().hits, 1U);
@@ -182,7 +193,7 @@ TEST_F(near_cache_test, entries_expire_with_the_value_and_after_max_ttl) {
 // A fork()ed child has the parent's entries but no thread to drop them: it must not serve them.
 TEST_F(near_cache_test, a_forked_child_serves_nothing_from_the_parents_memory) {
     redkit::cache c = make_cache();
-    redis.command<void>("SET", "item:fork", json_of(1));
+    write_and_settle(redis, c, "item:fork", json_of(1));
     ASSERT_EQ(c.get<item>("item:fork")->version, 1);
     ASSERT_EQ(c.get<item>("item:fork")->version, 1);
     ASSERT_EQ(c.near_stats().hits, 1U);
@@ -306,11 +317,7 @@ TEST_F(near_cache_test, readers_never_keep_a_value_older_than_the_last_write) {
 
     // Drain: invalidations arrive in order on one connection; once a sentinel write's has come,
     // every earlier one has too.
-    redis.command<void>("SET", "sentinel", json_of(0));
-    ASSERT_TRUE(c.get<item>("sentinel"));
-    const auto before = c.near_stats().invalidations;
-    redis.command<void>("SET", "sentinel", json_of(1));
-    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations > before; }));
+    write_and_settle(redis, c, "sentinel", json_of(0));
 
     const auto s = c.near_stats();
     std::printf("[ figures  ] %lld reads, near hits %llu, misses %llu, invalidations %llu\n", reads.load(),
@@ -342,7 +349,7 @@ TEST_F(near_cache_fault_test, a_killed_and_restarted_server_leaves_nothing_stale
     co.on_error = log.callback();
     redkit::cache c(redkit::client(co), near_options());
     ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
-    writer.command<void>("SET", "k", json_of(1));
+    write_and_settle(writer, c, "k", json_of(1));
     ASSERT_EQ(c.get<item>("k")->version, 1);
     ASSERT_EQ(c.get<item>("k")->version, 1);
     ASSERT_EQ(c.near_stats().entries, 1U);
@@ -369,7 +376,7 @@ TEST_F(near_cache_fault_test, a_paused_server_fails_the_health_check_and_empties
     o.near.health_check = 200ms;
     redkit::cache c(redkit::client(co), o);
     ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
-    writer.command<void>("SET", "k", json_of(1));
+    write_and_settle(writer, c, "k", json_of(1));
     ASSERT_EQ(c.get<item>("k")->version, 1);
     ASSERT_EQ(c.near_stats().entries, 1U);
 
@@ -390,7 +397,7 @@ TEST_F(near_cache_fault_test, a_killed_invalidation_connection_is_replaced_and_n
     redkit::client admin(server.url());
     redkit::cache c(redkit::client(server.url()), near_options());
     ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }));
-    admin.command<void>("SET", "k", json_of(1));
+    write_and_settle(admin, c, "k", json_of(1));
     ASSERT_EQ(c.get<item>("k")->version, 1);
     ASSERT_EQ(c.near_stats().entries, 1U);
 
@@ -404,6 +411,96 @@ TEST_F(near_cache_fault_test, a_killed_invalidation_connection_is_replaced_and_n
     EXPECT_EQ(c.get<item>("k")->version, 2);
     admin.command<void>("SET", "k", json_of(3));
     ASSERT_TRUE(eventually([&] { return c.get<item>("k")->version == 3; }));
+}
+
+// The connections the cache's client read through may go away (a CLIENT KILL, the server's idle
+// `timeout`, a transport error): what they read must still be dropped when it changes.
+class near_cache_reader_test : public near_cache_fault_test {
+protected:
+    void SetUp() override {
+        near_cache_fault_test::SetUp();
+        if (IsSkipped()) return;
+        server_.emplace();
+        admin_.emplace(server_->url());
+        redkit::client_options o = redkit::parse_url(server_->url());
+        o.client_name = "near-reader";  // the cache's connections, the invalidation one included
+        cache_.emplace(redkit::client(o), near_options());
+        ASSERT_TRUE(eventually([&] { return cache_->near_stats().connected; }));
+        write_and_settle(*admin_, *cache_, "k", json_of(1));
+        ASSERT_EQ(cache_->get<item>("k")->version, 1);
+        ASSERT_EQ(cache_->get<item>("k")->version, 1);
+        ASSERT_EQ(cache_->near_stats().hits, 1U) << "the value is near-cached";
+    }
+    void TearDown() override {
+        cache_.reset();
+        admin_.reset();
+        server_.reset();
+    }
+
+    // The ids of the cache's open connections other than the invalidation connection.
+    std::vector<long long> reading_connections() {
+        std::vector<long long> ids;
+        const auto list = admin_->command<std::string>("CLIENT", "LIST");
+        std::size_t at = 0;
+        while (at < list.size()) {
+            const auto end = std::min(list.find('\n', at), list.size());
+            const std::string line = list.substr(at, end - at);
+            at = end + 1;
+            if (line.find(" name=near-reader ") == std::string::npos) continue;
+            const long long id = std::stoll(line.substr(line.find("id=") + 3));
+            if (id != cache_->near_connection_id()) ids.push_back(id);
+        }
+        return ids;
+    }
+
+    // After a write by another client, how long until the near cache stops serving the old value
+    // (the README's bound: health_check + command_timeout, 2 s by default).
+    std::chrono::milliseconds time_until_the_write_is_seen() {
+        admin_->command<void>("SET", "k", json_of(2));
+        const auto written = std::chrono::steady_clock::now();
+        EXPECT_TRUE(eventually([&] { return cache_->get<item>("k")->version == 2; }, 5s))
+            << "the old value is still served: nothing invalidated it";
+        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - written);
+    }
+
+    std::optional<redkit_test::redis_server> server_;
+    std::optional<redkit::client> admin_;
+    std::optional<redkit::cache> cache_;
+};
+
+TEST_F(near_cache_reader_test, a_killed_reading_connection_leaves_nothing_stale) {
+    const auto readers = reading_connections();
+    ASSERT_FALSE(readers.empty()) << "the value was read through some connection";
+    for (const long long id : readers) admin_->command<void>("CLIENT", "KILL", "ID", id);
+    ASSERT_TRUE(reading_connections().empty());
+    const auto took = time_until_the_write_is_seen();
+    EXPECT_LT(took, 2s);
+    std::printf("[ figures  ] reading connection killed: the write was seen after %lld ms\n",
+                static_cast<long long>(took.count()));
+}
+
+TEST_F(near_cache_reader_test, a_reading_connection_closed_by_the_server_timeout_leaves_nothing_stale) {
+    ASSERT_FALSE(reading_connections().empty());
+    admin_->command<void>("CONFIG", "SET", "timeout", "1");
+    // the server closes idle clients within a second or two of their timeout
+    ASSERT_TRUE(eventually([&] { return reading_connections().empty(); }, 10s)) << "nothing was closed";
+    EXPECT_TRUE(cache_->near_stats().connected) << "the invalidation connection is exempt (subscribed)";
+    const auto took = time_until_the_write_is_seen();
+    EXPECT_LT(took, 2s);
+    admin_->command<void>("CONFIG", "SET", "timeout", "0");
+}
+
+TEST_F(near_cache_test, a_key_space_is_tracked_by_its_prefix) {
+    redkit::cache_options o = near_options();
+    o.keys = redkit::key_space("shop:cache");
+    redkit::cache c = make_cache(o);
+    write_and_settle(redis, c, "shop:cache:item:5", json_of(1));
+    ASSERT_EQ(c.get<item>("item:5")->version, 1);
+    ASSERT_EQ(c.get<item>("item:5")->version, 1);
+    ASSERT_EQ(c.near_stats().hits, 1U);
+    redis.command<void>("SET", "shop:cache:item:5", json_of(2));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations >= 1; }));
+    EXPECT_EQ(c.get<item>("item:5")->version, 2);
 }
 
 TEST(near_store, holds_its_bounds_over_a_million_distinct_keys) {

@@ -20,9 +20,12 @@ enum class cache_failure_policy {
 };
 
 /// The near cache: decoded values of hot keys kept in this process, dropped when the server says
-/// the key changed (CLIENT TRACKING, Redis 6 or later). See cache_options::near.
+/// the key changed (CLIENT TRACKING in broadcasting mode for the cache's key space, Redis 6 or
+/// later). See cache_options::near.
 struct near_cache_options {
-    /// Off by default: a near cache costs a connection and a thread per cache, and memory.
+    /// Off by default: a near cache costs a connection and a thread per cache, and memory; the
+    /// server sends that connection the name of every key of the cache's key space (cache_options::
+    /// keys; every key of the server without one) that changes, whether it is cached here or not.
     bool enabled = false;
     /// Most entries kept. The least recently used go first (the entries are kept in up to 16
     /// shards, one per 64 entries allowed, each with its share of the bounds and its own order).
@@ -43,6 +46,7 @@ struct near_cache_stats {
     std::uint64_t hits = 0;           ///< reads served from process memory
     std::uint64_t misses = 0;         ///< reads that went to Redis
     std::uint64_t invalidations = 0;  ///< entries (or fills under way) dropped on the server's word
+    std::uint64_t reported = 0;       ///< keys the server said changed, cached here or not
     std::uint64_t evictions = 0;      ///< entries dropped for max_entries / max_bytes
     std::uint64_t flushes = 0;        ///< times everything was dropped (FLUSHALL, a lost connection)
     std::size_t entries = 0;          ///< entries held now

@@ -2,24 +2,31 @@
 // The near cache behind cache_options::near: decoded values kept in this process, dropped when
 // the server reports that their key changed.
 //
-// How it stays exact (the Redis "client-side caching" protocol, RESP2 form):
-//   - near_tracker holds a dedicated connection that learns its CLIENT ID and SUBSCRIBEs to
-//     __redis__:invalidate, and a client of its own whose every connection starts with CLIENT
-//     TRACKING on REDIRECT <that id>. The server remembers which keys those connections read and,
-//     when one changes (a write, an expiry, an eviction), publishes its name to the invalidation
-//     connection; FLUSHALL/FLUSHDB publish a nil (drop everything).
-//   - A value read through the tracked client is kept only if nothing invalidated its key while
-//     the read was under way: begin_fill() marks the key "filling" before the read, an
-//     invalidation erases the mark, and finish_fill() stores only over its own mark. Without the
-//     mark, a change made between the read and its reply (its invalidation may arrive first, on
-//     the other connection) would leave the old value cached for good.
+// How it stays exact (the Redis "client-side caching" protocol, broadcasting mode, RESP2 form):
+//   - near_tracker holds a dedicated connection that learns its CLIENT ID, turns on CLIENT
+//     TRACKING in broadcasting mode for the cache's key space (BCAST PREFIX "<prefix>:", or every
+//     key without a prefix) with itself as the REDIRECT target, and SUBSCRIBEs to
+//     __redis__:invalidate. From then on the server publishes the name of every key of that key
+//     space that changes (a write by anyone, an expiry, an eviction) to this one connection, and a
+//     nil on FLUSHALL/FLUSHDB (drop everything).
+//   - So the values may be read through any connection of the cache's client: the server does not
+//     have to remember who read what, and none of those connections has to stay open for its
+//     reads to be invalidated (in the default tracking mode a key is tracked for the connection
+//     that read it only while that connection lives: one closed by the server's `timeout`, a
+//     CLIENT KILL or a transport error would leave what it read cached, unwatched).
+//   - A value read is kept only if nothing invalidated its key while the read was under way:
+//     begin_fill() marks the key "filling" before the read, an invalidation erases the mark, and
+//     finish_fill() stores only over its own mark. Without the mark, a change made between the
+//     read and its reply (its invalidation may arrive first, on the other connection) would leave
+//     the old value cached for good.
 //   - Everything is dropped, and nothing is served or stored, while the invalidation connection
-//     is down or does not answer its health check; every drop bumps an epoch that fills begun
-//     before it can no longer match. On reconnection the tracked client is replaced (its
-//     connections named the old id).
+//     is down, does not answer its health check, or (Sentinel) belongs to a primary the sentinels
+//     have replaced; every drop bumps an epoch that fills begun before it can no longer match.
 //   - Every entry expires after max_ttl, and no later than the value's own expiry.
 //   - A forked child has the entries but not the thread that would drop them: it serves and
 //     stores nothing (a fork count kept by a pthread_atfork handler tells it).
+// The price of broadcasting: the server sends this process the name of every key of the key
+// space that changes, cached here or not (hence a key space per near-cached cache).
 // Sharded (up to 16 ways, one per 64 entries allowed) so that threads reading different keys
 // rarely meet on a lock; least recently used entries go first within a shard.
 #pragma once
@@ -167,7 +174,10 @@ public:
     }
 
     /// The server says `key` changed: drops its entry and any fill under way.
-    void invalidate(std::string_view key) { invalidations_.fetch_add(drop(key) ? 1 : 0, std::memory_order_relaxed); }
+    void invalidate(std::string_view key) {
+        reported_.fetch_add(1, std::memory_order_relaxed);
+        if (drop(key)) invalidations_.fetch_add(1, std::memory_order_relaxed);
+    }
 
     /// Drops `key`'s entry and any fill under way (this process writes it); whether there was one.
     bool drop(std::string_view key) {
@@ -208,6 +218,7 @@ public:
         out.hits = hits_.load(std::memory_order_relaxed);
         out.misses = misses_.load(std::memory_order_relaxed);
         out.invalidations = invalidations_.load(std::memory_order_relaxed);
+        out.reported = reported_.load(std::memory_order_relaxed);
         out.evictions = evictions_.load(std::memory_order_relaxed);
         out.flushes = flushes_.load(std::memory_order_relaxed);
         out.connected = serving();
@@ -263,14 +274,15 @@ private:
     const unsigned forks_;  // forks_seen() when made
     std::atomic<bool> connected_{false};
     std::atomic<std::uint64_t> epoch_{0}, next_ticket_{0};
-    std::atomic<std::uint64_t> hits_{0}, misses_{0}, invalidations_{0}, evictions_{0}, flushes_{0};
+    std::atomic<std::uint64_t> hits_{0}, misses_{0}, invalidations_{0}, reported_{0}, evictions_{0}, flushes_{0};
 };
 
-/// The invalidation connection's thread, and the tracked client reads go through.
+/// The invalidation connection and its thread.
 class near_tracker {
 public:
-    near_tracker(const client_options& base, near_store& store, near_cache_options o)
-        : options_(base), store_(store), near_(o) {
+    /// `prefix`: the key space whose changes are reported ("shop:cache:"; empty: every key).
+    near_tracker(const client_options& base, near_store& store, near_cache_options o, std::string prefix)
+        : options_(base), store_(store), near_(o), prefix_(std::move(prefix)) {
         options_.tracking_redirect = 0;
         thread_ = std::thread([this] { run(); });
     }
@@ -281,12 +293,6 @@ public:
     }
     near_tracker(const near_tracker&) = delete;
     near_tracker& operator=(const near_tracker&) = delete;
-
-    /// The client whose reads the server tracks, while the invalidation connection is up.
-    std::shared_ptr<client> reader() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return reader_;
-    }
 
     /// The CLIENT ID of the invalidation connection (0 while down): for tests and diagnostics.
     long long id() const noexcept { return id_.load(); }
@@ -306,8 +312,7 @@ private:
     client_options options_;
     near_store& store_;
     const near_cache_options near_;
-    mutable std::mutex mutex_;
-    std::shared_ptr<client> reader_;
+    const std::string prefix_;
     std::atomic<long long> id_{0};
     std::atomic<bool> stopping_{false};
     waker wake_;
@@ -324,10 +329,6 @@ inline void near_tracker::run() {
         } catch (const std::exception& e) {
             report(e);
         }
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            reader_.reset();
-        }
         if (id_.exchange(0) != 0) store_.set_connected(false);
         if (stopping_.load()) break;
         wake_.sleep_for(backoff);
@@ -335,10 +336,15 @@ inline void near_tracker::run() {
     }
 }
 
-// Subscribes, publishes a tracked client, then applies invalidations until the connection fails
-// its health check or breaks (throws), or the tracker stops (returns).
+// Turns broadcast tracking on and subscribes, then applies invalidations until the connection
+// fails its health check, breaks or turns stale (throws), or the tracker stops (returns).
 inline void near_tracker::serve(connection& c) {
     const long long id = c.command<long long>("CLIENT", "ID");
+    if (prefix_.empty()) {
+        c.command<void>("CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST");
+    } else {
+        c.command<void>("CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", prefix_);
+    }
     c.send("SUBSCRIBE", "__redis__:invalidate");
     const auto timeout = options_.command_timeout.count() > 0 ? options_.command_timeout : std::chrono::seconds(5);
     bool subscribed = false;
@@ -348,12 +354,6 @@ inline void near_tracker::serve(connection& c) {
         });
         if (stopping_.load()) return;
         if (st == wait_status::timeout) throw error(errc::timeout, "no reply to SUBSCRIBE __redis__:invalidate");
-    }
-    client_options tracked = options_;
-    tracked.tracking_redirect = id;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        reader_ = std::make_shared<client>(tracked);
     }
     id_.store(id);
     store_.set_connected(true);
@@ -376,6 +376,10 @@ inline void near_tracker::serve(connection& c) {
             }
         });
         if (stopping_.load()) return;
+        if (detail::connection_access::stale(c)) {
+            // Sentinel: writes now go to another primary, whose invalidations this one never sees
+            throw error(errc::connection_closed, "the sentinels replaced the primary");
+        }
         if (st == wait_status::timeout) {
             if (ping_out) throw error(errc::timeout, "the invalidation connection did not answer PING in time");
             c.send("PING");
@@ -386,16 +390,12 @@ inline void near_tracker::serve(connection& c) {
     }
 }
 
-/// One read that may fill the near cache: marks the key filling for its lifetime and names the
-/// client to read through (the tracked one, or none: read through the cache's own client and
-/// keep nothing).
+/// One read that may fill the near cache: marks the key filling for its lifetime (nothing, when
+/// the near cache is off or its invalidation connection is down).
 class near_fill {
 public:
-    near_fill(near_store* store, near_tracker* tracker, std::string_view key) : store_(store), key_(key) {
-        if (!store_) return;
-        reader_ = tracker->reader();
-        if (reader_) ticket_ = store_->begin_fill(key_);
-        if (ticket_.id == 0) reader_.reset();
+    near_fill(near_store* store, std::string_view key) : store_(store), key_(key) {
+        if (store_) ticket_ = store_->begin_fill(key_);
     }
     ~near_fill() {
         if (store_) store_->abandon(key_, ticket_);
@@ -403,13 +403,13 @@ public:
     near_fill(const near_fill&) = delete;
     near_fill& operator=(const near_fill&) = delete;
 
-    /// The tracked client, or null.
-    client* reader() const noexcept { return reader_.get(); }
+    /// Whether the value read may be kept.
+    bool active() const noexcept { return ticket_.id != 0; }
 
     /// Keeps the value read (see near_store::finish_fill).
     template <class V>
     void finish(V value, std::size_t stored_bytes, near_store::time_point expires) {
-        if (!reader_) return;
+        if (!active()) return;
         store_->finish_fill(key_, ticket_, std::move(value), stored_bytes, expires);
         ticket_ = {};
     }
@@ -417,7 +417,6 @@ public:
 private:
     near_store* store_;
     std::string_view key_;
-    std::shared_ptr<client> reader_;
     near_store::ticket ticket_;
 };
 

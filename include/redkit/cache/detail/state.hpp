@@ -149,7 +149,9 @@ public:
         }
         if (options.near.enabled) {
             near = std::make_unique<near_store>(options.near.max_entries, options.near.max_bytes);
-            tracker = std::make_unique<near_tracker>(redis.options(), *near, options.near);
+            const std::string& prefix = options.keys.prefix();
+            tracker = std::make_unique<near_tracker>(redis.options(), *near, options.near,
+                                                     prefix.empty() ? std::string() : prefix + ":");
         }
     }
 
@@ -205,9 +207,8 @@ public:
         return std::chrono::milliseconds(std::max<long long>(1, ttl.count() - cut));
     }
 
-    /// GET (through `via` when given: the near cache's tracked client) and classify. Failures
-    /// follow the policy: reported (kind unavailable) or rethrown.
-    cache_read read(const std::string& full, bool xfetch, client* via = nullptr);
+    /// GET and classify. Failures follow the policy: reported (kind unavailable) or rethrown.
+    cache_read read(const std::string& full, bool xfetch);
     /// Classifies stored bytes (or their absence).
     void classify(cache_read& r, std::optional<std::string> got, bool xfetch) const;
 
@@ -325,7 +326,7 @@ inline void cache_state::classify(cache_read& r, std::optional<std::string> got,
     }
 }
 
-inline cache_read cache_state::read(const std::string& full, bool xfetch, client* via) {
+inline cache_read cache_state::read(const std::string& full, bool xfetch) {
     cache_read r;
     if (bypassing()) {
         r.kind = cache_read_kind::unavailable;
@@ -333,7 +334,7 @@ inline cache_read cache_state::read(const std::string& full, bool xfetch, client
     }
     std::optional<std::string> got;
     try {
-        got = (via ? *via : redis).command<std::optional<std::string>>("GET", full);
+        got = redis.command<std::optional<std::string>>("GET", full);
     } catch (const server_error& e) {
         if (e.prefix() == "WRONGTYPE") {  // another type at the key: a corrupt value, overwritten by the next store
             report_undecodable(full, e);
