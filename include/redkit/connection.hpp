@@ -128,6 +128,20 @@ private:
     detail::io_status roundtrip(const detail::argv& a, detail::reply_ptr& out);
     void check_demoted(const detail::reply_ptr& r) noexcept;
     bool stale() const noexcept { return locator_ && locator_->generation() != generation_; }
+    // Before a write: waits while the sentinels fail the primary over (see detail/sentinel.hpp);
+    // false when this connection's primary was replaced meanwhile (it is broken then).
+    bool await_failover() {
+        if (!locator_ || !locator_->failing_over()) return true;
+        locator_->await_failover();
+        if (!stale()) return true;
+        transport_.poison();
+        return false;
+    }
+    static detail::io_status failed_over() {
+        return {errc::connection_closed, false,
+                "the sentinels replaced the primary while this command waited for their failover to end; "
+                "not sent"};
+    }
     detail::reply_ptr exchange(const detail::argv& a);
     [[noreturn]] void fail(const detail::io_status& st) const;
 
@@ -166,6 +180,10 @@ struct connection_access {
                raw_str(r.get()).substr(0, 9) == "READONLY ";
     }
     static void poison(connection& c) noexcept { c.transport_.poison(); }
+    /// Before a write on the wire (multiplexer, pipeline): waits out a failover the sentinels
+    /// announced; false (the connection broken) when its primary was replaced meanwhile.
+    static bool await_failover(connection& c) { return c.await_failover(); }
+    static io_status failed_over() { return connection::failed_over(); }
     /// For replies read off the wire directly (multiplexer): what roundtrip does with READONLY.
     static void check_demoted(connection& c, const reply_ptr& r) noexcept { c.check_demoted(r); }
     /// A MOVED reply breaks the connection (it was opened for a slot that lives elsewhere now).
@@ -198,6 +216,7 @@ inline detail::transport connection::open(const client_options& o, std::shared_p
                                           unsigned long long& generation) {
     if (o.sentinel.master.empty()) return detail::transport(o);
     locator = detail::sentinel_locator::for_options(o);
+    locator->await_failover();  // not to the primary being replaced
     const auto primary = locator->primary();
     generation = primary.generation;
     try {
@@ -308,6 +327,7 @@ inline void connection::replay_setup() {
 
 inline detail::io_status connection::roundtrip(const detail::argv& a, detail::reply_ptr& out) {
     detail::require_arguments(a);
+    if (!await_failover()) return failed_over();
     transport_.append(a);
     if (auto st = transport_.flush(); !st.ok()) return st;
     auto st = transport_.read(out, read_spin_);

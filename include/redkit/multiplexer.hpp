@@ -672,6 +672,8 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
                                                   detail::transport::endpoint_of(*options_) +
                                                   " was closed while idle; replacing it"));
     }
+    // a failover the sentinels announced: wait, then write to the new primary
+    if (conn_ && !detail::connection_access::await_failover(*conn_)) close_connection();
     try {
         if (!conn_ || conn_->broken() || detail::connection_access::stale(*conn_)) {
             close_connection();

@@ -18,7 +18,7 @@
 // ("250ms", "2s"); a bare number is seconds and may have a fraction ("0.5"). Unknown options are
 // rejected, so a typo never goes unnoticed. Sentinel URLs also take sentinel_user and
 // sentinel_password (the sentinels' own credentials; user and password log in to the primary).
-// Cluster URLs also take replica_reads (yes/no).
+// Cluster URLs also take replica_reads (yes/no); both take failover_timeout.
 // Error messages never contain the password: quoted input has its user info and password
 // option redacted, and every quote is cut to a few dozen bytes.
 #pragma once
@@ -74,6 +74,12 @@ struct sentinel_options {
     std::vector<sentinel_node> nodes;  ///< the sentinels, asked in turn
     std::string user;                  ///< the sentinels' ACL user (empty: AUTH password, or none)
     std::string password;              ///< the sentinels' password (empty: no AUTH)
+    /// How long commands wait while a failover is under way: from the moment any sentinel
+    /// announces it (+try-failover) until one names the new primary (+switch-master) or the
+    /// failover is aborted, nothing is written to the old primary, so a planned failover loses no
+    /// acknowledged write. Past this, commands go to the primary as last known. URL:
+    /// failover_timeout.
+    std::chrono::milliseconds failover_timeout{5000};
 };
 
 /// One cluster node's address (a seed: any node of the cluster will do).
@@ -134,8 +140,8 @@ struct client_options {
 
     /// When non-zero, every new connection sends CLIENT TRACKING on REDIRECT <id> in its setup,
     /// so the server reports changes to the keys it reads to the connection with that CLIENT ID
-    /// (Redis 6 or later). The cache's near cache sets it on a client of its own; an application
-    /// rarely needs it.
+    /// (Redis 6 or later), in the default tracking mode: only while this connection lives. An
+    /// application rarely needs it (the cache's near cache tracks in broadcasting mode instead).
     long long tracking_redirect = 0;
 
     /// Send READONLY in every new connection's setup, so a Redis Cluster replica serves reads of
@@ -319,6 +325,13 @@ inline void apply_query(client_options& o, std::string_view query) {
                 throw std::invalid_argument("redkit: url: " + quote(name, 32) + " needs a redis+sentinel:// url");
             }
             (name == "sentinel_user" ? o.sentinel.user : o.sentinel.password) = value;
+        } else if (name == "failover_timeout") {
+            if (o.sentinel.master.empty() && !o.cluster.enabled()) {
+                throw std::invalid_argument(
+                    "redkit: url: 'failover_timeout' needs a redis+sentinel:// or redis+cluster:// url");
+            }
+            (o.cluster.enabled() ? o.cluster.failover_timeout : o.sentinel.failover_timeout) =
+                parse_duration(value, "failover_timeout");
         } else if (name == "replica_reads") {
             if (!o.cluster.enabled()) {
                 throw std::invalid_argument("redkit: url: 'replica_reads' needs a redis+cluster:// url");

@@ -304,6 +304,9 @@ inline std::vector<reply> batch::run(std::string_view prefix, std::string_view s
         }
     } guard{lease_};
 
+    // a failover the sentinels announced is waited out; a primary replaced meanwhile fails the
+    // batch unsent (its scripts and WATCHes were on the old one)
+    if (!connection_access::await_failover(*lease_)) fail_transport(connection_access::failed_over(), first);
     // each piece goes straight into the connection's output buffer: no joined copy
     transport& wire = connection_access::wire(*lease_);
     for (const std::string_view piece :

@@ -152,6 +152,7 @@ inline pool::pool(client_options options) : options_(std::make_shared<const clie
     if (o.db < 0) bad("db must not be negative");
     if (o.cluster.enabled() && !o.sentinel.master.empty()) bad("cluster and sentinel cannot both be set");
     if (o.cluster.enabled() && o.db != 0) bad("db must be 0 with cluster (Redis Cluster has only database 0)");
+    if (o.sentinel.failover_timeout.count() < 0) bad("sentinel.failover_timeout must not be negative");
     if (o.cluster.enabled() && o.cluster.failover_timeout.count() < 0)
         bad("cluster.failover_timeout must not be negative");
     if (o.tls.enabled && !tls_available) throw std::invalid_argument(detail::no_tls_message("client_options::tls"));

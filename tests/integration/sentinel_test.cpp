@@ -325,3 +325,124 @@ TEST(Sentinel, TheMultiplexedConnectionFollowsAFailover) {
     std::printf("multiplexed through SENTINEL FAILOVER: %lld writes, %lld failed during the switch\n", writes.load(),
                 failures.load());
 }
+
+namespace {
+
+// INCRs one key in a loop through the sentinels, counting the increments the client acknowledged
+// and the longest call, until stopped.
+class counter_loop {
+public:
+    counter_loop(redkit::client redis, std::string key) : redis_(std::move(redis)), key_(std::move(key)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~counter_loop() { stop(); }
+    void stop() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    long long acknowledged() const { return acked_.load(); }
+    long long failed() const { return failed_.load(); }
+    long long longest_call_ms() const { return longest_ms_.load(); }
+    const std::string& key() const { return key_; }
+
+private:
+    void run() {
+        while (!stop_) {
+            const auto start = clock_type::now();
+            try {
+                (void)redis_.command<long long>("INCR", key_);
+                ++acked_;
+            } catch (const redkit::error&) {
+                ++failed_;  // may or may not have run: not counted as acknowledged
+            }
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
+            if (ms > longest_ms_.load()) longest_ms_ = ms;
+        }
+    }
+
+    redkit::client redis_;
+    std::string key_;
+    std::atomic<bool> stop_{false};
+    std::atomic<long long> acked_{0}, failed_{0}, longest_ms_{0};
+    std::thread thread_;
+};
+
+}  // namespace
+
+// SENTINEL FAILOVER while INCRs run, through the shared connection and through pooled ones: the
+// client holds its writes from the moment the leading sentinel announces the failover until it
+// names the new primary, so the old primary acknowledges nothing the new one will not have.
+TEST(Sentinel, APlannedFailoverLosesNoAcknowledgedWrite) {
+    sentinel_topology t;
+    error_log log;
+    auto o = redkit::parse_url(t.url());
+    o.command_timeout = 1000ms;
+    o.max_retries = 3;
+    o.on_error = log.callback();
+    auto pooled_options = o;
+    pooled_options.multiplex = false;
+    const int old_primary = t.primary_port();
+    {
+        counter_loop shared(redkit::client(o), "planned:shared");
+        counter_loop pooled(redkit::client(pooled_options), "planned:pooled");
+        std::this_thread::sleep_for(3s);
+        t.failover();
+        ASSERT_TRUE(t.wait_for_new_primary(old_primary)) << "no failover";
+        std::this_thread::sleep_for(1s);  // writes go on against the new primary
+        shared.stop();
+        pooled.stop();
+        // what the new primary holds, asked directly
+        redkit::client primary("redis://127.0.0.1:" + std::to_string(t.primary_port()));
+        for (const counter_loop* loop : {&shared, &pooled}) {
+            const auto held = primary.command<std::optional<long long>>("GET", loop->key()).value_or(0);
+            const long long lost = std::max(0LL, loop->acknowledged() - held);
+            std::printf(
+                "planned failover, %s: %lld increments acknowledged, %lld on the new primary, %lld lost, "
+                "%lld failed; longest call %lld ms\n",
+                loop->key().c_str(), loop->acknowledged(), held, lost, loop->failed(), loop->longest_call_ms());
+            EXPECT_EQ(lost, 0) << loop->key() << ": acknowledged increments vanished";
+            EXPECT_LE(held, loop->acknowledged() + loop->failed()) << "more increments than were sent";
+            EXPECT_GT(loop->acknowledged(), 0);
+        }
+    }
+}
+
+// The near cache's invalidation connection follows the primary: a write on the new primary drops
+// what was cached from the old one.
+TEST(Sentinel, TheNearCacheFollowsAFailover) {
+    sentinel_topology t;
+    auto o = redkit::parse_url(t.url());
+    o.command_timeout = 1000ms;
+    o.max_retries = 3;
+    redkit::client redis(o);
+    redkit::cache_options co;
+    co.keys = redkit::key_space("near");
+    co.near.enabled = true;
+    redkit::cache c(redis, co);
+    const auto deadline = clock_type::now() + 10s;
+    while (!c.near_stats().connected && clock_type::now() < deadline) std::this_thread::sleep_for(10ms);
+    ASSERT_TRUE(c.near_stats().connected);
+    c.set("k", 1, 10min);
+    const auto filled_by = clock_type::now() + 5s;
+    while (c.near_stats().entries == 0 && clock_type::now() < filled_by) {
+        ASSERT_EQ(c.get<int>("k"), 1);  // the first reads may race the report of our own write
+    }
+    ASSERT_EQ(c.near_stats().entries, 1U);
+    const int old_primary = t.primary_port();
+    t.failover();
+    ASSERT_TRUE(t.wait_for_new_primary(old_primary));
+    redkit::client primary("redis://127.0.0.1:" + std::to_string(t.primary_port()));
+    primary.command<void>("SET", "near:k", "2");
+    const auto written = clock_type::now();
+    std::optional<int> seen;
+    while (clock_type::now() < written + 10s) {
+        seen = c.get<int>("k");
+        if (seen == 2) break;
+        std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_EQ(seen, 2) << "the near cache kept the old primary's value";
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - written).count();
+    std::printf("near cache through SENTINEL FAILOVER: the new primary's write was seen after %lld ms\n",
+                static_cast<long long>(took));
+    EXPECT_LT(took, 2500) << "health_check + command_timeout, and the time the sentinels take to say so";
+}

@@ -2,8 +2,15 @@
 // Sentinel: where the primary is. One locator per set of sentinel options (shared by every
 // client and connection made with them) keeps the primary's address, asks the sentinels again
 // when it is in doubt (a connection to it failed, it answered ROLE as a replica or a write with
-// READONLY), and listens on a sentinel for +switch-master, so connections made before a failover
-// are known to be stale (their generation is older) and pooled ones are replaced.
+// READONLY), and listens to every sentinel at once:
+//   - +switch-master: connections made before are stale (their generation is older), so pooled
+//     ones are replaced;
+//   - +try-failover and the steps after it: a failover of the primary has begun. Only the sentinel
+//     that leads it says so (the others learn of it from its hello messages, seconds later), hence
+//     a subscription to each. From then until +switch-master, an abort (-failover-abort-*) or
+//     sentinel_options::failover_timeout, await_failover() holds every write to the primary: the
+//     leader promotes a replica with whatever it has replicated, and a write the old primary
+//     acknowledged after that would be lost when it turns into the new one's replica.
 #pragma once
 
 #include <redkit/detail/argv.hpp>
@@ -14,12 +21,15 @@
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -33,10 +43,11 @@ class sentinel_locator {
 public:
     /// The locator for these options (one per master name, sentinel list and credentials).
     static std::shared_ptr<sentinel_locator> for_options(const client_options& o) {
-        using key_type = std::tuple<std::string, std::string, std::string, std::string, bool>;
+        using key_type = std::tuple<std::string, std::string, std::string, std::string, bool, long long>;
         std::string nodes;
         for (const auto& n : o.sentinel.nodes) nodes += n.host + ":" + std::to_string(n.port) + ",";
-        const key_type key{o.sentinel.master, nodes, o.sentinel.user, o.sentinel.password, o.tls.enabled};
+        const key_type key{o.sentinel.master,   nodes,         o.sentinel.user,
+                           o.sentinel.password, o.tls.enabled, o.sentinel.failover_timeout.count()};
         static std::mutex mutex;
         static std::map<key_type, std::weak_ptr<sentinel_locator>> cache;
         std::lock_guard<std::mutex> lock(mutex);
@@ -49,8 +60,10 @@ public:
 
     ~sentinel_locator() {
         stopping_.store(true);
-        wake_.notify();
-        if (watcher_.joinable()) watcher_.join();
+        wake_.notify();  // never drained: every watcher sees it
+        for (auto& w : watchers_) {
+            if (w.joinable()) w.join();
+        }
     }
     sentinel_locator(const sentinel_locator&) = delete;
     sentinel_locator& operator=(const sentinel_locator&) = delete;
@@ -91,11 +104,32 @@ public:
     /// Changes with every failover seen (or doubt raised); a connection of an older generation is stale.
     unsigned long long generation() const noexcept { return generation_.load(); }
 
+    /// Whether a sentinel announced a failover of the primary that has not ended yet (a cheap look
+    /// before every write).
+    bool failing_over() const noexcept { return holding_.load(std::memory_order_acquire); }
+
+    /// Waits while a failover a sentinel announced is under way: until a sentinel names the new
+    /// primary (+switch-master), the failover is aborted, or sentinel.failover_timeout has passed
+    /// since it was announced. Returns at once when none is.
+    void await_failover() {
+        if (!failing_over()) return;
+        std::unique_lock<std::mutex> lock(hold_mutex_);
+        for (;;) {
+            const auto latest = hold_end(std::chrono::steady_clock::now());
+            if (latest == std::chrono::steady_clock::time_point::min()) {
+                holding_.store(false, std::memory_order_release);  // ended, or its time is up
+                return;
+            }
+            settled_.wait_until(lock, latest);
+        }
+    }
+
 private:
     explicit sentinel_locator(const client_options& o) : options_(o) {
         if (options_.sentinel.nodes.empty()) {
             throw std::invalid_argument("redkit: client_options.sentinel.nodes is empty");
         }
+        holds_.assign(options_.sentinel.nodes.size(), std::chrono::steady_clock::time_point::min());
     }
 
     // Options for talking to one sentinel: its address, its own credentials, no db or name.
@@ -166,81 +200,161 @@ private:
     }
 
     void start_watch() {
-        watcher_ = std::thread([this] { watch(); });
+        for (std::size_t i = 0; i < options_.sentinel.nodes.size(); ++i) {
+            watchers_.emplace_back([this, i] { watch(i); });
+        }
     }
 
-    // Subscribes to +switch-master on one sentinel after another, for as long as the locator lives.
-    void watch() {
+    // Subscribes to one sentinel's failover events, for as long as the locator lives.
+    void watch(std::size_t node) {
         backoff pause(std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
-        std::size_t node = 0;
         while (!stopping_.load()) {
             try {
-                const client_options s = sentinel_link(options_.sentinel.nodes[node % options_.sentinel.nodes.size()]);
+                const client_options s = sentinel_link(options_.sentinel.nodes[node]);
                 transport t(s);
                 if (!t.set_timeout(s.connect_timeout)) throw error(errc::io_error, "cannot set a timeout");
                 argv a;
-                a.push_all("SUBSCRIBE", "+switch-master");
-                (void)call(t, s, a);  // the subscription's confirmation
+                a.push_all("PSUBSCRIBE");
+                for (const std::string_view channel : failover_channels) a.push_all(channel);
+                (void)call(t, s, a);  // the first pattern's confirmation (the others are skipped below)
                 pause.reset();
-                listen(t);
+                listen(t, node);
             } catch (const std::exception&) {
-                // this sentinel is down or refused: try the next one, after a pause
+                // this sentinel is down or refused: try again after a pause (the others still listen)
             }
-            ++node;
             if (!stopping_.load()) wake_.sleep(pause.next());
         }
     }
 
-    // Reads +switch-master messages until the connection fails or the locator is destroyed.
-    void listen(transport& t) {
+    // What a failover's leader publishes, in order: +try-failover, ... +failover-state-send-slaveof-noone
+    // (the replica is told to become the primary), +promoted-slave, +failover-end, +switch-master;
+    // or one of the -failover-abort-* events. The other sentinels publish +switch-master only.
+    static constexpr std::string_view failover_channels[] = {"+try-failover", "+failover-state-send-slaveof-noone",
+                                                             "+promoted-slave", "+switch-master", "-failover-abort-*"};
+
+    // Reads events until the connection fails or the locator is destroyed.
+    void listen(transport& t, std::size_t node) {
         while (!stopping_.load()) {
             reply_ptr r;
             io_status st;
             if (!t.take_buffered(r, st)) return;
             if (!r) {
                 const wait_result w = t.wait_readable(wake_.flag(), std::chrono::milliseconds(60000));
-                if (w == wait_result::woken) {
-                    wake_.clear();
-                    continue;  // the loop checks stopping_
-                }
+                if (w == wait_result::woken) return;    // stopping
                 if (w == wait_result::timeout) return;  // quiet for a minute: reconnect to be sure
                 if (!t.read_available().ok()) return;
                 continue;
             }
-            // {"message", "+switch-master", "<master> <old ip> <old port> <new ip> <new port>"}
-            if (raw_size(r.get()) != 3 || raw_str(raw_at(r.get(), 0)) != "message") continue;
-            const std::string text(raw_str(raw_at(r.get(), 2)));
-            const auto space = text.find(' ');
-            if (text.substr(0, space) != options_.sentinel.master) continue;
-            std::lock_guard<std::mutex> lock(mutex_);
-            known_ = false;  // ask again: the message names the new primary, the sentinels confirm it
-            generation_.store(++current_.generation);
+            // {"pmessage", pattern, channel, payload}
+            if (raw_size(r.get()) != 4 || raw_str(raw_at(r.get(), 0)) != "pmessage") continue;
+            on_event(node, raw_str(raw_at(r.get(), 2)), raw_str(raw_at(r.get(), 3)));
         }
     }
 
-    // The locator's own wake-up, for the watcher (a tiny waker without the public type).
+    // The master an event is about: "+switch-master <master> <old ip> <old port> <new ip> <new
+    // port>"; "master <name> <ip> <port> ..." for the master itself; "<type> <name> <ip> <port> @
+    // <master> <ip> <port> ..." for one of its replicas.
+    static std::string_view master_of(std::string_view channel, std::string_view payload) noexcept {
+        const auto word = [&](std::size_t n) {
+            std::string_view rest = payload;
+            for (;;) {
+                const auto space = rest.find(' ');
+                if (n == 0) return rest.substr(0, space);
+                if (space == std::string_view::npos) return std::string_view{};
+                rest.remove_prefix(space + 1);
+                --n;
+            }
+        };
+        if (channel == "+switch-master") return word(0);
+        if (word(0) == "master") return word(1);
+        if (word(4) == "@") return word(5);
+        return {};
+    }
+
+    void on_event(std::size_t node, std::string_view channel, std::string_view payload) {
+        if (master_of(channel, payload) != options_.sentinel.master) return;
+        if (channel == "+switch-master") {
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                known_ = false;  // ask again: the message names the new primary, the sentinels confirm it
+                if (!switched_to(payload)) generation_.store(++current_.generation);
+            }
+            end_holds(holds_.size());  // every sentinel's: the failover is over
+            return;
+        }
+        if (channel.substr(0, 15) == "-failover-abort") {
+            end_holds(node);  // this sentinel's attempt ended (another's, if any, still holds)
+            return;
+        }
+        std::lock_guard<std::mutex> lock(hold_mutex_);
+        auto& until = holds_[node];
+        if (until < std::chrono::steady_clock::now())
+            until = std::chrono::steady_clock::now() + options_.sentinel.failover_timeout;
+        holding_.store(true, std::memory_order_release);
+    }
+
+    // Whether a +switch-master names the primary already known (the other sentinels announce the
+    // same switch after its leader): connections to it must not be made stale again.
+    bool switched_to(std::string_view payload) const {
+        std::size_t at = 0;
+        std::string_view words[5];
+        for (std::string_view rest = payload; at < 5 && !rest.empty(); ++at) {
+            const auto space = rest.find(' ');
+            words[at] = rest.substr(0, space);
+            rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+        }
+        return at == 5 && current_.host == words[3] && std::to_string(current_.port) == words[4];
+    }
+
+    // Ends sentinel `node`'s hold (all of them for node == holds_.size()) and wakes the writers
+    // that waited on it.
+    void end_holds(std::size_t node) {
+        {
+            std::lock_guard<std::mutex> lock(hold_mutex_);
+            for (std::size_t i = 0; i < holds_.size(); ++i) {
+                if (node == holds_.size() || i == node) holds_[i] = std::chrono::steady_clock::time_point::min();
+            }
+            holding_.store(hold_end(std::chrono::steady_clock::now()) != std::chrono::steady_clock::time_point::min(),
+                           std::memory_order_release);
+        }
+        settled_.notify_all();
+    }
+
+    // The latest end of a hold still running at `now` (min(): none). Under hold_mutex_.
+    std::chrono::steady_clock::time_point hold_end(std::chrono::steady_clock::time_point now) const noexcept {
+        auto latest = std::chrono::steady_clock::time_point::min();
+        for (const auto& until : holds_) {
+            if (until > now) latest = std::max(latest, until);
+        }
+        return latest;
+    }
+
+    // The watchers' stop signal: raised once, by the destructor, and never lowered, so that every
+    // watcher sees it.
     class sleeper {
     public:
         void notify() noexcept { flag_.notify(); }
-        void sleep(std::chrono::milliseconds d) {
-            if (wait_readable(-1, flag_, d) == wait_result::woken) flag_.drain();
-        }
+        void sleep(std::chrono::milliseconds d) { (void)wait_readable(-1, flag_, d); }
         const notifier& flag() const noexcept { return flag_; }
-        void clear() noexcept { flag_.drain(); }
 
     private:
         notifier flag_;
     };
 
     const client_options options_;
-    std::mutex mutex_;
+    std::mutex mutex_;  // the primary's address
     bool known_ = false;
     address current_;
     std::size_t next_node_ = 0;
     std::atomic<unsigned long long> generation_{0};
+    // failovers announced, per sentinel: until when each holds writes (min(): none)
+    std::mutex hold_mutex_;
+    std::condition_variable settled_;
+    std::vector<std::chrono::steady_clock::time_point> holds_;
+    std::atomic<bool> holding_{false};
     std::atomic<bool> stopping_{false};
     sleeper wake_;
-    std::thread watcher_;
+    std::vector<std::thread> watchers_;  // one per sentinel
 };
 
 }  // namespace detail
