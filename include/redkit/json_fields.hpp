@@ -5,7 +5,8 @@
 //     README's benchmark), with the same strictness: malformed JSON, invalid UTF-8, a number that
 //     does not fit its field, or a missing field throws (redkit::decode turns that into
 //     errc::decode_error naming the key). Unknown fields are skipped; std::optional fields may
-//     be missing or null.
+//     be missing or null; of a repeated key the last value wins, whole (a nested struct or map
+//     entry keeps nothing from the earlier one), as in nlohmann.
 //   - nlohmann conversions (nlohmann::json(value), j.get<T>()), so the encoding is still the JSON
 //     any language reads, and T nests in other nlohmann-converted types.
 //
@@ -25,6 +26,14 @@
 // std::optional<X>, std::map/std::unordered_map<std::string, X>, nlohmann::json, and structs with
 // json_fields of their own. Any other type nlohmann converts is decoded through nlohmann (the
 // field's text only). Single-threaded per call; any number of calls may run at once.
+//
+// Numbers: the JSON grammar, no more (no leading zero, '+', '.5', NaN or Infinity). An integer
+// field takes any spelling of an integer that fits its type (127, 127.0, 1.27e2 or 12700e-2 into
+// an int8_t; -0 is 0), decided exactly from the decimal text, and refuses a fraction (1.5,
+// 1e-400) or a value outside its type (128 into an int8_t, -9223372036854775809 into an int64_t).
+// A floating-point field takes the nearest value; one too small to represent (1e-400,
+// 0.000...001) reads as zero, keeping its sign, and one too large (1e400, 1000...0e-1) is
+// refused: told apart by the value, whatever the spelling.
 #pragma once
 
 #include <redkit/codec.hpp>
@@ -33,7 +42,6 @@
 
 #include <bitset>
 #include <charconv>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -379,8 +387,99 @@ private:
     int depth_ = 0;
 };
 
+/// A number's text (checked against the grammar) as decimal parts, for the slow paths only: the
+/// value is ±(the digits from `first` to `last`, skipping a '.') × 10^(place(last) + exponent).
+/// Exact, whatever the spelling: no detour through double, which cannot tell 2^63 - 1 from 2^63.
+struct json_decimal {
+    bool negative = false;
+    const char* first = nullptr;      // the first non-zero digit; nullptr when the value is zero
+    const char* last = nullptr;       // the last non-zero digit
+    const char* units_end = nullptr;  // just past the units digit: the '.' or the mantissa's end
+    long long exponent = 0;           // saturated at about ±10^17, past any text's length
+
+    explicit json_decimal(std::string_view text) noexcept {
+        const char* p = text.data();
+        const char* const end = p + text.size();
+        negative = p < end && *p == '-';
+        if (negative) ++p;
+        for (; p < end && *p != 'e' && *p != 'E'; ++p) {
+            if (*p == '.') {
+                units_end = p;
+            } else if (*p != '0') {
+                if (first == nullptr) first = p;
+                last = p;
+            }
+        }
+        if (units_end == nullptr) units_end = p;
+        if (p == end) return;
+        ++p;
+        const bool down = *p == '-';
+        if (*p == '-' || *p == '+') ++p;
+        for (; p < end; ++p) {
+            if (exponent < 100000000000000000) exponent = exponent * 10 + (*p - '0');
+        }
+        if (down) exponent = -exponent;
+    }
+
+    /// n where 10^n is the place value of mantissa digit `d` (before the exponent).
+    long long place(const char* d) const noexcept {
+        return d < units_end ? static_cast<long long>(units_end - d) - 1 : static_cast<long long>(units_end - d);
+    }
+    /// Whether |value| >= 1 (a floating-point range error is then an overflow, else an underflow).
+    bool at_least_one() const noexcept { return first != nullptr && place(first) + exponent >= 0; }
+
+    /// The value's magnitude when it is an integer below 2^64; false for a fraction or more.
+    bool integer(std::uint64_t& magnitude) const noexcept {
+        magnitude = 0;
+        if (first == nullptr) return true;  // 0, -0.0, 0e999
+        const long long scale = place(last) + exponent;
+        if (scale < 0) return false;                      // a fraction: the last non-zero digit is after the point
+        if (place(first) + exponent >= 20) return false;  // 10^20 and more
+        constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+        for (const char* d = first; d <= last; ++d) {
+            if (*d == '.') continue;
+            const auto digit = static_cast<std::uint64_t>(*d - '0');
+            if (magnitude > (max - digit) / 10) return false;
+            magnitude = magnitude * 10 + digit;
+        }
+        for (long long i = 0; i < scale; ++i) {
+            if (magnitude > max / 10) return false;
+            magnitude *= 10;
+        }
+        return true;
+    }
+};
+
+/// The integer `text` names into `out`, exactly; false when it has a fraction or does not fit T.
+template <class T>
+bool json_integer(std::string_view text, T& out) noexcept {
+    const json_decimal n(text);
+    std::uint64_t magnitude = 0;
+    if (!n.integer(magnitude)) return false;
+    if (!n.negative || magnitude == 0) {
+        if (magnitude > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return false;
+        out = static_cast<T>(magnitude);
+        return true;
+    }
+    if constexpr (std::is_unsigned_v<T>) {
+        return false;
+    } else {
+        // down to -max - 1, computed without negating a value T cannot hold
+        if (magnitude - 1 > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return false;
+        out = static_cast<T>(-static_cast<T>(magnitude - 1) - 1);
+        return true;
+    }
+}
+
 template <class T>
 void read_json_value(json_reader& r, T& out);
+
+/// A member read again (a repeated key) starts afresh, as nlohmann's last-one-wins reads it: a
+/// nested struct must not keep fields from the earlier object.
+template <class M>
+void reset_json_member(M& member) {
+    if constexpr (std::is_default_constructible_v<M> && std::is_move_assignable_v<M>) member = M{};
+}
 
 template <class T, std::size_t... I>
 bool read_json_field(json_reader& r, T& obj, std::string_view name, std::size_t hint, std::bitset<64>& seen,
@@ -391,8 +490,10 @@ bool read_json_field(json_reader& r, T& obj, std::string_view name, std::size_t 
     const auto try_one = [&](auto index, bool only_hint) {
         constexpr std::size_t i = decltype(index)::value;
         if (matched || (only_hint && i != hint) || std::get<i>(f).name != name) return;
-        read_json_value(r, obj.*(std::get<i>(f).member));
-        if (i < 64) seen.set(i);
+        auto& member = obj.*(std::get<i>(f).member);
+        if (seen[i]) reset_json_member(member);  // a repeated key: the last one wins whole
+        read_json_value(r, member);
+        seen.set(i);
         matched = true;
     };
     (try_one(std::integral_constant<std::size_t, I>{}, true), ...);
@@ -406,7 +507,7 @@ void check_json_fields_seen(json_reader& r, const std::bitset<64>& seen, std::in
     const auto check = [&](auto index) {
         constexpr std::size_t i = decltype(index)::value;
         using member = std::remove_reference_t<decltype(std::declval<T&>().*(std::get<i>(f).member))>;
-        if (i < 64 && !seen.test(i) && !is_std_optional<member>::value) {
+        if (!seen.test(i) && !is_std_optional<member>::value) {
             r.fail("missing field '" + std::string(std::get<i>(f).name) + "'");
         }
     };
@@ -444,25 +545,23 @@ void read_json_value(json_reader& r, T& out) {
         const std::string_view text = r.number();
         const auto got = std::from_chars(text.data(), text.data() + text.size(), out);
         if (got.ec == std::errc() && got.ptr == text.data() + text.size()) return;
-        // 1.0 or 2e3 still name an integer; anything else does not fit
-        double d = 0;
-        const auto fp = std::from_chars(text.data(), text.data() + text.size(), d);
-        if (fp.ec != std::errc() || std::trunc(d) != d || d < static_cast<double>(std::numeric_limits<T>::min()) ||
-            d >= static_cast<double>(std::numeric_limits<T>::max())) {
+        // 1.0, 2e3 or -0.0 still name an integer, decided exactly from the text; anything else
+        // does not fit
+        if (!json_integer(text, out)) {
             r.fail("number " + std::string(text.substr(0, 32)) + " does not fit an integer field");
         }
-        out = static_cast<T>(d);
     } else if constexpr (std::is_floating_point_v<T>) {
         const std::string_view text = r.number();
         const auto got = std::from_chars(text.data(), text.data() + text.size(), out);
         if (got.ec == std::errc()) return;
-        // too small to represent (1e-400): zero, as the JSON parsers of other languages read it;
-        // too large (1e400) is refused
-        const auto e = text.find_first_of("eE");
-        if (e == std::string_view::npos || e + 1 >= text.size() || text[e + 1] != '-') {
+        // out of range, told by the value's magnitude, not its spelling: too large (1e400,
+        // 1000...0e-1) is refused; too small to represent (1e-400, 0.000...01) is zero, as the
+        // JSON parsers of other languages read it
+        const json_decimal n(text);
+        if (got.ec != std::errc::result_out_of_range || n.at_least_one()) {
             r.fail("number " + std::string(text.substr(0, 32)) + " is out of range");
         }
-        out = text[0] == '-' ? -T(0) : T(0);
+        out = n.negative ? -T(0) : T(0);
     } else if constexpr (std::is_same_v<T, std::string>) {
         r.string_into(out);
     } else if constexpr (is_std_optional<T>::value) {
@@ -473,11 +572,24 @@ void read_json_value(json_reader& r, T& out) {
         }
     } else if constexpr (is_std_vector<T>::value) {
         out.clear();
-        r.array([&] { read_json_value(r, out.emplace_back()); });
+        if constexpr (std::is_same_v<typename T::value_type, bool>) {
+            // vector<bool>::emplace_back returns a proxy, not a bool&
+            r.array([&] {
+                bool b = false;
+                read_json_value(r, b);
+                out.push_back(b);
+            });
+        } else {
+            r.array([&] { read_json_value(r, out.emplace_back()); });
+        }
     } else if constexpr (is_string_map<T>::value) {
         out.clear();
         std::string scratch;
-        r.object(scratch, [&](std::string_view name) { read_json_value(r, out[std::string(name)]); });
+        r.object(scratch, [&](std::string_view name) {
+            const auto [at, fresh] = out.try_emplace(std::string(name));
+            if (!fresh) reset_json_member(at->second);  // a repeated key: the last one wins whole
+            read_json_value(r, at->second);
+        });
     } else if constexpr (has_json_fields_v<T>) {
         read_json_object(r, out);
     } else {
