@@ -55,11 +55,6 @@ public:
     }
 };
 
-/// A message without its leading "redkit: ", to nest it in another ("redkit: GET k: connect ...").
-inline std::string_view without_prefix(std::string_view what) noexcept {
-    constexpr std::string_view prefix = "redkit: ";
-    return what.substr(0, prefix.size()) == prefix ? what.substr(prefix.size()) : what;
-}
 }  // namespace detail
 
 /// The category of redkit's error codes.
@@ -112,6 +107,19 @@ public:
 private:
     std::shared_ptr<const std::string> server_message_;  // shared: copies never throw
 };
+
+namespace detail {
+/// Calls an application's error callback (client_options::on_error, a pattern's own), swallowing
+/// what it throws: callbacks must not throw, and one that does never breaks the caller.
+template <class Callback>
+void notify(const Callback& callback, const error& e) noexcept {
+    if (!callback) return;
+    try {
+        callback(e);
+    } catch (...) {
+    }
+}
+}  // namespace detail
 
 }  // namespace v0
 }  // namespace redkit

@@ -12,21 +12,33 @@
 // the client that made it; its command still gets its reply.
 #pragma once
 
-#include <redkit/connection.hpp>
+#include <redkit/config.hpp>
+#include <redkit/core/io/raw.hpp>
 #include <redkit/error.hpp>
-#include <redkit/multiplexer.hpp>
 #include <redkit/reply.hpp>
 
 #include <chrono>
-#include <exception>
 #include <future>
 #include <memory>
+#include <string>
 #include <utility>
 
 namespace redkit {
 inline namespace v0 {
 
 class client;
+namespace detail {
+class multiplexer;
+struct mux_request;
+
+// What a future asks of its multiplexer (impl/future.ipp).
+REDKIT_DECL bool request_done(const mux_request& r) noexcept;
+REDKIT_DECL void await_request(multiplexer& m, mux_request& r);
+REDKIT_DECL bool await_request_until(multiplexer& m, mux_request& r, std::chrono::steady_clock::time_point deadline);
+/// The finished request's reply; throws its failure (the setup's server_error, or the transport
+/// error naming the command). `command` and `key` receive the request's, for messages.
+REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::string& key);
+}  // namespace detail
 
 /// The reply of one submitted command as T (see client::submit()). Move-only.
 template <class T = reply>
@@ -39,12 +51,12 @@ public:
     bool valid() const noexcept { return request_ != nullptr; }
 
     /// Whether the reply (or the failure) is in: get() returns at once.
-    bool ready() const noexcept { return request_ && request_->park.done(); }
+    bool ready() const noexcept { return request_ && detail::request_done(*request_); }
 
     /// Waits for the reply; drives the shared connection itself when nobody else does.
     void wait() const {
         require_valid();
-        if (!request_->park.done()) mux_->await(*request_);
+        if (!detail::request_done(*request_)) detail::await_request(*mux_, *request_);
     }
 
     /// Waits at most `d` (without driving): std::future_status::ready or ::timeout.
@@ -52,7 +64,8 @@ public:
     std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
         require_valid();
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d);
-        return mux_->await_until(*request_, deadline) ? std::future_status::ready : std::future_status::timeout;
+        return detail::await_request_until(*mux_, *request_, deadline) ? std::future_status::ready
+                                                                       : std::future_status::timeout;
     }
 
     /// The reply as T, or throws what client::command<T>() would have thrown for it (a server
@@ -62,24 +75,27 @@ public:
         wait();
         const std::shared_ptr<detail::mux_request> r = std::move(request_);
         mux_.reset();
-        const detail::origin from{r->command, r->key};
-        if (r->refused) std::rethrow_exception(r->refused);  // the setup's server_error (WRONGPASS...)
-        if (!r->status.ok()) throw detail::transport_error(r->status, r->command, r->key);
-        return detail::convert_reply<T>(r->reply.get(), from);
+        std::string command, key;
+        const detail::reply_ptr reply = detail::take_reply(*r, command, key);
+        return detail::convert_reply<T>(reply.get(), detail::origin{command, key});
     }
 
 private:
     friend class client;
-    future(std::shared_ptr<multiplexer> mux, std::shared_ptr<detail::mux_request> r)
+    future(std::shared_ptr<detail::multiplexer> mux, std::shared_ptr<detail::mux_request> r)
         : mux_(std::move(mux)), request_(std::move(r)) {}
 
     void require_valid() const {
         if (!request_) throw std::future_error(std::future_errc::no_state);
     }
 
-    std::shared_ptr<multiplexer> mux_;  // kept alive while a reply is due (the client may be gone)
+    std::shared_ptr<detail::multiplexer> mux_;  // kept alive while a reply is due (the client may be gone)
     std::shared_ptr<detail::mux_request> request_;
 };
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/impl/future.ipp>
+#endif

@@ -16,7 +16,7 @@
 // cannot match other users' keys; redkit::wildcard stands for a literal '*'.
 #pragma once
 
-#include <redkit/detail/slots.hpp>
+#include <redkit/detail/hash.hpp>
 #include <redkit/detail/text.hpp>
 
 #include <charconv>

@@ -34,6 +34,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/detail/backoff.hpp>
+#include <redkit/detail/redirect.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/reply.hpp>

@@ -22,9 +22,9 @@
 #pragma once
 
 #include <redkit/client.hpp>
-#include <redkit/detail/scripts/rate_limit.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
+#include <redkit/rate_limit/detail/lua.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/script.hpp>
 

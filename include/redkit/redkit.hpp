@@ -21,5 +21,6 @@
 #include <redkit/script.hpp>
 #include <redkit/session.hpp>
 #include <redkit/stream.hpp>
+#include <redkit/url.hpp>
 #include <redkit/version.hpp>
 #include <redkit/waker.hpp>

@@ -17,7 +17,8 @@
 // Specialise reply_traits<T> (static T convert(reply_view)) to read replies into your own types.
 #pragma once
 
-#include <redkit/detail/hiredis.hpp>
+#include <redkit/config.hpp>
+#include <redkit/core/io/raw.hpp>
 #include <redkit/error.hpp>
 #include <redkit/reply_type.hpp>
 
@@ -111,9 +112,9 @@ public:
 
     /// Throws: server_error for an error reply, else error(type_mismatch) "expected <wanted>
     /// reply, got <type>", naming the command and key the reply answers.
-    [[noreturn]] void mismatch(std::string_view wanted) const;
+    [[noreturn]] REDKIT_DECL void mismatch(std::string_view wanted) const;
     /// Throws error(type_mismatch) with `what` after the command and key.
-    [[noreturn]] void invalid(std::string_view what) const;
+    [[noreturn]] REDKIT_DECL void invalid(std::string_view what) const;
 
 private:
     friend struct detail::view_access;
@@ -133,7 +134,7 @@ public:
     reply() = default;  ///< a nil reply
 
     /// Deep-copies what a view shows.
-    explicit reply(reply_view v);
+    REDKIT_DECL explicit reply(reply_view v);
 
     reply_type type() const noexcept { return type_; }
     bool is_nil() const noexcept { return type_ == reply_type::nil; }
@@ -352,34 +353,9 @@ T reply_view::as() const {
     return reply_traits<T>::convert(*this);
 }
 
-inline void reply_view::mismatch(std::string_view wanted) const {
-    if (is_error()) throw server_error(std::string(str()), prefix() + std::string(str()));
-    throw error(errc::type_mismatch, prefix() + "expected " + std::string(wanted) + " reply, got " + to_string(type()));
-}
-
-inline void reply_view::invalid(std::string_view what) const {
-    throw error(errc::type_mismatch, prefix() + std::string(what));
-}
-
-inline reply::reply(reply_view v) : type_(v.type()) {
-    switch (type_) {
-        case reply_type::integer:
-        case reply_type::boolean: integer_ = v.integer(); break;
-        case reply_type::real:
-            real_ = v.real();
-            text_ = std::string(v.str());
-            break;
-        case reply_type::array:
-        case reply_type::set:
-        case reply_type::push:
-        case reply_type::map:
-            elements_.reserve(v.size());
-            for (std::size_t i = 0; i < v.size(); ++i) elements_.emplace_back(v[i]);
-            break;
-        case reply_type::nil: break;
-        default: text_ = std::string(v.str()); break;
-    }
-}
-
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/impl/reply.ipp>
+#endif

@@ -8,7 +8,7 @@
 // write, so the order of the pipeline's commands is kept.
 #pragma once
 
-#include <redkit/detail/hash.hpp>
+#include <redkit/config.hpp>
 
 #include <string>
 #include <string_view>
@@ -20,7 +20,7 @@ inline namespace v0 {
 /// An immutable Lua script and its SHA-1. Cheap to share; define scripts once (e.g. as statics).
 class script {
 public:
-    explicit script(std::string source) : source_(std::move(source)), sha1_(detail::sha1_hex(source_)) {}
+    REDKIT_DECL explicit script(std::string source);
 
     const std::string& source() const noexcept { return source_; }
     const std::string& sha1() const noexcept { return sha1_; }
@@ -49,3 +49,7 @@ const script& static_script() {
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/impl/script.ipp>
+#endif

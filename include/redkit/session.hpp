@@ -35,10 +35,10 @@
 #include <redkit/detail/epoch.hpp>
 #include <redkit/detail/hash.hpp>
 #include <redkit/detail/random.hpp>
-#include <redkit/detail/scripts/session.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/script.hpp>
+#include <redkit/session/detail/lua.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -4,7 +4,7 @@
 // that stop() and close() return promptly. Linux (an eventfd).
 #pragma once
 
-#include <redkit/detail/wait.hpp>
+#include <redkit/core/io/wait.hpp>
 
 #include <chrono>
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Reply conversion from raw RESP bytes, parsed by hiredis's own reader: no server needed.
+#include <redkit/core/io/hiredis.hpp>
 #include <redkit/reply.hpp>
 
 #include <gtest/gtest.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Redis Cluster key slots and the key positions of commands (no server; cluster_tests checks the
 // slots against CLUSTER KEYSLOT on a real cluster).
-#include <redkit/detail/slots.hpp>
+#include <redkit/core/topology/slots.hpp>
 #include <redkit/key.hpp>
 #include <redkit/options.hpp>
 

@@ -188,6 +188,45 @@ inline sha256::digest_type sha256_digest(std::string_view data) noexcept { retur
 /// The SHA-256 digest of data as 64 lower-case hex digits.
 inline std::string sha256_hex(std::string_view data) { return sha256::hex(data); }
 
+/// Redis Cluster key slots: CRC16 of the key (or of its hash tag) modulo 16384.
+inline constexpr int slot_count = 16384;
+
+/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), as Redis Cluster hashes keys.
+struct crc16_table {
+    std::array<std::uint16_t, 256> t{};
+    constexpr crc16_table() {
+        for (int i = 0; i < 256; ++i) {
+            std::uint16_t crc = static_cast<std::uint16_t>(i << 8);
+            for (int b = 0; b < 8; ++b) {
+                crc = static_cast<std::uint16_t>((crc & 0x8000) != 0 ? (crc << 1) ^ 0x1021 : crc << 1);
+            }
+            t[static_cast<std::size_t>(i)] = crc;
+        }
+    }
+};
+inline constexpr crc16_table crc16_lookup{};
+
+inline std::uint16_t crc16(std::string_view data) noexcept {
+    std::uint16_t crc = 0;
+    for (const char c : data) {
+        const auto byte = static_cast<unsigned char>(c);
+        crc = static_cast<std::uint16_t>((crc << 8) ^ crc16_lookup.t[((crc >> 8) ^ byte) & 0xff]);
+    }
+    return crc;
+}
+
+/// The part of a key Redis hashes: the text between the first '{' and the next '}' when that is
+/// not empty, else the whole key.
+inline std::string_view hashed_part(std::string_view key) noexcept {
+    const auto open = key.find('{');
+    if (open == std::string_view::npos) return key;
+    const auto close = key.find('}', open + 1);
+    if (close == std::string_view::npos || close == open + 1) return key;
+    return key.substr(open + 1, close - open - 1);
+}
+
+inline int slot_of(std::string_view key) noexcept { return crc16(hashed_part(key)) & (slot_count - 1); }
+
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit

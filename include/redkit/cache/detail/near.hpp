@@ -376,7 +376,7 @@ inline void near_tracker::serve(connection& c) {
             }
         });
         if (stopping_.load()) return;
-        if (detail::connection_access::stale(c)) {
+        if (c.primary_replaced()) {
             // Sentinel: writes now go to another primary, whose invalidations this one never sees
             throw error(errc::connection_closed, "the sentinels replaced the primary");
         }

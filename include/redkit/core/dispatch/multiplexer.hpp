@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// redkit::multiplexer: many threads, one connection. Commands from any number of threads are
+// detail::multiplexer: many threads, one connection. Commands from any number of threads are
 // written together and their replies matched in order (automatic pipelining). A client with
 // client_options::multiplex (the default) sends its commands through one, except that while
 // fewer than spill_below threads call, a caller that finds it busy takes a free pooled
@@ -35,12 +35,14 @@
 // command_timeout or connect_timeout). Back-pressure:
 // at most max_in_flight commands and max_queued_bytes queued; past either, callers wait up to
 // pool_wait_timeout, then get errc::pool_exhausted. Commands that block or hold connection state
-// (BLPOP, SUBSCRIBE, MULTI, WATCH, SELECT...) never come here: see multiplexable().
+// (BLPOP, SUBSCRIBE, MULTI, WATCH, SELECT...) never come here: command_traits::shareable
+// (core/commands.hpp). The futex and lock-free primitives are in futex.hpp.
 #pragma once
 
 #include <redkit/connection.hpp>
+#include <redkit/core/dispatch/futex.hpp>
+#include <redkit/core/io/connection_access.hpp>
 #include <redkit/detail/argv.hpp>
-#include <redkit/detail/text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 #include <redkit/reply.hpp>
@@ -66,133 +68,11 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 namespace redkit {
 inline namespace v0 {
 
 namespace detail {
-
-/// One futex word a thread sleeps on; its states (pending, finished, sleeping on CPU n) make a
-/// wake-up that comes before the sleep cost no system call, and tell the waker where to wake.
-///
-/// A woken caller may return (and free its request) before every wake-up meant for it was sent,
-/// so wake-ups go to the word's address (wake(address)), never through the object: the kernel
-/// only uses the address as a key, and a stray wake of whatever lives there later is harmless,
-/// because every wait re-checks its own state.
-class parking {
-public:
-    /// Marks the word finished; returns the address to wake() when its thread sleeps (and in
-    /// `cpu` the CPU it fell asleep on), else null.
-    const void* finish(unsigned& cpu) noexcept {
-        const int old = state_.exchange(finished, std::memory_order_acq_rel);
-        if (old < sleeping) return nullptr;
-        cpu = static_cast<unsigned>(old - sleeping);
-        return static_cast<const void*>(&state_);
-    }
-    static void wake(const void* address) noexcept {
-        ::syscall(SYS_futex, address, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-    }
-
-    /// Blocks until finish() (true), or until `deadline` (false).
-    bool wait_until(std::chrono::steady_clock::time_point deadline) noexcept {
-        int s = state_.load(std::memory_order_acquire);
-        while (s != finished) {
-            if (s == pending) {
-                const int cpu = ::sched_getcpu();
-                const int asleep = sleeping + (cpu < 0 ? 0 : cpu);
-                if (!state_.compare_exchange_weak(s, asleep, std::memory_order_acq_rel)) continue;
-                s = asleep;
-            }
-            timespec ts{};
-            const timespec* limit = nullptr;
-            if (deadline != std::chrono::steady_clock::time_point::max()) {
-                const auto left = deadline - std::chrono::steady_clock::now();
-                if (left <= std::chrono::steady_clock::duration::zero()) return false;
-                const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-                ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-                limit = &ts;
-            }
-            ::syscall(SYS_futex, reinterpret_cast<int*>(&state_), FUTEX_WAIT_PRIVATE, s, limit, nullptr, 0);
-            s = state_.load(std::memory_order_acquire);
-        }
-        return true;
-    }
-    bool done() const noexcept { return state_.load(std::memory_order_acquire) == finished; }
-    /// Consumes a finish() (the word is reused): the next wait sleeps until the next finish().
-    void reset() noexcept { state_.store(pending, std::memory_order_release); }
-
-private:
-    static constexpr int pending = 0, finished = 1, sleeping = 2;  // sleeping + n: asleep on CPU n
-    std::atomic<int> state_{pending};
-};
-static_assert(sizeof(std::atomic<int>) == sizeof(int), "a futex word is an int");
-
-/// Bounded multi-producer multi-consumer ring of futex addresses still to wake (the sequence-
-/// number ring: a cell's sequence says whether it is free to write or ready to read). push()
-/// fails when full; the caller then wakes the address itself.
-class wake_ring {
-public:
-    wake_ring() : cells_(new cell[capacity]) {
-        for (std::size_t i = 0; i < capacity; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
-    }
-    bool push(const void* word) noexcept {
-        std::size_t pos = tail_.load(std::memory_order_relaxed);
-        for (;;) {
-            cell& c = cells_[pos & (capacity - 1)];
-            const std::size_t seq = c.seq.load(std::memory_order_acquire);
-            const auto diff = static_cast<std::ptrdiff_t>(seq - pos);
-            if (diff == 0) {
-                if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
-                    c.word = word;
-                    c.seq.store(pos + 1, std::memory_order_release);
-                    return true;
-                }
-            } else if (diff < 0) {
-                return false;  // full
-            } else {
-                pos = tail_.load(std::memory_order_relaxed);
-            }
-        }
-    }
-    bool pop(const void*& word) noexcept {
-        std::size_t pos = head_.load(std::memory_order_relaxed);
-        for (;;) {
-            cell& c = cells_[pos & (capacity - 1)];
-            const std::size_t seq = c.seq.load(std::memory_order_acquire);
-            const auto diff = static_cast<std::ptrdiff_t>(seq - (pos + 1));
-            if (diff == 0) {
-                if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
-                    word = c.word;
-                    c.seq.store(pos + capacity, std::memory_order_release);
-                    return true;
-                }
-            } else if (diff < 0) {
-                return false;  // empty
-            } else {
-                pos = head_.load(std::memory_order_relaxed);
-            }
-        }
-    }
-
-private:
-    static constexpr std::size_t capacity = 1024;  // a power of two; more sleepers than this wake directly
-    struct cell {
-        std::atomic<std::size_t> seq;
-        const void* word = nullptr;
-    };
-    std::unique_ptr<cell[]> cells_;
-    alignas(64) std::atomic<std::size_t> tail_{0};
-    alignas(64) std::atomic<std::size_t> head_{0};
-};
-
-/// Where the synchronous callers of one batch sleep, per CPU: one futex word all of them wait
-/// on, so a whole group is woken by one system call (made on its own CPU by the first of them
-/// to wake), and a token saying that wake is still owed.
-struct alignas(64) wake_group {
-    std::atomic<int> word{0};       // bumped when the group's batch finished
-    std::atomic<bool> owed{false};  // the group's wake-all is still to be made
-};
 
 /// A command on its way through a multiplexer.
 struct mux_request {
@@ -209,13 +89,8 @@ struct mux_request {
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
-}  // namespace detail
-
-class client;
-template <class T>
-class future;
-
-/// Many threads' commands on one connection (see the header comment).
+/// Many threads' commands on one connection (see the header comment). The executor
+/// (executor.hpp) and redkit::future drive it; its members are open to them and to the tests.
 class multiplexer {
 public:
     /// Connects lazily (the first command connects, with the options' setup, TLS, Sentinel).
@@ -231,10 +106,6 @@ public:
     }
     multiplexer(const multiplexer&) = delete;
     multiplexer& operator=(const multiplexer&) = delete;
-
-    /// Whether a command may share the connection: not one that blocks or changes the
-    /// connection's state (its reply would hold up, or its effect leak to, everyone else's).
-    static bool multiplexable(std::string_view name) noexcept;
 
     /// Whether the shared connection is open now.
     bool connected() const noexcept { return connected_.load(std::memory_order_relaxed); }
@@ -275,10 +146,6 @@ public:
     /// Looks without a new offer before the I/O thread sleeps until signalled again.
     static constexpr int quiet_looks = 100;
 
-private:
-    friend class client;
-    template <class T>
-    friend class future;
     using request = detail::mux_request;
     /// Who drives the connection. `offered`: the I/O thread is signalled to take over but has not
     /// yet; a caller waiting for a submitted command may take it first and drive itself.
@@ -377,16 +244,6 @@ private:
 };
 
 // ---- implementation ----
-
-inline bool multiplexer::multiplexable(std::string_view name) noexcept {
-    static constexpr std::string_view stateful[] = {
-        "BLPOP",        "BRPOP",        "BRPOPLPUSH", "BLMOVE",  "BLMPOP",    "BZPOPMIN",   "BZPOPMAX",   "BZMPOP",
-        "XREAD",        "XREADGROUP",   "WAIT",       "WAITAOF", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE",
-        "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR",    "MULTI",   "EXEC",      "DISCARD",    "WATCH",      "UNWATCH",
-        "SELECT",       "AUTH",         "HELLO",      "RESET",   "QUIT",      "CLIENT",     "READONLY",   "READWRITE",
-        "ASKING",       "DEBUG",        "SWAPDB",     "SYNC",    "PSYNC",     "FAILOVER",   "SHUTDOWN"};
-    return !detail::command_in(name, stateful);
-}
 
 inline bool multiplexer::admit(std::size_t bytes) {
     const auto roomy = [&] {
@@ -674,23 +531,24 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
     }
     // a failover the sentinels announced: wait, then write to the new primary
     if (conn_ && !detail::connection_access::await_failover(*conn_)) close_connection();
-    try {
-        if (!conn_ || conn_->broken() || detail::connection_access::stale(*conn_)) {
-            close_connection();
-            conn_ = std::make_unique<connection>(options_);
-            connected_.store(true, std::memory_order_relaxed);
+    if (!conn_ || conn_->broken() || detail::connection_access::stale(*conn_)) {
+        close_connection();
+        detail::io_status failure;
+        try {
+            conn_ = detail::connection_access::open(options_, failure);
+        } catch (...) {
+            // a refused setup (WRONGPASS...) or a configuration that cannot be loaded: every caller
+            // gets the exception itself
+            const std::exception_ptr refused = std::current_exception();
+            for (request* r : batch) r->refused = refused;
+            fail_all(0, {errc::connect_failed, false, "the shared connection could not be set up"});
+            return;
         }
-    } catch (const server_error& e) {
-        const std::exception_ptr refused = std::current_exception();
-        for (request* r : batch) r->refused = refused;
-        fail_all(0, {errc::server_error, false, std::string(detail::without_prefix(e.what()))});
-        return;
-    } catch (const error& e) {
-        fail_all(0, {e.kind(), false, std::string(detail::without_prefix(e.what()))});
-        return;
-    } catch (const std::exception& e) {
-        fail_all(0, {errc::connect_failed, false, e.what()});
-        return;
+        if (!conn_) {
+            fail_all(0, failure);
+            return;
+        }
+        connected_.store(true, std::memory_order_relaxed);
     }
     detail::transport& wire = detail::connection_access::wire(*conn_);
     try {
@@ -799,5 +657,6 @@ inline void multiplexer::wake_each_cpu() noexcept {
     }
 }
 
+}  // namespace detail
 }  // namespace v0
 }  // namespace redkit

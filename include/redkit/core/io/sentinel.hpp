@@ -13,16 +13,17 @@
 //     acknowledged after that would be lost when it turns into the new one's replica.
 #pragma once
 
+#include <redkit/core/io/hiredis.hpp>
+#include <redkit/core/io/transport.hpp>
+#include <redkit/core/io/wait.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
-#include <redkit/detail/hiredis.hpp>
-#include <redkit/detail/transport.hpp>
-#include <redkit/detail/wait.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -74,25 +75,29 @@ public:
         unsigned long long generation = 0;  // bumped whenever the primary may have moved
     };
 
-    /// The primary as last known, or as the sentinels say now when nothing is known. Throws
-    /// error(connect_failed) when no sentinel answers or none knows the master.
-    address primary() {
+    /// The primary as last known, or as the sentinels say now when nothing is known: false, with
+    /// `why`, when no sentinel answers or none knows the master.
+    bool locate(address& out, std::string& why) {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (known_) return current_;
-        std::string why;
-        for (std::size_t tried = 0; tried < options_.sentinel.nodes.size(); ++tried) {
-            const std::size_t i = (next_node_ + tried) % options_.sentinel.nodes.size();
-            if (ask(options_.sentinel.nodes[i], current_, why)) {
-                next_node_ = i;  // the next question starts with the one that answered
-                known_ = true;
-                return current_;
+        if (!known_) {
+            std::string last;
+            for (std::size_t tried = 0; tried < options_.sentinel.nodes.size() && !known_; ++tried) {
+                const std::size_t i = (next_node_ + tried) % options_.sentinel.nodes.size();
+                if (ask(options_.sentinel.nodes[i], current_, last)) {
+                    next_node_ = i;  // the next question starts with the one that answered
+                    known_ = true;
+                }
+            }
+            if (!known_) {
+                why = "sentinel: no sentinel named a primary for '" + options_.sentinel.master + "': " + last;
+                return false;
             }
         }
-        throw error(errc::connect_failed,
-                    "redkit: sentinel: no sentinel named a primary for '" + options_.sentinel.master + "': " + why);
+        out = current_;
+        return true;
     }
 
-    /// The primary at `generation` is in doubt: the next primary() asks the sentinels again, and
+    /// The primary at `generation` is in doubt: the next locate() asks the sentinels again, and
     /// connections made before are stale.
     void invalidate(unsigned long long generation) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -143,8 +148,15 @@ private:
         return s;
     }
 
-    // One command on a fresh connection to a sentinel (after AUTH when configured).
-    static reply_ptr call(transport& t, const client_options& s, const argv& a) {
+    // One command on a fresh connection to a sentinel (after AUTH when configured): its reply,
+    // or null with `why` ("sentinel <endpoint>: <what failed>").
+    static reply_ptr call(const client_options& s, const argv& a, transport& t, std::string& why) {
+        const auto failed = [&](std::string_view what) {
+            why = "sentinel " + transport::endpoint_of(s) + ": " + std::string(what);
+            return reply_ptr();
+        };
+        if (io_status st = t.connect(s, s.host, s.port); !st.ok()) return failed(st.text);
+        if (!t.set_timeout(s.connect_timeout)) return failed("cannot set a timeout");
         const std::size_t setup = s.password.empty() ? 0 : 1;
         if (setup) {
             argv auth;
@@ -156,47 +168,41 @@ private:
             t.append(auth);
         }
         t.append(a);
-        if (auto st = t.flush(); !st.ok())
-            throw error(st.code, "redkit: sentinel " + transport::endpoint_of(s) + ": " + st.text);
+        if (io_status st = t.flush(); !st.ok()) return failed(st.text);
         reply_ptr r;
         for (std::size_t i = 0; i <= setup; ++i) {
-            if (auto st = t.read(r); !st.ok()) {
-                throw error(st.code, "redkit: sentinel " + transport::endpoint_of(s) + ": " + st.text);
-            }
-            if (raw_is_error(r.get())) {
-                throw error(errc::connect_failed,
-                            "redkit: sentinel " + transport::endpoint_of(s) + ": " + std::string(raw_str(r.get())));
-            }
+            if (io_status st = t.read(r); !st.ok()) return failed(st.text);
+            if (raw_is_error(r.get())) return failed(raw_str(r.get()));
         }
         return r;
     }
 
     // SENTINEL get-master-addr-by-name; true with `out` updated when this sentinel knows it.
     bool ask(const sentinel_node& n, address& out, std::string& why) {
-        try {
-            const client_options s = sentinel_link(n);
-            transport t(s);
-            if (!t.set_timeout(s.connect_timeout)) throw error(errc::io_error, "cannot set a timeout");
-            argv a;
-            a.push_all("SENTINEL", "get-master-addr-by-name", options_.sentinel.master);
-            const reply_ptr r = call(t, s, a);
-            if (raw_type(r.get()) != reply_type::array || raw_size(r.get()) != 2) {
-                why = transport::endpoint_of(s) + " does not know the master";
-                return false;
-            }
-            const std::string host(raw_str(raw_at(r.get(), 0)));
-            const std::string port(raw_str(raw_at(r.get(), 1)));
-            const int p = std::stoi(port);
-            if (host != out.host || p != out.port) {
-                out.host = host;
-                out.port = p;
-                generation_.store(++out.generation);
-            }
-            return true;
-        } catch (const std::exception& e) {
-            why = e.what();
+        const client_options s = sentinel_link(n);
+        argv a;
+        a.push_all("SENTINEL", "get-master-addr-by-name", options_.sentinel.master);
+        transport t;
+        const reply_ptr r = call(s, a, t, why);
+        if (!r) return false;
+        if (raw_type(r.get()) != reply_type::array || raw_size(r.get()) != 2) {
+            why = "sentinel " + transport::endpoint_of(s) + " does not know the master";
             return false;
         }
+        const std::string host(raw_str(raw_at(r.get(), 0)));
+        int port = 0;
+        const std::string_view digits = raw_str(raw_at(r.get(), 1));
+        const auto parsed = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+        if (parsed.ec != std::errc() || port <= 0 || port > 65535) {
+            why = "sentinel " + transport::endpoint_of(s) + " named a bad port";
+            return false;
+        }
+        if (host != out.host || port != out.port) {
+            out.host = host;
+            out.port = port;
+            generation_.store(++out.generation);
+        }
+        return true;
     }
 
     void start_watch() {
@@ -209,19 +215,21 @@ private:
     void watch(std::size_t node) {
         backoff pause(std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
         while (!stopping_.load()) {
+            const client_options s = sentinel_link(options_.sentinel.nodes[node]);
+            argv a;
+            a.push_all("PSUBSCRIBE");
+            for (const std::string_view channel : failover_channels) a.push_all(channel);
+            transport t;
+            std::string why;
             try {
-                const client_options s = sentinel_link(options_.sentinel.nodes[node]);
-                transport t(s);
-                if (!t.set_timeout(s.connect_timeout)) throw error(errc::io_error, "cannot set a timeout");
-                argv a;
-                a.push_all("PSUBSCRIBE");
-                for (const std::string_view channel : failover_channels) a.push_all(channel);
-                (void)call(t, s, a);  // the first pattern's confirmation (the others are skipped below)
-                pause.reset();
-                listen(t, node);
+                if (call(s, a, t, why)) {  // the first pattern's confirmation (the others are skipped below)
+                    pause.reset();
+                    listen(t, node);
+                }
             } catch (const std::exception&) {
-                // this sentinel is down or refused: try again after a pause (the others still listen)
+                // out of memory, or a TLS configuration that cannot be loaded: try again later
             }
+            // this sentinel is down or refused: try again after a pause (the others still listen)
             if (!stopping_.load()) wake_.sleep(pause.next());
         }
     }

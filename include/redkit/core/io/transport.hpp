@@ -6,10 +6,10 @@
 // patterns never poll a socket themselves.
 #pragma once
 
+#include <redkit/core/io/hiredis.hpp>
+#include <redkit/core/io/tls.hpp>
+#include <redkit/core/io/wait.hpp>
 #include <redkit/detail/argv.hpp>
-#include <redkit/detail/hiredis.hpp>
-#include <redkit/detail/tls.hpp>
-#include <redkit/detail/wait.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 
@@ -97,13 +97,25 @@ private:
 /// context would read a late reply as the answer to the next command.
 class transport {
 public:
+    /// Not connected: connect() next.
+    transport() = default;
+
     /// Connects (TCP or unix socket, connect_timeout; then the TLS handshake when o.tls.enabled,
     /// within connect_timeout too). Throws error(connect_failed) naming the endpoint (and, for
     /// TLS, the certificate's fault), std::invalid_argument for TLS in a build without it.
     explicit transport(const client_options& o) : transport(o, o.host, o.port) {}
 
     /// Connects to host:port (Sentinel's answer, say) with the rest of `o`.
-    transport(const client_options& o, const std::string& host, int port) : block_sigpipe_(!o.ignore_sigpipe) {
+    transport(const client_options& o, const std::string& host, int port) {
+        if (io_status st = connect(o, host, port); !st.ok()) throw error(st.code, "redkit: " + st.text);
+    }
+
+    /// Connects as the constructor does, but a failure to reach the server is returned, not thrown:
+    /// connect_failed (or timeout, for a TLS handshake nobody answers) with the text "connect
+    /// <endpoint>: <why>" and maybe_sent false. A TLS configuration that cannot be loaded still
+    /// throws, as do bad options (std::invalid_argument).
+    io_status connect(const client_options& o, const std::string& host, int port) {
+        block_sigpipe_ = !o.ignore_sigpipe;
         if (o.tls.enabled && !tls_available) throw std::invalid_argument(no_tls_message("client_options::tls"));
         if (o.tls.enabled && !o.unix_socket.empty()) {
             throw std::invalid_argument("redkit: client_options::tls: TLS over a unix socket is not supported");
@@ -111,7 +123,7 @@ public:
         if (o.ignore_sigpipe) ignore_sigpipe_if_default();
         std::string why;
         ctx_ = open_context(host, port, o.unix_socket, o.connect_timeout, why);
-        if (!ctx_) throw error(errc::connect_failed, "redkit: connect " + endpoint_of(o, host, port) + ": " + why);
+        if (!ctx_) return {errc::connect_failed, false, "connect " + endpoint_of(o, host, port) + ": " + why};
 #if REDKIT_HAS_TLS
         if (o.tls.enabled) {
             tls_ = tls_context_for(o.tls);
@@ -120,11 +132,13 @@ public:
             ssl_ = start_tls(ctx_.get(), *tls_, host, o.tls, why, timed_out);
             if (!ssl_) {
                 // a handshake nobody answers (a stopped server) is a timeout, like a setup's
-                throw error(timed_out ? errc::timeout : errc::connect_failed,
-                            "redkit: connect " + endpoint_of(o, host, port) + ": TLS handshake: " + why);
+                ctx_.reset();
+                return {timed_out ? errc::timeout : errc::connect_failed, false,
+                        "connect " + endpoint_of(o, host, port) + ": TLS handshake: " + why};
             }
         }
 #endif
+        return {};
     }
 
     static std::string endpoint_of(const client_options& o) { return endpoint_of(o, o.host, o.port); }
@@ -271,7 +285,7 @@ private:
     std::shared_ptr<tls_context> tls_;  // shared by the connections made with the same tls_options
     SSL* ssl_ = nullptr;                // owned by ctx_ (hiredis frees it)
 #endif
-    bool block_sigpipe_;
+    bool block_sigpipe_ = false;
     bool broken_ = false;
     bool replied_ = false;  // a reply was read (the setup's, or a command's)
     bool timeout_set_ = false;

@@ -9,6 +9,24 @@
 
 #include <redkit/options.hpp>
 
+#include <string>
+#include <string_view>
+
+namespace redkit {
+inline namespace v0 {
+namespace detail {
+/// What a build without TLS answers to rediss:// (or client_options::tls.enabled).
+inline std::string no_tls_message(std::string_view what) {
+    return "redkit: " + std::string(what) +
+           " needs TLS, and this build of redkit has none: it needs hiredis >= 1.0 with its hiredis_ssl library "
+           "and OpenSSL (Debian/Ubuntu: libssl-dev and a libhiredis-dev that ships libhiredis_ssl, e.g. Debian 13's) "
+           "found by CMake (-DREDKIT_TLS=ON makes that a requirement); without CMake, link hiredis_ssl, ssl and "
+           "crypto and define REDKIT_HAS_TLS=1";
+}
+}  // namespace detail
+}  // namespace v0
+}  // namespace redkit
+
 #if REDKIT_HAS_TLS
 
 #include <redkit/error.hpp>

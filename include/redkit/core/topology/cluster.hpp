@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The cluster topology under a redkit::client (client_options::cluster), internal to the core:
-// which node owns which of the 16384 slots, and a pool (plus, on first use, a shared connection)
-// per node. Applications use client; nothing here is public API.
+// which node owns which of the 16384 slots, a pool (plus, on first use, a shared connection) per
+// node, and how one request is routed: by its keys' slot, split per slot, or sent to every
+// primary (the command table says which), following MOVED and ASK and waiting out failovers.
+// Replies of several nodes are merged as reply trees. Applications use client; nothing here is
+// public API.
 //
 // The slot map is read with CLUSTER SLOTS from a known node (the primaries of the last map first,
 // then the seeds). It is read on the first request, again every cluster.refresh_interval, after a
@@ -11,9 +14,13 @@
 #pragma once
 
 #include <redkit/connection.hpp>
-#include <redkit/detail/slots.hpp>
+#include <redkit/core/commands.hpp>
+#include <redkit/core/dispatch/executor.hpp>
+#include <redkit/core/io/connection_access.hpp>
+#include <redkit/core/topology/slots.hpp>
+#include <redkit/detail/backoff.hpp>
+#include <redkit/detail/redirect.hpp>
 #include <redkit/error.hpp>
-#include <redkit/multiplexer.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pool.hpp>
 #include <redkit/reply.hpp>
@@ -28,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -35,26 +43,6 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
-
-/// The multiplexer a pool's callers share: made at construction with client_options::multiplex,
-/// else on the first submit().
-struct shared_dispatch {
-    std::once_flag once;
-    std::unique_ptr<multiplexer> mux;
-    std::atomic<multiplexer*> made{nullptr};  // mux, once made (read without the once_flag)
-
-    multiplexer& get(const pool& p) {
-        std::call_once(once, [&] {
-            mux = std::make_unique<multiplexer>(p.shared_options());
-            made.store(mux.get(), std::memory_order_release);
-        });
-        return *mux;
-    }
-    bool connected() const noexcept {
-        const multiplexer* m = made.load(std::memory_order_acquire);
-        return m != nullptr && m->connected();
-    }
-};
 
 /// One cluster node: where it is, its pool and its shared connection.
 struct cluster_node_state {
@@ -76,48 +64,6 @@ struct slot_map {
     std::vector<std::shared_ptr<cluster_node_state>> primaries;
     std::vector<std::vector<std::shared_ptr<cluster_node_state>>> replicas;  // per primary (replica_reads)
 };
-
-/// "MOVED 3999 127.0.0.1:6381" / "ASK ...": the slot and where to go.
-struct redirect {
-    int slot = -1;
-    std::string host;
-    int port = 0;
-};
-
-inline bool parse_redirect(std::string_view text, std::string_view word, redirect& out) {
-    if (text.substr(0, word.size()) != word || text.size() <= word.size() || text[word.size()] != ' ') return false;
-    text.remove_prefix(word.size() + 1);
-    const auto space = text.find(' ');
-    if (space == std::string_view::npos) return false;
-    int slot = 0;
-    for (const char c : text.substr(0, space)) {
-        if (c < '0' || c > '9' || slot >= slot_count) return false;
-        slot = slot * 10 + (c - '0');
-    }
-    const std::string_view where = text.substr(space + 1);
-    const auto colon = where.rfind(':');
-    if (colon == std::string_view::npos || slot >= slot_count) return false;
-    int port = 0;
-    for (const char c : where.substr(colon + 1)) {
-        if (c < '0' || c > '9' || port > 65535) return false;
-        port = port * 10 + (c - '0');
-    }
-    if (port <= 0 || port > 65535) return false;
-    out.slot = slot;
-    out.host.assign(where.substr(0, colon));
-    if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') {
-        out.host = out.host.substr(1, out.host.size() - 2);
-    }
-    if (out.host.empty()) return false;
-    out.port = port;
-    return true;
-}
-
-/// Error replies after which the same request may simply be sent again a little later: nothing ran.
-inline bool cluster_busy(std::string_view text) noexcept {
-    return text.substr(0, 9) == "TRYAGAIN " || text.substr(0, 12) == "CLUSTERDOWN " ||
-           text.substr(0, 8) == "LOADING " || text.substr(0, 11) == "MASTERDOWN ";
-}
 
 class cluster_router {
 public:
@@ -228,6 +174,8 @@ public:
     /// Reads the map unless it was read in the last `age` (or another thread is reading it).
     void refresh_if_older(std::chrono::milliseconds age) { refresh_impl(true, age); }
 
+    const client_options& options() const noexcept { return *base_; }
+
     /// Whether some map was read (the cluster was reached once).
     bool has_map() const { return std::atomic_load(&map_) != nullptr; }
 
@@ -272,13 +220,21 @@ private:
         for (const auto& s : seeds_) ask.push_back(s);
         std::string failures;
         for (const auto& n : ask) {
+            std::string why;
+            std::shared_ptr<slot_map> m;
             try {
-                publish(read_map(*n));
-                return;
+                m = read_map(*n, why);
+            } catch (const server_error& e) {
+                why = "setup refused: " + e.server_message();
             } catch (const std::exception& e) {
-                if (!failures.empty()) failures += "; ";
-                failures += n->name() + ": " + std::string(without_prefix(e.what()));
+                why = e.what();
             }
+            if (m) {
+                publish(std::move(m));
+                return;
+            }
+            if (!failures.empty()) failures += "; ";
+            failures += n->name() + ": " + why;
         }
         std::lock_guard<std::mutex> f(failure_mutex_);
         failure_ = failures.empty() ? std::string("no node to ask") : failures;
@@ -287,29 +243,44 @@ private:
     void soon() { next_refresh_.store(0, std::memory_order_relaxed); }
 
     // The map from CLUSTER SHARDS (Redis 7+: it says which nodes are healthy), or CLUSTER SLOTS
-    // where SHARDS is unknown, asked on a short-lived connection.
-    std::shared_ptr<slot_map> read_map(cluster_node_state& from) {
-        client_options o = from.pool->options();
-        o.command_timeout =
-            std::min(o.command_timeout.count() > 0 ? o.command_timeout : std::chrono::milliseconds(1000),
+    // where SHARDS is unknown, asked on a short-lived connection; null with `why` when it fails.
+    std::shared_ptr<slot_map> read_map(cluster_node_state& from, std::string& why) {
+        auto o = std::make_shared<client_options>(from.pool->options());
+        o->command_timeout =
+            std::min(o->command_timeout.count() > 0 ? o->command_timeout : std::chrono::milliseconds(1000),
                      std::chrono::milliseconds(2000));
-        o.read_only_replica = false;
-        connection c(o);
+        o->read_only_replica = false;
+        io_status st;
+        const std::unique_ptr<connection> c = connection_access::open(std::move(o), st);
+        if (!c) {
+            why = st.text;
+            return nullptr;
+        }
+        const auto ask = [&](std::string_view sub, reply_ptr& r) {
+            argv a;
+            a.push_all("CLUSTER", sub);
+            st = connection_access::roundtrip(*c, a, r);
+            if (!st.ok()) why = "CLUSTER " + std::string(sub) + ": " + st.text;
+            return st.ok();
+        };
         auto m = std::make_shared<slot_map>();
         m->owner.fill(-1);
-        std::optional<reply> shards;
-        try {
-            shards = c.command<reply>("CLUSTER", "SHARDS");
-            if (shards->is_error()) shards.reset();
-        } catch (const server_error&) {
-            // before Redis 7.0: unknown command
+        reply_ptr r;
+        if (!ask("SHARDS", r)) return nullptr;
+        if (!raw_is_error(r.get())) {
+            read_shards(reply(view_access::of(r.get(), origin{"CLUSTER SHARDS", {}})), from, *m);
+        } else {  // before Redis 7.0: unknown subcommand
+            if (!ask("SLOTS", r)) return nullptr;
+            if (raw_is_error(r.get())) {
+                why = "CLUSTER SLOTS: " + std::string(raw_str(r.get()));
+                return nullptr;
+            }
+            read_slots(reply(view_access::of(r.get(), origin{"CLUSTER SLOTS", {}})).elements(), from, *m);
         }
-        if (shards) {
-            read_shards(*shards, from, *m);
-        } else {
-            read_slots(c.command<std::vector<reply>>("CLUSTER", "SLOTS"), from, *m);
+        if (m->primaries.empty()) {
+            why = "the slot map serves no slot";
+            return nullptr;
         }
-        if (m->primaries.empty()) throw error(errc::protocol_error, "redkit: cluster: the slot map serves no slot");
         return m;
     }
 
@@ -407,6 +378,250 @@ private:
     mutable std::mutex failure_mutex_;
     std::string failure_;
 };
+
+// ---- merges: one reply from the replies of several nodes (no socket here) ----
+
+/// MGET's replies per slot, put back in the caller's order. groups[g] lists the argument indexes
+/// part g asked for, in its order; `keys` lists every key's argument index in the caller's
+/// order. The values are moved out of the parts; a missing one is nil.
+inline reply_ptr merge_in_order(std::vector<reply_ptr>& parts, const std::vector<std::vector<std::size_t>>& groups,
+                                const std::vector<std::size_t>& keys) {
+    std::size_t argc = 0;
+    for (const std::size_t k : keys) argc = std::max(argc, k + 1);
+    std::vector<std::size_t> place(argc, keys.size());  // argument index -> position in the result
+    for (std::size_t i = 0; i < keys.size(); ++i) place[keys[i]] = i;
+    reply_ptr out = reply_builder::array(keys.size());
+    std::vector<bool> filled(keys.size(), false);
+    for (std::size_t g = 0; g < groups.size() && g < parts.size(); ++g) {
+        for (std::size_t j = 0; j < groups[g].size() && j < raw_size(parts[g].get()); ++j) {
+            const std::size_t at = groups[g][j] < argc ? place[groups[g][j]] : keys.size();
+            if (at == keys.size() || filled[at]) continue;
+            reply_builder::move_element(parts[g].get(), j, out.get(), at);
+            filled[at] = true;
+        }
+    }
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (!filled[i]) reply_builder::nil_element(out.get(), i);
+    }
+    return out;
+}
+
+/// The integer replies summed (DEL, EXISTS, UNLINK, TOUCH per slot; DBSIZE per primary).
+inline reply_ptr sum_integers(const std::vector<reply_ptr>& parts) {
+    long long sum = 0;
+    for (const auto& p : parts) sum += raw_integer(p.get());
+    return reply_builder::integer(sum);
+}
+
+/// The array replies joined, in order (KEYS per primary); the elements are moved out of the parts.
+inline reply_ptr join_arrays(std::vector<reply_ptr>& parts) {
+    std::size_t n = 0;
+    for (const auto& p : parts) n += raw_size(p.get());
+    reply_ptr out = reply_builder::array(n);
+    std::size_t at = 0;
+    for (auto& p : parts) {
+        for (std::size_t j = 0; j < raw_size(p.get()); ++j) reply_builder::move_element(p.get(), j, out.get(), at++);
+    }
+    return out;
+}
+
+/// The text replies joined (CLIENT LIST per primary).
+inline reply_ptr join_texts(const std::vector<reply_ptr>& parts) {
+    std::string all;
+    for (const auto& p : parts) all.append(raw_str(p.get()));
+    return reply_builder::string(all);
+}
+
+// ---- routing: one request on a cluster ----
+
+inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent);
+
+// ASKING and the command in one write on one pooled connection of the importing node.
+inline reply_ptr execute_asking(cluster_node_state& n, const argv& a) {
+    lease l = n.pool->acquire();
+    argv asking;
+    asking.push_all("ASKING");
+    transport& wire = connection_access::wire(*l);
+    wire.append(asking);
+    wire.append(a);
+    reply_ptr ok, r;
+    io_status st = wire.flush();
+    if (st.ok()) st = wire.read(ok);
+    if (st.ok()) st = wire.read(r);
+    if (!st.ok()) {
+        error e = transport_error(st, a.command_name(), a.first_key());
+        n.pool->report(e);
+        throw e;
+    }
+    return r;
+}
+
+/// One command on a cluster, routed by its traits: to the owner of its keys' slot (splitting
+/// MGET, DEL, EXISTS, UNLINK and TOUCH per slot), to any primary without a key, to every primary
+/// for FLUSHALL, SCRIPT, DBSIZE, KEYS... Keys of one command in several slots otherwise throw
+/// std::invalid_argument before anything is sent.
+inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const command_traits& t, bool idempotent) {
+    require_arguments(a);
+    const key_positions keys(a, t);
+    if (keys.kind() == route_kind::broadcast) {
+        const auto nodes = c.primaries();
+        std::vector<reply_ptr> replies;
+        for (const auto& node : nodes) {
+            reply_ptr r;
+            try {
+                r = execute(*node->pool, *node->shared, a, t, idempotent);
+            } catch (const error& e) {
+                if (e.is_transport()) c.refresh(true);
+                throw;
+            }
+            if (raw_is_error(r.get())) return r;
+            replies.push_back(std::move(r));
+        }
+        switch (t.spread) {
+            case fan_out::sum: return sum_integers(replies);
+            case fan_out::join: return join_arrays(replies);
+            case fan_out::join_text: return join_texts(replies);
+            default: return std::move(replies.front());
+        }
+    }
+    if (keys.kind() == route_kind::keyless) return execute_on_slot(c, a, t, t.home ? 0 : -1, idempotent);
+    if (!keys.spans_slots()) return execute_on_slot(c, a, t, slot_of(a.at(keys.keys().front())), idempotent);
+    if (t.spread != fan_out::split_merge && t.spread != fan_out::split_sum) {
+        throw std::invalid_argument(keys.cross_slot_message());
+    }
+    // one command per slot, the replies merged in the caller's order (MGET) or summed
+    std::vector<int> slots;
+    std::vector<std::vector<std::size_t>> groups;  // argument indexes per slot
+    for (const std::size_t i : keys.keys()) {
+        const int s = slot_of(a.at(i));
+        const auto at = std::find(slots.begin(), slots.end(), s);
+        if (at == slots.end()) {
+            slots.push_back(s);
+            groups.emplace_back(1, i);
+        } else {
+            groups[static_cast<std::size_t>(at - slots.begin())].push_back(i);
+        }
+    }
+    std::vector<reply_ptr> replies;
+    replies.reserve(groups.size());
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        argv one;
+        one.push_view(a.command_name());
+        for (const std::size_t i : groups[g]) one.push_view(a.at(i));
+        reply_ptr r = execute_on_slot(c, one, t, slots[g], idempotent);
+        if (raw_is_error(r.get())) return r;
+        replies.push_back(std::move(r));
+    }
+    return t.spread == fan_out::split_sum ? sum_integers(replies) : merge_in_order(replies, groups, keys.keys());
+}
+
+/// One command on the owner of `slot` (-1: any primary), following MOVED and ASK and waiting out
+/// TRYAGAIN, CLUSTERDOWN and an unreachable primary for up to cluster.failover_timeout (a
+/// redirected or refused command never ran, so that is always safe).
+inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent) {
+    const client_options& o = c.options();
+    std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only on trouble
+    const auto may_wait = [&](int attempt) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!deadline) deadline = now + o.cluster.failover_timeout;
+        if (now >= *deadline) return false;
+        const auto pause = std::min<std::chrono::steady_clock::duration>(
+            backoff::draw(o.retry_backoff, o.retry_backoff_max, std::min(attempt, 16)), *deadline - now);
+        std::this_thread::sleep_for(pause);
+        return true;
+    };
+    std::shared_ptr<cluster_node_state> asking;
+    int redirects = 0;
+    // replica_reads: a read goes to a replica of the slot, unless one failed this request already
+    bool from_replica = o.cluster.replica_reads && slot >= 0 && t.read_only;
+    for (int attempt = 0;; ++attempt) {
+        reply_ptr r;
+        try {
+            if (asking) {
+                const auto node = std::move(asking);
+                asking.reset();
+                r = execute_asking(*node, a);
+            } else if (from_replica) {
+                const auto node = c.reader(slot);
+                try {
+                    r = execute(*node->pool, *node->shared, a, t, idempotent);
+                } catch (const error& e) {
+                    if (!e.is_transport() && e.kind() != errc::pool_exhausted) throw;
+                    from_replica = false;  // read it from the primary instead
+                    continue;
+                }
+            } else {
+                const auto node = slot >= 0 ? c.owner(slot) : c.any_primary();
+                r = execute(*node->pool, *node->shared, a, t, idempotent);
+            }
+        } catch (const server_error&) {
+            throw;
+        } catch (const error& e) {
+            // nothing reached a server (the node is down, a failover is under way): find the slot's
+            // owner again and retry while the failover window lasts
+            if (e.kind() != errc::connect_failed) {
+                if (e.is_transport()) c.refresh(true);
+                throw;
+            }
+            if (!c.has_map()) throw;  // never reached the cluster: no failover to wait for
+            c.refresh(true);
+            if (!may_wait(attempt)) throw;
+            continue;
+        }
+        if (!raw_is_error(r.get())) return r;
+        const std::string_view text = raw_str(r.get());
+        redirect to;
+        if (parse_redirect(text, "MOVED", to) && ++redirects <= 16) {
+            c.moved(to);
+            continue;
+        }
+        if (parse_redirect(text, "ASK", to) && ++redirects <= 16) {
+            asking = c.node_at(to.host, to.port);
+            continue;
+        }
+        if (cluster_busy(text)) {
+            c.refresh(true);
+            if (may_wait(attempt)) continue;
+        }
+        return r;
+    }
+}
+
+/// A pooled connection to the owner of `slot` (-1: the home node), waiting out a failover as
+/// requests do (nothing has been sent yet). Sets `node` to the node it came from.
+inline lease borrow_slot(cluster_router& c, int slot, std::shared_ptr<cluster_node_state>& node) {
+    const client_options& o = c.options();
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    for (int attempt = 0;; ++attempt) {
+        try {
+            node = slot >= 0 ? c.owner(slot) : c.home();
+            return node->pool->borrow();
+        } catch (const server_error&) {
+            throw;
+        } catch (const error& e) {
+            if (e.kind() != errc::connect_failed || !c.has_map()) throw;
+            if (e.is_transport()) notify(o.on_error, e);
+            c.refresh(true);
+            const auto now = std::chrono::steady_clock::now();
+            if (!deadline) deadline = now + o.cluster.failover_timeout;
+            if (now >= *deadline) throw;
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                backoff::draw(o.retry_backoff, o.retry_backoff_max, std::min(attempt, 16)), *deadline - now));
+        }
+    }
+}
+
+/// A dedicated connection to a node (a MOVED reply breaks it: its slot lives elsewhere then).
+inline connection dedicated_to(cluster_router& c, const std::shared_ptr<cluster_node_state>& n) {
+    try {
+        connection conn(n->pool->shared_options());
+        connection_access::drop_on_moved(conn);
+        return conn;
+    } catch (const error& e) {
+        if (e.kind() == errc::connect_failed) c.refresh(true);
+        throw;
+    }
+}
 
 }  // namespace detail
 }  // namespace v0

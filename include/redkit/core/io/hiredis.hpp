@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// The hiredis layer: with detail/tls.hpp (hiredis_ssl, OpenSSL), the only header that includes
-// hiredis or names a hiredis symbol. Everything version-specific lives here: hiredis 0.14.x (Debian 12, Ubuntu 22.04)
-// and 1.x (Debian 13, Ubuntu 24.04, vcpkg, conan). Above it, the transport (detail/transport.hpp) drives contexts and
-// the reply view (reply.hpp) reads reply trees, both through these functions.
+// The hiredis layer: with tls.hpp (hiredis_ssl, OpenSSL) and impl/raw.ipp (the reply tree), the
+// only code that includes hiredis or names a hiredis symbol. Everything version-specific lives
+// here: hiredis 0.14.x (Debian 12, Ubuntu 22.04) and 1.x (Debian 13, Ubuntu 24.04, vcpkg, conan).
+// Above it, the transport (transport.hpp) drives contexts through these functions, and the reply
+// view (reply.hpp) reads reply trees through raw.hpp.
 #pragma once
 
+#include <redkit/core/io/raw.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/error.hpp>
 #include <redkit/reply_type.hpp>
@@ -35,79 +37,6 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
-
-// ---- replies ----
-
-/// One node of a parsed reply tree, as hiredis allocates it.
-using raw_node = redisReply;
-
-struct reply_deleter {
-    void operator()(raw_node* r) const noexcept { freeReplyObject(r); }
-};
-/// An owned reply tree (freed with freeReplyObject).
-using reply_ptr = std::unique_ptr<raw_node, reply_deleter>;
-
-inline reply_type raw_type(const raw_node* r) noexcept {
-    switch (r->type) {
-        case REDIS_REPLY_STRING: return reply_type::string;
-        case REDIS_REPLY_ARRAY: return reply_type::array;
-        case REDIS_REPLY_INTEGER: return reply_type::integer;
-        case REDIS_REPLY_NIL: return reply_type::nil;
-        case REDIS_REPLY_STATUS: return reply_type::status;
-        case REDIS_REPLY_ERROR: return reply_type::error;
-#ifdef REDIS_REPLY_MAP
-        case REDIS_REPLY_DOUBLE: return reply_type::real;
-        case REDIS_REPLY_BOOL: return reply_type::boolean;
-        case REDIS_REPLY_MAP: return reply_type::map;
-        case REDIS_REPLY_SET: return reply_type::set;
-        case REDIS_REPLY_PUSH: return reply_type::push;
-        case REDIS_REPLY_BIGNUM: return reply_type::bignum;
-        case REDIS_REPLY_VERB: return reply_type::verbatim;
-#endif
-        default: return reply_type::nil;
-    }
-}
-
-inline bool raw_is_error(const raw_node* r) noexcept { return r->type == REDIS_REPLY_ERROR; }
-
-inline std::string_view raw_str(const raw_node* r) noexcept {
-    return r->str ? std::string_view(r->str, r->len) : std::string_view{};
-}
-
-inline long long raw_integer(const raw_node* r) noexcept { return r->integer; }
-
-inline double raw_real(const raw_node* r) noexcept {
-#ifdef REDIS_REPLY_MAP
-    return r->dval;
-#else
-    (void)r;
-    return 0.0;  // RESP2 has no doubles
-#endif
-}
-
-/// Elements of an array, set, push or map (a map's keys and values alternate); 0 for others.
-inline std::size_t raw_size(const raw_node* r) noexcept { return holds_elements(raw_type(r)) ? r->elements : 0; }
-
-inline const raw_node* raw_at(const raw_node* r, std::size_t i) noexcept { return r->element[i]; }
-
-/// Parses one complete RESP reply from bytes with hiredis's own reader (for tests and tools).
-/// Throws error(protocol_error) on malformed or incomplete input.
-inline reply_ptr parse_resp(std::string_view bytes) {
-    struct reader_deleter {
-        void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
-    };
-    std::unique_ptr<redisReader, reader_deleter> reader(redisReaderCreate());
-    if (!reader) throw std::bad_alloc();
-    if (redisReaderFeed(reader.get(), bytes.data(), bytes.size()) != REDIS_OK) {
-        throw error(errc::protocol_error, "redkit: resp: cannot feed reader");
-    }
-    void* out = nullptr;
-    if (redisReaderGetReply(reader.get(), &out) != REDIS_OK) {
-        throw error(errc::protocol_error, std::string("redkit: resp: ") + reader->errstr);
-    }
-    if (out == nullptr) throw error(errc::protocol_error, "redkit: resp: incomplete reply");
-    return reply_ptr(static_cast<raw_node*>(out));
-}
 
 // ---- contexts (blocking, driven by detail::transport) ----
 

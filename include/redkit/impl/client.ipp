@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+// redkit::client's out-of-line definitions (client.hpp): the facade over the core's executor
+// (core/dispatch) and, on a cluster, its router (core/topology).
+#pragma once
+
+#include <redkit/client.hpp>
+#include <redkit/core/commands.hpp>
+#include <redkit/core/dispatch/executor.hpp>
+#include <redkit/core/dispatch/multiplexer.hpp>
+#include <redkit/core/io/connection_access.hpp>
+#include <redkit/core/topology/cluster.hpp>
+#include <redkit/core/topology/slots.hpp>
+
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+namespace redkit {
+inline namespace v0 {
+
+REDKIT_DECL bool is_read_only(std::string_view name) noexcept { return detail::traits_of(name).read_only; }
+
+REDKIT_DECL bool is_multiplexable(std::string_view name) noexcept { return detail::traits_of(name).shareable; }
+
+REDKIT_DECL client::client(client_options options)
+    : pool_(std::make_shared<pool>(std::move(options))), shared_(std::make_shared<detail::shared_dispatch>()) {
+    if (pool_->options().cluster.enabled()) {
+        cluster_ = std::make_shared<detail::cluster_router>(pool_->shared_options());
+        if (!pool_->options().lazy_connect) (void)cluster_->map();
+        return;
+    }
+    if (pool_->options().multiplex) (void)shared_->get(*pool_);
+    if (!pool_->options().lazy_connect) pool_->warm_up();
+}
+
+REDKIT_DECL detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
+    // the command's traits, found once for the whole request
+    const detail::command_traits t = detail::traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "");
+    if (cluster_) return detail::execute_on_cluster(*cluster_, a, t, idempotent_request);
+    return detail::execute(*pool_, *shared_, a, t, idempotent_request);
+}
+
+REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detail::argv& a,
+                                                                     std::shared_ptr<detail::multiplexer>& mux) const {
+    detail::require_arguments(a);
+    const detail::command_traits t = detail::traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "");
+    if (!t.shareable) {
+        throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
+                                    " blocks or holds connection state; send it with command()");
+    }
+    auto r = std::make_shared<detail::mux_request>();
+    detail::append_resp(r->wire, a);
+    r->command.assign(a.command_name());
+    r->key.assign(a.first_key().substr(0, 200));
+    if (cluster_) {
+        // the node of the command's slot; a MOVED or ASK reply fails the future (and moves the
+        // slot in the map, so the next command goes to the right node)
+        const detail::key_positions keys(a, t);
+        if (keys.kind() == detail::route_kind::broadcast) {
+            throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
+                                        " runs on every primary of a cluster; send it with command()");
+        }
+        const auto node =
+            keys.kind() == detail::route_kind::keyed ? cluster_->owner(keys.single_slot()) : cluster_->any_primary();
+        detail::multiplexer& m = node->shared->get(*node->pool);
+        m.submit(r);
+        mux = std::shared_ptr<detail::multiplexer>(node->shared, &m);
+        return r;
+    }
+    detail::multiplexer& m = shared_->get(*pool_);
+    m.submit(r);
+    mux = std::shared_ptr<detail::multiplexer>(shared_, &m);
+    return r;
+}
+
+REDKIT_DECL scan_range client::scan(std::string match, std::size_t count, std::string type) const {
+    return scan_range(*this, std::move(match), count, std::move(type));
+}
+
+REDKIT_DECL void client::ping() const {
+    const auto r = command<std::string>("PING");
+    if (r != "PONG") throw error(errc::protocol_error, "redkit: PING: unexpected reply '" + r + "'");
+}
+
+REDKIT_DECL bool client::is_reachable() const noexcept {
+    try {
+        ping();
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+REDKIT_DECL connection client::dedicated() const {
+    if (cluster_) return detail::dedicated_to(*cluster_, cluster_->home());
+    return connection(pool_->shared_options());
+}
+
+REDKIT_DECL connection client::dedicated(std::string_view key) const {
+    if (cluster_) {
+        // a dedicated connection is made again after its server failed or its slot moved: read
+        // the map first, unless it is fresh
+        cluster_->refresh_if_older(std::chrono::seconds(1));
+        return detail::dedicated_to(*cluster_, cluster_->owner(detail::slot_of(key)));
+    }
+    return connection(pool_->shared_options());
+}
+
+REDKIT_DECL const client_options& client::options() const noexcept { return pool_->options(); }
+
+REDKIT_DECL std::size_t client::open_connections() const {
+    std::size_t n = pool_->open_connections() + (shared_->connected() ? 1 : 0);
+    if (cluster_) {
+        for (const auto& node : cluster_->all_nodes()) {
+            n += node->pool->open_connections() + (node->shared->connected() ? 1 : 0);
+        }
+    }
+    return n;
+}
+
+REDKIT_DECL void client::report(const error& e) const noexcept { pool_->report(e); }
+
+REDKIT_DECL lease client::borrow() const {
+    if (cluster_) return cluster_->home()->pool->borrow();
+    return pool_->borrow();
+}
+
+REDKIT_DECL lease client::borrow(std::string_view key) const {
+    if (cluster_) return cluster_->owner(detail::slot_of(key))->pool->borrow();
+    return pool_->borrow();
+}
+
+// ---- scan_range ----
+
+REDKIT_DECL scan_range::scan_range(client c, std::string match, std::size_t count, std::string type)
+    : client_(std::move(c)), match_(std::move(match)), count_(count), type_(std::move(type)) {
+    if (count_ == 0) throw std::invalid_argument("redkit: scan: count must be at least 1");
+}
+
+REDKIT_DECL scan_range::iterator scan_range::begin() {
+    if (!started_) {
+        started_ = true;
+        fetch_until_nonempty();
+    }
+    return exhausted() ? iterator() : iterator(this);
+}
+
+REDKIT_DECL void scan_range::advance() {
+    ++index_;
+    if (index_ >= batch_.size()) fetch_until_nonempty();
+}
+
+REDKIT_DECL void scan_range::fetch_until_nonempty() {
+    batch_.clear();
+    index_ = 0;
+    if (!started_nodes_ && client_.cluster_) {
+        nodes_ = client_.cluster_->primaries();  // SCAN walks each primary in turn
+        started_nodes_ = true;
+    }
+    while (batch_.empty() && !finished_) {
+        detail::argv a;
+        a.push_all("SCAN", cursor_, "MATCH", match_, "COUNT", count_);
+        if (!type_.empty()) a.push_all("TYPE", type_);
+        detail::reply_ptr raw;
+        if (nodes_.empty()) {
+            raw = client_.execute(a, true);
+        } else {
+            auto& n = *nodes_[node_];
+            try {
+                raw = detail::execute(*n.pool, *n.shared, a, detail::traits_of("SCAN"), true);
+            } catch (const error& e) {
+                if (e.is_transport()) client_.cluster_->refresh(true);
+                throw;
+            }
+        }
+        using scan_reply = std::pair<std::string, std::vector<std::string>>;
+        scan_reply r = detail::finish<scan_reply>(raw, a);
+        cursor_ = std::move(r.first);
+        batch_ = std::move(r.second);
+        if (cursor_ == "0") {
+            if (node_ + 1 < nodes_.size()) {
+                ++node_;
+            } else {
+                finished_ = true;
+            }
+        }
+    }
+}
+
+// ---- the process-wide client ----
+
+namespace detail {
+struct default_slot {
+    std::mutex mutex;
+    std::optional<client> instance;
+};
+// Never destroyed: threads still using the default client during static destruction stay safe.
+inline default_slot& default_client_slot() {
+    static default_slot* slot = new default_slot;
+    return *slot;
+}
+
+REDKIT_DECL void report_to(const std::function<void(const error&)>& own, const client& c, const error& e) noexcept {
+    if (own) {
+        notify(own, e);
+    } else {
+        c.report(e);
+    }
+}
+}  // namespace detail
+
+REDKIT_DECL client default_client() {
+    auto& slot = detail::default_client_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    if (!slot.instance) {
+        const char* url = std::getenv("REDIS_URL");
+        slot.instance.emplace(parse_url(url && *url ? url : "redis://127.0.0.1:6379"));
+    }
+    return *slot.instance;
+}
+
+REDKIT_DECL void set_default_client(client c) {
+    auto& slot = detail::default_client_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    slot.instance = std::move(c);
+}
+
+REDKIT_DECL void reset_default_client() {
+    auto& slot = detail::default_client_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    slot.instance.reset();
+}
+
+}  // namespace v0
+}  // namespace redkit

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// redkit::future's out-of-line half (future.hpp): the multiplexer's side of a submitted command.
+#pragma once
+
+#include <redkit/core/dispatch/multiplexer.hpp>
+#include <redkit/core/io/connection_access.hpp>
+#include <redkit/future.hpp>
+
+#include <exception>
+#include <utility>
+
+namespace redkit {
+inline namespace v0 {
+namespace detail {
+
+REDKIT_DECL bool request_done(const mux_request& r) noexcept { return r.park.done(); }
+
+REDKIT_DECL void await_request(multiplexer& m, mux_request& r) { m.await(r); }
+
+REDKIT_DECL bool await_request_until(multiplexer& m, mux_request& r, std::chrono::steady_clock::time_point deadline) {
+    return m.await_until(r, deadline);
+}
+
+REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::string& key) {
+    if (r.refused) std::rethrow_exception(r.refused);  // the setup's server_error (WRONGPASS...)
+    if (!r.status.ok()) throw transport_error(r.status, r.command, r.key);
+    command = std::move(r.command);
+    key = std::move(r.key);
+    return std::move(r.reply);
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace redkit

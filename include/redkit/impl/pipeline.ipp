@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: MIT
+// redkit::pipeline and redkit::transaction: out-of-line definitions (pipeline.hpp).
+#pragma once
+
+#include <redkit/core/io/connection_access.hpp>
+#include <redkit/core/topology/cluster.hpp>
+#include <redkit/core/topology/slots.hpp>
+#include <redkit/pipeline.hpp>
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace redkit {
+inline namespace v0 {
+namespace detail {
+
+REDKIT_DECL batch::batch(client c, bool atomic) : client_(std::move(c)), atomic_(atomic) {
+    if (!client_.cluster_) lease_ = client_.borrow();
+}
+
+REDKIT_DECL void batch::queue(const argv& a) {
+    require_arguments(a);
+    const int slot = client_.cluster_ ? slot_of_queued(a) : -1;
+    if (first_command_.empty()) first_command_ = std::string(a.command_name());
+    const std::size_t begin = buffer_.size();
+    append_resp(buffer_, a);
+    if (client_.cluster_) {
+        // where each argument's bytes are ("$<n>\r\n<bytes>\r\n"): a redirected command is sent
+        // again from them
+        const std::size_t first_arg = arg_spans_.size();
+        std::size_t at = buffer_.find('\n', begin) + 1;  // past "*<argc>\r\n"
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            at = buffer_.find('\n', at) + 1;  // past "$<len>\r\n"
+            arg_spans_.emplace_back(at, a.at(i).size());
+            at += a.at(i).size() + 2;
+        }
+        routed_.push_back({slot, begin, buffer_.size(), first_arg, a.size()});
+    }
+    ++queued_;
+}
+
+REDKIT_DECL void batch::prepare(const script& s) {
+    if (client_.cluster_) {
+        bool known = false;
+        for (const auto& [sha, source] : scripts_) known = known || sha == s.sha1();
+        if (!known) scripts_.emplace_back(s.sha1(), s.source());
+        return;
+    }
+    ensure_lease();
+    if (connection_access::loaded_scripts(*lease_).count(s.sha1()) == 0 && !preloading(s.sha1())) {
+        argv load;
+        load.push_all("SCRIPT", "LOAD", s.source());
+        append_resp(preload_buffer_, load);
+        preload_.push_back(s.sha1());
+    }
+}
+
+REDKIT_DECL int batch::slot_of_queued(const argv& a) {
+    const key_positions keys(a);
+    if (keys.kind() == route_kind::broadcast) {
+        throw std::invalid_argument("redkit: " + std::string(atomic_ ? "transaction" : "pipeline") + ": " +
+                                    std::string(a.command_name()) +
+                                    " runs on every primary of a cluster; send it with client::command");
+    }
+    int slot = keys.kind() == route_kind::keyed ? keys.single_slot() : -1;
+    if (slot >= 0 && slot_ >= 0 && slot != slot_) {
+        if (atomic_) {
+            throw std::invalid_argument("redkit: transaction: " + std::string(a.command_name()) + " " +
+                                        std::string(a.first_key().substr(0, 64)) + " is in cluster slot " +
+                                        std::to_string(slot) + ", the transaction's keys in slot " +
+                                        std::to_string(slot_) +
+                                        "; a transaction runs on one node: give its keys one hash tag");
+        }
+        multi_slot_ = true;
+    }
+    if (slot_ < 0) slot_ = slot;
+    return slot;
+}
+
+REDKIT_DECL void batch::ensure_lease() {
+    if (!lease_ || lease_->broken()) {
+        lease_.reset();
+        lease_ = client_.borrow();
+    }
+}
+
+REDKIT_DECL void batch::cluster_lease() {
+    std::shared_ptr<cluster_node_state> node;
+    try {
+        node = slot_ >= 0 ? client_.cluster_->owner(slot_) : client_.cluster_->home();
+    } catch (const error&) {
+        // no owner known right now: borrow_slot below waits for one
+    }
+    if (!lease_ || lease_->broken() || !node || lease_node_ != node) {
+        lease_.reset();
+        lease_ = borrow_slot(*client_.cluster_, slot_, lease_node_);
+    }
+    queue_preloads(*lease_, preload_buffer_, preload_);
+}
+
+REDKIT_DECL void batch::queue_preloads(connection& c, std::string& buffer, std::vector<std::string>& shas) {
+    const auto& loaded = connection_access::loaded_scripts(c);
+    for (const auto& [sha, source] : scripts_) {
+        if (loaded.count(sha) != 0) continue;
+        argv load;
+        load.push_all("SCRIPT", "LOAD", source);
+        append_resp(buffer, load);
+        shas.push_back(sha);
+    }
+}
+
+REDKIT_DECL bool batch::preloading(const std::string& sha) const {
+    for (const auto& p : preload_) {
+        if (p == sha) return true;
+    }
+    return false;
+}
+
+REDKIT_DECL void batch::fail_transport(const io_status& st, const std::string& first) {
+    const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
+    error e = transport_error(st, what, {});
+    client_.report(e);
+    lease_.reset();
+    throw e;
+}
+
+REDKIT_DECL std::vector<reply> batch::run(std::string_view prefix, std::string_view suffix) {
+    std::vector<routed> sent = std::move(routed_);
+    routed_.clear();
+    std::vector<std::pair<std::size_t, std::size_t>> spans = std::move(arg_spans_);
+    arg_spans_.clear();
+    if (multi_slot_) return run_split(std::move(sent), std::move(spans));
+    if (client_.cluster_) {
+        cluster_lease();
+        slot_ = -1;
+        scripts_.clear();
+    } else {
+        ensure_lease();
+    }
+    const std::vector<std::string> preload = std::move(preload_);
+    const std::size_t expected = queued_ + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
+    const std::string first = std::move(first_command_);  // names the pipeline in errors
+    preload_.clear();
+    queued_ = 0;
+    first_command_.clear();
+    if (expected == 0 && preload.empty()) return {};
+
+    // From the first byte handed to the connection until the last reply is read, an exception
+    // (bad_alloc in a reply's copy, say) leaves replies unread: the connection must not go back.
+    struct discard_on_throw {
+        lease& held;
+        bool armed = true;
+        ~discard_on_throw() {
+            if (armed && held) connection_access::poison(*held);
+        }
+    } guard{lease_};
+
+    // a failover the sentinels announced is waited out; a primary replaced meanwhile fails the
+    // batch unsent (its scripts and WATCHes were on the old one)
+    if (!connection_access::await_failover(*lease_)) fail_transport(connection_access::failed_over(), first);
+    // each piece goes straight into the connection's output buffer: no joined copy
+    transport& wire = connection_access::wire(*lease_);
+    for (const std::string_view piece :
+         {std::string_view(preload_buffer_), prefix, std::string_view(buffer_), suffix}) {
+        if (!piece.empty()) wire.append_formatted(piece);
+    }
+    preload_buffer_.clear();
+    std::string sent_bytes;  // on a cluster: to send a redirected command again
+    if (client_.cluster_) sent_bytes.swap(buffer_);
+    buffer_.clear();
+    if (auto st = wire.flush(); !st.ok()) fail_transport(st, first);
+    std::string load_error;
+    for (std::size_t i = 0; i < preload.size(); ++i) {
+        reply_ptr r;
+        if (auto st = wire.read(r); !st.ok()) fail_transport(st, first);
+        if (raw_is_error(r.get()) && load_error.empty()) load_error.assign(raw_str(r.get()));
+    }
+    std::vector<reply> out;
+    out.reserve(expected);
+    const origin from{};
+    for (std::size_t i = 0; i < expected; ++i) {
+        reply_ptr r;
+        if (auto st = wire.read(r); !st.ok()) fail_transport(st, first);
+        out.emplace_back(view_access::of(r.get(), from));
+    }
+    guard.armed = false;  // every reply read: the connection is in step
+    if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
+    auto& loaded = connection_access::loaded_scripts(*lease_);
+    for (const auto& sha : preload) loaded.insert(sha);
+    for (const auto& r : out) {
+        if (r.is_error() && is_noscript(r.text())) {
+            loaded.clear();  // someone ran SCRIPT FLUSH; reload next time
+            break;
+        }
+    }
+    if (client_.cluster_ && prefix.empty()) resend_redirected(out, sent, sent_bytes, spans);
+    return out;
+}
+
+// A cluster pipeline whose keys span slots: the commands of each node in one write on one of its
+// connections, the replies put back in the order the commands were queued.
+REDKIT_DECL std::vector<reply> batch::run_split(std::vector<routed> sent,
+                                                std::vector<std::pair<std::size_t, std::size_t>> spans) {
+    const std::string first = std::move(first_command_);
+    first_command_.clear();
+    std::string bytes;
+    bytes.swap(buffer_);
+    queued_ = 0;
+    slot_ = -1;
+    multi_slot_ = false;
+    const std::vector<std::pair<std::string, std::string>> scripts = std::move(scripts_);
+    scripts_.clear();
+
+    // a command without a key goes with the one before it (WAIT after the writes it waits for)
+    int last = -1;
+    for (auto& r : sent) {
+        if (r.slot < 0) r.slot = last;
+        last = r.slot;
+    }
+    for (auto& r : sent) {
+        if (r.slot >= 0) break;
+        r.slot = -2;  // keyless at the front: the cluster's home node
+    }
+    std::vector<std::shared_ptr<cluster_node_state>> nodes;
+    std::vector<std::vector<std::size_t>> per_node;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        const auto node = sent[i].slot >= 0 ? client_.cluster_->owner(sent[i].slot) : client_.cluster_->home();
+        std::size_t k = 0;
+        while (k < nodes.size() && nodes[k] != node) ++k;
+        if (k == nodes.size()) {
+            nodes.push_back(node);
+            per_node.emplace_back();
+        }
+        per_node[k].push_back(i);
+    }
+    // every node's write first, then every node's replies: about one round trip, not one per node
+    struct leg {
+        lease held;
+        std::vector<std::string> preloads;  // shas loaded ahead of the commands
+        bool in_step = true;                // false once bytes are out and replies unread
+    };
+    std::vector<leg> legs(nodes.size());
+    struct discard_unread {
+        std::vector<leg>& legs;
+        ~discard_unread() {
+            for (auto& l : legs) {
+                if (!l.in_step && l.held) connection_access::poison(*l.held);
+            }
+        }
+    } guard{legs};
+    const auto fail = [&](leg& l, const io_status& st) {
+        const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
+        error e = transport_error(st, what, {});
+        client_.report(e);
+        l.in_step = false;
+        throw e;
+    };
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        std::shared_ptr<cluster_node_state> at;
+        legs[k].held = borrow_slot(*client_.cluster_, sent[per_node[k].front()].slot, at);
+        transport& wire = connection_access::wire(*legs[k].held);
+        std::string preload;
+        scripts_ = scripts;
+        queue_preloads(*legs[k].held, preload, legs[k].preloads);
+        scripts_.clear();
+        if (!preload.empty()) wire.append_formatted(preload);
+        for (const std::size_t i : per_node[k]) {
+            wire.append_formatted(std::string_view(bytes).substr(sent[i].begin, sent[i].end - sent[i].begin));
+        }
+        legs[k].in_step = false;
+        if (auto st = wire.flush(); !st.ok()) fail(legs[k], st);
+    }
+    std::vector<reply> out(sent.size());
+    std::string load_error;
+    for (std::size_t k = 0; k < nodes.size(); ++k) {
+        transport& wire = connection_access::wire(*legs[k].held);
+        for (std::size_t p = 0; p < legs[k].preloads.size(); ++p) {
+            reply_ptr r;
+            if (auto st = wire.read(r); !st.ok()) fail(legs[k], st);
+            if (raw_is_error(r.get()) && load_error.empty()) load_error.assign(raw_str(r.get()));
+        }
+        const origin from{};
+        for (const std::size_t i : per_node[k]) {
+            reply_ptr r;
+            if (auto st = wire.read(r); !st.ok()) fail(legs[k], st);
+            out[i] = reply(view_access::of(r.get(), from));
+        }
+        legs[k].in_step = true;
+        for (const auto& sha : legs[k].preloads) connection_access::loaded_scripts(*legs[k].held).insert(sha);
+    }
+    if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
+    resend_redirected(out, sent, bytes, spans);
+    return out;
+}
+
+// Commands answered MOVED/ASK/TRYAGAIN (a resharding or failover under way) did not run: each is
+// sent again alone through the client, which follows the redirection, from its arguments.
+REDKIT_DECL void batch::resend_redirected(std::vector<reply>& out, const std::vector<routed>& sent,
+                                          std::string_view bytes,
+                                          const std::vector<std::pair<std::size_t, std::size_t>>& spans) {
+    for (std::size_t i = 0; i < out.size() && i < sent.size(); ++i) {
+        if (!out[i].is_error()) continue;
+        const std::string& text = out[i].text();
+        redirect to;
+        const bool moved = parse_redirect(text, "MOVED", to);
+        const bool again = moved || parse_redirect(text, "ASK", to) || cluster_busy(text);
+        if (!again) continue;
+        if (moved) client_.cluster_->moved(to);
+        argv a;
+        for (std::size_t j = sent[i].first_arg; j < sent[i].first_arg + sent[i].args; ++j) {
+            a.push_view(bytes.substr(spans[j].first, spans[j].second));
+        }
+        const reply_ptr r = client_.execute(a, false);
+        out[i] = reply(view_access::of(r.get(), origin{}));
+    }
+}
+
+}  // namespace detail
+
+REDKIT_DECL std::vector<reply> transaction::exec() {
+    const std::size_t n = batch_.size();
+    std::vector<reply> all = batch_.run("*1\r\n$5\r\nMULTI\r\n", "*1\r\n$4\r\nEXEC\r\n");
+    if (n == 0 && all.empty()) return {};
+    reply& exec_reply = all.back();
+    if (exec_reply.is_error()) {
+        std::string why = exec_reply.text();
+        for (std::size_t i = 1; i + 1 < all.size(); ++i) {
+            if (all[i].is_error()) {
+                why += " (" + all[i].text() + ")";
+                break;
+            }
+        }
+        throw server_error(exec_reply.text(), "redkit: EXEC: " + why);
+    }
+    if (exec_reply.is_nil()) throw error(errc::invalid_state, "redkit: EXEC: transaction aborted");
+    return exec_reply.elements();
+}
+
+}  // namespace v0
+}  // namespace redkit
