@@ -24,3 +24,6 @@
 #include <redkit/impl/url.ipp>
 // the toolkit
 #include <redkit/detail/impl/json_reader.ipp>
+// the cache (keep this list sorted)
+// the rate limiter, sessions, pub/sub, streams (keep this list sorted)
+// the queue (keep this list sorted)
