@@ -51,10 +51,9 @@
 #include <redkit/cache/options.hpp>
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
+#include <redkit/config.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
-#include <redkit/pipeline.hpp>
-#include <redkit/reply.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -92,12 +91,11 @@ using cache_result_t = typename detail::cache_value<T, Loader>::type;
 class cache {
 public:
     /// Over redkit::default_client(), default options.
-    cache() : cache(default_client(), cache_options{}) {}
+    REDKIT_DECL cache();
     /// Over redkit::default_client(). Throws std::invalid_argument naming a bad option.
-    explicit cache(cache_options options) : cache(default_client(), std::move(options)) {}
+    REDKIT_DECL explicit cache(cache_options options);
     /// Over `redis`. Throws std::invalid_argument naming a bad option.
-    explicit cache(client redis, cache_options options = {})
-        : state_(std::make_shared<detail::cache_state>(std::move(redis), std::move(options))) {}
+    REDKIT_DECL explicit cache(client redis, cache_options options = {});
 
     /// The cached value of `key`, or the loader's, stored with `ttl` (jittered).
     ///
@@ -147,7 +145,7 @@ public:
     /// Deletes the cached value: one DEL. Returns whether a value was there. A recompute of this
     /// key running in this process will not store its (possibly outdated) result. Throws
     /// redkit::error when Redis fails (under either policy: a lost invalidation serves stale data).
-    bool invalidate(std::string_view key);
+    REDKIT_DECL bool invalidate(std::string_view key);
 
     /// Values of many keys in one MGET, in order; std::nullopt where get() would return it.
     /// Redis failures as for get(). On Redis Cluster the client splits the MGET per slot.
@@ -168,12 +166,12 @@ public:
     std::string key(std::string_view key) const { return state_->full_key(key); }
 
     /// The counters so far (each read atomically; not a consistent snapshot across counters).
-    cache_stats stats() const noexcept;
+    REDKIT_DECL cache_stats stats() const noexcept;
 
     /// The near cache's counters and size (all zero when options().near is off).
-    near_cache_stats near_stats() const;
+    REDKIT_DECL near_cache_stats near_stats() const;
     /// CLIENT ID of the near cache's invalidation connection; 0 while it is down or near is off.
-    long long near_connection_id() const noexcept;
+    REDKIT_DECL long long near_connection_id() const noexcept;
 
     const cache_options& options() const noexcept { return state_->options; }
 
@@ -250,17 +248,7 @@ std::optional<V> cache::usable(const detail::cache_read& r, std::string_view ful
 
 template <class V>
 void cache::publish(detail::cache_flight& f, const detail::cache_outcome<V>& o) {
-    auto shared = std::make_shared<const V>(o.value);
-    {
-        std::lock_guard<std::mutex> lock(f.mutex);
-        f.value = std::move(shared);
-        f.type = &typeid(V);
-        f.bytes = o.bytes;
-        f.absent = o.absent;
-        f.stale = o.stale;
-        f.done = true;
-    }
-    f.finished.notify_all();
+    f.succeed(std::make_shared<const V>(o.value), typeid(V), o.bytes, o.absent, o.stale);
 }
 
 template <class T, class Loader>
@@ -306,19 +294,9 @@ cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loade
             if (!current) r.kind = kind::unreadable;
         }
 
-        std::shared_ptr<detail::cache_flight> f;
         bool leader = false;
-        {
-            std::lock_guard<std::mutex> lock(s.flights_mutex);
-            if (const auto it = s.flights.find(full); it != s.flights.end()) {
-                f = it->second;
-                if (!current) ++f->waiters;
-            } else if (reread || r.kind == kind::unavailable || generation.load(std::memory_order_relaxed) == seen) {
-                f = std::make_shared<detail::cache_flight>();
-                s.flights.emplace(full, f);
-                leader = true;
-            }
-        }
+        const std::shared_ptr<detail::cache_flight> f =
+            s.join_or_lead(full, !current, reread || r.kind == kind::unavailable, seen, leader);
         if (!f) continue;  // a recompute stored this key (or a neighbour) since our GET: read once more
         if (leader) return lead<V>(full, f, r, std::move(current), loader, ttl);
         if (current) {  // a refresh is already running here; ours is still fresh
@@ -497,14 +475,6 @@ void cache::set(std::string_view key, const T& value, std::chrono::milliseconds 
     s.write(full, bytes, absent, ttl, 0);
 }
 
-inline bool cache::invalidate(std::string_view key) {
-    detail::cache_state& s = *state_;
-    const std::string full = s.full_key(key);
-    s.mark_invalidated(full);
-    const detail::cache_on_exit drop([&] { s.drop_near(full); });
-    return s.redis.command<long long>(idempotent, "DEL", full) > 0;
-}
-
 template <class T, class Keys>
 std::vector<std::optional<T>> cache::get_many(const Keys& keys) {
     detail::cache_state& s = *state_;
@@ -513,20 +483,7 @@ std::vector<std::optional<T>> cache::get_many(const Keys& keys) {
     std::vector<std::optional<T>> out(fulls.size());
     if (fulls.empty()) return out;
     std::vector<std::optional<std::string>> got;
-    bool available = !s.bypassing();
-    if (available) {
-        try {
-            got = s.redis.command<std::vector<std::optional<std::string>>>("MGET", fulls);
-            s.recovered();
-        } catch (const error& e) {
-            if (!s.absorb_failure(e, "MGET", fulls.front())) throw;
-            available = false;
-        }
-    }
-    if (!available || got.size() != fulls.size()) {
-        s.misses.fetch_add(fulls.size(), std::memory_order_relaxed);
-        return out;
-    }
+    if (!s.read_many(fulls, got)) return out;
     for (std::size_t i = 0; i < fulls.size(); ++i) {
         detail::cache_read r;
         s.classify(r, std::move(got[i]), false);
@@ -541,65 +498,18 @@ void cache::set_many(const std::vector<std::pair<std::string, T>>& items, std::c
     detail::cache_check_ttl(ttl);
     if (items.empty()) return;
     detail::cache_state& s = *state_;
-    std::vector<std::string> fulls;
-    fulls.reserve(items.size());
-    pipeline p(s.redis);
-    for (const auto& [key, value] : items) {
-        fulls.push_back(s.full_key(key));
-        std::string bytes;
-        bool absent = false;
-        encode_value(value, bytes, absent);
-        const auto stored = s.prepare(bytes, absent, ttl, 0);
-        p.command("SET", fulls.back(), stored.value, "PX", stored.px);
+    std::vector<detail::cache_write> writes(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        writes[i].full = s.full_key(items[i].first);
+        encode_value(items[i].second, writes[i].bytes, writes[i].absent);
     }
-    for (const auto& full : fulls) s.mark_invalidated(full);
-    const detail::cache_on_exit drop([&] {
-        for (const auto& full : fulls) s.drop_near(full);
-    });
-    const std::vector<reply> replies = p.exec();
-    for (std::size_t i = 0; i < replies.size() && i < fulls.size(); ++i) {
-        if (replies[i].is_error()) {
-            throw server_error(replies[i].text(), "redkit: cache: SET " + fulls[i] + ": " + replies[i].text());
-        }
-    }
+    s.write_many(writes, ttl);
 }
-
-inline cache_stats cache::stats() const noexcept {
-    const detail::cache_state& s = *state_;
-    cache_stats out;
-    out.hits = s.hits.load(std::memory_order_relaxed);
-    out.misses = s.misses.load(std::memory_order_relaxed);
-    out.early_refreshes = s.early_refreshes.load(std::memory_order_relaxed);
-    out.stale_serves = s.stale_serves.load(std::memory_order_relaxed);
-    out.loader_calls = s.loader_calls.load(std::memory_order_relaxed);
-    out.errors = s.errors.load(std::memory_order_relaxed);
-    return out;
-}
-
-inline near_cache_stats cache::near_stats() const {
-    const detail::cache_state& s = *state_;
-    return s.near ? s.near->stats() : near_cache_stats{};
-}
-
-inline long long cache::near_connection_id() const noexcept { return state_->tracker ? state_->tracker->id() : 0; }
 
 template <class V>
 void cache::keep_near(detail::near_fill& fill, const detail::cache_read& r, const std::string& full, const V& v) const {
     if (!fill.active()) return;
-    detail::cache_state& s = *state_;
-    long long life_ms = s.options.near.max_ttl.count();
-    if (r.has_meta) {
-        life_ms = std::min(life_ms, r.meta.expiry_ms - detail::cache_state::now_ms());
-    } else {
-        // no logical expiry stored: the key's own TTL bounds the entry
-        try {
-            const long long pttl = s.redis.command<long long>("PTTL", full);
-            if (pttl == -2) return;  // gone meanwhile
-            if (pttl >= 0) life_ms = std::min(life_ms, pttl);
-        } catch (const error&) {
-            return;  // not kept; the value read is still served
-        }
-    }
+    const long long life_ms = state_->near_life_ms(r, full);
     if (life_ms <= 0) return;
     try {
         fill.finish(v, r.value_size, std::chrono::steady_clock::now() + std::chrono::milliseconds(life_ms));
@@ -610,3 +520,7 @@ void cache::keep_near(detail::near_fill& fill, const detail::cache_read& r, cons
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/cache/impl/cache.ipp>
+#endif

@@ -25,5 +25,21 @@
 // the toolkit
 #include <redkit/detail/impl/json_reader.ipp>
 // the cache (keep this list sorted)
+#include <redkit/cache/detail/impl/entry.ipp>
+#include <redkit/cache/detail/impl/near.ipp>
+#include <redkit/cache/detail/impl/state.ipp>
+#include <redkit/cache/impl/cache.ipp>
 // the rate limiter, sessions, pub/sub, streams (keep this list sorted)
+#include <redkit/impl/pubsub.ipp>
+#include <redkit/impl/rate_limit.ipp>
+#include <redkit/impl/session.ipp>
+#include <redkit/impl/stream.ipp>
 // the queue (keep this list sorted)
+#include <redkit/queue/detail/impl/record.ipp>
+#include <redkit/queue/detail/impl/reply_timing.ipp>
+#include <redkit/queue/detail/impl/schedule.ipp>
+#include <redkit/queue/detail/impl/time_zone.ipp>
+#include <redkit/queue/impl/cron.ipp>
+#include <redkit/queue/impl/events.ipp>
+#include <redkit/queue/impl/queue.ipp>
+#include <redkit/queue/impl/types.ipp>

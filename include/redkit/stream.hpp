@@ -18,25 +18,27 @@
 
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
+#include <redkit/config.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/error.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/waker.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
-#include <vector>
 
 namespace redkit {
 inline namespace v0 {
@@ -48,15 +50,12 @@ struct stream_entry {
 };
 
 namespace detail {
-inline bool has_hash_tag(std::string_view key) noexcept {
-    const auto open = key.find('{');
-    if (open == std::string_view::npos) return false;
-    const auto close = key.find('}', open + 1);
-    return close != std::string_view::npos && close > open + 1;
-}
-inline std::string dead_letter_key(std::string_view key) {
-    return has_hash_tag(key) ? std::string(key) + ":dead" : "{" + std::string(key) + "}:dead";
-}
+// stream<T>'s commands, whatever T is.
+REDKIT_DECL std::string stream_add(const client& c, const std::string& key, std::size_t max_len,
+                                   std::string_view bytes);
+REDKIT_DECL long long stream_size(const client& c, const std::string& key);
+REDKIT_DECL void stream_create_group(const client& c, const std::string& key, std::string_view group,
+                                     std::string_view start);
 }  // namespace detail
 
 /// A stream of T values (JSON in the entry's `data` field).
@@ -78,22 +77,14 @@ public:
     std::string add(const T& value) { return add_raw(encode(value)); }
 
     /// XADD of bytes as they are.
-    std::string add_raw(std::string_view bytes) {
-        if (max_len_ > 0)
-            return client_.command<std::string>("XADD", key_, "MAXLEN", "~", max_len_, "*", "data", bytes);
-        return client_.command<std::string>("XADD", key_, "*", "data", bytes);
-    }
+    std::string add_raw(std::string_view bytes) { return detail::stream_add(client_, key_, max_len_, bytes); }
 
     /// XLEN.
-    long long size() { return client_.command<long long>("XLEN", key_); }
+    long long size() { return detail::stream_size(client_, key_); }
 
     /// XGROUP CREATE key group start MKSTREAM; an existing group is left as it is.
     void create_group(std::string_view group, std::string_view start = "$") {
-        try {
-            client_.command<void>("XGROUP", "CREATE", key_, group, start, "MKSTREAM");
-        } catch (const server_error& e) {
-            if (e.prefix() != "BUSYGROUP") throw;
-        }
+        detail::stream_create_group(client_, key_, group, start);
     }
 
     const std::string& key() const noexcept { return key_; }
@@ -111,6 +102,52 @@ struct stream_consumer_options {
     std::string group_start = "0";                ///< where a group created by the consumer starts
     std::function<void(const error&)> on_error;   ///< default: the client's on_error
 };
+
+namespace detail {
+
+/// What stream_consumer<T> does whatever T is: the group, claiming idle entries, the blocking
+/// reads, acknowledgements, dead letters and the background thread. `handle` (empty when the
+/// application gave no handler) decodes an entry and runs the application's handler.
+class stream_reader {
+public:
+    REDKIT_DECL stream_reader(client c, std::string key, std::string group, std::string name,
+                              stream_consumer_options options, std::function<bool(const stream_entry&)> handle);
+    stream_reader(const stream_reader&) = delete;
+    stream_reader& operator=(const stream_reader&) = delete;
+
+    REDKIT_DECL std::size_t poll_once();
+    REDKIT_DECL void start();
+    REDKIT_DECL void stop();
+    std::uint64_t processed() const noexcept { return processed_.load(std::memory_order_relaxed); }
+    const std::string& key() const noexcept { return key_; }
+
+    /// XACK, counted as processed.
+    REDKIT_DECL void acknowledge(const stream_entry& e);
+    /// Reports the decode failure, then parks the entry in the dead-letter stream and acknowledges
+    /// it, atomically (MULTI: XADD <dead> + XACK).
+    REDKIT_DECL void dead_letter(const stream_entry& e, const error& decode_failure);
+    /// Reports a handler that threw (what: its message, or null); the entry stays pending.
+    REDKIT_DECL void handler_threw(const stream_entry& e, const char* what);
+
+private:
+    REDKIT_DECL std::size_t handle_all(const reply& entries);
+    REDKIT_DECL std::optional<reply> blocking_read();
+    REDKIT_DECL void report(const error& e) noexcept;
+
+    client client_;
+    std::string key_, group_, name_, dead_key_;
+    std::function<bool(const stream_entry&)> handle_;
+    stream_consumer_options options_;
+    std::unique_ptr<connection> blocking_;
+    std::string claim_cursor_ = "0-0";
+    waker wake_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> processed_{0};
+    std::mutex thread_mutex_;
+    std::thread thread_;
+};
+
+}  // namespace detail
 
 /// Consumes a stream as one member of a consumer group.
 ///
@@ -134,34 +171,22 @@ public:
     /// One pass: claim idle pending entries, then read new ones (blocking up to options.block),
     /// handle and acknowledge them. Returns the number handled successfully. Transport failures are
     /// reported and the pass ends early; the next pass starts on a fresh connection.
-    std::size_t poll_once();
+    std::size_t poll_once() { return reader_.poll_once(); }
 
     /// Runs poll_once() on a background thread until stop().
-    void start();
+    void start() { reader_.start(); }
 
     /// Stops the background thread; interrupts a blocked XREADGROUP at once. Idempotent.
-    void stop();
+    void stop() { reader_.stop(); }
 
     /// Entries whose handler returned and which were acknowledged.
-    std::uint64_t processed() const noexcept { return processed_.load(std::memory_order_relaxed); }
+    std::uint64_t processed() const noexcept { return reader_.processed(); }
 
 private:
-    std::size_t handle_all(const reply& entries);
     bool handle(const stream_entry& e);
-    std::optional<reply> blocking_read();
-    void report(const error& e) noexcept;
 
-    client client_;
-    std::string key_, group_, name_, dead_key_;
     handler handler_;
-    stream_consumer_options options_;
-    std::unique_ptr<connection> blocking_;
-    std::string claim_cursor_ = "0-0";
-    waker wake_;
-    std::atomic<bool> stopping_{false};
-    std::atomic<std::uint64_t> processed_{0};
-    std::mutex thread_mutex_;
-    std::thread thread_;
+    detail::stream_reader reader_;  // after handler_: its handle calls handler_
 };
 
 // ---- implementation ----
@@ -169,165 +194,36 @@ private:
 template <class T>
 stream_consumer<T>::stream_consumer(client c, std::string key, std::string group, std::string name, handler h,
                                     stream_consumer_options options)
-    : client_(std::move(c)),
-      key_(std::move(key)),
-      group_(std::move(group)),
-      name_(std::move(name)),
-      dead_key_(detail::dead_letter_key(key_)),
-      handler_(std::move(h)),
-      options_(std::move(options)) {
-    if (key_.empty()) throw std::invalid_argument("redkit: stream_consumer: key must not be empty");
-    if (group_.empty()) throw std::invalid_argument("redkit: stream_consumer: group must not be empty");
-    if (name_.empty()) throw std::invalid_argument("redkit: stream_consumer: consumer name must not be empty");
-    if (!handler_) throw std::invalid_argument("redkit: stream_consumer: handler must not be empty");
-    if (options_.batch == 0) throw std::invalid_argument("redkit: stream_consumer_options.batch must be at least 1");
-    if (options_.block.count() <= 0)
-        throw std::invalid_argument("redkit: stream_consumer_options.block must be positive");
-    stream<T>(client_, key_).create_group(group_, options_.group_start);
-}
-
-template <class T>
-void stream_consumer<T>::report(const error& e) noexcept {
-    detail::report_to(options_.on_error, client_, e);
-}
+    : handler_(std::move(h)),
+      reader_(std::move(c), std::move(key), std::move(group), std::move(name), std::move(options),
+              handler_ ? std::function<bool(const stream_entry&)>([this](const stream_entry& e) { return handle(e); })
+                       : nullptr) {}
 
 template <class T>
 bool stream_consumer<T>::handle(const stream_entry& e) {
     std::optional<T> value;
     try {
-        value.emplace(decode<T>(e.payload, key_ + " " + e.id));
+        value.emplace(decode<T>(e.payload, reader_.key() + " " + e.id));
     } catch (const error& decode_failure) {
-        // Poison entry: park it in the dead-letter stream and acknowledge it, atomically.
-        report(decode_failure);
-        transaction tx(client_);
-        tx.command("XADD", dead_key_, "*", "id", e.id, "error", decode_failure.what(), "data", e.payload)
-            .command("XACK", key_, group_, e.id);
-        tx.exec();
+        reader_.dead_letter(e, decode_failure);  // poison entry: parked and acknowledged
         return false;
     }
     try {
         handler_(*value, e);
     } catch (const std::exception& ex) {
-        report(
-            error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw: " + ex.what()));
+        reader_.handler_threw(e, ex.what());
         return false;  // stays pending; claimed again after claim_idle
     } catch (...) {
-        report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw"));
+        reader_.handler_threw(e, nullptr);
         return false;
     }
-    client_.command<long long>("XACK", key_, group_, e.id);
-    processed_.fetch_add(1, std::memory_order_relaxed);
+    reader_.acknowledge(e);
     return true;
-}
-
-template <class T>
-std::size_t stream_consumer<T>::handle_all(const reply& entries) {
-    std::size_t ok = 0;
-    for (const reply& entry : entries.elements()) {
-        if (stopping_.load(std::memory_order_relaxed)) break;
-        if (!entry.is_array() || entry.size() < 2) continue;  // an entry deleted while pending
-        stream_entry e;
-        e.id = entry[0].text();
-        bool found = false;
-        const reply& fields = entry[1];
-        for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
-            if (fields[i].text() == "data") {
-                e.payload = fields[i + 1].text();
-                found = true;
-                break;
-            }
-        }
-        if (!found) e.payload.clear();  // decodes as an error: dead-lettered
-        if (handle(e)) ++ok;
-    }
-    return ok;
-}
-
-template <class T>
-std::optional<reply> stream_consumer<T>::blocking_read() {
-    if (!blocking_ || blocking_->broken()) {
-        blocking_.reset();
-        blocking_ = std::make_unique<connection>(client_.dedicated(key_));
-    }
-    try {
-        blocking_->send("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK", options_.block.count(),
-                        "STREAMS", key_, ">");
-        const auto limit = options_.block + client_.options().command_timeout + std::chrono::milliseconds(1000);
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        for (;;) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            std::optional<reply> got;
-            const wait_status w = blocking_->wait_reply(wake_, left, [&](reply_view r) { got.emplace(r); });
-            if (w == wait_status::reply) return got;
-            if (w == wait_status::timeout) {
-                throw error(errc::timeout, "redkit: XREADGROUP " + key_ + ": no reply within " +
-                                               std::to_string(limit.count()) + " ms");
-            }
-            if (stopping_.load()) {
-                blocking_.reset();  // closing the socket ends the blocked command on the server
-                return std::nullopt;
-            }
-        }
-    } catch (...) {
-        blocking_.reset();  // its reply is lost or in doubt: never reuse it
-        throw;
-    }
-}
-
-template <class T>
-std::size_t stream_consumer<T>::poll_once() {
-    std::size_t handled = 0;
-    try {
-        if (options_.claim_idle.count() > 0) {
-            const reply claimed = client_.command("XAUTOCLAIM", key_, group_, name_, options_.claim_idle.count(),
-                                                  claim_cursor_, "COUNT", options_.batch);
-            if (claimed.is_error())
-                throw server_error(claimed.text(), "redkit: XAUTOCLAIM " + key_ + ": " + claimed.text());
-            if (claimed.is_array() && claimed.size() >= 2) {
-                claim_cursor_ = claimed[0].text();
-                handled += handle_all(claimed[1]);
-            }
-        }
-        if (stopping_.load()) return handled;
-        const std::optional<reply> got = blocking_read();
-        if (!got || got->is_nil()) return handled;
-        if (got->is_error()) {
-            throw server_error(got->text(), "redkit: XREADGROUP " + key_ + ": " + got->text());
-        }
-        for (const reply& per_stream : got->elements()) {
-            if (per_stream.size() >= 2) handled += handle_all(per_stream[1]);
-        }
-    } catch (const server_error& e) {
-        if (e.prefix() == "NOGROUP") {
-            // the stream or group was deleted (e.g. a FLUSHALL): recreate and go on
-            stream<T>(client_, key_).create_group(group_, options_.group_start);
-        }
-        report(e);
-    } catch (const error& e) {
-        report(e);
-        if (e.is_transport()) wake_.sleep_for(std::chrono::milliseconds(50));  // do not spin while down
-    }
-    return handled;
-}
-
-template <class T>
-void stream_consumer<T>::start() {
-    std::lock_guard<std::mutex> lock(thread_mutex_);
-    if (thread_.joinable()) return;
-    stopping_ = false;
-    thread_ = std::thread([this] {
-        while (!stopping_.load()) poll_once();
-    });
-}
-
-template <class T>
-void stream_consumer<T>::stop() {
-    stopping_ = true;
-    wake_.notify();
-    std::lock_guard<std::mutex> lock(thread_mutex_);
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/impl/stream.ipp>
+#endif

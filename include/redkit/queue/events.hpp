@@ -12,21 +12,16 @@
 #pragma once
 
 #include <redkit/client.hpp>
+#include <redkit/config.hpp>
 #include <redkit/connection.hpp>
 #include <redkit/detail/epoch.hpp>
-#include <redkit/error.hpp>
-#include <redkit/key.hpp>
 #include <redkit/queue/types.hpp>
-#include <redkit/reply.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace redkit {
@@ -62,10 +57,7 @@ struct queue_event {
 class queue_events {
 public:
     /// Throws std::invalid_argument when the name is empty.
-    queue_events(client c, std::string_view queue_name, const queue_options& options = {}) : redis_(std::move(c)) {
-        if (queue_name.empty()) throw std::invalid_argument("redkit: queue_events: queue name must not be empty");
-        key_ = options.keys.key("queue", hash_tag(queue_name), "events");
-    }
+    REDKIT_DECL queue_events(client c, std::string_view queue_name, const queue_options& options = {});
 
     /// Up to `count` events after `after` ("0": from the oldest kept; "$": only events newer than
     /// the call, which makes sense with a block; or an event id). With `block` > 0 waits up to
@@ -73,52 +65,8 @@ public:
     /// for count 0 or a block above 24 h; server_error ("redkit: XREAD <key>: <server text>")
     /// for an error reply (an invalid id: ERR; the key is not a stream: WRONGTYPE; no +xread:
     /// NOPERM); error on a transport failure (a blocking reader reconnects on its next call).
-    std::vector<queue_event> read(std::string_view after = "0", std::size_t count = 100,
-                                  std::chrono::milliseconds block = std::chrono::milliseconds(0)) {
-        if (count == 0) throw std::invalid_argument("redkit: queue_events::read: count must be at least 1");
-        if (block.count() < 0 || block > std::chrono::hours(24))
-            throw std::invalid_argument("redkit: queue_events::read: block must be in [0, 24 h]");
-        reply r;
-        if (block.count() == 0) {
-            r = redis_.command<reply>(idempotent, "XREAD", "COUNT", count, "STREAMS", key_, after);
-        } else {
-            if (!blocking_ || blocking_->broken()) {
-                blocking_.reset();
-                blocking_.emplace(redis_.dedicated(key_));
-            }
-            blocking_->set_timeout(block + std::max(redis_.options().command_timeout, std::chrono::milliseconds(1000)));
-            try {
-                r = blocking_->command<reply>("XREAD", "COUNT", count, "BLOCK", block.count(), "STREAMS", key_, after);
-            } catch (...) {
-                blocking_.reset();
-                throw;
-            }
-        }
-        // command<reply> hands error replies back as values: an id XREAD refuses, a key of
-        // another type or a user without +xread must not read as "no events"
-        if (r.is_error()) throw server_error(r.text(), "redkit: XREAD " + key_ + ": " + r.text());
-        std::vector<queue_event> out;
-        if (r.is_nil() || r.size() == 0) return out;
-        const reply& entries = r[0][1];
-        out.reserve(entries.size());
-        for (const auto& e : entries.elements()) {
-            queue_event ev;
-            ev.id = e[0].text();
-            const reply& f = e[1];
-            for (std::size_t i = 0; i + 1 < f.size(); i += 2) {
-                const std::string& name = f[i].text();
-                if (name == "ev") {
-                    ev.type = f[i + 1].text();
-                } else if (name == "id") {
-                    ev.job_id = unescape_key_part(f[i + 1].text());
-                } else if (name == "x") {
-                    ev.detail = f[i + 1].text();
-                }
-            }
-            out.push_back(std::move(ev));
-        }
-        return out;
-    }
+    REDKIT_DECL std::vector<queue_event> read(std::string_view after = "0", std::size_t count = 100,
+                                              std::chrono::milliseconds block = std::chrono::milliseconds(0));
 
     /// The stream's key.
     const std::string& key() const noexcept { return key_; }
@@ -131,3 +79,7 @@ private:
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/queue/impl/events.ipp>
+#endif

@@ -6,24 +6,20 @@
 
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
+#include <redkit/config.hpp>
 #include <redkit/key.hpp>
-#include <redkit/pipeline.hpp>
-#include <redkit/queue/detail/lua.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/detail/schedule.hpp>
 #include <redkit/queue/job.hpp>
 #include <redkit/queue/types.hpp>
-#include <redkit/reply.hpp>
-#include <redkit/script.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
-#include <initializer_list>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,6 +35,55 @@ struct job_page {
     long long total = 0;
 };
 
+namespace detail {
+
+// What queue<T> does that does not depend on T, compiled once (queue/impl/queue.ipp), on the
+// handle's shared state: queue_X is the member X (queue_jobs: jobs, queue_get_rate_limit:
+// rate_limit), with its checks and messages.
+REDKIT_DECL std::shared_ptr<queue_core> make_queue_core(client c, std::string name, const queue_options& options);
+/// The add script (and WAIT when replicas are asked for) with its ARGV: the job prefix, the
+/// number of jobs and 13 fields per job.
+REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const std::vector<std::string>& args);
+/// queue::add once the options are checked and the data encoded.
+REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
+                                const job_options& options);
+REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& root);
+REDKIT_DECL std::optional<job_record> queue_get_job(const queue_core& core, std::string_view id);
+REDKIT_DECL job_counts queue_counts(const queue_core& core);
+REDKIT_DECL void queue_pause(const queue_core& core, bool paused);
+REDKIT_DECL bool queue_is_paused(const queue_core& core);
+REDKIT_DECL bool queue_retry(const queue_core& core, std::string_view id);
+REDKIT_DECL std::size_t queue_retry_failed(const queue_core& core);
+REDKIT_DECL remove_result queue_remove(const queue_core& core, std::string_view id);
+REDKIT_DECL std::size_t queue_drain(const queue_core& core, bool include_delayed);
+REDKIT_DECL std::size_t queue_clean(const queue_core& core, job_state state, std::chrono::milliseconds grace);
+REDKIT_DECL bool queue_obliterate(const queue_core& core, bool force);
+REDKIT_DECL stalled_jobs queue_check_stalled(const queue_core& core, int max_stalled_count);
+/// queue::jobs: the page's records into `out`; returns how many jobs are in the state.
+REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::size_t offset, std::size_t count,
+                                 bool newest_first, std::vector<job_record>& out);
+REDKIT_DECL bool queue_add_log(const queue_core& core, std::string_view id, std::string_view line, std::size_t keep);
+REDKIT_DECL job_logs queue_logs(const queue_core& core, std::string_view id, std::size_t offset, std::size_t count);
+REDKIT_DECL std::vector<minute_counts> queue_metrics(const queue_core& core, std::chrono::minutes span);
+REDKIT_DECL void queue_set_events(const queue_core& core, std::size_t max_len);
+REDKIT_DECL bool queue_events_enabled(const queue_core& core);
+/// upsert_scheduler's checks, made before the data is encoded; returns the schedule parsed.
+REDKIT_DECL schedule queue_check_scheduler(std::string_view id, const scheduler_options& when,
+                                           const job_options& options);
+/// upsert_scheduler once checked and the data encoded.
+REDKIT_DECL std::chrono::system_clock::time_point queue_upsert_scheduler(const queue_core& core, std::string_view id,
+                                                                         schedule s, std::string_view job_name,
+                                                                         std::string data, const job_options& options);
+REDKIT_DECL bool queue_remove_scheduler(const queue_core& core, std::string_view id);
+REDKIT_DECL std::optional<scheduler_info> queue_get_scheduler(const queue_core& core, std::string_view id);
+REDKIT_DECL std::vector<scheduler_info> queue_schedulers(const queue_core& core, std::size_t offset, std::size_t count);
+REDKIT_DECL void queue_set_rate_limit(const queue_core& core, long long max, std::chrono::milliseconds per);
+REDKIT_DECL void queue_remove_rate_limit(const queue_core& core);
+REDKIT_DECL std::optional<queue_rate_limit> queue_get_rate_limit(const queue_core& core);
+REDKIT_DECL std::chrono::milliseconds queue_rate_limit_wait(const queue_core& core);
+
+}  // namespace detail
+
 /// A queue of jobs whose data is T (JSON through codec<T>). A cheap handle; copies share it.
 ///
 /// @code
@@ -53,14 +98,7 @@ class queue {
 public:
     /// Throws std::invalid_argument when the name is empty.
     queue(client c, std::string name, queue_options options = {})
-        : core_(std::make_shared<detail::queue_core>(std::move(c), std::move(name), options.keys)) {
-        if (options.replicas < 0) throw std::invalid_argument("redkit: queue_options.replicas must not be negative");
-        if (options.replica_timeout.count() < 0) {
-            throw std::invalid_argument("redkit: queue_options.replica_timeout must not be negative");
-        }
-        core_->replicas = options.replicas;
-        core_->replica_timeout = options.replica_timeout;
-    }
+        : core_(detail::make_queue_core(std::move(c), std::move(name), options)) {}
 
     const std::string& name() const noexcept { return core_->name; }
 
@@ -70,11 +108,7 @@ public:
     /// for invalid options (naming the field) or data that does not encode, error on failure.
     added_job add(std::string_view name, const T& data, const job_options& options = {}) {
         detail::validate_job_options(options);
-        std::vector<std::string> args{core_->job_prefix, "1"};
-        args.reserve(15);
-        detail::push_add_fields(args, name, redkit::encode(data), options);
-        auto r = run_add(args);
-        return std::move(r.front());
+        return detail::queue_add(*core_, name, redkit::encode(data), options);
     }
 
     /// Adds many jobs: one script per 1000 jobs (each call atomic), ids in input order. Validates
@@ -94,7 +128,7 @@ public:
             for (std::size_t i = first; i < first + n; ++i) {
                 detail::push_add_fields(args, jobs[i].name, redkit::encode(jobs[i].data), jobs[i].options);
             }
-            for (auto& a : run_add(args)) out.push_back(std::move(a));
+            for (auto& a : detail::queue_run_add(*core_, args)) out.push_back(std::move(a));
         }
         return out;
     }
@@ -109,66 +143,7 @@ public:
     /// tree (a cycle or a duplicate), or, on Redis Cluster, queues in different slots (a flow's
     /// steps are atomic scripts: its queues must be on one server); error when a custom id
     /// exists already (nothing written).
-    added_flow add_flow(const flow_job& root) {
-        if (!root.queue.empty() && root.queue != core_->name) {
-            throw std::invalid_argument("redkit: add_flow: the root job goes to this queue (" + core_->name +
-                                        "), not to '" + root.queue + "'");
-        }
-        struct node {
-            const flow_job* job;
-            std::string queue;
-            std::size_t parent;  // 1-based index, 0 for the root
-            std::vector<std::size_t> children;
-        };
-        std::vector<node> nodes{{&root, core_->name, 0, {}}};
-        for (std::size_t i = 0; i < nodes.size(); ++i) {  // breadth first: parents before children
-            if (nodes.size() > 100000) throw std::invalid_argument("redkit: add_flow: at most 100000 jobs per flow");
-            for (const auto& c : nodes[i].job->children) {
-                nodes[i].children.push_back(nodes.size());
-                nodes.push_back({&c, c.queue.empty() ? nodes[i].queue : c.queue, i + 1, {}});
-            }
-        }
-        std::set<std::pair<std::string, std::string>> custom;
-        std::vector<std::string> bases;
-        for (const auto& n : nodes) {
-            detail::validate_job_options(n.job->options);
-            const std::string& id = n.job->options.job_id;
-            if (!id.empty()) {
-                if (!custom.emplace(n.queue, id).second) {
-                    throw std::invalid_argument("redkit: add_flow: job '" + id + "' of queue " + n.queue +
-                                                " appears twice in the flow (a cycle or a duplicate)");
-                }
-            }
-            bases.push_back(core_->space.key("queue", hash_tag(n.queue), "job"));
-            bases.back().resize(bases.back().size() - 3);  // "<prefix>queue:{name}:"
-            if (core_->redis.is_cluster() && key_slot(bases.back()) != key_slot(bases.front())) {
-                throw std::invalid_argument(
-                    "redkit: add_flow: on Redis Cluster a flow's queues must share a slot: " + n.queue + " and " +
-                    core_->name + " do not (use one queue, or a single server or Sentinel)");
-            }
-        }
-        std::vector<std::string> args{core_->job_prefix, std::to_string(nodes.size())};
-        args.reserve(2 + nodes.size() * 18);
-        for (std::size_t i = 0; i < nodes.size(); ++i) {
-            const node& n = nodes[i];
-            args.push_back(bases[i]);
-            args.push_back(std::to_string(n.parent));
-            args.emplace_back(n.job->on_failure == on_child_failure::ignore ? "i" : "f");
-            args.push_back(n.queue);
-            args.push_back(std::to_string(n.children.size()));
-            detail::push_add_fields(args, n.job->name, n.job->data.dump(), n.job->options);
-        }
-        // not idempotent: a resend after a lost reply would add a second flow (or fail on custom ids)
-        const auto ids = core_->redis.template eval<std::vector<std::string>>(extras_lua<detail::queue_lua::add_flow>(),
-                                                                              core_->keys, args);
-        if (ids.size() != nodes.size()) throw error(errc::type_mismatch, core_->what() + "add_flow: unexpected reply");
-        const auto build = [&](const auto& self, std::size_t i) -> added_flow {
-            added_flow out{nodes[i].queue, unescape_key_part(ids[i]), {}};
-            for (std::size_t c : nodes[i].children) out.children.push_back(self(self, c));
-            return out;
-        };
-        return build(build, 0);
-    }
+    added_flow add_flow(const flow_job& root) { return detail::queue_add_flow(*core_, root); }
 
     /// A flow parent's completed children and their return values, sorted by queue and id (those
     /// that finished so far). One HGETALL. (In its handler, job::children_values.)
@@ -185,108 +160,53 @@ public:
     /// a waiting or active job also a ZSCAN of the active zset for its lease: O(active jobs)). Data
     /// that does not decode is reported by job::data() (has_data() is false), not thrown here.
     std::optional<job<T>> get_job(std::string_view id) const {
-        const std::string stored = escape_key_part(id);
-        const auto r = eval_again<std::vector<reply>>(lua<detail::queue_lua::get>(), {stored});
-        if (r.size() != 2 || r[0].size() == 0) return std::nullopt;
-        detail::job_record rec;
-        rec.id = stored;
-        detail::read_fields(r[0], rec);
-        if (!r[1].is_nil()) {
-            rec.state = 'a';
-            rec.lease = r[1].text();
-            rec.processed = detail::job_field_int(rec.lease.substr(0, rec.lease.find('|')));
-        }
-        return job<T>(std::move(rec));
+        std::optional<detail::job_record> rec = detail::queue_get_job(*core_, id);
+        if (!rec) return std::nullopt;
+        return job<T>(std::move(*rec));
     }
 
     /// Jobs per state (flow parents waiting for children included): one script (LLEN,
     /// ZCARD...), a consistent snapshot.
-    job_counts counts() const {
-        const auto v = eval_again<std::vector<long long>>(lua<detail::queue_lua::counts>(), {});
-        return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6), v.at(7)};
-    }
+    job_counts counts() const { return detail::queue_counts(*core_); }
 
     /// Stops workers from taking jobs (running ones finish); adding still works. One script.
-    void pause() { eval_again<long long>(lua<detail::queue_lua::pause>(), {"1"}); }
+    void pause() { detail::queue_pause(*core_, true); }
     /// Lets workers take jobs again and wakes one. One script.
-    void resume() { eval_again<long long>(lua<detail::queue_lua::pause>(), {"0"}); }
+    void resume() { detail::queue_pause(*core_, false); }
     /// One HEXISTS.
-    bool is_paused() const {
-        return core_->redis.template command<long long>(idempotent, "HEXISTS", core_->key(detail::queue_key::meta),
-                                                        "paused") == 1;
-    }
+    bool is_paused() const { return detail::queue_is_paused(*core_); }
 
     /// Moves a failed job back in line with a fresh set of attempts (its trace is kept). Returns
     /// false when no failed job has this id. One script.
-    bool retry(std::string_view id) {
-        return eval_again<long long>(extras_lua<detail::queue_lua::retry>(), {escape_key_part(id), "0"}) == 1;
-    }
+    bool retry(std::string_view id) { return detail::queue_retry(*core_, id); }
 
     /// Moves every failed job back in line (one script per 1000). Returns how many.
-    std::size_t retry_failed() {
-        std::size_t total = 0;
-        for (;;) {
-            const auto n = eval<long long>(extras_lua<detail::queue_lua::retry>(), {"", "1000"});
-            total += static_cast<std::size_t>(n);
-            if (n < 1000) return total;
-        }
-    }
+    std::size_t retry_failed() { return detail::queue_retry_failed(*core_); }
 
     /// Removes a job and its data. An active (leased) job is not removed (remove_result::active).
     /// One script; O(waiting) for a waiting job (LREM).
-    remove_result remove(std::string_view id) {
-        const auto r = eval_again<long long>(extras_lua<detail::queue_lua::remove>(), {escape_key_part(id)});
-        return r == 1 ? remove_result::removed : r == 0 ? remove_result::not_found : remove_result::active;
-    }
+    remove_result remove(std::string_view id) { return detail::queue_remove(*core_, id); }
 
     /// Removes every waiting and prioritized job (and delayed ones too when asked); active,
     /// completed and failed jobs stay. One script per 1000 jobs. Returns how many were removed.
-    std::size_t drain(bool include_delayed = false) {
-        std::size_t total = 0;
-        for (;;) {
-            const auto n = eval<long long>(lua<detail::queue_lua::drain>(), {include_delayed ? "1" : "0", "1000"});
-            total += static_cast<std::size_t>(n);
-            if (n < 1000) return total;
-        }
-    }
+    std::size_t drain(bool include_delayed = false) { return detail::queue_drain(*core_, include_delayed); }
 
     /// Removes completed (or failed) jobs that finished at least `grace` ago, oldest first; other
     /// states throw std::invalid_argument. One script per 1000 jobs. Returns how many.
     std::size_t clean(job_state state, std::chrono::milliseconds grace = std::chrono::milliseconds(0)) {
-        if (state != job_state::completed && state != job_state::failed)
-            throw std::invalid_argument("redkit: queue::clean: state must be completed or failed");
-        if (grace.count() < 0) throw std::invalid_argument("redkit: queue::clean: grace must not be negative");
-        const std::string which = state == job_state::completed ? "c" : "f";
-        std::size_t total = 0;
-        for (;;) {
-            const auto n =
-                eval<long long>(extras_lua<detail::queue_lua::clean>(), {which, std::to_string(grace.count()), "1000"});
-            total += static_cast<std::size_t>(n);
-            if (n < 1000) return total;
-        }
+        return detail::queue_clean(*core_, state, grace);
     }
 
     /// Deletes the queue: every job and every key. Refuses (returns false, nothing deleted) while
     /// jobs are active unless force is true (their workers then lose their leases). Pauses the
     /// queue first; one script per 1000 jobs, so jobs added meanwhile by others may survive.
-    bool obliterate(bool force = false) {
-        for (;;) {
-            const auto r = eval_again<std::vector<long long>>(extras_lua<detail::queue_lua::obliterate>(),
-                                                              {force ? "1" : "0", "1000"});
-            if (r.at(0) < 0) return false;
-            if (r.at(1) == 1) return true;
-        }
-    }
+    bool obliterate(bool force = false) { return detail::queue_obliterate(*core_, force); }
 
     /// Runs the stalled-job check now (workers run it every worker_options::stalled_interval):
     /// active jobs whose lease expired go back in line, or fail when they stalled more than
     /// max_stalled_count times. One script per call (at most 1000 jobs).
     stalled_jobs check_stalled(int max_stalled_count = 1) {
-        if (max_stalled_count < 0)
-            throw std::invalid_argument("redkit: check_stalled: max_stalled_count must not be negative");
-        using ids = std::vector<std::vector<std::string>>;
-        return detail::parse_stalled(eval_again<ids>(extras_lua<detail::queue_lua::stalled>(),
-                                                     {"0", std::to_string(max_stalled_count), "1000"}));
+        return detail::queue_check_stalled(*core_, max_stalled_count);
     }
 
     // ---- inspection ----
@@ -297,48 +217,22 @@ public:
     /// O(offset) for waiting jobs). Throws std::invalid_argument for job_state::unknown or count
     /// above 1000.
     job_page<T> jobs(job_state state, std::size_t offset = 0, std::size_t count = 50, bool newest_first = true) const {
-        static constexpr char letters[] = {'w', 'p', 'd', 'a', 'c', 'f', 'x'};
-        const auto index = static_cast<std::size_t>(state);
-        if (index >= sizeof letters) throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
-        if (count > 1000) throw std::invalid_argument("redkit: queue::jobs: count must be at most 1000");
+        std::vector<detail::job_record> records;
         job_page<T> page;
-        if (count == 0) return page;
-        const auto r = eval_again<reply>(
-            lua<detail::queue_lua::list>(),
-            {std::string(1, letters[index]), std::to_string(offset), std::to_string(count), newest_first ? "1" : "0"});
-        page.total = r[0].integer();
-        const reply& items = r[1];
-        for (std::size_t i = 0; i + 2 < items.size(); i += 3) {
-            detail::job_record rec;
-            rec.id = items[i].text();
-            detail::read_fields(items[i + 1], rec);
-            if (rec.state == 0) continue;  // removed between the listing and the read
-            if (state == job_state::active) {
-                rec.state = 'a';
-                rec.lease = items[i + 2].text();
-                rec.processed = detail::job_field_int(rec.lease.substr(0, rec.lease.find('|')));
-            }
-            page.jobs.push_back(job<T>(std::move(rec)));
-        }
+        page.total = detail::queue_jobs(*core_, state, offset, count, newest_first, records);
+        for (auto& rec : records) page.jobs.push_back(job<T>(std::move(rec)));
         return page;
     }
 
     /// Adds a line to a job's log (kept with the job; at most `keep` lines, the oldest dropped).
     /// Returns false when no job has this id. One script. (In a handler, job::log.)
     bool add_log(std::string_view id, std::string_view line, std::size_t keep = 1000) {
-        if (keep == 0) throw std::invalid_argument("redkit: queue::add_log: keep must be positive");
-        return eval<long long>(lua<detail::queue_lua::log>(),
-                               {escape_key_part(id), std::string(line), std::to_string(keep), std::string()}) >= 0;
+        return detail::queue_add_log(*core_, id, line, keep);
     }
 
     /// A job's log lines from `offset` (oldest first), and how many it has. One script.
     job_logs logs(std::string_view id, std::size_t offset = 0, std::size_t count = 100) const {
-        const auto r = eval_again<reply>(lua<detail::queue_lua::logs>(),
-                                         {escape_key_part(id), std::to_string(offset), std::to_string(count)});
-        job_logs out;
-        out.total = r[0].integer();
-        for (const auto& line : r[1].elements()) out.lines.push_back(line.text());
-        return out;
+        return detail::queue_logs(*core_, id, offset, count);
     }
 
     /// Jobs completed and failed per minute over the last `span` minutes (the current one
@@ -346,15 +240,7 @@ public:
     /// jobs already removed by retention (remove_on_complete / remove_on_fail) are not counted.
     /// One script of 2 x span ZCOUNTs. Throws std::invalid_argument unless span is in [1, 1440].
     std::vector<minute_counts> metrics(std::chrono::minutes span = std::chrono::minutes(60)) const {
-        if (span.count() < 1 || span.count() > 1440)
-            throw std::invalid_argument("redkit: queue::metrics: span must be in [1, 1440] minutes");
-        const auto r =
-            eval_again<std::vector<long long>>(lua<detail::queue_lua::metrics>(), {std::to_string(span.count())});
-        std::vector<minute_counts> out;
-        for (std::size_t i = 1; i + 1 < r.size(); i += 2) {
-            out.push_back({detail::from_epoch_ms(r[0] + static_cast<long long>(i / 2) * 60000), r[i], r[i + 1]});
-        }
-        return out;
+        return detail::queue_metrics(*core_, span);
     }
 
     // ---- events ----
@@ -364,17 +250,10 @@ public:
     /// "queue:{name}:events", capped at about `max_len` entries, which queue_events reads from any
     /// process. 0 turns them off (the stream stays). Off by default: each event is an XADD in
     /// the script that makes the change (two per job that runs: active and completed). One script.
-    void set_events(std::size_t max_len) {
-        if (max_len > 100000000) throw std::invalid_argument("redkit: set_events: max_len must be at most 10^8");
-        eval_again<long long>(extras_lua<detail::queue_lua::events>(),
-                              {max_len == 0 ? std::string() : std::to_string(max_len)});
-    }
+    void set_events(std::size_t max_len) { detail::queue_set_events(*core_, max_len); }
 
     /// Whether events are on. One HEXISTS.
-    bool events_enabled() const {
-        return core_->redis.template command<long long>(idempotent, "HEXISTS", core_->key(detail::queue_key::meta),
-                                                        "evmax") == 1;
-    }
+    bool events_enabled() const { return detail::queue_events_enabled(*core_); }
 
     // ---- job schedulers (repeatable jobs) ----
 
@@ -393,48 +272,22 @@ public:
     std::chrono::system_clock::time_point upsert_scheduler(std::string_view id, const scheduler_options& schedule,
                                                            std::string_view job_name, const T& data,
                                                            const job_options& options = {}) {
-        if (id.empty()) throw std::invalid_argument("redkit: upsert_scheduler: id must not be empty");
-        if (id.size() > 256) throw std::invalid_argument("redkit: upsert_scheduler: id must be at most 256 bytes");
-        detail::validate_job_options(options);
-        if (options.delay.count() != 0 || !options.job_id.empty()) {
-            throw std::invalid_argument(
-                "redkit: upsert_scheduler: job_options.delay and job_id must be unset (the scheduler sets them)");
-        }
-        detail::schedule s(schedule);
-        const std::string spec = s.spec();
-        std::string payload = redkit::encode(data);
-        const auto t = core_->redis.template command<std::vector<long long>>(idempotent, "TIME");
-        const long long now = t.at(0) * 1000 + t.at(1) / 1000;
-        const long long first = s.first_tick(now);
-        std::vector<std::string> fields;
-        detail::push_add_fields(fields, job_name, std::move(payload), options);
-        // the 13 add fields, less custom id (0) and delay (3), are the 11 template fields
-        std::vector<std::string> args{core_->job_prefix, escape_key_part(id), spec, std::to_string(s.anchor),
-                                      std::to_string(first)};
-        for (std::size_t i = 0; i < fields.size(); ++i) {
-            if (i != 0 && i != 3) args.push_back(std::move(fields[i]));
-        }
-        const auto r = core_->redis.template eval<std::vector<long long>>(
-            idempotent, extras_lua<detail::queue_lua::scheduler_upsert>(), core_->keys, args);
-        return detail::from_epoch_ms(r.at(0));
+        detail::schedule s = detail::queue_check_scheduler(id, schedule, options);
+        return detail::queue_upsert_scheduler(*core_, id, std::move(s), job_name, redkit::encode(data), options);
     }
 
     /// Removes a scheduler and its pending job if that has not started. Returns false when there
     /// was none. One script.
-    bool remove_scheduler(std::string_view id) {
-        return eval_again<long long>(extras_lua<detail::queue_lua::scheduler_remove>(), {escape_key_part(id)}) == 1;
-    }
+    bool remove_scheduler(std::string_view id) { return detail::queue_remove_scheduler(*core_, id); }
 
     /// The scheduler `id`, or nullopt. One script.
     std::optional<scheduler_info> get_scheduler(std::string_view id) const {
-        auto v = list_schedulers(escape_key_part(id), 0, 1);
-        if (v.empty()) return std::nullopt;
-        return std::move(v.front());
+        return detail::queue_get_scheduler(*core_, id);
     }
 
     /// Up to `count` schedulers from `offset`, soonest next run first. One script.
     std::vector<scheduler_info> schedulers(std::size_t offset = 0, std::size_t count = 100) const {
-        return list_schedulers(std::string(), offset, count);
+        return detail::queue_schedulers(*core_, offset, count);
     }
 
     // ---- rate limit ----
@@ -444,97 +297,29 @@ public:
     /// window). Workers that hit it wait until a start leaves the window. Throws
     /// std::invalid_argument unless max is in [1, 100000] and per in [1 ms, 24 h]. One script.
     void set_rate_limit(long long max, std::chrono::milliseconds per) {
-        if (max < 1 || max > 100000) throw std::invalid_argument("redkit: set_rate_limit: max must be in [1, 100000]");
-        if (per.count() < 1 || per > std::chrono::hours(24))
-            throw std::invalid_argument("redkit: set_rate_limit: per must be in [1 ms, 24 h]");
-        eval_again<long long>(extras_lua<detail::queue_lua::limit>(),
-                              {std::to_string(max), std::to_string(per.count())});
+        detail::queue_set_rate_limit(*core_, max, per);
     }
 
     /// Removes the rate limit, and any hold a handler's rate_limited_error put on the queue. One script.
-    void remove_rate_limit() { eval_again<long long>(extras_lua<detail::queue_lua::limit>(), {"", ""}); }
+    void remove_rate_limit() { detail::queue_remove_rate_limit(*core_); }
 
     /// The rate limit, or nullopt when none. One script.
-    std::optional<queue_rate_limit> rate_limit() const {
-        const auto r = eval_again<std::vector<reply>>(extras_lua<detail::queue_lua::limit_info>(), {});
-        if (r.size() != 3 || r[0].is_nil()) return std::nullopt;
-        return queue_rate_limit{detail::job_field_int(r[0].text()),
-                                std::chrono::milliseconds(detail::job_field_int(r[1].text()))};
-    }
+    std::optional<queue_rate_limit> rate_limit() const { return detail::queue_get_rate_limit(*core_); }
 
     /// How long until a worker may start a job under the rate limit and any handler's hold (0:
     /// now). One script.
-    std::chrono::milliseconds rate_limit_wait() const {
-        const auto r = eval_again<std::vector<reply>>(extras_lua<detail::queue_lua::limit_info>(), {});
-        return std::chrono::milliseconds(r.size() == 3 ? r[2].integer() : 0);
-    }
+    std::chrono::milliseconds rate_limit_wait() const { return detail::queue_rate_limit_wait(*core_); }
 
 private:
     template <class>
     friend class worker;
-
-    std::vector<scheduler_info> list_schedulers(const std::string& one, std::size_t offset, std::size_t count) const {
-        const auto r = eval_again<reply>(extras_lua<detail::queue_lua::scheduler_list>(),
-                                         {one, std::to_string(offset), std::to_string(count)});
-        std::vector<scheduler_info> out;
-        for (std::size_t i = 0; i + 1 < r.size(); i += 2) out.push_back(detail::read_scheduler(r[i].text(), r[i + 1]));
-        return out;
-    }
-
-    template <const std::string_view& Body>
-    static const script& lua() {
-        return detail::queue_script<Body>();
-    }
-    template <const std::string_view& Body>
-    static const script& extras_lua() {
-        return detail::extras_script<Body>();
-    }
-
-    template <class R>
-    R eval(const script& s, std::initializer_list<std::string> extra) const {
-        std::vector<std::string> args{core_->job_prefix};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return core_->redis.template eval<R>(s, core_->keys, args);
-    }
-
-    // For scripts that read, or converge when run twice: a transport failure after sending may
-    // be retried on a fresh connection (client::eval(idempotent, ...)).
-    template <class R>
-    R eval_again(const script& s, std::initializer_list<std::string> extra) const {
-        std::vector<std::string> args{core_->job_prefix};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return core_->redis.template eval<R>(idempotent, s, core_->keys, args);
-    }
-
-    std::vector<added_job> run_add(const std::vector<std::string>& args) {
-        std::vector<reply> r;
-        if (core_->replicas == 0) {
-            r = core_->redis.template eval<std::vector<reply>>(extras_lua<detail::queue_lua::add>(), core_->keys, args);
-        } else {
-            // the script and WAIT in one write on one connection: WAIT counts that connection's writes
-            pipeline p(core_->redis);
-            p.eval(extras_lua<detail::queue_lua::add>(), core_->keys, args);
-            p.command("WAIT", core_->replicas, core_->replica_timeout.count());
-            const std::vector<reply> both = p.exec();
-            r = both.at(0).as<std::vector<reply>>();
-            const long long acked = both.at(1).as<long long>();
-            if (acked < core_->replicas) {
-                throw error(errc::timeout, core_->what() + "add: " + std::to_string(acked) + " of " +
-                                               std::to_string(core_->replicas) + " replicas acknowledged within " +
-                                               std::to_string(core_->replica_timeout.count()) +
-                                               " ms; the job is on the primary but may be lost on a failover");
-            }
-        }
-        std::vector<added_job> out;
-        out.reserve(r.size() / 2);
-        for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
-            out.push_back({unescape_key_part(r[i].text()), r[i + 1].integer() == 1});
-        }
-        return out;
-    }
 
     std::shared_ptr<detail::queue_core> core_;
 };
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/queue/impl/queue.ipp>
+#endif

@@ -6,13 +6,12 @@
 // (flow_job, added_flow, and what a parent reads of its children).
 #pragma once
 
+#include <redkit/config.hpp>
 #include <redkit/key.hpp>
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstddef>
 #include <optional>
 #include <stdexcept>
@@ -40,14 +39,7 @@ struct backoff_policy {
 
     /// The wait before retry number `retry` (1 for the first), with `random01` in [0, 1) drawing
     /// the jitter. Saturates instead of overflowing.
-    std::chrono::milliseconds delay_before(int retry, double random01) const noexcept {
-        if (type == kind::none || delay.count() <= 0) return std::chrono::milliseconds(0);
-        double d = static_cast<double>(delay.count());
-        if (type == kind::exponential) d *= std::ldexp(1.0, std::min(std::max(retry, 1) - 1, 40));
-        d = std::min(d, 1e15);
-        if (jitter > 0) d -= d * jitter * random01;
-        return std::chrono::milliseconds(static_cast<long long>(d));
-    }
+    REDKIT_DECL std::chrono::milliseconds delay_before(int retry, double random01) const noexcept;
 };
 
 /// Which finished jobs to keep (completed or failed), checked when a job finishes. Both limits may
@@ -81,19 +73,7 @@ struct job_options {
 /// Where a job is.
 enum class job_state { waiting, prioritized, delayed, active, completed, failed, waiting_children, unknown };
 
-inline const char* to_string(job_state s) noexcept {
-    switch (s) {
-        case job_state::waiting: return "waiting";
-        case job_state::prioritized: return "prioritized";
-        case job_state::delayed: return "delayed";
-        case job_state::active: return "active";
-        case job_state::completed: return "completed";
-        case job_state::failed: return "failed";
-        case job_state::waiting_children: return "waiting-children";
-        case job_state::unknown: return "unknown";
-    }
-    return "unknown";
-}
+REDKIT_DECL const char* to_string(job_state s) noexcept;
 
 /// Jobs per state. While the queue is paused, waiting jobs count as paused (waiting is 0).
 struct job_counts {
@@ -149,12 +129,8 @@ public:
 class rate_limited_error : public std::runtime_error {
 public:
     /// Throws std::invalid_argument when retry_after is negative or longer than a day.
-    explicit rate_limited_error(std::chrono::milliseconds retry_after, const std::string& what = "rate limited")
-        : std::runtime_error(what), retry_after_(retry_after) {
-        if (retry_after.count() < 0 || retry_after > std::chrono::hours(24)) {
-            throw std::invalid_argument("redkit: rate_limited_error: retry_after must be in [0, 24 h]");
-        }
-    }
+    REDKIT_DECL explicit rate_limited_error(std::chrono::milliseconds retry_after,
+                                            const std::string& what = "rate limited");
     std::chrono::milliseconds retry_after() const noexcept { return retry_after_; }
 
 private:
@@ -185,17 +161,8 @@ struct scheduler_options {
     /// At most this many jobs in all (0: no limit); the scheduler is removed after the last.
     long long limit = 0;
 
-    static scheduler_options cron_pattern(std::string pattern, std::string zone = {}) {
-        scheduler_options o;
-        o.cron = std::move(pattern);
-        o.time_zone = std::move(zone);
-        return o;
-    }
-    static scheduler_options every_interval(std::chrono::milliseconds interval) {
-        scheduler_options o;
-        o.every = interval;
-        return o;
-    }
+    REDKIT_DECL static scheduler_options cron_pattern(std::string pattern, std::string zone = {});
+    REDKIT_DECL static scheduler_options every_interval(std::chrono::milliseconds interval);
 };
 
 /// A scheduler as stored (queue::schedulers, queue::get_scheduler).
@@ -286,3 +253,7 @@ struct queue_options {
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/queue/impl/types.ipp>
+#endif

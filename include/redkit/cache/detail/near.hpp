@@ -32,18 +32,16 @@
 #pragma once
 
 #include <redkit/cache/options.hpp>
-#include <redkit/client.hpp>
+#include <redkit/config.hpp>
 #include <redkit/connection.hpp>
-#include <redkit/error.hpp>
-#include <redkit/reply.hpp>
+#include <redkit/options.hpp>
 #include <redkit/waker.hpp>
 
-#include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <list>
 #include <memory>
@@ -56,22 +54,13 @@
 #include <unordered_map>
 #include <utility>
 
-#include <pthread.h>
-
 namespace redkit {
 inline namespace v0 {
 namespace detail {
 
 /// How many times this process is a fork()ed child of the one that first asked (the count goes up
 /// in every child; a near cache remembers the count it was connected under).
-inline unsigned forks_seen() noexcept {
-    static std::atomic<unsigned> forks{0};
-    static const bool watching = [] {
-        return ::pthread_atfork(nullptr, nullptr, [] { forks.fetch_add(1, std::memory_order_relaxed); }) == 0;
-    }();
-    (void)watching;
-    return forks.load(std::memory_order_relaxed);
-}
+REDKIT_DECL unsigned forks_seen() noexcept;
 
 /// The entries, the fills under way and the counters (no I/O here).
 class near_store {
@@ -80,16 +69,7 @@ public:
     /// Bookkeeping bytes counted per entry on top of its key and stored value.
     static constexpr std::size_t entry_overhead = 128;
 
-    near_store(std::size_t max_entries, std::size_t max_bytes)
-        : shard_count_(std::clamp<std::size_t>(max_entries / 64, 1, 16)),
-          shards_(new shard[shard_count_]),
-          forks_(forks_seen()) {
-        // each shard bounds its share; the shares add up to the bounds exactly
-        for (std::size_t i = 0; i < shard_count_; ++i) {
-            shards_[i].max_entries = max_entries / shard_count_ + (i < max_entries % shard_count_ ? 1 : 0);
-            shards_[i].max_bytes = max_bytes / shard_count_ + (i < max_bytes % shard_count_ ? 1 : 0);
-        }
-    }
+    REDKIT_DECL near_store(std::size_t max_entries, std::size_t max_bytes);
 
     /// A fill under way: valid only when `id` != 0.
     struct ticket {
@@ -128,14 +108,7 @@ public:
     }
 
     /// Marks `key` filling; an invalid ticket while the invalidation connection is down.
-    ticket begin_fill(std::string_view key) {
-        if (!serving()) return {};
-        ticket t{next_ticket_.fetch_add(1, std::memory_order_relaxed) + 1, epoch_.load(std::memory_order_acquire)};
-        shard& s = shard_of(key);
-        std::lock_guard<std::mutex> lock(s.mutex);
-        s.filling[std::string(key)] = t.id;  // a newer fill of the same key supersedes an older one
-        return t;
-    }
+    REDKIT_DECL ticket begin_fill(std::string_view key);
 
     /// Keeps `value` if the fill `t` is still current (no invalidation of the key, no flush since
     /// begin_fill); returns whether it was kept.
@@ -166,70 +139,22 @@ public:
     }
 
     /// A fill that will not finish (its read failed or threw): drops its mark.
-    void abandon(std::string_view key, const ticket& t) noexcept {
-        if (t.id == 0) return;
-        shard& s = shard_of(key);
-        std::lock_guard<std::mutex> lock(s.mutex);
-        erase_mark(s, key, t.id);
-    }
+    REDKIT_DECL void abandon(std::string_view key, const ticket& t) noexcept;
 
     /// The server says `key` changed: drops its entry and any fill under way.
-    void invalidate(std::string_view key) {
-        reported_.fetch_add(1, std::memory_order_relaxed);
-        if (drop(key)) invalidations_.fetch_add(1, std::memory_order_relaxed);
-    }
+    REDKIT_DECL void invalidate(std::string_view key);
 
     /// Drops `key`'s entry and any fill under way (this process writes it); whether there was one.
-    bool drop(std::string_view key) {
-        shard& s = shard_of(key);
-        std::lock_guard<std::mutex> lock(s.mutex);
-        bool dropped = erase_mark(s, key);
-        if (const auto it = s.index.find(key); it != s.index.end()) {
-            erase(s, it->second);
-            dropped = true;
-        }
-        return dropped;
-    }
+    REDKIT_DECL bool drop(std::string_view key);
 
     /// Drops everything, and every fill under way.
-    void flush() {
-        epoch_.fetch_add(1, std::memory_order_acq_rel);  // before the shards: a fill checking after sees it
-        for (std::size_t i = 0; i < shard_count_; ++i) {
-            shard& s = shards_[i];
-            std::lock_guard<std::mutex> lock(s.mutex);
-            s.index.clear();
-            s.lru.clear();
-            s.filling.clear();
-            s.bytes = 0;
-        }
-        flushes_.fetch_add(1, std::memory_order_relaxed);
-    }
+    REDKIT_DECL void flush();
 
     /// The invalidation connection is up (entries may be served and stored) or down (flushed).
     /// Either way everything is dropped first: nothing from before a connection can be vouched for.
-    void set_connected(bool up) {
-        if (!up) connected_.store(false, std::memory_order_release);
-        flush();
-        if (up) connected_.store(true, std::memory_order_release);
-    }
+    REDKIT_DECL void set_connected(bool up);
 
-    near_cache_stats stats() const {
-        near_cache_stats out;
-        out.hits = hits_.load(std::memory_order_relaxed);
-        out.misses = misses_.load(std::memory_order_relaxed);
-        out.invalidations = invalidations_.load(std::memory_order_relaxed);
-        out.reported = reported_.load(std::memory_order_relaxed);
-        out.evictions = evictions_.load(std::memory_order_relaxed);
-        out.flushes = flushes_.load(std::memory_order_relaxed);
-        out.connected = serving();
-        for (std::size_t i = 0; i < shard_count_; ++i) {
-            const shard& s = shards_[i];
-            std::lock_guard<std::mutex> lock(s.mutex);
-            out.entries += s.lru.size();
-            out.bytes += s.bytes;
-        }
-        return out;
-    }
+    REDKIT_DECL near_cache_stats stats() const;
 
 private:
     // Connected, in the process that connected (not a fork()ed child of it).
@@ -255,13 +180,7 @@ private:
         return shards_[std::hash<std::string_view>{}(key) % shard_count_];
     }
     // Erases key's fill mark if it has one (with `id`: only that fill's); whether it did.
-    static bool erase_mark(shard& s, std::string_view key, std::uint64_t id = 0) {
-        if (s.filling.empty()) return false;  // the usual case: no lookup key to build
-        const auto mark = s.filling.find(std::string(key));
-        if (mark == s.filling.end() || (id != 0 && mark->second != id)) return false;
-        s.filling.erase(mark);
-        return true;
-    }
+    REDKIT_DECL static bool erase_mark(shard& s, std::string_view key, std::uint64_t id = 0);
     static void erase(shard& s, std::list<entry>::iterator e) {
         s.index.erase(std::string_view(e->key));
         s.bytes -= e->bytes;
@@ -281,16 +200,8 @@ private:
 class near_tracker {
 public:
     /// `prefix`: the key space whose changes are reported ("shop:cache:"; empty: every key).
-    near_tracker(const client_options& base, near_store& store, near_cache_options o, std::string prefix)
-        : options_(base), store_(store), near_(o), prefix_(std::move(prefix)) {
-        options_.tracking_redirect = 0;
-        thread_ = std::thread([this] { run(); });
-    }
-    ~near_tracker() {
-        stopping_.store(true);
-        wake_.notify();
-        thread_.join();
-    }
+    REDKIT_DECL near_tracker(const client_options& base, near_store& store, near_cache_options o, std::string prefix);
+    REDKIT_DECL ~near_tracker();
     near_tracker(const near_tracker&) = delete;
     near_tracker& operator=(const near_tracker&) = delete;
 
@@ -298,16 +209,11 @@ public:
     long long id() const noexcept { return id_.load(); }
 
 private:
-    void run();
-    void serve(connection& c);
-    void report(const std::exception& e) const noexcept {
-        if (!options_.on_error) return;
-        try {
-            options_.on_error(error(errc::connection_closed, std::string("redkit: cache: near cache: ") + e.what() +
-                                                                 "; near entries dropped, reconnecting"));
-        } catch (...) {
-        }
-    }
+    REDKIT_DECL void run();
+    // Turns broadcast tracking on and subscribes, then applies invalidations until the connection
+    // fails its health check, breaks or turns stale (throws), or the tracker stops (returns).
+    REDKIT_DECL void serve(connection& c);
+    REDKIT_DECL void report(const std::exception& e) const noexcept;
 
     client_options options_;
     near_store& store_;
@@ -319,87 +225,12 @@ private:
     std::thread thread_;
 };
 
-inline void near_tracker::run() {
-    std::chrono::milliseconds backoff(50);
-    while (!stopping_.load()) {
-        try {
-            connection c(options_);
-            serve(c);
-            backoff = std::chrono::milliseconds(50);
-        } catch (const std::exception& e) {
-            report(e);
-        }
-        if (id_.exchange(0) != 0) store_.set_connected(false);
-        if (stopping_.load()) break;
-        wake_.sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-    }
-}
-
-// Turns broadcast tracking on and subscribes, then applies invalidations until the connection
-// fails its health check, breaks or turns stale (throws), or the tracker stops (returns).
-inline void near_tracker::serve(connection& c) {
-    const long long id = c.command<long long>("CLIENT", "ID");
-    if (prefix_.empty()) {
-        c.command<void>("CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST");
-    } else {
-        c.command<void>("CLIENT", "TRACKING", "on", "REDIRECT", id, "BCAST", "PREFIX", prefix_);
-    }
-    c.send("SUBSCRIBE", "__redis__:invalidate");
-    const auto timeout = options_.command_timeout.count() > 0 ? options_.command_timeout : std::chrono::seconds(5);
-    bool subscribed = false;
-    while (!subscribed) {
-        const auto st = c.wait_reply(wake_, timeout, [&](reply_view r) {
-            subscribed = r.is_array() && r.size() >= 1 && r[0].str() == "subscribe";
-        });
-        if (stopping_.load()) return;
-        if (st == wait_status::timeout) throw error(errc::timeout, "no reply to SUBSCRIBE __redis__:invalidate");
-    }
-    id_.store(id);
-    store_.set_connected(true);
-
-    bool ping_out = false;
-    for (;;) {
-        bool pong = false;
-        const auto st = c.wait_reply(wake_, ping_out ? timeout : near_.health_check, [&](reply_view r) {
-            if (!r.is_array() || r.size() < 1) return;
-            const std::string_view kind = r[0].str();
-            if (kind == "pong") {
-                pong = true;
-            } else if (kind == "message" && r.size() == 3) {
-                const reply_view keys = r[2];
-                if (keys.is_nil()) {
-                    store_.flush();  // FLUSHALL / FLUSHDB
-                } else {
-                    for (std::size_t i = 0; i < keys.size(); ++i) store_.invalidate(keys[i].str());
-                }
-            }
-        });
-        if (stopping_.load()) return;
-        if (c.primary_replaced()) {
-            // Sentinel: writes now go to another primary, whose invalidations this one never sees
-            throw error(errc::connection_closed, "the sentinels replaced the primary");
-        }
-        if (st == wait_status::timeout) {
-            if (ping_out) throw error(errc::timeout, "the invalidation connection did not answer PING in time");
-            c.send("PING");
-            ping_out = true;
-        } else if (pong) {
-            ping_out = false;
-        }
-    }
-}
-
 /// One read that may fill the near cache: marks the key filling for its lifetime (nothing, when
 /// the near cache is off or its invalidation connection is down).
 class near_fill {
 public:
-    near_fill(near_store* store, std::string_view key) : store_(store), key_(key) {
-        if (store_) ticket_ = store_->begin_fill(key_);
-    }
-    ~near_fill() {
-        if (store_) store_->abandon(key_, ticket_);
-    }
+    REDKIT_DECL near_fill(near_store* store, std::string_view key);
+    REDKIT_DECL ~near_fill();
     near_fill(const near_fill&) = delete;
     near_fill& operator=(const near_fill&) = delete;
 
@@ -423,3 +254,7 @@ private:
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/cache/detail/impl/near.ipp>
+#endif

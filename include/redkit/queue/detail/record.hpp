@@ -4,18 +4,16 @@
 #pragma once
 
 #include <redkit/client.hpp>
+#include <redkit/config.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
 
 #include <algorithm>
 #include <atomic>
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstddef>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,14 +48,7 @@ struct queue_core {
     int replicas = 0;  // queue_options::replicas: WAIT for this many after an add
     std::chrono::milliseconds replica_timeout{1000};
 
-    queue_core(client c, std::string queue_name, const key_space& ks)
-        : redis(std::move(c)), name(std::move(queue_name)), space(ks) {
-        if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
-        static constexpr const char* suffixes[] = {"wait",   "prioritized", "delayed", "active", "completed",
-                                                   "failed", "meta",        "marker",  "id",     "stalled-check"};
-        for (const char* s : suffixes) keys.push_back(ks.key("queue", hash_tag(name), s));
-        job_prefix = ks.key("queue", hash_tag(name), "job") + ":";
-    }
+    REDKIT_DECL queue_core(client c, std::string queue_name, const key_space& ks);
 
     const std::string& key(queue_key k) const noexcept { return keys[static_cast<std::size_t>(k)]; }
 
@@ -100,109 +91,12 @@ struct job_record {
     long long keep_completed_count = -1, keep_completed_age = 0, keep_failed_count = -1, keep_failed_age = 0;
 };
 
-inline long long job_field_int(std::string_view s) noexcept {
-    long long v = 0;
-    std::from_chars(s.data(), s.data() + s.size(), v);
-    return v;
-}
+REDKIT_DECL long long job_field_int(std::string_view s) noexcept;
 
 /// Fills a record from an HGETALL array (a node over the reply).
-inline void read_fields(reply_view h, job_record& r) {
-    const std::size_t n = h.size();
-    for (std::size_t i = 0; i + 1 < n; i += 2) {
-        const std::string_view f = h[i].str();
-        const std::string_view v = h[i + 1].str();
-        if (f.empty()) continue;
-        switch (f[0]) {
-            case 'a':
-                if (f == "att") r.attempts = static_cast<int>(job_field_int(v));
-                break;
-            case 'b':
-                if (f == "bo")
-                    r.backoff_kind = static_cast<int>(job_field_int(v));
-                else if (f == "bd")
-                    r.backoff_ms = job_field_int(v);
-                else if (f == "bj")
-                    r.jitter_permille = job_field_int(v);
-                break;
-            case 'd':
-                if (f == "data")
-                    r.data = std::string(v);
-                else if (f == "delay")
-                    r.delay = job_field_int(v);
-                break;
-            case 'f':
-                if (f == "fr")
-                    r.failed_reason = std::string(v);
-                else if (f == "ft")
-                    r.finished = job_field_int(v);
-                break;
-            case 'k':
-                if (f == "kids") r.pending_children = job_field_int(v);
-                break;
-            case 'm':
-                if (f == "made") r.attempts_made = static_cast<int>(job_field_int(v));
-                break;
-            case 'n':
-                if (f == "name") r.name = std::string(v);
-                break;
-            case 'p':
-                if (f == "prio")
-                    r.priority = static_cast<int>(job_field_int(v));
-                else if (f == "pt")
-                    r.processed = job_field_int(v);
-                else if (f == "prog")
-                    r.progress = std::string(v);
-                else if (f == "pqn")
-                    r.parent_queue = std::string(v);
-                else if (f == "pid")
-                    r.parent_id = std::string(v);
-                break;
-            case 'r':
-                if (f == "rv")
-                    r.return_value = std::string(v);
-                else if (f == "rcn")
-                    r.keep_completed_count = job_field_int(v);
-                else if (f == "rca")
-                    r.keep_completed_age = job_field_int(v);
-                else if (f == "rfn")
-                    r.keep_failed_count = job_field_int(v);
-                else if (f == "rfa")
-                    r.keep_failed_age = job_field_int(v);
-                break;
-            case 's':
-                if (f == "st")
-                    r.state = v.empty() ? '\0' : v[0];
-                else if (f == "sch")
-                    r.scheduler = std::string(v);
-                else if (f == "stl")
-                    r.stalls = static_cast<int>(job_field_int(v));
-                break;
-            case 't':
-                if (f == "ts")
-                    r.created = job_field_int(v);
-                else if (f == "tr")
-                    r.trace = std::string(v);
-                else if (f == "tick")
-                    r.tick = job_field_int(v);
-                break;
-            default: break;
-        }
-    }
-}
+REDKIT_DECL void read_fields(reply_view h, job_record& r);
 
-inline job_state state_of(char c) noexcept {
-    switch (c) {
-        case 'w': return job_state::waiting;
-        case 'p': return job_state::prioritized;
-        case 'd': return job_state::delayed;
-        case 'a': return job_state::active;
-        case 'c': return job_state::completed;
-        case 'f': return job_state::failed;
-        case 'x': return job_state::waiting_children;
-        default: return job_state::unknown;
-    }
-}
+REDKIT_DECL job_state state_of(char c) noexcept;
 
 /// A flow parent's finished children (HGETALL of "<job key>:results" or ":ignored", fields
 /// "<queue name>:<stored id>"), sorted by queue then id. `make` builds one entry.
@@ -221,22 +115,12 @@ std::vector<Entry> read_children(const std::vector<std::string>& h, Make make) {
 }
 
 /// HGETALL of a flow parent's "<job key><suffix>" (":results" or ":ignored"); id as stored.
-inline std::vector<std::string> children_hash(const queue_core& core, const std::string& stored_id,
-                                              const char* suffix) {
-    return core.redis.command<std::vector<std::string>>(idempotent, "HGETALL", core.job_prefix + stored_id + suffix);
-}
+REDKIT_DECL std::vector<std::string> children_hash(const queue_core& core, const std::string& stored_id,
+                                                   const char* suffix);
 
-inline std::vector<child_value> read_child_values(const std::vector<std::string>& h) {
-    return read_children<child_value>(h, [](std::string q, std::string id, const std::string& v) {
-        return child_value{std::move(q), std::move(id), nlohmann::json::parse(v, nullptr, false)};
-    });
-}
+REDKIT_DECL std::vector<child_value> read_child_values(const std::vector<std::string>& h);
 
-inline std::vector<ignored_child> read_ignored_children(const std::vector<std::string>& h) {
-    return read_children<ignored_child>(h, [](std::string q, std::string id, const std::string& v) {
-        return ignored_child{std::move(q), std::move(id), v};
-    });
-}
+REDKIT_DECL std::vector<ignored_child> read_ignored_children(const std::vector<std::string>& h);
 
 /// A worker's hold on one job: what update_progress needs, and whether the lease was lost.
 struct job_lease {
@@ -246,66 +130,16 @@ struct job_lease {
     std::shared_ptr<const std::atomic<bool>> closing;
 };
 
-inline bool is_generated_id(std::string_view s) noexcept {
-    if (s.empty()) return false;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-    }
-    return true;
-}
+REDKIT_DECL bool is_generated_id(std::string_view s) noexcept;
 
 /// Checks job options; throws std::invalid_argument naming the field.
-inline void validate_job_options(const job_options& o) {
-    if (o.delay.count() < 0) throw std::invalid_argument("redkit: job_options.delay must not be negative");
-    if (o.attempts < 1) throw std::invalid_argument("redkit: job_options.attempts must be at least 1");
-    if (o.priority < 0 || o.priority > (1 << 21)) {
-        throw std::invalid_argument("redkit: job_options.priority must be in [0, 2097152]");
-    }
-    if (o.backoff.delay.count() < 0)
-        throw std::invalid_argument("redkit: job_options.backoff.delay must not be negative");
-    if (!(o.backoff.jitter >= 0 && o.backoff.jitter <= 1)) {
-        throw std::invalid_argument("redkit: job_options.backoff.jitter must be in [0, 1]");
-    }
-    if (o.backoff.type != backoff_policy::kind::none && o.backoff.delay.count() == 0) {
-        throw std::invalid_argument(
-            "redkit: job_options.backoff.delay must be positive for fixed or exponential backoff");
-    }
-    if (o.remove_on_complete.age.count() < 0) {
-        throw std::invalid_argument("redkit: job_options.remove_on_complete.age must not be negative");
-    }
-    if (o.remove_on_fail.age.count() < 0)
-        throw std::invalid_argument("redkit: job_options.remove_on_fail.age must not be negative");
-    if (!o.job_id.empty()) {
-        if (o.job_id.size() > 512) throw std::invalid_argument("redkit: job_options.job_id must be at most 512 bytes");
-        if (is_generated_id(o.job_id)) {
-            throw std::invalid_argument(
-                "redkit: job_options.job_id must not be an integer (integers are generated ids)");
-        }
-    }
-}
+REDKIT_DECL void validate_job_options(const job_options& o);
 
 inline std::string job_field_number(long long v, bool present) { return present ? std::to_string(v) : std::string(); }
 
 /// Appends the 13 add-script fields of one job.
-inline void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
-                            const job_options& o) {
-    out.push_back(o.job_id.empty() ? std::string() : escape_key_part(o.job_id));
-    out.emplace_back(name);
-    out.push_back(std::move(data));
-    out.push_back(job_field_number(o.delay.count(), o.delay.count() > 0));
-    out.push_back(job_field_number(o.priority, o.priority > 0));
-    out.push_back(job_field_number(o.attempts, o.attempts != 1));
-    const bool has_backoff = o.backoff.type != backoff_policy::kind::none;
-    out.push_back(job_field_number(static_cast<int>(o.backoff.type), has_backoff));
-    out.push_back(job_field_number(o.backoff.delay.count(), has_backoff));
-    out.push_back(job_field_number(std::llround(o.backoff.jitter * 1000), has_backoff && o.backoff.jitter > 0));
-    const auto keep = [&](const retention& r) {
-        out.push_back(r.count ? std::to_string(*r.count) : std::string());
-        out.push_back(job_field_number(r.age.count(), r.age.count() > 0));
-    };
-    keep(o.remove_on_complete);
-    keep(o.remove_on_fail);
-}
+REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
+                                 const job_options& o);
 
 /// What the move script returns: a code per outcome sent (move_code), the jobs it leased (ids as
 /// stored, and their fields), the server time in ms, and when the next delayed job is due (ms
@@ -319,36 +153,18 @@ struct move_reply {
 };
 
 /// The ids a stalled-job check recovered and failed (unescaped).
-inline stalled_jobs parse_stalled(const std::vector<std::vector<std::string>>& r) {
-    stalled_jobs out;
-    if (r.size() == 2) {
-        for (const auto& id : r[0]) out.recovered.push_back(unescape_key_part(id));
-        for (const auto& id : r[1]) out.failed.push_back(unescape_key_part(id));
-    }
-    return out;
-}
+REDKIT_DECL stalled_jobs parse_stalled(const std::vector<std::vector<std::string>>& r);
 
 }  // namespace detail
 
 template <>
 struct reply_traits<detail::move_reply> {
-    static detail::move_reply convert(reply_view v) {
-        if (v.type() != reply_type::array || v.size() != 5) v.mismatch("five-element array");
-        detail::move_reply out;
-        out.codes = v[0].as<std::vector<long long>>();
-        out.now = v[2].integer();
-        out.next_delay = v[3].integer();
-        out.limited = v[4].integer() == 1;
-        const reply_view jobs = v[1];
-        out.jobs.resize(jobs.size() / 2);
-        for (std::size_t i = 0; i + 1 < jobs.size(); i += 2) {
-            detail::job_record& rec = out.jobs[i / 2];
-            rec.id = std::string(jobs[i].str());
-            detail::read_fields(jobs[i + 1], rec);
-        }
-        return out;
-    }
+    REDKIT_DECL static detail::move_reply convert(reply_view v);
 };
 
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/queue/detail/impl/record.ipp>
+#endif

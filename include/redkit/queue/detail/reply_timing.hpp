@@ -3,6 +3,8 @@
 // read() (worker_options::reply_spin). Pure logic, unit-tested with scripted times.
 #pragma once
 
+#include <redkit/config.hpp>
+
 #include <chrono>
 
 namespace redkit {
@@ -16,17 +18,7 @@ namespace detail {
 /// least 10% faster, and every 64th reply is awaited the other way to keep both times current.
 class reply_timing {
 public:
-    bool poll_next(unsigned long long exchange) const noexcept {
-        bool poll;
-        if (polled_.n < 4) {
-            poll = true;
-        } else if (slept_.n < 4) {
-            poll = false;
-        } else {
-            poll = polled_.mean < slept_.mean;
-        }
-        return exchange % 32 == 0 ? !poll : poll;
-    }
+    REDKIT_DECL bool poll_next(unsigned long long exchange) const noexcept;
     void record(bool polled, std::chrono::microseconds took) noexcept { (polled ? polled_ : slept_).add(took); }
 
 private:
@@ -44,3 +36,7 @@ private:
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit
+
+#if REDKIT_HEADER_ONLY
+#include <redkit/queue/detail/impl/reply_timing.ipp>
+#endif
