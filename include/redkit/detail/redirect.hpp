@@ -24,7 +24,7 @@ inline bool parse_redirect(std::string_view text, std::string_view word, redirec
     if (text.substr(0, word.size()) != word || text.size() <= word.size() || text[word.size()] != ' ') return false;
     text.remove_prefix(word.size() + 1);
     const auto space = text.find(' ');
-    if (space == std::string_view::npos) return false;
+    if (space == std::string_view::npos || space == 0) return false;  // no slot
     int slot = 0;
     for (const char c : text.substr(0, space)) {
         if (c < '0' || c > '9' || slot >= slot_count) return false;
@@ -39,12 +39,11 @@ inline bool parse_redirect(std::string_view text, std::string_view word, redirec
         port = port * 10 + (c - '0');
     }
     if (port <= 0 || port > 65535) return false;
+    std::string_view host = where.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.empty()) return false;  // nothing written to `out` on a refusal
     out.slot = slot;
-    out.host.assign(where.substr(0, colon));
-    if (out.host.size() > 2 && out.host.front() == '[' && out.host.back() == ']') {
-        out.host = out.host.substr(1, out.host.size() - 2);
-    }
-    if (out.host.empty()) return false;
+    out.host.assign(host);
     out.port = port;
     return true;
 }

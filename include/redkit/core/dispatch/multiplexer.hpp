@@ -192,14 +192,7 @@ public:
     void run_batch(std::vector<request*>& batch);
     /// Hands r its outcome; its caller is woken now, or (wake_now false) by the fan-out.
     void finish(request& r, bool wake_now = false);
-    void report(const error& e) const noexcept {
-        if (!options_->on_error) return;
-        try {
-            options_->on_error(e);
-        } catch (...) {
-            // documented: the callback must not throw; never let it break a batch
-        }
-    }
+    void report(const error& e) const noexcept { detail::notify(options_->on_error, e); }
     void close_connection() noexcept {
         conn_.reset();
         connected_.store(false, std::memory_order_relaxed);
