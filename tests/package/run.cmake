@@ -1,7 +1,8 @@
 # Drives one package test (cmake -P): MODE=find_package installs redkit into a scratch prefix and
 # builds the consumer against it; MODE=add_subdirectory builds the consumer with redkit's source
-# tree added as a subdirectory. Then the consumer runs against a throw-away redis-server on a unix
-# socket and must print PONG.
+# tree added as a subdirectory. The consumer is built twice, header-only (redkit::redkit) and
+# compiled (redkit::redkit_compiled); both run against a throw-away redis-server on a unix socket
+# and must print PONG and their mode.
 string(REPLACE "|" ";" FORWARD "${FORWARD}")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -45,10 +46,21 @@ while(NOT EXISTS "${sock}" AND tries LESS 100)
   execute_process(COMMAND ${CMAKE_COMMAND} -E sleep 0.05)
   math(EXPR tries "${tries} + 1")
 endwhile()
-execute_process(COMMAND ${CMAKE_COMMAND} -E env "REDIS_URL=unix://${sock}" "${WORK_DIR}/consumer-build/consumer"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+# the program in both modes; each must say PONG, and which mode it was built in
+set(failures)
+foreach(program consumer consumer_compiled)
+  set(mode header-only)
+  if(program STREQUAL "consumer_compiled")
+    set(mode compiled)
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} -E env "REDIS_URL=unix://${sock}" "${WORK_DIR}/consumer-build/${program}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message(STATUS "${program} printed: ${out}")
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "PONG ${mode}")
+    list(APPEND failures "${program} failed (${rc}): ${out}\n${err}")
+  endif()
+endforeach()
 execute_process(COMMAND redis-cli -s "${sock}" shutdown nosave OUTPUT_QUIET ERROR_QUIET)
-message(STATUS "consumer printed: ${out}")
-if(NOT rc EQUAL 0 OR NOT out MATCHES "PONG")
-  message(FATAL_ERROR "consumer failed (${rc}): ${out}\n${err}")
+if(failures)
+  message(FATAL_ERROR "${failures}")
 endif()
