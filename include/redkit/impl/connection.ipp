@@ -3,7 +3,6 @@
 #pragma once
 
 #include <redkit/connection.hpp>
-#include <redkit/core/io/connection_access.hpp>
 #include <redkit/core/io/sentinel.hpp>
 #include <redkit/core/io/transport.hpp>
 
@@ -50,7 +49,7 @@ REDKIT_DECL detail::io_status connection::open() {
         return {errc::io_error, false, "connection " + endpoint() + ": cannot set socket timeout"};
     }
     if (detail::io_status st = replay_setup(); !st.ok()) return st;
-    detail::connection_access::mark_used(*this);
+    last_used_ = std::chrono::steady_clock::now();
     return {};
 }
 
@@ -165,7 +164,7 @@ REDKIT_DECL detail::io_status connection::replay_setup() {
 
 REDKIT_DECL detail::io_status connection::roundtrip(const detail::argv& a, detail::reply_ptr& out) {
     detail::require_arguments(a);
-    if (!await_failover()) return detail::connection_access::failed_over();
+    if (!await_failover()) return detail::failover_replaced_primary();
     transport_->append(a);
     if (auto st = transport_->flush(); !st.ok()) return st;
     auto st = transport_->read(out, read_spin_);

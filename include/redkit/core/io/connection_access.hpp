@@ -17,12 +17,6 @@ namespace redkit {
 inline namespace v0 {
 namespace detail {
 
-/// Builds the exception for a failed transport operation, naming the command and its key: the
-/// one place a status's text gets its "redkit: <command> <key>: " prefix.
-inline error transport_error(const io_status& st, std::string_view command, std::string_view key) {
-    return error(st.code, origin{command, key}.prefix() + st.text);
-}
-
 struct connection_access {
     /// A connection, or null with `failure` set when the server cannot be reached or the setup
     /// timed out (a refused setup throws server_error).
@@ -51,11 +45,7 @@ struct connection_access {
     /// announced; false (the connection broken) when its primary was replaced meanwhile.
     static bool await_failover(connection& c) { return c.await_failover(); }
     /// What a command held for a failover whose primary was replaced meanwhile fails with.
-    static io_status failed_over() {
-        return {errc::connection_closed, false,
-                "the sentinels replaced the primary while this command waited for their failover to end; "
-                "not sent"};
-    }
+    static io_status failed_over() { return failover_replaced_primary(); }
     /// For replies read off the wire directly (multiplexer): what roundtrip does with READONLY.
     static void check_demoted(connection& c, const reply_ptr& r) noexcept { c.check_demoted(r); }
     /// A MOVED reply breaks the connection (it was opened for a slot that lives elsewhere now).

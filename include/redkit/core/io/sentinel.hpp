@@ -40,6 +40,13 @@ namespace redkit {
 inline namespace v0 {
 namespace detail {
 
+/// What a command held for a failover fails with when the primary of its connection was replaced
+/// meanwhile: nothing was sent, so the caller may send it again on a new connection.
+inline io_status failover_replaced_primary() {
+    return {errc::connection_closed, false,
+            "the sentinels replaced the primary while this command waited for their failover to end; not sent"};
+}
+
 class sentinel_locator {
 public:
     /// The locator for these options (one per master name, sentinel list and credentials).

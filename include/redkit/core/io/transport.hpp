@@ -12,6 +12,7 @@
 #include <redkit/detail/argv.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
+#include <redkit/reply.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -37,6 +38,12 @@ struct io_status {
     std::string text;
     bool ok() const noexcept { return code == errc{}; }
 };
+
+/// Builds the exception for a failed transport operation, naming the command and its key: the
+/// one place a status's text gets its "redkit: <command> <key>: " prefix.
+inline error transport_error(const io_status& st, std::string_view command, std::string_view key) {
+    return error(st.code, origin{command, key}.prefix() + st.text);
+}
 
 /// SIGPIPE handling. hiredis writes with plain write()/send() without MSG_NOSIGNAL, so a server
 /// that closed the socket raises SIGPIPE, whose default action kills the process.

@@ -118,7 +118,11 @@ REDKIT_DECL reply_ptr reply_builder::string(std::string_view text) {
 REDKIT_DECL reply_ptr reply_builder::array(std::size_t n) {
     if (n > static_cast<std::size_t>(std::numeric_limits<int>::max())) throw std::bad_alloc();
     const redisReadTask t = raw::root_task(REDIS_REPLY_ARRAY);
+#if HIREDIS_MAJOR >= 1
+    return raw::made(raw::functions().createArray(&t, n));  // 1.x counts in size_t
+#else
     return raw::made(raw::functions().createArray(&t, static_cast<int>(n)));
+#endif
 }
 
 REDKIT_DECL void reply_builder::move_element(raw_node* from, std::size_t i, raw_node* to, std::size_t j) noexcept {
