@@ -7,6 +7,7 @@
 // bucket and GCRA refill at 1000 per second, slower than the checks arrive, so their state stays
 // in Redis between checks as it does under real load. The key is deleted before each repetition.
 #include <redkit/rate_limit.hpp>
+#include <redkit/rate_limit/detail/lua.hpp>
 
 #include "bench.hpp"
 

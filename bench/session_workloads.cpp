@@ -4,7 +4,9 @@
 // JSON data is decoded into a string map), next to a hand-written raw-hiredis baseline that does
 // the same work: SHA-256 of the token (the same function), the same key, EVALSHA of the same
 // script text with the same arguments, the ten reply fields read and the same nlohmann decode.
+#include <redkit/detail/hash.hpp>
 #include <redkit/session.hpp>
+#include <redkit/session/detail/lua.hpp>
 
 #include "bench.hpp"
 
