@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -38,6 +39,31 @@ struct redkit::reply_traits<point> {
         return {v[0].as<double>(), v[1].as<double>()};
     }
 };
+
+// The server matrix (REDKIT_TEST_SERVER, scripts/fetch-servers): the suites really talk to the
+// server asked for, and its version is printed with the results.
+TEST_F(Client, TheServerIsTheOneTheMatrixAskedFor) {
+    const std::string info = redis.command<std::string>("INFO", "server");
+    const auto field = [&](const std::string& name) {
+        const auto at = info.find("\n" + name + ":");
+        if (at == std::string::npos) return std::string();
+        const auto from = at + name.size() + 2;
+        return info.substr(from, info.find_first_of("\r\n", from) - from);
+    };
+    const std::string valkey = field("valkey_version"), redis_version = field("redis_version");
+    std::printf("[ figures  ] server: %s\n",
+                valkey.empty() ? ("Redis " + redis_version).c_str() : ("Valkey " + valkey).c_str());
+    const char* env = std::getenv("REDKIT_TEST_SERVER");
+    const std::string asked = env ? env : "";
+    if (asked == "valkey-8.1") {
+        EXPECT_EQ(valkey.rfind("8.1.", 0), 0u) << info;
+    } else if (asked == "redis-8.0") {
+        EXPECT_TRUE(valkey.empty()) << info;
+        EXPECT_EQ(redis_version.rfind("8.0.", 0), 0u) << info;
+    } else if (!shared_server().external()) {
+        EXPECT_TRUE(valkey.empty()) << "Debian 12's redis-server, not Valkey: " << info;
+    }
+}
 
 TEST_F(Client, StringsRoundTripBinarySafe) {
     const std::string value("a\0b\r\n\xff", 6);

@@ -44,6 +44,17 @@ std::string payload(int thread, int call, std::size_t size) {
     return p;
 }
 
+// A script that runs for `ms` (the server reads nothing else meanwhile) and returns 7. Its clock:
+// os.clock() where the server has it (Redis 8, Valkey 8: there TIME inside a script is the time
+// the script started, so a loop on TIME never ends), else TIME (Redis 7.0, which has no os).
+std::string busy_script(int ms) {
+    return "local os_ = rawget(_G, 'os') "
+           "local function now() if os_ then return os_.clock() * 1000000 end "
+           "local t = redis.call('TIME') return t[1] * 1000000 + t[2] end "
+           "local e = now() + " +
+           std::to_string(ms * 1000) + " repeat until now() >= e return 7";
+}
+
 class Multiplex : public redkit_test::fresh_database {};
 
 }  // namespace
@@ -159,10 +170,7 @@ TEST_F(Multiplex, AFutureIsCollectedOnceAndCanBeWaitedForWithATimeout) {
     EXPECT_THROW(none.get(), std::future_error);
 
     // a reply that takes 300 ms: wait_for times out before, then reports it ready
-    auto slow = c.submit<long long>("EVAL",
-                                    "local t = redis.call('TIME') local e = t[1]*1000000 + t[2] + 300000 "
-                                    "repeat t = redis.call('TIME') until t[1]*1000000 + t[2] >= e return 7",
-                                    0);
+    auto slow = c.submit<long long>("EVAL", busy_script(300), 0);
     EXPECT_TRUE(slow.valid());
     EXPECT_EQ(slow.wait_for(50ms), std::future_status::timeout);
     EXPECT_FALSE(slow.ready());
@@ -231,11 +239,7 @@ TEST(MultiplexFaults, ACommandQueuedPastItsTimeoutFailsUnsent) {
     o.max_retries = 0;
     redkit::client shared(o);
     auto held = shared.borrow();  // the pool's one connection: the SET below cannot spill to it
-    // Scripts that run for a given time (the server reads nothing else meanwhile).
-    const auto busy = [](int ms) {
-        return "local t = redis.call('TIME') local e = t[1]*1000000 + t[2] + " + std::to_string(ms * 1000) +
-               " repeat t = redis.call('TIME') until t[1]*1000000 + t[2] >= e return 7";
-    };
+    const auto busy = busy_script;
     // A 200 ms script first, alone in its batch (the shared connection opens once the I/O thread
     // took it): the two scripts after it queue behind it and go out together in the next batch,
     // however slowly this thread submits them (under TSan on a busy machine, two submits were

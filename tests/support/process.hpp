@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -102,6 +103,34 @@ void start_on_free_ports(Start start, FreshPorts fresh_ports) {
             fresh_ports();
         }
     }
+}
+
+/// The server binary the harness starts (redis_server.hpp, redis_cluster.hpp, sentinels):
+///   REDKIT_TEST_REDIS_SERVER  a path or a name on PATH, as given;
+///   REDKIT_TEST_SERVER        a server of the test matrix: valkey-8.1 or redis-8.0 (unpacked from
+///                             Debian trixie by scripts/fetch-servers into .deps/servers), or system;
+///   neither, or system        Debian's redis-server from PATH.
+/// Throws, naming the script to run, when the matrix server asked for was not fetched.
+inline std::string server_binary() {
+    if (const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER"); bin && *bin) return bin;
+    const char* name = std::getenv("REDKIT_TEST_SERVER");
+    const std::string n = name ? name : "";
+    if (n.empty() || n == "system") return "redis-server";
+    std::string server;
+    if (n == "valkey-8.1") {
+        server = "valkey-server";
+    } else if (n == "redis-8.0") {
+        server = "redis-server";
+    } else {
+        throw std::runtime_error("REDKIT_TEST_SERVER=" + n +
+                                 ": not a server of the matrix (valkey-8.1, redis-8.0, system)");
+    }
+    const std::string path = std::string(REDKIT_TEST_SERVERS_DIR) + "/" + n + "/bin/" + server;
+    if (::access(path.c_str(), X_OK) != 0) {
+        throw std::runtime_error("REDKIT_TEST_SERVER=" + n + ": " + path + " not found; run scripts/fetch-servers " +
+                                 n);
+    }
+    return path;
 }
 
 /// fork + exec of `args` (args[0] from PATH); the child dies with this process.

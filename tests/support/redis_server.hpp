@@ -4,8 +4,8 @@
 // Starts Debian's redis-server on a free loopback port and a unix socket in a fresh temporary
 // directory, persistence off, DEBUG enabled; waits until it answers PING; stops it (SIGTERM, then
 // SIGKILL) at the end. REDKIT_TEST_REDIS_URL points the tests at an existing server instead (the
-// tests that kill or restart the server skip themselves then). REDKIT_TEST_REDIS_SERVER names
-// another redis-server binary.
+// tests that kill or restart the server skip themselves then). REDKIT_TEST_SERVER=valkey-8.1 or
+// redis-8.0 starts that server instead (process.hpp: server_binary()).
 //
 // TLS: with REDKIT_TEST_TLS=1 (or tls_mode::on), the server also listens with TLS on a second
 // port, with certificates made at start-up by support/make-test-certs, and url() is the rediss://
@@ -129,8 +129,7 @@ public:
 
     void start() {
         if (external()) return;
-        const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
-        const std::string server = bin && *bin ? bin : "redis-server";
+        const std::string server = server_binary();
         std::vector<std::string> args = {server,
                                          "--port",
                                          std::to_string(port_),

@@ -36,8 +36,7 @@ public:
             << "sentinel parallel-syncs mymaster 1\n";
         if (!password.empty()) out << "requirepass " << password << "\nsentinel sentinel-pass " << password << "\n";
         out.close();
-        const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
-        pid_ = spawn({bin && *bin ? bin : "redis-server", conf, "--sentinel"});
+        pid_ = spawn({server_binary(), conf, "--sentinel"});
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         while (std::chrono::steady_clock::now() < deadline) {
             timeval tv{0, 200000};
