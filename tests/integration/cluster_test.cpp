@@ -2,7 +2,8 @@
 // redkit on a real Redis Cluster (3 primaries, 3 replicas, started by the harness on loopback):
 // routing by slot, refusals before anything is sent, split multi-key commands, SCAN over every
 // primary, pipelines split per node, one-slot transactions, a primary killed in the middle of a
-// workload, and a slot migrated under load (ASK and TRYAGAIN really happen).
+// workload, a slot migrated under load (ASK and TRYAGAIN really happen), and the near cache through
+// both (nothing stale served: its worst staleness is printed).
 //
 // The pattern suites (cache, rate limits, sessions, pub/sub, queues, streams, pipelines) also run
 // unchanged on a cluster with REDKIT_TEST_CLUSTER=1 (see tests/CMakeLists.txt).
@@ -245,6 +246,17 @@ struct tally {
 
 double ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+// Polls `f` until it holds (true) or `limit` passes (false).
+template <class F>
+bool wait_until(F f, std::chrono::milliseconds limit = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!f()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
+
 }  // namespace
 
 TEST(ClusterFaults, APrimaryKilledMidWorkloadIsReplacedAndNoAcknowledgedJobIsLost) {
@@ -463,7 +475,8 @@ return {a, b})");
     for (;;) {
         const std::string batch = c.run(src, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "100"});
         if (batch.empty()) break;
-        std::vector<std::string> args = {"MIGRATE", "127.0.0.1", std::to_string(c.port(dst)), "", "0", "5000", "KEYS"};
+        std::vector<std::string> args = {"MIGRATE", "127.0.0.1", std::to_string(c.node_port(dst)), "", "0",
+                                         "5000",    "KEYS"};
         for (std::size_t from = 0; from < batch.size();) {
             const auto nl = batch.find('\n', from);
             args.push_back(batch.substr(from, nl == std::string::npos ? std::string::npos : nl - from));
@@ -557,20 +570,232 @@ TEST(ClusterPubSub, ShardChannelsFollowTheirSlotToItsNewOwner) {
     c.wait_healthy();
 }
 
-TEST_F(Cluster, TheNearCacheSaysItIsNotAvailableOnACluster) {
-    redkit::cache_options o;
-    o.near.enabled = true;
-    try {
-        redkit::cache near(redis, o);
-        FAIL() << "a near cache was made on a cluster";
-    } catch (const std::invalid_argument& e) {
-        EXPECT_NE(std::string(e.what()).find("Redis Cluster"), std::string::npos) << e.what();
+namespace {
+
+// A writer setting `key` to 1, 2, 3... through a client of its own (a version is retried until
+// acknowledged) and reader threads reading it through a near-cached cache of another client. The
+// figure: the worst staleness, i.e. how long after a version's acknowledgement a read begun later
+// still returned an older one (0 when none did).
+class staleness_probe {
+public:
+    staleness_probe(const std::string& url, std::string key, int readers = 2)
+        : key_(std::move(key)), ack_ns_(1 << 20), writer_(url), cache_(redkit::client(url), near_options()) {
+        for (int r = 0; r < readers; ++r) threads_.emplace_back([this] { read(); });
     }
+    ~staleness_probe() { stop(); }
+
+    static redkit::cache_options near_options() {
+        redkit::cache_options o;
+        o.near.enabled = true;
+        o.near.max_ttl = 60s;
+        return o;
+    }
+    redkit::cache& cache() { return cache_; }
+
+    // Writes from now on, one version every `pause` (the readers see some versions for a while).
+    void start_writing(std::chrono::microseconds pause = 300us) {
+        threads_.emplace_back([this, pause] { write(pause); });
+    }
+    void stop() {
+        stop_.store(true);
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+    }
+    double worst_ms() const { return static_cast<double>(worst_ns_.load()) / 1e6; }
+    long long versions() const { return written_.load(); }
+    long long reads() const { return reads_.load(); }
+    long long failed_reads() const { return failed_reads_.load(); }
+
+private:
+    static long long now_ns() {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
+    void write(std::chrono::microseconds pause) {
+        for (long long v = 1; !stop_.load() && v < static_cast<long long>(ack_ns_.size()); ++v) {
+            for (;;) {  // the same version again until acknowledged (a failover under way)
+                try {
+                    writer_.command<void>("SET", key_, v);
+                    break;
+                } catch (const std::exception&) {
+                    if (stop_.load()) return;
+                    std::this_thread::sleep_for(10ms);
+                }
+            }
+            ack_ns_[static_cast<std::size_t>(v)].store(now_ns());
+            written_.store(v);
+            std::this_thread::sleep_for(pause);
+        }
+    }
+    void read() {
+        while (!stop_.load()) {
+            const long long began = now_ns();
+            try {
+                const auto got = cache_.get<long long>(key_);
+                ++reads_;
+                const long long next = got ? *got + 1 : 1;
+                if (next <= written_.load()) {
+                    const long long acked = ack_ns_[static_cast<std::size_t>(next)].load();
+                    long long worst = worst_ns_.load();
+                    while (acked < began && began - acked > worst &&
+                           !worst_ns_.compare_exchange_weak(worst, began - acked)) {
+                    }
+                }
+            } catch (const std::exception&) {
+                ++failed_reads_;  // the key's primary is gone (until its replica takes over)
+                std::this_thread::sleep_for(1ms);
+            }
+        }
+    }
+
+    std::string key_;
+    std::vector<std::atomic<long long>> ack_ns_;  // per version: when its SET was acknowledged
+    std::atomic<long long> written_{0}, reads_{0}, failed_reads_{0}, worst_ns_{0};
+    std::atomic<bool> stop_{false};
+    redkit::client writer_;
+    redkit::cache cache_;
+    std::vector<std::thread> threads_;
+};
+
+bool near_serves(redkit::cache& c, const std::string& key, long long want) {
+    const auto hits = c.near_stats().hits;
+    return wait_until([&] {
+        const auto got = c.get<long long>(key);
+        return got == want && c.near_stats().hits > hits;
+    });
+}
+
+}  // namespace
+
+TEST_F(Cluster, TheNearCacheTracksEveryPrimaryAndDropsWhatAnotherClientWrites) {
+    redkit::cache c(redkit::client(shared_cluster().url()), staleness_probe::near_options());
+    ASSERT_TRUE(wait_until([&] { return c.near_stats().connected; })) << "never connected";
+    // keys on each primary: a write to any of them, by another client, is heard of
+    std::set<int> owners;
+    for (int i = 0; owners.size() < 3 && i < 100; ++i) {
+        const std::string key = "nc:k" + std::to_string(i);
+        if (!owners.insert(owner_of(shared_cluster(), redkit::key_slot(key))).second) continue;
+        redis.command<void>("SET", key, 1);
+        ASSERT_TRUE(near_serves(c, key, 1)) << key << " is never served from memory";
+        const auto heard = c.near_stats().invalidations;
+        redis.command<void>("SET", key, 2);
+        ASSERT_TRUE(wait_until([&] { return c.near_stats().invalidations > heard; }))
+            << "no invalidation from the primary of " << key;
+        EXPECT_EQ(c.get<long long>(key), 2);
+    }
+    EXPECT_EQ(owners.size(), 3u);
+}
+
+TEST(ClusterNearCache, NothingStaleIsServedThroughASlotMigration) {
+    redis_cluster& c = shared_cluster();
+    redkit::client admin(c.url());
+    const std::string key = "{ncmove}:item";
+    admin.command<void>("SET", key, 0);
+    const int slot = redkit::key_slot(key);
+    const slot_move move(c, slot);
+    staleness_probe probe(c.url(), key);
+    ASSERT_TRUE(near_serves(probe.cache(), key, 0));
+    probe.start_writing();
+    std::this_thread::sleep_for(300ms);
+    move.begin();
+    c.run(move.src, {"MIGRATE", "127.0.0.1", std::to_string(c.node_port(move.dst)), key, "0", "5000"});
+    std::this_thread::sleep_for(300ms);  // writes follow ASK to the new owner
+    move.finish();
+    std::this_thread::sleep_for(700ms);  // and MOVED
+    probe.stop();
+    const auto s = probe.cache().near_stats();
+    std::printf(
+        "[ figures  ] near cache, slot migration: worst staleness %.3f ms over %lld reads (%llu near hits), "
+        "%lld versions written\n",
+        probe.worst_ms(), probe.reads(), static_cast<unsigned long long>(s.hits), probe.versions());
+    EXPECT_EQ(owner_of(c, slot), move.dst);
+    EXPECT_GT(probe.versions(), 100);
+    EXPECT_GT(s.hits, 0u);
+    // the bound: an invalidation's trip to this process (a thread of a loaded machine)
+    EXPECT_LT(probe.worst_ms(), 250.0) << "a read served a value older than an acknowledged write";
+    EXPECT_EQ(probe.cache().get<long long>(key), admin.command<long long>("GET", key));
+    c.wait_healthy();
+}
+
+TEST(ClusterNearCache, NothingStaleIsServedThroughAPrimaryKilledAndReplaced) {
+    redis_cluster c;  // its own: this test kills a node
+    redkit::client admin(c.url());
+    const std::string key = "{nckill}:item";
+    admin.command<void>("SET", key, 0);
+    {
+        // version 0 on the replica too: the write below is the only change a reader can miss
+        redkit::lease l = admin.borrow(key);
+        ASSERT_EQ(l->command<long long>("WAIT", 1, 2000), 1);
+    }
+    const int victim = owner_of(c, redkit::key_slot(key));
+    ASSERT_GE(victim, 0);
+    staleness_probe probe(c.url(), key);
+    ASSERT_TRUE(near_serves(probe.cache(), key, 0));
+    const auto flushes = probe.cache().near_stats().flushes;
+    c.kill(victim);
+    probe.start_writing(2ms);  // retried until the replica has taken over
+    ASSERT_TRUE(wait_until([&] { return probe.versions() > 50; }, 20s)) << "no write after the failover";
+    // the new primary is tracked: values are served from memory again, and stay fresh
+    const auto hits = probe.cache().near_stats().hits;
+    ASSERT_TRUE(wait_until([&] { return probe.cache().near_stats().hits > hits + 100; }, 10s))
+        << "the near cache never served again after the failover";
+    std::this_thread::sleep_for(500ms);
+    probe.stop();
+    const auto s = probe.cache().near_stats();
+    std::printf(
+        "[ figures  ] near cache, primary killed: worst staleness %.3f ms over %lld reads (%lld failed "
+        "during the failover, %llu near hits), %llu flushes\n",
+        probe.worst_ms(), probe.reads(), probe.failed_reads(), static_cast<unsigned long long>(s.hits),
+        static_cast<unsigned long long>(s.flushes - flushes));
+    EXPECT_GT(s.flushes, flushes) << "the lost primary's tracking was not dropped";
+    // the bound: an invalidation's trip to this process (a thread of a loaded machine)
+    EXPECT_LT(probe.worst_ms(), 250.0) << "a read served a value older than an acknowledged write";
+    EXPECT_EQ(probe.cache().get<long long>(key), admin.command<long long>("GET", key));
+}
+
+TEST(ClusterNearCache, PrimariesAreReadFromClusterNodes) {
+    const std::string nodes =
+        "07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,host-4 slave "
+        "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected\n"
+        "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected "
+        "5461-10922\n"
+        "292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master,fail - 0 1426238318243 3 connected\n"
+        "392f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30005@31005 master,fail - 0 1426238318243 3 connected "
+        "10923-16383 [93-<-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f]\n"
+        "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460\n"
+        "6ec23923021cf3ffec47632106199cb7f496ce01 :0@0 master,noaddr - 0 0 0 disconnected\n"
+        "824fe116063bc5fcf9f4ffd895bc17aee7731ac3 [::1]:30006@31006 master - 0 1426238317741 6 connected\n";
+    const auto p = redkit::detail::cluster_primaries(nodes);
+    // a failed primary without slots is left out; one that still owns slots stays (its writes
+    // have no other tracked home until the view names its replacement)
+    ASSERT_EQ(p.size(), 4u);
+    EXPECT_EQ(p[0].host, "127.0.0.1");
+    EXPECT_EQ(p[0].port, 30001);
+    EXPECT_EQ(p[1].port, 30002);
+    EXPECT_EQ(p[2].port, 30005);
+    EXPECT_EQ(p[3].host, "::1");
+    EXPECT_EQ(p[3].port, 30006);
+    EXPECT_TRUE(redkit::detail::cluster_primaries("").empty());
+    EXPECT_TRUE(redkit::detail::cluster_primaries("garbage\nid 1.2.3.4:99999@1 master\n").empty());
 }
 
 TEST(ClusterReplicaReads, ReadsGoToReplicasAndFallBackToThePrimary) {
     redis_cluster& c = shared_cluster();
-    redkit::client redis(c.url() + "?replica_reads=yes");
+    {
+        // A replica that has replicated nothing yet is "loading" in CLUSTER SHARDS (Redis 7) and
+        // is not read from; on a fresh cluster, wait until every node reports its replicas online.
+        redkit::client writer(c.url());
+        writer.command<void>("FLUSHALL");  // every primary: something for each replica to replicate
+        writer.command<void>("SET", "rr:k", "v1");
+        const auto until = std::chrono::steady_clock::now() + 10s;
+        for (int i = 0; i < redis_cluster::size; ++i) {
+            while (c.run(i, {"CLUSTER", "SHARDS"}).find("loading") != std::string::npos) {
+                ASSERT_LT(std::chrono::steady_clock::now(), until) << "replicas still loading";
+                std::this_thread::sleep_for(20ms);
+            }
+        }
+    }
+    redkit::client redis(c.url("replica_reads=yes"));
     redis.command<void>("SET", "rr:k", "v1");
     const auto deadline = std::chrono::steady_clock::now() + 5s;
     while (redis.command<std::optional<std::string>>("GET", "rr:k") != "v1") {

@@ -315,9 +315,10 @@ TEST_F(near_cache_test, readers_never_keep_a_value_older_than_the_last_write) {
     stop.store(true);
     for (auto& t : threads) t.join();
 
-    // Drain: invalidations arrive in order on one connection; once a sentinel write's has come,
-    // every earlier one has too.
-    write_and_settle(redis, c, "sentinel", json_of(0));
+    // Drain: invalidations arrive in order on one connection (on a cluster, one per primary); once
+    // a later write's to the same slot has come ("{hot:0}:drain" hashes as "hot:0"), every
+    // earlier one has too.
+    for (const std::string& name : names) write_and_settle(redis, c, "{" + name + "}:drain", json_of(0));
 
     const auto s = c.near_stats();
     std::printf("[ figures  ] %lld reads, near hits %llu, misses %llu, invalidations %llu\n", reads.load(),

@@ -7,6 +7,11 @@
 // Ready when every node says cluster_state:ok and every replica's link to its primary is up.
 // Stopped (SIGTERM, then SIGKILL) at the end. REDKIT_TEST_CLUSTER=1 makes the binaries' shared
 // server (redis_server.hpp) such a cluster, so the pattern suites run on it unchanged.
+//
+// TLS: with REDKIT_TEST_TLS=1 every node also listens with TLS (tls-port, certificates from
+// support/make-test-certs), the nodes speak TLS to each other (tls-cluster, tls-replication), and
+// url() is the rediss+cluster:// URL of the TLS ports: CLUSTER SHARDS, MOVED and ASK then name TLS
+// ports to a TLS client. The plain ports stay for the harness (run(), redis-cli --cluster create).
 #pragma once
 
 #include "support/process.hpp"
@@ -35,14 +40,23 @@ class redis_cluster {
 public:
     static constexpr int size = 6;
 
-    redis_cluster() {
+    /// `tls`: as REDKIT_TEST_TLS says when not given.
+    explicit redis_cluster(int tls = -1) {
         char tmpl[] = "/tmp/redkit-cluster-XXXXXX";
         if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
+        const char* env = std::getenv("REDKIT_TEST_TLS");
+        tls_ = tls < 0 ? env && std::string(env) == "1" : tls == 1;
+        if (tls_) {
+            const std::string cmd =
+                std::string("'") + REDKIT_TEST_SUPPORT_DIR + "/make-test-certs' '" + tls_dir() + "'";
+            if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-certs failed for " + tls_dir());
+        }
         for (int i = 0; i < size; ++i) {
             node n;
             n.port = free_loopback_port();
             n.bus_port = free_loopback_port();
+            if (tls_) n.tls_port = free_loopback_port();
             n.dir = dir_ + "/" + std::to_string(n.port);
             std::filesystem::create_directories(n.dir);
             nodes_.push_back(n);
@@ -50,11 +64,12 @@ public:
         for (int i = 0; i < size; ++i) {
             node& n = nodes_[static_cast<std::size_t>(i)];
             start_on_free_ports([this, i] { start(i); },
-                                [&n] {
+                                [this, &n] {
                                     std::error_code ec;
                                     std::filesystem::remove(n.dir + "/nodes.conf", ec);
                                     n.port = free_loopback_port();
                                     n.bus_port = free_loopback_port();
+                                    if (tls_) n.tls_port = free_loopback_port();
                                 });
         }
         create();
@@ -70,12 +85,31 @@ public:
     redis_cluster(const redis_cluster&) = delete;
     redis_cluster& operator=(const redis_cluster&) = delete;
 
-    /// redis+cluster:// naming the first three nodes as seeds.
+    /// redis+cluster:// naming the first three nodes as seeds (TLS: rediss+cluster:// of their TLS
+    /// ports, trusting the test CA).
     std::string url() const {
+        if (tls_) {
+            return "rediss+cluster://127.0.0.1:" + std::to_string(nodes_[0].tls_port) +
+                   ",127.0.0.1:" + std::to_string(nodes_[1].tls_port) +
+                   ",127.0.0.1:" + std::to_string(nodes_[2].tls_port) + "?tls_ca_file=" + tls_dir() + "/ca.crt";
+        }
         return "redis+cluster://127.0.0.1:" + std::to_string(nodes_[0].port) +
                ",127.0.0.1:" + std::to_string(nodes_[1].port) + ",127.0.0.1:" + std::to_string(nodes_[2].port);
     }
+    /// url() with query options added ("replica_reads=yes"), in either mode.
+    std::string url(const std::string& query) const {
+        const std::string base = url();
+        return base + (base.find('?') == std::string::npos ? "?" : "&") + query;
+    }
+    /// Node i's plain port (the harness's, and what a plain connection's CLUSTER SLOTS names).
     int port(int i) const { return nodes_[static_cast<std::size_t>(i)].port; }
+    /// The port other nodes reach node i on for MIGRATE (its TLS port with tls-cluster).
+    int node_port(int i) const {
+        const node& n = nodes_[static_cast<std::size_t>(i)];
+        return tls_ ? n.tls_port : n.port;
+    }
+    bool tls() const { return tls_; }
+    std::string tls_dir() const { return dir_ + "/tls"; }
 
     /// Index of the node at `port`, -1 if none.
     int index_of(int port) const {
@@ -157,6 +191,7 @@ private:
     struct node {
         int port = 0;
         int bus_port = 0;
+        int tls_port = 0;
         std::string dir;
         pid_t pid = -1;
     };
@@ -191,8 +226,7 @@ private:
 
     void start(int i) {
         node& n = nodes_[static_cast<std::size_t>(i)];
-        const char* bin = std::getenv("REDKIT_TEST_REDIS_SERVER");
-        const std::string server = bin && *bin ? bin : "redis-server";
+        const std::string server = server_binary();
         // --repl-diskless-sync-delay 0: no 5 s wait before a replica's diskless full sync (a
         // cluster is ready in about 2 s, not 6.5)
         std::vector<std::string> args = {server,
@@ -222,6 +256,18 @@ private:
                                          n.dir + "/redis.log",
                                          "--enable-debug-command",
                                          "yes"};
+        if (tls_) {
+            const std::string t = tls_dir();
+            for (const std::string& a :
+                 {std::string("--tls-port"), std::to_string(n.tls_port), std::string("--tls-cluster"),
+                  std::string("yes"), std::string("--tls-replication"), std::string("yes"),
+                  std::string("--tls-cert-file"), t + "/server.crt", std::string("--tls-key-file"), t + "/server.key",
+                  std::string("--tls-client-cert-file"), t + "/client.crt", std::string("--tls-client-key-file"),
+                  t + "/client.key", std::string("--tls-ca-cert-file"), t + "/ca.crt",
+                  std::string("--tls-auth-clients"), std::string("optional")}) {
+                args.push_back(a);
+            }
+        }
         n.pid = spawn(std::move(args));
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         for (;;) {
@@ -252,6 +298,7 @@ private:
     void signal_and_reap(int i, int sig) { stop_process(nodes_[static_cast<std::size_t>(i)].pid, sig); }
 
     std::string dir_;
+    bool tls_ = false;
     std::vector<node> nodes_;
 };
 

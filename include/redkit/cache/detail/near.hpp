@@ -22,6 +22,13 @@
 //   - Everything is dropped, and nothing is served or stored, while the invalidation connection
 //     is down, does not answer its health check, or (Sentinel) belongs to a primary the sentinels
 //     have replaced; every drop bumps an epoch that fills begun before it can no longer match.
+//   - On a Redis Cluster each primary reports only the writes it executes, so the tracker keeps
+//     one such connection on every primary (each with its own thread) and serves only while all
+//     of them are subscribed. A slot that moves between primaries stays covered (the old owner
+//     reports the keys MIGRATE removes, the new one every later write). A connection that breaks
+//     (a primary killed) drops everything at once; a probe connection reads CLUSTER NODES every
+//     health_check and, when the set of primaries changed (a failover, a node added), drops
+//     everything and tracks the new set.
 //   - Every entry expires after max_ttl, and no later than the value's own expiry.
 //   - A forked child has the entries but not the thread that would drop them: it serves and
 //     stores nothing (a fork count kept by a pthread_atfork handler tells it).
@@ -53,6 +60,7 @@
 #include <typeinfo>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace redkit {
 inline namespace v0 {
@@ -196,7 +204,12 @@ private:
     std::atomic<std::uint64_t> hits_{0}, misses_{0}, invalidations_{0}, reported_{0}, evictions_{0}, flushes_{0};
 };
 
-/// The invalidation connection and its thread.
+/// The primaries of a cluster as CLUSTER NODES lists them (flag "master" and an address; one
+/// flagged "fail" only while it still owns slots), sorted by host and port: the nodes whose writes
+/// a near cache must hear of.
+REDKIT_DECL std::vector<cluster_node> cluster_primaries(std::string_view cluster_nodes);
+
+/// The invalidation connection and its thread (on a cluster: one per primary, and a probe).
 class near_tracker {
 public:
     /// `prefix`: the key space whose changes are reported ("shop:cache:"; empty: every key).
@@ -205,20 +218,33 @@ public:
     near_tracker(const near_tracker&) = delete;
     near_tracker& operator=(const near_tracker&) = delete;
 
-    /// The CLIENT ID of the invalidation connection (0 while down): for tests and diagnostics.
+    /// The CLIENT ID of the invalidation connection (on a cluster: the first primary's), 0 while
+    /// down: for tests and diagnostics.
     long long id() const noexcept { return id_.load(); }
 
 private:
     REDKIT_DECL void run();
-    // Turns broadcast tracking on and subscribes, then applies invalidations until the connection
-    // fails its health check, breaks or turns stale (throws), or the tracker stops (returns).
-    REDKIT_DECL void serve(connection& c);
+    // One server (or Sentinel's primary): one invalidation connection, on this thread.
+    REDKIT_DECL void serve_one();
+    // A cluster: one invalidation connection per primary, each on a thread of its own; this thread
+    // watches them and the set of primaries.
+    REDKIT_DECL void serve_cluster();
+    // Turns broadcast tracking on for `c` and subscribes; its CLIENT ID, or 0 when `stop` rose.
+    REDKIT_DECL long long subscribe(connection& c, waker& wake, const std::atomic<bool>& stop);
+    // Applies invalidations until the connection fails its health check, breaks or turns stale
+    // (throws), or `stop` rises (returns).
+    REDKIT_DECL void watch(connection& c, waker& wake, const std::atomic<bool>& stop);
+    // A connection to a seed or a known primary (the first that answers), for CLUSTER NODES.
+    REDKIT_DECL connection probe() const;
+    REDKIT_DECL client_options node_options(const cluster_node& n) const;
+    REDKIT_DECL std::chrono::milliseconds reply_timeout() const noexcept;
     REDKIT_DECL void report(const std::exception& e) const noexcept;
 
     client_options options_;
     near_store& store_;
     const near_cache_options near_;
     const std::string prefix_;
+    std::vector<cluster_node> known_;  // the primaries last tracked (cluster; this thread only)
     std::atomic<long long> id_{0};
     std::atomic<bool> stopping_{false};
     waker wake_;

@@ -92,13 +92,6 @@ REDKIT_DECL void validate_cache_options(const cache_options& o) {
 
 REDKIT_DECL cache_state::cache_state(client c, cache_options o) : redis(std::move(c)), options(std::move(o)) {
     validate_cache_options(options);
-    if (options.near.enabled && redis.is_cluster()) {
-        // invalidations come from each node to a connection on that node: one tracker per node
-        // is not built yet
-        throw std::invalid_argument(
-            "redkit: cache_options.near is not available on Redis Cluster yet (use it on a single server or "
-            "with Sentinel)");
-    }
     if (options.near.enabled) {
         near = std::make_unique<near_store>(options.near.max_entries, options.near.max_bytes);
         const std::string& prefix = options.keys.prefix();
