@@ -170,7 +170,8 @@ public:
 
     /// The near cache's counters and size (all zero when options().near is off).
     REDKIT_DECL near_cache_stats near_stats() const;
-    /// CLIENT ID of the near cache's invalidation connection; 0 while it is down or near is off.
+    /// CLIENT ID of the near cache's invalidation connection (on a cluster: the first primary's of
+    /// the ones it keeps, one per primary); 0 while it is down or near is off.
     REDKIT_DECL long long near_connection_id() const noexcept;
 
     const cache_options& options() const noexcept { return state_->options; }
