@@ -15,12 +15,30 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace redkit {
 inline namespace v0 {
 
+namespace detail {
+/// Whether nlohmann can read T (T has from_json, or nlohmann converts it natively, or T is a
+/// nlohmann::json itself).
+template <class T>
+inline constexpr bool json_readable =
+    nlohmann::detail::is_basic_json<T>::value || nlohmann::detail::has_from_json<nlohmann::json, T>::value ||
+    nlohmann::detail::has_non_default_from_json<nlohmann::json, T>::value;
+}  // namespace detail
+
 template <class T, class = void>
 struct codec {
+    static_assert(std::is_constructible_v<nlohmann::json, const T&> && detail::json_readable<T>,
+                  "redkit: this type cannot be stored as JSON. Give it JSON support in one of three ways: "
+                  "(1) name its fields once with a redkit::json_fields<T> specialisation "
+                  "(<redkit/json_fields.hpp>: redkit::fields(redkit::field(\"id\", &T::id), ...), the fast "
+                  "decoder); (2) to_json(nlohmann::json&, const T&) and from_json(const nlohmann::json&, T&) "
+                  "in T's namespace; (3) NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(T, members...). Or specialise "
+                  "redkit::codec<T> for another format (see codec.hpp).");
+
     /// Compact JSON. Throws std::invalid_argument when the value holds a string that is not UTF-8.
     static std::string encode(const T& value) {
         try {
