@@ -659,13 +659,11 @@ namespace {
 
 struct tool_run {
     int status = -1;
-    std::string output;  // stdout and stderr
+    std::string output;  // what the command wrote to stdout (with 2>&1, stderr too)
 };
 
-// Runs redkit-queue against the test's server.
-tool_run queue_tool(const std::string& args) {
-    const std::string command =
-        std::string(REDKIT_QUEUE_TOOL) + " --url '" + shared_server().url() + "' " + args + " 2>&1";
+// Runs `command` (a shell command line) and returns its stdout only, and its exit status.
+tool_run shell_stdout(const std::string& command) {
     tool_run r;
     FILE* p = ::popen(command.c_str(), "r");
     if (!p) return r;
@@ -676,9 +674,99 @@ tool_run queue_tool(const std::string& args) {
     return r;
 }
 
+// Runs redkit-queue against the test's server; its stdout and stderr. stdin is not a terminal (as
+// in a script): clean does not ask.
+tool_run queue_tool(const std::string& args) {
+    return shell_stdout(std::string(REDKIT_QUEUE_TOOL) + " --url '" + shared_server().url() + "' " + args +
+                        " 2>&1 < /dev/null");
+}
+
+// Runs `redkit-queue --url <server> clean orders completed` on a pseudo-terminal (python3's pty),
+// answers `answer` to its question, and returns what it printed and its status.
+tool_run clean_on_a_terminal(const std::string& answer) {
+    const std::string script = "/tmp/redkit-clean-pty-" + std::to_string(::getpid()) + ".py";
+    {
+        std::FILE* f = std::fopen(script.c_str(), "w");
+        if (!f) return {};
+        std::fputs(
+            "import os, pty, sys\n"
+            "tool, url, answer = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+            "pid, fd = pty.fork()\n"
+            "if pid == 0:\n"
+            "    os.execv(tool, [tool, 'clean', 'orders', 'completed', '--url', url])\n"
+            "out = b''\n"
+            "while b'[y/N]' not in out:\n"
+            "    chunk = os.read(fd, 1024)\n"
+            "    if not chunk: break\n"
+            "    out += chunk\n"
+            "os.write(fd, answer.encode() + b'\\n')\n"
+            "while True:\n"
+            "    try:\n"
+            "        chunk = os.read(fd, 1024)\n"
+            "    except OSError:\n"
+            "        break\n"
+            "    if not chunk: break\n"
+            "    out += chunk\n"
+            "status = os.waitpid(pid, 0)[1]\n"
+            "sys.stdout.write(out.decode(errors='replace'))\n"
+            "sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 99)\n",
+            f);
+        std::fclose(f);
+    }
+    tool_run r = shell_stdout("python3 " + script + " " + REDKIT_QUEUE_TOOL + " '" + shared_server().url() + "' " +
+                              answer + " < /dev/null");
+    std::remove(script.c_str());
+    return r;
+}
+
 }  // namespace
 
 using QueueTool = Schedulers;
+
+// The papercuts of the first hour: --url after the subcommand, nothing on stdout when the server
+// cannot be read (not a table header first), and clean asking before it deletes on a terminal.
+TEST_F(QueueTool, TakesTheUrlAnywherePrintsNothingOnAnErrorAndAsksBeforeCleaning) {
+    redkit::queue<int> q(redis, "orders");
+    for (int i = 0; i < 3; ++i) (void)q.add("ship", i);
+    {
+        redkit::worker<int> w(q, [](redkit::job<int>&) {});
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (q.counts().completed < 3 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        EXPECT_TRUE(w.close(5s));
+    }
+    ASSERT_EQ(q.counts().completed, 3);
+
+    // --url after the subcommand (and its arguments)
+    auto r = shell_stdout(std::string(REDKIT_QUEUE_TOOL) + " counts orders --url '" + shared_server().url() +
+                          "' 2>&1 < /dev/null");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("orders "), std::string::npos) << r.output;
+
+    // a server that is not there: status 1, stdout empty (the error goes to stderr)
+    const int dead = redkit_test::free_loopback_port();
+    for (const std::string& sub :
+         {std::string("counts orders"), std::string("queues"), std::string("schedulers orders")}) {
+        SCOPED_TRACE(sub);
+        r = shell_stdout(std::string(REDKIT_QUEUE_TOOL) + " " + sub + " --url 'redis://127.0.0.1:" +
+                         std::to_string(dead) + "?connect_timeout=200ms' 2>/dev/null < /dev/null");
+        EXPECT_EQ(r.status, 1);
+        EXPECT_EQ(r.output, "");
+    }
+
+    // clean on a terminal asks: "n" keeps everything (status 3), "y" removes
+    r = clean_on_a_terminal("n");
+    EXPECT_EQ(r.status, 3) << r.output;
+    EXPECT_NE(r.output.find("remove the completed jobs of queue 'orders' (3 completed now)? [y/N]"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("nothing removed"), std::string::npos) << r.output;
+    EXPECT_EQ(q.counts().completed, 3);
+    r = clean_on_a_terminal("y");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("3 completed job(s) removed"), std::string::npos) << r.output;
+    EXPECT_EQ(q.counts().completed, 0);
+}
 
 // The command-line tool against a real queue: what it lists matches the queue, its actions act,
 // and a mistyped queue, job or state is refused with status 2 and writes nothing.

@@ -3,12 +3,16 @@
 // repository when CLI11 is found; not part of the header-only library.
 //
 //   redkit-queue [--url URL] [--prefix P] queues | counts Q | jobs Q STATE | job Q ID | logs Q ID |
-//                retry Q (ID | --all) | remove Q ID | pause Q | resume Q | clean Q STATE |
+//                retry Q (ID | --all) | remove Q ID | pause Q | resume Q | clean Q STATE [--yes] |
 //                events Q [--from ID] [--follow] | schedulers Q |
 //                serve --port P [--bind ADDR] [--token T]   (the web board, board.hpp; with cpp-httplib)
 //
+// --url and --prefix may come before or after the subcommand. Output is printed only once what it
+// shows was read (an error prints nothing on stdout). `clean` asks before deleting when stdin is a
+// terminal (--yes does not ask; a script's clean, stdin not a terminal, does not ask either).
+//
 // Exit status: 0 done, 1 Redis or server error, 2 bad usage or no such queue or job (nothing is
-// written then).
+// written then), 3 a clean that was not confirmed.
 #include <redkit/redkit.hpp>
 
 #include "tool.hpp"
@@ -23,7 +27,10 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #ifdef REDKIT_QUEUE_BOARD
@@ -91,6 +98,7 @@ int main(int argc, char** argv) {
     app.add_option("--url", url, "Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379)");
     app.add_option("--prefix", prefix, "the key prefix the queues use (queue_options::keys), if any");
     app.require_subcommand(1);
+    app.fallthrough();  // --url and --prefix after the subcommand too (the subcommands inherit it)
 
     std::string queue_name, id, state_name, from = "0";
     std::size_t offset = 0, count = 20;
@@ -126,9 +134,11 @@ int main(int argc, char** argv) {
     auto* remove = about_job("remove", "remove a job that is not running");
     auto* pause = about_queue("pause", "stop workers from taking jobs");
     auto* resume = about_queue("resume", "let workers take jobs again");
-    auto* clean = about_queue("clean", "remove completed or failed jobs");
+    auto* clean = about_queue("clean", "remove completed or failed jobs (asks first on a terminal)");
     clean->add_option("state", state_name, "completed or failed")->required();
     clean->add_option("--grace", grace_ms, "only jobs finished at least this many ms ago");
+    bool yes = false;
+    clean->add_flag("--yes,-y", yes, "do not ask");
     auto* events = about_queue("events", "print a queue's events (queue::set_events turns them on)");
     events->add_option("--from", from, "after this event id (0: the oldest kept, $: only new ones)");
     events->add_flag("--follow", follow, "keep printing events as they come");
@@ -155,13 +165,16 @@ int main(int argc, char** argv) {
         if (*serve) return board(t, board_opts).run();
 #endif
         if (*queues) {
-            print_counts_header();
+            std::vector<std::pair<std::string, redkit::job_counts>> rows;
             for (const auto& name : t.queue_names()) {
-                print_counts(name, redkit::queue<json>(t.redis(), name, t.options()).counts());
+                rows.emplace_back(name, redkit::queue<json>(t.redis(), name, t.options()).counts());
             }
-        } else if (*counts) {
             print_counts_header();
-            print_counts(queue_name, t.open(queue_name).counts());
+            for (const auto& [name, c] : rows) print_counts(name, c);
+        } else if (*counts) {
+            const auto c = t.open(queue_name).counts();
+            print_counts_header();
+            print_counts(queue_name, c);
         } else if (*jobs) {
             const auto page = t.open(queue_name).jobs(parse_state(state_name), offset, count, !oldest);
             std::printf("%lld %s job(s)\n", page.total, state_name.c_str());
@@ -210,7 +223,22 @@ int main(int argc, char** argv) {
             if (state != job_state::completed && state != job_state::failed)
                 throw usage_error("clean: state must be completed or failed");
             if (grace_ms < 0) throw usage_error("clean: --grace must not be negative");
-            const auto n = t.open(queue_name).clean(state, std::chrono::milliseconds(grace_ms));
+            auto q = t.open(queue_name);
+            if (!yes && ::isatty(STDIN_FILENO) == 1) {
+                const auto c = q.counts();
+                const long long held = state == job_state::completed ? c.completed : c.failed;
+                const std::string which =
+                    grace_ms > 0 ? " finished at least " + std::to_string(grace_ms) + " ms ago" : std::string();
+                std::printf("remove the %s jobs of queue '%s'%s (%lld %s now)? [y/N] ", state_name.c_str(),
+                            queue_name.c_str(), which.c_str(), held, state_name.c_str());
+                std::fflush(stdout);
+                std::string answer;
+                if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+                    std::printf("nothing removed\n");
+                    return 3;
+                }
+            }
+            const auto n = q.clean(state, std::chrono::milliseconds(grace_ms));
             std::printf("%zu %s job(s) removed\n", n, state_name.c_str());
         } else if (*events) {
             auto q = t.open(queue_name);
@@ -242,8 +270,9 @@ int main(int argc, char** argv) {
             } while (forever || std::chrono::steady_clock::now() < until);
         } else if (*schedulers) {
             auto q = t.open(queue_name);
+            const auto all_schedulers = q.schedulers(0, 1000);
             std::printf("%-24s %-28s %-20s %-26s %s\n", "id", "schedule", "job name", "next run", "jobs made");
-            for (const auto& s : q.schedulers(0, 1000)) {
+            for (const auto& s : all_schedulers) {
                 const std::string when =
                     s.options.cron.empty()
                         ? "every " + std::to_string(s.options.every.count()) + " ms"
