@@ -280,19 +280,17 @@ struct reply_traits<bool> {
     }
 };
 
-namespace detail {
-/// Whether reply_traits<T> has a convert(reply_view) (a specialisation exists; the
-/// containers below exist only for elements that have one, so the static_assert in as<T>
-/// names the missing one).
+/// Whether a reply can be read as T: reply_traits<T> has a convert(reply_view). The containers
+/// below exist only for elements that have one, so the static_assert in as<T> names the type
+/// that is missing one.
 template <class T, class = void>
 struct has_reply_traits : std::false_type {};
 template <class T>
 struct has_reply_traits<T, std::void_t<decltype(reply_traits<T>::convert(std::declval<reply_view>()))>>
     : std::true_type {};
-}  // namespace detail
 
 template <class T>
-struct reply_traits<std::optional<T>, std::enable_if_t<detail::has_reply_traits<T>::value>> {
+struct reply_traits<std::optional<T>, std::enable_if_t<has_reply_traits<T>::value>> {
     static std::optional<T> convert(reply_view v) {
         if (v.is_nil()) return std::nullopt;
         return reply_traits<T>::convert(v);
@@ -300,7 +298,7 @@ struct reply_traits<std::optional<T>, std::enable_if_t<detail::has_reply_traits<
 };
 
 template <class T, class A>
-struct reply_traits<std::vector<T, A>, std::enable_if_t<detail::has_reply_traits<T>::value>> {
+struct reply_traits<std::vector<T, A>, std::enable_if_t<has_reply_traits<T>::value>> {
     static std::vector<T, A> convert(reply_view v) {
         if (!v.is_array()) v.mismatch("array");
         std::vector<T, A> out;
@@ -312,8 +310,7 @@ struct reply_traits<std::vector<T, A>, std::enable_if_t<detail::has_reply_traits
 };
 
 template <class A, class B>
-struct reply_traits<std::pair<A, B>,
-                    std::enable_if_t<detail::has_reply_traits<A>::value && detail::has_reply_traits<B>::value>> {
+struct reply_traits<std::pair<A, B>, std::enable_if_t<has_reply_traits<A>::value && has_reply_traits<B>::value>> {
     static std::pair<A, B> convert(reply_view v) {
         if (!detail::is_array_like(v.type()) || v.size() != 2) v.mismatch("two-element array");
         return {reply_traits<A>::convert(v[0]), reply_traits<B>::convert(v[1])};
@@ -322,14 +319,13 @@ struct reply_traits<std::pair<A, B>,
 
 template <class K, class V, class H, class E, class A>
 struct reply_traits<std::unordered_map<K, V, H, E, A>,
-                    std::enable_if_t<detail::has_reply_traits<K>::value && detail::has_reply_traits<V>::value>> {
+                    std::enable_if_t<has_reply_traits<K>::value && has_reply_traits<V>::value>> {
     static std::unordered_map<K, V, H, E, A> convert(reply_view v) {
         return detail::convert_map<std::unordered_map<K, V, H, E, A>>(v);
     }
 };
 template <class K, class V, class C, class A>
-struct reply_traits<std::map<K, V, C, A>,
-                    std::enable_if_t<detail::has_reply_traits<K>::value && detail::has_reply_traits<V>::value>> {
+struct reply_traits<std::map<K, V, C, A>, std::enable_if_t<has_reply_traits<K>::value && has_reply_traits<V>::value>> {
     static std::map<K, V, C, A> convert(reply_view v) { return detail::convert_map<std::map<K, V, C, A>>(v); }
 };
 
@@ -362,7 +358,7 @@ inline reply_view reply_view::operator[](std::size_t i) const noexcept {
 
 template <class T>
 T reply_view::as() const {
-    static_assert(detail::has_reply_traits<T>::value,
+    static_assert(has_reply_traits<T>::value,
                   "redkit: no redkit::reply_traits<T> for this T, so a reply cannot be read as it. "
                   "command<T>, submit<T>, eval<T> and reply::as<T> take: void, std::string, any integer "
                   "type, float/double, bool, redkit::reply (any reply), std::optional<U> (nil: nullopt), "
@@ -373,7 +369,7 @@ T reply_view::as() const {
     if constexpr (!std::is_same_v<T, reply>) {
         if (is_error()) throw server_error(std::string(str()), prefix() + std::string(str()));
     }
-    if constexpr (detail::has_reply_traits<T>::value) {
+    if constexpr (has_reply_traits<T>::value) {
         return reply_traits<T>::convert(*this);
     } else {
         throw std::logic_error("redkit: no reply_traits");  // not reached: the static_assert above
