@@ -2,7 +2,9 @@
 # builds the consumer against it; MODE=add_subdirectory builds the consumer with redkit's source
 # tree added as a subdirectory. The consumer is built twice, header-only (redkit::redkit) and
 # compiled (redkit::redkit_compiled); both run against a throw-away redis-server on a unix socket
-# and must print PONG and their mode.
+# and must print PONG and their mode. MODE=install_unbuilt runs `cmake --install` right after
+# configuring (tool on, nothing built): the header-only package installs, its consumer works,
+# and a consumer that requires the compiled component is refused with redkit's message.
 string(REPLACE "|" ";" FORWARD "${FORWARD}")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -19,7 +21,28 @@ if(GENERATOR)
   set(gen -G "${GENERATOR}")
 endif()
 
-if(MODE STREQUAL "find_package")
+set(programs consumer consumer_compiled)
+if(MODE STREQUAL "install_unbuilt")
+  run(${CMAKE_COMMAND} ${gen} -S "${SOURCE_DIR}" -B "${WORK_DIR}/redkit-build"
+      -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix -DREDKIT_INSTALL=ON
+      -DREDKIT_BUILD_TESTS=OFF -DREDKIT_BUILD_EXAMPLES=OFF -DREDKIT_BUILD_BENCH=OFF ${FORWARD})
+  run(${CMAKE_COMMAND} --install "${WORK_DIR}/redkit-build")  # nothing built
+  if(EXISTS "${WORK_DIR}/prefix/lib/libredkit.a" OR EXISTS "${WORK_DIR}/prefix/bin/redkit-queue")
+    message(FATAL_ERROR "an install of nothing built installed a library or a tool")
+  endif()
+  run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
+      -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DREDKIT_CONSUMER_MODE=find_package
+      -DREDKIT_CONSUMER_HEADER_ONLY=ON ${FORWARD})
+  set(programs consumer)
+  # asking for the compiled component: refused at configure time, saying what to do
+  execute_process(COMMAND ${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer"
+                          -B "${WORK_DIR}/consumer-compiled-build" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+                          -DREDKIT_CONSUMER_MODE=find_package -DREDKIT_CONSUMER_COMPONENTS=compiled ${FORWARD}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "installed without its compiled library")
+    message(FATAL_ERROR "find_package(redkit COMPONENTS compiled) on a header-only install: (${rc})\n${out}\n${err}")
+  endif()
+elseif(MODE STREQUAL "find_package")
   run(${CMAKE_COMMAND} ${gen} -S "${SOURCE_DIR}" -B "${WORK_DIR}/redkit-build"
       -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix -DREDKIT_INSTALL=ON
       -DREDKIT_BUILD_TESTS=OFF -DREDKIT_BUILD_EXAMPLES=OFF -DREDKIT_BUILD_BENCH=OFF -DREDKIT_BUILD_TOOLS=OFF
@@ -48,7 +71,7 @@ while(NOT EXISTS "${sock}" AND tries LESS 100)
 endwhile()
 # the program in both modes; each must say PONG, and which mode it was built in
 set(failures)
-foreach(program consumer consumer_compiled)
+foreach(program IN LISTS programs)
   set(mode header-only)
   if(program STREQUAL "consumer_compiled")
     set(mode compiled)
