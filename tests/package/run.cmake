@@ -2,7 +2,8 @@
 # builds the consumer against it; MODE=add_subdirectory builds the consumer with redkit's source
 # tree added as a subdirectory. The consumer is built twice, header-only (redkit::redkit) and
 # compiled (redkit::redkit_compiled); both run against a throw-away redis-server on a unix socket
-# and must print PONG and their mode. MODE=install_unbuilt runs `cmake --install` right after
+# and must print PONG and their mode; with pkg-config, find_package also builds it with the flags
+# of redkit.pc and redkit-compiled.pc and runs those. MODE=install_unbuilt runs `cmake --install` right after
 # configuring (tool on, nothing built): the header-only package installs, its consumer works,
 # and a consumer that requires the compiled component is refused with redkit's message.
 string(REPLACE "|" ";" FORWARD "${FORWARD}")
@@ -54,6 +55,27 @@ elseif(MODE STREQUAL "find_package")
   endif()
   run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
       -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DREDKIT_CONSUMER_MODE=find_package ${FORWARD})
+  # pkg-config: the same program built with the flags redkit.pc and redkit-compiled.pc give
+  find_program(PKG_CONFIG pkg-config)
+  if(PKG_CONFIG)
+    set(ENV{PKG_CONFIG_PATH} "${WORK_DIR}/prefix/share/pkgconfig")
+    foreach(pc redkit redkit-compiled)
+      execute_process(COMMAND ${PKG_CONFIG} --cflags --libs ${pc} RESULT_VARIABLE rc OUTPUT_VARIABLE flags
+                      ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "pkg-config --cflags --libs ${pc}: ${err}")
+      endif()
+      separate_arguments(flags UNIX_COMMAND "${flags}")
+      set(compiler c++)
+      foreach(f IN LISTS FORWARD)
+        if(f MATCHES "^-DCMAKE_CXX_COMPILER=(.*)$")
+          set(compiler "${CMAKE_MATCH_1}")
+        endif()
+      endforeach()
+      run(${compiler} "${CMAKE_CURRENT_LIST_DIR}/consumer/main.cpp" -o "${WORK_DIR}/consumer-build/pc_${pc}" ${flags})
+    endforeach()
+    list(APPEND programs pc_redkit pc_redkit-compiled)
+  endif()
 else()
   run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
       -DREDKIT_CONSUMER_MODE=add_subdirectory -DREDKIT_SOURCE_DIR=${SOURCE_DIR} ${FORWARD})
@@ -73,7 +95,7 @@ endwhile()
 set(failures)
 foreach(program IN LISTS programs)
   set(mode header-only)
-  if(program STREQUAL "consumer_compiled")
+  if(program STREQUAL "consumer_compiled" OR program STREQUAL "pc_redkit-compiled")
     set(mode compiled)
   endif()
   execute_process(COMMAND ${CMAKE_COMMAND} -E env "REDIS_URL=unix://${sock}" "${WORK_DIR}/consumer-build/${program}"
