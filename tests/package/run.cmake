@@ -6,6 +6,7 @@
 # of redkit.pc and redkit-compiled.pc and runs those. MODE=install_unbuilt runs `cmake --install` right after
 # configuring (tool on, nothing built): the header-only package installs, its consumer works,
 # and a consumer that requires the compiled component is refused with redkit's message.
+# MODE=fetchcontent pulls redkit into the consumer with FetchContent from a git repository.
 string(REPLACE "|" ";" FORWARD "${FORWARD}")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -76,6 +77,12 @@ elseif(MODE STREQUAL "find_package")
     endforeach()
     list(APPEND programs pc_redkit pc_redkit-compiled)
   endif()
+elseif(MODE STREQUAL "fetchcontent")
+  # FetchContent from a git repository, as a user's project does (here: a clone of this checkout's
+  # HEAD, so uncommitted changes are not tested by this one)
+  run(git clone --quiet --no-local "${SOURCE_DIR}" "${WORK_DIR}/redkit.git" --bare)
+  run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
+      -DREDKIT_CONSUMER_MODE=fetchcontent "-DREDKIT_GIT_REPOSITORY=file://${WORK_DIR}/redkit.git" ${FORWARD})
 else()
   run(${CMAKE_COMMAND} ${gen} -S "${CMAKE_CURRENT_LIST_DIR}/consumer" -B "${WORK_DIR}/consumer-build"
       -DREDKIT_CONSUMER_MODE=add_subdirectory -DREDKIT_SOURCE_DIR=${SOURCE_DIR} ${FORWARD})
