@@ -10,6 +10,7 @@
 #include <redkit/redkit.hpp>
 
 #include "support/error_log.hpp"
+#include "support/eventually.hpp"
 #include "support/redis_cluster.hpp"
 
 #include <gtest/gtest.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using redkit_test::eventually;
 using redkit_test::redis_cluster;
 
 namespace {
@@ -245,17 +247,6 @@ struct tally {
 };
 
 double ms(std::chrono::steady_clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-// Polls `f` until it holds (true) or `limit` passes (false).
-template <class F>
-bool wait_until(F f, std::chrono::milliseconds limit = 5000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!f()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
 
 }  // namespace
 
@@ -659,17 +650,19 @@ private:
 
 bool near_serves(redkit::cache& c, const std::string& key, long long want) {
     const auto hits = c.near_stats().hits;
-    return wait_until([&] {
-        const auto got = c.get<long long>(key);
-        return got == want && c.near_stats().hits > hits;
-    });
+    return eventually(
+        [&] {
+            const auto got = c.get<long long>(key);
+            return got == want && c.near_stats().hits > hits;
+        },
+        5s);
 }
 
 }  // namespace
 
 TEST_F(Cluster, TheNearCacheTracksEveryPrimaryAndDropsWhatAnotherClientWrites) {
     redkit::cache c(redkit::client(shared_cluster().url()), staleness_probe::near_options());
-    ASSERT_TRUE(wait_until([&] { return c.near_stats().connected; })) << "never connected";
+    ASSERT_TRUE(eventually([&] { return c.near_stats().connected; }, 5s)) << "never connected";
     // keys on each primary: a write to any of them, by another client, is heard of
     std::set<int> owners;
     for (int i = 0; owners.size() < 3 && i < 100; ++i) {
@@ -679,7 +672,7 @@ TEST_F(Cluster, TheNearCacheTracksEveryPrimaryAndDropsWhatAnotherClientWrites) {
         ASSERT_TRUE(near_serves(c, key, 1)) << key << " is never served from memory";
         const auto heard = c.near_stats().invalidations;
         redis.command<void>("SET", key, 2);
-        ASSERT_TRUE(wait_until([&] { return c.near_stats().invalidations > heard; }))
+        ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations > heard; }, 5s))
             << "no invalidation from the primary of " << key;
         EXPECT_EQ(c.get<long long>(key), 2);
     }
@@ -734,10 +727,10 @@ TEST(ClusterNearCache, NothingStaleIsServedThroughAPrimaryKilledAndReplaced) {
     const auto flushes = probe.cache().near_stats().flushes;
     c.kill(victim);
     probe.start_writing(2ms);  // retried until the replica has taken over
-    ASSERT_TRUE(wait_until([&] { return probe.versions() > 50; }, 20s)) << "no write after the failover";
+    ASSERT_TRUE(eventually([&] { return probe.versions() > 50; }, 20s)) << "no write after the failover";
     // the new primary is tracked: values are served from memory again, and stay fresh
     const auto hits = probe.cache().near_stats().hits;
-    ASSERT_TRUE(wait_until([&] { return probe.cache().near_stats().hits > hits + 100; }, 10s))
+    ASSERT_TRUE(eventually([&] { return probe.cache().near_stats().hits > hits + 100; }, 10s))
         << "the near cache never served again after the failover";
     std::this_thread::sleep_for(500ms);
     probe.stop();
@@ -787,13 +780,15 @@ TEST(ClusterReplicaReads, ReadsGoToReplicasAndFallBackToThePrimary) {
         redkit::client writer(c.url());
         writer.command<void>("FLUSHALL");  // every primary: something for each replica to replicate
         writer.command<void>("SET", "rr:k", "v1");
-        const auto until = std::chrono::steady_clock::now() + 10s;
-        for (int i = 0; i < redis_cluster::size; ++i) {
-            while (c.run(i, {"CLUSTER", "SHARDS"}).find("loading") != std::string::npos) {
-                ASSERT_LT(std::chrono::steady_clock::now(), until) << "replicas still loading";
-                std::this_thread::sleep_for(20ms);
-            }
-        }
+        ASSERT_TRUE(eventually(
+            [&] {
+                for (int i = 0; i < redis_cluster::size; ++i) {
+                    if (c.run(i, {"CLUSTER", "SHARDS"}).find("loading") != std::string::npos) return false;
+                }
+                return true;
+            },
+            10s, 20ms))
+            << "replicas still loading";
     }
     redkit::client redis(c.url("replica_reads=yes"));
     redis.command<void>("SET", "rr:k", "v1");

@@ -239,21 +239,20 @@ TEST(MultiplexFaults, ACommandQueuedPastItsTimeoutFailsUnsent) {
     o.max_retries = 0;
     redkit::client shared(o);
     auto held = shared.borrow();  // the pool's one connection: the SET below cannot spill to it
-    const auto busy = busy_script;
     // A 200 ms script first, alone in its batch (the shared connection opens once the I/O thread
     // took it): the two scripts after it queue behind it and go out together in the next batch,
     // however slowly this thread submits them (under TSan on a busy machine, two submits were
     // once too far apart for the I/O thread's 100 us look to take them together).
     ASSERT_EQ(shared.open_connections(), 1u);
-    auto zero = shared.submit<long long>("EVAL", busy(200), 0);
+    auto zero = shared.submit<long long>("EVAL", busy_script(200), 0);
     (void)redkit_test::eventually([&] { return shared.open_connections() >= 2; }, 5s, 1ms);
     ASSERT_EQ(shared.open_connections(), 2u) << "the I/O thread never took the first script";
     // Then two scripts of 300 ms in one batch, the first with a 64 KiB argument: the server reads
     // it alone, runs it and answers before it reads the second (commands read together would be
     // answered together, at 600 ms). Each reply then comes within the timeout of the read before
     // it, so both succeed, but the batch holds the connection from 200 ms to 800 ms.
-    auto first = shared.submit<long long>("EVAL", busy(300), 0, std::string(64 * 1024, 'p'));
-    auto second = shared.submit<long long>("EVAL", busy(300), 0);
+    auto first = shared.submit<long long>("EVAL", busy_script(300), 0, std::string(64 * 1024, 'p'));
+    auto second = shared.submit<long long>("EVAL", busy_script(300), 0);
     EXPECT_EQ(zero.get(), 7);
     // 100 ms on, the batch of two is under way: a SET queued now (deadline at 700 ms) waits for
     // its end (800 ms) and must fail unsent.

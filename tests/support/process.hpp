@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Test harness: a free TCP port on loopback for a server to listen on, and starting and stopping
-// the server processes (redis_server.hpp, redis_cluster.hpp).
+// Test harness: a free TCP port on loopback for a server to listen on, which server binary to
+// start, the TLS certificates, and starting and stopping the server processes (redis_server.hpp,
+// redis_cluster.hpp).
 #pragma once
 
 #include <cerrno>
@@ -103,6 +104,18 @@ void start_on_free_ports(Start start, FreshPorts fresh_ports) {
             fresh_ports();
         }
     }
+}
+
+/// Whether REDKIT_TEST_TLS=1: the harness's servers and clusters then serve TLS.
+inline bool tls_from_environment() {
+    const char* env = std::getenv("REDKIT_TEST_TLS");
+    return env && std::string(env) == "1";
+}
+
+/// Makes the TLS tests' certificates in `dir` (support/make-test-certs, with the openssl tool).
+inline void make_test_certs(const std::string& dir) {
+    const std::string cmd = std::string("'") + REDKIT_TEST_SUPPORT_DIR + "/make-test-certs' '" + dir + "'";
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-certs failed for " + dir);
 }
 
 /// The server binary the harness starts (redis_server.hpp, redis_cluster.hpp, sentinels):

@@ -45,13 +45,8 @@ public:
         char tmpl[] = "/tmp/redkit-cluster-XXXXXX";
         if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
-        const char* env = std::getenv("REDKIT_TEST_TLS");
-        tls_ = tls < 0 ? env && std::string(env) == "1" : tls == 1;
-        if (tls_) {
-            const std::string cmd =
-                std::string("'") + REDKIT_TEST_SUPPORT_DIR + "/make-test-certs' '" + tls_dir() + "'";
-            if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-certs failed for " + tls_dir());
-        }
+        tls_ = tls < 0 ? tls_from_environment() : tls == 1;
+        if (tls_) make_test_certs(tls_dir());
         for (int i = 0; i < size; ++i) {
             node n;
             n.port = free_loopback_port();
@@ -108,7 +103,6 @@ public:
         const node& n = nodes_[static_cast<std::size_t>(i)];
         return tls_ ? n.tls_port : n.port;
     }
-    bool tls() const { return tls_; }
     std::string tls_dir() const { return dir_ + "/tls"; }
 
     /// Index of the node at `port`, -1 if none.

@@ -45,12 +45,6 @@ namespace redkit_test {
 /// Whether a server serves TLS: as REDKIT_TEST_TLS says (the default), or always, or never.
 enum class tls_mode { from_environment, on, off };
 
-/// Makes the TLS tests' certificates in `dir` (support/make-test-certs, with the openssl tool).
-inline void make_test_certs(const std::string& dir) {
-    const std::string cmd = std::string("'") + REDKIT_TEST_SUPPORT_DIR + "/make-test-certs' '" + dir + "'";
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("make-test-certs failed for " + dir);
-}
-
 class redis_server {
 public:
     explicit redis_server(std::vector<std::string> extra_args = {}, tls_mode tls = tls_mode::from_environment,
@@ -69,8 +63,7 @@ public:
         if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
         dir_ = tmpl;
         port_ = free_loopback_port();
-        const char* env = std::getenv("REDKIT_TEST_TLS");
-        tls_ = tls == tls_mode::on || (tls == tls_mode::from_environment && env && std::string(env) == "1");
+        tls_ = tls == tls_mode::on || (tls == tls_mode::from_environment && tls_from_environment());
         if (tls_) {
             make_test_certs(tls_dir());
             tls_port_ = free_loopback_port();

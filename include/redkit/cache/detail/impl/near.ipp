@@ -317,11 +317,11 @@ REDKIT_DECL void near_tracker::serve_cluster() {
         cluster_node node;
         waker wake;
         std::atomic<int> state{0};  // 0 subscribing, 1 subscribed, 2 failed
+        long long id = 0;           // CLIENT ID, written before state turns 1
         std::string failure;        // written before state turns 2
         std::thread thread;
     };
     std::atomic<bool> stop{false};
-    std::atomic<long long> first_id{0};
     std::vector<std::unique_ptr<node_watch>> watches;
     struct joiner {
         std::atomic<bool>& stop;
@@ -338,13 +338,11 @@ REDKIT_DECL void near_tracker::serve_cluster() {
         watches.push_back(std::make_unique<node_watch>());
         node_watch& w = *watches.back();
         w.node = n;
-        const bool first = watches.size() == 1;
-        w.thread = std::thread([this, &w, &stop, &first_id, first] {
+        w.thread = std::thread([this, &w, &stop] {
             try {
                 connection c(node_options(w.node));
-                const long long id = subscribe(c, w.wake, stop);
-                if (id == 0) return;
-                if (first) first_id.store(id);
+                w.id = subscribe(c, w.wake, stop);
+                if (w.id == 0) return;
                 w.state.store(1);
                 wake_.notify();
                 watch(c, w.wake, stop);
@@ -380,7 +378,7 @@ REDKIT_DECL void near_tracker::serve_cluster() {
         wake_.sleep_for(std::chrono::milliseconds(100));
     }
     store_.set_connected(true);
-    id_.store(first_id.load());
+    id_.store(watches.front()->id);
     for (;;) {
         // a connection that failed while the store turned on, or since: its thread dropped
         // everything; start over on the cluster's current primaries
