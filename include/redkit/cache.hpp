@@ -137,6 +137,7 @@ public:
     /// never silent), std::invalid_argument for an empty key, ttl <= 0 or an unencodable value.
     template <class T>
     void set(std::string_view key, const T& value, std::chrono::milliseconds ttl);
+    /// set() with options().default_ttl.
     template <class T>
     void set(std::string_view key, const T& value) {
         set(key, value, state_->options.default_ttl);
@@ -151,6 +152,7 @@ public:
     /// Redis failures as for get(). On Redis Cluster the client splits the MGET per slot.
     template <class T, class Keys>
     std::vector<std::optional<T>> get_many(const Keys& keys);
+    /// get_many() of a braced list of keys: `get_many<T>({"a", "b"})`.
     template <class T>
     std::vector<std::optional<T>> get_many(std::initializer_list<std::string_view> keys) {
         return get_many<T, std::initializer_list<std::string_view>>(keys);
@@ -174,6 +176,7 @@ public:
     /// the ones it keeps, one per primary); 0 while it is down or near is off.
     REDKIT_DECL long long near_connection_id() const noexcept;
 
+    /// The options this cache was made with (shared by its copies).
     const cache_options& options() const noexcept { return state_->options; }
 
 private:

@@ -61,6 +61,7 @@ inline namespace v0 {
 struct idempotent_t {
     explicit constexpr idempotent_t() = default;
 };
+/// The idempotent_t tag: `redis.command<void>(redkit::idempotent, "SET", k, v)`.
 inline constexpr idempotent_t idempotent{};
 
 /// Whether a command name (any case) is read-only, so retrying it after a transport failure is
@@ -170,6 +171,7 @@ public:
     /// Whether this client talks to a Redis Cluster (client_options::cluster, redis+cluster://).
     bool is_cluster() const noexcept { return cluster_ != nullptr; }
 
+    /// The options every connection of this client is made with.
     REDKIT_DECL const client_options& options() const noexcept;
 
     /// Connections currently open (idle or in use), the shared connection included.
@@ -226,27 +228,41 @@ private:
 /// @endcode
 class scan_range {
 public:
+    /// The keys matching the glob `match`, asked `count` at a time (SCAN's COUNT hint), only of
+    /// `type` when it is not empty (SCAN's TYPE); nothing is sent before begin(). Usually made by
+    /// client::scan(). Throws std::invalid_argument when count is 0.
     REDKIT_DECL scan_range(client c, std::string match, std::size_t count, std::string type);
 
+    /// An input iterator over the keys; advancing past the last key of a batch sends the next
+    /// SCAN, and throws what client::command() would.
     class iterator {
     public:
-        using iterator_category = std::input_iterator_tag;
-        using value_type = std::string;
-        using difference_type = std::ptrdiff_t;
-        using pointer = const std::string*;
-        using reference = const std::string&;
+        using iterator_category = std::input_iterator_tag;  ///< single pass
+        using value_type = std::string;                     ///< a key
+        using difference_type = std::ptrdiff_t;             ///< required of iterators; unused
+        using pointer = const std::string*;                 ///< what operator->() returns
+        using reference = const std::string&;               ///< what operator*() returns
 
+        /// The end iterator.
         iterator() = default;
+        /// An iterator at the current key of `r` (begin() makes it).
         explicit iterator(scan_range* r) : range_(r) {}
+        /// The current key; valid until the iterator is advanced.
         reference operator*() const { return range_->batch_[range_->index_]; }
+        /// A pointer to the current key.
         pointer operator->() const { return &**this; }
+        /// Moves to the next key (sending SCAN when the batch is used up); becomes the end
+        /// iterator once the scan is complete.
         iterator& operator++() {
             range_->advance();
             if (range_->exhausted()) range_ = nullptr;
             return *this;
         }
+        /// Same as ++it; returns nothing (a single-pass range keeps no copy of the old key).
         void operator++(int) { ++*this; }
+        /// Equal when both are the end iterator or both walk the same range.
         friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.range_ == b.range_; }
+        /// Negation of ==.
         friend bool operator!=(const iterator& a, const iterator& b) noexcept { return !(a == b); }
 
     private:
@@ -255,6 +271,7 @@ public:
 
     /// Starts the scan (sends the first SCAN).
     REDKIT_DECL iterator begin();
+    /// The end of the range (a default-constructed iterator); sends nothing.
     iterator end() noexcept { return {}; }
 
 private:

@@ -29,6 +29,8 @@ inline constexpr bool json_readable =
     nlohmann::detail::has_non_default_from_json<nlohmann::json, T>::value;
 }  // namespace detail
 
+/// How a T becomes the bytes stored in Redis and back: compact JSON through nlohmann/json unless
+/// specialised (a specialisation provides static encode and decode; decode throws on bad input).
 template <class T, class = void>
 struct codec {
     static_assert(std::is_constructible_v<nlohmann::json, const T&> && detail::json_readable<T>,

@@ -58,6 +58,8 @@ class sentinel_locator;
 class transport;
 }  // namespace detail
 
+/// One connection to Redis of its own (RAII: the socket closes with it), for a subscriber, a
+/// blocking command or a WATCH/MULTI conversation. Movable, not copyable; one thread at a time.
 class connection {
 public:
     /// Connects and replays the setup. Throws error(connect_failed) when the server cannot be
@@ -65,9 +67,13 @@ public:
     /// server_error when AUTH/SELECT is refused (e.g. WRONGPASS).
     explicit connection(const client_options& options) : connection(std::make_shared<const client_options>(options)) {}
 
+    /// As connection(const client_options&), sharing `options` instead of copying them (as a
+    /// pool's connections do).
     explicit connection(std::shared_ptr<const client_options> options);
 
+    /// Takes over the socket; the moved-from connection is left without one (broken() is true).
     REDKIT_DECL connection(connection&&) noexcept;
+    /// Closes this connection's socket, then takes over the other's (left without one).
     REDKIT_DECL connection& operator=(connection&&) noexcept;
     REDKIT_DECL ~connection();
 
@@ -125,6 +131,7 @@ public:
     /// Changes the read/write timeout (0 = none), e.g. around a blocking command.
     REDKIT_DECL void set_timeout(std::chrono::milliseconds timeout);
 
+    /// The options this connection was made with.
     const client_options& options() const noexcept { return *options_; }
 
     /// "host:port" or the socket path, for messages.

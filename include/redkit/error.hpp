@@ -63,12 +63,14 @@ inline const std::error_category& error_category() noexcept {
     return category;
 }
 
+/// `e` as a std::error_code of error_category() (so an errc compares with error::code()).
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// Root of every exception redkit throws (besides std::invalid_argument for bad arguments and
 /// std::bad_alloc). what() reads like "redkit: GET user:42: timeout".
 class error : public std::system_error {
 public:
+    /// An error of kind `code` whose what() is `what`, exactly.
     error(errc code, const std::string& what)
         : std::system_error(make_error_code(code), what), what_(std::make_shared<const std::string>(what)) {}
 
@@ -93,12 +95,17 @@ private:
 /// server_message() its full text as the server sent it.
 class server_error : public error {
 public:
+    /// `server_message` is the error reply's text as the server sent it, `what` the full message
+    /// (naming the command and key).
     server_error(std::string server_message, const std::string& what)
         : error(errc::server_error, what),
           server_message_(std::make_shared<const std::string>(std::move(server_message))) {}
 
+    /// The error reply's text as the server sent it, e.g. "WRONGTYPE Operation against a key...".
     const std::string& server_message() const noexcept { return *server_message_; }
 
+    /// The first word of server_message() (WRONGTYPE, ERR, NOSCRIPT...); all of it when it holds
+    /// no space.
     std::string_view prefix() const noexcept {
         std::string_view m = *server_message_;
         return m.substr(0, m.find(' '));
@@ -124,5 +131,7 @@ void notify(const Callback& callback, const error& e) noexcept {
 }  // namespace v0
 }  // namespace redkit
 
+/// \cond
 template <>
 struct std::is_error_code_enum<redkit::errc> : std::true_type {};
+/// \endcond

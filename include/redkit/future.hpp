@@ -59,7 +59,8 @@ public:
         if (!detail::request_done(*request_)) detail::await_request(*mux_, *request_);
     }
 
-    /// Waits at most `d` (without driving): std::future_status::ready or ::timeout.
+    /// Waits at most `d` (without driving): `std::future_status::ready` or
+    /// `std::future_status::timeout`.
     template <class Rep, class Period>
     std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
         require_valid();

@@ -68,15 +68,17 @@ struct json_fields;
 /// One field: its JSON name and the member it lives in.
 template <class C, class M>
 struct json_field {
-    std::string_view name;
-    M C::*member;
+    std::string_view name;  ///< the field's key in the JSON object
+    M C::*member;           ///< the member of C that holds the field's value
 };
 
+/// The field `name` held in `member`: `redkit::field("id", &product::id)`.
 template <class C, class M>
 constexpr json_field<C, M> field(std::string_view name, M C::*member) noexcept {
     return {name, member};
 }
 
+/// The fields of a json_fields<T>::value: a tuple of field() results, one per member.
 template <class... F>
 constexpr std::tuple<F...> fields(F... f) noexcept {
     return std::tuple<F...>(f...);
@@ -87,6 +89,7 @@ template <class T, class = void>
 struct has_json_fields : std::false_type {};
 template <class T>
 struct has_json_fields<T, std::void_t<decltype(json_fields<T>::value)>> : std::true_type {};
+/// has_json_fields<T>::value.
 template <class T>
 inline constexpr bool has_json_fields_v = has_json_fields<T>::value;
 
@@ -339,6 +342,7 @@ T read_json(std::string_view text) {
 /// nlohmann), decoded with read_json.
 template <class T>
 struct codec<T, std::enable_if_t<has_json_fields_v<T>>> {
+    /// Compact JSON of the fields. Throws std::invalid_argument when a string is not UTF-8.
     static std::string encode(const T& value) {
         try {
             return nlohmann::json(value).dump();
@@ -346,6 +350,7 @@ struct codec<T, std::enable_if_t<has_json_fields_v<T>>> {
             throw std::invalid_argument(std::string("redkit: encode: ") + e.what());
         }
     }
+    /// read_json<T>(bytes): one pass, no DOM; throws on bad input as read_json does.
     static T decode(std::string_view bytes) { return read_json<T>(bytes); }
 };
 
@@ -356,6 +361,7 @@ namespace nlohmann {
 /// nlohmann conversions of every type with redkit::json_fields.
 template <class T>
 struct adl_serializer<T, std::enable_if_t<redkit::has_json_fields_v<T>>> {
+    /// Makes `j` an object with one member per field; an empty std::optional field is null.
     static void to_json(nlohmann::json& j, const T& value) {
         j = nlohmann::json::object();
         std::apply(
@@ -373,6 +379,8 @@ struct adl_serializer<T, std::enable_if_t<redkit::has_json_fields_v<T>>> {
             },
             redkit::json_fields<T>::value);
     }
+    /// Reads every field from the object `j`; a missing or null std::optional field is reset,
+    /// another missing field throws std::invalid_argument naming it, and unknown keys are ignored.
     static void from_json(const nlohmann::json& j, T& value) {
         std::apply(
             [&](const auto&... f) {

@@ -31,8 +31,9 @@ inline namespace v0 {
 
 /// A part rendered as a hash tag: {value}.
 struct hash_tag_t {
-    std::string_view value;
+    std::string_view value;  ///< the text between the braces (escaped as any part when rendered)
 };
+/// A key part rendered as the hash tag {value}: keys sharing it hash to one cluster slot.
 inline hash_tag_t hash_tag(std::string_view value) noexcept { return hash_tag_t{value}; }
 
 /// The Redis Cluster slot (0..16383) of a key: CRC16 of its hash tag -- the bytes between the
@@ -44,6 +45,7 @@ inline int key_slot(std::string_view key) noexcept { return detail::slot_of(key)
 struct wildcard_t {
     explicit constexpr wildcard_t() = default;
 };
+/// The wildcard_t tag: `keys.pattern("user", redkit::wildcard)` ends the pattern in '*'.
 inline constexpr wildcard_t wildcard{};
 
 /// Escapes one key part: '%', ':', '{', '}', space, DEL and control bytes become %XX.
@@ -95,6 +97,7 @@ inline std::string escape_glob(std::string_view text) {
 /// @endcode
 class key_space {
 public:
+    /// No prefix: keys are their parts alone.
     key_space() = default;
 
     /// A prefix like "shop:prod" (trusted text: ':' separates its parts). Throws
@@ -109,6 +112,7 @@ public:
         }
     }
 
+    /// The prefix as given; every key starts with it and a ':' (empty: no prefix).
     const std::string& prefix() const noexcept { return prefix_; }
 
     /// A nested key space: key_space("shop").child("cache") has prefix "shop:cache"; the part

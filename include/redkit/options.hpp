@@ -40,8 +40,8 @@ struct tls_options {
 
 /// One sentinel's address.
 struct sentinel_node {
-    std::string host;
-    int port = 26379;
+    std::string host;  ///< host name or IP literal
+    int port = 26379;  ///< TCP port (26379: Sentinel's default)
 };
 
 /// Sentinel: connect to the primary that a set of sentinels names, and follow it when they fail
@@ -61,8 +61,8 @@ struct sentinel_options {
 
 /// One cluster node's address (a seed: any node of the cluster will do).
 struct cluster_node {
-    std::string host;
-    int port = 6379;
+    std::string host;  ///< host name or IP literal
+    int port = 6379;   ///< TCP port
 };
 
 /// Redis Cluster: route every command to the node that owns its keys' slot, and follow the
@@ -82,6 +82,7 @@ struct cluster_options {
     /// reached sends the read to the primary. Replication is asynchronous: a read may not see a
     /// write made just before. URL: replica_reads=yes.
     bool replica_reads = false;
+    /// Whether a cluster is configured: `nodes` is not empty.
     bool enabled() const noexcept { return !nodes.empty(); }
 };
 
@@ -115,7 +116,7 @@ struct client_options {
 
     std::string client_name;  ///< CLIENT SETNAME on every new connection when non-empty
 
-    /// When non-zero, every new connection sends CLIENT TRACKING on REDIRECT <id> in its setup,
+    /// When non-zero, every new connection sends `CLIENT TRACKING on REDIRECT <id>` in its setup,
     /// so the server reports changes to the keys it reads to the connection with that CLIENT ID
     /// (Redis 6 or later), in the default tracking mode: only while this connection lives. An
     /// application rarely needs it (the cache's near cache tracks in broadcasting mode instead).

@@ -35,14 +35,22 @@ struct pool_access;
 /// Use it from one thread at a time, and drop it before the client it came from.
 class lease {
 public:
+    /// An empty lease (no connection).
     lease() = default;
+    /// Takes over `other`'s connection; `other` is left empty.
     lease(lease&& other) noexcept
         : pool_(std::exchange(other.pool_, nullptr)), conn_(std::move(other.conn_)), keep_(std::move(other.keep_)) {}
+    /// Gives this lease's connection back (as reset()), then takes over `other`'s.
     REDKIT_DECL lease& operator=(lease&& other) noexcept;
+    /// Gives the connection back (reset()).
     ~lease() { reset(); }
 
+    /// The leased connection; the lease must not be empty.
     connection* operator->() const noexcept { return conn_.get(); }
+    /// The leased connection; the lease must not be empty.
     connection& operator*() const noexcept { return *conn_; }
+    /// Whether the lease holds a connection: false once moved from or reset, for a default-made
+    /// lease, and for the one try_acquire() returns when every connection is busy.
     explicit operator bool() const noexcept { return conn_ != nullptr; }
 
     /// Gives the connection back now.
@@ -84,7 +92,9 @@ public:
     /// Connections currently open (idle or leased).
     REDKIT_DECL std::size_t open_connections() const;
 
+    /// The options every connection of this pool is made with.
     const client_options& options() const noexcept { return *options_; }
+    /// The same options, as the shared pointer the pool's connections hold.
     const std::shared_ptr<const client_options>& shared_options() const noexcept { return options_; }
 
     /// Sends an error to options().on_error (never throws).

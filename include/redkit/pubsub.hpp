@@ -62,10 +62,10 @@ inline namespace v0 {
 
 /// A received message. The views are valid only during the handler call; copy what you keep.
 struct message {
-    std::string_view channel;
+    std::string_view channel;  ///< the channel it was published to (also for pattern subscriptions)
     std::string_view pattern;  ///< the pattern that matched, for pattern subscriptions; else empty
-    std::string_view payload;
-    bool sharded = false;  ///< delivered through a shard channel (SSUBSCRIBE)
+    std::string_view payload;  ///< the bytes as published (JSON when sent by publisher::publish)
+    bool sharded = false;      ///< delivered through a shard channel (SSUBSCRIBE)
 };
 
 /// Publishes values as JSON (or raw bytes). Thread-safe; one round trip per call.
@@ -76,9 +76,11 @@ struct message {
 /// @endcode
 class publisher {
 public:
+    /// Publishes through `c` (by default redkit::default_client()).
     explicit publisher(client c = default_client()) : client_(std::move(c)) {}
 
-    /// PUBLISH channel <JSON of value>. Returns how many subscribers received it.
+    /// PUBLISH channel, with `value` encoded by codec<T> (JSON by default) as the message.
+    /// Returns how many subscribers received it.
     template <class T>
     long long publish(std::string_view channel, const T& value) {
         return publish_raw(channel, encode(value));
@@ -92,6 +94,7 @@ public:
     long long publish_sharded(std::string_view channel, const T& value) {
         return publish_sharded_raw(channel, encode(value));
     }
+    /// SPUBLISH channel bytes, unchanged (Redis 7+). Returns how many subscribers received it.
     REDKIT_DECL long long publish_sharded_raw(std::string_view channel, std::string_view bytes);
 
 private:
@@ -106,6 +109,7 @@ struct undecodable_message {
 };
 }  // namespace detail
 
+/// How a subscriber reports trouble and watches its connection; every field has a default.
 struct subscriber_options {
     /// Decode failures, handler exceptions and connection trouble. Runs on the subscriber's
     /// thread; must not throw. Default: the client's on_error.
@@ -130,6 +134,7 @@ struct subscriber_options {
 /// @endcode
 class subscriber {
 public:
+    /// A handler of raw messages: gets each message, payload unchanged, on the subscriber's thread.
     using raw_handler = std::function<void(const message&)>;
 
     /// Starts the background thread, which connects (and keeps reconnecting) by itself.
@@ -154,6 +159,7 @@ public:
     void on_pattern(std::string pattern, F handler) {
         add(kind_pattern, std::move(pattern), typed<T>(std::move(handler)));
     }
+    /// PSUBSCRIBE pattern, raw bytes. Replaces an existing handler of that pattern.
     void on_pattern_raw(std::string pattern, raw_handler handler) {
         add(kind_pattern, std::move(pattern), std::move(handler));
     }
@@ -163,6 +169,7 @@ public:
     void on_sharded(std::string channel, F handler) {
         add(kind_shard, std::move(channel), typed<T>(std::move(handler)));
     }
+    /// SSUBSCRIBE shard channel (Redis 7+), raw bytes. Replaces an existing handler of it.
     void on_sharded_raw(std::string channel, raw_handler handler) {
         add(kind_shard, std::move(channel), std::move(handler));
     }
@@ -170,7 +177,9 @@ public:
     /// UNSUBSCRIBE / PUNSUBSCRIBE / SUNSUBSCRIBE. After it returns, no new handler call for that
     /// name starts (one already running on the subscriber's thread may finish).
     void off(const std::string& channel) { remove(kind_channel, channel); }
+    /// PUNSUBSCRIBE pattern: off() for a pattern given to on_pattern() or on_pattern_raw().
     void off_pattern(const std::string& pattern) { remove(kind_pattern, pattern); }
+    /// SUNSUBSCRIBE channel: off() for a shard channel given to on_sharded() or on_sharded_raw().
     void off_sharded(const std::string& channel) { remove(kind_shard, channel); }
 
     /// Waits until the server has confirmed every current subscription. False on timeout.

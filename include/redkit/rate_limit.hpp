@@ -59,11 +59,14 @@ struct rate_limit_options {
 
 /// A rate: `count` units every `period`, e.g. per_second(100) or rate{5, std::chrono::minutes(1)}.
 struct rate {
-    long long count = 0;
-    std::chrono::milliseconds period{0};
+    long long count = 0;                  ///< units allowed per period
+    std::chrono::milliseconds period{0};  ///< the period's length
 };
+/// `n` units every second.
 inline constexpr rate per_second(long long n) noexcept { return {n, std::chrono::seconds(1)}; }
+/// `n` units every minute.
 inline constexpr rate per_minute(long long n) noexcept { return {n, std::chrono::minutes(1)}; }
+/// `n` units every hour.
 inline constexpr rate per_hour(long long n) noexcept { return {n, std::chrono::hours(1)}; }
 
 /// The outcome of one check, the same for every algorithm. Durations are rounded up to whole
@@ -77,13 +80,14 @@ struct [[nodiscard]] rate_limit_result {
     std::chrono::milliseconds retry_after{0};  ///< 0 when allowed; else until this request would be
     bool fallback = false;                     ///< true when Redis could not answer and the failure policy decided
 
+    /// `allowed`: `if (limiter.hit(ip))` reads "if the request is allowed".
     explicit operator bool() const noexcept { return allowed; }
 };
 
 /// One HTTP response header field.
 struct http_header {
-    std::string name;
-    std::string value;
+    std::string name;   ///< the field name, e.g. "RateLimit-Policy"
+    std::string value;  ///< the field value, as it goes on the wire
 };
 
 /// Which header fields rate_limiter::headers renders (a bit set; combine with |).
@@ -95,6 +99,7 @@ enum class rate_limit_headers : unsigned {
     standard = 3,     ///< retry_after | ietf
     all = 15,
 };
+/// The header fields of `a` and those of `b`.
 constexpr rate_limit_headers operator|(rate_limit_headers a, rate_limit_headers b) noexcept {
     return static_cast<rate_limit_headers>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
 }
@@ -110,7 +115,13 @@ constexpr rate_limit_headers operator|(rate_limit_headers a, rate_limit_headers 
 /// @endcode
 class rate_limiter {
 public:
-    enum class algorithm { fixed_window, sliding_window, token_bucket, gcra };
+    /// Which algorithm a limiter runs (its name is also part of the limiter's keys).
+    enum class algorithm {
+        fixed_window,    ///< fixed_window(): a counter per window (key part "fixed")
+        sliding_window,  ///< sliding_window(): two counters, weighted (key part "sliding")
+        token_bucket,    ///< token_bucket(): tokens and a refill time (key part "bucket")
+        gcra             ///< gcra(): one theoretical arrival time (key part "gcra")
+    };
 
     /// At most `limit` cost units per identifier in each window of `window`; a window starts at
     /// an identifier's first hit and ends `window` later (its key's TTL, set once, never re-armed).
@@ -178,7 +189,9 @@ public:
     REDKIT_DECL std::vector<http_header> headers(const rate_limit_result& result,
                                                  rate_limit_headers fields = rate_limit_headers::standard) const;
 
+    /// The algorithm this limiter runs.
     algorithm kind() const noexcept { return kind_; }
+    /// The limiter's name as given (part of every key it uses).
     const std::string& name() const noexcept { return name_; }
     /// The limit, capacity or burst.
     long long limit() const noexcept { return limit_; }

@@ -92,15 +92,20 @@ public:
     /// A view of an owning reply.
     reply_view(const reply& r) noexcept;  // NOLINT(google-explicit-constructor): a view of it
 
+    /// The kind of reply viewed.
     reply_type type() const noexcept;
+    /// Whether it is nil (a RESP2 null bulk string or array, RESP3 null).
     bool is_nil() const noexcept { return type() == reply_type::nil; }
+    /// Whether it is an error reply (str() holds its text).
     bool is_error() const noexcept { return type() == reply_type::error; }
     /// Holds elements: array, set, push or map.
     bool is_array() const noexcept { return holds_elements(type()); }
 
     /// Text of a string, status, error, verbatim, big number or double reply (empty otherwise).
     std::string_view str() const noexcept;
+    /// Value of an integer reply, 1 or 0 for a RESP3 boolean; 0 for other kinds.
     long long integer() const noexcept;
+    /// Value of a RESP3 double reply; 0 for other kinds.
     double real() const noexcept;
     /// Elements (a map's keys and values alternate); 0 for scalars.
     std::size_t size() const noexcept;
@@ -137,17 +142,26 @@ public:
     /// Deep-copies what a view shows.
     REDKIT_DECL explicit reply(reply_view v);
 
+    /// The kind of reply.
     reply_type type() const noexcept { return type_; }
+    /// Whether it is nil (a RESP2 null bulk string or array, RESP3 null).
     bool is_nil() const noexcept { return type_ == reply_type::nil; }
+    /// Whether it is an error reply (text() holds its text).
     bool is_error() const noexcept { return type_ == reply_type::error; }
+    /// Holds elements: array, set, push or map.
     bool is_array() const noexcept { return holds_elements(type_); }
 
     /// Text of a string, status, error, verbatim, big number or double reply.
     const std::string& text() const noexcept { return text_; }
+    /// Value of an integer reply, 1 or 0 for a RESP3 boolean; 0 for other kinds.
     long long integer() const noexcept { return integer_; }
+    /// Value of a RESP3 double reply; 0 for other kinds.
     double real() const noexcept { return real_; }
+    /// The child replies (a map's keys and values alternate); empty for scalars.
     const std::vector<reply>& elements() const noexcept { return elements_; }
+    /// Number of child replies; 0 for scalars.
     std::size_t size() const noexcept { return elements_.size(); }
+    /// Child reply i; throws std::out_of_range when i >= size().
     const reply& operator[](std::size_t i) const { return elements_.at(i); }
 
     /// Converts with the same rules as client::command<T>. Throws server_error for an error
@@ -206,8 +220,10 @@ Map convert_map(reply_view v) {
 
 }  // namespace detail
 
+/// std::string from a bulk string, status, verbatim string, big number or double (its text).
 template <>
 struct reply_traits<std::string> {
+    /// The reply's text; any other kind throws error(type_mismatch).
     static std::string convert(reply_view v) {
         switch (v.type()) {
             case reply_type::string:
@@ -220,8 +236,11 @@ struct reply_traits<std::string> {
     }
 };
 
+/// Any integer type but bool from an integer reply, or a bulk string or status holding a decimal
+/// integer; a value outside Int's range throws error(type_mismatch).
 template <class Int>
 struct reply_traits<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>> {
+    /// The integer; throws error(type_mismatch) for another kind, bad text or a value out of range.
     static Int convert(reply_view v) {
         long long n = 0;
         if (v.type() == reply_type::integer) {
@@ -246,8 +265,11 @@ struct reply_traits<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_sa
     }
 };
 
+/// float, double or long double from a RESP3 double, an integer, or a bulk string or status
+/// holding a number (strtod's syntax: "inf" and "nan" too).
 template <class Real>
 struct reply_traits<Real, std::enable_if_t<std::is_floating_point_v<Real>>> {
+    /// The number; throws error(type_mismatch) for another kind or text that is not a number.
     static Real convert(reply_view v) {
         switch (v.type()) {
             case reply_type::real: return static_cast<Real>(v.real());
@@ -267,8 +289,11 @@ struct reply_traits<Real, std::enable_if_t<std::is_floating_point_v<Real>>> {
     }
 };
 
+/// bool from an integer (non-zero: true), a RESP3 boolean, nil (false) or a status (true only
+/// for OK).
 template <>
 struct reply_traits<bool> {
+    /// The truth value; any other kind throws error(type_mismatch).
     static bool convert(reply_view v) {
         switch (v.type()) {
             case reply_type::integer: return v.integer() != 0;
@@ -289,16 +314,21 @@ template <class T>
 struct has_reply_traits<T, std::void_t<decltype(reply_traits<T>::convert(std::declval<reply_view>()))>>
     : std::true_type {};
 
+/// std::optional<T> from nil (std::nullopt) or any reply T converts from.
 template <class T>
 struct reply_traits<std::optional<T>, std::enable_if_t<has_reply_traits<T>::value>> {
+    /// std::nullopt for nil, else the reply as T.
     static std::optional<T> convert(reply_view v) {
         if (v.is_nil()) return std::nullopt;
         return reply_traits<T>::convert(v);
     }
 };
 
+/// std::vector<T> from an array, set, push or map (a map flattened: key, value, key...), each
+/// element converted to T.
 template <class T, class A>
 struct reply_traits<std::vector<T, A>, std::enable_if_t<has_reply_traits<T>::value>> {
+    /// The elements in order; a scalar reply throws error(type_mismatch).
     static std::vector<T, A> convert(reply_view v) {
         if (!v.is_array()) v.mismatch("array");
         std::vector<T, A> out;
@@ -309,28 +339,38 @@ struct reply_traits<std::vector<T, A>, std::enable_if_t<has_reply_traits<T>::val
     }
 };
 
+/// std::pair<A, B> from an array, set or push of exactly two elements.
 template <class A, class B>
 struct reply_traits<std::pair<A, B>, std::enable_if_t<has_reply_traits<A>::value && has_reply_traits<B>::value>> {
+    /// The two elements; any other reply throws error(type_mismatch).
     static std::pair<A, B> convert(reply_view v) {
         if (!detail::is_array_like(v.type()) || v.size() != 2) v.mismatch("two-element array");
         return {reply_traits<A>::convert(v[0]), reply_traits<B>::convert(v[1])};
     }
 };
 
+/// std::unordered_map<K, V> from a RESP3 map or a flat [k1, v1, k2, v2...] array, set or push; of a
+/// repeated key the last value wins.
 template <class K, class V, class H, class E, class A>
 struct reply_traits<std::unordered_map<K, V, H, E, A>,
                     std::enable_if_t<has_reply_traits<K>::value && has_reply_traits<V>::value>> {
+    /// The pairs; a scalar or an odd number of elements throws error(type_mismatch).
     static std::unordered_map<K, V, H, E, A> convert(reply_view v) {
         return detail::convert_map<std::unordered_map<K, V, H, E, A>>(v);
     }
 };
+/// std::map<K, V> from a RESP3 map or a flat [k1, v1, k2, v2...] array, set or push; of a
+/// repeated key the last value wins.
 template <class K, class V, class C, class A>
 struct reply_traits<std::map<K, V, C, A>, std::enable_if_t<has_reply_traits<K>::value && has_reply_traits<V>::value>> {
+    /// The pairs; a scalar or an odd number of elements throws error(type_mismatch).
     static std::map<K, V, C, A> convert(reply_view v) { return detail::convert_map<std::map<K, V, C, A>>(v); }
 };
 
+/// redkit::reply from any reply, error replies included (they stay values).
 template <>
 struct reply_traits<reply> {
+    /// A deep copy of the reply.
     static reply convert(reply_view v) { return reply(v); }
 };
 

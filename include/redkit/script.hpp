@@ -20,9 +20,12 @@ inline namespace v0 {
 /// An immutable Lua script and its SHA-1. Cheap to share; define scripts once (e.g. as statics).
 class script {
 public:
+    /// Keeps `source` and computes its SHA-1 here, as Redis does, so EVALSHA can go first.
     REDKIT_DECL explicit script(std::string source);
 
+    /// The Lua text as given (what EVAL sends after NOSCRIPT).
     const std::string& source() const noexcept { return source_; }
+    /// The SHA-1 of source(), 40 lower-case hex digits, as EVALSHA takes it.
     const std::string& sha1() const noexcept { return sha1_; }
 
 private:

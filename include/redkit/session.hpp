@@ -79,6 +79,7 @@ struct session {
     std::chrono::system_clock::time_point absolute_expiry;  ///< created + absolute timeout
 };
 
+/// What update() or modify() did.
 enum class update_status {
     updated,   ///< written: version incremented, idle timeout slid
     conflict,  ///< the session's version was not the expected one; nothing written
@@ -88,11 +89,13 @@ enum class update_status {
 /// The outcome of update() or modify().
 template <class T>
 struct [[nodiscard]] update_result {
+    /// What happened: written, a version conflict, or no live session.
     update_status status = update_status::not_found;
     /// updated: the session as written; conflict: the session as it is now (data included);
     /// not_found: empty.
     std::optional<session<T>> current;
 
+    /// Whether the data was written (status == update_status::updated).
     explicit operator bool() const noexcept { return status == update_status::updated; }
 };
 
@@ -192,8 +195,8 @@ private:
 template <class T = std::map<std::string, std::string>>
 class session_store {
 public:
-    using data_type = T;
-    using session_type = session<T>;
+    using data_type = T;              ///< the application's data of each session
+    using session_type = session<T>;  ///< a session as get(), peek() and list() return it
 
     /// Throws std::invalid_argument naming the field when a timeout is not positive or the idle
     /// timeout exceeds the absolute one.
@@ -271,6 +274,7 @@ public:
     /// (ZREM, ZADD, RENAME), atomic, one round trip. Throws redkit::error on transport failure.
     [[nodiscard]] std::optional<std::string> rotate(std::string_view token) const { return core_.rotate(token); }
 
+    /// The options this store was made with.
     const session_options& options() const noexcept { return core_.options(); }
 
 private:

@@ -87,6 +87,7 @@ public:
         detail::stream_create_group(client_, key_, group, start);
     }
 
+    /// The stream's Redis key, as given.
     const std::string& key() const noexcept { return key_; }
 
 private:
@@ -95,6 +96,7 @@ private:
     std::size_t max_len_;
 };
 
+/// How a stream_consumer reads, claims and reports; every field has a default.
 struct stream_consumer_options {
     std::size_t batch = 16;                       ///< entries per XREADGROUP / XAUTOCLAIM
     std::chrono::milliseconds block{2000};        ///< XREADGROUP BLOCK
@@ -159,6 +161,8 @@ private:
 template <class T>
 class stream_consumer {
 public:
+    /// Gets each entry decoded into T, and the entry itself; returning acknowledges the entry,
+    /// throwing leaves it pending (reported, claimed again after claim_idle).
     using handler = std::function<void(const T&, const stream_entry&)>;
 
     /// Creates the group (XGROUP CREATE ... MKSTREAM) when it does not exist yet.

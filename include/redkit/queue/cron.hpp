@@ -53,7 +53,9 @@ public:
     /// The same in milliseconds since the epoch; -1 when none.
     REDKIT_DECL long long next_after_ms(long long ms) const;
 
+    /// The pattern as given to the constructor.
     const std::string& pattern() const noexcept { return pattern_; }
+    /// The zone's name as given ("UTC" when it was given empty).
     const std::string& time_zone() const noexcept { return zone_->name(); }
 
 private:

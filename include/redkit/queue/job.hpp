@@ -38,6 +38,7 @@ class job {
 public:
     /// The job's id (generated integer, or the job_id given to add).
     const std::string& id() const noexcept { return id_; }
+    /// The name it was added with (a label, e.g. for the handler to switch on; not unique).
     const std::string& name() const noexcept { return record_.name; }
 
     /// The data. Throws error(errc::decode_error) when the stored payload did not decode into T.
@@ -50,22 +51,30 @@ public:
         if (!data_) throw error(errc::decode_error, decode_error_);
         return *data_;
     }
+    /// Whether the stored payload decoded into T (data() throws when it did not).
     bool has_data() const noexcept { return data_.has_value(); }
     /// The payload as stored (JSON by default).
     const std::string& raw_data() const noexcept { return record_.data; }
 
+    /// Where the job was when read: active in a handler; in on_completed or on_failed, where its
+    /// outcome put it.
     job_state state() const noexcept { return detail::state_of(record_.state); }
     /// Attempts finished before the current one (0 during the first attempt).
     int attempts_made() const noexcept { return record_.attempts_made; }
     /// Attempts allowed in all.
     int max_attempts() const noexcept { return record_.attempts; }
+    /// The priority it was added with: 0 none, 1 the highest (see job_options::priority).
     int priority() const noexcept { return record_.priority; }
     /// Times this job's lease expired and it was recovered by the stalled-job check.
     int stalls() const noexcept { return record_.stalls; }
 
-    /// Server times in milliseconds since the epoch (0 when not yet).
+    /// When the job was added: server time in milliseconds since the epoch.
     long long created_at() const noexcept { return record_.created; }
+    /// When a worker took it for the running attempt, else for the last attempt that completed or
+    /// failed: server time in milliseconds since the epoch; 0 when there is neither.
     long long processed_at() const noexcept { return record_.processed; }
+    /// When it completed or failed for good: server time in milliseconds since the epoch; 0 while
+    /// it is not finished.
     long long finished_at() const noexcept { return record_.finished; }
 
     /// For a job a scheduler made (queue::upsert_scheduler): the scheduler's id, else empty.

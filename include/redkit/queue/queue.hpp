@@ -31,8 +31,8 @@ inline namespace v0 {
 /// One page of jobs in a state (queue::jobs), and how many jobs are in that state.
 template <class T>
 struct job_page {
-    std::vector<job<T>> jobs;
-    long long total = 0;
+    std::vector<job<T>> jobs;  ///< the page, in the order asked for (newest or oldest first)
+    long long total = 0;       ///< how many jobs are in the state in all, not only on this page
 };
 
 namespace detail {
@@ -100,6 +100,7 @@ public:
     queue(client c, std::string name, queue_options options = {})
         : core_(detail::make_queue_core(std::move(c), std::move(name), options)) {}
 
+    /// The queue's name as given (its keys are queue:{name}:..., after the key space's prefix).
     const std::string& name() const noexcept { return core_->name; }
 
     /// Adds a job: one script round trip (HSET of the job, then LPUSH / ZADD into its line, ZADD

@@ -24,13 +24,20 @@ inline namespace v0 {
 
 /// How long to wait before retrying a failed attempt.
 struct backoff_policy {
-    enum class kind { none, fixed, exponential };
+    /// How the delay grows from one retry to the next.
+    enum class kind {
+        none,        ///< no delay: retry at once
+        fixed,       ///< `delay` before every retry
+        exponential  ///< `delay` doubled per retry: delay, 2 delay, 4 delay...
+    };
 
     kind type = kind::none;              ///< none: retry at once
     std::chrono::milliseconds delay{0};  ///< fixed: every retry; exponential: the first retry
     double jitter = 0;                   ///< in [0, 1]: the delay is drawn from [d * (1 - jitter), d]
 
+    /// No wait: a failed attempt is retried at once (the default).
     static backoff_policy none() { return {}; }
+    /// `d` before every retry, shortened at random by up to `jitter` of it.
     static backoff_policy fixed(std::chrono::milliseconds d, double jitter = 0) { return {kind::fixed, d, jitter}; }
     /// delay * 2^(n-1) before retry n (delay, 2 delay, 4 delay...).
     static backoff_policy exponential(std::chrono::milliseconds d, double jitter = 0) {
@@ -48,9 +55,13 @@ struct retention {
     std::optional<std::size_t> count;  ///< keep at most the newest `count` (nullopt: no count limit)
     std::chrono::milliseconds age{0};  ///< keep those finished less than `age` ago (0: no age limit)
 
+    /// Keep every finished job (the default).
     static retention keep_all() { return {}; }
+    /// Remove a job as soon as it finishes.
     static retention keep_none() { return {std::size_t{0}, std::chrono::milliseconds(0)}; }
+    /// Keep the newest `n` finished jobs.
     static retention keep_last(std::size_t n) { return {n, std::chrono::milliseconds(0)}; }
+    /// Keep finished jobs for `a` after they finished.
     static retention keep_for(std::chrono::milliseconds a) { return {std::nullopt, a}; }
 };
 
@@ -73,38 +84,39 @@ struct job_options {
 /// Where a job is.
 enum class job_state { waiting, prioritized, delayed, active, completed, failed, waiting_children, unknown };
 
+/// The state's name: "waiting", "prioritized", ..., "waiting-children", "unknown".
 REDKIT_DECL const char* to_string(job_state s) noexcept;
 
 /// Jobs per state. While the queue is paused, waiting jobs count as paused (waiting is 0).
 struct job_counts {
-    long long waiting = 0;
-    long long active = 0;
-    long long delayed = 0;
-    long long prioritized = 0;
-    long long completed = 0;
-    long long failed = 0;
-    long long paused = 0;
+    long long waiting = 0;           ///< in line without a priority, ready to run (0 while paused)
+    long long active = 0;            ///< leased by a worker (running, or stalled until checked)
+    long long delayed = 0;           ///< waiting for their delay or retry backoff to pass
+    long long prioritized = 0;       ///< in line with a priority (counted here also while paused)
+    long long completed = 0;         ///< completed, still kept (job_options::remove_on_complete)
+    long long failed = 0;            ///< failed for good, still kept (job_options::remove_on_fail)
+    long long paused = 0;            ///< in line without a priority while the queue is paused
     long long waiting_children = 0;  ///< flow parents waiting for their children (queue::add_flow)
 };
 
 /// What add() did: the job's id, and whether it was created (false: a job with this id existed).
 struct [[nodiscard]] added_job {
-    std::string id;
-    bool created = false;
+    std::string id;        ///< the job's id: generated, or job_options::job_id
+    bool created = false;  ///< false: a job with this id existed, and nothing changed
 };
 
 /// One job for add_bulk.
 template <class T>
 struct bulk_job {
-    std::string name;
-    T data;
-    job_options options = {};
+    std::string name;          ///< the job's name (job::name())
+    T data;                    ///< the job's data, encoded with codec<T>
+    job_options options = {};  ///< as for queue::add
 };
 
 /// Outcome of a stalled-job check: ids moved back in line, and ids failed for stalling too often.
 struct stalled_jobs {
-    std::vector<std::string> recovered;
-    std::vector<std::string> failed;
+    std::vector<std::string> recovered;  ///< ids of the jobs moved back in line
+    std::vector<std::string> failed;     ///< ids of the jobs failed for stalling too often
 };
 
 /// Outcome of queue::remove.
@@ -112,6 +124,7 @@ enum class remove_result { removed, not_found, active };
 
 /// Why an attempt failed, as given to worker_options::on_failed.
 struct job_failure {
+    /// The what() of the exception the handler threw, or why the data did not decode.
     std::string reason;
     bool will_retry = false;                ///< attempts remain: the job runs again
     std::chrono::milliseconds retry_in{0};  ///< backoff before that
@@ -131,6 +144,7 @@ public:
     /// Throws std::invalid_argument when retry_after is negative or longer than a day.
     REDKIT_DECL explicit rate_limited_error(std::chrono::milliseconds retry_after,
                                             const std::string& what = "rate limited");
+    /// How long the queue starts no job, as given.
     std::chrono::milliseconds retry_after() const noexcept { return retry_after_; }
 
 private:
@@ -140,8 +154,8 @@ private:
 /// A queue's rate limit: at most `max` jobs start in any window of `per`, across every worker
 /// and process (queue::set_rate_limit).
 struct queue_rate_limit {
-    long long max = 0;
-    std::chrono::milliseconds per{0};
+    long long max = 0;                 ///< most jobs that start in one window
+    std::chrono::milliseconds per{0};  ///< the window's length
 };
 
 /// When a scheduler (queue::upsert_scheduler) makes jobs: a cron pattern in a time zone, or a
@@ -161,15 +175,18 @@ struct scheduler_options {
     /// At most this many jobs in all (0: no limit); the scheduler is removed after the last.
     long long limit = 0;
 
+    /// A schedule of the cron `pattern` read in the IANA `zone` (empty: UTC), without start, end
+    /// or limit.
     REDKIT_DECL static scheduler_options cron_pattern(std::string pattern, std::string zone = {});
+    /// A job every `interval` (at least 10 ms), the first at once, without end or limit.
     REDKIT_DECL static scheduler_options every_interval(std::chrono::milliseconds interval);
 };
 
 /// A scheduler as stored (queue::schedulers, queue::get_scheduler).
 struct scheduler_info {
-    std::string id;
-    scheduler_options options;
-    std::string job_name;
+    std::string id;             ///< the id given to queue::upsert_scheduler
+    scheduler_options options;  ///< its schedule
+    std::string job_name;       ///< the name of the jobs it makes
     /// The tick of its pending job (server time): when that job is due.
     std::chrono::system_clock::time_point next_run;
     /// Jobs it made so far (counted since its schedule last changed).
@@ -178,14 +195,16 @@ struct scheduler_info {
 
 /// A job's log lines (queue::logs), oldest first, and how many it has in all.
 struct job_logs {
-    std::vector<std::string> lines;
-    long long total = 0;
+    std::vector<std::string> lines;  ///< the lines asked for, oldest first
+    long long total = 0;             ///< how many lines the job's log holds in all
 };
 
 /// Jobs that finished in one minute (queue::metrics).
 struct minute_counts {
     std::chrono::system_clock::time_point minute;  ///< the minute's start (server clock)
+    /// Jobs that completed in that minute, of those still kept.
     long long completed = 0;
+    /// Jobs that failed for good in that minute, of those still kept.
     long long failed = 0;
 };
 
@@ -197,11 +216,13 @@ enum class on_child_failure {
 
 /// One job of a flow (queue::add_flow): a parent runs once all its children finished.
 struct flow_job {
+    /// A job with an empty name and null data.
     flow_job() = default;
+    /// A job named `job_name` with `job_data`, for the queue `queue_name` (empty: its parent's).
     flow_job(std::string job_name, nlohmann::json job_data, std::string queue_name = {})
         : name(std::move(job_name)), data(std::move(job_data)), queue(std::move(queue_name)) {}
 
-    std::string name;
+    std::string name;     ///< the job's name (job::name())
     nlohmann::json data;  ///< stored as JSON: the job's queue decodes it into its own T
     job_options options;  ///< a parent's delay counts from when its last child finished
     /// The queue it goes to; empty: its parent's queue (for the root: the queue add_flow is
@@ -209,34 +230,34 @@ struct flow_job {
     std::string queue;
     /// For a child: what its final failure does to its parent.
     on_child_failure on_failure = on_child_failure::fail_parent;
-    std::vector<flow_job> children;
+    std::vector<flow_job> children;  ///< jobs that must finish before this one runs
 };
 
 /// A job added by queue::add_flow, with its children in the order given.
 struct added_flow {
-    std::string queue;
-    std::string id;
-    std::vector<added_flow> children;
+    std::string queue;                 ///< the name of the queue the job went to
+    std::string id;                    ///< its id: generated, or job_options::job_id
+    std::vector<added_flow> children;  ///< its children, in the order given
 };
 
 /// A job named by its queue and id (a flow child's parent).
 struct job_ref {
-    std::string queue;
-    std::string id;
+    std::string queue;  ///< the queue's name
+    std::string id;     ///< the job's id in that queue
 };
 
 /// A flow child that completed, as its parent reads it: its return value.
 struct child_value {
-    std::string queue;
-    std::string id;
-    nlohmann::json value;
+    std::string queue;     ///< the child's queue name
+    std::string id;        ///< the child's id
+    nlohmann::json value;  ///< what its handler returned (null for a handler returning void)
 };
 
 /// A flow child whose final failure its parent ignored (or that was removed: reason "removed").
 struct ignored_child {
-    std::string queue;
-    std::string id;
-    std::string reason;
+    std::string queue;   ///< the child's queue name
+    std::string id;      ///< the child's id
+    std::string reason;  ///< its final failure's reason, or "removed"
 };
 
 /// Options of a queue handle.

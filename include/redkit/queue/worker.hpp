@@ -131,6 +131,7 @@ public:
     /// handlers finishing later are still sent. From one of the worker's own threads (a handler or
     /// callback) it only requests the close and returns false. Any thread; idempotent.
     bool close(std::chrono::milliseconds timeout);
+    /// close(options.close_timeout).
     bool close() { return close(options_.close_timeout); }
 
     /// Jobs leased by this worker and not yet recorded as finished.
@@ -139,6 +140,7 @@ public:
         return held_.size();
     }
 
+    /// Whether close() was called (or the destructor began): the worker takes no more jobs.
     bool closing() const noexcept { return closing_->load(); }
 
 private:
