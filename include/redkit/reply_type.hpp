@@ -8,6 +8,7 @@ inline namespace v0 {
 /// The kinds of reply RESP2 and RESP3 can carry. `real` is RESP3's double.
 enum class reply_type { string, status, error, integer, nil, array, real, boolean, map, set, push, verbatim, bignum };
 
+/// The kind's name as redkit's messages print it: "string", "status", ..., "double" for `real`.
 inline const char* to_string(reply_type t) noexcept {
     switch (t) {
         case reply_type::string: return "string";
