@@ -77,7 +77,7 @@ if(NOT TARGET redkit::hiredis_ssl AND NOT REDKIT_TLS STREQUAL "OFF")
       message(STATUS "redkit: TLS: ${_redkit_ssl_lib}, OpenSSL ${OPENSSL_VERSION}")
     endif()
   elseif(REDKIT_TLS STREQUAL "ON")
-    message(FATAL_ERROR "redkit: REDKIT_TLS=ON, but hiredis_ssl (hiredis >= 1.0 with SSL) or OpenSSL was not found "
+    message(FATAL_ERROR "redkit: ${_redkit_tls_reason}REDKIT_TLS=ON, but hiredis_ssl (hiredis >= 1.0 with SSL) or OpenSSL was not found "
                         "(set HIREDIS_SSL_LIBRARY, or install libssl-dev and a libhiredis-dev that ships libhiredis_ssl)")
   elseif(NOT redkit_FIND_QUIETLY)
     message(STATUS "redkit: TLS: off (no hiredis_ssl or OpenSSL; rediss:// will say how to get it)")
