@@ -520,6 +520,55 @@ TEST_F(Inspection, JobsOfEachStateComePagedNewestFirstOrInTheQueuesOrder) {
     EXPECT_EQ(redis.command<long long>("DBSIZE"), 0);
 }
 
+// A delayed job tells when it is due: its score in the delayed set, read by jobs() and get_job().
+// A retry's backoff parks a job there too, so created + delay would be wrong for it.
+TEST_F(Inspection, DelayedJobsTellWhenTheyAreDueFromTheDelayedSet) {
+    redkit::queue<int> q(redis, "due");
+    const long long before = server_ms();
+    redkit::job_options later;
+    later.delay = 1h;
+    const auto delayed = q.add("later", 1, later).id;
+    const long long after = server_ms();
+    redkit::job_options retried;
+    retried.attempts = 2;
+    retried.backoff = redkit::backoff_policy::fixed(3h);
+    const auto backing_off = q.add("flaky", 2, retried).id;
+    const auto plain = q.add("now", 3).id;
+    {
+        redkit::worker<int> w(
+            q,
+            [](redkit::job<int>& j) {
+                if (j.data() == 2) throw std::runtime_error("try later");
+            },
+            quick());
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while ((q.counts().delayed < 2 || q.counts().completed < 1) && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        EXPECT_TRUE(w.close(5s));
+    }
+    ASSERT_EQ(q.counts().delayed, 2);
+    const auto score = [&](const std::string& id) {
+        return std::stoll(redis.command<std::string>("ZSCORE", "queue:{due}:delayed", id));
+    };
+
+    const auto page = q.jobs(redkit::job_state::delayed, 0, 10, false);  // soonest due first
+    ASSERT_EQ(page.jobs.size(), 2u);
+    EXPECT_EQ(page.jobs[0].id(), delayed);
+    EXPECT_EQ(page.jobs[0].due_at(), score(delayed));
+    EXPECT_GE(page.jobs[0].due_at(), before + 3600000);
+    EXPECT_LE(page.jobs[0].due_at(), after + 3600000);
+    EXPECT_EQ(page.jobs[1].id(), backing_off);
+    EXPECT_EQ(page.jobs[1].due_at(), score(backing_off));
+    EXPECT_GE(page.jobs[1].due_at(), page.jobs[1].processed_at() + 3 * 3600000)
+        << "due after the failed attempt's backoff, not at created + delay";
+
+    EXPECT_EQ(q.get_job(delayed)->due_at(), score(delayed));
+    EXPECT_EQ(q.get_job(backing_off)->due_at(), score(backing_off));
+    EXPECT_EQ(q.get_job(plain)->due_at(), 0) << "only a delayed job has a due time";
+    EXPECT_EQ(q.jobs(redkit::job_state::completed).jobs.at(0).due_at(), 0);
+}
+
 using Events = Schedulers;
 
 // Events are off by default; once on, another reader (here: another client) follows every change

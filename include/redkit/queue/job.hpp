@@ -76,6 +76,10 @@ public:
     /// When it completed or failed for good: server time in milliseconds since the epoch; 0 while
     /// it is not finished.
     long long finished_at() const noexcept { return record_.finished; }
+    /// When a delayed job (a delay, or a retry's backoff) is due, as its score in the queue's
+    /// delayed set says: server time in milliseconds since the epoch, read by queue::jobs and
+    /// queue::get_job; 0 for a job in any other state.
+    long long due_at() const noexcept { return record_.due; }
 
     /// For a job a scheduler made (queue::upsert_scheduler): the scheduler's id, else empty.
     std::string scheduler_id() const {

@@ -733,9 +733,10 @@ emit('progress', ARGV[2], ARGV[4])
 return 1
 )lua";
 
-// get: ARGV[2] id. Returns {fields of the job hash (empty when none), its lease or false}. A
-// job at rest in a zset is found there; a waiting or active one is looked for among the leases
-// (ZSCAN MATCH "<id>:*", O(active jobs)), as finding it in the wait list would be O(waiting).
+// get: ARGV[2] id. Returns {fields of the job hash (empty when none), its lease or false, and
+// for a delayed job its due ms (its score) or false}. A job at rest in a zset is found there; a
+// waiting or active one is looked for among the leases (ZSCAN MATCH "<id>:*", O(active jobs)),
+// as finding it in the wait list would be O(waiting).
 inline constexpr std::string_view get = R"lua(
 local id = ARGV[2]
 local h = redis.call('HGETALL', JOB .. id)
@@ -745,7 +746,10 @@ for i = 1, #h, 2 do
 end
 if st == nil or st == 'c' or st == 'f' then return {h, false} end
 local at_rest = ({p = K_PRIO, d = K_DELAYED, x = queue_key('waiting-children')})[st]
-if at_rest and redis.call('ZSCORE', at_rest, id) then return {h, false} end
+if at_rest then
+  local score = redis.call('ZSCORE', at_rest, id)
+  if score then return {h, false, st == 'd' and score} end
+end
 local pattern = string.gsub(id, '[%*%?%[%]\\]', '\\%0') .. ':*'
 local cursor = '0'
 repeat
@@ -1019,8 +1023,9 @@ return {now, out}
 
 // list: a page of jobs in one state. ARGV[2] state letter (w waiting or paused, p, d, a, c, f, x),
 // ARGV[3] offset, ARGV[4] count, ARGV[5] '1' newest first. Returns {total in that state, {id,
-// fields, lease or false, ...}}. Oldest first is the order the queue handles them: next to run
-// (waiting, prioritized), soonest due (delayed), soonest lease deadline (active), first finished.
+// fields, lease (active) or due ms (delayed: its score) or false, ...}}. Oldest first is the
+// order the queue handles them: next to run (waiting, prioritized), soonest due (delayed),
+// soonest lease deadline (active), first finished.
 inline constexpr std::string_view list = R"lua(
 local st, off, n, newest = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local ids, total = {}, 0
@@ -1050,6 +1055,8 @@ for i = 1, #ids do
   if st == 'a' then
     id = id_of(ids[i])
     lease = string.sub(ids[i], #id + 2)
+  elseif st == 'd' then
+    lease = redis.call('ZSCORE', K_DELAYED, id)
   end
   out[#out + 1] = id
   out[#out + 1] = redis.call('HGETALL', JOB .. id)

@@ -86,6 +86,7 @@ struct job_record {
     char state = 0;
     int attempts = 1, attempts_made = 0, stalls = 0, priority = 0;
     long long created = 0, processed = 0, finished = 0, delay = 0;
+    long long due = 0;  // a delayed job: its score in the delayed zset (due ms), read by list and get
     int backoff_kind = 0;
     long long backoff_ms = 0, jitter_permille = 0;
     long long keep_completed_count = -1, keep_completed_age = 0, keep_failed_count = -1, keep_failed_age = 0;

@@ -158,10 +158,11 @@ REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& ro
 REDKIT_DECL std::optional<job_record> queue_get_job(const queue_core& core, std::string_view id) {
     const std::string stored = escape_key_part(id);
     const auto r = queue_eval_again<std::vector<reply>>(core, queue_script<queue_lua::get>(), {stored});
-    if (r.size() != 2 || r[0].size() == 0) return std::nullopt;
+    if (r.size() < 2 || r[0].size() == 0) return std::nullopt;
     job_record rec;
     rec.id = stored;
     read_fields(r[0], rec);
+    if (r.size() > 2 && !r[2].is_nil()) rec.due = job_field_int(r[2].text());
     if (!r[1].is_nil()) {
         rec.state = 'a';
         rec.lease = r[1].text();
@@ -263,6 +264,8 @@ REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::s
             rec.state = 'a';
             rec.lease = items[i + 2].text();
             rec.processed = job_field_int(rec.lease.substr(0, rec.lease.find('|')));
+        } else if (state == job_state::delayed && !items[i + 2].is_nil()) {
+            rec.due = job_field_int(items[i + 2].text());
         }
         out.push_back(std::move(rec));
     }
