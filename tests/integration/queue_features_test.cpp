@@ -18,6 +18,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -933,6 +934,53 @@ TEST_F(QueueTool, ListsShowsActsAndRefusesUnknownNamesWithoutWriting) {
     r = queue_tool("--help");
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.output.find("schedulers"), std::string::npos) << r.output;
+}
+
+// Delayed jobs show when they are due (UTC, from the delayed set's score): in the list of delayed
+// jobs and in one job's view, for a delay and for a retry's backoff alike.
+TEST_F(QueueTool, DelayedJobsShowWhenTheyAreDue) {
+    redkit::queue<int> q(redis, "later");
+    redkit::job_options hour;
+    hour.delay = 1h;
+    const auto delayed = q.add("remind", 1, hour).id;
+    redkit::job_options retried;
+    retried.attempts = 2;
+    retried.backoff = redkit::backoff_policy::fixed(3h);
+    const auto backing_off = q.add("flaky", 2, retried).id;
+    {
+        redkit::worker<int> w(
+            q, [](redkit::job<int>&) { throw std::runtime_error("try later"); }, quick());
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (q.counts().delayed < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+        EXPECT_TRUE(w.close(5s));
+    }
+    ASSERT_EQ(q.counts().delayed, 2);
+    // "2024-05-01T12:00:00.123Z", as the tool prints times
+    const auto utc = [&](const std::string& id) {
+        const long long ms = std::stoll(redis.command<std::string>("ZSCORE", "queue:{later}:delayed", id));
+        const std::time_t s = static_cast<std::time_t>(ms / 1000);
+        std::tm tm{};
+        gmtime_r(&s, &tm);
+        char buf[40];
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        return std::string(buf) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
+    };
+
+    auto r = queue_tool("jobs later delayed");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("2 delayed job(s)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(" due "), std::string::npos) << "a due column: " << r.output;
+    for (const auto& id : {delayed, backing_off}) {
+        const auto row = r.output.find("\n" + id + " ");
+        ASSERT_NE(row, std::string::npos) << r.output;
+        const auto line = r.output.substr(row + 1, r.output.find('\n', row + 1) - row - 1);
+        EXPECT_NE(line.find(utc(id)), std::string::npos) << id << " due " << utc(id) << ": " << line;
+    }
+    r = queue_tool("job later " + backing_off);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("due:         " + utc(backing_off)), std::string::npos) << r.output;
+    r = queue_tool("job later " + delayed);
+    EXPECT_NE(r.output.find("due:         " + utc(delayed)), std::string::npos) << r.output;
 }
 
 // A server error while reading events is a failure (status 1, the server's message), not an

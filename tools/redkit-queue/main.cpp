@@ -11,6 +11,9 @@
 // shows was read (an error prints nothing on stdout). `clean` asks before deleting when stdin is a
 // terminal (--yes does not ask; a script's clean, stdin not a terminal, does not ask either).
 //
+// `jobs Q delayed` and `job Q ID` show when a delayed job is due (UTC), as the queue's delayed set
+// holds it (job::due_at).
+//
 // Exit status: 0 done, 1 Redis or server error, 2 bad usage or no such queue or job (nothing is
 // written then), 3 a clean that was not confirmed.
 #include <redkit/redkit.hpp>
@@ -63,6 +66,7 @@ void print_job(const redkit::job<json>& j, const redkit::job_logs& logs, const r
     std::printf("created:     %s\n", iso_time(j.created_at()).c_str());
     std::printf("processed:   %s\n", iso_time(j.processed_at()).c_str());
     std::printf("finished:    %s\n", iso_time(j.finished_at()).c_str());
+    if (j.due_at() > 0) std::printf("due:         %s\n", iso_time(j.due_at()).c_str());
     if (j.stalls() > 0) std::printf("stalls:      %d\n", j.stalls());
     if (const auto parent = j.parent()) std::printf("parent:      %s:%s\n", parent->queue.c_str(), parent->id.c_str());
     if (j.pending_children() > 0) std::printf("waiting for: %lld child job(s)\n", j.pending_children());
@@ -176,17 +180,24 @@ int main(int argc, char** argv) {
             print_counts_header();
             print_counts(queue_name, c);
         } else if (*jobs) {
-            const auto page = t.open(queue_name).jobs(parse_state(state_name), offset, count, !oldest);
+            const auto state = parse_state(state_name);
+            const auto page = t.open(queue_name).jobs(state, offset, count, !oldest);
+            // a delayed job also says when it is due (its score in the delayed set: a delay or a retry's backoff)
+            const bool delayed = state == job_state::delayed;
             std::printf("%lld %s job(s)\n", page.total, state_name.c_str());
-            std::printf("%-24s %-20s %-9s %-24s %s\n", "id", "name", "attempts", "when", "data / reason");
+            std::printf("%-24s %-20s %-9s %-24s ", "id", "name", "attempts", "when");
+            if (delayed) std::printf("%-24s ", "due");
+            std::printf("data / reason\n");
             for (const auto& j : page.jobs) {
                 const long long when = j.finished_at()    ? j.finished_at()
                                        : j.processed_at() ? j.processed_at()
                                                           : j.created_at();
                 const std::string attempts = std::to_string(j.attempts_made()) + "/" + std::to_string(j.max_attempts());
                 const std::string what = j.state() == job_state::failed ? j.failed_reason() : one_line(j.raw_data());
-                std::printf("%-24s %-20s %-9s %-24s %s\n", j.id().c_str(), j.name().c_str(), attempts.c_str(),
-                            iso_time(when).c_str(), what.c_str());
+                std::printf("%-24s %-20s %-9s %-24s ", j.id().c_str(), j.name().c_str(), attempts.c_str(),
+                            iso_time(when).c_str());
+                if (delayed) std::printf("%-24s ", iso_time(j.due_at()).c_str());
+                std::printf("%s\n", what.c_str());
             }
         } else if (*job) {
             auto q = t.open(queue_name);
