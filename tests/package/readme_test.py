@@ -45,7 +45,7 @@ def shell(script, cwd, env=None):
             continue
         if line.strip().startswith("git clone"):
             line = line.replace("<redkit's git URL>", f"--quiet --no-local {source}")
-        lines.append(re.sub(r"/opt/(redkit[\w-]*)", work + r"/opt/\1", line))
+        lines.append(re.sub(r"(?<![\w.-])/opt/(redkit[\w-]*)", work + r"/opt/\1", line))
     script = "set -euo pipefail\n" + "\n".join(lines)
     print("+ " + script.replace("\n", "\n+ "), flush=True)
     subprocess.run(["bash", "-c", script], cwd=cwd, check=True, env=env)
