@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Least-privilege ACL users: every pattern's whole API as a user holding exactly the rule the
-// README's table gives for it (the test checks the README carries each rule word for word), and
+// docs' table gives for it (the test checks docs/pages/production.md carries each rule word for word), and
 // a command outside the rule as a clear NOPERM server_error naming the command and key.
 #include <redkit/redkit.hpp>
 
@@ -24,7 +24,7 @@ using redkit_test::shared_server;
 
 namespace {
 
-// The README's table, one rule per pattern (the keys as the examples below name them).
+// The docs' table (docs/pages/production.md), one rule per pattern (the keys as the examples below name them).
 const char* const cache_rule = "~shop:cache:* resetchannels -@all +get +set +del +mget +evalsha +eval +ping";
 const char* const rate_limit_rule =
     "~rate_limit:* resetchannels -@all +evalsha +eval +get +set +incrby +pexpire +pttl +hmget +hset +time +del "
@@ -86,14 +86,14 @@ protected:
 }  // namespace
 
 TEST_F(Acl, TheReadmeCarriesEveryRule) {
-    std::ifstream in(REDKIT_README);
-    ASSERT_TRUE(in) << REDKIT_README;
+    std::ifstream in(REDKIT_ACL_DOCS);
+    ASSERT_TRUE(in) << REDKIT_ACL_DOCS;
     std::stringstream read;
     read << in.rdbuf();
     std::string text = read.str();  // a '|' in a table cell is written '\|'
     for (auto at = text.find("\\|"); at != std::string::npos; at = text.find("\\|", at)) text.erase(at, 1);
     for (const char* rule : {cache_rule, rate_limit_rule, session_rule, pubsub_rule, stream_rule, queue_rule}) {
-        EXPECT_NE(text.find(rule), std::string::npos) << "not in the README: " << rule;
+        EXPECT_NE(text.find(rule), std::string::npos) << "not in docs/pages/production.md: " << rule;
     }
 }
 

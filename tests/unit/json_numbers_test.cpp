@@ -151,7 +151,7 @@ TEST(JsonNumbers, IntegerBelowInt64MinIsRefused) {
 }
 
 TEST(JsonNumbers, DocumentedExamplesHold) {
-    // the examples of json_fields.hpp's comment and the README, as they state them
+    // the examples of json_fields.hpp's comment and the docs (keys-and-values.md), as they state them
     for (const std::string text : {"01", "+1", ".5", "NaN", "Infinity", "-Infinity"}) {
         EXPECT_THROW((void)jn_read<double>(text), std::invalid_argument) << text;
         EXPECT_THROW((void)jn_read<int>(text), std::invalid_argument) << text;
