@@ -2,10 +2,10 @@
 // The web board of redkit-queue (redkit-queue serve) in a real browser: Debian's headless
 // Chromium, driven through ChromeDriver's WebDriver HTTP API, against a real queue on a private
 // redis-server. What the page shows must match the queue (counts, lists, the chart's totals, a
-// job's detail), its Retry and Remove buttons must act, job data must stay text (no HTML), and
-// the server must refuse foreign Host headers, POSTs without its header, requests without the
-// token, and a non-loopback address without a token. REDKIT_BOARD_SCREENSHOT=<file> saves a
-// screenshot (the README's).
+// job's detail, when a delayed job is due), its Retry and Remove buttons must act, job data must
+// stay text (no HTML), and the server must refuse foreign Host headers, POSTs without its header,
+// requests without the token, and a non-loopback address without a token.
+// REDKIT_BOARD_SCREENSHOT=<file> saves a screenshot (the README's).
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -233,7 +234,23 @@ private:
     std::string session_;
 };
 
-class Board : public redkit_test::fresh_database {};
+class Board : public redkit_test::fresh_database {
+protected:
+    // A delayed job's due time (ms) as the queue holds it: its score in the delayed set.
+    long long due_of(const std::string& queue, const std::string& id) {
+        return std::stoll(redis.command<std::string>("ZSCORE", "queue:{" + queue + "}:delayed", id));
+    }
+};
+
+// A time as the board shows it: "2024-05-01 12:00:00" (UTC).
+std::string board_time(long long ms) {
+    const std::time_t s = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&s, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
 
 }  // namespace
 
@@ -465,4 +482,56 @@ TEST_F(Board, AnswersOnlyLoopbackHostNames) {
                                               "localhost:80:80",
                                               "evil.example"};
     for (const auto& host : foreign) EXPECT_EQ(status(host), 403) << host;
+}
+
+// A delayed job shows when it is due, in the list of delayed jobs and in its panel: the UTC time
+// from the delayed set's score and how long from now ("in 60 min"), for a delay and for a retry's
+// backoff alike (which created + delay would get wrong).
+TEST_F(Board, DelayedJobsShowWhenTheyAreDueInUtcAndFromNow) {
+    redkit::queue<json> q(redis, "board-later");
+    redkit::job_options hour;
+    hour.delay = 1h;
+    const std::string delayed = q.add("remind", json{{"order", 1}}, hour).id;
+    redkit::job_options retried;
+    retried.attempts = 2;
+    retried.backoff = redkit::backoff_policy::fixed(3h);
+    const std::string backing_off = q.add("charge", json{{"fail", "card declined"}}, retried).id;
+    {
+        redkit::worker<json> w(q, [](redkit::job<json>&) -> json { throw std::runtime_error("card declined"); });
+        ASSERT_TRUE(eventually([&] { return q.counts().delayed == 2; }));
+        EXPECT_TRUE(w.close(5s));
+    }
+
+    board_server server;
+    browser chrome;
+    chrome.go(server.url() + "#queue=board-later&state=delayed");
+    const auto row = [&](const std::string& id) {
+        const json t = chrome.script("const r = document.querySelector(\"#jobs tr[data-job-id='" + id +
+                                     "']\"); return r ? r.textContent : '';");
+        return t.get<std::string>();
+    };
+    const auto shows = [&](const std::string& text, const std::string& part) {
+        return text.find(part) != std::string::npos;
+    };
+    ASSERT_TRUE(eventually([&] {
+        return shows(row(delayed), board_time(due_of("board-later", delayed))) && shows(row(delayed), "in 60 min");
+    })) << row(delayed)
+        << " (due " << board_time(due_of("board-later", delayed)) << ")";
+    ASSERT_TRUE(eventually([&] {
+        return shows(row(backing_off), board_time(due_of("board-later", backing_off))) &&
+               shows(row(backing_off), "in 3 h");
+    })) << row(backing_off)
+        << " (due " << board_time(due_of("board-later", backing_off)) << ")";
+    EXPECT_EQ(chrome.script("return document.querySelector('#jobs thead').textContent.includes('due');"), true);
+
+    chrome.click("tr[data-job-id='" + backing_off + "']");
+    const auto due_field = [&] {
+        return chrome
+            .script("const e = document.querySelector('#detail [data-field=due]'); return e ? e.textContent : '';")
+            .get<std::string>();
+    };
+    ASSERT_TRUE(eventually([&] {
+        const std::string d = due_field();
+        return shows(d, board_time(due_of("board-later", backing_off))) && shows(d, "UTC") && shows(d, "in 3 h");
+    })) << due_field();
 }

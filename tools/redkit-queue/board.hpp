@@ -11,6 +11,9 @@
 //   POST /api/remove?queue=Q&id=ID            remove a job that is not running
 //   POST /api/pause?queue=Q, /api/resume?queue=Q
 //
+// A job's "due" is when a delayed one is due (ms, its score in the delayed set; 0 otherwise), and
+// /api/jobs and /api/job give the server's "now" (ms) to count from.
+//
 // Safety: it listens on loopback unless told otherwise, and anywhere else only with a token
 // (Authorization: Bearer T, or ?token=T for the page), compared in constant time. On loopback
 // it answers only requests whose Host is localhost, an IPv4 address in 127.0.0.0/8 or [::1],
@@ -124,6 +127,7 @@ inline json job_summary(const redkit::job<json>& j) {
             {"created", j.created_at()},
             {"processed", j.processed_at()},
             {"finished", j.finished_at()},
+            {"due", j.due_at()},
             {"data", one_line(j.raw_data(), 160)},
             {"reason", j.failed_reason()},
             {"pending_children", j.pending_children()}};
@@ -311,14 +315,16 @@ private:
                                    req.get_param_value("oldest") != "1");
                         json jobs = json::array();
                         for (const auto& j : page.jobs) jobs.push_back(job_summary(j));
-                        reply(res, 200, {{"total", page.total}, {"jobs", jobs}});
+                        reply(res, 200, {{"total", page.total}, {"jobs", jobs}, {"now", tool_.server_now_ms()}});
                     }));
         server_.Get("/api/job", api([this](const request& req, response& res) {
                         const auto q = tool_.open(param(req, "queue"));
                         const auto id = param(req, "id");
                         const auto j = q.get_job(id);
                         if (!j) throw usage_error("no job '" + id + "'");
-                        reply(res, 200, job_detail(*j, q));
+                        json out = job_detail(*j, q);
+                        out["now"] = tool_.server_now_ms();
+                        reply(res, 200, out);
                     }));
         server_.Post("/api/retry", api([this](const request& req, response& res) {
                          auto q = tool_.open(param(req, "queue"));

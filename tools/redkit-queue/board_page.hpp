@@ -64,6 +64,8 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   .cut { max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   #queues .cut { max-width: 120px; }
   #queues td, #queues th { padding: 5px 3px; }
+  .ts { white-space: nowrap; }
+  .rel { display: block; font-size: 12px; color: var(--soft); }
 </style>
 </head>
 <body>
@@ -83,7 +85,7 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
         <i class="swatch" style="background:#d2453b"></i>failed</span><span>now</span></div>
       <figcaption id="chart-caption">Jobs finished per minute, last 60 minutes</figcaption></figure>
     <h3 id="list-title"></h3>
-    <table id="jobs"><thead><tr><th>id</th><th>name</th><th class="num">attempts</th><th>when</th>
+    <table id="jobs"><thead><tr><th>id</th><th>name</th><th class="num">attempts</th><th id="when-head">when</th>
       <th>data / reason</th><th></th></tr></thead><tbody></tbody></table>
     <div class="pager"><button class="act" id="prev">&larr; newer</button><span id="page" class="muted"></span>
       <button class="act" id="next">older &rarr;</button></div>
@@ -134,6 +136,18 @@ function el(tag, attrs, ...children) {
   return e;
 }
 function when(ms) { return ms > 0 ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-"; }
+// a time (UTC) that never wraps, the exact instant in its tooltip
+function stamp(ms, suffix) {
+  const attrs = ms > 0 ? { class: "ts", title: new Date(ms).toISOString() } : { class: "ts" };
+  return el("span", attrs, when(ms) + (suffix || ""));
+}
+// "in 42 s", "in 5 min", "in 3 h", "in 2 d" (or "... ago" once past)
+function relative(ms) {
+  const s = Math.round(Math.abs(ms) / 1000);
+  const t = s < 90 ? s + " s" : s < 5400 ? Math.round(s / 60) + " min" : s < 172800 ? Math.round(s / 3600) + " h"
+    : Math.round(s / 86400) + " d";
+  return ms >= 0 ? "in " + t : t + " ago";
+}
 function text(v) { return typeof v === "string" ? v : JSON.stringify(v, null, 2); }
 function showError(e) { document.getElementById("error").textContent = e ? String(e.message || e) : ""; }
 
@@ -229,13 +243,15 @@ async function refreshJobs() {
   const listed = view.state === "paused" ? "waiting" : view.state;
   const page = await api("/api/jobs", { queue: view.queue, state: listed, offset: view.offset, count: PAGE });
   document.getElementById("list-title").textContent = page.total + " " + view.state + " job(s), newest first";
+  document.getElementById("when-head").textContent = view.state === "delayed" ? "due" : "when";
   const body = document.querySelector("#jobs tbody");
   body.replaceChildren(...page.jobs.map(j => el("tr", {
       class: "pick" + (j.id === view.job ? " chosen" : ""), "data-job-id": j.id,
       on: { click: () => { view.job = j.id; writeHash(); tick(); } } },
     el("td", { class: "cut" }, j.id), el("td", {}, j.name),
     el("td", { class: "num" }, j.attempts_made + "/" + j.max_attempts),
-    el("td", {}, when(j.finished || j.processed || j.created)),
+    j.due ? el("td", {}, stamp(j.due), el("span", { class: "rel" }, relative(j.due - page.now)))
+      : el("td", {}, stamp(j.finished || j.processed || j.created)),
     el("td", { class: "cut" }, j.state === "failed" ? j.reason : j.data), el("td", {}, ...actions(j)))));
   document.getElementById("page").textContent =
     page.total ? (view.offset + 1) + "-" + (view.offset + page.jobs.length) + " of " + page.total : "";
@@ -251,10 +267,11 @@ async function refreshDetail() {
     box.replaceChildren(el("h3", { style: "margin-top:0" }, "Job " + view.job), el("p", { class: "muted" }, String(e.message)));
     return;
   }
-  const row = (k, v) => [el("dt", {}, k), el("dd", { "data-field": k }, v)];
+  const row = (k, ...v) => [el("dt", {}, k), el("dd", { "data-field": k }, ...v)];
   const parts = [el("h3", { style: "margin-top:0" }, "Job " + j.id),
     el("dl", {}, ...row("name", j.name), ...row("state", j.state), ...row("attempts", j.attempts_made + " of " + j.max_attempts),
-      ...row("created", when(j.created)), ...row("processed", when(j.processed)), ...row("finished", when(j.finished)),
+      ...row("created", stamp(j.created)), ...row("processed", stamp(j.processed)), ...row("finished", stamp(j.finished)),
+      ...(j.due ? row("due", stamp(j.due, " UTC,"), " ", el("span", { class: "ts" }, relative(j.due - j.now))) : []),
       ...(j.priority ? row("priority", j.priority) : []), ...(j.stalls ? row("stalls", j.stalls) : []),
       ...(j.scheduler ? row("scheduler", j.scheduler) : []),
       ...(j.parent ? row("parent", j.parent.queue + ":" + j.parent.id) : []),

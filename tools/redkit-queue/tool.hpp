@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace redkit_queue {
 
@@ -106,6 +107,12 @@ public:
     }
 
     redkit::client& redis() { return redis_; }
+
+    // The server's clock (TIME) in ms since the epoch: the clock a job's times come from.
+    long long server_now_ms() {
+        const auto t = redis_.command<std::vector<long long>>("TIME");
+        return t.at(0) * 1000 + t.at(1) / 1000;
+    }
 
 private:
     redkit::client redis_;
