@@ -2,10 +2,10 @@
 // The web board of redkit-queue (redkit-queue serve) in a real browser: Debian's headless
 // Chromium, driven through ChromeDriver's WebDriver HTTP API, against a real queue on a private
 // redis-server. What the page shows must match the queue (counts, lists, the chart's totals, a
-// job's detail, when a delayed job is due), its Retry and Remove buttons must act, job data must
-// stay text (no HTML), and the server must refuse foreign Host headers, POSTs without its header,
-// requests without the token, and a non-loopback address without a token.
-// REDKIT_BOARD_SCREENSHOT=<file> saves a screenshot (the README's).
+// job's detail, when a delayed job is due), it must fit a 1280 x 800 window, its Retry and Remove
+// buttons must act, job data must stay text (no HTML), and the server must refuse foreign Host
+// headers, POSTs without its header, requests without the token, and a non-loopback address
+// without a token. REDKIT_BOARD_SCREENSHOT=<file> saves a screenshot (the README's).
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
@@ -216,6 +216,8 @@ public:
         }
     }
     std::string screenshot_png() { return base64_decode(call("GET", at("/screenshot"), nullptr).get<std::string>()); }
+    // Sets the window's outer size (headless: the viewport's).
+    void window(int width, int height) { call("POST", at("/window/rect"), {{"width", width}, {"height", height}}); }
 
 private:
     std::string at(const std::string& path) const { return "/session/" + session_ + path; }
@@ -236,6 +238,20 @@ private:
 
 class Board : public redkit_test::fresh_database {
 protected:
+    // Runs every job of `q` now; a job whose data has "fail" fails (once per attempt).
+    static void run_all(redkit::queue<json>& q, long long completed, long long failed) {
+        redkit::worker<json> w(q, [](redkit::job<json>& j) {
+            if (j.data().contains("fail")) throw std::runtime_error(j.data()["fail"].get<std::string>());
+            return json{{"ok", true}};
+        });
+        ASSERT_TRUE(eventually([&] {
+            const auto c = q.counts();
+            return c.completed == completed && c.failed == failed;
+        })) << q.counts().completed
+            << " completed, " << q.counts().failed << " failed";
+        EXPECT_TRUE(w.close(5s));
+    }
+
     // A delayed job's due time (ms) as the queue holds it: its score in the delayed set.
     long long due_of(const std::string& queue, const std::string& id) {
         return std::stoll(redis.command<std::string>("ZSCORE", "queue:{" + queue + "}:delayed", id));
@@ -534,4 +550,78 @@ TEST_F(Board, DelayedJobsShowWhenTheyAreDueInUtcAndFromNow) {
         const std::string d = due_field();
         return shows(d, board_time(due_of("board-later", backing_off))) && shows(d, "UTC") && shows(d, "in 3 h");
     })) << due_field();
+}
+
+// At 1280 x 800 nothing is wider than the window: not the page, not the job list's panel, not the
+// job's panel; and every time shown stays on one line.
+TEST_F(Board, FitsA1280By800WindowWithEveryTimeOnOneLine) {
+    redkit::queue<json> q(redis, "board-invoices-europe-west");
+    redkit::job_options once;
+    once.attempts = 1;
+    for (int i = 0; i < 4; ++i) {
+        once.job_id = "invoice-2024-05-000" + std::to_string(i) + "-customer-reminder";
+        (void)q.add("send-invoice-reminder-email",
+                    json{{"customer", "ACME Corporation Europe West"}, {"invoice", 1000 + i}, {"lines", 42}}, once);
+    }
+    once.job_id = "invoice-2024-05-0009-customer-charge";
+    (void)q.add("charge-card",
+                json{{"fail", "payment provider: connection reset by peer while posting the invoice to the gateway"}},
+                once);
+    run_all(q, 4, 1);
+    redkit::job_options later;
+    later.delay = 90min;
+    later.job_id = "invoice-2024-05-0010-customer-follow-up";
+    (void)q.add("send-invoice-follow-up-email", json{{"customer", "ACME Corporation Europe West"}}, later);
+
+    board_server server;
+    browser chrome;
+    chrome.window(1280, 800);
+    EXPECT_EQ(chrome.script("return window.innerWidth;"), 1280);
+    const std::string measure = R"js(
+        const d = document.documentElement, list = document.getElementById('queue'),
+              panel = document.getElementById('detail');
+        // each time shown in the job list and the job's panel ("2024-05-01 12:00:00"), by the
+        // lines its text takes
+        const lines = [];
+        for (const box of [document.getElementById('jobs'), panel]) {
+          const walk = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            const re = /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/g;
+            for (let m = re.exec(n.data); m; m = re.exec(n.data)) {
+              const r = document.createRange();
+              r.setStart(n, m.index);
+              r.setEnd(n, m.index + m[0].length);
+              lines.push(new Set([...r.getClientRects()].map(x => Math.round(x.top))).size);
+            }
+          }
+        }
+        // the job list's cells of buttons, each holding them whole
+        const cut = [...document.querySelectorAll('#jobs td')].filter(td =>
+          td.querySelector('button') && td.scrollWidth > td.clientWidth).length;
+        const queues = document.querySelector('nav.panel');
+        return { page: [d.scrollWidth, d.clientWidth], list: [list.scrollWidth, list.clientWidth],
+                 panel: [panel.scrollWidth, panel.clientWidth], queues: [queues.scrollWidth, queues.clientWidth],
+                 cut, lines,
+                 rows: document.querySelectorAll('#jobs tbody tr').length,
+                 detail: !!document.querySelector('#detail [data-field=state]') };
+    )js";
+    for (const auto& [state, id] :
+         {std::pair<std::string, std::string>{"completed", "invoice-2024-05-0002-customer-reminder"},
+          {"failed", "invoice-2024-05-0009-customer-charge"},
+          {"delayed", "invoice-2024-05-0010-customer-follow-up"}}) {
+        SCOPED_TRACE(state);
+        chrome.go(server.url() + "#queue=board-invoices-europe-west&state=" + state + "&job=" + id);
+        ASSERT_TRUE(eventually([&] {
+            const json m = chrome.script(measure);
+            return m["rows"].get<int>() > 0 && m["detail"] == true;
+        })) << chrome.script(measure).dump();
+        const json m = chrome.script(measure);
+        EXPECT_LE(m["page"][0], m["page"][1]) << "the page overflows: " << m.dump();
+        EXPECT_LE(m["list"][0], m["list"][1]) << "the job list's panel overflows: " << m.dump();
+        EXPECT_LE(m["panel"][0], m["panel"][1]) << "the job's panel overflows: " << m.dump();
+        EXPECT_LE(m["queues"][0], m["queues"][1]) << "the queue list overflows: " << m.dump();
+        EXPECT_EQ(m["cut"], 0) << "a button is cut off: " << m.dump();
+        ASSERT_FALSE(m["lines"].empty()) << m.dump();
+        for (const auto& n : m["lines"]) EXPECT_EQ(n, 1) << "a time wraps: " << m.dump();
+    }
 }

@@ -23,7 +23,8 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   header .live { font-size: 13px; color: #b8c2cc; margin-left: auto; }
   header .live::before { content: "\25CF "; color: var(--ok); }
   header .live.stale::before { color: var(--bad); }
-  main { display: grid; grid-template-columns: 290px 1fr 360px; gap: 16px; padding: 16px 20px; align-items: start; }
+  main { display: grid; grid-template-columns: 290px minmax(0, 1fr) 360px; gap: 16px; padding: 16px 20px;
+         align-items: start; }
   .panel { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
   h2 { font-size: 17px; margin: 0; }
   h3 { font-size: 14px; margin: 14px 0 8px; color: var(--soft); font-weight: 600; }
@@ -64,8 +65,23 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   .cut { max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   #queues .cut { max-width: 120px; }
   #queues td, #queues th { padding: 5px 3px; }
+  /* the job list keeps to its panel: fixed columns, long text cut (whole in its tooltip) */
+  #jobs { table-layout: fixed; }
+  #jobs td, #jobs th { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  #jobs .c-id, #jobs .c-name { width: 11%; } #jobs .c-attempts { width: 62px; } #jobs .c-when { width: 140px; }
+  #jobs .c-act { width: 116px; }
+  #jobs button.act { padding: 1px 6px; margin-right: 2px; }
   .ts { white-space: nowrap; }
   .rel { display: block; font-size: 12px; color: var(--soft); }
+  /* on a narrower screen the side panels narrow, so the job list keeps room for its data */
+  @media (max-width: 1380px) {
+    main { grid-template-columns: 270px minmax(0, 1fr) 300px; gap: 12px; padding: 12px; }
+    #queues { table-layout: fixed; }
+    #queues .cut { max-width: none; }
+    #queues th.num { width: 40px; }
+    #queues th.c-waiting { width: 48px; }
+    dl { grid-template-columns: 90px 1fr; }
+  }
 </style>
 </head>
 <body>
@@ -73,7 +89,7 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
 <main>
   <nav class="panel">
     <h3 style="margin-top:0">Queues</h3>
-    <table id="queues"><thead><tr><th>queue</th><th class="num">waiting</th><th class="num">active</th>
+    <table id="queues"><thead><tr><th>queue</th><th class="num c-waiting">waiting</th><th class="num">active</th>
       <th class="num">failed</th></tr></thead><tbody></tbody></table>
   </nav>
   <section class="panel" id="queue">
@@ -85,8 +101,9 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
         <i class="swatch" style="background:#d2453b"></i>failed</span><span>now</span></div>
       <figcaption id="chart-caption">Jobs finished per minute, last 60 minutes</figcaption></figure>
     <h3 id="list-title"></h3>
-    <table id="jobs"><thead><tr><th>id</th><th>name</th><th class="num">attempts</th><th id="when-head">when</th>
-      <th>data / reason</th><th></th></tr></thead><tbody></tbody></table>
+    <table id="jobs"><thead><tr><th class="c-id">id</th><th class="c-name">name</th>
+      <th class="num c-attempts">attempts</th><th class="c-when" id="when-head">when</th>
+      <th>data / reason</th><th class="c-act"></th></tr></thead><tbody></tbody></table>
     <div class="pager"><button class="act" id="prev">&larr; newer</button><span id="page" class="muted"></span>
       <button class="act" id="next">older &rarr;</button></div>
     <div class="error" id="error"></div>
@@ -157,7 +174,7 @@ async function refreshQueues() {
   body.replaceChildren(...queues.map(q => el("tr", {
       class: "pick" + (q.name === view.queue ? " chosen" : ""), "data-queue": q.name,
       on: { click: () => { view.queue = q.name; view.job = null; view.offset = 0; writeHash(); tick(true); } } },
-    el("td", { class: "cut" }, q.name + (q.paused ? " (paused)" : "")),
+    el("td", { class: "cut", title: q.name }, q.name + (q.paused ? " (paused)" : "")),
     el("td", { class: "num" }, q.counts.waiting + q.counts.paused), el("td", { class: "num" }, q.counts.active),
     el("td", { class: "num" }, q.counts.failed))));
   if (!view.queue && queues.length) { view.queue = queues[0].name; writeHash(); }
@@ -248,11 +265,12 @@ async function refreshJobs() {
   body.replaceChildren(...page.jobs.map(j => el("tr", {
       class: "pick" + (j.id === view.job ? " chosen" : ""), "data-job-id": j.id,
       on: { click: () => { view.job = j.id; writeHash(); tick(); } } },
-    el("td", { class: "cut" }, j.id), el("td", {}, j.name),
+    el("td", { title: j.id }, j.id), el("td", { title: j.name }, j.name),
     el("td", { class: "num" }, j.attempts_made + "/" + j.max_attempts),
     j.due ? el("td", {}, stamp(j.due), el("span", { class: "rel" }, relative(j.due - page.now)))
       : el("td", {}, stamp(j.finished || j.processed || j.created)),
-    el("td", { class: "cut" }, j.state === "failed" ? j.reason : j.data), el("td", {}, ...actions(j)))));
+    el("td", { title: j.state === "failed" ? j.reason : j.data }, j.state === "failed" ? j.reason : j.data),
+    el("td", {}, ...actions(j)))));
   document.getElementById("page").textContent =
     page.total ? (view.offset + 1) + "-" + (view.offset + page.jobs.length) + " of " + page.total : "";
   document.getElementById("prev").disabled = view.offset === 0;
