@@ -2,10 +2,11 @@
 // The web board of redkit-queue (redkit-queue serve) in a real browser: Debian's headless
 // Chromium, driven through ChromeDriver's WebDriver HTTP API, against a real queue on a private
 // redis-server. What the page shows must match the queue (counts, lists, the chart's totals, a
-// job's detail, when a delayed job is due), it must fit a 1280 x 800 window, its Retry and Remove
-// buttons must act, job data must stay text (no HTML), and the server must refuse foreign Host
-// headers, POSTs without its header, requests without the token, and a non-loopback address
-// without a token. REDKIT_BOARD_SCREENSHOT=<file> saves a screenshot (the README's).
+// job's detail, when a delayed job is due), it must fit a 1280 x 800 window, its Retry, Remove,
+// Retry all and Clean buttons must act (Clean once confirmed), job data must stay text (no HTML),
+// and the server must refuse foreign Host headers, POSTs without its header, requests without the
+// token, and a non-loopback address without a token. REDKIT_BOARD_SCREENSHOT=<file> saves a
+// screenshot (the README's).
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
@@ -218,6 +219,23 @@ public:
     std::string screenshot_png() { return base64_decode(call("GET", at("/screenshot"), nullptr).get<std::string>()); }
     // Sets the window's outer size (headless: the viewport's).
     void window(int width, int height) { call("POST", at("/window/rect"), {{"width", width}, {"height", height}}); }
+    // The text of the dialog the page opened (window.confirm), waiting up to 10 s for it.
+    std::string dialog_text() {
+        const auto until = std::chrono::steady_clock::now() + 10s;
+        for (;;) {
+            try {
+                return call("GET", at("/alert/text"), nullptr).get<std::string>();
+            } catch (const std::runtime_error& e) {
+                if (std::string(e.what()).find("no such alert") == std::string::npos ||
+                    std::chrono::steady_clock::now() > until) {
+                    throw;
+                }
+                std::this_thread::sleep_for(50ms);
+            }
+        }
+    }
+    // Answers the open dialog: OK (accept) or Cancel.
+    void answer_dialog(bool accept) { call("POST", at(accept ? "/alert/accept" : "/alert/dismiss"), json::object()); }
 
 private:
     std::string at(const std::string& path) const { return "/session/" + session_ + path; }
@@ -413,6 +431,33 @@ TEST_F(Board, RefusesForeignHostsCrossSitePostsMissingTokensAndOpenBindsWithoutA
         ASSERT_TRUE(r);
         EXPECT_EQ(r->status, 200);
         EXPECT_TRUE(q.is_paused());
+        // retry-all and clean: the same guards, then they act
+        redis.command<long long>("ZADD", "queue:{guarded}:failed", 1, "f1");
+        redis.command<long long>("HSET", "queue:{guarded}:job:f1", "name", "x", "data", "1", "st", "f", "ft", 1);
+        for (const char* post : {"/api/retry-all?queue=guarded", "/api/clean?queue=guarded&state=failed"}) {
+            r = c.Post(post, "", "text/plain");
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->status, 403) << post << ": a POST without X-Redkit-Board is refused";
+            r = c.Post(post, {{"Host", "evil.example"}, {"X-Redkit-Board", "1"}}, "", "text/plain");
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->status, 403) << post << ": a foreign Host is refused";
+            EXPECT_EQ(q.counts().failed, 1) << post;
+        }
+        for (const char* bad :
+             {"/api/clean?queue=guarded&state=waiting", "/api/clean?queue=guarded&state=failed&grace=x",
+              "/api/clean?queue=guarded&state=failed&grace=-1", "/api/clean?queue=guarded"}) {
+            r = c.Post(bad, {{"X-Redkit-Board", "1"}}, "", "text/plain");
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->status, 400) << bad;
+        }
+        r = c.Post("/api/clean?queue=nope&state=failed", {{"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 404);
+        r = c.Post("/api/clean?queue=guarded&state=failed&grace=3600000", {{"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(json::parse(r->body)["removed"], 1) << "finished at 1 ms after the epoch: over an hour ago";
+        EXPECT_EQ(q.counts().failed, 0);
         r = c.Get("/api/jobs?queue=nope&state=failed");
         ASSERT_TRUE(r);
         EXPECT_EQ(r->status, 404);
@@ -446,6 +491,14 @@ TEST_F(Board, RefusesForeignHostsCrossSitePostsMissingTokensAndOpenBindsWithoutA
         r = c.Get("/api/queues", {{"Authorization", "Bearer s3cret"}});
         ASSERT_TRUE(r);
         EXPECT_EQ(r->status, 200);
+        for (const char* post : {"/api/retry-all?queue=guarded", "/api/clean?queue=guarded&state=completed"}) {
+            r = c.Post(post, {{"X-Redkit-Board", "1"}}, "", "text/plain");
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->status, 401) << post;
+            r = c.Post(post, {{"X-Redkit-Board", "1"}, {"Authorization", "Bearer s3cret"}}, "", "text/plain");
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->status, 200) << post;
+        }
         r = c.Get("/?token=s3cret");
         ASSERT_TRUE(r);
         EXPECT_EQ(r->status, 200);
@@ -624,4 +677,71 @@ TEST_F(Board, FitsA1280By800WindowWithEveryTimeOnOneLine) {
         ASSERT_FALSE(m["lines"].empty()) << m.dump();
         for (const auto& n : m["lines"]) EXPECT_EQ(n, 1) << "a time wraps: " << m.dump();
     }
+}
+
+// "Retry all" and "Clean" do what the CLI's retry --all and clean do. Clean asks first
+// (window.confirm): Cancel keeps the jobs, OK removes those its age choice covers. Both update
+// the counts shown.
+TEST_F(Board, RetryAllAndCleanActAndCleanAsksFirst) {
+    redkit::queue<json> q(redis, "board-batch");
+    redkit::job_options once;
+    once.attempts = 1;
+    for (int i = 0; i < 5; ++i) (void)q.add("ok", json{{"n", i}}, once);
+    for (int i = 0; i < 3; ++i) (void)q.add("bad", json{{"fail", "boom " + std::to_string(i)}}, once);
+    run_all(q, 5, 3);
+    // two completed jobs finished two hours ago (their finish time is their score)
+    const auto done = q.jobs(redkit::job_state::completed, 0, 10, false).jobs;
+    ASSERT_EQ(done.size(), 5u);
+    const auto two_hours_ago = std::to_string(done[0].finished_at() - 2 * 3600000);
+    for (std::size_t i = 0; i < 2; ++i) {
+        redis.command<long long>("ZADD", "queue:{board-batch}:completed", "XX", two_hours_ago, done[i].id());
+    }
+
+    board_server server;
+    browser chrome;
+    chrome.go(server.url() + "#queue=board-batch&state=completed");
+    const auto shown = [&](const char* state) {
+        return chrome.script(std::string("const e = document.querySelector(\"[data-count='") + state +
+                             "']\"); return e ? Number(e.textContent) : -1;");
+    };
+    ASSERT_TRUE(eventually([&] { return shown("completed") == 5; }));
+
+    // Cancel: nothing removed
+    chrome.click("#clean");
+    const std::string asked = chrome.dialog_text();
+    EXPECT_NE(asked.find("completed"), std::string::npos) << asked;
+    EXPECT_NE(asked.find("board-batch"), std::string::npos) << asked;
+    chrome.answer_dialog(false);
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(q.counts().completed, 5) << "a cancelled clean removes nothing";
+
+    // only those finished over an hour ago
+    chrome.click("#clean-grace option[value='3600000']");
+    chrome.click("#clean");
+    EXPECT_NE(chrome.dialog_text().find("1 h"), std::string::npos);
+    chrome.answer_dialog(true);
+    ASSERT_TRUE(eventually([&] { return q.counts().completed == 3; })) << q.counts().completed;
+    EXPECT_FALSE(q.get_job(done[0].id()));
+    EXPECT_FALSE(q.get_job(done[1].id()));
+    EXPECT_TRUE(q.get_job(done[2].id()));
+    ASSERT_TRUE(eventually([&] { return shown("completed") == 3; }));
+
+    // then all of them
+    chrome.click("#clean-grace option[value='0']");
+    chrome.click("#clean");
+    chrome.answer_dialog(true);
+    ASSERT_TRUE(eventually([&] { return q.counts().completed == 0; }));
+    EXPECT_EQ(redis.command<long long>("ZCARD", "queue:{board-batch}:completed"), 0);
+    for (const auto& j : done) EXPECT_FALSE(redis.command<long long>("EXISTS", "queue:{board-batch}:job:" + j.id()));
+    ASSERT_TRUE(eventually([&] { return shown("completed") == 0; }));
+
+    // Retry all: every failed job back in line
+    chrome.click("[data-state='failed']");
+    ASSERT_TRUE(
+        eventually([&] { return chrome.script("return !document.getElementById('retry-all').hidden;") == true; }));
+    chrome.click("#retry-all");
+    ASSERT_TRUE(eventually([&] { return q.counts().failed == 0; }));
+    EXPECT_EQ(q.counts().waiting, 3);
+    ASSERT_TRUE(eventually([&] { return shown("failed") == 0 && shown("waiting") == 3; }))
+        << shown("failed") << " failed, " << shown("waiting") << " waiting shown";
 }

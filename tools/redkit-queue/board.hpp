@@ -8,7 +8,11 @@
 //   GET  /api/jobs?queue=Q&state=S&offset=O&count=C   a page of jobs in one state
 //   GET  /api/job?queue=Q&id=ID               a job: data, options, trace, logs, flow links
 //   POST /api/retry?queue=Q&id=ID             retry a failed job
+//   POST /api/retry-all?queue=Q               retry every failed job (redkit-queue retry Q --all)
 //   POST /api/remove?queue=Q&id=ID            remove a job that is not running
+//   POST /api/clean?queue=Q&state=S&grace=MS  remove the completed or failed jobs finished at least
+//                                             MS ago (default 0: all; redkit-queue clean); the page
+//                                             asks first
 //   POST /api/pause?queue=Q, /api/resume?queue=Q
 //
 // A job's "due" is when a delayed one is due (ms, its score in the delayed set; 0 otherwise), and
@@ -31,9 +35,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -331,6 +337,21 @@ private:
                          const auto id = param(req, "id");
                          if (!q.retry(id)) throw usage_error("no failed job '" + id + "'");
                          reply(res, 200, {{"retried", id}});
+                     }));
+        server_.Post("/api/retry-all", api([this](const request& req, response& res) {
+                         reply(res, 200, {{"retried", tool_.open(param(req, "queue")).retry_failed()}});
+                     }));
+        server_.Post("/api/clean", api([this](const request& req, response& res) {
+                         auto q = tool_.open(param(req, "queue"));
+                         const std::string state = param(req, "state");
+                         if (state != "completed" && state != "failed") {
+                             throw std::invalid_argument("state must be completed or failed");
+                         }
+                         // up to ten years
+                         const auto grace = number(req, "grace", 0, 0, 315360000000);
+                         const auto n =
+                             q.clean(parse_state(state), std::chrono::milliseconds(static_cast<long long>(grace)));
+                         reply(res, 200, {{"removed", n}});
                      }));
         server_.Post("/api/remove", api([this](const request& req, response& res) {
                          auto q = tool_.open(param(req, "queue"));

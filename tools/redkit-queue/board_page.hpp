@@ -73,6 +73,9 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   #jobs button.act { padding: 1px 6px; margin-right: 2px; }
   .ts { white-space: nowrap; }
   .rel { display: block; font-size: 12px; color: var(--soft); }
+  .list-head { flex-wrap: wrap; row-gap: 0; }
+  .list-head select { font: inherit; font-size: 12px; border: 1px solid var(--line); border-radius: 5px;
+                      background: #fff; padding: 1px 4px; margin-right: 4px; }
   /* on a narrower screen the side panels narrow, so the job list keeps room for its data */
   @media (max-width: 1380px) {
     main { grid-template-columns: 270px minmax(0, 1fr) 300px; gap: 12px; padding: 12px; }
@@ -100,13 +103,18 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
       <div class="axis"><span>60 min ago</span><span><i class="swatch" style="background:#2f9e5b"></i>completed
         <i class="swatch" style="background:#d2453b"></i>failed</span><span>now</span></div>
       <figcaption id="chart-caption">Jobs finished per minute, last 60 minutes</figcaption></figure>
-    <h3 id="list-title"></h3>
+    <div class="title list-head"><h3 id="list-title"></h3><span style="flex:1"></span>
+      <span id="list-tools" hidden><button class="act" id="retry-all">Retry all</button><select id="clean-grace"
+        title="which finished jobs Clean removes"><option value="0">any age</option>
+        <option value="3600000">over 1 h ago</option><option value="86400000">over 1 day ago</option>
+        <option value="604800000">over 7 days ago</option></select><button class="act" id="clean">Clean</button>
+      </span></div>
     <table id="jobs"><thead><tr><th class="c-id">id</th><th class="c-name">name</th>
       <th class="num c-attempts">attempts</th><th class="c-when" id="when-head">when</th>
       <th>data / reason</th><th class="c-act"></th></tr></thead><tbody></tbody></table>
     <div class="pager"><button class="act" id="prev">&larr; newer</button><span id="page" class="muted"></span>
       <button class="act" id="next">older &rarr;</button></div>
-    <div class="error" id="error"></div>
+    <div class="error" id="error"></div><div class="muted" id="note"></div>
   </section>
   <aside class="panel" id="detail"><h3 style="margin-top:0">Job</h3><p class="muted">Pick a job to see it.</p></aside>
 </main>
@@ -131,6 +139,7 @@ function writeHash() {
   h.set("state", view.state);
   if (view.job) h.set("job", view.job);
   history.replaceState(null, "", "#" + h.toString());
+  note("");
 }
 
 async function api(path, params, post) {
@@ -167,6 +176,7 @@ function relative(ms) {
 }
 function text(v) { return typeof v === "string" ? v : JSON.stringify(v, null, 2); }
 function showError(e) { document.getElementById("error").textContent = e ? String(e.message || e) : ""; }
+function note(text) { document.getElementById("note").textContent = text; }
 
 async function refreshQueues() {
   const { queues } = await api("/api/queues", {});
@@ -260,6 +270,9 @@ async function refreshJobs() {
   const listed = view.state === "paused" ? "waiting" : view.state;
   const page = await api("/api/jobs", { queue: view.queue, state: listed, offset: view.offset, count: PAGE });
   document.getElementById("list-title").textContent = page.total + " " + view.state + " job(s), newest first";
+  document.getElementById("list-tools").hidden = view.state !== "completed" && view.state !== "failed";
+  document.getElementById("retry-all").hidden = view.state !== "failed";
+  document.getElementById("clean").textContent = "Clean " + view.state;
   document.getElementById("when-head").textContent = view.state === "delayed" ? "due" : "when";
   const body = document.querySelector("#jobs tbody");
   body.replaceChildren(...page.jobs.map(j => el("tr", {
@@ -327,6 +340,23 @@ async function tick(chart) {
   }
 }
 
+// Retry all and Clean act on the queue shown, then redraw its counts; Clean asks first
+document.getElementById("retry-all").onclick = async () => {
+  try {
+    const r = await api("/api/retry-all", { queue: view.queue }, true);
+    showError(null); note(r.retried + " job(s) moved back in line"); tick(true);
+  } catch (e) { showError(e); }
+};
+document.getElementById("clean").onclick = async () => {
+  const queue = view.queue, state = view.state, grace = document.getElementById("clean-grace");
+  const which = grace.value === "0" ? "" : " finished " + grace.selectedOptions[0].textContent;
+  if (!window.confirm("Remove the " + state + " jobs of queue '" + queue + "'" + which + " (" + counts[state] + " " +
+                      state + " now)?")) { note("nothing removed"); return; }
+  try {
+    const r = await api("/api/clean", { queue, state, grace: grace.value }, true);
+    showError(null); note(r.removed + " " + state + " job(s) removed"); tick(true);
+  } catch (e) { showError(e); }
+};
 document.getElementById("prev").onclick = () => { view.offset = Math.max(0, view.offset - PAGE); tick(); };
 document.getElementById("next").onclick = () => { view.offset += PAGE; tick(); };
 window.addEventListener("hashchange", () => { readHash(); tick(true); });

@@ -151,7 +151,8 @@ int main(int argc, char** argv) {
 #ifdef REDKIT_QUEUE_BOARD
     board_options board_opts;
     if (const char* t = std::getenv("REDKIT_BOARD_TOKEN")) board_opts.token = t;
-    auto* serve = app.add_subcommand("serve", "serve a web board: queues, counts, throughput, jobs, retry/remove");
+    auto* serve = app.add_subcommand(
+        "serve", "serve a web board: queues, counts, throughput, jobs, retry/remove, retry all, clean");
     serve->add_option("--port", board_opts.port, "port to listen on (0: any free port, printed)")->required();
     serve->add_option("--bind", board_opts.bind, "address to listen on (default 127.0.0.1; others need a token)");
     serve->add_option("--token", board_opts.token, "token the board asks for (default: $REDKIT_BOARD_TOKEN)");
