@@ -6,7 +6,7 @@
 // Retry all and Clean buttons must act (Clean once confirmed), job data must stay text (no HTML),
 // and the server must refuse foreign Host headers, POSTs without its header, requests without the
 // token, and a non-loopback address without a token. REDKIT_BOARD_SCREENSHOT=<file> saves a
-// screenshot (the README's).
+// screenshot (the docs' queue-tools page).
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
