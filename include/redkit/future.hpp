@@ -46,6 +46,14 @@ class future {
 public:
     /// No command: valid() is false.
     future() = default;
+    /// Takes `other`'s command; `other` is not valid() afterwards.
+    future(future&& other) noexcept = default;
+    /// Drops this future's command (its reply is still read, and discarded) and takes `other`'s.
+    future& operator=(future&& other) noexcept = default;
+    /// Not copyable: one reply, collected once by one get().
+    future(const future&) = delete;
+    /// Not copyable: one reply, collected once by one get().
+    future& operator=(const future&) = delete;
 
     /// Whether a reply is still to be collected (false once get() returned or threw).
     bool valid() const noexcept { return request_ != nullptr; }

@@ -5,6 +5,7 @@
 // the batches themselves, as the driver does, and finish the requests by hand.
 #include <redkit/core/dispatch/multiplexer.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/options.hpp>
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <linux/futex.h>
@@ -76,6 +78,17 @@ private:
 };
 
 }  // namespace
+
+// future.hpp promises a move-only future: a copy would let two get()s take one reply.
+TEST(MuxBatching, AFutureMovesButDoesNotCopy) {
+    EXPECT_FALSE(std::is_copy_constructible_v<redkit::future<std::string>>);
+    EXPECT_FALSE(std::is_copy_assignable_v<redkit::future<std::string>>);
+    EXPECT_TRUE(std::is_nothrow_move_constructible_v<redkit::future<std::string>>);
+    EXPECT_TRUE(std::is_nothrow_move_assignable_v<redkit::future<std::string>>);
+    redkit::future<std::string> a;
+    redkit::future<std::string> b = std::move(a);
+    EXPECT_FALSE(b.valid());
+}
 
 TEST(MuxBatching, TakeOnAnEmptyQueueReturnsNoSlot) {
     const auto m = batching_idle_mux();
