@@ -258,8 +258,24 @@ public:
             if (range_->exhausted()) range_ = nullptr;
             return *this;
         }
-        /// Same as ++it; returns nothing (a single-pass range keeps no copy of the old key).
-        void operator++(int) { ++*this; }
+        /// What it++ returns: a copy of the key the iterator was at, so `*it++` reads it (as
+        /// input iterators allow) after the iterator moved on.
+        class postfix {
+        public:
+            /// The key the iterator was at before it++.
+            const std::string& operator*() const noexcept { return key_; }
+
+        private:
+            friend class iterator;
+            explicit postfix(std::string key) : key_(std::move(key)) {}
+            std::string key_;
+        };
+        /// Advances as ++it does, and returns the key it was at.
+        postfix operator++(int) {
+            postfix old(**this);
+            ++*this;
+            return old;
+        }
         /// Equal when both are the end iterator or both walk the same range.
         friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.range_ == b.range_; }
         /// Negation of ==.

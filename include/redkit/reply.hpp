@@ -24,6 +24,10 @@
 
 #include <algorithm>
 #include <charconv>
+#if !defined(__cpp_lib_to_chars) || __cpp_lib_to_chars < 201611L  // no floating-point from_chars
+#include <locale>
+#include <sstream>
+#endif
 #include <cstddef>
 #include <cstdlib>
 #include <limits>
@@ -181,6 +185,21 @@ private:
 
 namespace detail {
 
+/// Reads a whole number as Redis writes one ("3.25", "-1e-05", "inf", "-inf", "nan"), the same in
+/// every C locale; false for anything else (empty, spaces, hexadecimal, bytes after the number).
+inline bool parse_double(std::string_view s, double& out) {
+#if defined(__cpp_lib_to_chars) && __cpp_lib_to_chars >= 201611L
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && r.ec == std::errc{} && r.ptr == s.data() + s.size();
+#else
+    if (s.empty() || s.find_first_not_of("+-.0123456789eEinfatyINFATY") != std::string_view::npos) return false;
+    std::istringstream in{std::string(s)};
+    in.imbue(std::locale::classic());
+    in >> out;
+    return !in.fail() && in.peek() == std::char_traits<char>::eof();
+#endif
+}
+
 /// What the core uses to make views: of a parsed tree, labelled with its command and key.
 struct view_access {
     static reply_view of(const raw_node* r, const origin& from) noexcept { return reply_view(r, nullptr, &from); }
@@ -242,6 +261,22 @@ template <class Int>
 struct reply_traits<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>> {
     /// The integer; throws error(type_mismatch) for another kind, bad text or a value out of range.
     static Int convert(reply_view v) {
+        if constexpr (std::is_unsigned_v<Int>) {
+            // read unsigned text as unsigned: 18446744073709551615 fits an unsigned long long,
+            // which a detour through long long would refuse
+            if (v.type() == reply_type::string || v.type() == reply_type::status) {
+                unsigned long long u = 0;
+                const std::string_view s = v.str();
+                const auto r = std::from_chars(s.data(), s.data() + s.size(), u);
+                if (s.empty() || r.ec != std::errc{} || r.ptr != s.data() + s.size()) {
+                    v.invalid("expected an unsigned integer, got '" + std::string(s.substr(0, 64)) + "'");
+                }
+                if (u > static_cast<unsigned long long>(std::numeric_limits<Int>::max())) {
+                    v.invalid("integer " + std::to_string(u) + " out of range");
+                }
+                return static_cast<Int>(u);
+            }
+        }
         long long n = 0;
         if (v.type() == reply_type::integer) {
             n = v.integer();
@@ -266,7 +301,8 @@ struct reply_traits<Int, std::enable_if_t<std::is_integral_v<Int> && !std::is_sa
 };
 
 /// float, double or long double from a RESP3 double, an integer, or a bulk string or status
-/// holding a number (strtod's syntax: "inf" and "nan" too).
+/// holding a number as Redis writes one ("3.25", "-1e-05", "inf", "-inf", "nan"), read the same
+/// whatever the process's C locale (a decimal comma locale included).
 template <class Real>
 struct reply_traits<Real, std::enable_if_t<std::is_floating_point_v<Real>>> {
     /// The number; throws error(type_mismatch) for another kind or text that is not a number.
@@ -276,11 +312,9 @@ struct reply_traits<Real, std::enable_if_t<std::is_floating_point_v<Real>>> {
             case reply_type::integer: return static_cast<Real>(v.integer());
             case reply_type::string:
             case reply_type::status: {
-                const std::string text(v.str());  // strtod needs a terminator
-                char* end = nullptr;
-                const double d = std::strtod(text.c_str(), &end);
-                if (text.empty() || end != text.c_str() + text.size()) {
-                    v.invalid("expected a number, got '" + text.substr(0, 64) + "'");
+                double d = 0;
+                if (!detail::parse_double(v.str(), d)) {
+                    v.invalid("expected a number, got '" + std::string(v.str().substr(0, 64)) + "'");
                 }
                 return static_cast<Real>(d);
             }

@@ -8,9 +8,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -275,6 +277,17 @@ TEST_F(Client, ScanVisitsEveryKeyOfTenThousand) {
     EXPECT_EQ(seen.size(), 10000u);
     EXPECT_EQ(seen.count("other:1"), 0u);
     EXPECT_EQ(seen.count("scan:9999"), 1u);
+
+    // an input iterator: *it++ reads the key it was at (it++ returned nothing before), and the
+    // standard algorithms that use it work
+    std::set<std::string> again;
+    auto range = redis.scan("scan:*", 500);
+    for (auto it = range.begin(); it != range.end();) again.insert(*it++);
+    EXPECT_EQ(again, seen);
+    auto copied = redis.scan("scan:*", 500);
+    std::vector<std::string> keys;
+    std::copy(copied.begin(), copied.end(), std::back_inserter(keys));
+    EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()), seen);
 }
 
 TEST_F(Client, ScanPatternFromHostileInputMatchesOnlyItself) {

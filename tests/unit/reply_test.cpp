@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <clocale>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -64,6 +66,33 @@ TEST(Reply, Doubles) {
     EXPECT_DOUBLE_EQ(convert<double>(":3\r\n"), 3.0);
     EXPECT_TRUE(std::isinf(convert<double>("$3\r\ninf\r\n")));
     EXPECT_THROW(convert<double>("$3\r\nabc\r\n"), redkit::error);
+}
+
+TEST(Reply, DoublesReadTheSameInADecimalCommaLocale) {
+    // strtod read "3.25" as 3 under a decimal-comma C locale (checked when the machine has one:
+    // de_DE or fr_FR); Redis always writes a point
+    const char* const comma = std::setlocale(LC_NUMERIC, "de_DE.UTF-8")   ? "de_DE.UTF-8"
+                              : std::setlocale(LC_NUMERIC, "fr_FR.UTF-8") ? "fr_FR.UTF-8"
+                                                                          : nullptr;
+    EXPECT_DOUBLE_EQ(convert<double>("$4\r\n3.25\r\n"), 3.25) << (comma ? comma : "C locale only");
+    EXPECT_DOUBLE_EQ(convert<double>("$6\r\n-1e-05\r\n"), -1e-05);
+    EXPECT_TRUE(std::isinf(convert<double>("$4\r\n-inf\r\n")));
+    std::setlocale(LC_NUMERIC, "C");
+    // strtod's extras are not numbers Redis writes: hexadecimal, leading spaces
+    EXPECT_THROW(convert<double>("$5\r\n0x1p3\r\n"), redkit::error);
+    EXPECT_THROW(convert<double>("$3\r\n 42\r\n"), redkit::error);
+}
+
+TEST(Reply, UnsignedIntegersReadTheirWholeRange) {
+    // a bulk string above LLONG_MAX fits an unsigned long long (it was refused on the way through
+    // long long); negative text does not
+    EXPECT_EQ(convert<unsigned long long>("$20\r\n18446744073709551615\r\n"), 18446744073709551615ULL);
+    EXPECT_EQ(convert<std::uint64_t>("$19\r\n9223372036854775808\r\n"), 9223372036854775808ULL);
+    EXPECT_THROW(convert<unsigned long long>("$2\r\n-1\r\n"), redkit::error);
+    EXPECT_THROW(convert<unsigned long long>("$20\r\n18446744073709551616\r\n"), redkit::error);
+    EXPECT_THROW(convert<std::uint8_t>("$3\r\n256\r\n"), redkit::error);
+    EXPECT_EQ(convert<std::uint8_t>("$3\r\n255\r\n"), 255);
+    EXPECT_THROW(convert<unsigned>(":-1\r\n"), redkit::error);
 }
 
 TEST(Reply, Booleans) {
