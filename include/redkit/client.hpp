@@ -30,7 +30,6 @@
 //
 // Thread safety: every member function may be called from any thread at once.
 #pragma once
-#pragma once
 
 #include <redkit/config.hpp>
 #include <redkit/connection.hpp>

@@ -20,8 +20,6 @@
 // thread-safe: one thread at a time (a waker may be notified from any thread).
 #pragma once
 
-#pragma once
-
 #include <redkit/config.hpp>
 #include <redkit/core/io/raw.hpp>
 #include <redkit/detail/argv.hpp>
@@ -69,7 +67,7 @@ public:
 
     /// As connection(const client_options&), sharing `options` instead of copying them (as a
     /// pool's connections do).
-    explicit connection(std::shared_ptr<const client_options> options);
+    REDKIT_DECL explicit connection(std::shared_ptr<const client_options> options);
 
     /// Takes over the socket; the moved-from connection is left without one (broken() is true).
     REDKIT_DECL connection(connection&&) noexcept;

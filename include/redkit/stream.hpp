@@ -13,7 +13,9 @@
 // is lost, and an entry may be processed more than once (make handlers idempotent). An entry that
 // cannot be decoded into T is moved to a dead-letter stream (MULTI: XADD <dead> + XACK) and
 // reported, so it cannot block the group forever. The dead-letter stream shares the stream key's
-// hash slot: "<key>:dead" when the key has a hash tag, "{<key>}:dead" otherwise.
+// hash slot: "<key>:dead" when the key has a hash tag, "{<key>}:dead" otherwise, and for a key
+// with a '}' but no tag (which no braces around it could keep whole) "{<t>}:dead:<key>", where
+// <t> is the first of "0", "1", "2"... whose slot is the key's.
 #pragma once
 
 #include <redkit/client.hpp>
@@ -56,6 +58,8 @@ REDKIT_DECL std::string stream_add(const client& c, const std::string& key, std:
 REDKIT_DECL long long stream_size(const client& c, const std::string& key);
 REDKIT_DECL void stream_create_group(const client& c, const std::string& key, std::string_view group,
                                      std::string_view start);
+// The dead-letter stream of `stream_key`, in the same hash slot (see the header comment).
+REDKIT_DECL std::string dead_letter_key(std::string_view stream_key);
 }  // namespace detail
 
 /// A stream of T values (JSON in the entry's `data` field).

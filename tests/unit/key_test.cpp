@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <redkit/key.hpp>
+#include <redkit/stream.hpp>
 
 #include <gtest/gtest.h>
 
@@ -69,4 +70,19 @@ TEST(Key, PatternsEscapeGlobCharacters) {
     EXPECT_EQ(keys.pattern("user", "a?[b]\\", "x"), "app:user:a\\?\\[b\\]\\\\:x");
     EXPECT_EQ(redkit::escape_glob("h*llo"), "h\\*llo");
     EXPECT_THROW((void)keys.key("user", redkit::wildcard), std::invalid_argument);
+}
+
+// A stream consumer parks poison entries in a dead-letter stream with MULTI (XADD + XACK): on a
+// cluster both keys must hash to one slot, whatever the stream key's braces ("a}b" and "x{}y{z}"
+// used to get a dead-letter key in another slot: CROSSSLOT).
+TEST(KeyNaming, ADeadLetterStreamSharesItsStreamsSlot) {
+    for (const std::string key : {"orders:events", "{orders}:events", "a}b", "x{}y{z}", "}", "{", "{}", "a{b}c}d",
+                                  "{{x}}", "user:42%7D", "}}{{"}) {
+        const std::string dead = redkit::detail::dead_letter_key(key);
+        EXPECT_EQ(redkit::key_slot(dead), redkit::key_slot(key)) << key << " -> " << dead;
+        EXPECT_NE(dead, key);
+        EXPECT_NE(dead.find(key), std::string::npos) << "the dead-letter key names its stream: " << dead;
+    }
+    EXPECT_EQ(redkit::detail::dead_letter_key("orders:events"), "{orders:events}:dead");
+    EXPECT_EQ(redkit::detail::dead_letter_key("{orders}:events"), "{orders}:events:dead");
 }

@@ -3,6 +3,7 @@
 // the entry type (stream.hpp).
 #pragma once
 
+#include <redkit/detail/hash.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/stream.hpp>
 
@@ -29,8 +30,16 @@ inline bool has_hash_tag(std::string_view key) noexcept {
     return close != std::string_view::npos && close > open + 1;
 }
 
-inline std::string dead_letter_key(std::string_view key) {
-    return has_hash_tag(key) ? std::string(key) + ":dead" : "{" + std::string(key) + "}:dead";
+REDKIT_DECL std::string dead_letter_key(std::string_view key) {
+    if (has_hash_tag(key)) return std::string(key) + ":dead";
+    // braces around the key make it the tag, unless it holds a '}' (the tag would end there: "a}b"
+    // would hash "a"); then a short tag of the key's slot, found by counting (about 16384 tries)
+    if (key.find('}') == std::string_view::npos) return "{" + std::string(key) + "}:dead";
+    const int slot = slot_of(key);
+    for (unsigned long n = 0;; ++n) {
+        const std::string tag = std::to_string(n);
+        if (slot_of(tag) == slot) return "{" + tag + "}:dead:" + std::string(key);
+    }
 }
 
 REDKIT_DECL std::string stream_add(const client& c, const std::string& key, std::size_t max_len,
