@@ -22,6 +22,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/config.hpp>
 #include <redkit/connection.hpp>
+#include <redkit/detail/exception_text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/reply.hpp>
@@ -132,8 +133,8 @@ public:
     /// Reports the decode failure, then parks the entry in the dead-letter stream and acknowledges
     /// it, atomically (MULTI: XADD <dead> + XACK).
     REDKIT_DECL void dead_letter(const stream_entry& e, const error& decode_failure);
-    /// Reports a handler that threw (what: its message, or null); the entry stays pending.
-    REDKIT_DECL void handler_threw(const stream_entry& e, const char* what);
+    /// Reports a handler that threw (thrown: what call_caught returned); the entry stays pending.
+    REDKIT_DECL void handler_threw(const stream_entry& e, const std::string& thrown);
 
 private:
     REDKIT_DECL std::size_t handle_all(const reply& entries);
@@ -216,14 +217,9 @@ bool stream_consumer<T>::handle(const stream_entry& e) {
         reader_.dead_letter(e, decode_failure);  // poison entry: parked and acknowledged
         return false;
     }
-    try {
-        handler_(*value, e);
-    } catch (const std::exception& ex) {
-        reader_.handler_threw(e, ex.what());
+    if (const auto thrown = detail::call_caught([&] { handler_(*value, e); })) {
+        reader_.handler_threw(e, *thrown);
         return false;  // stays pending; claimed again after claim_idle
-    } catch (...) {
-        reader_.handler_threw(e, nullptr);
-        return false;
     }
     reader_.acknowledge(e);
     return true;

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,6 +158,51 @@ TEST_F(Queue, AddedJobCompletesWithItsReturnValue) {
     EXPECT_EQ(c.completed, 1);
     EXPECT_EQ(c.waiting + c.active + c.delayed + c.failed, 0);
     EXPECT_EQ(q.get_job("999"), std::nullopt);
+}
+
+TEST_F(Queue, ACallbackThatThrowsIsReportedAndTheWorkerGoesOn) {
+    // on_completed, on_failed and on_stalled must not throw into the worker's threads: what they
+    // throw is reported through on_error as handler_failed (it was swallowed without a word)
+    redkit::queue<order> q(redis, "throwing-callbacks");
+    std::mutex m;
+    std::vector<std::string> reported;
+    counter done;
+    auto o = fast_options<order>();
+    o.on_completed = [&](const redkit::job<order>&) {
+        done.add();
+        throw std::runtime_error("dashboard unreachable");
+    };
+    o.on_failed = [&](const redkit::job<order>&, const redkit::job_failure&) {
+        done.add();
+        throw 42;  // not even an exception
+    };
+    o.on_error = [&](const redkit::error& e) {
+        std::lock_guard<std::mutex> lock(m);
+        if (e.code() == redkit::errc::handler_failed) reported.push_back(e.what());
+    };
+    redkit::worker<order> w(
+        q,
+        [](redkit::job<order>& j) {
+            if (j.data().qty < 0) throw std::invalid_argument("negative quantity");
+            return json{{"shipped", j.data().qty}};
+        },
+        o);
+    (void)q.add("ship", order{"A-1", 3});
+    (void)q.add("ship", order{"A-2", -1});
+    (void)q.add("ship", order{"A-3", 5});
+    ASSERT_TRUE(done.wait_for(3, 5s));
+    ASSERT_TRUE(redkit_test::eventually([&] {
+        std::lock_guard<std::mutex> lock(m);
+        return reported.size() >= 3;
+    }));
+    EXPECT_TRUE(w.close(5s));
+    EXPECT_EQ(q.counts().completed, 2);  // the worker went on after each
+    EXPECT_EQ(q.counts().failed, 1);
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(std::count(reported.begin(), reported.end(),
+                         "redkit: worker throwing-callbacks: on_completed threw: dashboard unreachable"),
+              2);
+    EXPECT_EQ(std::count(reported.begin(), reported.end(), "redkit: worker throwing-callbacks: on_failed threw"), 1);
 }
 
 TEST_F(Queue, DelayedJobsRunNoEarlierThanTheirDelay) {

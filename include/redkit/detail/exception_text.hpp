@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// An exception as text for a job's trace: its demangled type, what(), and its nested causes.
+// An exception as text for a job's trace: its demangled type, what(), and its nested causes; and
+// the one way redkit calls code of yours that must not throw into its threads (call_caught).
 #pragma once
 
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <typeinfo>
 
@@ -43,6 +45,22 @@ inline std::string describe_exception(const std::exception& e) {
         s += "; caused by an exception of unknown type";
     }
     return s;
+}
+
+/// Runs f() (a handler, a callback, a decoder: code of the application's) and keeps what it throws
+/// from going further: nullopt when f returned, else the text to append to a message about it,
+/// ": what()" for a std::exception and "" for anything else. Callers report it (on_error, a job's
+/// reason), so a throwing callback is never lost in silence nor kills a thread of redkit's.
+template <class F>
+std::optional<std::string> call_caught(F&& f) noexcept {
+    try {
+        f();
+        return std::nullopt;
+    } catch (const std::exception& e) {
+        return std::string(": ") + e.what();
+    } catch (...) {
+        return std::string();
+    }
 }
 
 }  // namespace detail

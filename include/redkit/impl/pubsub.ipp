@@ -2,6 +2,7 @@
 // redkit::publisher and redkit::subscriber: out-of-line definitions (pubsub.hpp).
 #pragma once
 
+#include <redkit/detail/exception_text.hpp>
 #include <redkit/detail/redirect.hpp>
 #include <redkit/key.hpp>
 #include <redkit/pubsub.hpp>
@@ -181,13 +182,8 @@ REDKIT_DECL bool subscriber::session(connection& conn) {
             }
             send_ops(conn, ops);
             if (fire_reconnect && options_.on_reconnect) {
-                try {
-                    options_.on_reconnect();
-                } catch (const std::exception& e) {
-                    report(error(errc::handler_failed,
-                                 std::string("redkit: subscriber: on_reconnect threw: ") + e.what()));
-                } catch (...) {
-                    report(error(errc::handler_failed, "redkit: subscriber: on_reconnect threw"));
+                if (const auto thrown = detail::call_caught(options_.on_reconnect)) {
+                    report(error(errc::handler_failed, "redkit: subscriber: on_reconnect threw" + *thrown));
                 }
             }
         }
@@ -299,15 +295,16 @@ REDKIT_DECL void subscriber::deliver(kind k, std::string_view name, const messag
         handler = it->second;
     }
     delivered_.fetch_add(1, std::memory_order_relaxed);
-    try {
-        (*handler)(m);
-    } catch (const detail::undecodable_message& u) {
-        report(u.failure);
-    } catch (const std::exception& e) {
-        report(error(errc::handler_failed,
-                     "redkit: subscriber " + std::string(m.channel) + ": handler threw: " + e.what()));
-    } catch (...) {
-        report(error(errc::handler_failed, "redkit: subscriber " + std::string(m.channel) + ": handler threw"));
+    const auto thrown = detail::call_caught([&] {
+        try {
+            (*handler)(m);
+        } catch (const detail::undecodable_message& u) {
+            report(u.failure);  // the payload did not decode into the handler's type
+        }
+    });
+    if (thrown) {
+        report(
+            error(errc::handler_failed, "redkit: subscriber " + std::string(m.channel) + ": handler threw" + *thrown));
     }
 }
 

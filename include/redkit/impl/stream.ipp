@@ -94,12 +94,8 @@ REDKIT_DECL void stream_reader::dead_letter(const stream_entry& e, const error& 
     tx.exec();
 }
 
-REDKIT_DECL void stream_reader::handler_threw(const stream_entry& e, const char* what) {
-    if (what) {
-        report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw: " + what));
-    } else {
-        report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw"));
-    }
+REDKIT_DECL void stream_reader::handler_threw(const stream_entry& e, const std::string& thrown) {
+    report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw" + thrown));
 }
 
 REDKIT_DECL std::size_t stream_reader::handle_all(const reply& entries) {

@@ -5,6 +5,7 @@
 
 #include <redkit/codec.hpp>
 #include <redkit/detail/epoch.hpp>
+#include <redkit/detail/exception_text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/detail/lua.hpp>
@@ -184,12 +185,8 @@ private:
     }
     void decode_data() {
         if (data_ || !decode_error_.empty()) return;
-        try {
-            data_.emplace(codec<T>::decode(record_.data));
-        } catch (const std::exception& e) {
-            decode_error_ = "redkit: job " + id_ + ": data does not decode: " + e.what();
-        } catch (...) {
-            decode_error_ = "redkit: job " + id_ + ": data does not decode";
+        if (const auto thrown = detail::call_caught([&] { data_.emplace(codec<T>::decode(record_.data)); })) {
+            decode_error_ = "redkit: job " + id_ + ": data does not decode" + *thrown;
         }
     }
     detail::job_record& record() noexcept { return record_; }

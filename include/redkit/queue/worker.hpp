@@ -74,8 +74,9 @@ struct worker_options {
     std::function<void(const stalled_jobs&)> on_stalled;
     /// Called on transport and server errors (the worker retries with backoff) and when a job's
     /// lease was lost (its outcome discarded). Unset: the client's on_error gets them.
-    /// Callbacks run on the worker's threads, must not throw (exceptions are swallowed) and should
-    /// return quickly: they delay the thread's next job.
+    /// Callbacks run on the worker's threads and should return quickly: they delay the thread's
+    /// next job. What on_completed, on_failed or on_stalled throws is reported here
+    /// (errc::handler_failed) and goes no further.
     std::function<void(const error&)> on_error;
 };
 
@@ -184,7 +185,7 @@ private:
     void drop_block(bool look_again);
     void report(const error& e) noexcept;
     template <class F, class... A>
-    void call(const F& f, A&&... a) noexcept;
+    void call(const char* name, const F& f, A&&... a) noexcept;
 
     std::shared_ptr<detail::queue_core> core_;
     std::function<std::string(job<T>&)> handler_;
@@ -309,12 +310,11 @@ void worker<T>::report(const error& e) noexcept {
 
 template <class T>
 template <class F, class... A>
-void worker<T>::call(const F& f, A&&... a) noexcept {
+void worker<T>::call(const char* name, const F& f, A&&... a) noexcept {
     if (!f) return;
-    try {
-        f(std::forward<A>(a)...);
-    } catch (...) {
-        // documented: callbacks must not throw
+    if (const auto thrown = detail::call_caught([&] { f(std::forward<A>(a)...); })) {
+        report(error(errc::handler_failed,
+                     std::string("redkit: worker ") + core_->name + ": " + name + " threw" + *thrown));
     }
 }
 
@@ -565,7 +565,7 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
             rec.state = 'c';
             rec.finished = r.now;
             rec.return_value = std::move(o.payload);
-            call(options_.on_completed, static_cast<const job<T>&>(j));
+            call("on_completed", options_.on_completed, static_cast<const job<T>&>(j));
             continue;
         }
         rec.failed_reason = o.payload;
@@ -577,7 +577,7 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
                     : code == detail::move_code::retry_now   ? (rec.priority > 0 ? 'p' : 'w')
                                                              : 'f';
         if (code == detail::move_code::failed) rec.finished = r.now;
-        call(options_.on_failed, static_cast<const job<T>&>(j), f);
+        call("on_failed", options_.on_failed, static_cast<const job<T>&>(j), f);
     }
 }
 
@@ -610,7 +610,7 @@ void worker<T>::check_stalled() {
     const auto r = core_->redis.template eval<std::vector<std::vector<std::string>>>(
         idempotent, detail::extras_script<detail::queue_lua::stalled>(), core_->keys, args);
     const stalled_jobs s = detail::parse_stalled(r);
-    if (!s.recovered.empty() || !s.failed.empty()) call(options_.on_stalled, s);
+    if (!s.recovered.empty() || !s.failed.empty()) call("on_stalled", options_.on_stalled, s);
 }
 
 // Moves the job's scheduler on to its next tick (making that tick's job) before the handler
