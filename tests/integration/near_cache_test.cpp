@@ -115,15 +115,20 @@ TEST_F(near_cache_test, a_second_read_is_served_from_memory_without_a_round_trip
 TEST_F(near_cache_test, a_write_by_another_client_drops_the_entry) {
     redkit::cache c = make_cache();
     write_and_settle(redis, c, "item:2", json_of(1));
-    ASSERT_EQ(c.get<item>("item:2")->version, 1);
-    ASSERT_EQ(c.near_stats().entries, 1U);
+    // the first read normally keeps the value; on a cluster (once in three CI runs) it kept
+    // nothing, as a read does when an invalidation may have crossed it: read until it is kept
+    // (the flushes and reports are printed if it never is)
+    ASSERT_TRUE(eventually([&] { return c.get<item>("item:2")->version == 1 && c.near_stats().entries == 1U; }))
+        << "flushes " << c.near_stats().flushes << ", reported " << c.near_stats().reported << ", connected "
+        << c.near_stats().connected;
+    const auto invalidations = c.near_stats().invalidations;
     redis.command<void>("SET", "item:2", json_of(2));
-    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations >= 1; }));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations > invalidations; }));
     EXPECT_EQ(c.near_stats().entries, 0U);
     EXPECT_EQ(c.get<item>("item:2")->version, 2);
     // DEL and EXPIRE-driven removal invalidate too
     redis.command<void>("DEL", "item:2");
-    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations >= 2; }));
+    ASSERT_TRUE(eventually([&] { return c.near_stats().invalidations >= invalidations + 2; }));
     EXPECT_FALSE(c.get<item>("item:2").has_value());
 }
 
