@@ -34,6 +34,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/config.hpp>
 #include <redkit/connection.hpp>
+#include <redkit/dedicated_connection.hpp>
 #include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
@@ -246,6 +247,7 @@ private:
     subscriber_options options_;
     waker wake_;
     detail::backoff backoff_;
+    dedicated_connection conn_;  // the run thread's
 
     mutable std::mutex mutex_;
     std::condition_variable confirmed_cv_;

@@ -6,6 +6,7 @@
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/connection.hpp>
+#include <redkit/dedicated_connection.hpp>
 #include <redkit/error.hpp>
 #include <redkit/future.hpp>
 #include <redkit/json_fields.hpp>

@@ -16,6 +16,7 @@
 #include <redkit/core/io/impl/raw.ipp>
 #include <redkit/impl/client.ipp>
 #include <redkit/impl/connection.ipp>
+#include <redkit/impl/dedicated_connection.ipp>
 #include <redkit/impl/future.ipp>
 #include <redkit/impl/pipeline.ipp>
 #include <redkit/impl/pool.ipp>
@@ -35,6 +36,7 @@
 #include <redkit/impl/session.ipp>
 #include <redkit/impl/stream.ipp>
 // the queue (keep this list sorted)
+#include <redkit/queue/detail/impl/keeper.ipp>
 #include <redkit/queue/detail/impl/record.ipp>
 #include <redkit/queue/detail/impl/reply_timing.ipp>
 #include <redkit/queue/detail/impl/schedule.ipp>

@@ -22,6 +22,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/config.hpp>
 #include <redkit/connection.hpp>
+#include <redkit/dedicated_connection.hpp>
 #include <redkit/detail/exception_text.hpp>
 #include <redkit/error.hpp>
 #include <redkit/pipeline.hpp>
@@ -145,7 +146,7 @@ private:
     std::string key_, group_, name_, dead_key_;
     std::function<bool(const stream_entry&)> handle_;
     stream_consumer_options options_;
-    std::unique_ptr<connection> blocking_;
+    dedicated_connection blocking_;  // XREADGROUP BLOCK
     std::string claim_cursor_ = "0-0";
     waker wake_;
     std::atomic<bool> stopping_{false};

@@ -87,6 +87,100 @@ TEST_F(Faults, CommandTimeoutIsPromptAndTheConnectionIsNotReused) {
     EXPECT_EQ(c.command<std::string>("GET", "k"), "after");
 }
 
+// redkit::dedicated_connection: the one reopen and the one grace rule of the patterns' own
+// connections (stream consumer, queue events, the worker, the subscriber).
+TEST_F(Faults, ADedicatedConnectionReopensAfterItsConnectionWasKilled) {
+    redkit::client c(options());
+    redkit::dedicated_connection d(c);
+    EXPECT_FALSE(d.is_open());  // opens on first use
+    const auto first = d.get().command<long long>("CLIENT", "ID");
+    EXPECT_TRUE(d.is_open());
+    EXPECT_EQ(d.get().command<long long>("CLIENT", "ID"), first);  // kept while it works
+    kill_client(first);
+    EXPECT_THROW(d.get().command<void>("PING"), redkit::error);  // the kill shows on next use
+    const auto second = d.get().command<long long>("CLIENT", "ID");
+    EXPECT_NE(second, first);
+    d.close();
+    EXPECT_FALSE(d.is_open());
+    EXPECT_NE(d.get().command<long long>("CLIENT", "ID"), second);
+}
+
+TEST_F(Faults, ADedicatedConnectionsGraceIsTheCommandTimeoutAndAtLeastOneSecond) {
+    auto o = options();
+    o.command_timeout = 200ms;
+    EXPECT_EQ(redkit::dedicated_connection(redkit::client(o)).grace(), 1000ms);
+    o.command_timeout = 3000ms;
+    EXPECT_EQ(redkit::dedicated_connection(redkit::client(o)).grace(), 3000ms);
+}
+
+TEST_F(Faults, ABlockingCommandGetsItsReplyOrIsEndedByTheWakerWithNothingLost) {
+    redkit::client c(options());
+    redkit::dedicated_connection d(c, "dq");
+    redkit::waker wake;
+    admin.command<void>("RPUSH", "dq", "one");
+    const std::optional<redkit::reply> got = d.blocking(wake, 2000ms, "BLPOP", "dq", 2);
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->size(), 2u);
+    EXPECT_EQ((*got)[1].text(), "one");
+    EXPECT_FALSE(d.pending());
+
+    // nothing to pop: the waker ends the wait at once and the connection goes with it, so the
+    // server unblocks the client and a value pushed afterwards stays in the list
+    std::thread waker_thread([&] {
+        std::this_thread::sleep_for(200ms);
+        wake.notify();
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const std::optional<redkit::reply> none = d.blocking(wake, 10000ms, "BLPOP", "dq", 10);
+    const auto took = std::chrono::steady_clock::now() - start;
+    waker_thread.join();
+    EXPECT_FALSE(none.has_value());
+    EXPECT_LT(took, 5000ms);
+    EXPECT_FALSE(d.is_open());
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (admin.command<std::string>("INFO", "clients").find("blocked_clients:0") == std::string::npos) {
+        ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the server still blocks the closed client";
+        std::this_thread::sleep_for(5ms);
+    }
+    admin.command<void>("RPUSH", "dq", "two");
+    EXPECT_EQ(admin.command<long long>("LLEN", "dq"), 1);
+}
+
+TEST_F(Faults, ABlockingCommandWithoutAReplyPastItsBlockAndGraceTimesOutAndCloses) {
+    auto o = options();
+    o.command_timeout = 200ms;  // grace: 1 s
+    redkit::client c(o);
+    redkit::dedicated_connection d(c, "never");
+    redkit::waker wake;
+    // the server blocks forever (timeout 0) though the caller said 100 ms: the reply is overdue
+    // at 100 ms + 1 s
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        (void)d.blocking(wake, 100ms, "BLPOP", "never", 0);
+        FAIL() << "no timeout";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::timeout) << e.what();
+        EXPECT_NE(std::string(e.what()).find("BLPOP never"), std::string::npos) << e.what();
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_GE(took, 1100ms);
+    EXPECT_LT(took, 3000ms);
+    EXPECT_FALSE(d.is_open());
+    // and without a waker: the same rule through the socket's timeout
+    try {
+        (void)d.blocking(100ms, "BLPOP", "never", 0);
+        FAIL() << "no timeout";
+    } catch (const redkit::error& e) {
+        EXPECT_EQ(e.kind(), redkit::errc::timeout) << e.what();
+    }
+    EXPECT_FALSE(d.is_open());
+    // a reply read in time leaves it open for the next command
+    admin.command<void>("RPUSH", "never", "x");
+    const redkit::reply r = d.blocking(1000ms, "BLPOP", "never", 1);
+    EXPECT_EQ(r[1].text(), "x");
+    EXPECT_TRUE(d.is_open());
+}
+
 TEST_F(Faults, SpinningReadHandsOverToASleepingReadAndSeesAKill) {
     redkit::connection c(options());
     // a reply later than the polling: the read polls for 200 us, then sleeps until it comes

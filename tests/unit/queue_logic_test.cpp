@@ -77,3 +77,79 @@ TEST(QueueRecord, FieldsOfAJobHashAreReadWhateverTheirOrder) {
     EXPECT_EQ(r.keep_completed_count, 0);
     EXPECT_EQ(r.keep_failed_count, -1);  // absent: keep all
 }
+
+// The keeper's clock (queue/detail/keeper.hpp): when a worker renews leases, checks for stalled
+// jobs and how long it may sleep, driven by hand through time.
+TEST(QueueKeeperTiming, TheStalledCheckRunsAtOnceThenOncePerInterval) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::time_point() + 1000h;
+    redkit::detail::keeper_timing k(500ms, 2000ms, t0);
+    k.observe(t0, false, false, false);
+    EXPECT_TRUE(k.take_check());
+    EXPECT_FALSE(k.take_check());  // booked an interval on, whether or not the check succeeds
+    k.observe(t0 + 1999ms, false, false, false);
+    EXPECT_FALSE(k.take_check());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 2000ms);
+    k.observe(t0 + 2000ms, false, false, false);
+    EXPECT_TRUE(k.take_check());
+    // a late look books the next check an interval after it, not after the missed time
+    k.observe(t0 + 9000ms, false, false, false);
+    EXPECT_TRUE(k.take_check());
+    k.observe(t0 + 10000ms, false, false, false);
+    EXPECT_FALSE(k.take_check());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 11000ms);
+    // closing: no more checks, and they no longer bound the sleep
+    k.observe(t0 + 20000ms, false, true, false);
+    EXPECT_FALSE(k.take_check());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 20000ms + 1h);
+}
+
+TEST(QueueKeeperTiming, LeasesAreRenewedAnIntervalAfterTheKeeperFirstSeesThemAndThenEveryInterval) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::time_point() + 1000h;
+    redkit::detail::keeper_timing k(500ms, 60000ms, t0);
+    k.observe(t0, false, false, false);
+    ASSERT_TRUE(k.take_check());
+    // nothing held: nothing to renew, and renewals do not bound the sleep
+    k.observe(t0 + 3000ms, false, false, false);
+    EXPECT_FALSE(k.renew_due());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 60000ms);
+    // the first lease, long after the last renewal was booked: fresh, due an interval on
+    k.observe(t0 + 4000ms, true, false, false);
+    EXPECT_FALSE(k.renew_due());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 4500ms);
+    k.observe(t0 + 4499ms, true, false, false);
+    EXPECT_FALSE(k.renew_due());
+    k.observe(t0 + 4500ms, true, false, false);
+    EXPECT_TRUE(k.renew_due());
+    // a failed renewal stays due
+    k.observe(t0 + 4550ms, true, false, false);
+    EXPECT_TRUE(k.renew_due());
+    k.renewed(t0 + 4550ms);
+    EXPECT_FALSE(k.renew_due());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 5050ms);
+    // a delayed job due sooner bounds the sleep
+    EXPECT_EQ(k.wake_at(t0 + 4700ms), t0 + 4700ms);
+    // close() gave up on the running jobs: no renewal, however late
+    k.observe(t0 + 9000ms, true, true, true);
+    EXPECT_FALSE(k.renew_due());
+    EXPECT_EQ(k.wake_at(clock::time_point::max()), t0 + 9000ms + 1h);
+}
+
+TEST(QueueKeeperTiming, LeasesHeldAgainAfterAGapAreFreshAgain) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::time_point() + 1000h;
+    redkit::detail::keeper_timing k(1000ms, 60000ms, t0);
+    k.observe(t0, true, false, false);
+    EXPECT_FALSE(k.renew_due());
+    k.observe(t0 + 1000ms, true, false, false);
+    EXPECT_TRUE(k.renew_due());
+    k.renewed(t0 + 1000ms);
+    k.observe(t0 + 1200ms, false, false, false);  // every job finished
+    k.observe(t0 + 5000ms, true, false, false);   // a new one: its lease is 0 ms old
+    EXPECT_FALSE(k.renew_due());
+    k.observe(t0 + 5999ms, true, false, false);
+    EXPECT_FALSE(k.renew_due());
+    k.observe(t0 + 6000ms, true, false, false);
+    EXPECT_TRUE(k.renew_due());
+}

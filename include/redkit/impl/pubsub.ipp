@@ -32,7 +32,8 @@ REDKIT_DECL long long publisher::publish_sharded_raw(std::string_view channel, s
 REDKIT_DECL subscriber::subscriber(client c, subscriber_options options)
     : client_(std::move(c)),
       options_(std::move(options)),
-      backoff_(options_.reconnect_backoff, options_.reconnect_backoff_max) {
+      backoff_(options_.reconnect_backoff, options_.reconnect_backoff_max),
+      conn_(client_) {
     if (options_.reconnect_backoff.count() <= 0) {
         throw std::invalid_argument("redkit: subscriber_options.reconnect_backoff must be positive");
     }
@@ -104,7 +105,7 @@ REDKIT_DECL void subscriber::run() {
     bool connected_before = false;
     for (;;) {
         if (stop_requested_.load()) return;
-        std::unique_ptr<connection> conn;
+        connection* conn = nullptr;
         try {
             // on a cluster, shard channels live on the owner of their slot: connect there
             std::string anchor;
@@ -113,7 +114,8 @@ REDKIT_DECL void subscriber::run() {
                 if (!handlers_[kind_shard].empty()) anchor = handlers_[kind_shard].begin()->first;
                 anchor_slot_ = anchor.empty() ? -1 : key_slot(anchor);
             }
-            conn = std::make_unique<connection>(anchor.empty() ? client_.dedicated() : client_.dedicated(anchor));
+            conn_.set_anchor(std::move(anchor));
+            conn = &conn_.get();
         } catch (const error& e) {
             report(e);
             pause();
@@ -130,6 +132,7 @@ REDKIT_DECL void subscriber::run() {
         } catch (const error& e) {
             report(e);  // the connection failed (or a PING went unanswered): reconnect
         }
+        conn_.close();  // a session ends for good: subscribing again starts on a new connection
         if (stopped) return;
         connected_before = true;
         {

@@ -68,7 +68,8 @@ REDKIT_DECL stream_reader::stream_reader(client c, std::string key, std::string 
       name_(std::move(name)),
       dead_key_(dead_letter_key(key_)),
       handle_(std::move(handle)),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      blocking_(client_, key_) {
     if (key_.empty()) throw std::invalid_argument("redkit: stream_consumer: key must not be empty");
     if (group_.empty()) throw std::invalid_argument("redkit: stream_consumer: group must not be empty");
     if (name_.empty()) throw std::invalid_argument("redkit: stream_consumer: consumer name must not be empty");
@@ -121,34 +122,9 @@ REDKIT_DECL std::size_t stream_reader::handle_all(const reply& entries) {
 }
 
 REDKIT_DECL std::optional<reply> stream_reader::blocking_read() {
-    if (!blocking_ || blocking_->broken()) {
-        blocking_.reset();
-        blocking_ = std::make_unique<connection>(client_.dedicated(key_));
-    }
-    try {
-        blocking_->send("XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch, "BLOCK", options_.block.count(),
-                        "STREAMS", key_, ">");
-        const auto limit = options_.block + client_.options().command_timeout + std::chrono::milliseconds(1000);
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        for (;;) {
-            const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            std::optional<reply> got;
-            const wait_status w = blocking_->wait_reply(wake_, left, [&](reply_view r) { got.emplace(r); });
-            if (w == wait_status::reply) return got;
-            if (w == wait_status::timeout) {
-                throw error(errc::timeout, "redkit: XREADGROUP " + key_ + ": no reply within " +
-                                               std::to_string(limit.count()) + " ms");
-            }
-            if (stopping_.load()) {
-                blocking_.reset();  // closing the socket ends the blocked command on the server
-                return std::nullopt;
-            }
-        }
-    } catch (...) {
-        blocking_.reset();  // its reply is lost or in doubt: never reuse it
-        throw;
-    }
+    // woken: stop() asked; closing the socket ends the blocked command on the server
+    return blocking_.blocking(wake_, options_.block, "XREADGROUP", "GROUP", group_, name_, "COUNT", options_.batch,
+                              "BLOCK", options_.block.count(), "STREAMS", key_, ">");
 }
 
 REDKIT_DECL std::size_t stream_reader::poll_once() {

@@ -13,7 +13,7 @@
 
 #include <redkit/client.hpp>
 #include <redkit/config.hpp>
-#include <redkit/connection.hpp>
+#include <redkit/dedicated_connection.hpp>
 #include <redkit/detail/epoch.hpp>
 #include <redkit/queue/types.hpp>
 
@@ -74,7 +74,7 @@ public:
 private:
     client redis_;
     std::string key_;
-    std::optional<connection> blocking_;
+    std::optional<dedicated_connection> blocking_;  // for blocking reads, made on the first
 };
 
 }  // namespace v0

@@ -5,10 +5,12 @@
 
 #include <redkit/client.hpp>
 #include <redkit/connection.hpp>
+#include <redkit/dedicated_connection.hpp>
 #include <redkit/detail/backoff.hpp>
 #include <redkit/detail/exception_text.hpp>
 #include <redkit/detail/random.hpp>
 #include <redkit/error.hpp>
+#include <redkit/queue/detail/keeper.hpp>
 #include <redkit/queue/detail/lua.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/detail/reply_timing.hpp>
@@ -26,7 +28,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <cstdio>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -137,12 +138,12 @@ public:
 
     /// Jobs leased by this worker and not yet recorded as finished.
     std::size_t running() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return held_.size();
+        std::lock_guard<std::mutex> lock(shared_.mutex);
+        return shared_.held.size();
     }
 
     /// Whether close() was called (or the destructor began): the worker takes no more jobs.
-    bool closing() const noexcept { return closing_->load(); }
+    bool closing() const noexcept { return shared_.closing->load(); }
 
 private:
     using clock = std::chrono::steady_clock;
@@ -174,15 +175,7 @@ private:
     outcome run_one(std::unique_ptr<job<T>> j);
     move_result exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm, bool alone);
     void notify_outcomes(const move_result& r, std::vector<outcome>& sent);
-    void keeper_loop();
-    void renew();
-    void check_stalled();
     void advance_scheduler(const job<T>& j);
-    void repair_schedulers();
-    void refresh_marker();
-    void start_block();
-    bool read_block(reply_view r);
-    void drop_block(bool look_again);
     void report(const error& e) noexcept;
     template <class F, class... A>
     void call(const char* name, const F& f, A&&... a) noexcept;
@@ -193,36 +186,18 @@ private:
     std::chrono::milliseconds renew_interval_;
     std::string worker_id_;
 
-    mutable std::mutex mutex_;
-    std::condition_variable jobs_cv_;            // handler threads: jobs ready, the connection free, closing
-    std::condition_variable done_cv_;            // close(): the keeper ended
+    mutable detail::worker_shared shared_;       // with the keeper; ready_ and pending_ are under its mutex too
     std::deque<std::unique_ptr<job<T>>> ready_;  // leased, not started yet
     std::vector<outcome> pending_;               // finished, not recorded yet
-    std::unordered_map<std::string, std::shared_ptr<detail::job_lease>> held_;  // leased, by stored id
-    std::size_t idle_ = 0;                                                      // handler threads waiting in next()
-    std::size_t live_ = 0;                                                      // handler threads alive
-    bool busy_ = false;                // an exchange is in flight on cmd_ (only its leader touches cmd_)
-    bool fetch_ = true;                // jobs may be ready
-    unsigned long long wake_gen_ = 0;  // bumped when the keeper learns jobs may be ready
-    bool rearm_ = true;                // a marker was (or may have been) popped for us: a full take resets it
-    bool blocking_ = false;            // the keeper has a BZPOPMIN pending
-    clock::time_point delayed_at_ = clock::time_point::max();  // fetch then: a delayed job falls due
+    bool busy_ = false;                          // an exchange is in flight on cmd_ (only its leader touches cmd_)
     unsigned long long seq_ = 0;
     detail::reply_timing reply_timing_;                                                             // the leader's
     detail::backoff lead_backoff_{std::chrono::milliseconds(50), std::chrono::milliseconds(2000)};  // the leader's
-    bool abandoned_ = false;  // close() timed out: stop renewing
-    bool keeper_done_ = false;
-    // shared with the jobs' leases: job::closing() stays valid if a job outlives the worker
-    std::shared_ptr<std::atomic<bool>> closing_ = std::make_shared<std::atomic<bool>>(false);
+    std::optional<dedicated_connection> cmd_;                                                       // the leader's
+    std::optional<detail::queue_keeper> keeper_;
 
-    std::optional<connection> cmd_;    // the leader's
-    std::optional<connection> block_;  // the keeper's
-    clock::time_point block_deadline_{};
-    bool block_pending_ = false;  // the keeper's view of blocking_
-
-    waker waker_;  // wakes the keeper
     std::vector<std::thread> handlers_;
-    std::thread keeper_;
+    std::thread keeper_thread_;
 };
 
 // ---- implementation ----
@@ -262,19 +237,33 @@ worker<T>::worker(const queue<T>& q, Handler handler, worker_options<T> options)
     renew_interval_ = o.lease_renew_interval.count() > 0 ? o.lease_renew_interval : o.lease_duration / 2;
 
     worker_id_ = detail::random_hex(8);
+    cmd_.emplace(core_->redis, core_->key(detail::queue_key::marker));
+    detail::queue_keeper::settings k;
+    k.lease_duration = o.lease_duration;
+    k.renew_interval = renew_interval_;
+    k.stalled_interval = o.stalled_interval;
+    k.max_stalled_count = o.max_stalled_count;
+    k.block_timeout = o.block_timeout;
+    k.worker_id = worker_id_;
+    k.on_error = o.on_error;
+    k.on_stalled = o.on_stalled;
+    keeper_.emplace(core_, shared_, std::move(k));
 
     handlers_.reserve(o.concurrency);
-    live_ = o.concurrency;
+    shared_.live = o.concurrency;
     try {
         for (std::size_t i = 0; i < o.concurrency; ++i) handlers_.emplace_back([this] { handler_loop(); });
-        keeper_ = std::thread([this] { keeper_loop(); });
+        keeper_thread_ = std::thread([this] {
+            current_worker() = this;
+            keeper_->run();
+        });
     } catch (...) {
         {
-            std::lock_guard<std::mutex> lock(mutex_);
-            *closing_ = true;
-            live_ -= o.concurrency - handlers_.size();
+            std::lock_guard<std::mutex> lock(shared_.mutex);
+            *shared_.closing = true;
+            shared_.live -= o.concurrency - handlers_.size();
         }
-        jobs_cv_.notify_all();
+        shared_.jobs_cv.notify_all();
         for (auto& t : handlers_) t.join();
         throw;
     }
@@ -286,26 +275,26 @@ worker<T>::~worker() {
     for (auto& t : handlers_) {
         if (t.joinable()) t.join();
     }
-    if (keeper_.joinable()) keeper_.join();
+    if (keeper_thread_.joinable()) keeper_thread_.join();
 }
 
 template <class T>
 bool worker<T>::close(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    *closing_ = true;
-    jobs_cv_.notify_all();
-    waker_.notify();
+    std::unique_lock<std::mutex> lock(shared_.mutex);
+    *shared_.closing = true;
+    shared_.jobs_cv.notify_all();
+    shared_.wake_keeper.notify();
     if (current_worker() == this) return false;
-    if (done_cv_.wait_for(lock, timeout, [&] { return keeper_done_; })) return true;
-    abandoned_ = true;
-    jobs_cv_.notify_all();
-    waker_.notify();
+    if (shared_.done_cv.wait_for(lock, timeout, [&] { return shared_.keeper_done; })) return true;
+    shared_.abandoned = true;
+    shared_.jobs_cv.notify_all();
+    shared_.wake_keeper.notify();
     return false;
 }
 
 template <class T>
 void worker<T>::report(const error& e) noexcept {
-    detail::report_to(options_.on_error, core_->redis, e);
+    keeper_->report(e);
 }
 
 template <class T>
@@ -333,30 +322,30 @@ void worker<T>::handler_loop() {
 // is closing and nothing of this worker is left to record.
 template <class T>
 std::unique_ptr<job<T>> worker<T>::next(std::optional<outcome>& done) {
-    std::unique_lock<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(shared_.mutex);
     if (done) {
         pending_.push_back(std::move(*done));
         done.reset();
     }
-    ++idle_;
+    ++shared_.idle;
     for (;;) {
         if (!ready_.empty()) {
             std::unique_ptr<job<T>> j = std::move(ready_.front());
             ready_.pop_front();
-            --idle_;
+            --shared_.idle;
             return j;
         }
-        const bool closing = *closing_;
-        if (!busy_ && (!pending_.empty() || (fetch_ && !closing))) {
+        const bool closing = *shared_.closing;
+        if (!busy_ && (!pending_.empty() || (shared_.fetch && !closing))) {
             lead(lock);
             continue;
         }
         if (closing && !busy_ && pending_.empty()) {
-            --idle_;
-            if (--live_ == 0) waker_.notify();
+            --shared_.idle;
+            if (--shared_.live == 0) shared_.wake_keeper.notify();
             return nullptr;
         }
-        jobs_cv_.wait(lock);
+        shared_.jobs_cv.wait(lock);
     }
 }
 
@@ -365,13 +354,13 @@ std::unique_ptr<job<T>> worker<T>::next(std::optional<outcome>& done) {
 template <class T>
 void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     busy_ = true;
-    const unsigned long long gen = wake_gen_;
+    const unsigned long long gen = shared_.wake_gen;
     std::vector<outcome> sending = std::move(pending_);
     pending_.clear();
-    const std::size_t want = *closing_ ? 0 : idle_;  // ready_ is empty: every idle thread needs a job
-    const bool rearm = rearm_ && want > 0;
-    if (rearm) rearm_ = false;
-    const bool alone = idle_ == live_;  // no other thread is running a job (and needs the CPU)
+    const std::size_t want = *shared_.closing ? 0 : shared_.idle;  // ready_ is empty: every idle thread needs a job
+    const bool rearm = shared_.rearm && want > 0;
+    if (rearm) shared_.rearm = false;
+    const bool alone = shared_.idle == shared_.live;  // no other thread is running a job (and needs the CPU)
     lock.unlock();
     move_result r;
     bool ok = false;
@@ -385,56 +374,57 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     }
     lock.lock();
     if (!ok) {
-        rearm_ = rearm_ || rearm;
-        if (!abandoned_) {
+        shared_.rearm = shared_.rearm || rearm;
+        if (!shared_.abandoned) {
             // the outcomes go again (the script recognises a resend); back off holding busy_
             for (auto& o : pending_) sending.push_back(std::move(o));
             pending_ = std::move(sending);
             // cut short by close() once (then outcomes are retried until close gives up)
-            const bool was_closing = *closing_;
-            jobs_cv_.wait_for(lock, lead_backoff_.next(), [&] { return abandoned_ || (*closing_ && !was_closing); });
+            const bool was_closing = *shared_.closing;
+            shared_.jobs_cv.wait_for(lock, lead_backoff_.next(),
+                                     [&] { return shared_.abandoned || (*shared_.closing && !was_closing); });
         }
         busy_ = false;
-        jobs_cv_.notify_all();  // rare: let any thread try (or leave, when closing)
+        shared_.jobs_cv.notify_all();  // rare: let any thread try (or leave, when closing)
         return;
     }
     lead_backoff_.reset();
     busy_ = false;
     // the keeper renews leases only while it knows it holds some: the first one wakes it (with
     // every thread busy nothing else may wake it before the next stalled-job check)
-    const bool first_lease = held_.empty() && !r.jobs.empty();
+    const bool first_lease = shared_.held.empty() && !r.jobs.empty();
     for (auto& j : r.jobs) {
-        held_[j->record().id] = j->lease();
+        shared_.held[j->record().id] = j->lease();
         ready_.push_back(std::move(j));
     }
     for (const auto& o : sending) {
         // only this lease: the job may have been recovered and leased to this worker again
-        const auto it = held_.find(o.item->record().id);
-        if (it != held_.end() && it->second->lease == o.item->record().lease) held_.erase(it);
+        const auto it = shared_.held.find(o.item->record().id);
+        if (it != shared_.held.end() && it->second->lease == o.item->record().lease) shared_.held.erase(it);
     }
     if (want > 0) {
         // a marker the keeper popped while this exchange ran may announce jobs it did not see
         // limited: nothing may start before next_delay, whatever a marker announced meanwhile;
         // the take after it sets the marker again for the other workers
-        fetch_ = !r.limited && (r.jobs.size() == want || wake_gen_ != gen);
-        if (r.limited) rearm_ = true;
-        bool wake_keeper = !fetch_ && !blocking_;  // nothing left: the keeper blocks on the server
-        if (!fetch_ && r.next_delay >= 0) {
+        shared_.fetch = !r.limited && (r.jobs.size() == want || shared_.wake_gen != gen);
+        if (r.limited) shared_.rearm = true;
+        bool wake_keeper = !shared_.fetch && !shared_.blocking;  // nothing left: the keeper blocks on the server
+        if (!shared_.fetch && r.next_delay >= 0) {
             const auto at = clock::now() + std::chrono::milliseconds(r.next_delay);
-            if (at < delayed_at_) {
-                delayed_at_ = at;
+            if (at < shared_.delayed_at) {
+                shared_.delayed_at = at;
                 wake_keeper = true;
             }
         }
-        if (wake_keeper || first_lease) waker_.notify();
+        if (wake_keeper || first_lease) shared_.wake_keeper.notify();
     }
     // wake the others when there is something for them: jobs (one wake-up for all is cheaper
     // than a chain of single ones), outcomes to send, a fetch to lead, or (closing) the end of
     // this exchange they wait for to leave
-    const bool wake = !ready_.empty() || !pending_.empty() || *closing_ || (fetch_ && idle_ > 1);
+    const bool wake = !ready_.empty() || !pending_.empty() || *shared_.closing || (shared_.fetch && shared_.idle > 1);
     if (wake || !sending.empty()) {
         lock.unlock();  // notify unlocked: the woken threads need the mutex at once
-        if (wake) jobs_cv_.notify_all();
+        if (wake) shared_.jobs_cv.notify_all();
         if (!sending.empty()) notify_outcomes(r, sending);
         lock.lock();
     }
@@ -489,10 +479,7 @@ template <class T>
 typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm,
                                                     bool alone) {
     // only the leader (busy_) gets here, so cmd_ and seq_ are its own
-    if (!cmd_ || cmd_->broken()) {
-        cmd_.reset();
-        cmd_.emplace(core_->redis.dedicated(core_->key(detail::queue_key::marker)));
-    }
+    connection& cmd = cmd_->get();
     const std::string token = worker_id_ + "-" + std::to_string(++seq_);
     std::vector<std::string> args;
     args.reserve(5 + sending.size() * 10);
@@ -519,9 +506,9 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         args.push_back(std::to_string(rec.processed));
     }
     const bool poll = alone && options_.reply_spin.count() > 0 && reply_timing_.poll_next(seq_);
-    cmd_->set_read_spin(poll ? options_.reply_spin : std::chrono::microseconds(0));
+    cmd.set_read_spin(poll ? options_.reply_spin : std::chrono::microseconds(0));
     const auto sent = clock::now();
-    detail::move_reply m = cmd_->eval<detail::move_reply>(detail::move_script(), core_->keys, args);
+    detail::move_reply m = cmd.eval<detail::move_reply>(detail::move_script(), core_->keys, args);
     reply_timing_.record(poll, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent));
     move_result out;
     out.codes = std::move(m.codes);
@@ -537,7 +524,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         auto lease = std::make_shared<detail::job_lease>();
         lease->core = core_;
         lease->lease = lease_text;
-        lease->closing = closing_;
+        lease->closing = shared_.closing;
         out.jobs.push_back(std::unique_ptr<job<T>>(new job<T>(std::move(rec), std::move(lease), false)));
     }
     return out;
@@ -581,38 +568,6 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
     }
 }
 
-template <class T>
-void worker<T>::renew() {
-    std::vector<std::string> args{core_->job_prefix, std::to_string(options_.lease_duration.count())};
-    std::vector<std::shared_ptr<detail::job_lease>> leases;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        args.reserve(2 + held_.size() * 2);
-        for (const auto& [id, lease] : held_) {
-            if (lease->lost) continue;
-            args.push_back(id);
-            args.push_back(lease->lease);
-            leases.push_back(lease);
-        }
-    }
-    if (leases.empty()) return;
-    const auto renewed = core_->redis.template eval<std::vector<long long>>(
-        idempotent, detail::queue_script<detail::queue_lua::renew>(), core_->keys, args);
-    for (std::size_t i = 0; i < renewed.size() && i < leases.size(); ++i) {
-        if (renewed[i] == 0) leases[i]->lost = true;
-    }
-}
-
-template <class T>
-void worker<T>::check_stalled() {
-    const std::vector<std::string> args{core_->job_prefix, std::to_string(options_.stalled_interval.count()),
-                                        std::to_string(options_.max_stalled_count), "1000"};
-    const auto r = core_->redis.template eval<std::vector<std::vector<std::string>>>(
-        idempotent, detail::extras_script<detail::queue_lua::stalled>(), core_->keys, args);
-    const stalled_jobs s = detail::parse_stalled(r);
-    if (!s.recovered.empty() || !s.failed.empty()) call("on_stalled", options_.on_stalled, s);
-}
-
 // Moves the job's scheduler on to its next tick (making that tick's job) before the handler
 // runs: a scheduler's ticks go on while its jobs run, however long they take. Failures are
 // reported, and repaired by the keeper's periodic look (repair_schedulers).
@@ -629,179 +584,6 @@ void worker<T>::advance_scheduler(const job<T>& j) {
     } catch (const std::exception& e) {
         report(error(errc::invalid_state, core_->what() + "scheduler of job " + j.id() + ": " + e.what()));
     }
-}
-
-// Schedulers whose current tick's job finished without them being moved on (the taker's
-// advance_scheduler failed): moved on now. Every stalled_interval, in each worker: one script that
-// only reads unless a scheduler is stuck (moving one on is guarded, so two workers cannot both).
-template <class T>
-void worker<T>::repair_schedulers() {
-    const auto r =
-        core_->redis.template eval<reply>(idempotent, detail::extras_script<detail::queue_lua::scheduler_stuck>(),
-                                          core_->keys, std::vector<std::string>{core_->job_prefix, "1000"});
-    if (r.size() != 2) return;
-    const long long now = r[0].integer();
-    const reply& stuck = r[1];
-    for (std::size_t i = 0; i + 1 < stuck.size(); i += 2) {
-        const reply& f = stuck[i + 1];
-        detail::advance_scheduler(*core_, stuck[i].text(), f, detail::job_field_int(f[1].text()), now);
-    }
-}
-
-// Gives back a marker the keeper popped when no thread was idle to use it: an exchange with
-// want = 0 sets it again if jobs are ready.
-template <class T>
-void worker<T>::refresh_marker() {
-    const std::vector<std::string> args{core_->job_prefix, worker_id_ + "-refresh", "1", "0", "0", "0"};
-    (void)core_->redis.template eval<reply>(idempotent, detail::move_script(), core_->keys, args);
-}
-
-template <class T>
-void worker<T>::start_block() {
-    if (!block_ || block_->broken()) {
-        block_.reset();
-        block_.emplace(core_->redis.dedicated(core_->key(detail::queue_key::marker)));
-        const auto grace = std::max(core_->redis.options().command_timeout, std::chrono::milliseconds(1000));
-        block_->set_timeout(options_.block_timeout + grace);
-    }
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(options_.block_timeout.count()) / 1000.0);
-    block_->send("BZPOPMIN", core_->key(detail::queue_key::marker), std::string_view(seconds));
-    block_deadline_ = clock::now() + options_.block_timeout +
-                      std::max(core_->redis.options().command_timeout, std::chrono::milliseconds(1000));
-    block_pending_ = true;
-    std::lock_guard<std::mutex> lock(mutex_);
-    blocking_ = true;
-}
-
-// Forgets the blocking connection (a pending BZPOPMIN ends when the server sees it close).
-template <class T>
-void worker<T>::drop_block(bool look_again) {
-    block_.reset();
-    block_pending_ = false;
-    std::lock_guard<std::mutex> lock(mutex_);
-    blocking_ = false;
-    if (look_again) {
-        fetch_ = true;
-        ++wake_gen_;
-        rearm_ = true;  // the BZPOPMIN may have popped the marker unseen
-        jobs_cv_.notify_one();
-    }
-}
-
-// Takes the BZPOPMIN reply; true when it popped the marker (false: it timed out).
-template <class T>
-bool worker<T>::read_block(reply_view r) {
-    block_pending_ = false;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        blocking_ = false;
-    }
-    if (r.is_error()) r.mismatch("BZPOPMIN");  // throws server_error naming the marker key
-    return !r.is_nil();
-}
-
-template <class T>
-void worker<T>::keeper_loop() {
-    current_worker() = this;
-    auto next_renew = clock::now() + renew_interval_;
-    auto next_stall = clock::now();
-    bool held_before = false;
-    detail::backoff pause(std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
-    for (;;) {
-        bool closing = false, abandoned = false, block = false, holding = false;
-        auto delayed_at = clock::time_point::max();
-        const auto now = clock::now();
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            closing = *closing_;
-            abandoned = abandoned_;
-            if (closing && live_ == 0) break;
-            if (now >= delayed_at_) {
-                // a delayed job fell due: an idle thread fetches it (promoting it first)
-                delayed_at_ = clock::time_point::max();
-                fetch_ = true;
-                ++wake_gen_;
-                jobs_cv_.notify_one();
-            }
-            delayed_at = delayed_at_;
-            holding = !held_.empty();
-            // leases taken since the last look are fresh: the first renewal is due an interval on
-            if (holding && !held_before) next_renew = std::max(next_renew, now + renew_interval_);
-            held_before = holding;
-            block = !closing && !fetch_ && idle_ > 0 && !blocking_;
-        }
-        try {
-            if (closing && block_pending_) {
-                // abandon the BZPOPMIN (the server unblocks a closed client) and give back a
-                // marker it may have popped meanwhile
-                drop_block(false);
-                refresh_marker();
-            }
-            if (!abandoned && holding && now >= next_renew) {
-                renew();
-                next_renew = now + renew_interval_;
-            }
-            if (!closing && now >= next_stall) {
-                next_stall = now + options_.stalled_interval;
-                check_stalled();
-                repair_schedulers();
-            }
-            if (block && !block_pending_) start_block();
-            pause.reset();
-        } catch (const std::exception& e) {
-            const auto* re = dynamic_cast<const error*>(&e);
-            report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
-            if (block_ && block_->broken()) drop_block(true);  // whatever happened meanwhile, look again
-            waker_.sleep_for(pause.next());                    // cut short by close
-            continue;
-        }
-
-        auto until = now + std::chrono::hours(1);
-        if (!abandoned && holding) until = std::min(until, next_renew);
-        if (!closing) until = std::min(until, next_stall);
-        until = std::min(until, delayed_at);
-        if (block_pending_) until = std::min(until, block_deadline_);
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now()) + std::chrono::milliseconds(1);
-        try {
-            bool popped = false;
-            wait_status w = wait_status::timeout;
-            if (block_pending_) {
-                w = block_->wait_reply(waker_, left, [&](reply_view r) { popped = read_block(r); });
-            } else if (waker_.sleep_for(left)) {
-                w = wait_status::woken;
-            }
-            if (w == wait_status::reply) {
-                const bool marker = popped;
-                bool give_back = false;
-                {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    fetch_ = true;  // a marker, or a block timeout: look (this also catches what others missed)
-                    ++wake_gen_;
-                    if (idle_ > 0) {
-                        rearm_ = rearm_ || marker;
-                        jobs_cv_.notify_one();
-                    } else {
-                        give_back = marker;
-                    }
-                }
-                if (give_back) refresh_marker();
-            } else if (block_pending_ && clock::now() >= block_deadline_) {
-                drop_block(true);
-                throw error(errc::timeout, core_->what() + "BZPOPMIN got no reply within its timeout; reconnecting");
-            }
-        } catch (const std::exception& e) {
-            const auto* re = dynamic_cast<const error*>(&e);
-            report(re ? *re : error(errc::invalid_state, core_->what() + e.what()));
-            drop_block(true);
-            waker_.sleep_for(pause.next());
-        }
-    }
-    drop_block(false);
-    std::lock_guard<std::mutex> lock(mutex_);
-    keeper_done_ = true;
-    done_cv_.notify_all();
 }
 
 }  // namespace v0

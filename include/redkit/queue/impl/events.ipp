@@ -3,7 +3,7 @@
 #pragma once
 
 #include <redkit/client.hpp>
-#include <redkit/connection.hpp>
+#include <redkit/dedicated_connection.hpp>
 #include <redkit/detail/epoch.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
@@ -39,17 +39,8 @@ REDKIT_DECL std::vector<queue_event> queue_events::read(std::string_view after, 
     if (block.count() == 0) {
         r = redis_.command<reply>(idempotent, "XREAD", "COUNT", count, "STREAMS", key_, after);
     } else {
-        if (!blocking_ || blocking_->broken()) {
-            blocking_.reset();
-            blocking_.emplace(redis_.dedicated(key_));
-        }
-        blocking_->set_timeout(block + std::max(redis_.options().command_timeout, std::chrono::milliseconds(1000)));
-        try {
-            r = blocking_->command<reply>("XREAD", "COUNT", count, "BLOCK", block.count(), "STREAMS", key_, after);
-        } catch (...) {
-            blocking_.reset();
-            throw;
-        }
+        if (!blocking_) blocking_.emplace(redis_, key_);
+        r = blocking_->blocking(block, "XREAD", "COUNT", count, "BLOCK", block.count(), "STREAMS", key_, after);
     }
     // command<reply> hands error replies back as values: an id XREAD refuses, a key of
     // another type or a user without +xread must not read as "no events"
