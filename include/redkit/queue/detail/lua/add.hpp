@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The queue's Lua that adds jobs: add (jobs of one queue) and add_flow (a tree of jobs over one or
 // more queues, parents waiting for their children).
-// queue/detail/lua.hpp describes the keys and fields they use.
+// queue/detail/model.hpp describes the keys and fields they use.
 #pragma once
 
 #include <string_view>

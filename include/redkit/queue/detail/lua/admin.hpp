@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The queue's Lua that changes a queue as a whole or moves jobs by hand: pause, retry, remove,
 // drain, obliterate, clean, events (the event stream on or off) and limit (the rate limit).
-// queue/detail/lua.hpp describes the keys and fields they use.
+// queue/detail/model.hpp describes the keys and fields they use.
 #pragma once
 
 #include <string_view>

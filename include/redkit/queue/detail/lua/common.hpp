@@ -4,7 +4,7 @@
 // the prelude (every script: KEYS names, the clock, waking workers, putting jobs in line,
 // retention), the extras (the keys outside KEYS for the rate limit, schedulers and events, and
 // the helpers that make jobs) and the flow helpers (a flow's child that finishes tells its parent).
-// queue/detail/lua.hpp describes the keys and fields they use.
+// queue/detail/model.hpp describes the keys and fields they use.
 #pragma once
 
 #include <string_view>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The queue's Lua that reads a queue or a job for its user and the tools (get, counts, list,
 // logs, metrics, limit_info), and log, which appends a line to a job's log.
-// queue/detail/lua.hpp describes the keys and fields they use.
+// queue/detail/model.hpp describes the keys and fields they use.
 #pragma once
 
 #include <string_view>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The queue's Lua for job schedulers: upsert, next (a tick's job started: make the next tick's
 // job), remove, list, and stuck (schedulers that no worker will move on).
-// queue/detail/lua.hpp describes the keys and fields they use.
+// queue/detail/model.hpp describes the keys and fields they use.
 #pragma once
 
 #include <string_view>

@@ -2,7 +2,7 @@
 // The queue's Lua for a job's run: the worker's take (move: records the outcomes of the jobs it
 // ran and leases the next ones, in one round trip), lease renewal, the stalled-job check, and the
 // progress an active job reports.
-// queue/detail/lua.hpp describes the keys and fields they use.
+// queue/detail/model.hpp describes the keys and fields they use.
 #pragma once
 
 #include <string_view>
