@@ -93,13 +93,13 @@ void add_rate_limit(context& ctx, std::vector<workload>& out) {
     };
     // High limits: every check is allowed for the whole run.
     const spec specs[] = {
-        {"rate_limit_fixed", redkit::detail::scripts::rate_limit_fixed_window,
+        {"rate_limit_fixed", redkit::detail::rate_limit_lua::fixed_window,
          redkit::rate_limiter::fixed_window(*st->one, "bench", 1LL << 40, std::chrono::hours(1), o), 3600000},
-        {"rate_limit_sliding", redkit::detail::scripts::rate_limit_sliding_window,
+        {"rate_limit_sliding", redkit::detail::rate_limit_lua::sliding_window,
          redkit::rate_limiter::sliding_window(*st->one, "bench", 100000000, std::chrono::hours(1), o), 3600000},
-        {"rate_limit_token_bucket", redkit::detail::scripts::rate_limit_token_bucket,
+        {"rate_limit_token_bucket", redkit::detail::rate_limit_lua::token_bucket,
          redkit::rate_limiter::token_bucket(*st->one, "bench", 1000000000, redkit::per_second(1000), o), 1000},
-        {"rate_limit_gcra", redkit::detail::scripts::rate_limit_gcra,
+        {"rate_limit_gcra", redkit::detail::rate_limit_lua::gcra,
          redkit::rate_limiter::gcra(*st->one, "bench", redkit::per_second(1000), 1000000000, o), 1000},
     };
     for (const spec& s : specs) {

@@ -104,10 +104,11 @@ void add_session(context& ctx, std::vector<workload>& out) {
     };
     st->token = st->store->create("user-1042", data);
 
-    redisReply* r = raw_command(st->raw, {"SCRIPT", "LOAD",
-                                          redkit::detail::static_script<redkit::detail::session_scripts::prelude,
-                                                                        redkit::detail::session_scripts::read>()
-                                              .source()});
+    redisReply* r = raw_command(
+        st->raw,
+        {"SCRIPT", "LOAD",
+         redkit::detail::static_script<redkit::detail::session_lua::prelude, redkit::detail::session_lua::read>()
+             .source()});
     const bool loaded = r->type == REDIS_REPLY_STRING;
     if (loaded) st->raw_sha.assign(r->str, r->len);
     freeReplyObject(r);

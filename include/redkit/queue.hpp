@@ -47,7 +47,7 @@
 //   lives only in the active zset (member "<id>:<lease>", score its deadline): taking a job
 //   writes nothing to its hash.
 // Custom job ids are escaped like key parts (escape_key_part) and must not be integers (those are
-// the generated ids). queue/detail/lua.hpp documents every key and field.
+// the generated ids). queue/detail/model.hpp documents every key and field.
 //
 // Thread safety: queue<T> is a cheap handle; every member may be called from any thread. A
 // worker's public members may be called from any thread (close() from its own threads only asks).

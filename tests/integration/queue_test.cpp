@@ -926,7 +926,7 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
 
     // the ghost's late completion is refused: the token no longer holds the job
     // move: prefix, token, lease ms, want 0, rearm 0, one outcome of 10 fields (see
-    // queue/detail/lua.hpp)
+    // queue/detail/lua/take.hpp)
     std::vector<std::string> args{core.job_prefix, "t2", "1000", "0", "0", "1"};
     for (const char* f : {"c", "null", "", "0", "1", "", "", "0"}) args.emplace_back(f);
     args.insert(args.begin() + 6, {added.id, ghost_lease});

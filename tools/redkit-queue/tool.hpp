@@ -3,6 +3,7 @@
 // queue names found by SCAN, a queue opened only when it exists, and text helpers.
 #pragma once
 
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/redkit.hpp>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,6 +21,7 @@ namespace redkit_queue {
 
 using json = nlohmann::json;
 using redkit::job_state;
+using redkit::detail::queue_key;
 
 // A usage problem: no such queue, job or state. Exit status 2.
 struct usage_error : std::runtime_error {
@@ -70,7 +73,8 @@ public:
     // Every queue with at least one key, by SCAN (never KEYS) of "<prefix:>queue:{*}:*".
     std::set<std::string> queue_names() {
         std::set<std::string> names;
-        const std::string head = keys_.prefix().empty() ? "queue:{" : keys_.prefix() + ":queue:{";
+        const std::string root = std::string(redkit::detail::queue_model::root) + ":{";
+        const std::string head = keys_.prefix().empty() ? root : keys_.prefix() + ":" + root;
         for (const auto& key : redis_.scan(redkit::escape_glob(head) + "*}:*", 1000)) {
             const auto close = key.find('}', head.size());
             if (key.compare(0, head.size(), head) != 0 || close == std::string::npos) continue;
@@ -88,13 +92,18 @@ public:
         if (name.empty()) throw usage_error("queue name must not be empty");
         redkit::queue<json> q(redis_, name, options());
         // one EXISTS for all of them (one hash tag, so one slot on a cluster too)
+        // (not the marker or the stalled-check timer: they come and go with workers)
+        namespace model = redkit::detail::queue_model;
         std::vector<std::string> exists{"EXISTS"};
-        for (const char* suffix : {"wait", "prioritized", "delayed", "active", "completed", "failed", "meta", "id",
-                                   "schedulers", "events", "waiting-children"}) {
-            exists.push_back(keys_.key("queue", redkit::hash_tag(name), suffix));
+        for (const auto k : {queue_key::wait, queue_key::prioritized, queue_key::delayed, queue_key::active,
+                             queue_key::completed, queue_key::failed, queue_key::meta, queue_key::id}) {
+            exists.push_back(keys_.key(model::root, redkit::hash_tag(name), model::suffix(k)));
+        }
+        for (const std::string_view suffix : {model::schedulers, model::events, model::waiting_children}) {
+            exists.push_back(keys_.key(model::root, redkit::hash_tag(name), suffix));
         }
         if (redis_.command<long long>(exists) == 0) {
-            throw usage_error("no queue '" + name + "' (no key " + keys_.key("queue", redkit::hash_tag(name), "*") +
+            throw usage_error("no queue '" + name + "' (no key " + keys_.key(model::root, redkit::hash_tag(name), "*") +
                               "); redkit-queue queues lists them");
         }
         return q;

@@ -37,12 +37,12 @@ struct rate_limit_reply {
 
 inline const script& rate_limit_script(rate_limiter::algorithm a) {
     switch (a) {
-        case rate_limiter::algorithm::fixed_window: return static_script<scripts::rate_limit_fixed_window>();
-        case rate_limiter::algorithm::sliding_window: return static_script<scripts::rate_limit_sliding_window>();
-        case rate_limiter::algorithm::token_bucket: return static_script<scripts::rate_limit_token_bucket>();
-        case rate_limiter::algorithm::gcra: return static_script<scripts::rate_limit_gcra>();
+        case rate_limiter::algorithm::fixed_window: return static_script<rate_limit_lua::fixed_window>();
+        case rate_limiter::algorithm::sliding_window: return static_script<rate_limit_lua::sliding_window>();
+        case rate_limiter::algorithm::token_bucket: return static_script<rate_limit_lua::token_bucket>();
+        case rate_limiter::algorithm::gcra: return static_script<rate_limit_lua::gcra>();
     }
-    return static_script<scripts::rate_limit_fixed_window>();
+    return static_script<rate_limit_lua::fixed_window>();
 }
 
 inline constexpr long long rate_limit_max = 1LL << 50;  // keeps every Lua value an exact integer

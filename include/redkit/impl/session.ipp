@@ -31,7 +31,7 @@ inline constexpr std::size_t session_token_length = 44;
 // The session script whose body is Body, after the shared prelude.
 template <const std::string_view& Body>
 const script& session_script() {
-    return static_script<session_scripts::prelude, Body>();
+    return static_script<session_lua::prelude, Body>();
 }
 
 // Every read re-checks that the stored user hashes to the token's bucket, so the same user's id
@@ -167,7 +167,7 @@ REDKIT_DECL std::string session_engine::create(std::string_view user_id, const s
         std::string token = make_session_token(bucket);
         const std::string hash = sha256_hex(token);
         const auto r = redis_.eval<std::vector<std::string>>(
-            session_script<session_scripts::create>(), {session_key(bucket, hash), index}, hash, user_id, id, json,
+            session_script<session_lua::create>(), {session_key(bucket, hash), index}, hash, user_id, id, json,
             options_.idle_timeout.count(), options_.absolute_timeout.count());
         if (!r.empty() && r[0] == "ok") return token;
     }
@@ -179,9 +179,9 @@ REDKIT_DECL std::optional<stored_session> session_engine::read(std::string_view 
     const auto t = parse(token);
     if (!t) return std::nullopt;
     // Reading (and sliding the idle timeout) converges when repeated: safe to retry.
-    auto r = redis_.eval<std::optional<std::vector<std::string>>>(idempotent, session_script<session_scripts::read>(),
-                                                                  {t->key}, index_prefix_, index_suffix(t->bucket),
-                                                                  t->hash, mode);
+    auto r =
+        redis_.eval<std::optional<std::vector<std::string>>>(idempotent, session_script<session_lua::read>(), {t->key},
+                                                             index_prefix_, index_suffix(t->bucket), t->hash, mode);
     if (!r) return std::nullopt;
     long long now = 0;
     if (r->size() < 2 || (*r)[0] != "ok" || !parse_ms((*r)[1], now)) {
@@ -195,7 +195,7 @@ REDKIT_DECL std::optional<stored_session> session_engine::update(std::string_vie
                                                                  std::uint64_t expected_version, bool& written) const {
     const auto t = parse(token);
     if (!t) return std::nullopt;
-    auto r = redis_.eval<std::optional<std::vector<std::string>>>(session_script<session_scripts::update>(), {t->key},
+    auto r = redis_.eval<std::optional<std::vector<std::string>>>(session_script<session_lua::update>(), {t->key},
                                                                   index_prefix_, index_suffix(t->bucket), t->hash,
                                                                   expected_version, json);
     if (!r) return std::nullopt;
@@ -214,7 +214,7 @@ REDKIT_DECL bool session_engine::revoke(std::string_view token) const {
     const auto t = parse(token);
     if (!t) return false;
     const auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        session_script<session_scripts::revoke>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash);
+        session_script<session_lua::revoke>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash);
     if (!r) return false;
     if (!r->empty() && (*r)[0] == "ok") return true;
     corrupt(t->key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
@@ -225,15 +225,15 @@ REDKIT_DECL bool session_engine::revoke_by_id(std::string_view user_id, std::str
     require_user(user_id, "revoke_by_id");
     if (session_id.empty()) return false;
     const std::string bucket = session_bucket(user_id);
-    return redis_.eval<long long>(session_script<session_scripts::revoke_by_id>(), {index_key(user_id, bucket)},
+    return redis_.eval<long long>(session_script<session_lua::revoke_by_id>(), {index_key(user_id, bucket)},
                                   session_prefix(bucket), session_id) == 1;
 }
 
 REDKIT_DECL std::size_t session_engine::revoke_all(std::string_view user_id) const {
     require_user(user_id, "revoke_all");
     const std::string bucket = session_bucket(user_id);
-    const long long n = redis_.eval<long long>(session_script<session_scripts::revoke_all>(),
-                                               {index_key(user_id, bucket)}, session_prefix(bucket));
+    const long long n = redis_.eval<long long>(session_script<session_lua::revoke_all>(), {index_key(user_id, bucket)},
+                                               session_prefix(bucket));
     return static_cast<std::size_t>(std::max(0LL, n));
 }
 
@@ -243,7 +243,7 @@ REDKIT_DECL void session_engine::list(std::string_view user_id,
     const std::string bucket = session_bucket(user_id);
     const std::string index = index_key(user_id, bucket);
     const std::string prefix = session_prefix(bucket);
-    auto r = redis_.eval<std::vector<std::string>>(session_script<session_scripts::list>(), {index}, prefix);
+    auto r = redis_.eval<std::vector<std::string>>(session_script<session_lua::list>(), {index}, prefix);
     long long now = 0;
     if (r.empty() || (r.size() - 1) % 9 != 0 || !parse_ms(r[0], now)) {
         throw error(errc::type_mismatch, "redkit: session list " + index + ": unexpected reply");
@@ -266,7 +266,7 @@ REDKIT_DECL std::optional<std::string> session_engine::rotate(std::string_view t
         std::string fresh = make_session_token(t->bucket);
         const std::string hash = sha256_hex(fresh);
         const auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-            session_script<session_scripts::rotate>(), {t->key, session_key(t->bucket, hash)}, index_prefix_,
+            session_script<session_lua::rotate>(), {t->key, session_key(t->bucket, hash)}, index_prefix_,
             index_suffix(t->bucket), t->hash, hash);
         if (!r) return std::nullopt;
         if (!r->empty() && (*r)[0] == "ok") return fresh;

@@ -9,6 +9,7 @@
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/detail/lua.hpp>
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/types.hpp>
 
@@ -194,7 +195,7 @@ private:
     const std::string& decode_error() const noexcept { return decode_error_; }
     const std::shared_ptr<detail::job_lease>& lease() const noexcept { return lease_; }
     // HGETALL of "<job key><suffix>" (a flow parent's children), in a handler only.
-    std::vector<std::string> children_hash(const char* suffix, const char* caller) const;
+    std::vector<std::string> children_hash(std::string_view suffix, const char* caller) const;
 
     detail::job_record record_;
     std::string id_;
@@ -223,7 +224,7 @@ bool job<T>::update_progress(const nlohmann::json& value) {
 }
 
 template <class T>
-std::vector<std::string> job<T>::children_hash(const char* suffix, const char* caller) const {
+std::vector<std::string> job<T>::children_hash(std::string_view suffix, const char* caller) const {
     if (!lease_ || !lease_->core) {
         throw error(errc::invalid_state, "redkit: job " + id_ + ": " + caller + " outside a worker's handler");
     }
@@ -232,12 +233,12 @@ std::vector<std::string> job<T>::children_hash(const char* suffix, const char* c
 
 template <class T>
 std::vector<child_value> job<T>::children_values() const {
-    return detail::read_child_values(children_hash(":results", "children_values"));
+    return detail::read_child_values(children_hash(detail::queue_model::results, "children_values"));
 }
 
 template <class T>
 std::vector<ignored_child> job<T>::ignored_failures() const {
-    return detail::read_ignored_children(children_hash(":ignored", "ignored_failures"));
+    return detail::read_ignored_children(children_hash(detail::queue_model::ignored, "ignored_failures"));
 }
 
 template <class T>

@@ -8,6 +8,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/config.hpp>
 #include <redkit/key.hpp>
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/detail/schedule.hpp>
 #include <redkit/queue/job.hpp>
@@ -149,12 +150,14 @@ public:
     /// A flow parent's completed children and their return values, sorted by queue and id (those
     /// that finished so far). One HGETALL. (In its handler, job::children_values.)
     std::vector<child_value> children_values(std::string_view id) const {
-        return detail::read_child_values(detail::children_hash(*core_, escape_key_part(id), ":results"));
+        return detail::read_child_values(
+            detail::children_hash(*core_, escape_key_part(id), detail::queue_model::results));
     }
 
     /// A flow parent's children whose final failure it ignored, or that were removed. One HGETALL.
     std::vector<ignored_child> ignored_failures(std::string_view id) const {
-        return detail::read_ignored_children(detail::children_hash(*core_, escape_key_part(id), ":ignored"));
+        return detail::read_ignored_children(
+            detail::children_hash(*core_, escape_key_part(id), detail::queue_model::ignored));
     }
 
     /// The job with this id, or nullopt: one script, a consistent snapshot (HGETALL of the job; for

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Lua used by redkit::cache.
+// The Lua behind redkit::cache, in detail::cache_lua: one script, the compare-and-delete that
+// releases the cross-process recompute lock.
 #pragma once
 
 #include <string_view>

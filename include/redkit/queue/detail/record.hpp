@@ -6,6 +6,7 @@
 #include <redkit/client.hpp>
 #include <redkit/config.hpp>
 #include <redkit/key.hpp>
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
 
@@ -22,20 +23,6 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
-
-/// The KEYS of every queue script, in their order (queue/detail/lua.hpp documents each).
-enum class queue_key : std::size_t {
-    wait,
-    prioritized,
-    delayed,
-    active,
-    completed,
-    failed,
-    meta,
-    marker,
-    id,
-    stalled_check
-};
 
 /// Everything a queue handle, its workers and their jobs share.
 struct queue_core {
@@ -115,9 +102,9 @@ std::vector<Entry> read_children(const std::vector<std::string>& h, Make make) {
     return out;
 }
 
-/// HGETALL of a flow parent's "<job key><suffix>" (":results" or ":ignored"); id as stored.
+/// HGETALL of a flow parent's "<job key><suffix>" (queue_model::results or ::ignored); id as stored.
 REDKIT_DECL std::vector<std::string> children_hash(const queue_core& core, const std::string& stored_id,
-                                                   const char* suffix);
+                                                   std::string_view suffix);
 
 REDKIT_DECL std::vector<child_value> read_child_values(const std::vector<std::string>& h);
 

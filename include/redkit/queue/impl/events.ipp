@@ -7,6 +7,7 @@
 #include <redkit/detail/epoch.hpp>
 #include <redkit/error.hpp>
 #include <redkit/key.hpp>
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/events.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
@@ -27,7 +28,7 @@ inline namespace v0 {
 REDKIT_DECL queue_events::queue_events(client c, std::string_view queue_name, const queue_options& options)
     : redis_(std::move(c)) {
     if (queue_name.empty()) throw std::invalid_argument("redkit: queue_events: queue name must not be empty");
-    key_ = options.keys.key("queue", hash_tag(queue_name), "events");
+    key_ = options.keys.key(detail::queue_model::root, hash_tag(queue_name), detail::queue_model::events);
 }
 
 REDKIT_DECL std::vector<queue_event> queue_events::read(std::string_view after, std::size_t count,

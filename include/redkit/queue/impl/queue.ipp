@@ -8,6 +8,7 @@
 #include <redkit/key.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/queue/detail/lua.hpp>
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/detail/schedule.hpp>
 #include <redkit/queue/queue.hpp>
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <set>
@@ -125,8 +127,8 @@ REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& ro
                                             " appears twice in the flow (a cycle or a duplicate)");
             }
         }
-        bases.push_back(core.space.key("queue", hash_tag(n.queue), "job"));
-        bases.back().resize(bases.back().size() - 3);  // "<prefix>queue:{name}:"
+        bases.push_back(core.space.key(queue_model::root, hash_tag(n.queue), queue_model::job));
+        bases.back().resize(bases.back().size() - queue_model::job.size());  // "<prefix>queue:{name}:"
         if (core.redis.is_cluster() && key_slot(bases.back()) != key_slot(bases.front())) {
             throw std::invalid_argument(
                 "redkit: add_flow: on Redis Cluster a flow's queues must share a slot: " + n.queue + " and " +
@@ -164,7 +166,7 @@ REDKIT_DECL std::optional<job_record> queue_get_job(const queue_core& core, std:
     read_fields(r[0], rec);
     if (r.size() > 2 && !r[2].is_nil()) rec.due = job_field_int(r[2].text());
     if (!r[1].is_nil()) {
-        rec.state = 'a';
+        rec.state = queue_model::state_letter::active;
         rec.lease = r[1].text();
         rec.processed = job_field_int(rec.lease.substr(0, rec.lease.find('|')));
     }
@@ -181,7 +183,8 @@ REDKIT_DECL void queue_pause(const queue_core& core, bool paused) {
 }
 
 REDKIT_DECL bool queue_is_paused(const queue_core& core) {
-    return core.redis.command<long long>(idempotent, "HEXISTS", core.key(queue_key::meta), "paused") == 1;
+    return core.redis.command<long long>(idempotent, "HEXISTS", core.key(queue_key::meta),
+                                         queue_model::meta_field::paused) == 1;
 }
 
 REDKIT_DECL bool queue_retry(const queue_core& core, std::string_view id) {
@@ -245,14 +248,14 @@ REDKIT_DECL stalled_jobs queue_check_stalled(const queue_core& core, int max_sta
 
 REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::size_t offset, std::size_t count,
                                  bool newest_first, std::vector<job_record>& out) {
-    static constexpr char letters[] = {'w', 'p', 'd', 'a', 'c', 'f', 'x'};
     const auto index = static_cast<std::size_t>(state);
-    if (index >= sizeof letters) throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
+    if (index >= std::size(queue_model::state_letters))
+        throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
     if (count > 1000) throw std::invalid_argument("redkit: queue::jobs: count must be at most 1000");
     if (count == 0) return 0;
-    const auto r = queue_eval_again<reply>(
-        core, queue_script<queue_lua::list>(),
-        {std::string(1, letters[index]), std::to_string(offset), std::to_string(count), newest_first ? "1" : "0"});
+    const auto r = queue_eval_again<reply>(core, queue_script<queue_lua::list>(),
+                                           {std::string(1, queue_model::state_letters[index]), std::to_string(offset),
+                                            std::to_string(count), newest_first ? "1" : "0"});
     const long long total = r[0].integer();
     const reply& items = r[1];
     for (std::size_t i = 0; i + 2 < items.size(); i += 3) {
@@ -261,7 +264,7 @@ REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::s
         read_fields(items[i + 1], rec);
         if (rec.state == 0) continue;  // removed between the listing and the read
         if (state == job_state::active) {
-            rec.state = 'a';
+            rec.state = queue_model::state_letter::active;
             rec.lease = items[i + 2].text();
             rec.processed = job_field_int(rec.lease.substr(0, rec.lease.find('|')));
         } else if (state == job_state::delayed && !items[i + 2].is_nil()) {
@@ -306,7 +309,8 @@ REDKIT_DECL void queue_set_events(const queue_core& core, std::size_t max_len) {
 }
 
 REDKIT_DECL bool queue_events_enabled(const queue_core& core) {
-    return core.redis.command<long long>(idempotent, "HEXISTS", core.key(queue_key::meta), "evmax") == 1;
+    return core.redis.command<long long>(idempotent, "HEXISTS", core.key(queue_key::meta),
+                                         queue_model::meta_field::evmax) == 1;
 }
 
 REDKIT_DECL schedule queue_check_scheduler(std::string_view id, const scheduler_options& when,

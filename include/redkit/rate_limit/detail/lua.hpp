@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The Lua behind redkit::rate_limiter: one script per algorithm, each run as one EVALSHA.
+// The Lua behind redkit::rate_limiter, in detail::rate_limit_lua: one script per algorithm
+// (fixed_window, sliding_window, token_bucket, gcra), each run as one EVALSHA.
 //
 // Common contract of the four scripts:
 //   KEYS[1]  the identifier's only key (its name carries the identifier as a hash tag)
@@ -25,14 +26,14 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
-namespace scripts {
+namespace rate_limit_lua {
 
 // Fixed window. KEYS[1]: a counter (string) of the cost charged in the current window, expiring
 // when the window ends. INCRBY charges every hit, denied ones included (documented choice); the
 // window's TTL is set only when PTTL < 0 -- a new key, or one left without a TTL by a crashed
 // "INCR then EXPIRE" limiter (healed here) -- and never re-armed, so steady traffic cannot keep a
 // window open forever. Peek: GET + PTTL.
-inline constexpr std::string_view rate_limit_fixed_window = R"lua(
+inline constexpr std::string_view fixed_window = R"lua(
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -66,7 +67,7 @@ return {0, limit, remaining, reset, reset}
 // estimate = c + p * (window - elapsed) / window, rounded up; a hit is allowed when
 // estimate + cost <= limit, and only allowed hits are charged. The TTL (two windows from the
 // current window's start) only collects dead state: correctness never depends on it.
-inline constexpr std::string_view rate_limit_sliding_window = R"lua(
+inline constexpr std::string_view sliding_window = R"lua(
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -119,7 +120,7 @@ return {0, limit, remaining, reset, retry}
 // added lazily: floor((now - ts) / interval) whole tokens, ts advancing by exactly that many
 // intervals so no fraction is lost. Only allowed hits are charged (a denied hit writes nothing).
 // The key expires when the bucket would be full again, which is the same as having no key.
-inline constexpr std::string_view rate_limit_token_bucket = R"lua(
+inline constexpr std::string_view token_bucket = R"lua(
 local capacity = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -153,7 +154,7 @@ return {0, capacity, tokens, reset, retry}
 // is allowed when now >= max(TAT, now) + n*T - burst*T; then TAT becomes max(TAT, now) + n*T and
 // the key expires at that TAT (when the full burst is available again, the same as no key).
 // Only allowed hits are charged (a denied hit writes nothing).
-inline constexpr std::string_view rate_limit_gcra = R"lua(
+inline constexpr std::string_view gcra = R"lua(
 local burst = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -179,7 +180,7 @@ if remaining < 0 then remaining = 0 end
 return {1, burst, remaining, math.floor((tat - now + 999) / 1000), 0}
 )lua";
 
-}  // namespace scripts
+}  // namespace rate_limit_lua
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit

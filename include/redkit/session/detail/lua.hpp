@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Lua for session_store (see session.hpp for the key layout). Every script reads the clock with
+// The Lua behind redkit::session_store, in detail::session_lua: a prelude of helpers and one
+// script per operation (create, read, update, rotate, revoke, revoke_by_id, revoke_all, list);
+// see session.hpp for the key layout. Every script reads the clock with
 // redis.call('TIME') (integer milliseconds) and returns strings, never Lua numbers, so no value
 // is truncated or printed in exponent form on the way back.
 //
@@ -22,7 +24,7 @@
 namespace redkit {
 inline namespace v0 {
 namespace detail {
-namespace session_scripts {
+namespace session_lua {
 
 /// Helpers prepended to every session script.
 inline constexpr std::string_view prelude = R"lua(
@@ -241,7 +243,7 @@ end
 return out
 )lua";
 
-}  // namespace session_scripts
+}  // namespace session_lua
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit

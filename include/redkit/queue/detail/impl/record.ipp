@@ -4,6 +4,7 @@
 
 #include <redkit/client.hpp>
 #include <redkit/key.hpp>
+#include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/detail/record.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
@@ -13,6 +14,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -26,10 +28,9 @@ namespace detail {
 REDKIT_DECL queue_core::queue_core(client c, std::string queue_name, const key_space& ks)
     : redis(std::move(c)), name(std::move(queue_name)), space(ks) {
     if (name.empty()) throw std::invalid_argument("redkit: queue: name must not be empty");
-    static constexpr const char* suffixes[] = {"wait",   "prioritized", "delayed", "active", "completed",
-                                               "failed", "meta",        "marker",  "id",     "stalled-check"};
-    for (const char* s : suffixes) keys.push_back(ks.key("queue", hash_tag(name), s));
-    job_prefix = ks.key("queue", hash_tag(name), "job") + ":";
+    for (const std::string_view s : queue_model::key_suffixes)
+        keys.push_back(ks.key(queue_model::root, hash_tag(name), s));
+    job_prefix = ks.key(queue_model::root, hash_tag(name), queue_model::job) + ":";
 }
 
 REDKIT_DECL long long job_field_int(std::string_view s) noexcept {
@@ -39,82 +40,84 @@ REDKIT_DECL long long job_field_int(std::string_view s) noexcept {
 }
 
 REDKIT_DECL void read_fields(reply_view h, job_record& r) {
+    namespace jf = queue_model::job_field;
     const std::size_t n = h.size();
     for (std::size_t i = 0; i + 1 < n; i += 2) {
         const std::string_view f = h[i].str();
         const std::string_view v = h[i + 1].str();
         if (f.empty()) continue;
+        // by first letter: a take reads every field of every job it leases, so one or two compares each
         switch (f[0]) {
             case 'a':
-                if (f == "att") r.attempts = static_cast<int>(job_field_int(v));
+                if (f == jf::att) r.attempts = static_cast<int>(job_field_int(v));
                 break;
             case 'b':
-                if (f == "bo")
+                if (f == jf::bo)
                     r.backoff_kind = static_cast<int>(job_field_int(v));
-                else if (f == "bd")
+                else if (f == jf::bd)
                     r.backoff_ms = job_field_int(v);
-                else if (f == "bj")
+                else if (f == jf::bj)
                     r.jitter_permille = job_field_int(v);
                 break;
             case 'd':
-                if (f == "data")
+                if (f == jf::data)
                     r.data = std::string(v);
-                else if (f == "delay")
+                else if (f == jf::delay)
                     r.delay = job_field_int(v);
                 break;
             case 'f':
-                if (f == "fr")
+                if (f == jf::fr)
                     r.failed_reason = std::string(v);
-                else if (f == "ft")
+                else if (f == jf::ft)
                     r.finished = job_field_int(v);
                 break;
             case 'k':
-                if (f == "kids") r.pending_children = job_field_int(v);
+                if (f == jf::kids) r.pending_children = job_field_int(v);
                 break;
             case 'm':
-                if (f == "made") r.attempts_made = static_cast<int>(job_field_int(v));
+                if (f == jf::made) r.attempts_made = static_cast<int>(job_field_int(v));
                 break;
             case 'n':
-                if (f == "name") r.name = std::string(v);
+                if (f == jf::name) r.name = std::string(v);
                 break;
             case 'p':
-                if (f == "prio")
+                if (f == jf::prio)
                     r.priority = static_cast<int>(job_field_int(v));
-                else if (f == "pt")
+                else if (f == jf::pt)
                     r.processed = job_field_int(v);
-                else if (f == "prog")
+                else if (f == jf::prog)
                     r.progress = std::string(v);
-                else if (f == "pqn")
+                else if (f == jf::pqn)
                     r.parent_queue = std::string(v);
-                else if (f == "pid")
+                else if (f == jf::pid)
                     r.parent_id = std::string(v);
                 break;
             case 'r':
-                if (f == "rv")
+                if (f == jf::rv)
                     r.return_value = std::string(v);
-                else if (f == "rcn")
+                else if (f == jf::rcn)
                     r.keep_completed_count = job_field_int(v);
-                else if (f == "rca")
+                else if (f == jf::rca)
                     r.keep_completed_age = job_field_int(v);
-                else if (f == "rfn")
+                else if (f == jf::rfn)
                     r.keep_failed_count = job_field_int(v);
-                else if (f == "rfa")
+                else if (f == jf::rfa)
                     r.keep_failed_age = job_field_int(v);
                 break;
             case 's':
-                if (f == "st")
+                if (f == jf::st)
                     r.state = v.empty() ? '\0' : v[0];
-                else if (f == "sch")
+                else if (f == jf::sch)
                     r.scheduler = std::string(v);
-                else if (f == "stl")
+                else if (f == jf::stl)
                     r.stalls = static_cast<int>(job_field_int(v));
                 break;
             case 't':
-                if (f == "ts")
+                if (f == jf::ts)
                     r.created = job_field_int(v);
-                else if (f == "tr")
+                else if (f == jf::tr)
                     r.trace = std::string(v);
-                else if (f == "tick")
+                else if (f == jf::tick)
                     r.tick = job_field_int(v);
                 break;
             default: break;
@@ -123,21 +126,16 @@ REDKIT_DECL void read_fields(reply_view h, job_record& r) {
 }
 
 REDKIT_DECL job_state state_of(char c) noexcept {
-    switch (c) {
-        case 'w': return job_state::waiting;
-        case 'p': return job_state::prioritized;
-        case 'd': return job_state::delayed;
-        case 'a': return job_state::active;
-        case 'c': return job_state::completed;
-        case 'f': return job_state::failed;
-        case 'x': return job_state::waiting_children;
-        default: return job_state::unknown;
+    for (std::size_t i = 0; i < std::size(queue_model::state_letters); ++i) {
+        if (queue_model::state_letters[i] == c) return static_cast<job_state>(i);
     }
+    return job_state::unknown;
 }
 
 REDKIT_DECL std::vector<std::string> children_hash(const queue_core& core, const std::string& stored_id,
-                                                   const char* suffix) {
-    return core.redis.command<std::vector<std::string>>(idempotent, "HGETALL", core.job_prefix + stored_id + suffix);
+                                                   std::string_view suffix) {
+    return core.redis.command<std::vector<std::string>>(idempotent, "HGETALL",
+                                                        core.job_prefix + stored_id + std::string(suffix));
 }
 
 REDKIT_DECL std::vector<child_value> read_child_values(const std::vector<std::string>& h) {
