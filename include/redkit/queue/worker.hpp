@@ -519,7 +519,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
     const std::string lease_text = std::to_string(out.now) + "|" + token;
     for (detail::job_record& rec : m.jobs) {
         rec.lease = lease_text;
-        rec.state = 'a';
+        rec.state = detail::queue_model::state_letter::active;
         rec.processed = out.now;
         auto lease = std::make_shared<detail::job_lease>();
         lease->core = core_;
@@ -529,6 +529,13 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
     }
     return out;
 }
+
+namespace detail {
+// The state letter of a job put back in line: prioritized or waiting.
+inline char in_line(const job_record& rec) noexcept {
+    return rec.priority > 0 ? queue_model::state_letter::prioritized : queue_model::state_letter::waiting;
+}
+}  // namespace detail
 
 template <class T>
 void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent) {
@@ -544,12 +551,12 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
             continue;
         }
         if (code == detail::move_code::rate_limited) {
-            rec.state = rec.priority > 0 ? 'p' : 'w';  // back in line, no attempt used, no callback
+            rec.state = detail::in_line(rec);  // back in line, no attempt used, no callback
             continue;
         }
         ++rec.attempts_made;
         if (code == detail::move_code::completed) {
-            rec.state = 'c';
+            rec.state = detail::queue_model::state_letter::completed;
             rec.finished = r.now;
             rec.return_value = std::move(o.payload);
             call("on_completed", options_.on_completed, static_cast<const job<T>&>(j));
@@ -560,9 +567,9 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
         f.reason = std::move(o.payload);
         f.will_retry = code == detail::move_code::retry_delayed || code == detail::move_code::retry_now;
         f.retry_in = std::chrono::milliseconds(code == detail::move_code::retry_delayed ? o.retry_delay : 0);
-        rec.state = code == detail::move_code::retry_delayed ? 'd'
-                    : code == detail::move_code::retry_now   ? (rec.priority > 0 ? 'p' : 'w')
-                                                             : 'f';
+        rec.state = code == detail::move_code::retry_delayed ? detail::queue_model::state_letter::delayed
+                    : code == detail::move_code::retry_now   ? detail::in_line(rec)
+                                                             : detail::queue_model::state_letter::failed;
         if (code == detail::move_code::failed) rec.finished = r.now;
         call("on_failed", options_.on_failed, static_cast<const job<T>&>(j), f);
     }
