@@ -82,6 +82,16 @@ int main() try {
     // w: reply (got is set unless BLPOP timed out), woken (stop.notify() was called) or timeout
     //! [dedicated]
     std::cout << "BLPOP -> " << got.value_or("(nil)") << (w == redkit::wait_status::reply ? " (a reply)" : "") << '\n';
+
+    redis.command<void>("DEL", "inbox");
+    redis.command<void>("RPUSH", "inbox", "hello");
+    //! [dedicated_connection]
+    // reopened after a failure; the reply is overdue at the block plus max(command_timeout, 1 s)
+    redkit::dedicated_connection inbox(redis, "inbox");  // on a cluster: the owner of "inbox"'s slot
+    const std::optional<redkit::reply> popped = inbox.blocking(stop, std::chrono::seconds(2), "BLPOP", "inbox", 2);
+    // popped: the reply (nil when BLPOP timed out), or nullopt once stop.notify() ended the wait
+    //! [dedicated_connection]
+    if (popped && !popped->is_nil()) std::cout << "popped: " << (*popped)[1].text() << '\n';
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "commands snippets failed: " << e.what() << '\n';
