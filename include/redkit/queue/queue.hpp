@@ -43,7 +43,7 @@ namespace detail {
 // rate_limit), with its checks and messages.
 REDKIT_DECL std::shared_ptr<queue_core> make_queue_core(client c, std::string name, const queue_options& options);
 /// The add script (and WAIT when replicas are asked for) with its ARGV: the job prefix, the
-/// number of jobs and 13 fields per job.
+/// number of jobs and 14 fields per job.
 REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const std::vector<std::string>& args);
 /// queue::add once the options are checked and the data encoded.
 REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
@@ -124,7 +124,7 @@ public:
         for (std::size_t first = 0; first < jobs.size(); first += chunk) {
             const std::size_t n = std::min(chunk, jobs.size() - first);
             args.clear();
-            args.reserve(2 + n * 13);
+            args.reserve(2 + n * 14);
             args.push_back(core_->job_prefix);
             args.push_back(std::to_string(n));
             for (std::size_t i = first; i < first + n; ++i) {

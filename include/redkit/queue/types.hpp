@@ -79,6 +79,10 @@ struct job_options {
     std::string job_id;
     retention remove_on_complete;  ///< default: keep all completed jobs
     retention remove_on_fail;      ///< default: keep all failed jobs
+    /// 0: none. Otherwise an attempt still running this long after it started is cancelled (its
+    /// job::cancel_token() is raised) and, once the handler returns, fails with the reason "timed
+    /// out after N ms"; attempts and backoff apply. At most 24 h.
+    std::chrono::milliseconds timeout{0};
 };
 
 /// Where a job is.

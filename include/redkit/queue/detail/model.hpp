@@ -48,8 +48,8 @@
 // per ldur ms), lunt (no job starts before this ms: a handler reported a downstream rate limit). A scheduler hash: spec
 // (its schedule as JSON, read by C++: the cron/every arithmetic lives there), anchor (ms the ticks of an "every"
 // schedule count from), next (tick of its pending job), count (jobs made), and the job template as the job fields name,
-// data, prio, att, bo, bd, bj, rcn, rca, rfn, rfa. The job of a tick has the id "repeat:<scheduler id>:<tick>" (escaped
-// as stored ids are) and the extra fields sch (scheduler id) and tick.
+// data, prio, att, bo, bd, bj, rcn, rca, rfn, rfa, to. The job of a tick has the id "repeat:<scheduler id>:<tick>"
+// (escaped as stored ids are) and the extra fields sch (scheduler id) and tick.
 //
 // A job is active while the active zset holds a lease of it. Taking a job writes nothing to its
 // hash: st keeps naming the container the job was last put in, so a job whose st is w, p or d
@@ -59,10 +59,12 @@
 // rcn/rca and rfn/rfa (retention of completed/failed: keep count, keep age ms; absent = keep all),
 // tok (the lease that last finished it), pt (processed ms), ft (finished ms), rv (return value,
 // JSON), fr (failed reason), tr (JSON array of failures), prog (progress, JSON), stl (times
-// stalled). A flow parent has st x (waiting for children) while kids (its children not yet
-// finished) is above 0; a flow child has par and pid (its parent, above), pqn (the parent's
-// queue name), pol ('i': its final failure is ignored, else it fails the parent), cref (its
-// field in the parent's results: "<queue name>:<id>") and done (set once it told the parent).
+// stalled), to (timeout ms of an attempt), cx (a cancel request for one attempt: "<lease>|<r>|<reason>",
+// r '1' when the attempt is to be retried, else '0'; queue::cancel writes it, renew and the
+// stalled check read it, and it means nothing once that lease is gone). A flow parent has st x (waiting for children)
+// while kids (its children not yet finished) is above 0; a flow child has par and pid (its parent, above), pqn (the
+// parent's queue name), pol ('i': its final failure is ignored, else it fails the parent), cref (its field in the
+// parent's results: "<queue name>:<id>") and done (set once it told the parent).
 #pragma once
 
 #include <redkit/queue/types.hpp>
@@ -123,15 +125,16 @@ inline constexpr std::string_view name = "name", data = "data", ts = "ts", st = 
                                   rca = "rca", rfn = "rfn", rfa = "rfa", tok = "tok", pt = "pt", ft = "ft", rv = "rv",
                                   fr = "fr", tr = "tr", prog = "prog", stl = "stl", par = "par", pid = "pid",
                                   pqn = "pqn", pol = "pol", cref = "cref", done = "done", kids = "kids", sch = "sch",
-                                  tick = "tick";
+                                  tick = "tick", to = "to";
 }  // namespace job_field
 
 inline constexpr std::string_view job_fields[] = {
-    job_field::name,  job_field::data, job_field::ts,  job_field::st,  job_field::att, job_field::made, job_field::prio,
-    job_field::delay, job_field::bo,   job_field::bd,  job_field::bj,  job_field::rcn, job_field::rca,  job_field::rfn,
-    job_field::rfa,   job_field::tok,  job_field::pt,  job_field::ft,  job_field::rv,  job_field::fr,   job_field::tr,
-    job_field::prog,  job_field::stl,  job_field::par, job_field::pid, job_field::pqn, job_field::pol,  job_field::cref,
-    job_field::done,  job_field::kids, job_field::sch, job_field::tick};
+    job_field::name, job_field::data,  job_field::ts,  job_field::st,   job_field::att,  job_field::made,
+    job_field::prio, job_field::delay, job_field::bo,  job_field::bd,   job_field::bj,   job_field::rcn,
+    job_field::rca,  job_field::rfn,   job_field::rfa, job_field::tok,  job_field::pt,   job_field::ft,
+    job_field::rv,   job_field::fr,    job_field::tr,  job_field::prog, job_field::stl,  job_field::par,
+    job_field::pid,  job_field::pqn,   job_field::pol, job_field::cref, job_field::done, job_field::kids,
+    job_field::sch,  job_field::tick,  job_field::to};
 
 /// The fields of the meta hash (KEYS[7]).
 namespace meta_field {

@@ -77,6 +77,7 @@ struct job_record {
     int backoff_kind = 0;
     long long backoff_ms = 0, jitter_permille = 0;
     long long keep_completed_count = -1, keep_completed_age = 0, keep_failed_count = -1, keep_failed_age = 0;
+    long long timeout_ms = 0;  // job_options::timeout (0: none)
 };
 
 REDKIT_DECL long long job_field_int(std::string_view s) noexcept;

@@ -136,7 +136,7 @@ REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& ro
         }
     }
     std::vector<std::string> args{core.job_prefix, std::to_string(nodes.size())};
-    args.reserve(2 + nodes.size() * 18);
+    args.reserve(2 + nodes.size() * 19);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
         const node& n = nodes[i];
         args.push_back(bases[i]);
@@ -334,7 +334,7 @@ REDKIT_DECL std::chrono::system_clock::time_point queue_upsert_scheduler(const q
     const long long first = s.first_tick(now);
     std::vector<std::string> fields;
     push_add_fields(fields, job_name, std::move(data), options);
-    // the 13 add fields, less custom id (0) and delay (3), are the 11 template fields
+    // the 14 add fields, less custom id (0) and delay (3), are the 12 template fields
     std::vector<std::string> args{core.job_prefix, escape_key_part(id), spec, std::to_string(s.anchor),
                                   std::to_string(first)};
     for (std::size_t i = 0; i < fields.size(); ++i) {

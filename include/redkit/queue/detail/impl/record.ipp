@@ -119,6 +119,8 @@ REDKIT_DECL void read_fields(reply_view h, job_record& r) {
                     r.trace = std::string(v);
                 else if (f == jf::tick)
                     r.tick = job_field_int(v);
+                else if (f == jf::to)
+                    r.timeout_ms = job_field_int(v);
                 break;
             default: break;
         }
@@ -178,6 +180,8 @@ REDKIT_DECL void validate_job_options(const job_options& o) {
     }
     if (o.remove_on_fail.age.count() < 0)
         throw std::invalid_argument("redkit: job_options.remove_on_fail.age must not be negative");
+    if (o.timeout.count() < 0 || o.timeout > std::chrono::hours(24))
+        throw std::invalid_argument("redkit: job_options.timeout must be in [0, 24 h]");
     if (!o.job_id.empty()) {
         if (o.job_id.size() > 512) throw std::invalid_argument("redkit: job_options.job_id must be at most 512 bytes");
         if (is_generated_id(o.job_id)) {
@@ -205,6 +209,7 @@ REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view
     };
     keep(o.remove_on_complete);
     keep(o.remove_on_fail);
+    out.push_back(job_field_number(o.timeout.count(), o.timeout.count() > 0));
 }
 
 REDKIT_DECL stalled_jobs parse_stalled(const std::vector<std::vector<std::string>>& r) {

@@ -11,16 +11,16 @@ inline namespace v0 {
 namespace detail {
 namespace queue_lua {
 
-// add: adds jobs. ARGV[2] = number of jobs, then per job 13 fields (empty = default): custom id,
+// add: adds jobs. ARGV[2] = number of jobs, then per job 14 fields (empty = default): custom id,
 // name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per mille, keep
-// completed count, keep completed age ms, keep failed count, keep failed age ms.
+// completed count, keep completed age ms, keep failed count, keep failed age ms, timeout ms.
 // An existing custom id is left alone (deduplication). Returns {id1, created1, id2, created2...}.
 inline constexpr std::string_view add = R"lua(
 local n = tonumber(ARGV[2])
 local now = now_ms()
 local auto = 0
 for i = 0, n - 1 do
-  if ARGV[3 + i * 13] == '' then auto = auto + 1 end
+  if ARGV[3 + i * 14] == '' then auto = auto + 1 end
 end
 local next_id = 0
 if auto > 0 then next_id = redis.call('INCRBY', K_ID, auto) - auto + 1 end
@@ -30,7 +30,7 @@ local ready = false
 local earliest = nil
 local earliest_known = false
 for i = 0, n - 1 do
-  local b = 3 + i * 13
+  local b = 3 + i * 14
   local id = ARGV[b]
   local created = 1
   if id == '' then
@@ -87,15 +87,15 @@ return out
 )lua";
 
 // add_flow: adds a tree of jobs, parents before their children, all or nothing. ARGV[2] = number
-// of jobs, then per job 18 fields: its queue's key base, its parent's index in this list (1-based;
+// of jobs, then per job 19 fields: its queue's key base, its parent's index in this list (1-based;
 // 0 for the root), 'i' when its final failure is ignored by the parent (else 'f'), its queue's
-// name, its number of children, then the 13 add fields. A parent waits (st x, in its queue's
+// name, its number of children, then the 14 add fields. A parent waits (st x, in its queue's
 // waiting-children) until its children finished; a job without children goes in line. Returns
 // the ids in input order, or an error naming a custom id that exists already (nothing written).
 inline constexpr std::string_view add_flow = R"lua(
 local n = tonumber(ARGV[2])
 for i = 0, n - 1 do
-  local b = 3 + i * 18
+  local b = 3 + i * 19
   if ARGV[b + 5] ~= '' and redis.call('EXISTS', ARGV[b] .. 'job:' .. ARGV[b + 5]) == 1 then
     return redis.error_reply('ERR job ' .. ARGV[b + 5] .. ' of queue ' .. ARGV[b + 3] .. ' exists already')
   end
@@ -103,14 +103,14 @@ end
 local now = now_ms()
 local ids = {}
 for i = 0, n - 1 do
-  local b = 3 + i * 18
+  local b = 3 + i * 19
   local base, parent, kids, f = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 4]), b + 5
   local id = ARGV[f]
   if id == '' then id = string.format('%d', redis.call('INCRBY', base .. 'id', 1)) end
   ids[i + 1] = id
   local h = new_job_fields(f, now)
   if parent > 0 then
-    local pb = 3 + (parent - 1) * 18
+    local pb = 3 + (parent - 1) * 19
     local child = {'par', ARGV[pb], 'pid', ids[parent], 'pqn', ARGV[pb + 3], 'pol', ARGV[b + 2],
                    'cref', ARGV[b + 3] .. ':' .. id}
     for j = 1, #child do h[#h + 1] = child[j] end

@@ -149,13 +149,13 @@ local function drop_unstarted(id)
   return true
 end
 
--- The hash fields of a new job from the 13 add fields at ARGV[b] (custom id first; see add):
+-- The hash fields of a new job from the 14 add fields at ARGV[b] (custom id first; see add):
 -- name, data, ts, and the options given ('' = not given).
 local ADD_OPTIONAL = {[4] = 'delay', [5] = 'prio', [6] = 'att', [7] = 'bo', [8] = 'bd', [9] = 'bj',
-                      [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa'}
+                      [10] = 'rcn', [11] = 'rca', [12] = 'rfn', [13] = 'rfa', [14] = 'to'}
 local function new_job_fields(b, now)
   local h = {'name', ARGV[b + 1], 'data', ARGV[b + 2], 'ts', now}
-  for j = 4, 13 do
+  for j = 4, 14 do
     local v = ARGV[b + j - 1]
     if v ~= '' then
       h[#h + 1] = ADD_OPTIONAL[j]
@@ -165,7 +165,7 @@ local function new_job_fields(b, now)
   return h
 end
 
-local TEMPLATE = {'name', 'data', 'prio', 'att', 'bo', 'bd', 'bj', 'rcn', 'rca', 'rfn', 'rfa'}
+local TEMPLATE = {'name', 'data', 'prio', 'att', 'bo', 'bd', 'bj', 'rcn', 'rca', 'rfn', 'rfa', 'to'}
 
 -- Makes scheduler sid's job for `tick` (ms), due then (at once when past), from the template in
 -- the scheduler's hash; a job of that id that exists already is left alone.

@@ -12,7 +12,7 @@ namespace detail {
 namespace queue_lua {
 
 // scheduler_upsert: ARGV[2] scheduler id (stored form), ARGV[3] spec JSON, ARGV[4] anchor ms,
-// ARGV[5] first tick ms, then the 11 template fields (TEMPLATE order, '' = absent). With the
+// ARGV[5] first tick ms, then the 12 template fields (TEMPLATE order, '' = absent). With the
 // same spec stored already only the template changes (upserts from many processes at start-up
 // agree); otherwise the scheduler's pending job, if it has not started, is replaced by the job
 // of the first tick. Returns {tick of the pending job, 1 when the schedule was (re)set}.
