@@ -111,6 +111,42 @@ void schedulers(redkit::client redis) {
     mails.obliterate(true);
 }
 
+void render(int /*page*/) { std::this_thread::sleep_for(10ms); }  // stands in for real work
+
+void cancelling(redkit::client redis) {
+    redkit::queue<nlohmann::json> reports(redis, "docs-reports");
+    redkit::worker_options<nlohmann::json> wo;
+    wo.lease_duration = 2s;  // renewed every second: a cancel reaches the handler within about 1 s
+    //! [cancel]
+    redkit::job_options o;
+    o.timeout = 30s;  // an attempt still running then is cancelled too ("timed out after 30000 ms")
+    const std::string id = reports.add("render", {{"pages", 500}}, o).id;
+
+    redkit::worker<nlohmann::json> w(
+        reports,
+        [](redkit::job<nlohmann::json>& job) {
+            const redkit::cancel_token stop = job.cancellation();
+            for (int page = 0; page < job.data().at("pages").get<int>(); ++page) {
+                if (stop.stop_requested()) return;  // the attempt fails with stop.reason()
+                render(page);
+            }
+        },
+        wo);
+    //! [cancel]
+    while (reports.get_job(id)->state() != redkit::job_state::active) std::this_thread::sleep_for(5ms);
+    //! [cancel-call]
+    // from any process (or: redkit-queue cancel docs-reports <id> --reason "customer asked")
+    const redkit::cancel_result r = reports.cancel(id, "customer asked");  // requested, not_running, not_found
+    //! [cancel-call]
+    for (int i = 0; i < 500 && reports.get_job(id)->state() != redkit::job_state::failed; ++i)
+        std::this_thread::sleep_for(10ms);
+    std::cout << "cancel: " << (r == redkit::cancel_result::requested ? "requested" : "refused") << ", job "
+              << redkit::to_string(reports.get_job(id)->state()) << " (" << reports.get_job(id)->failed_reason()
+              << ")\n";
+    w.close(5s);
+    reports.obliterate(true);
+}
+
 void rate_limited(redkit::client redis) {
     redkit::queue<welcome_mail> mails(redis, "docs-limited");
     (void)mails.add("welcome", {"ada@example.com", "Ada"});
@@ -163,6 +199,7 @@ int main() try {
     schedulers(redis);
     rate_limited(redis);
     flows(redis);
+    cancelling(redis);
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "queue snippets failed: " << e.what() << '\n';

@@ -16,11 +16,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -1015,6 +1017,235 @@ TEST_F(QueueTool, EventsReportServerErrorsWithStatusOne) {
 namespace {
 
 using json = nlohmann::json;
+using Cancel = Schedulers;
+
+// A cancel issued by this process reaches a handler running in another one within one lease
+// renewal (the worker's renew script carries it), and the job fails with the reason.
+TEST_F(Cancel, ACancelFromAnotherProcessReachesTheRunningHandlerWithinOneRenewal) {
+    redkit::queue<int> q(redis, "reports");
+    const pid_t child = ::fork();
+    if (child == 0) {
+        try {
+            redkit::client c(shared_server().url());
+            redkit::queue<int> cq(c, "reports");
+            auto o = quick();
+            o.lease_duration = 1000ms;  // renewed every 500 ms
+            redkit::worker<int> w(
+                cq,
+                [&](redkit::job<int>& j) {
+                    c.command<long long>("RPUSH", "started", j.id());
+                    const redkit::cancel_token stop = j.cancellation();
+                    if (stop.wait_for(20s)) {
+                        c.command<long long>("RPUSH", "saw", std::to_string(ms_of(std::chrono::system_clock::now())),
+                                             stop.reason());
+                    }
+                },
+                o);
+            std::this_thread::sleep_for(120s);  // until killed
+        } catch (...) {
+        }
+        ::_exit(0);
+    }
+    std::vector<long long> latencies;
+    for (int i = 0; i < 5; ++i) {
+        const std::string id = q.add("render", i).id;
+        const auto started = redis.command<std::vector<std::string>>("BLPOP", "started", 10);
+        ASSERT_EQ(started.size(), 2u) << "the worker never started job " << id;
+        EXPECT_EQ(started[1], id);
+        const long long asked = ms_of(std::chrono::system_clock::now());
+        EXPECT_EQ(q.cancel(id, "test " + std::to_string(i)), redkit::cancel_result::requested);
+        const auto saw = redis.command<std::vector<std::string>>("BLPOP", "saw", 10);
+        ASSERT_EQ(saw.size(), 2u) << "the handler never saw the cancel of job " << id;
+        const auto seen = redis.command<std::vector<std::string>>("RPOP", "saw", 1);
+        ASSERT_EQ(seen.size(), 1u);
+        EXPECT_EQ(seen[0], "cancelled: test " + std::to_string(i));
+        latencies.push_back(std::stoll(saw[1]) - asked);
+        for (int k = 0; k < 500; ++k) {
+            const auto j = q.get_job(id);
+            if (j && j->state() == redkit::job_state::failed) break;
+            std::this_thread::sleep_for(10ms);
+        }
+        const auto j = q.get_job(id);
+        ASSERT_TRUE(j);
+        EXPECT_EQ(j->state(), redkit::job_state::failed);
+        EXPECT_EQ(j->failed_reason(), "cancelled: test " + std::to_string(i));
+        EXPECT_EQ(j->attempts_made(), 1);
+    }
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    std::sort(latencies.begin(), latencies.end());
+    std::printf("cancel -> handler, renewal interval 500 ms: min %lld ms, median %lld ms, max %lld ms\n",
+                latencies.front(), latencies[latencies.size() / 2], latencies.back());
+    EXPECT_LE(latencies.back(), 500 + 400) << "within one renewal interval (and a little for the round trips)";
+}
+
+// job_options::timeout cancels the attempt from inside the worker; the attempt fails and is
+// retried per its attempts, and a handler that ignores its token is never run twice at once.
+TEST_F(Cancel, ATimedOutAttemptIsCancelledRetriedAndNeverRunsTwiceAtOnce) {
+    redkit::queue<int> q(redis, "slow");
+    redkit::job_options o;
+    o.timeout = 300ms;
+    o.attempts = 3;
+    o.backoff = redkit::backoff_policy::fixed(20ms);
+    o.job_id = "slow*[1]?";  // glob characters: the keeper's and the scripts' matching stay exact
+    (void)q.add("slow", 1, o);
+    std::atomic<int> running{0}, most{0}, attempts{0};
+    std::mutex m;
+    std::vector<std::string> reasons;
+    std::vector<long long> waited_ms;
+    auto wo = quick(4);
+    wo.on_failed = [&](const redkit::job<int>&, const redkit::job_failure& f) {
+        std::lock_guard<std::mutex> lock(m);
+        reasons.push_back(f.reason + (f.will_retry ? " (retry)" : ""));
+    };
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            const int now_running = ++running;
+            int seen = most.load();
+            while (now_running > seen && !most.compare_exchange_weak(seen, now_running)) {
+            }
+            const int attempt = ++attempts;
+            const redkit::cancel_token stop = j.cancellation();
+            EXPECT_EQ(j.timeout(), 300ms);
+            if (attempt == 1) {
+                std::this_thread::sleep_for(800ms);  // ignores its token
+                EXPECT_TRUE(stop.stop_requested());
+                EXPECT_EQ(stop.reason(), "timed out after 300 ms");
+            } else if (attempt == 2) {
+                const auto t0 = std::chrono::steady_clock::now();
+                EXPECT_TRUE(stop.wait_for(5s));
+                std::lock_guard<std::mutex> lock(m);
+                waited_ms.push_back(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                        .count());
+            }
+            --running;
+        },
+        wo);
+    for (int k = 0; k < 1000; ++k) {
+        const auto j = q.get_job("slow*[1]?");
+        if (j && j->state() == redkit::job_state::completed) break;
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(w.close(5s));
+    const auto j = q.get_job("slow*[1]?");
+    ASSERT_TRUE(j);
+    EXPECT_EQ(j->state(), redkit::job_state::completed);
+    EXPECT_EQ(j->attempts_made(), 3);
+    EXPECT_EQ(attempts.load(), 3);
+    EXPECT_EQ(most.load(), 1) << "an attempt started while the timed-out one still ran";
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(reasons, (std::vector<std::string>{"timed out after 300 ms (retry)", "timed out after 300 ms (retry)"}));
+    ASSERT_EQ(waited_ms.size(), 1u);
+    EXPECT_GE(waited_ms[0], 250);  // the timeout counts from the handler's start
+    EXPECT_LE(waited_ms[0], 300 + 300);
+}
+
+// A cancelled job whose worker went away is not recovered by the stalled-job check (it fails);
+// with after_cancel::retry it is, and runs again.
+TEST_F(Cancel, ACancelledJobWhoseWorkerIsGoneFailsInsteadOfRunningAgain) {
+    redkit::queue<int> q(redis, "gone");
+    for (const auto then : {redkit::after_cancel::fail, redkit::after_cancel::retry}) {
+        const bool retry = then == redkit::after_cancel::retry;
+        redkit::job_options o;
+        o.attempts = 2;
+        const std::string id = q.add("stuck", 1, o).id;
+        std::mutex m;
+        std::condition_variable cv;
+        bool started = false, release = false;
+        auto wo = quick();
+        wo.lease_duration = 600ms;
+        wo.stalled_interval = 60000ms;  // this worker's own check ran at its start, and not again
+        auto first = std::make_unique<redkit::worker<int>>(
+            q,
+            [&](redkit::job<int>&) {
+                std::unique_lock<std::mutex> lock(m);
+                started = true;
+                cv.notify_all();
+                cv.wait_for(lock, 10s, [&] { return release; });  // ignores its token
+            },
+            wo);
+        {
+            std::unique_lock<std::mutex> lock(m);
+            ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return started; }));
+        }
+        EXPECT_EQ(q.cancel(id, "stop it", then), redkit::cancel_result::requested);
+        EXPECT_FALSE(first->close(50ms));    // gives up on the running job: its lease is no longer renewed
+        std::this_thread::sleep_for(900ms);  // the lease expires
+        const redkit::stalled_jobs s = q.check_stalled(5);
+        if (retry) {
+            EXPECT_EQ(s.recovered, std::vector<std::string>{id});
+            EXPECT_TRUE(s.failed.empty());
+        } else {
+            EXPECT_EQ(s.failed, std::vector<std::string>{id});
+            EXPECT_TRUE(s.recovered.empty());
+            const auto j = q.get_job(id);
+            ASSERT_TRUE(j);
+            EXPECT_EQ(j->state(), redkit::job_state::failed);
+            EXPECT_EQ(j->failed_reason(), "cancelled: stop it");
+        }
+        std::atomic<int> runs{0};
+        {
+            redkit::worker<int> second(
+                q, [&](redkit::job<int>&) { ++runs; }, quick());
+            std::this_thread::sleep_for(400ms);
+        }
+        EXPECT_EQ(runs.load(), retry ? 1 : 0);
+        {
+            std::lock_guard<std::mutex> lock(m);
+            release = true;
+        }
+        cv.notify_all();
+        first.reset();  // the abandoned handler returns; its outcome is discarded (lease lost)
+        const auto j = q.get_job(id);
+        ASSERT_TRUE(j);
+        EXPECT_EQ(j->state(), retry ? redkit::job_state::completed : redkit::job_state::failed);
+    }
+}
+
+TEST_F(Cancel, OnlyARunningJobIsCancelledAndOnlyThatOne) {
+    redkit::queue<int> q(redis, "pick");
+    EXPECT_EQ(q.cancel("nope"), redkit::cancel_result::not_found);
+    redkit::job_options waiting;
+    waiting.job_id = "in-line";
+    (void)q.add("wait", 0, waiting);
+    EXPECT_EQ(q.cancel("in-line"), redkit::cancel_result::not_running);
+    EXPECT_THROW((void)q.cancel("in-line", std::string(1025, 'x')), std::invalid_argument);
+    // two running jobs whose ids a glob pattern of the one would both match
+    ASSERT_EQ(q.remove("in-line"), redkit::remove_result::removed);
+    for (const char* id : {"a*", "ab"}) {
+        redkit::job_options o;
+        o.job_id = id;
+        (void)q.add("run", 1, o);
+    }
+    std::mutex m;
+    std::map<std::string, std::string> outcome;
+    auto wo = quick(2);
+    wo.lease_duration = 400ms;
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) {
+            const bool cancelled = j.cancellation().wait_for(1500ms);
+            std::lock_guard<std::mutex> lock(m);
+            outcome[j.id()] = cancelled ? j.cancellation().reason() : "ran to its end";
+        },
+        wo);
+    for (int k = 0; k < 500; ++k) {
+        if (q.counts().active == 2) break;
+        std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(q.counts().active, 2);
+    EXPECT_EQ(q.cancel("a*", "only me"), redkit::cancel_result::requested);
+    EXPECT_TRUE(w.close(5s));
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(outcome["a*"], "cancelled: only me");
+    EXPECT_EQ(outcome["ab"], "ran to its end");
+    EXPECT_EQ(q.get_job("a*")->state(), redkit::job_state::failed);
+    EXPECT_EQ(q.get_job("ab")->state(), redkit::job_state::completed);
+    EXPECT_EQ(q.cancel("ab"), redkit::cancel_result::not_running);  // finished
+}
+
 using Flows = Schedulers;
 
 redkit::worker_options<json> flow_quick(std::size_t concurrency = 4) { return quick<json>(concurrency); }

@@ -390,6 +390,7 @@ const script_body all_scripts[] = {
     {"flow", lua::flow},
     {"move", lua::move},
     {"renew", lua::renew},
+    {"cancel", lua::cancel},
     {"stalled", lua::stalled},
     {"progress", lua::progress},
     {"add", lua::add},

@@ -10,6 +10,7 @@
 //   POST /api/retry?queue=Q&id=ID             retry a failed job
 //   POST /api/retry-all?queue=Q               retry every failed job (redkit-queue retry Q --all)
 //   POST /api/remove?queue=Q&id=ID            remove a job that is not running
+//   POST /api/cancel?queue=Q&id=ID&reason=R   cancel a running job (queue::cancel; it fails)
 //   POST /api/clean?queue=Q&state=S&grace=MS  remove the completed or failed jobs finished at least
 //                                             MS ago (default 0: all; redkit-queue clean); the page
 //                                             asks first
@@ -363,6 +364,19 @@ private:
                              return;
                          }
                          reply(res, 200, {{"removed", id}});
+                     }));
+        server_.Post("/api/cancel", api([this](const request& req, response& res) {
+                         auto q = tool_.open(param(req, "queue"));
+                         const auto id = param(req, "id");
+                         const std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "from the board";
+                         if (reason.size() > 1024) throw std::invalid_argument("reason must be at most 1024 bytes");
+                         const auto r = q.cancel(id, reason);
+                         if (r == redkit::cancel_result::not_found) throw usage_error("no job '" + id + "'");
+                         if (r == redkit::cancel_result::not_running) {
+                             refuse(res, 409, "job " + id + " is not running; not cancelled");
+                             return;
+                         }
+                         reply(res, 200, {{"cancelled", id}});
                      }));
         server_.Post("/api/pause", api([this](const request& req, response& res) {
                          tool_.open(param(req, "queue")).pause();

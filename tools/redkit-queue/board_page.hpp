@@ -242,6 +242,13 @@ function actions(job) {
       try { await api("/api/retry", { queue: view.queue, id: job.id }, true); showError(null); tick(); } catch (e) { showError(e); }
     } } }, "Retry"));
   }
+  if (job.state === "active") {
+    out.push(el("button", { class: "act", "data-action": "cancel", "data-job-id": job.id, on: { click: async ev => {
+      ev.stopPropagation();
+      if (!window.confirm("Cancel job " + job.id + "? Its handler is told to stop and the job fails.")) return;
+      try { await api("/api/cancel", { queue: view.queue, id: job.id }, true); showError(null); note("cancel requested: the worker learns at its next lease renewal"); tick(); } catch (e) { showError(e); }
+    } } }, "Cancel"));
+  }
   if (job.state !== "active") {
     // Remove asks first: the second click within 3 s removes (kept across the live redraws)
     const sure = armed.id === job.id && Date.now() < armed.until;

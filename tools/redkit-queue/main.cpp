@@ -3,7 +3,8 @@
 // repository when CLI11 is found; not part of the header-only library.
 //
 //   redkit-queue [--url URL] [--prefix P] queues | counts Q | jobs Q STATE | job Q ID | logs Q ID |
-//                retry Q (ID | --all) | remove Q ID | pause Q | resume Q | clean Q STATE [--yes] |
+//                retry Q (ID | --all) | remove Q ID | cancel Q ID [--reason R] [--retry] | pause Q |
+//                resume Q | clean Q STATE [--yes] |
 //                events Q [--from ID] [--follow] | schedulers Q |
 //                serve --port P [--bind ADDR] [--token T]   (the web board, board.hpp; with cpp-httplib)
 //
@@ -136,6 +137,11 @@ int main(int argc, char** argv) {
     retry->add_option("id", id, "job id");
     retry->add_flag("--all", all, "every failed job");
     auto* remove = about_job("remove", "remove a job that is not running");
+    auto* cancel = about_job("cancel", "cancel a running job (its worker learns at its next lease renewal)");
+    std::string reason = "by request";
+    bool retry_it = false;
+    cancel->add_option("--reason", reason, "why (the job fails with \"cancelled: <reason>\")");
+    cancel->add_flag("--retry", retry_it, "run the job again while attempts remain (default: fail it for good)");
     auto* pause = about_queue("pause", "stop workers from taking jobs");
     auto* resume = about_queue("resume", "let workers take jobs again");
     auto* clean = about_queue("clean", "remove completed or failed jobs (asks first on a terminal)");
@@ -224,6 +230,13 @@ int main(int argc, char** argv) {
             if (r == redkit::remove_result::not_found) throw usage_error("no job '" + id + "' in '" + queue_name + "'");
             if (r == redkit::remove_result::active) throw usage_error("job " + id + " is running; not removed");
             std::printf("job %s removed\n", id.c_str());
+        } else if (*cancel) {
+            const auto r = t.open(queue_name)
+                               .cancel(id, reason, retry_it ? redkit::after_cancel::retry : redkit::after_cancel::fail);
+            if (r == redkit::cancel_result::not_found) throw usage_error("no job '" + id + "' in '" + queue_name + "'");
+            if (r == redkit::cancel_result::not_running)
+                throw usage_error("job " + id + " is not running; not cancelled");
+            std::printf("job %s: cancel requested\n", id.c_str());
         } else if (*pause) {
             t.open(queue_name).pause();
             std::printf("queue %s paused\n", queue_name.c_str());

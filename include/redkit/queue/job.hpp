@@ -67,6 +67,8 @@ public:
     int max_attempts() const noexcept { return record_.attempts; }
     /// The priority it was added with: 0 none, 1 the highest (see job_options::priority).
     int priority() const noexcept { return record_.priority; }
+    /// job_options::timeout: how long an attempt may run before it is cancelled (0: no limit).
+    std::chrono::milliseconds timeout() const noexcept { return std::chrono::milliseconds(record_.timeout_ms); }
     /// Times this job's lease expired and it was recovered by the stalled-job check.
     int stalls() const noexcept { return record_.stalls; }
 
@@ -171,6 +173,13 @@ public:
 
     /// True when the worker is closing: a long handler may finish early.
     bool closing() const noexcept { return lease_ && lease_->closing && lease_->closing->load(); }
+
+    /// What tells a running handler that its attempt was cancelled (queue::cancel, or
+    /// job_options::timeout): poll stop_requested() or wait_for() on it. Outside a worker's
+    /// handler a token that is never cancelled.
+    redkit::cancel_token cancellation() const noexcept {
+        return lease_ ? redkit::cancel_token(lease_->cancel) : redkit::cancel_token();
+    }
 
 private:
     template <class>

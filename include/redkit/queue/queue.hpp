@@ -56,6 +56,8 @@ REDKIT_DECL bool queue_is_paused(const queue_core& core);
 REDKIT_DECL bool queue_retry(const queue_core& core, std::string_view id);
 REDKIT_DECL std::size_t queue_retry_failed(const queue_core& core);
 REDKIT_DECL remove_result queue_remove(const queue_core& core, std::string_view id);
+REDKIT_DECL cancel_result queue_cancel(const queue_core& core, std::string_view id, std::string_view reason,
+                                       after_cancel then);
 REDKIT_DECL std::size_t queue_drain(const queue_core& core, bool include_delayed);
 REDKIT_DECL std::size_t queue_clean(const queue_core& core, job_state state, std::chrono::milliseconds grace);
 REDKIT_DECL bool queue_obliterate(const queue_core& core, bool force);
@@ -190,6 +192,20 @@ public:
     /// Removes a job and its data. An active (leased) job is not removed (remove_result::active).
     /// One script; O(waiting) for a waiting job (LREM).
     remove_result remove(std::string_view id) { return detail::queue_remove(*core_, id); }
+
+    /// Cancels a running job, from any process: the worker running it learns within one lease
+    /// renewal (worker_options::lease_renew_interval) and raises the job's cancel_token
+    /// (job::cancellation()); once the handler returns, the attempt fails with the reason
+    /// "cancelled: <reason>", and the job fails for good (after_cancel::fail) or is retried while
+    /// attempts remain (after_cancel::retry). If that worker is gone, the stalled-job check fails
+    /// the job instead of running it again (or, after_cancel::retry, puts it back in line). A job
+    /// in line, delayed or finished is left alone (cancel_result::not_running; remove() takes one
+    /// out of line). One script round trip. Throws std::invalid_argument for a reason over 1024
+    /// bytes.
+    cancel_result cancel(std::string_view id, std::string_view reason = "by request",
+                         after_cancel then = after_cancel::fail) {
+        return detail::queue_cancel(*core_, id, reason, then);
+    }
 
     /// Removes every waiting and prioritized job (and delayed ones too when asked); active,
     /// completed and failed jobs stay. One script per 1000 jobs. Returns how many were removed.

@@ -8,11 +8,14 @@
 
 #include <redkit/config.hpp>
 #include <redkit/key.hpp>
+#include <redkit/queue/detail/cancel.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -125,6 +128,58 @@ struct stalled_jobs {
 
 /// Outcome of queue::remove.
 enum class remove_result { removed, not_found, active };
+
+template <class T>
+class job;
+
+/// What becomes of a cancelled job (queue::cancel).
+enum class after_cancel {
+    fail,   ///< it fails for good with the reason
+    retry,  ///< the attempt fails with the reason; the job runs again while attempts remain
+};
+
+/// Outcome of queue::cancel.
+enum class cancel_result {
+    requested,    ///< the job is running: its worker sees the request at its next lease renewal
+    not_running,  ///< the job exists but no worker runs it (in line, delayed or finished): nothing done
+    not_found,    ///< no job with this id
+};
+
+/// What a running job's handler polls or waits on to learn that its attempt was cancelled:
+/// by queue::cancel (from any process; the worker learns it at its next lease renewal) or by the
+/// job's timeout (job_options::timeout). Cancelling is cooperative: a handler that never looks
+/// runs to its end. Once a cancel was requested the attempt's outcome is the cancel's, whatever
+/// the handler returns or throws: failed with the reason (retried if attempts remain for a
+/// timeout or a cancel that asked for a retry). Cheap to copy; a default token is never cancelled.
+class cancel_token {
+public:
+    /// A token that is never cancelled (a job outside a worker's handler has one).
+    cancel_token() = default;
+
+    /// Whether a cancel was requested (a relaxed atomic read: poll it in a loop).
+    bool stop_requested() const noexcept { return state_ && state_->requested.load(); }
+
+    /// Why: "cancelled: <the reason given to queue::cancel>" or "timed out after N ms"; empty
+    /// while no cancel was requested.
+    std::string reason() const {
+        if (!stop_requested()) return {};
+        std::lock_guard<std::mutex> lock(state_->mutex);
+        return state_->reason;
+    }
+
+    /// Waits up to `d` for a cancel request (e.g. instead of a sleep); true once there is one.
+    bool wait_for(std::chrono::milliseconds d) const {
+        if (!state_) return false;
+        return state_->wait_for(d);
+    }
+
+private:
+    template <class T>
+    friend class job;
+    explicit cancel_token(std::shared_ptr<const detail::cancel_state> state) noexcept : state_(std::move(state)) {}
+
+    std::shared_ptr<const detail::cancel_state> state_;
+};
 
 /// Why an attempt failed, as given to worker_options::on_failed.
 struct job_failure {

@@ -441,6 +441,12 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
         o.trace = attempt() + o.payload;
     } else {
         if (!j->record().scheduler.empty()) advance_scheduler(*j);
+        detail::job_lease& lease = *j->lease();
+        if (lease.timeout_ms > 0) {
+            const auto at = clock::now() + std::chrono::milliseconds(lease.timeout_ms);
+            lease.timeout_at = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+            shared_.wake_keeper.notify();  // it sleeps until the earliest timeout it knows
+        }
         try {
             o.payload = handler_(*j);
             o.kind =
@@ -461,6 +467,19 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
             o.kind = detail::outcome_kind::failed;
             o.payload = "exception of unknown type";
             o.trace = attempt() + o.payload;
+        }
+        if (lease.cancel->requested.load()) {
+            // cancelled (queue::cancel, or the timeout): the attempt's outcome is the cancel's
+            std::string reason;
+            bool retry = false;
+            {
+                std::lock_guard<std::mutex> lock(lease.cancel->mutex);
+                reason = lease.cancel->reason;
+                retry = lease.cancel->retry;
+            }
+            o.kind = retry ? detail::outcome_kind::failed : detail::outcome_kind::failed_for_good;
+            o.trace = attempt() + reason;
+            o.payload = std::move(reason);
         }
         if (o.kind == detail::outcome_kind::failed) {
             static thread_local std::minstd_rand rng(std::random_device{}());
@@ -522,6 +541,7 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         rec.state = detail::queue_model::state_letter::active;
         rec.processed = out.now;
         auto lease = std::make_shared<detail::job_lease>();
+        lease->timeout_ms = rec.timeout_ms;
         lease->core = core_;
         lease->lease = lease_text;
         lease->closing = shared_.closing;

@@ -125,7 +125,7 @@ inline constexpr std::string_view name = "name", data = "data", ts = "ts", st = 
                                   rca = "rca", rfn = "rfn", rfa = "rfa", tok = "tok", pt = "pt", ft = "ft", rv = "rv",
                                   fr = "fr", tr = "tr", prog = "prog", stl = "stl", par = "par", pid = "pid",
                                   pqn = "pqn", pol = "pol", cref = "cref", done = "done", kids = "kids", sch = "sch",
-                                  tick = "tick", to = "to";
+                                  tick = "tick", to = "to", cx = "cx";
 }  // namespace job_field
 
 inline constexpr std::string_view job_fields[] = {
@@ -134,7 +134,7 @@ inline constexpr std::string_view job_fields[] = {
     job_field::rca,  job_field::rfn,   job_field::rfa, job_field::tok,  job_field::pt,   job_field::ft,
     job_field::rv,   job_field::fr,    job_field::tr,  job_field::prog, job_field::stl,  job_field::par,
     job_field::pid,  job_field::pqn,   job_field::pol, job_field::cref, job_field::done, job_field::kids,
-    job_field::sch,  job_field::tick,  job_field::to};
+    job_field::sch,  job_field::tick,  job_field::to, job_field::cx};
 
 /// The fields of the meta hash (KEYS[7]).
 namespace meta_field {

@@ -6,6 +6,7 @@
 #include <redkit/client.hpp>
 #include <redkit/config.hpp>
 #include <redkit/key.hpp>
+#include <redkit/queue/detail/cancel.hpp>
 #include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/types.hpp>
 #include <redkit/reply.hpp>
@@ -117,6 +118,11 @@ struct job_lease {
     std::string lease;  // "<taken ms>|<token>", as in the queue's active zset ("<id>:<lease>")
     std::atomic<bool> lost{false};
     std::shared_ptr<const std::atomic<bool>> closing;
+    std::shared_ptr<cancel_state> cancel = std::make_shared<cancel_state>();
+    // job_options::timeout: 0 none; else the attempt is cancelled at timeout_at (steady clock
+    // nanoseconds since its epoch; set when the handler starts, read by the keeper)
+    long long timeout_ms = 0;
+    std::atomic<long long> timeout_at{0};
 };
 
 REDKIT_DECL bool is_generated_id(std::string_view s) noexcept;
@@ -126,7 +132,7 @@ REDKIT_DECL void validate_job_options(const job_options& o);
 
 inline std::string job_field_number(long long v, bool present) { return present ? std::to_string(v) : std::string(); }
 
-/// Appends the 13 add-script fields of one job.
+/// Appends the 14 add-script fields of one job.
 REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
                                  const job_options& o);
 

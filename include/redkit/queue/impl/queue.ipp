@@ -205,6 +205,15 @@ REDKIT_DECL remove_result queue_remove(const queue_core& core, std::string_view 
     return r == 1 ? remove_result::removed : r == 0 ? remove_result::not_found : remove_result::active;
 }
 
+REDKIT_DECL cancel_result queue_cancel(const queue_core& core, std::string_view id, std::string_view reason,
+                                       after_cancel then) {
+    if (reason.size() > 1024) throw std::invalid_argument("redkit: queue::cancel: reason must be at most 1024 bytes");
+    const auto r = queue_eval_again<long long>(
+        core, extras_script<queue_lua::cancel>(),
+        {escape_key_part(id), then == after_cancel::retry ? "1" : "0", std::string(reason)});
+    return r == 1 ? cancel_result::requested : r == 2 ? cancel_result::not_running : cancel_result::not_found;
+}
+
 REDKIT_DECL std::size_t queue_drain(const queue_core& core, bool include_delayed) {
     std::size_t total = 0;
     for (;;) {

@@ -89,11 +89,38 @@ REDKIT_DECL void queue_keeper::renew() {
         }
     }
     if (leases.empty()) return;
-    const auto renewed =
-        core_->redis.eval<std::vector<long long>>(idempotent, queue_script<queue_lua::renew>(), core_->keys, args);
+    const auto renewed = core_->redis.eval<reply>(idempotent, queue_script<queue_lua::renew>(), core_->keys, args);
+    if (renewed.is_error()) throw server_error(renewed.text(), core_->what() + "lease renewal: " + renewed.text());
     for (std::size_t i = 0; i < renewed.size() && i < leases.size(); ++i) {
-        if (renewed[i] == 0) leases[i]->lost = true;
+        const reply& r = renewed[i];
+        if (r.type() == reply_type::integer) {
+            if (r.integer() == 0) leases[i]->lost = true;
+        } else if (r.type() == reply_type::string && r.text().size() >= 2) {
+            // queue::cancel: "<r>|<reason>", r '1' when the attempt is to be retried
+            const std::string& t = r.text();
+            leases[i]->cancel->request("cancelled: " + t.substr(2), t[0] == '1');
+        }
     }
+}
+
+// Cancels the attempts whose job_options::timeout passed; returns when the next one is due.
+REDKIT_DECL std::chrono::steady_clock::time_point queue_keeper::cancel_timed_out(
+    std::chrono::steady_clock::time_point now) {
+    using clock = std::chrono::steady_clock;
+    const long long now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    long long next = 0;
+    std::lock_guard<std::mutex> lock(shared_.mutex);
+    for (const auto& held : shared_.held) {
+        job_lease& l = *held.second;
+        const long long at = l.timeout_at.load();
+        if (at == 0 || l.cancel->requested.load()) continue;
+        if (at <= now_ns) {
+            l.cancel->request("timed out after " + std::to_string(l.timeout_ms) + " ms", true);
+        } else if (next == 0 || at < next) {
+            next = at;
+        }
+    }
+    return next == 0 ? clock::time_point::max() : clock::time_point(std::chrono::nanoseconds(next));
 }
 
 REDKIT_DECL void queue_keeper::check_stalled() {
@@ -183,6 +210,7 @@ REDKIT_DECL void queue_keeper::run() {
             timing.observe(now, !shared_.held.empty(), closing, shared_.abandoned);
             block = !closing && !shared_.fetch && shared_.idle > 0 && !shared_.blocking;
         }
+        delayed_at = std::min(delayed_at, cancel_timed_out(now));  // a timeout due is a wake-up too
         try {
             if (closing && block_.pending()) {
                 // abandon the BZPOPMIN (the server unblocks a closed client) and give back a

@@ -64,6 +64,14 @@ local function id_of(member)
   return member
 end
 
+-- The cancel request (queue::cancel) stored for job id's attempt under `lease`: "<r>|<reason>",
+-- or nil (none, or one for another attempt).
+local function cancel_request(id, lease)
+  local cx = redis.call('HGET', JOB .. id, 'cx')
+  if not cx or string.sub(cx, 1, #lease + 1) ~= lease .. '|' then return nil end
+  return string.sub(cx, #lease + 2)
+end
+
 -- Deletes job hashes and drops their ids from a zset (set may be nil).
 local function drop(set, ids)
   if #ids == 0 then return end
@@ -122,6 +130,20 @@ inline constexpr std::string_view extras = R"lua(
 local BASE = queue_key('')
 local SCHED, K_SCHED, K_LIMIT = BASE .. 'scheduler:', BASE .. 'schedulers', BASE .. 'limiter'
 local K_EVENTS, K_KIDS = BASE .. 'events', BASE .. 'waiting-children'
+
+-- The lease running job id is held under (its active-zset member "<id>:<lease>"), or nil.
+local function lease_of(id)
+  local pattern = (string.gsub(id, '[%*%?%[%]\\]', '\\%0')) .. ':*'
+  local cursor = '0'
+  repeat
+    local r = redis.call('ZSCAN', K_ACTIVE, cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = r[1]
+    for i = 1, #r[2], 2 do
+      if id_of(r[2][i]) == id then return string.sub(r[2][i], #id + 2) end
+    end
+  until cursor == '0'
+  return nil
+end
 
 -- Appends an event to the queue's stream when events are on (queue::set_events).
 local EVMAX = nil

@@ -234,8 +234,8 @@ if limited then lim = 1 end
 return {codes, jobs, now, next_delay, lim}
 )lua";
 
-// renew: extends leases. ARGV[2] lease ms, then pairs id, lease. Returns 1 (renewed) or 0 (lost)
-// per pair.
+// renew: extends leases. ARGV[2] lease ms, then pairs id, lease. Per pair: 0 (lost), 1 (renewed),
+// or, renewed with a cancel requested for that lease (queue::cancel), the request "<r>|<reason>".
 inline constexpr std::string_view renew = R"lua(
 local deadline = now_ms() + tonumber(ARGV[2])
 local m = {}
@@ -247,13 +247,27 @@ for i = 1, #m do
   if scores[i] then
     z[#z + 1] = deadline
     z[#z + 1] = m[i]
-    out[i] = 1
+    out[i] = cancel_request(ARGV[1 + i * 2], ARGV[2 + i * 2]) or 1
   else
     out[i] = 0
   end
 end
 if #z > 0 then redis.call('ZADD', K_ACTIVE, 'XX', unpack(z)) end
 return out
+)lua";
+
+// cancel: asks the worker running job ARGV[2] to cancel it: stores "<lease>|<ARGV[3]>|<ARGV[4]>"
+// (ARGV[3] '1': retry the attempt; ARGV[4] the reason) in its cx field for the lease it runs
+// under. Returns 1 (requested), 2 (the job is not running), 0 (no such job).
+inline constexpr std::string_view cancel = R"lua(
+local id = ARGV[2]
+local k = JOB .. id
+if redis.call('EXISTS', k) == 0 then return 0 end
+local lease = lease_of(id)
+if not lease then return 2 end
+redis.call('HSET', k, 'cx', lease .. '|' .. ARGV[3] .. '|' .. ARGV[4])
+emit('cancelling', id, ARGV[4])
+return 1
 )lua";
 
 // stalled: moves jobs whose lease expired back in line, or to failed after more than ARGV[3]
@@ -268,19 +282,25 @@ local leases = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, li
 if #leases == 0 then return {{}, {}} end
 redis.call('ZREM', K_ACTIVE, unpack(leases))
 local recovered, failed = {}, {}
+local function fail(k, id, reason)
+  redis.call('HSET', k, 'st', 'f', 'ft', now, 'fr', reason)
+  flow_done(k, false, reason, now)
+  local f = redis.call('HMGET', k, 'rfn', 'rfa')
+  retain(K_FAILED, id, f[1], f[2], now)
+  failed[#failed + 1] = id
+  emit('failed', id, reason)
+end
 for i = 1, #leases do
   local id = id_of(leases[i])
   local k = JOB .. id
   if redis.call('EXISTS', k) == 1 then
     local stalls = redis.call('HINCRBY', k, 'stl', 1)
-    if stalls > max_stalls then
-      local reason = 'job stalled more than ' .. max_stalls .. ' time(s): its lease expired while active'
-      redis.call('HSET', k, 'st', 'f', 'ft', now, 'fr', reason)
-      flow_done(k, false, reason, now)
-      local f = redis.call('HMGET', k, 'rfn', 'rfa')
-      retain(K_FAILED, id, f[1], f[2], now)
-      failed[#failed + 1] = id
-      emit('failed', id, reason)
+    -- a cancelled attempt whose worker went away runs again only if the cancel asked so
+    local cx = cancel_request(id, string.sub(leases[i], #id + 2))
+    if cx and string.sub(cx, 1, 1) == '0' then
+      fail(k, id, 'cancelled: ' .. string.sub(cx, 3))
+    elseif stalls > max_stalls then
+      fail(k, id, 'job stalled more than ' .. max_stalls .. ' time(s): its lease expired while active')
     else
       redis.call('HSET', k, 'st', enqueue(id, redis.call('HGET', k, 'prio')))
       recovered[#recovered + 1] = id
