@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -744,4 +745,40 @@ TEST_F(Board, RetryAllAndCleanActAndCleanAsksFirst) {
     EXPECT_EQ(q.counts().waiting, 3);
     ASSERT_TRUE(eventually([&] { return shown("failed") == 0 && shown("waiting") == 3; }))
         << shown("failed") << " failed, " << shown("waiting") << " waiting shown";
+}
+
+// An active job's Cancel button asks first, then cancels it: the handler sees its token and the
+// job fails with the board's reason.
+TEST_F(Board, CancelsARunningJobAfterAsking) {
+    redkit::queue<json> q(redis, "board-cancel");
+    const std::string id = q.add("long", json{{"n", 1}}).id;
+    redkit::worker_options<json> wo;
+    wo.lease_duration = 600ms;  // a cancel arrives within 300 ms
+    std::atomic<bool> saw{false};
+    redkit::worker<json> w(
+        q,
+        [&](redkit::job<json>& j) {
+            if (j.cancellation().wait_for(20s)) saw = true;
+        },
+        wo);
+    ASSERT_TRUE(eventually([&] { return q.counts().active == 1; }));
+
+    board_server server;
+    browser chrome;
+    chrome.go(server.url() + "#queue=board-cancel&state=active");
+    const std::string button = "#jobs button[data-action='cancel'][data-job-id='" + id + "']";
+    ASSERT_TRUE(eventually(
+        [&] { return chrome.script("return document.querySelector(\"" + button + "\") !== null;") == true; }));
+    chrome.click(button);
+    EXPECT_NE(chrome.dialog_text().find(id), std::string::npos);
+    chrome.answer_dialog(false);
+    std::this_thread::sleep_for(800ms);
+    EXPECT_FALSE(saw.load()) << "a cancel the user declined was sent";
+    EXPECT_EQ(q.counts().active, 1);
+
+    chrome.click(button);
+    chrome.answer_dialog(true);
+    ASSERT_TRUE(eventually([&] { return saw.load(); }));
+    ASSERT_TRUE(eventually([&] { return q.get_job(id)->state() == redkit::job_state::failed; }));
+    EXPECT_EQ(q.get_job(id)->failed_reason(), "cancelled: from the board");
 }

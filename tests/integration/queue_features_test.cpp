@@ -820,6 +820,31 @@ TEST_F(QueueTool, TakesTheUrlAnywherePrintsNothingOnAnErrorAndAsksBeforeCleaning
     EXPECT_EQ(q.counts().completed, 0);
 }
 
+// `redkit-queue cancel` cancels a running job (status 0) and refuses an unknown or idle one
+// (status 2, nothing written).
+TEST_F(QueueTool, CancelsARunningJobAndRefusesOthers) {
+    redkit::queue<int> q(redis, "orders");
+    const std::string id = q.add("ship", 1).id;
+    auto wo = quick();
+    wo.lease_duration = 400ms;
+    redkit::worker<int> w(
+        q, [](redkit::job<int>& j) { (void)j.cancellation().wait_for(10s); }, wo);
+    for (int k = 0; k < 500 && q.counts().active == 0; ++k) std::this_thread::sleep_for(5ms);
+    const tool_run unknown = queue_tool("cancel orders nope");
+    EXPECT_EQ(unknown.status, 2) << unknown.output;
+    const tool_run ok = queue_tool("cancel orders " + id + " --reason 'from the shell'");
+    EXPECT_EQ(ok.status, 0) << ok.output;
+    EXPECT_EQ(ok.output, "job " + id + ": cancel requested\n");
+    for (int k = 0; k < 500; ++k) {
+        if (q.get_job(id)->state() == redkit::job_state::failed) break;
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(q.get_job(id)->failed_reason(), "cancelled: from the shell");
+    const tool_run again = queue_tool("cancel orders " + id);
+    EXPECT_EQ(again.status, 2) << again.output;
+    EXPECT_NE(again.output.find("not running"), std::string::npos) << again.output;
+}
+
 // The command-line tool against a real queue: what it lists matches the queue, its actions act,
 // and a mistyped queue, job or state is refused with status 2 and writes nothing.
 TEST_F(QueueTool, ListsShowsActsAndRefusesUnknownNamesWithoutWriting) {
