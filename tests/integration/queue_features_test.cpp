@@ -987,6 +987,21 @@ TEST_F(QueueTool, DelayedJobsShowWhenTheyAreDue) {
     EXPECT_NE(r.output.find("due:         " + utc(delayed)), std::string::npos) << r.output;
 }
 
+// A job's deduplication key shows in `job` (and not for a job without one).
+TEST_F(QueueTool, JobShowsItsDeduplicationKey) {
+    redkit::queue<int> q(redis, "keyed");
+    redkit::job_options o;
+    o.deduplication.id = "invoice:{42}";
+    const auto keyed = q.add("bill", 1, o).id;
+    const auto plain = q.add("bill", 2).id;
+    auto r = queue_tool("job keyed " + keyed);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("dedup key:   invoice:{42}\n"), std::string::npos) << r.output;
+    r = queue_tool("job keyed " + plain);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.find("dedup key:"), std::string::npos) << r.output;
+}
+
 // A server error while reading events is a failure (status 1, the server's message), not an
 // empty list.
 TEST_F(QueueTool, EventsReportServerErrorsWithStatusOne) {
