@@ -74,7 +74,7 @@ struct retention {
 /// - debounce (ttl > 0, a delay, and extend and/or replace): as throttle, and an add while that job
 ///   is still delayed updates it (data, due time) instead; once it started, nothing is updated.
 ///
-/// The key lives in the queue's slot (queue:{name}:dedup:<id>); a key with a TTL outlives
+/// The key lives in the queue's slot (`queue:{name}:dedup:<id>`); a key with a TTL outlives
 /// queue::obliterate until it expires. A failed job that queue::retry moves back in line does not
 /// take its key again.
 struct deduplication_options {
