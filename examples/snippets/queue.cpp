@@ -67,6 +67,40 @@ void jobs(redkit::client redis) {
     mails.obliterate(true);
 }
 
+void deduplication(redkit::client redis) {
+    redkit::queue<nlohmann::json> jobs(redis, "docs-dedup");
+    //! [dedup]
+    // simple: while the job added with this key is unfinished, adds with the key add nothing
+    redkit::job_options once;
+    once.deduplication.id = "import:file-17";  // a key of your own, apart from the job id
+    const redkit::added_job first = jobs.add("import", {{"file", 17}}, once);
+    const redkit::added_job again = jobs.add("import", {{"file", 17}}, once);
+    std::cout << "import: " << redkit::to_string(first.outcome) << ", then " << redkit::to_string(again.outcome)
+              << " -> job " << again.id << " (the same)\n";
+
+    // throttle: at most one job per key per minute, even when it finished meanwhile
+    redkit::job_options per_minute;
+    per_minute.deduplication.id = "digest:team";
+    per_minute.deduplication.ttl = 60s;
+    (void)jobs.add("digest", {{"team", "core"}}, per_minute);
+
+    // debounce: one job, 2 s after the last add of a burst, with that add's data
+    redkit::job_options debounce;
+    debounce.delay = 2s;
+    debounce.deduplication = {"reindex:product-42", 2s, true, true};  // id, ttl, extend, replace
+    for (int edit = 1; edit <= 3; ++edit) {
+        const redkit::added_job a = jobs.add("reindex", {{"edit", edit}}, debounce);
+        std::cout << "reindex edit " << edit << ": " << redkit::to_string(a.outcome) << " (job " << a.id << ")\n";
+    }
+    //! [dedup]
+    const auto reindex = jobs.jobs(redkit::job_state::delayed).jobs.at(0);
+    std::cout << "reindex job " << reindex.id() << " holds edit " << reindex.data()["edit"] << '\n';
+    jobs.obliterate(true);
+    // keys with a TTL outlive obliterate until they expire: deleted here so the program can run again
+    (void)redis.command<long long>("DEL", "queue:{docs-dedup}:dedup:digest%3Ateam",
+                                   "queue:{docs-dedup}:dedup:reindex%3Aproduct-42");
+}
+
 void events() {
     redkit::client redis = redkit::default_client();
     redkit::queue<welcome_mail> mails(redis, "docs-events");
@@ -195,6 +229,7 @@ void flows(redkit::client redis) {
 int main() try {
     redkit::client redis = redkit::default_client();
     jobs(redis);
+    deduplication(redis);
     events();
     schedulers(redis);
     rate_limited(redis);

@@ -3,7 +3,8 @@
 // ticks made exactly once across four worker processes (one killed mid-run), missed ticks run
 // once, limits and ends, idempotent upserts; a queue-wide rate limit held by eight threads in two
 // processes, and a handler's "rate limited, retry after D"; jobs listed by state, logs, metrics;
-// flows (3 levels across queues, failure policies, a child killed with its worker, bad flows).
+// flows (3 levels across queues, failure policies, a child killed with its worker, bad flows);
+// deduplication (simple, throttle, debounce; eight producer threads in two processes on one key).
 // Worker processes are fork()ed children with their own client; they report through Redis lists
 // the test reads.
 #include <redkit/queue.hpp>
@@ -16,14 +17,17 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -1010,6 +1014,21 @@ TEST_F(QueueTool, DelayedJobsShowWhenTheyAreDue) {
     EXPECT_NE(r.output.find("due:         " + utc(delayed)), std::string::npos) << r.output;
 }
 
+// A job's deduplication key shows in `job` (and not for a job without one).
+TEST_F(QueueTool, JobShowsItsDeduplicationKey) {
+    redkit::queue<int> q(redis, "keyed");
+    redkit::job_options o;
+    o.deduplication.id = "invoice:{42}";
+    const auto keyed = q.add("bill", 1, o).id;
+    const auto plain = q.add("bill", 2).id;
+    auto r = queue_tool("job keyed " + keyed);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("dedup key:   invoice:{42}\n"), std::string::npos) << r.output;
+    r = queue_tool("job keyed " + plain);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.find("dedup key:"), std::string::npos) << r.output;
+}
+
 // A server error while reading events is a failure (status 1, the server's message), not an
 // empty list.
 TEST_F(QueueTool, EventsReportServerErrorsWithStatusOne) {
@@ -1580,4 +1599,489 @@ TEST_F(Flows, BadFlowsAreRefusedAndWriteNothing) {
     clash.children = {node("fresh", 1, "other"), with_id(node("dup", 1), "taken")};
     EXPECT_THROW((void)q.add_flow(clash), redkit::error);
     EXPECT_EQ(redis.command<long long>("DBSIZE"), keys) << "a refused flow wrote nothing";
+}
+
+// ---- deduplication (job_options::deduplication) ----
+
+namespace {
+
+redkit::job_options dedup(std::string key, std::chrono::milliseconds ttl = 0ms) {
+    redkit::job_options o;
+    o.deduplication.id = std::move(key);
+    o.deduplication.ttl = ttl;
+    return o;
+}
+
+// Debounce: the key held for `ttl`, the job delayed by `delay`; extend and replace as given.
+redkit::job_options debounce(std::string key, std::chrono::milliseconds ttl, std::chrono::milliseconds delay,
+                             bool extend = true, bool replace = true) {
+    redkit::job_options o = dedup(std::move(key), ttl);
+    o.delay = delay;
+    o.deduplication.extend = extend;
+    o.deduplication.replace = replace;
+    return o;
+}
+
+long long server_us(const redkit::client& c) {
+    const auto t = c.command<std::vector<long long>>("TIME");
+    return t.at(0) * 1000000 + t.at(1);
+}
+
+// One add a producer made, as it reported it.
+struct reported_add {
+    std::string outcome, id;
+    int data = 0;
+    long long before_us = 0, after_us = 0;  // server time just before the add was sent, and after its reply
+};
+
+class Deduplication : public redkit_test::fresh_database {
+protected:
+    // The job that holds `key` in `queue` as the server has it (nullopt: the key is free).
+    std::optional<std::string> holder(const std::string& queue, const std::string& key) {
+        return redis.command<std::optional<std::string>>("GET", key_of(queue, key));
+    }
+    long long key_pttl(const std::string& queue, const std::string& key) {
+        return redis.command<long long>("PTTL", key_of(queue, key));
+    }
+    std::optional<redkit::job<int>> q_job(const std::string& queue, const std::string& id) {
+        return redkit::queue<int>(redis, queue).get_job(id);
+    }
+    static std::string key_of(const std::string& queue, const std::string& key) {
+        return "queue:{" + queue + "}:dedup:" + redkit::escape_key_part(key);
+    }
+
+    // The job hashes of `queue`, from the server (not its logs or children's hashes).
+    std::vector<std::string> job_hashes(const std::string& queue) {
+        std::vector<std::string> out;
+        const std::string prefix = "queue:{" + queue + "}:job:";
+        for (const std::string& k : redis.scan(prefix + "*", 1000)) {
+            if (k.find(':', prefix.size()) == std::string::npos) out.push_back(k.substr(prefix.size()));
+        }
+        return out;
+    }
+
+    // Waits up to 10 s for job `id` to reach `state` (or, for unknown, to be gone).
+    template <class T>
+    bool wait_for(const redkit::queue<T>& q, const std::string& id, redkit::job_state state) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            const auto j = q.get_job(id);
+            if (j ? j->state() == state : state == redkit::job_state::unknown) return true;
+            std::this_thread::sleep_for(10ms);
+        }
+        return false;
+    }
+
+    // Forks a process of 4 producer threads: once the key "go" exists, each adds `adds` jobs to
+    // `queue` with `o`, data <base + 1000 * thread + i>, and RPUSHes
+    // "<outcome>|<id>|<data>|<server µs before>|<server µs after>" to the list "adds". Exits 0
+    // when every add went through. No thread of this process may be alive at the fork.
+    pid_t spawn_producers(const std::string& queue, int base, int adds, const redkit::job_options& o) {
+        const pid_t pid = ::fork();
+        if (pid != 0) return pid;
+        int status = 3;
+        try {
+            redkit::client c(shared_server().url());
+            redkit::queue<int> q(c, queue);
+            const auto deadline = std::chrono::steady_clock::now() + 20s;
+            while (c.command<long long>("EXISTS", "go") == 0 && std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(1ms);
+            }
+            std::atomic<bool> failed{false};
+            std::vector<std::thread> threads;
+            for (int t = 0; t < 4; ++t) {
+                threads.emplace_back([&, t] {
+                    try {
+                        for (int i = 0; i < adds; ++i) {
+                            const int data = base + 1000 * t + i;
+                            const long long before = server_us(c);
+                            const redkit::added_job a = q.add("j", data, o);
+                            const long long after = server_us(c);
+                            c.command<long long>("RPUSH", "adds",
+                                                 std::string(redkit::to_string(a.outcome)) + "|" + a.id + "|" +
+                                                     std::to_string(data) + "|" + std::to_string(before) + "|" +
+                                                     std::to_string(after));
+                        }
+                    } catch (...) {
+                        failed = true;
+                    }
+                });
+            }
+            for (auto& th : threads) th.join();
+            status = failed ? 2 : 0;
+        } catch (...) {
+        }
+        ::_exit(status);
+    }
+
+    // That the two processes' adds ran at the same time (else the test would not test concurrency):
+    // each process began an add before the other one's last add had finished.
+    static void expect_overlap(const std::vector<reported_add>& reports) {
+        long long first[2] = {LLONG_MAX, LLONG_MAX}, last[2] = {0, 0};
+        for (const auto& r : reports) {
+            const int p = r.data >= 200000 ? 1 : 0;
+            first[p] = std::min(first[p], r.before_us);
+            last[p] = std::max(last[p], r.after_us);
+        }
+        EXPECT_LT(first[0], last[1]) << "the producer processes did not overlap";
+        EXPECT_LT(first[1], last[0]) << "the producer processes did not overlap";
+    }
+
+    // 8 producers in 2 processes, `adds` each, started together; their reports once both exited.
+    std::vector<reported_add> produce(const std::string& queue, int adds, const redkit::job_options& o) {
+        std::vector<pid_t> pids{spawn_producers(queue, 100000, adds, o), spawn_producers(queue, 200000, adds, o)};
+        redis.command<std::string>("SET", "go", "1");
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        for (pid_t& p : pids) {
+            int status = -1;
+            while (::waitpid(p, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(5ms);
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                ::kill(p, SIGKILL);
+                ::waitpid(p, &status, 0);
+            }
+            EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a producer process failed: " << status;
+        }
+        std::vector<reported_add> out;
+        for (const auto& line : redis.command<std::vector<std::string>>("LRANGE", "adds", 0, -1)) {
+            std::vector<std::string> f;
+            std::size_t from = 0;
+            for (std::size_t bar; (bar = line.find('|', from)) != std::string::npos; from = bar + 1) {
+                f.push_back(line.substr(from, bar - from));
+            }
+            f.push_back(line.substr(from));
+            if (f.size() != 5) {
+                ADD_FAILURE() << "malformed report " << line;
+                continue;
+            }
+            out.push_back({f[0], f[1], std::stoi(f[2]), std::stoll(f[3]), std::stoll(f[4])});
+        }
+        return out;
+    }
+};
+
+}  // namespace
+
+// Simple mode: while the job is unfinished, adds with its key add nothing and map to it; the key
+// is released when it completes (kept), fails for good (not kept), is removed or drained.
+TEST_F(Deduplication, SimpleModeMapsToTheUnfinishedJobAndIsReleasedWhenItFinishesOrIsRemoved) {
+    redkit::queue<int> q(redis, "dedup-simple");
+    const std::string key = "order:{7}";  // escaped like ids: its ':' and braces stay out of the key's shape
+    const auto a = q.add("j", 1, dedup(key));
+    EXPECT_EQ(a.outcome, redkit::add_outcome::created);
+    EXPECT_TRUE(a.created);
+    EXPECT_EQ(holder("dedup-simple", key), a.id);
+    EXPECT_EQ(key_pttl("dedup-simple", key), -1) << "simple mode: no TTL";
+    const auto b = q.add("j", 2, dedup(key));
+    EXPECT_EQ(b.outcome, redkit::add_outcome::deduplicated);
+    EXPECT_FALSE(b.created);
+    EXPECT_EQ(b.id, a.id);
+    auto named = dedup(key);
+    named.job_id = "other";  // the key is checked first: no job "other"
+    const auto c = q.add("j", 3, named);
+    EXPECT_EQ(c.outcome, redkit::add_outcome::deduplicated);
+    EXPECT_EQ(c.id, a.id);
+    EXPECT_FALSE(q.get_job("other"));
+    ASSERT_TRUE(q.get_job(a.id));
+    EXPECT_EQ(q.get_job(a.id)->data(), 1);
+    EXPECT_EQ(q.get_job(a.id)->deduplication_id(), key);
+    EXPECT_EQ(q.counts().waiting, 1);
+    EXPECT_EQ(job_hashes("dedup-simple").size(), 1u);
+
+    // completed and kept (the take's own path): released
+    std::mutex m;
+    std::set<int> seen;
+    {
+        redkit::worker<int> w(
+            q,
+            [&](redkit::job<int>& j) {
+                {
+                    std::lock_guard<std::mutex> lock(m);
+                    seen.insert(j.data());
+                }
+                if (j.data() == 4) throw redkit::unrecoverable_error("no");
+            },
+            quick());
+        ASSERT_TRUE(wait_for(q, a.id, redkit::job_state::completed));
+        EXPECT_EQ(holder("dedup-simple", key), std::nullopt) << "completed: released";
+        // failed for good and removed at once (remove_on_fail keeps none): released
+        auto gone = dedup(key);
+        gone.remove_on_fail = redkit::retention::keep_none();
+        const auto d = q.add("j", 4, gone);
+        EXPECT_EQ(d.outcome, redkit::add_outcome::created);
+        EXPECT_NE(d.id, a.id);
+        ASSERT_TRUE(wait_for(q, d.id, redkit::job_state::unknown));
+        EXPECT_EQ(holder("dedup-simple", key), std::nullopt) << "failed: released";
+        EXPECT_TRUE(w.close(5s));
+    }
+    EXPECT_EQ(seen, (std::set<int>{1, 4}));
+
+    // removed, and drained: released
+    const auto e = q.add("j", 5, dedup(key));
+    EXPECT_EQ(e.outcome, redkit::add_outcome::created);
+    EXPECT_EQ(q.add("j", 6, dedup(key)).id, e.id);
+    EXPECT_EQ(q.remove(e.id), redkit::remove_result::removed);
+    EXPECT_EQ(holder("dedup-simple", key), std::nullopt) << "removed: released";
+    const auto f = q.add("j", 7, dedup(key));
+    EXPECT_EQ(f.outcome, redkit::add_outcome::created);
+    EXPECT_EQ(q.drain(), 1u);
+    EXPECT_EQ(holder("dedup-simple", key), std::nullopt) << "drained: released";
+    EXPECT_EQ(q.add("j", 8, dedup(key)).outcome, redkit::add_outcome::created);
+}
+
+// Throttle: for the TTL after the first add, adds with the key are ignored, even after the job
+// completed; then the next add makes a job.
+TEST_F(Deduplication, ThrottleIgnoresAddsForTheTtlEvenAfterTheJobFinished) {
+    redkit::queue<int> q(redis, "dedup-throttle");
+    const auto a = q.add("j", 1, dedup("sync", 3s));
+    EXPECT_EQ(a.outcome, redkit::add_outcome::created);
+    const long long ttl = key_pttl("dedup-throttle", "sync");
+    EXPECT_GT(ttl, 0);
+    EXPECT_LE(ttl, 3000);
+    EXPECT_EQ(q.add("j", 2, dedup("sync", 3s)).id, a.id);
+    {
+        redkit::worker<int> w(
+            q, [](redkit::job<int>&) {}, quick());
+        ASSERT_TRUE(wait_for(q, a.id, redkit::job_state::completed));
+        EXPECT_TRUE(w.close(5s));
+    }
+    ASSERT_EQ(holder("dedup-throttle", "sync"), a.id) << "the window outlives the job (test too slow?)";
+    const auto c = q.add("j", 3, dedup("sync", 3s));
+    EXPECT_EQ(c.outcome, redkit::add_outcome::deduplicated) << "finished, but inside the window";
+    EXPECT_EQ(c.id, a.id);
+    const auto deadline = std::chrono::steady_clock::now() + 6s;
+    while (holder("dedup-throttle", "sync") && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(20ms);
+    }
+    const auto d = q.add("j", 4, dedup("sync", 3s));
+    EXPECT_EQ(d.outcome, redkit::add_outcome::created) << "the window is over";
+    EXPECT_NE(d.id, a.id);
+    const auto counts = q.counts();
+    EXPECT_EQ(counts.completed, 1);
+    EXPECT_EQ(counts.waiting, 1);
+}
+
+// Debounce: an add while the job is delayed replaces its data and/or pushes its due time and the
+// key's TTL; once the job started, an add changes nothing.
+TEST_F(Deduplication, DebounceUpdatesTheDelayedJobAndNothingOnceItStarted) {
+    redkit::queue<int> q(redis, "dedup-debounce");
+    const auto a = q.add("j", 1, debounce("search", 2s, 2s));
+    EXPECT_EQ(a.outcome, redkit::add_outcome::created);
+    const long long due0 = q.get_job(a.id)->due_at();
+    const auto b = q.add("j", 2, debounce("search", 4s, 4s));
+    EXPECT_EQ(b.outcome, redkit::add_outcome::debounced);
+    EXPECT_EQ(b.id, a.id);
+    auto j = q.get_job(a.id);
+    ASSERT_TRUE(j);
+    EXPECT_EQ(j->data(), 2) << "replaced";
+    EXPECT_GE(j->due_at(), due0 + 2000) << "pushed back to now + 4 s";
+    EXPECT_EQ(j->options().delay, 4s);
+    EXPECT_GT(key_pttl("dedup-debounce", "search"), 2000) << "the key's TTL pushed on to 4 s";
+    const long long due1 = j->due_at();
+
+    const auto c = q.add("j", 3, debounce("search", 1s, 1s, false, true));  // replace only
+    EXPECT_EQ(c.outcome, redkit::add_outcome::debounced);
+    EXPECT_EQ(q.get_job(a.id)->data(), 3);
+    EXPECT_EQ(q.get_job(a.id)->due_at(), due1) << "replace alone leaves the due time";
+    const auto d = q.add("j", 4, debounce("search", 5s, 5s, true, false));  // extend only
+    EXPECT_EQ(d.outcome, redkit::add_outcome::debounced);
+    EXPECT_EQ(q.get_job(a.id)->data(), 3) << "extend alone leaves the data";
+    EXPECT_GT(q.get_job(a.id)->due_at(), due1);
+    EXPECT_EQ(q.counts().delayed, 1);
+    EXPECT_EQ(job_hashes("dedup-debounce").size(), 1u);
+
+    // started: nothing is replaced, the add maps to the running job
+    redkit::queue<int> s(redis, "dedup-started");
+    const auto first = s.add("j", 1, debounce("k", 10s, 50ms));
+    std::promise<void> started, release;
+    auto released = release.get_future().share();
+    std::atomic<int> saw{0};
+    redkit::worker<int> w(
+        s,
+        [&, released](redkit::job<int>& job) {
+            saw = job.data();
+            started.set_value();
+            released.wait_for(10s);
+        },
+        quick());
+    ASSERT_EQ(started.get_future().wait_for(10s), std::future_status::ready);
+    const auto late = s.add("j", 2, debounce("k", 10s, 50ms));
+    EXPECT_EQ(late.outcome, redkit::add_outcome::deduplicated);
+    EXPECT_EQ(late.id, first.id);
+    EXPECT_EQ(s.get_job(first.id)->data(), 1);
+    release.set_value();
+    ASSERT_TRUE(wait_for(s, first.id, redkit::job_state::completed));
+    EXPECT_EQ(saw.load(), 1);
+    EXPECT_TRUE(w.close(5s));
+    EXPECT_EQ(s.counts().completed, 1);
+    EXPECT_EQ(job_hashes("dedup-started").size(), 1u);
+}
+
+// add_bulk: each job gets what add would give it, seeing the keys and ids of the jobs before it.
+TEST_F(Deduplication, AddBulkGivesEachJobTheOutcomeAddWouldGive) {
+    redkit::queue<int> q(redis, "dedup-bulk");
+    redkit::job_options fixed;
+    fixed.job_id = "fixed";
+    EXPECT_EQ(q.add("j", 0, fixed).outcome, redkit::add_outcome::created);
+    auto b_named = dedup("b");
+    b_named.job_id = "x";
+    const std::vector<redkit::bulk_job<int>> jobs{
+        {"j", 1, dedup("a")},
+        {"j", 2, dedup("a")},
+        {"j", 3, dedup("b")},
+        {"j", 4, fixed},
+        {"j", 5},
+        {"j", 6, b_named},
+        {"j", 7, debounce("c", 5s, 5s)},
+        {"j", 8, debounce("c", 5s, 5s)},
+    };
+    const auto r = q.add_bulk(jobs);
+    ASSERT_EQ(r.size(), jobs.size());
+    using o = redkit::add_outcome;
+    const std::vector<o> want{o::created, o::deduplicated, o::created, o::exists,
+                              o::created, o::deduplicated, o::created, o::debounced};
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        EXPECT_EQ(r[i].outcome, want[i]) << "job " << i << ": " << redkit::to_string(r[i].outcome);
+        EXPECT_EQ(r[i].created, want[i] == o::created) << i;
+    }
+    EXPECT_EQ(r[1].id, r[0].id);
+    EXPECT_EQ(r[3].id, "fixed");
+    EXPECT_EQ(r[5].id, r[2].id);
+    EXPECT_EQ(r[7].id, r[6].id);
+    EXPECT_EQ(q.get_job(r[6].id)->data(), 8);
+    EXPECT_FALSE(q.get_job("x"));
+    const std::set<std::string> made{"fixed", r[0].id, r[2].id, r[4].id, r[6].id};
+    EXPECT_EQ(made.size(), 5u) << "distinct ids";
+    const auto hashes = job_hashes("dedup-bulk");
+    EXPECT_EQ(std::set<std::string>(hashes.begin(), hashes.end()), made);
+    // the same adds one by one now: every key is held, so all map to the jobs above
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        if (jobs[i].options.deduplication.id.empty()) continue;
+        const auto again = q.add("j", 9, jobs[i].options);
+        EXPECT_NE(again.outcome, o::created) << i;
+        EXPECT_EQ(again.id, r[i].id) << i;
+    }
+}
+
+TEST_F(Deduplication, InvalidOptionsAreRefusedAndFlowsAndSchedulersRefuseDeduplication) {
+    redkit::queue<int> q(redis, "dedup-bad");
+    const auto refused = [&](const redkit::job_options& o, const std::string& words) {
+        try {
+            (void)q.add("j", 1, o);
+            ADD_FAILURE() << "accepted; wanted: " << words;
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+        }
+    };
+    refused(dedup(std::string(513, 'k')), "deduplication.id must be at most 512 bytes");
+    refused(dedup("k", -1ms), "deduplication.ttl must be in [0, 24 h]");
+    refused(dedup("k", 24h + 1ms), "deduplication.ttl must be in [0, 24 h]");
+    refused(debounce("k", 0ms, 1s), "need a positive deduplication.ttl and a positive delay");
+    refused(debounce("k", 1s, 0ms, false, true), "need a positive deduplication.ttl and a positive delay");
+    refused(debounce("k", 1s, 0ms, true, false), "need a positive deduplication.ttl and a positive delay");
+    refused(dedup("", 1s), "deduplication.id must not be empty");
+    redkit::job_options extend_only;
+    extend_only.deduplication.extend = true;
+    refused(extend_only, "deduplication.id must not be empty");
+    EXPECT_THROW((void)q.add_bulk({{"j", 1, dedup("ok")}, {"j", 2, dedup("k", -1ms)}}), std::invalid_argument);
+
+    redkit::flow_job root{"parent", 1};
+    root.children.push_back({"child", 2});
+    root.children.back().options = dedup("k");
+    try {
+        (void)q.add_flow(root);
+        ADD_FAILURE() << "a flow took a deduplication key";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("add_flow: job_options.deduplication must be unset"), std::string::npos)
+            << e.what();
+    }
+    try {
+        (void)q.upsert_scheduler("s", redkit::scheduler_options::every_interval(1s), "j", 1, dedup("k", 1s));
+        ADD_FAILURE() << "a scheduler took a deduplication key";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("upsert_scheduler: job_options.deduplication must be unset"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), 0) << "nothing written";
+    const auto longest = q.add("j", 1, dedup(std::string(512, 'k'), 24h));
+    EXPECT_EQ(longest.outcome, redkit::add_outcome::created);
+    EXPECT_EQ(q.get_job(longest.id)->deduplication_id(), std::string(512, 'k'));
+}
+
+// The test, throttle: 8 producers in 2 processes add with one key inside its window:
+// exactly one job, every other add maps to it, and the server's job hashes agree with what add()
+// reported.
+TEST_F(Deduplication, EightProducersInTwoProcessesThrottleToOneJob) {
+    if (shared_server().external()) GTEST_SKIP() << "forks producers on the private server";
+    constexpr int adds = 25;
+    const auto reports = produce("dedup-many", adds, dedup("report", 20s));
+    ASSERT_EQ(reports.size(), 8u * adds);
+    long long first = reports.front().before_us, last = reports.front().after_us;
+    std::vector<const reported_add*> created;
+    std::set<std::string> ids;
+    for (const auto& r : reports) {
+        first = std::min(first, r.before_us);
+        last = std::max(last, r.after_us);
+        if (r.outcome == "created")
+            created.push_back(&r);
+        else
+            EXPECT_EQ(r.outcome, "deduplicated");
+        ids.insert(r.id);
+    }
+    ASSERT_LT(last - first, 20000000) << "the adds did not all fall in the window; the test proves nothing";
+    expect_overlap(reports);
+    ASSERT_EQ(created.size(), 1u);
+    EXPECT_EQ(ids, (std::set<std::string>{created[0]->id})) << "every add maps to the one job";
+    // the server's own record
+    EXPECT_EQ(job_hashes("dedup-many"), (std::vector<std::string>{created[0]->id}));
+    const auto j = q_job("dedup-many", created[0]->id);
+    ASSERT_TRUE(j);
+    EXPECT_EQ(j->data(), created[0]->data) << "throttle keeps the first add's data";
+    EXPECT_EQ(j->deduplication_id(), "report");
+    EXPECT_EQ(holder("dedup-many", "report"), created[0]->id);
+    EXPECT_GT(key_pttl("dedup-many", "report"), 0);
+}
+
+// The test, debounce: 8 producers in 2 processes add one delayed job with extend and
+// replace: one job, whose data is the last add's (no add began after the one whose data it holds
+// had finished) and whose due time is that last add's time plus the delay.
+TEST_F(Deduplication, EightProducersInTwoProcessesDebounceToOneJobWithTheLastData) {
+    if (shared_server().external()) GTEST_SKIP() << "forks producers on the private server";
+    constexpr int adds = 25;
+    constexpr long long delay_ms = 20000;
+    const auto reports = produce("dedup-debounced", adds, debounce("typing", 20s, 20s));
+    ASSERT_EQ(reports.size(), 8u * adds);
+    std::size_t created = 0, debounced = 0;
+    std::set<std::string> ids;
+    long long max_before = 0, max_after = 0;
+    for (const auto& r : reports) {
+        created += r.outcome == "created";
+        debounced += r.outcome == "debounced";
+        ids.insert(r.id);
+        max_before = std::max(max_before, r.before_us);
+        max_after = std::max(max_after, r.after_us);
+    }
+    expect_overlap(reports);
+    EXPECT_EQ(created, 1u);
+    EXPECT_EQ(debounced, reports.size() - 1) << "the job stayed delayed: every later add debounced it";
+    ASSERT_EQ(ids.size(), 1u);
+    const std::string id = *ids.begin();
+    // the server's own record: one job hash, delayed, with the last add's data and due time
+    EXPECT_EQ(job_hashes("dedup-debounced"), (std::vector<std::string>{id}));
+    EXPECT_EQ(redis.command<long long>("ZCARD", "queue:{dedup-debounced}:delayed"), 1);
+    const auto j = q_job("dedup-debounced", id);
+    ASSERT_TRUE(j);
+    const auto holder_add =
+        std::find_if(reports.begin(), reports.end(), [&](const reported_add& r) { return r.data == j->data(); });
+    ASSERT_NE(holder_add, reports.end()) << "the job holds data no add sent: " << j->data();
+    for (const auto& r : reports) {
+        EXPECT_LE(r.before_us, holder_add->after_us)
+            << "the add of " << r.data << " began after the add of " << j->data()
+            << " had finished, so its data should have replaced it";
+    }
+    EXPECT_GE(j->due_at(), max_before / 1000 + delay_ms) << "due time not pushed back by the last add";
+    EXPECT_LE(j->due_at(), max_after / 1000 + delay_ms);
+    EXPECT_GT(j->due_at(), j->created_at() + delay_ms);
 }

@@ -594,6 +594,7 @@ TEST(QueueModel, TheReaderSetsOneMemberPerFieldItReads) {
         {jf::kids, [](const record& r) { return r.pending_children == 7; }},
         {jf::sch, [](const record& r) { return r.scheduler == "7"; }},
         {jf::tick, [](const record& r) { return r.tick == 7; }},
+        {jf::de, [](const record& r) { return r.dedup_id == "7"; }},
     };
     for (const auto& [field, was_read] : read) {
         const std::string resp =

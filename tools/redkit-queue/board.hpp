@@ -149,6 +149,7 @@ inline json job_detail(const redkit::job<json>& j, const redkit::queue<json>& q)
     out["trace"] = j.trace();
     out["stalls"] = j.stalls();
     out["scheduler"] = j.scheduler_id();
+    out["deduplication"] = j.deduplication_id();
     out["logs"] = q.logs(j.id(), 0, 1000).lines;
     if (const auto p = j.parent()) out["parent"] = {{"queue", p->queue}, {"id", p->id}};
     json children = json::array();

@@ -312,6 +312,7 @@ async function refreshDetail() {
       ...(j.due ? row("due", stamp(j.due, " UTC,"), " ", el("span", { class: "ts" }, relative(j.due - j.now))) : []),
       ...(j.priority ? row("priority", j.priority) : []), ...(j.stalls ? row("stalls", j.stalls) : []),
       ...(j.scheduler ? row("scheduler", j.scheduler) : []),
+      ...(j.deduplication ? row("deduplication", j.deduplication) : []),
       ...(j.parent ? row("parent", j.parent.queue + ":" + j.parent.id) : []),
       ...(j.pending_children ? row("waiting for", j.pending_children + " child job(s)") : [])),
     el("div", {}, ...actions(j)),

@@ -64,6 +64,7 @@ void print_job(const redkit::job<json>& j, const redkit::job_logs& logs, const r
     if (!j.scheduler_id().empty()) {
         std::printf("scheduler:   %s (tick %s)\n", j.scheduler_id().c_str(), iso_time(j.scheduled_for()).c_str());
     }
+    if (!j.deduplication_id().empty()) std::printf("dedup key:   %s\n", j.deduplication_id().c_str());
     std::printf("created:     %s\n", iso_time(j.created_at()).c_str());
     std::printf("processed:   %s\n", iso_time(j.processed_at()).c_str());
     std::printf("finished:    %s\n", iso_time(j.finished_at()).c_str());

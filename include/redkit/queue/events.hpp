@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // redkit::queue_events: reads a queue's events (added, active, progress, completed, retried,
-// failed, stalled, removed) from the capped stream its scripts write while events are on
+// failed, stalled, removed, deduplicated...) from the capped stream its scripts write while events are on
 // (queue::set_events), from any process, resumable from an event id.
 //
 // read(after, count, block)  XREAD COUNT n [BLOCK ms] STREAMS <queue>:events <after>
@@ -29,11 +29,13 @@ inline namespace v0 {
 
 /// One event of a queue.
 struct queue_event {
-    std::string id;      ///< the stream id ("<ms>-<n>"): resume after it
-    std::string type;    ///< added, active, progress, completed, retried, failed, stalled, removed, waiting
-    std::string job_id;  ///< the job's id
-    /// added: the job's name; progress: the progress JSON; completed: the return value JSON;
-    /// retried and failed: the reason; otherwise empty.
+    std::string id;  ///< the stream id ("<ms>-<n>"): resume after it
+    /// added, active, progress, completed, retried, failed, stalled, removed, waiting, or, for an
+    /// add that added nothing because its deduplication key was held, deduplicated or debounced
+    std::string type;
+    std::string job_id;  ///< the job's id (deduplicated, debounced: the key's holder)
+    /// added, deduplicated, debounced: the name given to add; progress: the progress JSON;
+    /// completed: the return value JSON; retried and failed: the reason; otherwise empty.
     std::string detail;
 
     /// When it happened (server clock, from the id).

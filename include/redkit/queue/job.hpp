@@ -95,6 +95,11 @@ public:
             std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::milliseconds(record_.tick)));
     }
 
+    /// The deduplication key it was added with (job_options::deduplication.id), else empty.
+    std::string deduplication_id() const {
+        return record_.dedup_id.empty() ? std::string() : unescape_key_part(record_.dedup_id);
+    }
+
     /// For a flow's child (queue::add_flow): its parent, else nullopt.
     std::optional<job_ref> parent() const {
         if (record_.parent_id.empty()) return std::nullopt;

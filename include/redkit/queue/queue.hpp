@@ -43,7 +43,7 @@ namespace detail {
 // rate_limit), with its checks and messages.
 REDKIT_DECL std::shared_ptr<queue_core> make_queue_core(client c, std::string name, const queue_options& options);
 /// The add script (and WAIT when replicas are asked for) with its ARGV: the job prefix, the
-/// number of jobs and 14 fields per job.
+/// number of jobs and add_script_fields (17) per job.
 REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const std::vector<std::string>& args);
 /// queue::add once the options are checked and the data encoded.
 REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
@@ -107,16 +107,22 @@ public:
     const std::string& name() const noexcept { return core_->name; }
 
     /// Adds a job: one script round trip (HSET of the job, then LPUSH / ZADD into its line, ZADD
-    /// of the marker that wakes a worker), atomic. With options.job_id set and a job of that id
-    /// present (in any state), nothing changes and created is false. Throws std::invalid_argument
-    /// for invalid options (naming the field) or data that does not encode, error on failure.
+    /// of the marker that wakes a worker), atomic. With options.deduplication.id set and that key
+    /// held (see deduplication_options), nothing is added: the result names the holder, with
+    /// outcome deduplicated, or debounced when the add updated the delayed holder (HSET, ZADD,
+    /// PEXPIRE in the same script); else the add takes the key (SET, with PX for a TTL). With
+    /// options.job_id set and a job of that id present (in any state), nothing changes and the
+    /// outcome is exists. created is true only for add_outcome::created. Throws
+    /// std::invalid_argument for invalid options (naming the field) or data that does not encode,
+    /// error on failure.
     added_job add(std::string_view name, const T& data, const job_options& options = {}) {
         detail::validate_job_options(options);
         return detail::queue_add(*core_, name, redkit::encode(data), options);
     }
 
-    /// Adds many jobs: one script per 1000 jobs (each call atomic), ids in input order. Validates
-    /// every job's options before sending anything.
+    /// Adds many jobs: one script per 1000 jobs (each call atomic), results in input order, each
+    /// as add() would give it (a job sees the deduplication keys and ids of the jobs before it in
+    /// the same call). Validates every job's options before sending anything.
     std::vector<added_job> add_bulk(const std::vector<bulk_job<T>>& jobs) {
         for (const auto& j : jobs) detail::validate_job_options(j.options);
         std::vector<added_job> out;
@@ -126,11 +132,12 @@ public:
         for (std::size_t first = 0; first < jobs.size(); first += chunk) {
             const std::size_t n = std::min(chunk, jobs.size() - first);
             args.clear();
-            args.reserve(2 + n * 14);
+            args.reserve(2 + n * detail::add_script_fields);
             args.push_back(core_->job_prefix);
             args.push_back(std::to_string(n));
             for (std::size_t i = first; i < first + n; ++i) {
                 detail::push_add_fields(args, jobs[i].name, redkit::encode(jobs[i].data), jobs[i].options);
+                detail::push_deduplication_fields(args, jobs[i].options);
             }
             for (auto& a : detail::queue_run_add(*core_, args)) out.push_back(std::move(a));
         }
@@ -144,7 +151,8 @@ public:
     /// One script: all jobs or none. Parents wait in state waiting_children; a parent's delay
     /// and priority apply once it is let go. Throws std::invalid_argument, nothing written, for
     /// invalid options, a root naming another queue, a custom job id that appears twice in the
-    /// tree (a cycle or a duplicate), or, on Redis Cluster, queues in different slots (a flow's
+    /// tree (a cycle or a duplicate), job_options::deduplication anywhere (flows do not take it),
+    /// or, on Redis Cluster, queues in different slots (a flow's
     /// steps are atomic scripts: its queues must be on one server); error when a custom id
     /// exists already (nothing written).
     added_flow add_flow(const flow_job& root) { return detail::queue_add_flow(*core_, root); }
@@ -190,7 +198,8 @@ public:
     std::size_t retry_failed() { return detail::queue_retry_failed(*core_); }
 
     /// Removes a job and its data. An active (leased) job is not removed (remove_result::active).
-    /// One script; O(waiting) for a waiting job (LREM).
+    /// Releases the job's deduplication key in simple mode (one with a TTL runs out). One script;
+    /// O(waiting) for a waiting job (LREM).
     remove_result remove(std::string_view id) { return detail::queue_remove(*core_, id); }
 
     /// Cancels a running job, from any process: the worker running it learns within one lease
@@ -220,6 +229,7 @@ public:
     /// Deletes the queue: every job and every key. Refuses (returns false, nothing deleted) while
     /// jobs are active unless force is true (their workers then lose their leases). Pauses the
     /// queue first; one script per 1000 jobs, so jobs added meanwhile by others may survive.
+    /// Deduplication keys with a TTL (throttle, debounce) are not deleted: they expire.
     bool obliterate(bool force = false) { return detail::queue_obliterate(*core_, force); }
 
     /// Runs the stalled-job check now (workers run it every worker_options::stalled_interval):
@@ -286,8 +296,9 @@ public:
     /// schedule changes only the job template (every process may call it at start-up); a new
     /// schedule replaces the pending job (if it has not started) with the first tick of the new
     /// one. Job ids are "repeat:<id>:<tick ms>". Throws std::invalid_argument for an empty id, an
-    /// invalid schedule (naming the field), an invalid or unknown cron pattern or time zone, or
-    /// job options with delay or job_id (the scheduler sets those); nothing is written then.
+    /// invalid schedule (naming the field), an invalid or unknown cron pattern or time zone, job
+    /// options with delay or job_id (the scheduler sets those) or with deduplication (one job per
+    /// tick is the scheduler's own deduplication); nothing is written then.
     /// Returns when the scheduler's pending job is due. One TIME, then one script.
     std::chrono::system_clock::time_point upsert_scheduler(std::string_view id, const scheduler_options& schedule,
                                                            std::string_view job_name, const T& data,

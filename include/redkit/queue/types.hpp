@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The value types of the queue API: how a job is added (job_options, backoff_policy, retention,
-// queue_options), where it is (job_state, job_counts) and what came of it (added_job,
-// stalled_jobs, remove_result, job_failure), unrecoverable_error and rate_limited_error for
-// handlers, the options of schedulers (repeatable jobs) and of a queue's rate limit, and flows
-// (flow_job, added_flow, and what a parent reads of its children).
+// deduplication_options, queue_options), where it is (job_state, job_counts) and what came of it
+// (added_job, add_outcome, stalled_jobs, remove_result, job_failure), unrecoverable_error and
+// rate_limited_error for handlers, the options of schedulers (repeatable jobs) and of a queue's
+// rate limit, and flows (flow_job, added_flow, and what a parent reads of its children).
 #pragma once
 
 #include <redkit/config.hpp>
@@ -68,6 +68,32 @@ struct retention {
     static retention keep_for(std::chrono::milliseconds a) { return {std::nullopt, a}; }
 };
 
+/// Deduplication of adds by a key of the caller's choosing (job_options::deduplication), apart from
+/// the job id. Three modes, as BullMQ's:
+/// - simple (ttl 0): while the job added with this key has not finished (completed, failed for
+///   good, or removed), adds with the same key add nothing and map to that job;
+/// - throttle (ttl > 0): for `ttl` after the add that took the key, adds with the same key add
+///   nothing and map to that job, even when it finished meanwhile;
+/// - debounce (ttl > 0, a delay, and extend and/or replace): as throttle, and an add while that job
+///   is still delayed updates it (data, due time) instead; once it started, nothing is updated.
+///
+/// The key lives in the queue's slot (`queue:{name}:dedup:<id>`); a key with a TTL outlives
+/// queue::obliterate until it expires. A failed job that queue::retry moves back in line does not
+/// take its key again.
+struct deduplication_options {
+    /// The deduplication key; empty (the default): no deduplication. At most 512 bytes.
+    std::string id;
+    /// 0: simple mode, the key is held until the job finishes. Otherwise the key is held this long
+    /// from the add that took it (throttle), whatever happens to the job. At most 24 h.
+    std::chrono::milliseconds ttl{0};
+    /// Debounce: an add while the holder is delayed sets its due time to now + this add's delay and
+    /// holds the key `ttl` from now. Needs ttl > 0 and job_options::delay > 0.
+    bool extend = false;
+    /// Debounce: an add while the holder is delayed replaces its data with this add's (its other
+    /// options stay). Needs ttl > 0 and job_options::delay > 0.
+    bool replace = false;
+};
+
 /// Options of one job. The defaults run a job once, now, in FIFO order, and keep it when finished.
 struct job_options {
     std::chrono::milliseconds delay{0};  ///< run no earlier than this after add (server clock)
@@ -86,6 +112,10 @@ struct job_options {
     /// job::cancel_token() is raised) and, once the handler returns, fails with the reason "timed
     /// out after N ms"; attempts and backoff apply. At most 24 h.
     std::chrono::milliseconds timeout{0};
+    /// Deduplication by a key apart from the job id (default: none). Checked before job_id: an add
+    /// whose key is held maps to the holder whatever its job_id. Only queue::add and
+    /// queue::add_bulk take it; add_flow and upsert_scheduler refuse it.
+    deduplication_options deduplication;
 };
 
 /// Where a job is.
@@ -106,10 +136,24 @@ struct job_counts {
     long long waiting_children = 0;  ///< flow parents waiting for their children (queue::add_flow)
 };
 
-/// What add() did: the job's id, and whether it was created (false: a job with this id existed).
+/// What one add did (added_job::outcome).
+enum class add_outcome {
+    created,       ///< a new job was added
+    exists,        ///< job_options::job_id named a job that exists: nothing changed
+    deduplicated,  ///< the deduplication key was held: nothing changed, the add maps to the holder
+    debounced,     ///< the key was held by a delayed job, which this add updated (extend, replace)
+};
+
+/// The outcome's name: "created", "exists", "deduplicated", "debounced".
+REDKIT_DECL const char* to_string(add_outcome o) noexcept;
+
+/// What add() did, and the job the add maps to.
 struct [[nodiscard]] added_job {
-    std::string id;        ///< the job's id: generated, or job_options::job_id
-    bool created = false;  ///< false: a job with this id existed, and nothing changed
+    /// The job the add maps to: the new job's id (generated, or job_options::job_id), or the id of
+    /// the job that exists or holds the deduplication key.
+    std::string id;
+    bool created = false;                       ///< outcome == add_outcome::created
+    add_outcome outcome = add_outcome::exists;  ///< what the add did
 };
 
 /// One job for add_bulk.

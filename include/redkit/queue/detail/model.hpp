@@ -33,11 +33,17 @@
 //   <base>:scheduler:<id>  hash: a scheduler
 //   <base>:events          stream: the queue's events while they are on (meta evmax = its cap):
 //                          fields ev (added, active, progress, completed, retried, failed,
-//                          stalled, removed, waiting), id (stored job id), x (name, progress,
-//                          return value or reason)
+//                          stalled, removed, waiting, deduplicated, debounced), id (stored job
+//                          id), x (name, progress, return value or reason)
 //   <base>:waiting-children  zset: flow parents waiting for their children, score = created ms
 //   <base>:job:<id>:results  hash: a flow parent's completed children, "<queue>:<id>" -> value
 //   <base>:job:<id>:ignored  hash: its children whose failure was ignored, "<queue>:<id>" -> reason
+//   <base>:dedup:<key>     string: the stored id of the job that holds the deduplication key
+//                          <key> (job_options::deduplication.id, escaped as ids are). Without a
+//                          TTL (simple mode) it lives until that job finishes or is removed:
+//                          the scripts that finish a job or delete its hash release it (prelude
+//                          release_dedup) while it still names that job. With a TTL (throttle,
+//                          debounce) nothing releases it: it expires, whatever the job does
 //
 // Flows (queue::add_flow) may span queues: a child's hash names its parent by the parent
 // queue's key base (par, "<prefix>queue:{name}:") and stored id (pid), so the scripts that
@@ -64,7 +70,8 @@
 // stalled check read it, and it means nothing once that lease is gone). A flow parent has st x (waiting for children)
 // while kids (its children not yet finished) is above 0; a flow child has par and pid (its parent, above), pqn (the
 // parent's queue name), pol ('i': its final failure is ignored, else it fails the parent), cref (its field in the
-// parent's results: "<queue name>:<id>") and done (set once it told the parent).
+// parent's results: "<queue name>:<id>") and done (set once it told the parent). A job added with a
+// deduplication key has de (that key, stored form: its <base>:dedup:<key> above).
 #pragma once
 
 #include <redkit/queue/types.hpp>
@@ -114,9 +121,10 @@ inline constexpr std::string_view schedulers = "schedulers";              ///< <
 inline constexpr std::string_view scheduler = "scheduler:";               ///< <base>:scheduler:<id>
 inline constexpr std::string_view events = "events";                      ///< <base>:events
 inline constexpr std::string_view waiting_children = "waiting-children";  ///< <base>:waiting-children
+inline constexpr std::string_view dedup = "dedup:";                       ///< <base>:dedup:<key>
 
 /// The suffixes of the keys outside KEYS that hang off <base> (not a job's).
-inline constexpr std::string_view base_suffixes[] = {limiter, schedulers, scheduler, events, waiting_children};
+inline constexpr std::string_view base_suffixes[] = {limiter, schedulers, scheduler, events, waiting_children, dedup};
 
 /// The fields of a job hash (the comment above says what each holds).
 namespace job_field {
@@ -125,7 +133,7 @@ inline constexpr std::string_view name = "name", data = "data", ts = "ts", st = 
                                   rca = "rca", rfn = "rfn", rfa = "rfa", tok = "tok", pt = "pt", ft = "ft", rv = "rv",
                                   fr = "fr", tr = "tr", prog = "prog", stl = "stl", par = "par", pid = "pid",
                                   pqn = "pqn", pol = "pol", cref = "cref", done = "done", kids = "kids", sch = "sch",
-                                  tick = "tick", to = "to", cx = "cx";
+                                  tick = "tick", to = "to", cx = "cx", de = "de";
 }  // namespace job_field
 
 inline constexpr std::string_view job_fields[] = {
@@ -134,7 +142,7 @@ inline constexpr std::string_view job_fields[] = {
     job_field::rca,  job_field::rfn,   job_field::rfa, job_field::tok,  job_field::pt,   job_field::ft,
     job_field::rv,   job_field::fr,    job_field::tr,  job_field::prog, job_field::stl,  job_field::par,
     job_field::pid,  job_field::pqn,   job_field::pol, job_field::cref, job_field::done, job_field::kids,
-    job_field::sch,  job_field::tick,  job_field::to, job_field::cx};
+    job_field::sch,  job_field::tick,  job_field::to, job_field::cx, job_field::de};
 
 /// The fields of the meta hash (KEYS[7]).
 namespace meta_field {

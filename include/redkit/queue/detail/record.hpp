@@ -79,6 +79,7 @@ struct job_record {
     long long backoff_ms = 0, jitter_permille = 0;
     long long keep_completed_count = -1, keep_completed_age = 0, keep_failed_count = -1, keep_failed_age = 0;
     long long timeout_ms = 0;  // job_options::timeout (0: none)
+    std::string dedup_id;      // its deduplication key (stored form), or empty
 };
 
 REDKIT_DECL long long job_field_int(std::string_view s) noexcept;
@@ -132,9 +133,22 @@ REDKIT_DECL void validate_job_options(const job_options& o);
 
 inline std::string job_field_number(long long v, bool present) { return present ? std::to_string(v) : std::string(); }
 
-/// Appends the 14 add-script fields of one job.
+/// Appends the 14 add fields of one job (the add, add_flow and scheduler scripts read them).
 REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
                                  const job_options& o);
+
+/// The add script's fields per job: the 14 add fields, then the 3 of push_deduplication_fields.
+inline constexpr std::size_t add_script_fields = 17;
+
+/// Appends the add script's 3 deduplication fields of one job: key (stored form), TTL ms, flags.
+REDKIT_DECL void push_deduplication_fields(std::vector<std::string>& out, const job_options& o);
+
+/// Throws std::invalid_argument when the options ask for deduplication: `caller` (add_flow,
+/// upsert_scheduler) does not take it.
+REDKIT_DECL void refuse_deduplication(const job_options& o, const char* caller);
+
+/// The add script's code for one job (1 created, 0 exists, 2 deduplicated, 3 debounced).
+REDKIT_DECL add_outcome add_outcome_of(long long code) noexcept;
 
 /// What the move script returns: a code per outcome sent (move_code), the jobs it leased (ids as
 /// stored, and their fields), the server time in ms, and when the next delayed job is due (ms

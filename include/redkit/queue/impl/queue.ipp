@@ -83,7 +83,8 @@ REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const s
     std::vector<added_job> out;
     out.reserve(r.size() / 2);
     for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
-        out.push_back({unescape_key_part(r[i].text()), r[i + 1].integer() == 1});
+        const add_outcome o = add_outcome_of(r[i + 1].integer());
+        out.push_back({unescape_key_part(r[i].text()), o == add_outcome::created, o});
     }
     return out;
 }
@@ -91,8 +92,9 @@ REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const s
 REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
                                 const job_options& options) {
     std::vector<std::string> args{core.job_prefix, "1"};
-    args.reserve(15);
+    args.reserve(2 + add_script_fields);
     push_add_fields(args, name, std::move(data), options);
+    push_deduplication_fields(args, options);
     auto r = queue_run_add(core, args);
     return std::move(r.front());
 }
@@ -120,6 +122,7 @@ REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& ro
     std::vector<std::string> bases;
     for (const auto& n : nodes) {
         validate_job_options(n.job->options);
+        refuse_deduplication(n.job->options, "add_flow");
         const std::string& id = n.job->options.job_id;
         if (!id.empty()) {
             if (!custom.emplace(n.queue, id).second) {
@@ -327,6 +330,7 @@ REDKIT_DECL schedule queue_check_scheduler(std::string_view id, const scheduler_
     if (id.empty()) throw std::invalid_argument("redkit: upsert_scheduler: id must not be empty");
     if (id.size() > 256) throw std::invalid_argument("redkit: upsert_scheduler: id must be at most 256 bytes");
     validate_job_options(options);
+    refuse_deduplication(options, "upsert_scheduler");
     if (options.delay.count() != 0 || !options.job_id.empty()) {
         throw std::invalid_argument(
             "redkit: upsert_scheduler: job_options.delay and job_id must be unset (the scheduler sets them)");

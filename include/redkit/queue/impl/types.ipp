@@ -37,6 +37,16 @@ REDKIT_DECL const char* to_string(job_state s) noexcept {
     return "unknown";
 }
 
+REDKIT_DECL const char* to_string(add_outcome o) noexcept {
+    switch (o) {
+        case add_outcome::created: return "created";
+        case add_outcome::exists: return "exists";
+        case add_outcome::deduplicated: return "deduplicated";
+        case add_outcome::debounced: return "debounced";
+    }
+    return "unknown";
+}
+
 REDKIT_DECL rate_limited_error::rate_limited_error(std::chrono::milliseconds retry_after, const std::string& what)
     : std::runtime_error(what), retry_after_(retry_after) {
     if (retry_after.count() < 0 || retry_after > std::chrono::hours(24)) {

@@ -64,6 +64,8 @@ REDKIT_DECL void read_fields(reply_view h, job_record& r) {
                     r.data = std::string(v);
                 else if (f == jf::delay)
                     r.delay = job_field_int(v);
+                else if (f == jf::de)
+                    r.dedup_id = std::string(v);
                 break;
             case 'f':
                 if (f == jf::fr)
@@ -182,6 +184,23 @@ REDKIT_DECL void validate_job_options(const job_options& o) {
         throw std::invalid_argument("redkit: job_options.remove_on_fail.age must not be negative");
     if (o.timeout.count() < 0 || o.timeout > std::chrono::hours(24))
         throw std::invalid_argument("redkit: job_options.timeout must be in [0, 24 h]");
+    const deduplication_options& d = o.deduplication;
+    if (d.id.empty()) {
+        if (d.ttl.count() != 0 || d.extend || d.replace) {
+            throw std::invalid_argument(
+                "redkit: job_options.deduplication.id must not be empty when ttl, extend or replace is set");
+        }
+    } else {
+        if (d.id.size() > 512)
+            throw std::invalid_argument("redkit: job_options.deduplication.id must be at most 512 bytes");
+        if (d.ttl.count() < 0 || d.ttl > std::chrono::hours(24))
+            throw std::invalid_argument("redkit: job_options.deduplication.ttl must be in [0, 24 h]");
+        if ((d.extend || d.replace) && (d.ttl.count() == 0 || o.delay.count() == 0)) {
+            throw std::invalid_argument(
+                "redkit: job_options.deduplication.extend and replace (debounce) need a positive "
+                "deduplication.ttl and a positive delay");
+        }
+    }
     if (!o.job_id.empty()) {
         if (o.job_id.size() > 512) throw std::invalid_argument("redkit: job_options.job_id must be at most 512 bytes");
         if (is_generated_id(o.job_id)) {
@@ -210,6 +229,33 @@ REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view
     keep(o.remove_on_complete);
     keep(o.remove_on_fail);
     out.push_back(job_field_number(o.timeout.count(), o.timeout.count() > 0));
+}
+
+REDKIT_DECL void push_deduplication_fields(std::vector<std::string>& out, const job_options& o) {
+    const deduplication_options& d = o.deduplication;
+    out.push_back(d.id.empty() ? std::string() : escape_key_part(d.id));
+    out.push_back(job_field_number(d.ttl.count(), d.ttl.count() > 0));
+    std::string flags;
+    if (d.extend) flags += 'e';
+    if (d.replace) flags += 'r';
+    out.push_back(std::move(flags));
+}
+
+REDKIT_DECL void refuse_deduplication(const job_options& o, const char* caller) {
+    const deduplication_options& d = o.deduplication;
+    if (!d.id.empty() || d.ttl.count() != 0 || d.extend || d.replace) {
+        throw std::invalid_argument(std::string("redkit: ") + caller +
+                                    ": job_options.deduplication must be unset (only add and add_bulk take it)");
+    }
+}
+
+REDKIT_DECL add_outcome add_outcome_of(long long code) noexcept {
+    switch (code) {
+        case 1: return add_outcome::created;
+        case 2: return add_outcome::deduplicated;
+        case 3: return add_outcome::debounced;
+        default: return add_outcome::exists;
+    }
 }
 
 REDKIT_DECL stalled_jobs parse_stalled(const std::vector<std::vector<std::string>>& r) {

@@ -11,16 +11,26 @@ inline namespace v0 {
 namespace detail {
 namespace queue_lua {
 
-// add: adds jobs. ARGV[2] = number of jobs, then per job 14 fields (empty = default): custom id,
-// name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per mille, keep
-// completed count, keep completed age ms, keep failed count, keep failed age ms, timeout ms.
-// An existing custom id is left alone (deduplication). Returns {id1, created1, id2, created2...}.
+// add: adds jobs. ARGV[2] = number of jobs, then per job 17 fields (empty = default): the 14 add
+// fields (custom id, name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per
+// mille, keep completed count, keep completed age ms, keep failed count, keep failed age ms,
+// timeout ms), then the deduplication key (stored form; '' = none), its TTL ms ('' = none: simple
+// mode) and the debounce flags ('e' extend, 'r' replace, both, or '').
+// A job whose deduplication key is held (model.hpp: <base>:dedup:<key>) is not added: the add
+// maps to the holder, and with debounce flags, while the holder is still delayed, replaces its
+// data ('r') and/or sets its due time to now + this add's delay and the key's TTL to this add's
+// ('e'). Otherwise an existing custom id is left alone. A job that is added takes its key (with
+// the TTL when one is given). Returns {id1, code1, id2, code2...}, code 1 created, 0 the custom
+// id exists, 2 deduplicated (nothing changed), 3 debounced (the holder changed).
 inline constexpr std::string_view add = R"lua(
+local S = 17
 local n = tonumber(ARGV[2])
 local now = now_ms()
+-- generated ids in one INCRBY for the jobs certain to be added; a job with a deduplication key
+-- may not be, so it takes its id when it is
 local auto = 0
 for i = 0, n - 1 do
-  if ARGV[3 + i * 14] == '' then auto = auto + 1 end
+  if ARGV[3 + i * S] == '' and ARGV[3 + i * S + 14] == '' then auto = auto + 1 end
 end
 local next_id = 0
 if auto > 0 then next_id = redis.call('INCRBY', K_ID, auto) - auto + 1 end
@@ -29,18 +39,68 @@ local line = {}
 local ready = false
 local earliest = nil
 local earliest_known = false
-for i = 0, n - 1 do
-  local b = 3 + i * 14
-  local id = ARGV[b]
-  local created = 1
-  if id == '' then
-    id = string.format('%d', next_id)
-    next_id = next_id + 1
-  elseif redis.call('EXISTS', JOB .. id) == 1 then
-    created = 0
+-- puts job id in the delayed set, due at `due`; a new earliest due time wakes a worker so it
+-- learns the shorter wait
+local function delay_until(id, due)
+  if not earliest_known then
+    local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+    if d[2] then earliest = tonumber(d[2]) end
+    earliest_known = true
   end
-  if created == 1 then
+  redis.call('ZADD', K_DELAYED, due, id)
+  if earliest == nil or due < earliest then
+    earliest = due
+    ready = true
+  end
+end
+for i = 0, n - 1 do
+  local b = 3 + i * S
+  local id = ARGV[b]
+  local de, ttl, flags = ARGV[b + 14], tonumber(ARGV[b + 15]) or 0, ARGV[b + 16]
+  local code = 1
+  local holder = false
+  if de ~= '' then
+    holder = redis.call('GET', dedup_key(de))
+    -- a key without a TTL whose job is gone by other means than the queue's scripts is stale
+    if holder and redis.call('EXISTS', JOB .. holder) == 0 and redis.call('PTTL', dedup_key(de)) == -1 then
+      holder = false
+    end
+  end
+  if holder then
+    id = holder
+    code = 2
+    local k = JOB .. id
+    if flags ~= '' and redis.call('HGET', k, 'st') == 'd' and redis.call('ZSCORE', K_DELAYED, id) then
+      code = 3
+      if string.find(flags, 'r', 1, true) then redis.call('HSET', k, 'data', ARGV[b + 2]) end
+      if string.find(flags, 'e', 1, true) then
+        local delay = tonumber(ARGV[b + 3])
+        redis.call('HSET', k, 'delay', delay)
+        delay_until(id, now + delay)
+        redis.call('PEXPIRE', dedup_key(de), ttl)
+      end
+    end
+  elseif id == '' then
+    if de == '' then
+      id = string.format('%d', next_id)
+      next_id = next_id + 1
+    else
+      id = string.format('%d', redis.call('INCR', K_ID))
+    end
+  elseif redis.call('EXISTS', JOB .. id) == 1 then
+    code = 0
+  end
+  if code == 1 then
     local h = new_job_fields(b, now)
+    if de ~= '' then
+      h[#h + 1] = 'de'
+      h[#h + 1] = de
+      if ttl > 0 then
+        redis.call('SET', dedup_key(de), id, 'PX', ttl)
+      else
+        redis.call('SET', dedup_key(de), id)
+      end
+    end
     local delay = tonumber(ARGV[b + 3]) or 0
     local prio = tonumber(ARGV[b + 4]) or 0
     local k = JOB .. id
@@ -48,17 +108,7 @@ for i = 0, n - 1 do
       h[#h + 1] = 'st'
       h[#h + 1] = 'd'
       redis.call('HSET', k, unpack(h))
-      if not earliest_known then
-        local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
-        if d[2] then earliest = tonumber(d[2]) end
-        earliest_known = true
-      end
-      redis.call('ZADD', K_DELAYED, now + delay, id)
-      -- a new earliest due time: wake a worker so it learns the shorter wait
-      if earliest == nil or now + delay < earliest then
-        earliest = now + delay
-        ready = true
-      end
+      delay_until(id, now + delay)
     elseif prio > 0 then
       h[#h + 1] = 'st'
       h[#h + 1] = 'p'
@@ -78,8 +128,14 @@ for i = 0, n - 1 do
     end
   end
   out[#out + 1] = id
-  out[#out + 1] = created
-  if created == 1 then emit('added', id, ARGV[b + 1]) end
+  out[#out + 1] = code
+  if code == 1 then
+    emit('added', id, ARGV[b + 1])
+  elseif code == 2 then
+    emit('deduplicated', id, ARGV[b + 1])
+  elseif code == 3 then
+    emit('debounced', id, ARGV[b + 1])
+  end
 end
 if #line > 0 then redis.call('LPUSH', K_WAIT, unpack(line)) end
 if ready and not is_paused() then wake() end

@@ -62,6 +62,7 @@ if found == 0 then return -1 end
 if st == 'x' then redis.call('ZREM', BASE .. 'waiting-children', id) end
 -- a flow's child that had not finished: its parent no longer waits for it
 flow_done(k, false, 'removed', now_ms(), true)
+release_dedup(k, id)
 redis.call('DEL', k, k .. ':logs', k .. ':results', k .. ':ignored')
 emit('removed', id)
 return 1

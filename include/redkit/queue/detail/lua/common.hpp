@@ -39,6 +39,21 @@ local function queue_key(suffix)
   return string.sub(JOB, 1, -5) .. suffix
 end
 
+-- The key that deduplication key `de` (stored form; job field de) is held by.
+local function dedup_key(de)
+  return queue_key('dedup:') .. de
+end
+
+-- Job `id` (hash at k) finished, or its hash is about to go: frees its deduplication key when the
+-- key has no TTL (simple mode) and still names this job. A key with a TTL (throttle, debounce)
+-- runs out on its own.
+local function release_dedup(k, id)
+  local de = redis.call('HGET', k, 'de')
+  if not de then return end
+  local dk = dedup_key(de)
+  if redis.call('GET', dk) == id and redis.call('PTTL', dk) == -1 then redis.call('DEL', dk) end
+end
+
 -- Puts a job (already out of any other container) back in the line of the queue whose wait
 -- list, prioritized zset and meta hash are given; returns its state letter.
 local function enqueue_in(wait, prioritized, meta, id, prio)
@@ -78,6 +93,7 @@ local function drop(set, ids)
   local keys = {}
   for i = 1, #ids do
     local k = JOB .. ids[i]
+    release_dedup(k, ids[i])
     keys[#keys + 1] = k
     keys[#keys + 1] = k .. ':logs'
     keys[#keys + 1] = k .. ':results'
@@ -103,8 +119,9 @@ local function pop_and_drop(sets, removed, limit)
 end
 
 -- Records a finished job in `set` under a retention (keep count n, keep age ms a; nil or '' =
--- no limit). Trims at most 1000 old entries per call.
+-- no limit). Trims at most 1000 old entries per call. Frees the job's deduplication key.
 local function retain(set, id, n, a, now)
+  release_dedup(JOB .. id, id)
   n = tonumber(n)
   a = tonumber(a)
   if n == 0 then
@@ -166,6 +183,7 @@ local function drop_unstarted(id)
   elseif st == 'p' then gone = redis.call('ZREM', K_PRIO, id)
   elseif st == 'w' then gone = redis.call('LREM', K_WAIT, 1, id) end
   if gone == 0 then return false end
+  release_dedup(k, id)
   redis.call('DEL', k, k .. ':logs')
   emit('removed', id)
   return true

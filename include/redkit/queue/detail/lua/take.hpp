@@ -102,6 +102,7 @@ if n > 0 then
         redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now_s, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
         if kind == 'k' then flow_done(k, true, ARGV[b + 3], now) end
         if keep_n == '' and keep_age == '' then
+          release_dedup(k, id)  -- retain() does it otherwise
           kept[#kept + 1] = now_s
           kept[#kept + 1] = id
         else
