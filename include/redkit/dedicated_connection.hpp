@@ -150,7 +150,8 @@ wait_status dedicated_connection::wait_reply(waker& wake, std::chrono::milliseco
         close();
         throw;
     }
-    if (w == wait_status::timeout && capped) overdue();
+    // (a wait may end a little early: only a deadline really passed makes the reply overdue)
+    if (w == wait_status::timeout && capped && std::chrono::steady_clock::now() >= deadline_) overdue();
     return w;
 }
 

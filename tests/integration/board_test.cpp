@@ -706,6 +706,9 @@ TEST_F(Board, RetryAllAndCleanActAndCleanAsksFirst) {
                              "']\"); return e ? Number(e.textContent) : -1;");
     };
     ASSERT_TRUE(eventually([&] { return shown("completed") == 5; }));
+    // the list's tools show once its first page is drawn (a click before that finds nothing to click)
+    ASSERT_TRUE(
+        eventually([&] { return chrome.script("return !document.getElementById('list-tools').hidden;") == true; }));
 
     // Cancel: nothing removed
     chrome.click("#clean");
