@@ -110,13 +110,15 @@ void redkit_fill(queue_state& st, long long n) {
 }
 
 void redkit_process(queue_state& st, long long n, std::size_t concurrency,
-                    std::chrono::microseconds reply_spin = redkit::worker_options<nlohmann::json>{}.reply_spin) {
+                    std::chrono::microseconds reply_spin = redkit::worker_options<nlohmann::json>{}.reply_spin,
+                    std::chrono::microseconds lookahead = redkit::worker_options<nlohmann::json>{}.lookahead_below) {
     std::mutex m;
     std::condition_variable cv;
     long long completed = 0;
     redkit::worker_options<nlohmann::json> o;
     o.concurrency = concurrency;
     o.reply_spin = reply_spin;
+    o.lookahead_below = lookahead;
     o.on_completed = [&](const redkit::job<nlohmann::json>&) {
         std::lock_guard<std::mutex> lock(m);
         if (++completed == n) cv.notify_all();
@@ -217,6 +219,18 @@ void add_queue(context& ctx, std::vector<workload>& out) {
           {"redkit", [st](long long n) { redkit_process(*st, n, 1, std::chrono::microseconds(0)); }}},
          refill,
          "as queue_process_c1, with worker_options::reply_spin = 0: the worker sleeps in read() for every reply"});
+    out.push_back(
+        {"queue_process_c1_nolookahead",
+         jobs,
+         {{"hiredis", [st](long long n) { raw_process(*st, n, 1); }},
+          {"redkit",
+           [st](long long n) {
+               redkit_process(*st, n, 1, redkit::worker_options<nlohmann::json>{}.reply_spin,
+                              std::chrono::microseconds(0));
+           }}},
+         refill,
+         "as queue_process_c1, with worker_options::lookahead_below = 0: each job's outcome and the next take "
+         "wait for their round trip"});
     out.push_back({"queue_process_c16",
                    jobs,
                    {{"hiredis", [st](long long n) { raw_process(*st, n, 16); }},

@@ -113,7 +113,7 @@ public:
     template <class F>
     wait_status wait_reply(waker& wake, std::chrono::milliseconds timeout, F&& on_reply);
 
-    /// Before every blocking read of a reply (command, eval), poll the socket for up to `spin`
+    /// Before every blocking read of a reply (command, eval, wait_reply), poll the socket for up to `spin`
     /// without sleeping (0, the default: sleep at once). On virtual machines waking a sleeping
     /// thread costs tens of microseconds, more than a loopback reply takes: polling saves that
     /// wake-up for the CPU it burns.

@@ -890,6 +890,68 @@ TEST_F(Queue, LeasesAreRenewedWhileEveryThreadIsBusy) {
     EXPECT_EQ(q.counts().completed, 2);
 }
 
+// Looking ahead (worker_options::lookahead_below) at concurrency 1: after a short job the worker
+// leases the next one ahead and sends each outcome without waiting, so Redis records it while the
+// next job runs; every job still runs once, in order; a long job turns it off (the job after it
+// is taken alone), and 0 never leases ahead.
+TEST_F(Queue, LookingAheadRecordsEachOutcomeAtOnceAndStopsAfterALongJob) {
+    for (const auto lookahead : {1000us, 0us}) {
+        redkit::queue<int> q(redis, "ahead-" + std::to_string(lookahead.count()));
+        std::vector<std::string> ids;
+        for (int i = 0; i < 30; ++i) ids.push_back(q.add("short", i).id);
+        const std::string long_one = q.add("long", 30).id;
+        for (int i = 31; i < 36; ++i) ids.push_back(q.add("short", i).id);
+        recorder ran;
+        std::atomic<long long> most_active{0}, active_during_long{0};
+        std::atomic<bool> previous_recorded{false}, long_recorded{false};
+        auto o = fast_options<int>();
+        o.lookahead_below = lookahead;
+        redkit::client watcher(shared_server().url());  // reads the server's record while jobs run
+        redkit::worker<int> w(
+            q,
+            [&](redkit::job<int>& j) {
+                ran.push(j.id());
+                const long long active = redkit::queue<int>(watcher, q.name()).counts().active;
+                if (active > most_active) most_active = active;
+                if (j.id() == ids[30]) {
+                    // the long job's outcome too, though this job was leased ahead of it
+                    for (int k = 0; k < 200 && !long_recorded; ++k) {
+                        long_recorded = redkit::queue<int>(watcher, q.name()).get_job(long_one)->state() ==
+                                        redkit::job_state::completed;
+                        if (!long_recorded) std::this_thread::sleep_for(1ms);
+                    }
+                }
+                if (j.name() == "long") {
+                    active_during_long = active;
+                    // the job before it is recorded as completed while this one runs
+                    const std::string before = ids[29];
+                    for (int k = 0; k < 200 && !previous_recorded; ++k) {
+                        previous_recorded = redkit::queue<int>(watcher, q.name()).get_job(before)->state() ==
+                                            redkit::job_state::completed;
+                        if (!previous_recorded) std::this_thread::sleep_for(1ms);
+                    }
+                    std::this_thread::sleep_for(300ms);
+                }
+            },
+            o);
+        for (int k = 0; k < 1000 && q.counts().completed < 36; ++k) std::this_thread::sleep_for(5ms);
+        EXPECT_TRUE(w.close(5s));
+        EXPECT_EQ(q.counts().completed, 36);
+        std::vector<std::string> expected(ids.begin(), ids.begin() + 30);
+        expected.push_back(long_one);
+        expected.insert(expected.end(), ids.begin() + 30, ids.end());
+        EXPECT_EQ(ran.items(), expected) << "each job once, in the queue's order";
+        EXPECT_TRUE(previous_recorded.load());
+        EXPECT_TRUE(long_recorded.load());
+        if (lookahead.count() > 0) {
+            EXPECT_EQ(active_during_long.load(), 2) << "leased ahead after the short jobs: the long one and the next";
+            EXPECT_EQ(most_active.load(), 2);
+        } else {
+            EXPECT_EQ(most_active.load(), 1) << "without lookahead a worker of concurrency 1 holds one job";
+        }
+    }
+}
+
 TEST_F(Queue, JobThatStallsTooOftenFails) {
     redkit::queue<int> q(redis, "stalls");
     const auto added = q.add("ghost", 1);
@@ -925,10 +987,10 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
     EXPECT_NE(j->failed_reason().find("stalled more than 1"), std::string::npos);
 
     // the ghost's late completion is refused: the token no longer holds the job
-    // move: prefix, token, lease ms, want 0, rearm 0, one outcome of 10 fields (see
+    // move: prefix, token, lease ms, want 0, rearm 0, one outcome of 11 fields (see
     // queue/detail/lua/take.hpp)
     std::vector<std::string> args{core.job_prefix, "t2", "1000", "0", "0", "1"};
-    for (const char* f : {"c", "null", "", "0", "1", "", "", "0"}) args.emplace_back(f);
+    for (const char* f : {"c", "null", "", "0", "1", "", "", "0", ""}) args.emplace_back(f);
     args.insert(args.begin() + 6, {added.id, ghost_lease});
     const auto r = redis.eval<std::vector<redkit::reply>>(
         redkit::detail::queue_script<redkit::detail::queue_lua::move>(), core.keys, args);

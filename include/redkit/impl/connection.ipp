@@ -213,6 +213,7 @@ REDKIT_DECL wait_status connection::wait_next(waker& wake, std::chrono::millisec
             check_demoted(out);
             return wait_status::reply;
         }
+        if (!deadline && read_spin_.count() > 0) transport_->spin_until_readable(read_spin_);
         const auto now = std::chrono::steady_clock::now();
         if (!deadline) deadline = now + std::max(timeout, std::chrono::milliseconds(0));
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);

@@ -66,6 +66,15 @@ struct worker_options {
     /// sleeps in BZPOPMIN). The worker times replies both ways and polls only while that is
     /// faster (not when Redis shares its CPU, nor for a remote server). 0: never poll.
     std::chrono::microseconds reply_spin{100};
+    /// At concurrency 1, while its jobs take less than this, the worker looks one job ahead: it
+    /// leases the next job with each take and sends the outcome of the job it finished (with the
+    /// take of the one after) without waiting, then runs the next job while Redis records it, so
+    /// the round trip hides behind the handler. Outcomes are recorded in Redis at once; the
+    /// callbacks (on_completed, on_failed) of a job run once the job after it ended. The job
+    /// leased ahead waits for the one before it: after a run of short jobs, one long job holds up
+    /// the next for its duration, and after it the worker takes jobs one at a time until a job
+    /// takes less than this again. The first job is taken alone. In [0, 1 s]; 0: never.
+    std::chrono::microseconds lookahead_below{1000};
 
     /// Called once Redis recorded the job as completed.
     std::function<void(const job<T>&)> on_completed;
@@ -171,9 +180,27 @@ private:
 
     void handler_loop();
     std::unique_ptr<job<T>> next(std::optional<outcome>& done);
+    // An exchange: the outcomes it sends and how many jobs it asks for.
+    struct plan {
+        std::vector<outcome> sending;
+        std::size_t want = 0;
+        bool rearm = false;
+        bool alone = false;
+        unsigned long long gen = 0;
+        std::string token;
+    };
+
     void lead(std::unique_lock<std::mutex>& lock);
+    void launch(std::unique_lock<std::mutex>& lock, std::size_t want);
+    void land(std::unique_lock<std::mutex>& lock);
+    plan begin_exchange(std::size_t want);
+    void finish_exchange(std::unique_lock<std::mutex>& lock, plan& p, bool ok, move_result& r);
+    bool looking_ahead() const noexcept;
+    std::vector<std::string> exchange_args(plan& p);
+    move_result to_result(detail::move_reply m, const std::string& token);
+    move_result receive_exchange(plan& p);
     outcome run_one(std::unique_ptr<job<T>> j);
-    move_result exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm, bool alone);
+    move_result exchange(plan& p);
     void notify_outcomes(const move_result& r, std::vector<outcome>& sent);
     void advance_scheduler(const job<T>& j);
     void report(const error& e) noexcept;
@@ -194,6 +221,10 @@ private:
     detail::reply_timing reply_timing_;                                                             // the leader's
     detail::backoff lead_backoff_{std::chrono::milliseconds(50), std::chrono::milliseconds(2000)};  // the leader's
     std::optional<dedicated_connection> cmd_;                                                       // the leader's
+    std::optional<plan> flight_;              // an exchange written, its reply not read yet (lookahead)
+    connection* flight_conn_ = nullptr;       // the connection it was written on
+    waker flight_wake_;                       // never raised: a landing waits with a timeout
+    std::atomic<long long> last_run_us_{-1};  // the last handler's run time (-1: none yet)
     std::optional<detail::queue_keeper> keeper_;
 
     std::vector<std::thread> handlers_;
@@ -234,6 +265,8 @@ worker<T>::worker(const queue<T>& q, Handler handler, worker_options<T> options)
         throw std::invalid_argument("redkit: worker_options.close_timeout must not be negative");
     if (o.reply_spin.count() < 0 || o.reply_spin > std::chrono::milliseconds(10))
         throw std::invalid_argument("redkit: worker_options.reply_spin must be in [0, 10 ms]");
+    if (o.lookahead_below.count() < 0 || o.lookahead_below > std::chrono::seconds(1))
+        throw std::invalid_argument("redkit: worker_options.lookahead_below must be in [0, 1 s]");
     renew_interval_ = o.lease_renew_interval.count() > 0 ? o.lease_renew_interval : o.lease_duration / 2;
 
     worker_id_ = detail::random_hex(8);
@@ -314,7 +347,10 @@ void worker<T>::handler_loop() {
     for (;;) {
         std::unique_ptr<job<T>> j = next(done);
         if (!j) return;
+        const auto started = clock::now();
         done = run_one(std::move(j));
+        last_run_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started).count(),
+                           std::memory_order_relaxed);
     }
 }
 
@@ -333,7 +369,16 @@ std::unique_ptr<job<T>> worker<T>::next(std::optional<outcome>& done) {
             std::unique_ptr<job<T>> j = std::move(ready_.front());
             ready_.pop_front();
             --shared_.idle;
+            // j was leased ahead (concurrency 1): the finished job's outcome goes out while j runs,
+            // with the take of the job after j while still looking ahead
+            if (!busy_ && !flight_ && !pending_.empty() && options_.concurrency == 1) {
+                launch(lock, looking_ahead() ? 1 : 0);
+            }
             return j;
+        }
+        if (!busy_ && flight_) {
+            land(lock);
+            continue;
         }
         const bool closing = *shared_.closing;
         if (!busy_ && (!pending_.empty() || (shared_.fetch && !closing))) {
@@ -349,23 +394,33 @@ std::unique_ptr<job<T>> worker<T>::next(std::optional<outcome>& done) {
     }
 }
 
-// One exchange: the pending outcomes out, jobs for the idle threads in. Called with the lock
-// held and busy_ false; returns with the lock held.
+// Starts an exchange (under the lock, busy_ false): the pending outcomes, `want` jobs.
+template <class T>
+typename worker<T>::plan worker<T>::begin_exchange(std::size_t want) {
+    busy_ = true;
+    plan p;
+    p.gen = shared_.wake_gen;
+    p.sending = std::move(pending_);
+    pending_.clear();
+    p.want = *shared_.closing ? 0 : want;
+    p.rearm = shared_.rearm && p.want > 0;
+    if (p.rearm) shared_.rearm = false;
+    // no other thread is running a job (and needs the CPU): polling for the reply pays
+    p.alone = shared_.idle == shared_.live || options_.concurrency == 1;
+    return p;
+}
+
+// One exchange: the pending outcomes out, jobs for the idle threads in (and one more, looking
+// ahead). Called with the lock held and busy_ false; returns with the lock held.
 template <class T>
 void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
-    busy_ = true;
-    const unsigned long long gen = shared_.wake_gen;
-    std::vector<outcome> sending = std::move(pending_);
-    pending_.clear();
-    const std::size_t want = *shared_.closing ? 0 : shared_.idle;  // ready_ is empty: every idle thread needs a job
-    const bool rearm = shared_.rearm && want > 0;
-    if (rearm) shared_.rearm = false;
-    const bool alone = shared_.idle == shared_.live;  // no other thread is running a job (and needs the CPU)
+    // ready_ is empty: every idle thread needs a job
+    plan p = begin_exchange(shared_.idle + (looking_ahead() ? 1 : 0));
     lock.unlock();
     move_result r;
     bool ok = false;
     try {
-        r = exchange(sending, want, rearm, alone);
+        r = exchange(p);
         ok = true;
     } catch (const error& e) {
         report(e);
@@ -373,12 +428,78 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
         report(error(errc::invalid_state, core_->what() + e.what()));
     }
     lock.lock();
+    finish_exchange(lock, p, ok, r);
+}
+
+// Concurrency 1, the job about to run was leased ahead: writes the pending outcomes and the take
+// of `want` jobs (the one after it while looking ahead, else none), and returns without waiting;
+// land() reads the reply.
+template <class T>
+void worker<T>::launch(std::unique_lock<std::mutex>& lock, std::size_t want) {
+    plan p = begin_exchange(want);
+    lock.unlock();
+    bool ok = false;
+    try {
+        connection& cmd = cmd_->get();
+        const std::vector<std::string> args = exchange_args(p);
+        const script& s = detail::move_script();
+        cmd.send("EVALSHA", s.sha1(), static_cast<long long>(core_->keys.size()), core_->keys, args);
+        flight_conn_ = &cmd;
+        ok = true;
+    } catch (const error& e) {
+        report(e);
+    } catch (const std::exception& e) {
+        report(error(errc::invalid_state, core_->what() + e.what()));
+    }
+    lock.lock();
+    if (ok) {
+        flight_ = std::move(p);
+        busy_ = false;
+        return;
+    }
+    move_result none;
+    finish_exchange(lock, p, false, none);
+}
+
+// Reads the reply of the exchange launch() wrote, and takes it in as lead() does.
+template <class T>
+void worker<T>::land(std::unique_lock<std::mutex>& lock) {
+    busy_ = true;
+    plan p = std::move(*flight_);
+    flight_.reset();
+    lock.unlock();
+    move_result r;
+    bool ok = false;
+    try {
+        r = receive_exchange(p);
+        ok = true;
+    } catch (const error& e) {
+        report(e);
+    } catch (const std::exception& e) {
+        report(error(errc::invalid_state, core_->what() + e.what()));
+    }
+    lock.lock();
+    finish_exchange(lock, p, ok, r);
+}
+
+// Whether a take leases one job more than the idle threads need (worker_options::lookahead_below).
+template <class T>
+bool worker<T>::looking_ahead() const noexcept {
+    if (options_.concurrency != 1 || options_.lookahead_below.count() <= 0 || *shared_.closing) return false;
+    const long long last = last_run_us_.load(std::memory_order_relaxed);
+    return last >= 0 && last < options_.lookahead_below.count();
+}
+
+// Takes in an exchange's result (under the lock, busy_ true): the jobs it leased, the outcomes it
+// recorded; a failed exchange's outcomes go again after a backoff. Returns with busy_ false.
+template <class T>
+void worker<T>::finish_exchange(std::unique_lock<std::mutex>& lock, plan& p, bool ok, move_result& r) {
     if (!ok) {
-        shared_.rearm = shared_.rearm || rearm;
+        shared_.rearm = shared_.rearm || p.rearm;
         if (!shared_.abandoned) {
             // the outcomes go again (the script recognises a resend); back off holding busy_
-            for (auto& o : pending_) sending.push_back(std::move(o));
-            pending_ = std::move(sending);
+            for (auto& o : pending_) p.sending.push_back(std::move(o));
+            pending_ = std::move(p.sending);
             // cut short by close() once (then outcomes are retried until close gives up)
             const bool was_closing = *shared_.closing;
             shared_.jobs_cv.wait_for(lock, lead_backoff_.next(),
@@ -397,16 +518,16 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
         shared_.held[j->record().id] = j->lease();
         ready_.push_back(std::move(j));
     }
-    for (const auto& o : sending) {
+    for (const auto& o : p.sending) {
         // only this lease: the job may have been recovered and leased to this worker again
         const auto it = shared_.held.find(o.item->record().id);
         if (it != shared_.held.end() && it->second->lease == o.item->record().lease) shared_.held.erase(it);
     }
-    if (want > 0) {
+    if (p.want > 0) {
         // a marker the keeper popped while this exchange ran may announce jobs it did not see
         // limited: nothing may start before next_delay, whatever a marker announced meanwhile;
         // the take after it sets the marker again for the other workers
-        shared_.fetch = !r.limited && (r.jobs.size() == want || shared_.wake_gen != gen);
+        shared_.fetch = !r.limited && (r.jobs.size() == p.want || shared_.wake_gen != p.gen);
         if (r.limited) shared_.rearm = true;
         bool wake_keeper = !shared_.fetch && !shared_.blocking;  // nothing left: the keeper blocks on the server
         if (!shared_.fetch && r.next_delay >= 0) {
@@ -422,10 +543,10 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     // than a chain of single ones), outcomes to send, a fetch to lead, or (closing) the end of
     // this exchange they wait for to leave
     const bool wake = !ready_.empty() || !pending_.empty() || *shared_.closing || (shared_.fetch && shared_.idle > 1);
-    if (wake || !sending.empty()) {
+    if (wake || !p.sending.empty()) {
         lock.unlock();  // notify unlocked: the woken threads need the mutex at once
         if (wake) shared_.jobs_cv.notify_all();
-        if (!sending.empty()) notify_outcomes(r, sending);
+        if (!p.sending.empty()) notify_outcomes(r, p.sending);
         lock.lock();
     }
 }
@@ -494,21 +615,20 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
     return o;
 }
 
+// The move script's ARGV for an exchange (and its token, new for each).
 template <class T>
-typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& sending, std::size_t want, bool rearm,
-                                                    bool alone) {
-    // only the leader (busy_) gets here, so cmd_ and seq_ are its own
-    connection& cmd = cmd_->get();
-    const std::string token = worker_id_ + "-" + std::to_string(++seq_);
+std::vector<std::string> worker<T>::exchange_args(plan& p) {
+    // only the leader (busy_) gets here, so seq_ is its own
+    p.token = worker_id_ + "-" + std::to_string(++seq_);
     std::vector<std::string> args;
-    args.reserve(5 + sending.size() * 10);
+    args.reserve(6 + p.sending.size() * 11);
     args.push_back(core_->job_prefix);
-    args.push_back(token);
+    args.push_back(p.token);
     args.push_back(std::to_string(options_.lease_duration.count()));
-    args.push_back(std::to_string(want));
-    args.emplace_back(rearm ? "1" : "0");
-    args.push_back(std::to_string(sending.size()));
-    for (const auto& o : sending) {
+    args.push_back(std::to_string(p.want));
+    args.emplace_back(p.rearm ? "1" : "0");
+    args.push_back(std::to_string(p.sending.size()));
+    for (const auto& o : p.sending) {
         const auto& rec = o.item->record();
         args.push_back(rec.id);
         args.push_back(rec.lease);
@@ -523,12 +643,53 @@ typename worker<T>::move_result worker<T>::exchange(const std::vector<outcome>& 
         args.push_back(keep_n >= 0 ? std::to_string(keep_n) : std::string());
         args.push_back(keep_age > 0 ? std::to_string(keep_age) : std::string());
         args.push_back(std::to_string(rec.processed));
+        args.emplace_back(rec.dedup_id.empty() ? "" : "1");
     }
-    const bool poll = alone && options_.reply_spin.count() > 0 && reply_timing_.poll_next(seq_);
+    return args;
+}
+
+template <class T>
+typename worker<T>::move_result worker<T>::exchange(plan& p) {
+    // only the leader (busy_) gets here, so cmd_ is its own
+    connection& cmd = cmd_->get();
+    const std::vector<std::string> args = exchange_args(p);
+    const bool poll = p.alone && options_.reply_spin.count() > 0 && reply_timing_.poll_next(seq_);
     cmd.set_read_spin(poll ? options_.reply_spin : std::chrono::microseconds(0));
     const auto sent = clock::now();
     detail::move_reply m = cmd.eval<detail::move_reply>(detail::move_script(), core_->keys, args);
     reply_timing_.record(poll, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - sent));
+    return to_result(std::move(m), p.token);
+}
+
+// The reply of an exchange launch() wrote (the job ahead ran meanwhile). A script the server
+// does not know yet (NOSCRIPT: it ran nothing) goes again, whole, as exchange() sends it.
+template <class T>
+typename worker<T>::move_result worker<T>::receive_exchange(plan& p) {
+    connection& cmd = *flight_conn_;
+    cmd.set_read_spin(p.alone ? options_.reply_spin : std::chrono::microseconds(0));
+    const auto timeout = core_->redis.options().command_timeout;
+    const auto limit = timeout.count() > 0 ? timeout : std::chrono::milliseconds(3600 * 1000);
+    std::optional<detail::move_reply> m;
+    bool noscript = false;
+    const wait_status w = cmd.wait_reply(flight_wake_, limit, [&](reply_view r) {
+        if (r.is_error() && detail::is_noscript(r.str())) {
+            noscript = true;
+        } else {
+            m = reply_traits<detail::move_reply>::convert(r);
+        }
+    });
+    if (w != wait_status::reply) {
+        cmd_->close();  // its reply is still due: never read it as another's
+        throw error(errc::timeout, core_->what() + "no reply to the take within " + std::to_string(limit.count()) +
+                                       " ms; reconnecting");
+    }
+    if (noscript) return exchange(p);
+    return to_result(std::move(*m), p.token);
+}
+
+// Jobs of a move reply, leased as "<now>|<token>".
+template <class T>
+typename worker<T>::move_result worker<T>::to_result(detail::move_reply m, const std::string& token) {
     move_result out;
     out.codes = std::move(m.codes);
     out.now = m.now;

@@ -204,6 +204,22 @@ public:
         return {};
     }
 
+    /// Polls the socket without sleeping for up to `spin`, until it is readable (or a reply is
+    /// already buffered).
+    void spin_until_readable(std::chrono::microseconds spin) const noexcept {
+        if (context_has_unparsed_bytes(ctx_.get())) return;
+#if REDKIT_HAS_TLS
+        if (tls_has_pending(ssl_)) return;
+#endif
+        pollfd p{};
+        p.fd = context_fd(ctx_.get());
+        p.events = POLLIN;
+        const auto until = std::chrono::steady_clock::now() + spin;
+        do {
+            if (::poll(&p, 1, 0) != 0) return;  // readable, hung up or failed: read() tells which
+        } while (std::chrono::steady_clock::now() < until);
+    }
+
     /// A complete reply already read, without I/O: true with `out` set or left empty (none is
     /// complete yet); false on a failure, described by `st`. No status is built on the way that
     /// succeeds (it runs once per pub/sub message).
@@ -271,20 +287,6 @@ private:
         }
 #endif
         return st;
-    }
-
-    void spin_until_readable(std::chrono::microseconds spin) const noexcept {
-        if (context_has_unparsed_bytes(ctx_.get())) return;
-#if REDKIT_HAS_TLS
-        if (tls_has_pending(ssl_)) return;
-#endif
-        pollfd p{};
-        p.fd = context_fd(ctx_.get());
-        p.events = POLLIN;
-        const auto until = std::chrono::steady_clock::now() + spin;
-        do {
-            if (::poll(&p, 1, 0) != 0) return;  // readable, hung up or failed: read() tells which
-        } while (std::chrono::steady_clock::now() < until);
     }
 
     context_ptr ctx_;

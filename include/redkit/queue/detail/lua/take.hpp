@@ -15,13 +15,14 @@ namespace queue_lua {
 // move: records the outcomes a worker sends, then leases up to `want` jobs. One round trip.
 // ARGV[2] token for the leases taken by this call, ARGV[3] lease ms, ARGV[4] want, ARGV[5] '1'
 // when the caller popped the marker (a full take sets it again, waking the next idle worker),
-// ARGV[6] number of outcomes, then per outcome 10 fields: id, lease, kind ('c' completed, 'k'
+// ARGV[6] number of outcomes, then per outcome 11 fields: id, lease, kind ('c' completed, 'k'
 // completed, a flow's child: its parent hears, 'f' failed attempt, 'u' failed for good, 'r' rate
 // limited downstream: back in line without an attempt, and the queue starts nothing for the
 // retry delay), payload (return value JSON, or reason),
 // trace entry, retry delay ms (used when attempts remain, or for 'r'), attempts made (this one
 // included), keep count and keep age ms of the set it goes to ('' = no limit; the job's
-// remove_on_complete / remove_on_fail), processed ms (when the lease was taken).
+// remove_on_complete / remove_on_fail), processed ms (when the lease was taken), '1' when the job
+// has a deduplication key (a completion kept without a retention frees it here; '': no key, no look).
 // Returns {codes, jobs, now, next_delay, limited}: codes per outcome (0 lease lost, 1 completed,
 // 2 retry delayed, 3 retry now, 4 failed, 5 back in line, rate limited); jobs = {id1, hgetall1,
 // id2, hgetall2, ...}, each leased as "<now>|<token>"; next_delay = ms until the earliest
@@ -72,7 +73,7 @@ if n > 0 then
     held[1] = redis.call('ZREM', K_ACTIVE, ARGV[7] .. ':' .. ARGV[8]) == 1
   else
     local m, ending = {}, {}
-    for i = 0, n - 1 do m[i + 1] = ARGV[7 + i * 10] .. ':' .. ARGV[8 + i * 10] end
+    for i = 0, n - 1 do m[i + 1] = ARGV[7 + i * 11] .. ':' .. ARGV[8 + i * 11] end
     local scores = redis.call('ZMSCORE', K_ACTIVE, unpack(m))
     for i = 1, n do
       held[i] = scores[i] ~= false
@@ -82,7 +83,7 @@ if n > 0 then
   end
   local kept = {}
   for i = 0, n - 1 do
-    local b = 7 + i * 10
+    local b = 7 + i * 11
     local id, lease, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
     local keep_n, keep_age = ARGV[b + 7], ARGV[b + 8]
     local k = JOB .. id
@@ -102,7 +103,7 @@ if n > 0 then
         redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now_s, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
         if kind == 'k' then flow_done(k, true, ARGV[b + 3], now) end
         if keep_n == '' and keep_age == '' then
-          release_dedup(k, id)  -- retain() does it otherwise
+          if ARGV[b + 10] == '1' then release_dedup(k, id) end  -- retain() does it otherwise
           kept[#kept + 1] = now_s
           kept[#kept + 1] = id
         else
