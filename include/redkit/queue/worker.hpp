@@ -190,6 +190,8 @@ private:
         std::string token;
     };
 
+    template <class F>
+    bool unlocked(std::unique_lock<std::mutex>& lock, F&& io);
     void lead(std::unique_lock<std::mutex>& lock);
     void launch(std::unique_lock<std::mutex>& lock, std::size_t want);
     void land(std::unique_lock<std::mutex>& lock);
@@ -410,17 +412,15 @@ typename worker<T>::plan worker<T>::begin_exchange(std::size_t want) {
     return p;
 }
 
-// One exchange: the pending outcomes out, jobs for the idle threads in (and one more, looking
-// ahead). Called with the lock held and busy_ false; returns with the lock held.
+// Runs `io` (the exchange's round trip, or half of it) without the lock; true when it did not
+// throw. What it throws is reported.
 template <class T>
-void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
-    // ready_ is empty: every idle thread needs a job
-    plan p = begin_exchange(shared_.idle + (looking_ahead() ? 1 : 0));
+template <class F>
+bool worker<T>::unlocked(std::unique_lock<std::mutex>& lock, F&& io) {
     lock.unlock();
-    move_result r;
     bool ok = false;
     try {
-        r = exchange(p);
+        io();
         ok = true;
     } catch (const error& e) {
         report(e);
@@ -428,6 +428,17 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
         report(error(errc::invalid_state, core_->what() + e.what()));
     }
     lock.lock();
+    return ok;
+}
+
+// One exchange: the pending outcomes out, jobs for the idle threads in (and one more, looking
+// ahead). Called with the lock held and busy_ false; returns with the lock held.
+template <class T>
+void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
+    // ready_ is empty: every idle thread needs a job
+    plan p = begin_exchange(shared_.idle + (looking_ahead() ? 1 : 0));
+    move_result r;
+    const bool ok = unlocked(lock, [&] { r = exchange(p); });
     finish_exchange(lock, p, ok, r);
 }
 
@@ -437,21 +448,13 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
 template <class T>
 void worker<T>::launch(std::unique_lock<std::mutex>& lock, std::size_t want) {
     plan p = begin_exchange(want);
-    lock.unlock();
-    bool ok = false;
-    try {
+    const bool ok = unlocked(lock, [&] {
         connection& cmd = cmd_->get();
         const std::vector<std::string> args = exchange_args(p);
         const script& s = detail::move_script();
         cmd.send("EVALSHA", s.sha1(), static_cast<long long>(core_->keys.size()), core_->keys, args);
         flight_conn_ = &cmd;
-        ok = true;
-    } catch (const error& e) {
-        report(e);
-    } catch (const std::exception& e) {
-        report(error(errc::invalid_state, core_->what() + e.what()));
-    }
-    lock.lock();
+    });
     if (ok) {
         flight_ = std::move(p);
         busy_ = false;
@@ -467,18 +470,8 @@ void worker<T>::land(std::unique_lock<std::mutex>& lock) {
     busy_ = true;
     plan p = std::move(*flight_);
     flight_.reset();
-    lock.unlock();
     move_result r;
-    bool ok = false;
-    try {
-        r = receive_exchange(p);
-        ok = true;
-    } catch (const error& e) {
-        report(e);
-    } catch (const std::exception& e) {
-        report(error(errc::invalid_state, core_->what() + e.what()));
-    }
-    lock.lock();
+    const bool ok = unlocked(lock, [&] { r = receive_exchange(p); });
     finish_exchange(lock, p, ok, r);
 }
 
