@@ -369,7 +369,8 @@ private:
         server_.Post("/api/cancel", api([this](const request& req, response& res) {
                          auto q = tool_.open(param(req, "queue"));
                          const auto id = param(req, "id");
-                         const std::string reason = req.has_param("reason") ? req.get_param_value("reason") : "from the board";
+                         const std::string reason =
+                             req.has_param("reason") ? req.get_param_value("reason") : "from the board";
                          if (reason.size() > 1024) throw std::invalid_argument("reason must be at most 1024 bytes");
                          const auto r = q.cancel(id, reason);
                          if (r == redkit::cancel_result::not_found) throw usage_error("no job '" + id + "'");

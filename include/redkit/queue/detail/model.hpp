@@ -142,7 +142,7 @@ inline constexpr std::string_view job_fields[] = {
     job_field::rca,  job_field::rfn,   job_field::rfa, job_field::tok,  job_field::pt,   job_field::ft,
     job_field::rv,   job_field::fr,    job_field::tr,  job_field::prog, job_field::stl,  job_field::par,
     job_field::pid,  job_field::pqn,   job_field::pol, job_field::cref, job_field::done, job_field::kids,
-    job_field::sch,  job_field::tick,  job_field::to, job_field::cx, job_field::de};
+    job_field::sch,  job_field::tick,  job_field::to,  job_field::cx,   job_field::de};
 
 /// The fields of the meta hash (KEYS[7]).
 namespace meta_field {
