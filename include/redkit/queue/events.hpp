@@ -19,7 +19,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,7 +75,7 @@ public:
 private:
     client redis_;
     std::string key_;
-    std::optional<dedicated_connection> blocking_;  // for blocking reads, made on the first
+    dedicated_connection blocking_;  // for blocking reads (opens on the first)
 };
 
 }  // namespace v0

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -205,11 +204,7 @@ public:
 
     /// Why: "cancelled: <the reason given to queue::cancel>" or "timed out after N ms"; empty
     /// while no cancel was requested.
-    std::string reason() const {
-        if (!stop_requested()) return {};
-        std::lock_guard<std::mutex> lock(state_->mutex);
-        return state_->reason;
-    }
+    std::string reason() const { return state_ ? state_->read().first : std::string(); }
 
     /// Waits up to `d` for a cancel request (e.g. instead of a sleep); true once there is one.
     bool wait_for(std::chrono::milliseconds d) const {

@@ -584,13 +584,7 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
         }
         if (lease.cancel->requested.load()) {
             // cancelled (queue::cancel, or the timeout): the attempt's outcome is the cancel's
-            std::string reason;
-            bool retry = false;
-            {
-                std::lock_guard<std::mutex> lock(lease.cancel->mutex);
-                reason = lease.cancel->reason;
-                retry = lease.cancel->retry;
-            }
+            auto [reason, retry] = lease.cancel->read();
             o.kind = retry ? detail::outcome_kind::failed : detail::outcome_kind::failed_for_good;
             o.trace = attempt() + reason;
             o.payload = std::move(reason);

@@ -36,6 +36,12 @@ struct cancel_state {
         return true;
     }
 
+    /// The request's reason and whether to retry (empty and false while there is none).
+    std::pair<std::string, bool> read() const {
+        std::lock_guard<std::mutex> lock(mutex);
+        return {reason, retry};
+    }
+
     /// Waits up to `d` for a request; true once there is one.
     bool wait_for(std::chrono::milliseconds d) const {
         std::unique_lock<std::mutex> lock(mutex);

@@ -123,7 +123,8 @@ public:
 
 private:
     REDKIT_DECL void renew();
-    REDKIT_DECL std::chrono::steady_clock::time_point cancel_timed_out(std::chrono::steady_clock::time_point now);
+    REDKIT_DECL std::chrono::steady_clock::time_point cancel_timed_out_locked(
+        std::chrono::steady_clock::time_point now);
     REDKIT_DECL void check_stalled();
     REDKIT_DECL void repair_schedulers();
     REDKIT_DECL void refresh_marker();

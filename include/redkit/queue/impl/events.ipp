@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -26,9 +25,10 @@ namespace redkit {
 inline namespace v0 {
 
 REDKIT_DECL queue_events::queue_events(client c, std::string_view queue_name, const queue_options& options)
-    : redis_(std::move(c)) {
+    : redis_(std::move(c)), blocking_(redis_) {
     if (queue_name.empty()) throw std::invalid_argument("redkit: queue_events: queue name must not be empty");
     key_ = options.keys.key(detail::queue_model::root, hash_tag(queue_name), detail::queue_model::events);
+    blocking_.set_anchor(key_);
 }
 
 REDKIT_DECL std::vector<queue_event> queue_events::read(std::string_view after, std::size_t count,
@@ -40,8 +40,7 @@ REDKIT_DECL std::vector<queue_event> queue_events::read(std::string_view after, 
     if (block.count() == 0) {
         r = redis_.command<reply>(idempotent, "XREAD", "COUNT", count, "STREAMS", key_, after);
     } else {
-        if (!blocking_) blocking_.emplace(redis_, key_);
-        r = blocking_->blocking(block, "XREAD", "COUNT", count, "BLOCK", block.count(), "STREAMS", key_, after);
+        r = blocking_.blocking(block, "XREAD", "COUNT", count, "BLOCK", block.count(), "STREAMS", key_, after);
     }
     // command<reply> hands error replies back as values: an id XREAD refuses, a key of
     // another type or a user without +xread must not read as "no events"

@@ -104,12 +104,12 @@ REDKIT_DECL void queue_keeper::renew() {
 }
 
 // Cancels the attempts whose job_options::timeout passed; returns when the next one is due.
-REDKIT_DECL std::chrono::steady_clock::time_point queue_keeper::cancel_timed_out(
+// Under shared_.mutex.
+REDKIT_DECL std::chrono::steady_clock::time_point queue_keeper::cancel_timed_out_locked(
     std::chrono::steady_clock::time_point now) {
     using clock = std::chrono::steady_clock;
     const long long now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     long long next = 0;
-    std::lock_guard<std::mutex> lock(shared_.mutex);
     for (const auto& held : shared_.held) {
         job_lease& l = *held.second;
         const long long at = l.timeout_at.load();
@@ -206,11 +206,11 @@ REDKIT_DECL void queue_keeper::run() {
                 shared_.delayed_at = clock::time_point::max();
                 shared_.look_again_locked(false);
             }
-            delayed_at = shared_.delayed_at;
+            // a timeout due is a wake-up too
+            delayed_at = std::min(shared_.delayed_at, cancel_timed_out_locked(now));
             timing.observe(now, !shared_.held.empty(), closing, shared_.abandoned);
             block = !closing && !shared_.fetch && shared_.idle > 0 && !shared_.blocking;
         }
-        delayed_at = std::min(delayed_at, cancel_timed_out(now));  // a timeout due is a wake-up too
         try {
             if (closing && block_.pending()) {
                 // abandon the BZPOPMIN (the server unblocks a closed client) and give back a
