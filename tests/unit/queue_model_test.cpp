@@ -250,6 +250,13 @@ private:
         if (parts.size() == 2 && name_part(parts[0], "JOB")) return hash::job;
         if (parts.size() == 3 && str_part(parts[1], std::string(model::job) + ":")) return hash::job;
         if (parts.size() == 2 && name_part(parts[0], "SCHED")) return hash::scheduler;
+        // the groups' hashes (gactive, gpaused, gcap): their fields are group names, data
+        if (parts.size() == 1 && key.size() == 4 && is(key.begin, "queue_key") && is_str(key.begin + 2)) {
+            const std::string& suffix = t_[key.begin + 2].text;
+            if (suffix == model::groups_active || suffix == model::groups_paused || suffix == model::groups_cap) {
+                return hash::job_data;
+            }
+        }
         if (parts.size() == 2 && str_part(parts[1], model::suffix(redkit::detail::queue_key::meta))) {
             return hash::meta;
         }
@@ -391,6 +398,8 @@ const script_body all_scripts[] = {
     {"move", lua::move},
     {"renew", lua::renew},
     {"cancel", lua::cancel},
+    {"group", lua::group},
+    {"groups", lua::groups},
     {"stalled", lua::stalled},
     {"progress", lua::progress},
     {"add", lua::add},
@@ -485,7 +494,7 @@ TEST(QueueModel, TheKeySuffixesTheLuaBuildsAreTheModels) {
     for (std::string_view s : model::base_suffixes) known.emplace(s);
     known.emplace(std::string(model::job) + ":");
     const std::set<std::string> job_suffixes =
-        set_of(std::vector<std::string_view>{model::logs, model::results, model::ignored});
+        set_of(std::vector<std::string_view>{model::logs, model::results, model::ignored, model::group_limiter});
     std::set<std::string> used, used_job;
     for (const auto& s : all_scripts) {
         const auto t = tokenize(s.body);

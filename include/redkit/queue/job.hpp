@@ -100,6 +100,9 @@ public:
         return record_.dedup_id.empty() ? std::string() : unescape_key_part(record_.dedup_id);
     }
 
+    /// Its group (job_options::group), else empty.
+    std::string group() const { return record_.group.empty() ? std::string() : unescape_key_part(record_.group); }
+
     /// For a flow's child (queue::add_flow): its parent, else nullopt.
     std::optional<job_ref> parent() const {
         if (record_.parent_id.empty()) return std::nullopt;

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,6 +66,14 @@ REDKIT_DECL stalled_jobs queue_check_stalled(const queue_core& core, int max_sta
 /// queue::jobs: the page's records into `out`; returns how many jobs are in the state.
 REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::size_t offset, std::size_t count,
                                  bool newest_first, std::vector<job_record>& out);
+REDKIT_DECL long long queue_group_jobs(const queue_core& core, std::string_view group, std::size_t offset,
+                                       std::size_t count, bool newest_first, std::vector<job_record>& out);
+REDKIT_DECL group_page queue_groups(const queue_core& core, std::size_t offset, std::size_t count);
+REDKIT_DECL std::optional<group_info> queue_group(const queue_core& core, std::string_view group);
+REDKIT_DECL void queue_pause_group(const queue_core& core, std::string_view group, bool paused);
+REDKIT_DECL void queue_set_group_concurrency(const queue_core& core, std::string_view group, long long n);
+REDKIT_DECL void queue_set_group_rate_limit(const queue_core& core, long long max, std::chrono::milliseconds per);
+REDKIT_DECL void queue_remove_group_rate_limit(const queue_core& core);
 REDKIT_DECL bool queue_add_log(const queue_core& core, std::string_view id, std::string_view line, std::size_t keep);
 REDKIT_DECL job_logs queue_logs(const queue_core& core, std::string_view id, std::size_t offset, std::size_t count);
 REDKIT_DECL std::vector<minute_counts> queue_metrics(const queue_core& core, std::chrono::minutes span);
@@ -137,7 +146,7 @@ public:
             args.push_back(std::to_string(n));
             for (std::size_t i = first; i < first + n; ++i) {
                 detail::push_add_fields(args, jobs[i].name, redkit::encode(jobs[i].data), jobs[i].options);
-                detail::push_deduplication_fields(args, jobs[i].options);
+                detail::push_add_only_fields(args, jobs[i].options);
             }
             for (auto& a : detail::queue_run_add(*core_, args)) out.push_back(std::move(a));
         }
@@ -254,6 +263,18 @@ public:
         return page;
     }
 
+    /// A page of group `group`'s line (job_options::group), newest first by default; oldest first
+    /// is the order the group's jobs run in. One script: O(offset + count). Throws
+    /// std::invalid_argument for an empty group or count above 1000.
+    job_page<T> group_jobs(std::string_view group, std::size_t offset = 0, std::size_t count = 50,
+                           bool newest_first = true) const {
+        std::vector<detail::job_record> records;
+        job_page<T> page;
+        page.total = detail::queue_group_jobs(*core_, group, offset, count, newest_first, records);
+        for (auto& rec : records) page.jobs.push_back(job<T>(std::move(rec)));
+        return page;
+    }
+
     /// Adds a line to a job's log (kept with the job; at most `keep` lines, the oldest dropped).
     /// Returns false when no job has this id. One script. (In a handler, job::log.)
     bool add_log(std::string_view id, std::string_view line, std::size_t keep = 1000) {
@@ -320,6 +341,39 @@ public:
     std::vector<scheduler_info> schedulers(std::size_t offset = 0, std::size_t count = 100) const {
         return detail::queue_schedulers(*core_, offset, count);
     }
+
+    // ---- groups (job_options::group) ----
+    /// A page of the queue's groups by name (those with jobs in line or running, paused, or with
+    /// their own concurrency), with the settings every group shares. One script: O(count).
+    /// Throws std::invalid_argument for count above 1000.
+    group_page groups(std::size_t offset = 0, std::size_t count = 100) const {
+        return detail::queue_groups(*core_, offset, count);
+    }
+    /// One group, or nullopt when it is not listed (see groups()). One script.
+    std::optional<group_info> group(std::string_view name) const { return detail::queue_group(*core_, name); }
+    /// Stops workers from starting the group's jobs (its running ones finish; adding still
+    /// works); the other groups go on. Throws std::invalid_argument for an empty group. One script.
+    void pause_group(std::string_view name) { detail::queue_pause_group(*core_, name, true); }
+    /// Lets the group's jobs start again, in their turn. One script.
+    void resume_group(std::string_view name) { detail::queue_pause_group(*core_, name, false); }
+    /// At most `n` jobs of any one group active at once, across every worker and process (0: no
+    /// limit): checked by the take script, on the server's count of each group's leases. A
+    /// group's own limit (the overload with a group) wins over this default. One script, O(groups).
+    void set_group_concurrency(long long n) { detail::queue_set_group_concurrency(*core_, {}, n); }
+    /// Group `name`'s own concurrency limit (0: back to the default). One script.
+    void set_group_concurrency(std::string_view name, long long n) {
+        if (name.empty()) throw std::invalid_argument("redkit: queue::set_group_concurrency: group must not be empty");
+        detail::queue_set_group_concurrency(*core_, name, n);
+    }
+    /// Lets at most `max` jobs of each group start in any window of `per` (a sliding log of each
+    /// group's starts, as set_rate_limit keeps for the queue); a group at its limit sits out of
+    /// the rotation until a start leaves its window. Throws std::invalid_argument unless max is
+    /// in [1, 100000] and per in [1 ms, 24 h]. One script, O(groups).
+    void set_group_rate_limit(long long max, std::chrono::milliseconds per) {
+        detail::queue_set_group_rate_limit(*core_, max, per);
+    }
+    /// Removes the per-group rate limit. One script, O(groups).
+    void remove_group_rate_limit() { detail::queue_remove_group_rate_limit(*core_); }
 
     // ---- rate limit ----
 

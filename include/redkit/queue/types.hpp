@@ -115,6 +115,13 @@ struct job_options {
     /// whose key is held maps to the holder whatever its job_id. Only queue::add and
     /// queue::add_bulk take it; add_flow and upsert_scheduler refuse it.
     deduplication_options deduplication;
+    /// Empty: none. Otherwise the job's group (a tenant, a customer: at most 512 bytes): workers
+    /// take grouped jobs one group at a time in turn, so a group with many jobs in line does not
+    /// hold up another's; a group may be paused and limited (queue::set_group_concurrency,
+    /// queue::set_group_rate_limit). Within a group, jobs run in the order added; a grouped job
+    /// takes no priority. Jobs without a group are taken before grouped ones. Only queue::add
+    /// and queue::add_bulk take it; add_flow and upsert_scheduler refuse it.
+    std::string group;
 };
 
 /// Where a job is.
@@ -133,6 +140,7 @@ struct job_counts {
     long long failed = 0;            ///< failed for good, still kept (job_options::remove_on_fail)
     long long paused = 0;            ///< in line without a priority while the queue is paused
     long long waiting_children = 0;  ///< flow parents waiting for their children (queue::add_flow)
+    long long grouped = 0;           ///< in their groups' lines (job_options::group), paused groups included
 };
 
 /// What one add did (added_job::outcome).
@@ -254,6 +262,25 @@ private:
 struct queue_rate_limit {
     long long max = 0;                 ///< most jobs that start in one window
     std::chrono::milliseconds per{0};  ///< the window's length
+};
+
+/// A group of a queue's jobs (job_options::group), as queue::groups and queue::group see it.
+struct group_info {
+    std::string name;                      ///< as given to job_options::group
+    long long waiting = 0;                 ///< its jobs in line
+    long long active = 0;                  ///< its jobs running (leased), across every worker and process
+    bool paused = false;                   ///< queue::pause_group: it starts none until resumed
+    std::optional<long long> concurrency;  ///< its own limit (set_group_concurrency(group, n)), if any
+    /// While its rate limit (queue::set_group_rate_limit) holds it: when it may start a job again.
+    std::optional<std::chrono::system_clock::time_point> held_until;
+};
+
+/// A page of a queue's groups (queue::groups), by name, and the settings that apply to every group.
+struct group_page {
+    std::vector<group_info> groups;  ///< the page
+    long long total = 0;  ///< groups listed in all: those with jobs in line or running, paused, or with their own limit
+    std::optional<long long> concurrency;        ///< the default per-group concurrency, if any
+    std::optional<queue_rate_limit> rate_limit;  ///< the per-group rate limit, if any
 };
 
 /// When a scheduler (queue::upsert_scheduler) makes jobs: a cron pattern in a time zone, or a

@@ -38,6 +38,16 @@
 //   <base>:waiting-children  zset: flow parents waiting for their children, score = created ms
 //   <base>:job:<id>:results  hash: a flow parent's completed children, "<queue>:<id>" -> value
 //   <base>:job:<id>:ignored  hash: its children whose failure was ignored, "<queue>:<id>" -> reason
+//   <base>:group:<g>       list: group g's jobs in line (job field grp; g escaped as ids are), LPUSH in,
+//                          RPOP out. <base>:group:<g>:limiter zset: its starts within the
+//                          per-group rate limit's window (as <base>:limiter), expiring with it
+//   <base>:groups          zset: the rotation, the groups that may start a job now, score = their
+//                          turn (meta gturn: a group that gave a job goes to the back)
+//   <base>:gheld           zset: groups the per-group rate limit holds, score = ms they may start again
+//   <base>:gall            zset: every group with jobs in line or active, paused, or with its own
+//                          concurrency (score 0: by name), for listing
+//   <base>:gactive         hash: group -> its leases (jobs active); <base>:gpaused hash: paused
+//                          groups -> 1; <base>:gcap hash: group -> its own concurrency
 //   <base>:dedup:<key>     string: the stored id of the job that holds the deduplication key
 //                          <key> (job_options::deduplication.id, escaped as ids are). Without a
 //                          TTL (simple mode) it lives until that job finishes or is removed:
@@ -50,6 +60,9 @@
 // finish a child reach keys of another queue that are not in KEYS. That is fine on one server;
 // on Redis Cluster add_flow refuses a flow whose queues are in different slots.
 //
+// Meta fields for groups: gon (a grouped job was ever added: the take and the lease ends mind the
+// groups), gw (jobs in groups' lines), gturn (the rotation's turn counter), gcap (every group's
+// default concurrency), glmax and gldur (every group's rate limit).
 // Meta fields besides those above: evmax (events on, the stream's cap), lmax, ldur (rate limit: at most lmax jobs start
 // per ldur ms), lunt (no job starts before this ms: a handler reported a downstream rate limit). A scheduler hash: spec
 // (its schedule as JSON, read by C++: the cron/every arithmetic lives there), anchor (ms the ticks of an "every"
@@ -71,7 +84,8 @@
 // while kids (its children not yet finished) is above 0; a flow child has par and pid (its parent, above), pqn (the
 // parent's queue name), pol ('i': its final failure is ignored, else it fails the parent), cref (its field in the
 // parent's results: "<queue name>:<id>") and done (set once it told the parent). A job added with a
-// deduplication key has de (that key, stored form: its <base>:dedup:<key> above).
+// deduplication key has de (that key, stored form: its <base>:dedup:<key> above); one added with a group has
+// grp (the group, stored form) and st g while in its group's line.
 #pragma once
 
 #include <redkit/queue/types.hpp>
@@ -122,9 +136,19 @@ inline constexpr std::string_view scheduler = "scheduler:";               ///< <
 inline constexpr std::string_view events = "events";                      ///< <base>:events
 inline constexpr std::string_view waiting_children = "waiting-children";  ///< <base>:waiting-children
 inline constexpr std::string_view dedup = "dedup:";                       ///< <base>:dedup:<key>
+inline constexpr std::string_view group = "group:";                       ///< <base>:group:<g>
+inline constexpr std::string_view group_limiter = ":limiter";             ///< after a group key
+inline constexpr std::string_view groups = "groups";                      ///< <base>:groups
+inline constexpr std::string_view groups_held = "gheld";                  ///< <base>:gheld
+inline constexpr std::string_view groups_all = "gall";                    ///< <base>:gall
+inline constexpr std::string_view groups_active = "gactive";              ///< <base>:gactive
+inline constexpr std::string_view groups_paused = "gpaused";              ///< <base>:gpaused
+inline constexpr std::string_view groups_cap = "gcap";                    ///< <base>:gcap
 
 /// The suffixes of the keys outside KEYS that hang off <base> (not a job's).
-inline constexpr std::string_view base_suffixes[] = {limiter, schedulers, scheduler, events, waiting_children, dedup};
+inline constexpr std::string_view base_suffixes[] = {
+    limiter, schedulers,  scheduler,  events,        waiting_children, dedup,     group,
+    groups,  groups_held, groups_all, groups_active, groups_paused,    groups_cap};
 
 /// The fields of a job hash (the comment above says what each holds).
 namespace job_field {
@@ -133,7 +157,7 @@ inline constexpr std::string_view name = "name", data = "data", ts = "ts", st = 
                                   rca = "rca", rfn = "rfn", rfa = "rfa", tok = "tok", pt = "pt", ft = "ft", rv = "rv",
                                   fr = "fr", tr = "tr", prog = "prog", stl = "stl", par = "par", pid = "pid",
                                   pqn = "pqn", pol = "pol", cref = "cref", done = "done", kids = "kids", sch = "sch",
-                                  tick = "tick", to = "to", cx = "cx", de = "de";
+                                  tick = "tick", to = "to", cx = "cx", de = "de", grp = "grp";
 }  // namespace job_field
 
 inline constexpr std::string_view job_fields[] = {
@@ -142,17 +166,19 @@ inline constexpr std::string_view job_fields[] = {
     job_field::rca,  job_field::rfn,   job_field::rfa, job_field::tok,  job_field::pt,   job_field::ft,
     job_field::rv,   job_field::fr,    job_field::tr,  job_field::prog, job_field::stl,  job_field::par,
     job_field::pid,  job_field::pqn,   job_field::pol, job_field::cref, job_field::done, job_field::kids,
-    job_field::sch,  job_field::tick,  job_field::to,  job_field::cx,   job_field::de};
+    job_field::sch,  job_field::tick,  job_field::to,  job_field::cx,   job_field::de,   job_field::grp};
 
 /// The fields of the meta hash (KEYS[7]).
 namespace meta_field {
 inline constexpr std::string_view paused = "paused", pc = "pc", stalled = "stalled", evmax = "evmax", lmax = "lmax",
-                                  ldur = "ldur", lunt = "lunt";
+                                  ldur = "ldur", lunt = "lunt", gon = "gon", gw = "gw", gturn = "gturn", gcap = "gcap",
+                                  glmax = "glmax", gldur = "gldur";
 }  // namespace meta_field
 
-inline constexpr std::string_view meta_fields[] = {meta_field::paused, meta_field::pc,   meta_field::stalled,
-                                                   meta_field::evmax,  meta_field::lmax, meta_field::ldur,
-                                                   meta_field::lunt};
+inline constexpr std::string_view meta_fields[] = {
+    meta_field::paused, meta_field::pc,    meta_field::stalled, meta_field::evmax, meta_field::lmax,
+    meta_field::ldur,   meta_field::lunt,  meta_field::gon,     meta_field::gw,    meta_field::gturn,
+    meta_field::gcap,   meta_field::glmax, meta_field::gldur};
 
 /// The fields of a scheduler hash besides its job template (job fields: name, data, prio, ...).
 inline constexpr std::string_view scheduler_fields[] = {"spec", "anchor", "next", "count"};
@@ -161,6 +187,8 @@ inline constexpr std::string_view scheduler_fields[] = {"spec", "anchor", "next"
 namespace state_letter {
 inline constexpr char waiting = 'w', prioritized = 'p', delayed = 'd', active = 'a', completed = 'c', failed = 'f',
                       waiting_children = 'x';
+/// A job in its group's line (job_options::group): job_state::waiting, as it is read.
+inline constexpr char grouped = 'g';
 }  // namespace state_letter
 
 /// The letter of each job_state, in job_state order (unknown has none).

@@ -80,6 +80,7 @@ struct job_record {
     long long keep_completed_count = -1, keep_completed_age = 0, keep_failed_count = -1, keep_failed_age = 0;
     long long timeout_ms = 0;  // job_options::timeout (0: none)
     std::string dedup_id;      // its deduplication key (stored form), or empty
+    std::string group;         // its group (stored form), or empty
 };
 
 REDKIT_DECL long long job_field_int(std::string_view s) noexcept;
@@ -137,15 +138,16 @@ inline std::string job_field_number(long long v, bool present) { return present 
 REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
                                  const job_options& o);
 
-/// The add script's fields per job: the 14 add fields, then the 3 of push_deduplication_fields.
-inline constexpr std::size_t add_script_fields = 17;
+/// The add script's fields per job: the 14 add fields, then the 4 of push_add_only_fields.
+inline constexpr std::size_t add_script_fields = 18;
 
-/// Appends the add script's 3 deduplication fields of one job: key (stored form), TTL ms, flags.
-REDKIT_DECL void push_deduplication_fields(std::vector<std::string>& out, const job_options& o);
+/// Appends the add script's 4 fields of the options only add and add_bulk take: the
+/// deduplication key (stored form), its TTL ms, its flags, and the group (stored form).
+REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_options& o);
 
-/// Throws std::invalid_argument when the options ask for deduplication: `caller` (add_flow,
-/// upsert_scheduler) does not take it.
-REDKIT_DECL void refuse_deduplication(const job_options& o, const char* caller);
+/// Throws std::invalid_argument when the options ask for deduplication or a group: `caller`
+/// (add_flow, upsert_scheduler) does not take them.
+REDKIT_DECL void refuse_add_only_options(const job_options& o, const char* caller);
 
 /// The add script's code for one job (1 created, 0 exists, 2 deduplicated, 3 debounced).
 REDKIT_DECL add_outcome add_outcome_of(long long code) noexcept;

@@ -94,7 +94,7 @@ REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, s
     std::vector<std::string> args{core.job_prefix, "1"};
     args.reserve(2 + add_script_fields);
     push_add_fields(args, name, std::move(data), options);
-    push_deduplication_fields(args, options);
+    push_add_only_fields(args, options);
     auto r = queue_run_add(core, args);
     return std::move(r.front());
 }
@@ -122,7 +122,7 @@ REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& ro
     std::vector<std::string> bases;
     for (const auto& n : nodes) {
         validate_job_options(n.job->options);
-        refuse_deduplication(n.job->options, "add_flow");
+        refuse_add_only_options(n.job->options, "add_flow");
         const std::string& id = n.job->options.job_id;
         if (!id.empty()) {
             if (!custom.emplace(n.queue, id).second) {
@@ -178,7 +178,7 @@ REDKIT_DECL std::optional<job_record> queue_get_job(const queue_core& core, std:
 
 REDKIT_DECL job_counts queue_counts(const queue_core& core) {
     const auto v = queue_eval_again<std::vector<long long>>(core, queue_script<queue_lua::counts>(), {});
-    return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6), v.at(7)};
+    return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6), v.at(7), v.at(8)};
 }
 
 REDKIT_DECL void queue_pause(const queue_core& core, bool paused) {
@@ -258,16 +258,12 @@ REDKIT_DECL stalled_jobs queue_check_stalled(const queue_core& core, int max_sta
                                                {"0", std::to_string(max_stalled_count), "1000"}));
 }
 
-REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::size_t offset, std::size_t count,
-                                 bool newest_first, std::vector<job_record>& out) {
-    const auto index = static_cast<std::size_t>(state);
-    if (index >= std::size(queue_model::state_letters))
-        throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
-    if (count > 1000) throw std::invalid_argument("redkit: queue::jobs: count must be at most 1000");
-    if (count == 0) return 0;
+// The list script for state letter `letter` (and, for a group's line, the group's stored name).
+inline long long list_jobs(const queue_core& core, job_state state, char letter, std::string group, std::size_t offset,
+                           std::size_t count, bool newest_first, std::vector<job_record>& out) {
     const auto r = queue_eval_again<reply>(core, queue_script<queue_lua::list>(),
-                                           {std::string(1, queue_model::state_letters[index]), std::to_string(offset),
-                                            std::to_string(count), newest_first ? "1" : "0"});
+                                           {std::string(1, letter), std::to_string(offset), std::to_string(count),
+                                            newest_first ? "1" : "0", std::move(group)});
     const long long total = r[0].integer();
     const reply& items = r[1];
     for (std::size_t i = 0; i + 2 < items.size(); i += 3) {
@@ -285,6 +281,100 @@ REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::s
         out.push_back(std::move(rec));
     }
     return total;
+}
+
+REDKIT_DECL long long queue_jobs(const queue_core& core, job_state state, std::size_t offset, std::size_t count,
+                                 bool newest_first, std::vector<job_record>& out) {
+    const auto index = static_cast<std::size_t>(state);
+    if (index >= std::size(queue_model::state_letters))
+        throw std::invalid_argument("redkit: queue::jobs: state must be a real state");
+    if (count > 1000) throw std::invalid_argument("redkit: queue::jobs: count must be at most 1000");
+    if (count == 0) return 0;
+    return list_jobs(core, state, queue_model::state_letters[index], std::string(), offset, count, newest_first, out);
+}
+
+REDKIT_DECL long long queue_group_jobs(const queue_core& core, std::string_view group, std::size_t offset,
+                                       std::size_t count, bool newest_first, std::vector<job_record>& out) {
+    if (group.empty()) throw std::invalid_argument("redkit: queue::group_jobs: group must not be empty");
+    if (count > 1000) throw std::invalid_argument("redkit: queue::group_jobs: count must be at most 1000");
+    if (count == 0) return 0;
+    return list_jobs(core, job_state::waiting, queue_model::state_letter::grouped, escape_key_part(group), offset,
+                     count, newest_first, out);
+}
+
+inline std::string group_name_checked(std::string_view group, const char* caller) {
+    if (group.empty() || group.size() > 512) {
+        throw std::invalid_argument(std::string("redkit: queue::") + caller +
+                                    ": group must be 1 to 512 bytes (job_options::group)");
+    }
+    return escape_key_part(group);
+}
+
+inline group_info read_group(const reply& items, std::size_t i) {
+    group_info g;
+    g.name = unescape_key_part(items[i].text());
+    g.waiting = items[i + 1].integer();
+    g.active = items[i + 2].integer();
+    g.paused = !items[i + 3].text().empty();
+    if (!items[i + 4].is_nil()) g.concurrency = job_field_int(items[i + 4].text());
+    if (!items[i + 5].is_nil()) {
+        g.held_until =
+            std::chrono::system_clock::time_point(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                std::chrono::milliseconds(job_field_int(items[i + 5].text()))));
+    }
+    return g;
+}
+
+inline void group_setting(const queue_core& core, std::initializer_list<std::string> args) {
+    queue_eval_again<long long>(core, queue_script<queue_lua::group>(), args);
+}
+
+REDKIT_DECL group_page queue_groups(const queue_core& core, std::size_t offset, std::size_t count) {
+    if (count > 1000) throw std::invalid_argument("redkit: queue::groups: count must be at most 1000");
+    const auto r = queue_eval_again<reply>(core, queue_script<queue_lua::groups>(),
+                                           {std::string(), std::to_string(offset), std::to_string(count)});
+    group_page page;
+    page.total = r[0].integer();
+    if (!r[1].is_nil()) page.concurrency = job_field_int(r[1].text());
+    if (!r[2].is_nil() && !r[3].is_nil()) {
+        page.rate_limit =
+            queue_rate_limit{job_field_int(r[2].text()), std::chrono::milliseconds(job_field_int(r[3].text()))};
+    }
+    const reply& items = r[4];
+    for (std::size_t i = 0; i + 5 < items.size(); i += 6) page.groups.push_back(read_group(items, i));
+    return page;
+}
+
+REDKIT_DECL std::optional<group_info> queue_group(const queue_core& core, std::string_view group) {
+    const auto r = queue_eval_again<reply>(core, queue_script<queue_lua::groups>(),
+                                           {group_name_checked(group, "group"), "0", "0"});
+    const reply& items = r[4];
+    if (items.size() < 6) return std::nullopt;
+    return read_group(items, 0);
+}
+
+REDKIT_DECL void queue_pause_group(const queue_core& core, std::string_view group, bool paused) {
+    group_setting(core, {paused ? "p" : "r", group_name_checked(group, paused ? "pause_group" : "resume_group")});
+}
+
+REDKIT_DECL void queue_set_group_concurrency(const queue_core& core, std::string_view group, long long n) {
+    if (n < 0 || n > 100000) {
+        throw std::invalid_argument("redkit: queue::set_group_concurrency: n must be in [0, 100000] (0: no limit)");
+    }
+    group_setting(core, {"c", group.empty() ? std::string() : group_name_checked(group, "set_group_concurrency"),
+                         n == 0 ? std::string() : std::to_string(n)});
+}
+
+REDKIT_DECL void queue_set_group_rate_limit(const queue_core& core, long long max, std::chrono::milliseconds per) {
+    if (max < 1 || max > 100000)
+        throw std::invalid_argument("redkit: set_group_rate_limit: max must be in [1, 100000]");
+    if (per.count() < 1 || per > std::chrono::hours(24))
+        throw std::invalid_argument("redkit: set_group_rate_limit: per must be in [1 ms, 24 h]");
+    group_setting(core, {"l", std::string(), std::to_string(max), std::to_string(per.count())});
+}
+
+REDKIT_DECL void queue_remove_group_rate_limit(const queue_core& core) {
+    group_setting(core, {"l", std::string(), std::string(), std::string()});
 }
 
 REDKIT_DECL bool queue_add_log(const queue_core& core, std::string_view id, std::string_view line, std::size_t keep) {
@@ -330,7 +420,7 @@ REDKIT_DECL schedule queue_check_scheduler(std::string_view id, const scheduler_
     if (id.empty()) throw std::invalid_argument("redkit: upsert_scheduler: id must not be empty");
     if (id.size() > 256) throw std::invalid_argument("redkit: upsert_scheduler: id must be at most 256 bytes");
     validate_job_options(options);
-    refuse_deduplication(options, "upsert_scheduler");
+    refuse_add_only_options(options, "upsert_scheduler");
     if (options.delay.count() != 0 || !options.job_id.empty()) {
         throw std::invalid_argument(
             "redkit: upsert_scheduler: job_options.delay and job_id must be unset (the scheduler sets them)");

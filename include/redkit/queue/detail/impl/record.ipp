@@ -67,6 +67,9 @@ REDKIT_DECL void read_fields(reply_view h, job_record& r) {
                 else if (f == jf::de)
                     r.dedup_id = std::string(v);
                 break;
+            case 'g':
+                if (f == jf::grp) r.group = std::string(v);
+                break;
             case 'f':
                 if (f == jf::fr)
                     r.failed_reason = std::string(v);
@@ -130,6 +133,7 @@ REDKIT_DECL void read_fields(reply_view h, job_record& r) {
 }
 
 REDKIT_DECL job_state state_of(char c) noexcept {
+    if (c == queue_model::state_letter::grouped) return job_state::waiting;
     for (std::size_t i = 0; i < std::size(queue_model::state_letters); ++i) {
         if (queue_model::state_letters[i] == c) return static_cast<job_state>(i);
     }
@@ -201,6 +205,11 @@ REDKIT_DECL void validate_job_options(const job_options& o) {
                 "deduplication.ttl and a positive delay");
         }
     }
+    if (o.group.size() > 512) throw std::invalid_argument("redkit: job_options.group must be at most 512 bytes");
+    if (!o.group.empty() && o.priority > 0) {
+        throw std::invalid_argument(
+            "redkit: job_options.priority must be 0 with a group (a group's jobs run in the order added)");
+    }
     if (!o.job_id.empty()) {
         if (o.job_id.size() > 512) throw std::invalid_argument("redkit: job_options.job_id must be at most 512 bytes");
         if (is_generated_id(o.job_id)) {
@@ -231,7 +240,7 @@ REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view
     out.push_back(job_field_number(o.timeout.count(), o.timeout.count() > 0));
 }
 
-REDKIT_DECL void push_deduplication_fields(std::vector<std::string>& out, const job_options& o) {
+REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_options& o) {
     const deduplication_options& d = o.deduplication;
     out.push_back(d.id.empty() ? std::string() : escape_key_part(d.id));
     out.push_back(job_field_number(d.ttl.count(), d.ttl.count() > 0));
@@ -239,13 +248,18 @@ REDKIT_DECL void push_deduplication_fields(std::vector<std::string>& out, const 
     if (d.extend) flags += 'e';
     if (d.replace) flags += 'r';
     out.push_back(std::move(flags));
+    out.push_back(o.group.empty() ? std::string() : escape_key_part(o.group));
 }
 
-REDKIT_DECL void refuse_deduplication(const job_options& o, const char* caller) {
+REDKIT_DECL void refuse_add_only_options(const job_options& o, const char* caller) {
     const deduplication_options& d = o.deduplication;
     if (!d.id.empty() || d.ttl.count() != 0 || d.extend || d.replace) {
         throw std::invalid_argument(std::string("redkit: ") + caller +
                                     ": job_options.deduplication must be unset (only add and add_bulk take it)");
+    }
+    if (!o.group.empty()) {
+        throw std::invalid_argument(std::string("redkit: ") + caller +
+                                    ": job_options.group must be empty (only add and add_bulk take it)");
     }
 }
 

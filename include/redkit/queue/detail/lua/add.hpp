@@ -11,11 +11,12 @@ inline namespace v0 {
 namespace detail {
 namespace queue_lua {
 
-// add: adds jobs. ARGV[2] = number of jobs, then per job 17 fields (empty = default): the 14 add
+// add: adds jobs. ARGV[2] = number of jobs, then per job 18 fields (empty = default): the 14 add
 // fields (custom id, name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per
 // mille, keep completed count, keep completed age ms, keep failed count, keep failed age ms,
 // timeout ms), then the deduplication key (stored form; '' = none), its TTL ms ('' = none: simple
-// mode) and the debounce flags ('e' extend, 'r' replace, both, or '').
+// mode), the debounce flags ('e' extend, 'r' replace, both, or '') and the group (stored form;
+// '' = none: a job with a group and no delay goes in its group's line, model.hpp).
 // A job whose deduplication key is held (model.hpp: <base>:dedup:<key>) is not added: the add
 // maps to the holder, and with debounce flags, while the holder is still delayed, replaces its
 // data ('r') and/or sets its due time to now + this add's delay and the key's TTL to this add's
@@ -23,7 +24,7 @@ namespace queue_lua {
 // the TTL when one is given). Returns {id1, code1, id2, code2...}, code 1 created, 0 the custom
 // id exists, 2 deduplicated (nothing changed), 3 debounced (the holder changed).
 inline constexpr std::string_view add = R"lua(
-local S = 17
+local S = 18
 local n = tonumber(ARGV[2])
 local now = now_ms()
 -- generated ids in one INCRBY for the jobs certain to be added; a job with a deduplication key
@@ -36,6 +37,7 @@ local next_id = 0
 if auto > 0 then next_id = redis.call('INCRBY', K_ID, auto) - auto + 1 end
 local out = {}
 local line = {}
+local grouped, group_order, any_group = {}, {}, false
 local ready = false
 local earliest = nil
 local earliest_known = false
@@ -104,11 +106,28 @@ for i = 0, n - 1 do
     local delay = tonumber(ARGV[b + 3]) or 0
     local prio = tonumber(ARGV[b + 4]) or 0
     local k = JOB .. id
+    local g = ARGV[b + 17]
+    if g ~= '' then
+      h[#h + 1] = 'grp'
+      h[#h + 1] = g
+      any_group = true
+    end
     if delay > 0 then
       h[#h + 1] = 'st'
       h[#h + 1] = 'd'
       redis.call('HSET', k, unpack(h))
       delay_until(id, now + delay)
+    elseif g ~= '' then
+      h[#h + 1] = 'st'
+      h[#h + 1] = 'g'
+      redis.call('HSET', k, unpack(h))
+      if not grouped[g] then
+        grouped[g] = {}
+        group_order[#group_order + 1] = g
+      end
+      local q = grouped[g]
+      q[#q + 1] = id
+      ready = true
     elseif prio > 0 then
       h[#h + 1] = 'st'
       h[#h + 1] = 'p'
@@ -138,6 +157,20 @@ for i = 0, n - 1 do
   end
 end
 if #line > 0 then redis.call('LPUSH', K_WAIT, unpack(line)) end
+-- a queue that ever had a job with a group: its takes and lease ends mind the groups from now on
+if any_group then redis.call('HSET', K_META, 'gon', 1) end
+if #group_order > 0 then
+  -- each group's new jobs in one LPUSH (a call holds at most 1000 jobs), then its place in turn
+  local total = 0
+  for i = 1, #group_order do
+    local g = group_order[i]
+    redis.call('LPUSH', group_list(g), unpack(grouped[g]))
+    total = total + #grouped[g]
+    redis.call('ZADD', queue_key('gall'), 0, g)
+    group_settle(g, now)
+  end
+  redis.call('HINCRBY', K_META, 'gw', total)
+end
 if ready and not is_paused() then wake() end
 return out
 )lua";

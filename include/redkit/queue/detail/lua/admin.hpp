@@ -56,6 +56,10 @@ local found = 1
 if st == 'w' then found = redis.call('LREM', K_WAIT, 1, id)
 elseif st == 'p' then found = redis.call('ZREM', K_PRIO, id)
 elseif st == 'd' then found = redis.call('ZREM', K_DELAYED, id)
+elseif st == 'g' then
+  local g = redis.call('HGET', k, 'grp')
+  found = redis.call('LREM', group_list(g), 1, id)
+  if found > 0 then group_unlisted(g, 1) end
 elseif st == 'c' then redis.call('ZREM', K_COMPLETED, id)
 elseif st == 'f' then redis.call('ZREM', K_FAILED, id) end
 if found == 0 then return -1 end
@@ -81,6 +85,17 @@ end
 local sets = {K_PRIO}
 if ARGV[2] == '1' then sets[2] = K_DELAYED end
 removed = pop_and_drop(sets, removed, limit)
+if removed < limit and redis.call('HEXISTS', K_META, 'gon') == 1 then
+  each_group(function(g)
+    local got = redis.call('RPOP', group_list(g), limit - removed)
+    if got then
+      drop(nil, got)
+      removed = removed + #got
+      group_unlisted(g, #got)
+    end
+    return removed < limit
+  end)
+end
 if removed < limit then redis.call('ZREM', K_MARKER, '0') end
 return removed
 )lua";
@@ -100,11 +115,28 @@ if ids then
 end
 local sets = {K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_KIDS}
 removed = pop_and_drop(sets, removed, limit)
+local GALL = queue_key('gall')
+if removed < limit then
+  -- the groups' lines, each group's keys once it is empty
+  each_group(function(g)
+    local got = redis.call('RPOP', group_list(g), limit - removed)
+    if got then
+      drop(nil, got)
+      removed = removed + #got
+    end
+    if redis.call('LLEN', group_list(g)) == 0 then
+      redis.call('DEL', group_list(g), group_list(g) .. ':limiter')
+      redis.call('ZREM', GALL, g)
+    end
+    return removed < limit
+  end)
+end
 if removed < limit then
   local sids = redis.call('ZRANGE', K_SCHED, 0, -1)
   for i = 1, #sids do redis.call('DEL', SCHED .. sids[i]) end
   redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
-             K_LIMIT, K_SCHED, K_EVENTS, K_KIDS)
+             K_LIMIT, K_SCHED, K_EVENTS, K_KIDS, queue_key('groups'), queue_key('gheld'), GALL,
+             queue_key('gactive'), queue_key('gpaused'), queue_key('gcap'))
   return {removed, 1}
 end
 return {removed, 0}
@@ -142,6 +174,52 @@ else
   redis.call('HSET', K_META, 'lmax', ARGV[2], 'ldur', ARGV[3])
 end
 if not is_paused() then wake() end
+return 1
+)lua";
+
+// group: a group's settings. ARGV[2] what: 'p' pause group ARGV[3], 'r' resume it, 'c' set the
+// concurrency of group ARGV[3] ('' = the default of every group) to ARGV[4] ('' = none), 'l' set
+// the rate limit of every group to ARGV[4] jobs started per ARGV[5] ms ('' = none). Returns 1.
+inline constexpr std::string_view group = R"lua(
+local what, g = ARGV[2], ARGV[3]
+local now = now_ms()
+if what == 'p' or what == 'r' then
+  if what == 'p' then
+    redis.call('HSET', queue_key('gpaused'), g, 1)
+    redis.call('ZADD', queue_key('gall'), 0, g)
+  else
+    redis.call('HDEL', queue_key('gpaused'), g)
+  end
+  if group_settle(g, now) and not is_paused() then wake() end
+  return 1
+end
+if what == 'c' and g ~= '' then
+  if ARGV[4] == '' then
+    redis.call('HDEL', queue_key('gcap'), g)
+  else
+    redis.call('HSET', queue_key('gcap'), g, ARGV[4])
+    redis.call('ZADD', queue_key('gall'), 0, g)
+  end
+  if group_settle(g, now) and not is_paused() then wake() end
+  return 1
+end
+if ARGV[4] == '' and what == 'c' then
+  redis.call('HDEL', K_META, 'gcap')
+elseif ARGV[4] == '' then
+  redis.call('HDEL', K_META, 'glmax', 'gldur')
+  redis.call('DEL', queue_key('gheld'))
+elseif what == 'c' then
+  redis.call('HSET', K_META, 'gcap', ARGV[4])
+else
+  redis.call('HSET', K_META, 'glmax', ARGV[4], 'gldur', ARGV[5])
+end
+-- every group stands anew: O(groups)
+local any = false
+each_group(function(name)
+  if group_settle(name, now) then any = true end
+  return true
+end)
+if any and not is_paused() then wake() end
 return 1
 )lua";
 

@@ -67,8 +67,98 @@ local function enqueue_in(wait, prioritized, meta, id, prio)
   return 'w'
 end
 
--- The same in this queue.
+-- Groups (job_options::group; model.hpp): a grouped job waits in its group's list, and the
+-- groups that may start a job now take turns in the rotation zset <base>:groups (score = turn:
+-- a group that had its turn goes to the back).
+local function group_list(g)
+  return queue_key('group:') .. g
+end
+
+-- Puts group g in the rotation, or takes it out, as it now stands: in only while it has jobs in
+-- line, is not paused, is below its concurrency (gcap hash, else meta gcap) and within its rate
+-- limit (meta glmax per gldur ms; a group at it waits in <base>:gheld, score = when it may
+-- start one again). A group in the rotation keeps its place. Returns true when it is in.
+local function group_settle(g, now)
+  local rot, held = queue_key('groups'), queue_key('gheld')
+  local act = tonumber(redis.call('HGET', queue_key('gactive'), g)) or 0
+  local paused = redis.call('HEXISTS', queue_key('gpaused'), g) == 1
+  if redis.call('LLEN', group_list(g)) == 0 then
+    redis.call('ZREM', rot, g)
+    redis.call('ZREM', held, g)
+    -- nothing left to say about it: out of the list of groups too
+    if act == 0 and not paused and redis.call('HEXISTS', queue_key('gcap'), g) == 0 then
+      redis.call('ZREM', queue_key('gall'), g)
+    end
+    return false
+  end
+  local out = paused
+  local m = redis.call('HMGET', K_META, 'gcap', 'glmax', 'gldur')
+  if not out then
+    local cap = tonumber(redis.call('HGET', queue_key('gcap'), g)) or tonumber(m[1])
+    out = cap ~= nil and act >= cap
+  end
+  if not out and redis.call('ZSCORE', held, g) then out = true end
+  if not out and m[2] then
+    local lk, dur = group_list(g) .. ':limiter', tonumber(m[3])
+    redis.call('ZREMRANGEBYSCORE', lk, '-inf', now - dur)
+    if redis.call('ZCARD', lk) >= tonumber(m[2]) then
+      local oldest = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+      redis.call('ZADD', held, tonumber(oldest[2]) + dur, g)
+      out = true
+    end
+  end
+  if out then
+    redis.call('ZREM', rot, g)
+    return false
+  end
+  if not redis.call('ZSCORE', rot, g) then redis.call('ZADD', rot, redis.call('HINCRBY', K_META, 'gturn', 1), g) end
+  return true
+end
+
+-- Puts job id in group g's line (at the front: next in the group), and the group in the list of
+-- groups (<base>:gall, for listing) and the rotation.
+local function group_push(g, id, front)
+  if front then redis.call('RPUSH', group_list(g), id) else redis.call('LPUSH', group_list(g), id) end
+  redis.call('HINCRBY', K_META, 'gw', 1)
+  redis.call('ZADD', queue_key('gall'), 0, g)
+  group_settle(g, now_ms())
+end
+
+-- A lease of group g's ended (its active count drops); returns true when the group may start a job.
+local function group_ended(g, now)
+  local gk = queue_key('gactive')
+  if redis.call('HINCRBY', gk, g, -1) <= 0 then redis.call('HDEL', gk, g) end
+  return group_settle(g, now)
+end
+
+-- Job id of group g left its group's line by other means than a take (removed, drained).
+local function group_unlisted(g, n)
+  redis.call('HINCRBY', K_META, 'gw', -n)
+  group_settle(g, now_ms())
+end
+
+-- Calls fn(g) for each group in the list of groups (by name) while it returns true; fn may take
+-- the group it is given out of the list.
+local function each_group(fn)
+  local from = '-'
+  while true do
+    local gs = redis.call('ZRANGEBYLEX', queue_key('gall'), from, '+', 'LIMIT', 0, 100)
+    for i = 1, #gs do
+      if not fn(gs[i]) then return end
+    end
+    if #gs < 100 then return end
+    from = '(' .. gs[#gs]
+  end
+end
+
+-- The same as enqueue_in in this queue, where a job with a group goes in its group's line
+-- (state letter g).
 local function enqueue(id, prio)
+  local g = redis.call('HGET', JOB .. id, 'grp')
+  if g then
+    group_push(g, id)
+    return 'g'
+  end
   return enqueue_in(K_WAIT, K_PRIO, K_META, id, prio)
 end
 
@@ -181,7 +271,12 @@ local function drop_unstarted(id)
   local gone = 0
   if st == 'd' then gone = redis.call('ZREM', K_DELAYED, id)
   elseif st == 'p' then gone = redis.call('ZREM', K_PRIO, id)
-  elseif st == 'w' then gone = redis.call('LREM', K_WAIT, 1, id) end
+  elseif st == 'w' then gone = redis.call('LREM', K_WAIT, 1, id)
+  elseif st == 'g' then
+    local g = redis.call('HGET', k, 'grp')
+    gone = redis.call('LREM', group_list(g), 1, id)
+    if gone > 0 then group_unlisted(g, 1) end
+  end
   if gone == 0 then return false end
   release_dedup(k, id)
   redis.call('DEL', k, k .. ':logs')

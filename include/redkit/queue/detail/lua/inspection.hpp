@@ -39,7 +39,7 @@ return {h, false}
 )lua";
 
 // counts: returns {waiting, active, delayed, prioritized, completed, failed, paused, waiting for
-// children}; while paused, the wait list counts as paused.
+// children, in groups' lines}; while paused, the wait list counts as paused.
 inline constexpr std::string_view counts = R"lua(
 local w = redis.call('LLEN', K_WAIT)
 local paused = 0
@@ -49,10 +49,11 @@ if is_paused() then
 end
 return {w, redis.call('ZCARD', K_ACTIVE), redis.call('ZCARD', K_DELAYED), redis.call('ZCARD', K_PRIO),
         redis.call('ZCARD', K_COMPLETED), redis.call('ZCARD', K_FAILED), paused,
-        redis.call('ZCARD', queue_key('waiting-children'))}
+        redis.call('ZCARD', queue_key('waiting-children')), tonumber(redis.call('HGET', K_META, 'gw')) or 0}
 )lua";
 
-// list: a page of jobs in one state. ARGV[2] state letter (w waiting or paused, p, d, a, c, f, x),
+// list: a page of jobs in one state. ARGV[2] state letter (w waiting or paused, p, d, a, c, f, x;
+// g: the line of group ARGV[6]),
 // ARGV[3] offset, ARGV[4] count, ARGV[5] '1' newest first. Returns {total in that state, {id,
 // fields, lease (active) or due ms (delayed: its score) or false, ...}}. Oldest first is the
 // order the queue handles them: next to run (waiting, prioritized), soonest due (delayed),
@@ -60,13 +61,15 @@ return {w, redis.call('ZCARD', K_ACTIVE), redis.call('ZCARD', K_DELAYED), redis.
 inline constexpr std::string_view list = R"lua(
 local st, off, n, newest = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local ids, total = {}, 0
-if st == 'w' then
-  total = redis.call('LLEN', K_WAIT)
+if st == 'w' or st == 'g' then
+  local line = K_WAIT
+  if st == 'g' then line = group_list(ARGV[6]) end
+  total = redis.call('LLEN', line)
   -- LPUSH in, RPOP out: the newest is at the head
   if newest then
-    ids = redis.call('LRANGE', K_WAIT, off, off + n - 1)
+    ids = redis.call('LRANGE', line, off, off + n - 1)
   else
-    local r = redis.call('LRANGE', K_WAIT, -(off + n), -(off + 1))
+    local r = redis.call('LRANGE', line, -(off + n), -(off + 1))
     for i = #r, 1, -1 do ids[#ids + 1] = r[i] end
   end
 else
@@ -153,6 +156,33 @@ if m[1] then
   end
 end
 return {m[1], m[2], wait}
+)lua";
+
+// groups: ARGV[2] a group's name (stored form), or '' for a page of the list of groups (by name)
+// from offset ARGV[3], ARGV[4] of them. Returns {total groups listed, default concurrency or
+// false, rate limit max or false, its window ms or false, {name, jobs in line, active, '1' paused
+// or '', own concurrency or false, ms it is held by the rate limit until or false, ...}}.
+inline constexpr std::string_view groups = R"lua(
+local gall = queue_key('gall')
+local names
+if ARGV[2] ~= '' then
+  names = {}
+  if redis.call('ZSCORE', gall, ARGV[2]) then names[1] = ARGV[2] end
+else
+  names = redis.call('ZRANGE', gall, tonumber(ARGV[3]), tonumber(ARGV[3]) + tonumber(ARGV[4]) - 1)
+end
+local out = {}
+for i = 1, #names do
+  local g = names[i]
+  out[#out + 1] = g
+  out[#out + 1] = redis.call('LLEN', group_list(g))
+  out[#out + 1] = tonumber(redis.call('HGET', queue_key('gactive'), g)) or 0
+  out[#out + 1] = redis.call('HEXISTS', queue_key('gpaused'), g) == 1 and '1' or ''
+  out[#out + 1] = redis.call('HGET', queue_key('gcap'), g)
+  out[#out + 1] = redis.call('ZSCORE', queue_key('gheld'), g)
+end
+local m = redis.call('HMGET', K_META, 'gcap', 'glmax', 'gldur')
+return {redis.call('ZCARD', gall), m[1], m[2], m[3], out}
 )lua";
 
 }  // namespace queue_lua

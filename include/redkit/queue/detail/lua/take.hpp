@@ -38,8 +38,9 @@ local token, lease_ms, want, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), 
 local rearm = ARGV[5] == '1'
 local codes = {}
 local woke = false
-local meta = redis.call('HMGET', K_META, 'paused', 'lmax', 'ldur', 'lunt', 'evmax')
+local meta = redis.call('HMGET', K_META, 'paused', 'lmax', 'ldur', 'lunt', 'evmax', 'gon')
 local evmax = meta[5]
+local gon = meta[6]  -- a job with a group was ever added: leases and takes mind the groups
 local K_EVENTS
 if evmax then K_EVENTS = queue_key('events') end
 
@@ -94,11 +95,15 @@ if n > 0 then
       code = 0
       if f[1] == lease then
         if f[2] == 'c' then code = 1 elseif f[2] == 'd' then code = 2
-        elseif (f[2] == 'w' or f[2] == 'p') and kind == 'r' then code = 5
-        elseif f[2] == 'w' or f[2] == 'p' then code = 3 else code = 4 end
+        elseif (f[2] == 'w' or f[2] == 'p' or f[2] == 'g') and kind == 'r' then code = 5
+        elseif f[2] == 'w' or f[2] == 'p' or f[2] == 'g' then code = 3 else code = 4 end
       end
     else
       local pt = ARGV[b + 9]
+      if gon then
+        local g = redis.call('HGET', k, 'grp')
+        if g and group_ended(g, now) then woke = true end
+      end
       if kind == 'c' or kind == 'k' then
         redis.call('HSET', k, 'st', 'c', 'made', ARGV[b + 6], 'ft', now_s, 'rv', ARGV[b + 3], 'tok', lease, 'pt', pt)
         if kind == 'k' then flow_done(k, true, ARGV[b + 3], now) end
@@ -112,9 +117,16 @@ if n > 0 then
         code = 1
       elseif kind == 'r' then
         -- not an attempt: next in line, and no job of the queue starts before now + delay
-        local prio = redis.call('HGET', k, 'prio')
+        local f = redis.call('HMGET', k, 'prio', 'grp')
         local st = 'w'
-        if (tonumber(prio) or 0) > 0 then st = enqueue(id, prio) else redis.call('RPUSH', K_WAIT, id) end
+        if f[2] then
+          group_push(f[2], id, true)
+          st = 'g'
+        elseif (tonumber(f[1]) or 0) > 0 then
+          st = enqueue(id, f[1])
+        else
+          redis.call('RPUSH', K_WAIT, id)
+        end
         redis.call('HSET', k, 'st', st, 'tok', lease)
         local hold = now + tonumber(ARGV[b + 5])
         if hold > (tonumber(meta[4]) or 0) then
@@ -175,6 +187,37 @@ if want > 0 then
     local p = redis.call('ZPOPMIN', K_PRIO, cap - #ids)
     for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
   end
+  if gon and #ids < cap then
+    -- then the groups, one job per turn: the group at the head of the rotation gives its next
+    -- job and goes to the back (group_settle), or out while it may not start another
+    local held = redis.call('ZRANGEBYSCORE', queue_key('gheld'), '-inf', now_s)
+    for i = 1, #held do
+      redis.call('ZREM', queue_key('gheld'), held[i])
+      group_settle(held[i], now)
+    end
+    local rot = queue_key('groups')
+    local glim = redis.call('HMGET', K_META, 'glmax', 'gldur')
+    local taken = 0
+    while #ids < cap do
+      local top = redis.call('ZPOPMIN', rot)
+      if #top == 0 then break end
+      local g = top[1]
+      local id = redis.call('RPOP', group_list(g))
+      if id then
+        ids[#ids + 1] = id
+        taken = taken + 1
+        redis.call('HINCRBY', queue_key('gactive'), g, 1)
+        if glim[1] then
+          -- the group's starts within its window; the key goes once the window passed
+          local lk = group_list(g) .. ':limiter'
+          redis.call('ZADD', lk, now_s, token .. ':' .. #ids)
+          redis.call('PEXPIRE', lk, glim[2])
+        end
+      end
+      group_settle(g, now)
+    end
+    if taken > 0 then redis.call('HINCRBY', K_META, 'gw', -taken) end
+  end
   full = #ids == want
   if lmax and #ids > 0 then
     local starts = {}
@@ -184,7 +227,8 @@ if want > 0 then
     end
     redis.call('ZADD', K_LIMIT, unpack(starts))
   end
-  if cap < want and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0) then
+  if cap < want and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0 or
+                     (gon and redis.call('ZCARD', queue_key('groups')) > 0)) then
     limited = true
     if not free_at then
       local oldest = redis.call('ZRANGE', K_LIMIT, 0, 0, 'WITHSCORES')
@@ -224,12 +268,21 @@ if limited then
   next_delay = math.max(1, free_at - now)
   local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
   if d[2] then next_delay = math.max(1, math.min(next_delay, tonumber(d[2]) - now)) end
-elseif woke or (full and rearm) or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0)) then
+elseif woke or (full and rearm) or (want == 0 and (redis.call('LLEN', K_WAIT) > 0 or redis.call('ZCARD', K_PRIO) > 0 or
+                                                    (gon and redis.call('ZCARD', queue_key('groups')) > 0))) then
   wake()
 elseif not full then
   redis.call('ZREM', K_MARKER, '0')
   local d = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
   if d[2] then next_delay = math.max(0, tonumber(d[2]) - now) end
+  if gon then
+    -- a group held by its rate limit may start a job again then
+    local h = redis.call('ZRANGE', queue_key('gheld'), 0, 0, 'WITHSCORES')
+    if h[2] then
+      local wait = math.max(0, tonumber(h[2]) - now)
+      if next_delay < 0 or wait < next_delay then next_delay = wait end
+    end
+  end
 end
 local lim = 0
 if limited then lim = 1 end
@@ -284,6 +337,7 @@ local leases = redis.call('ZRANGEBYSCORE', K_ACTIVE, '-inf', now, 'LIMIT', 0, li
 if #leases == 0 then return {{}, {}} end
 redis.call('ZREM', K_ACTIVE, unpack(leases))
 local recovered, failed = {}, {}
+local freed = false  -- a group below its concurrency again
 local function fail(k, id, reason)
   redis.call('HSET', k, 'st', 'f', 'ft', now, 'fr', reason)
   flow_done(k, false, reason, now)
@@ -296,6 +350,8 @@ for i = 1, #leases do
   local id = id_of(leases[i])
   local k = JOB .. id
   if redis.call('EXISTS', k) == 1 then
+    local g = redis.call('HGET', k, 'grp')
+    if g and group_ended(g, now) then freed = true end
     local stalls = redis.call('HINCRBY', k, 'stl', 1)
     -- a cancelled attempt whose worker went away runs again only if the cancel asked so
     local cx = cancel_request(id, string.sub(leases[i], #id + 2))
@@ -311,7 +367,7 @@ for i = 1, #leases do
   end
 end
 redis.call('HINCRBY', K_META, 'stalled', #recovered + #failed)
-if #recovered > 0 and not is_paused() then wake() end
+if (#recovered > 0 or freed) and not is_paused() then wake() end
 return {recovered, failed}
 )lua";
 
