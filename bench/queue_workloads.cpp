@@ -45,6 +45,7 @@ namespace {
 struct queue_state {
     std::unique_ptr<redkit::client> redis;
     std::unique_ptr<redkit::queue<nlohmann::json>> q;
+    std::unique_ptr<redkit::queue<nlohmann::json>> grouped;  // the grouped rows' jobs, apart
     nlohmann::json payload;
     std::vector<redisContext*> raw;  // raw[0] for single-threaded loops
     const std::string wait_key = "bench:rawq:wait";
@@ -103,15 +104,23 @@ long long raw_consume(queue_state& st, redisContext* c) {
     }
 }
 
-void redkit_fill(queue_state& st, long long n) {
-    if (!st.q->obliterate(true)) throw std::runtime_error("obliterate failed");
+// Fills st.q (or st.grouped, with groups > 0: job i in group "tenant-<i mod groups>") with n jobs.
+void redkit_fill(queue_state& st, long long n, int groups = 0) {
+    redkit::queue<nlohmann::json>& q = groups > 0 ? *st.grouped : *st.q;
+    if (!q.obliterate(true)) throw std::runtime_error("obliterate failed");
     std::vector<redkit::bulk_job<nlohmann::json>> jobs(static_cast<std::size_t>(n), {"order-updated", st.payload, {}});
-    sink = sink + st.q->add_bulk(jobs).size();
+    if (groups > 0) {
+        for (std::size_t i = 0; i < jobs.size(); ++i) {
+            jobs[i].options.group = "tenant-" + std::to_string(i % static_cast<std::size_t>(groups));
+        }
+    }
+    sink = sink + q.add_bulk(jobs).size();
 }
 
 void redkit_process(queue_state& st, long long n, std::size_t concurrency,
                     std::chrono::microseconds reply_spin = redkit::worker_options<nlohmann::json>{}.reply_spin,
-                    std::chrono::microseconds lookahead = redkit::worker_options<nlohmann::json>{}.lookahead_below) {
+                    std::chrono::microseconds lookahead = redkit::worker_options<nlohmann::json>{}.lookahead_below,
+                    bool grouped = false) {
     std::mutex m;
     std::condition_variable cv;
     long long completed = 0;
@@ -124,7 +133,7 @@ void redkit_process(queue_state& st, long long n, std::size_t concurrency,
         if (++completed == n) cv.notify_all();
     };
     redkit::worker<nlohmann::json> w(
-        *st.q, [](redkit::job<nlohmann::json>& j) { sink = sink + j.data().size(); }, o);
+        grouped ? *st.grouped : *st.q, [](redkit::job<nlohmann::json>& j) { sink = sink + j.data().size(); }, o);
     {
         std::unique_lock<std::mutex> lock(m);
         if (!cv.wait_for(lock, std::chrono::minutes(5), [&] { return completed == n; })) {
@@ -180,6 +189,7 @@ void add_queue(context& ctx, std::vector<workload>& out) {
     o.pool_size = 4;
     st->redis = std::make_unique<redkit::client>(o);
     st->q = std::make_unique<redkit::queue<nlohmann::json>>(*st->redis, "bench-orders");
+    st->grouped = std::make_unique<redkit::queue<nlohmann::json>>(*st->redis, "bench-orders-grouped");
     st->payload = nlohmann::json::parse(read_file(ctx.fixtures_dir + "/order.json"));
     for (int i = 0; i < 16; ++i) st->raw.push_back(raw_connect(ctx.base));
     const long long jobs = 1000 * ctx.scale;
@@ -248,6 +258,24 @@ void add_queue(context& ctx, std::vector<workload>& out) {
          "baseline: the same c16 worker without a limit; limit " + std::to_string(per_window) +
              " starts per 200 ms, so at most " + std::to_string(jobs * 1000 / 1800) +
              " jobs/s here (10 windows, the first starts at once); checked: no window exceeds it"});
+    // Groups: the same worker on jobs spread over 100 groups (job_options::group, one queue),
+    // against it on jobs without a group (another queue); both are filled before each repetition.
+    const auto refill_both = [st, jobs] {
+        redkit_fill(*st, jobs);
+        redkit_fill(*st, jobs, 100);
+    };
+    const auto spin = redkit::worker_options<nlohmann::json>{}.reply_spin;
+    const auto ahead = redkit::worker_options<nlohmann::json>{}.lookahead_below;
+    for (const std::size_t c : {std::size_t{1}, std::size_t{16}}) {
+        out.push_back(
+            {"queue_process_grouped_c" + std::to_string(c),
+             jobs,
+             {{"redkit-ungrouped", [st, c](long long n) { redkit_process(*st, n, c); }},
+              {"redkit", [st, c, spin, ahead](long long n) { redkit_process(*st, n, c, spin, ahead, true); }}},
+             refill_both,
+             "baseline: the same worker (concurrency " + std::to_string(c) +
+                 ") on jobs without a group; here the jobs are spread over 100 groups, taken in turn"});
+    }
 }
 
 const registrar reg(50, "queue", &add_queue);

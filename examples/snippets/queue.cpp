@@ -226,6 +226,48 @@ void flows(redkit::client redis) {
     shipping.obliterate(true);
 }
 
+void groups(redkit::client redis) {
+    redkit::queue<nlohmann::json> exports(redis, "docs-exports");
+    //! [groups]
+    // one group per tenant: workers take the groups' jobs in turn, one job per group per turn
+    redkit::job_options o;
+    o.group = "tenant-42";
+    (void)exports.add("export", {{"report", "sales"}}, o);
+
+    exports.set_group_concurrency(2);              // at most 2 jobs of any one tenant at once
+    exports.set_group_concurrency("tenant-7", 5);  // a tenant of its own size
+    exports.set_group_rate_limit(100, 1min);       // at most 100 starts per tenant per minute
+    exports.pause_group("tenant-13");              // its jobs wait; the others go on
+
+    for (const redkit::group_info& g : exports.groups().groups) {
+        std::cout << g.name << ": " << g.waiting << " waiting, " << g.active << " active"
+                  << (g.paused ? ", paused" : "") << '\n';
+    }
+    //! [groups]
+    exports.obliterate(true);
+}
+
+void readme_features(redkit::client redis) {
+    redkit::queue<nlohmann::json> reports(redis, "docs-readme");
+    //! [readme-queue]
+    redkit::job_options o;
+    o.timeout = 30s;                                           // an attempt still running then is cancelled
+    o.group = "tenant-42";                                     // fair turns per tenant
+    o.deduplication = {"reindex:product-42", 2s, true, true};  // debounce: id, ttl, extend, replace
+    o.delay = 2s;
+    const redkit::added_job a = reports.add("render", {{"pages", 500}}, o);  // a.outcome: created, debounced...
+
+    reports.set_group_concurrency(2);        // at most 2 jobs of any tenant at once, all processes
+    reports.pause_group("tenant-13");        // its jobs wait, the others go on
+    reports.cancel(a.id, "customer asked");  // from any process; the handler's job.cancellation() fires
+    //! [readme-queue]
+    const auto j = reports.get_job(a.id);
+    std::cout << "readme: job " << a.id << " " << redkit::to_string(a.outcome) << ", " << redkit::to_string(j->state())
+              << " in group " << j->group() << ", tenant-13 paused: " << reports.group("tenant-13")->paused << '\n';
+    reports.obliterate(true);
+    (void)redis.command<long long>("DEL", "queue:{docs-readme}:dedup:reindex%3Aproduct-42");
+}
+
 int main() try {
     redkit::client redis = redkit::default_client();
     jobs(redis);
@@ -235,6 +277,8 @@ int main() try {
     rate_limited(redis);
     flows(redis);
     cancelling(redis);
+    groups(redis);
+    readme_features(redis);
     return 0;
 } catch (const std::exception& e) {
     std::cerr << "queue snippets failed: " << e.what() << '\n';

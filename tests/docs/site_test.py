@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks the built docs site (scripts/docs --check runs it after a strict build).
 
-1. The README's quick start is examples/quickstart.cpp (the example CTest compiles and runs).
+1. The README's quick start is examples/quickstart.cpp (the example CTest compiles and runs), and
+   each of its other C++ blocks is a `//! [name]` section of examples/snippets/*.cpp (compiled and
+   run as CTest examples too).
 2. Headless Chromium (Debian's chromium and chromium-driver, through Selenium) opens every page
    of the guide: each renders (a title, an h1, its text, no error in the browser's console), and
    every link on it to the site resolves, anchors included.
@@ -46,6 +48,32 @@ def check_readme_quick_start():
         problem("README.md: the quick start has 60 lines or more")
     else:
         print("  ok   README quick start == examples/quickstart.cpp")
+
+
+def snippet_sections():
+    """Every `//! [name]` section of examples/snippets/*.cpp, dedented, as one string each."""
+    out = []
+    folder = os.path.join(ROOT, "examples", "snippets")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".cpp"):
+            continue
+        text = open(os.path.join(folder, name), encoding="utf-8").read()
+        for m in re.finditer(r"^[ \t]*//! \[([\w-]+)\]\n(.*?)^[ \t]*//! \[\1\]$", text, re.S | re.M):
+            lines = m.group(2).rstrip("\n").splitlines()
+            indent = min(len(x) - len(x.lstrip()) for x in lines if x.strip())
+            out.append("\n".join(x[indent:] for x in lines))
+    return out
+
+
+def check_readme_other_blocks():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    blocks = re.findall(r"^```cpp\n(.*?)^```$", readme, re.S | re.M)[1:]  # the first is the quick start
+    sections = snippet_sections()
+    for b in blocks:
+        if b.rstrip("\n") not in sections:
+            problem("README.md: a C++ block is no //! [name] section of examples/snippets/*.cpp: " + b.splitlines()[0])
+        else:
+            print("  ok   README block == a snippet: " + b.splitlines()[0])
 
 
 class Ids(HTMLParser):
@@ -142,6 +170,7 @@ def check_api(driver, base):
 def main():
     site = os.path.abspath(sys.argv[1])
     check_readme_quick_start()
+    check_readme_other_blocks()
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):

@@ -74,10 +74,31 @@ local function group_list(g)
   return queue_key('group:') .. g
 end
 
+-- The settings every group shares (meta gcap, glmax, gldur), read once per script (no script
+-- changes them before its first group_settle), and whether any group has its own limit.
+local GSET, OWN_CAPS = nil, nil
+local function group_settings()
+  if not GSET then
+    GSET = redis.call('HMGET', K_META, 'gcap', 'glmax', 'gldur')
+    OWN_CAPS = redis.call('EXISTS', queue_key('gcap')) == 1
+  end
+  return GSET
+end
+
+-- Group g's concurrency limit (its own, else every group's), or nil.
+local function group_limit(g)
+  local m = group_settings()
+  if OWN_CAPS then
+    local own = redis.call('HGET', queue_key('gcap'), g)
+    if own then return tonumber(own) end
+  end
+  return tonumber(m[1])
+end
+
 -- Puts group g in the rotation, or takes it out, as it now stands: in only while it has jobs in
--- line, is not paused, is below its concurrency (gcap hash, else meta gcap) and within its rate
--- limit (meta glmax per gldur ms; a group at it waits in <base>:gheld, score = when it may
--- start one again). A group in the rotation keeps its place. Returns true when it is in.
+-- line, is not paused, is below its concurrency limit and within its rate limit (meta glmax per
+-- gldur ms; a group at it waits in <base>:gheld, score = when it may start one again). A group
+-- in the rotation keeps its place; one put back goes to the back. Returns true when it is in.
 local function group_settle(g, now)
   local rot, held = queue_key('groups'), queue_key('gheld')
   local act = tonumber(redis.call('HGET', queue_key('gactive'), g)) or 0
@@ -91,12 +112,9 @@ local function group_settle(g, now)
     end
     return false
   end
-  local out = paused
-  local m = redis.call('HMGET', K_META, 'gcap', 'glmax', 'gldur')
-  if not out then
-    local cap = tonumber(redis.call('HGET', queue_key('gcap'), g)) or tonumber(m[1])
-    out = cap ~= nil and act >= cap
-  end
+  local m = group_settings()
+  local limit = group_limit(g)
+  local out = paused or (limit ~= nil and act >= limit)
   if not out and redis.call('ZSCORE', held, g) then out = true end
   if not out and m[2] then
     local lk, dur = group_list(g) .. ':limiter', tonumber(m[3])
@@ -124,11 +142,18 @@ local function group_push(g, id, front)
   group_settle(g, now_ms())
 end
 
--- A lease of group g's ended (its active count drops); returns true when the group may start a job.
+-- A lease of group g's ended (its active count drops); returns true when that put the group
+-- back in turn. Only a group that reached its limit, or has nothing left, needs a look.
 local function group_ended(g, now)
   local gk = queue_key('gactive')
-  if redis.call('HINCRBY', gk, g, -1) <= 0 then redis.call('HDEL', gk, g) end
-  return group_settle(g, now)
+  local act = redis.call('HINCRBY', gk, g, -1)
+  if act <= 0 then
+    redis.call('HDEL', gk, g)
+    if redis.call('LLEN', group_list(g)) == 0 then return group_settle(g, now) end
+  end
+  local limit = group_limit(g)
+  if limit and act == limit - 1 then return group_settle(g, now) end
+  return false
 end
 
 -- Job id of group g left its group's line by other means than a take (removed, drained).

@@ -189,33 +189,50 @@ if want > 0 then
   end
   if gon and #ids < cap then
     -- then the groups, one job per turn: the group at the head of the rotation gives its next
-    -- job and goes to the back (group_settle), or out while it may not start another
-    local held = redis.call('ZRANGEBYSCORE', queue_key('gheld'), '-inf', now_s)
-    for i = 1, #held do
-      redis.call('ZREM', queue_key('gheld'), held[i])
-      group_settle(held[i], now)
+    -- job and goes to the back, or out while it may not start another (group_settle)
+    local m = group_settings()
+    if m[2] then
+      local held = redis.call('ZRANGEBYSCORE', queue_key('gheld'), '-inf', now_s)
+      for i = 1, #held do
+        redis.call('ZREM', queue_key('gheld'), held[i])
+        group_settle(held[i], now)
+      end
     end
     local rot = queue_key('groups')
-    local glim = redis.call('HMGET', K_META, 'glmax', 'gldur')
+    local gact = queue_key('gactive')
+    local turn = nil  -- the rotation's turn counter, kept here while this loop hands out turns
     local taken = 0
     while #ids < cap do
       local top = redis.call('ZPOPMIN', rot)
       if #top == 0 then break end
       local g = top[1]
-      local id = redis.call('RPOP', group_list(g))
+      local line = group_list(g)
+      local id = redis.call('RPOP', line)
+      local back = false
       if id then
         ids[#ids + 1] = id
         taken = taken + 1
-        redis.call('HINCRBY', queue_key('gactive'), g, 1)
-        if glim[1] then
+        local act = redis.call('HINCRBY', gact, g, 1)
+        local limit = group_limit(g)
+        -- the common case, a group free to go on without a rate limit: straight to the back
+        back = not m[2] and (not limit or act < limit) and redis.call('LLEN', line) > 0
+        if m[2] then
           -- the group's starts within its window; the key goes once the window passed
-          local lk = group_list(g) .. ':limiter'
+          local lk = line .. ':limiter'
           redis.call('ZADD', lk, now_s, token .. ':' .. #ids)
-          redis.call('PEXPIRE', lk, glim[2])
+          redis.call('PEXPIRE', lk, m[3])
         end
       end
-      group_settle(g, now)
+      if back then
+        turn = (turn or tonumber(redis.call('HGET', K_META, 'gturn')) or 0) + 1
+        redis.call('ZADD', rot, turn, g)
+      else
+        if turn then redis.call('HSET', K_META, 'gturn', turn) end
+        turn = nil
+        group_settle(g, now)
+      end
     end
+    if turn then redis.call('HSET', K_META, 'gturn', turn) end
     if taken > 0 then redis.call('HINCRBY', K_META, 'gw', -taken) end
   end
   full = #ids == want
