@@ -250,7 +250,8 @@ public:
 
     // ---- inspection ----
 
-    /// A page of the jobs in `state` (waiting includes paused jobs), newest first by default;
+    /// A page of the jobs in `state` (waiting includes paused jobs, not grouped ones: a group's
+    /// line is group_jobs()), newest first by default;
     /// oldest first is the order the queue handles them (next to run, soonest due, soonest lease
     /// deadline, first finished, first to wait for children). One script: O(count) (plus
     /// O(offset) for waiting jobs). Throws std::invalid_argument for job_state::unknown or count
