@@ -10,6 +10,7 @@
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
+#include "support/queue_options.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -44,13 +45,7 @@ namespace {
 
 template <class T = int>
 redkit::worker_options<T> quick(std::size_t concurrency = 1) {
-    redkit::worker_options<T> o;
-    o.concurrency = concurrency;
-    o.lease_duration = 1000ms;
-    o.stalled_interval = 200ms;
-    o.block_timeout = 500ms;
-    o.close_timeout = 5000ms;
-    return o;
+    return redkit_test::quick_worker<T>(concurrency);
 }
 
 long long ms_of(std::chrono::system_clock::time_point t) {

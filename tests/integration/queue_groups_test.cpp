@@ -6,7 +6,9 @@
 // removal, drain and obliterate of grouped jobs. Built into queue_features_tests.
 #include <redkit/queue.hpp>
 
+#include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
+#include "support/queue_options.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -30,15 +32,7 @@ using redkit_test::shared_server;
 
 namespace {
 
-redkit::worker_options<int> fast(std::size_t concurrency = 1) {
-    redkit::worker_options<int> o;
-    o.concurrency = concurrency;
-    o.lease_duration = 1000ms;
-    o.stalled_interval = 200ms;
-    o.block_timeout = 500ms;
-    o.close_timeout = 5000ms;
-    return o;
-}
+redkit::worker_options<int> fast(std::size_t concurrency = 1) { return redkit_test::quick_worker<int>(concurrency); }
 
 redkit::job_options in_group(std::string g) {
     redkit::job_options o;
@@ -46,16 +40,7 @@ redkit::job_options in_group(std::string g) {
     return o;
 }
 
-// Polls `done` every 5 ms for up to `limit`; returns its last answer.
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
+using redkit_test::eventually;
 
 class Groups : public redkit_test::fresh_database {
 protected:
@@ -138,10 +123,12 @@ TEST_F(Groups, FiftyOneJobGroupsStartBeforeTheBigGroupHasHadFiftyMore) {
     };
     std::vector<std::unique_ptr<redkit::worker<int>>> workers;
     for (int i = 0; i < 4; ++i) workers.push_back(std::make_unique<redkit::worker<int>>(q, handler, fast()));
-    ASSERT_TRUE(eventually([&] {
-        std::lock_guard<std::mutex> lock(m);
-        return big_started >= 200;
-    }));
+    ASSERT_TRUE(eventually(
+        [&] {
+            std::lock_guard<std::mutex> lock(m);
+            return big_started >= 200;
+        },
+        30s));
     long long big_at_add = 0;
     {
         std::vector<redkit::bulk_job<int>> small;
@@ -150,10 +137,13 @@ TEST_F(Groups, FiftyOneJobGroupsStartBeforeTheBigGroupHasHadFiftyMore) {
         big_at_add = big_started;
         q.add_bulk(small);
     }
-    ASSERT_TRUE(eventually([&] {
-        std::lock_guard<std::mutex> lock(m);
-        return small_started_after.size() == 50;
-    })) << "not every one-job group ran";
+    ASSERT_TRUE(eventually(
+        [&] {
+            std::lock_guard<std::mutex> lock(m);
+            return small_started_after.size() == 50;
+        },
+        30s))
+        << "not every one-job group ran";
     long long worst = 0;
     {
         std::lock_guard<std::mutex> lock(m);

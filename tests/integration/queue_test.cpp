@@ -7,6 +7,7 @@
 #include "support/error_log.hpp"
 #include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
+#include "support/queue_options.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -89,13 +90,7 @@ void from_json(const json& j, order& o) {
 
 template <class T>
 redkit::worker_options<T> fast_options(std::size_t concurrency = 1) {
-    redkit::worker_options<T> o;
-    o.concurrency = concurrency;
-    o.lease_duration = 2000ms;
-    o.stalled_interval = 200ms;
-    o.block_timeout = 500ms;
-    o.close_timeout = 5000ms;
-    return o;
+    return redkit_test::quick_worker<T>(concurrency, 2000ms);
 }
 
 class Queue : public redkit_test::fresh_database {
