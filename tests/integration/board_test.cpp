@@ -785,3 +785,141 @@ TEST_F(Board, CancelsARunningJobAfterAsking) {
     ASSERT_TRUE(eventually([&] { return q.get_job(id)->state() == redkit::job_state::failed; }));
     EXPECT_EQ(q.get_job(id)->failed_reason(), "cancelled: from the board");
 }
+
+// The "grouped" card counts the jobs in groups' lines and opens the groups: each with its jobs in
+// line and running, whether it is paused, its limit, and a Pause or Resume button that acts. A
+// group's row lists its line and a job's panel names its group. The view fits 1280 x 800, and
+// the group POSTs are guarded as the others are.
+TEST_F(Board, ShowsTheGroupsAndPausesAndResumesOneByItsButton) {
+    redkit::queue<json> q(redis, "board-tenants");
+    const std::string big = "acme-corporation-europe-west-billing-department";
+    redkit::job_options in_big, in_small;
+    in_big.group = big;
+    in_small.group = "globex";
+    for (int i = 0; i < 3; ++i) (void)q.add("bill", json{{"n", i}}, in_big);
+    const std::string small_job = q.add("bill", json{{"n", 9}}, in_small).id;
+    (void)q.add("plain", json{{"n", 0}});
+    q.set_group_concurrency(2);
+    q.set_group_concurrency("globex", 1);
+
+    board_server server;
+    {
+        // the group POSTs: the same guards as the others, then they act
+        httplib::Client c("127.0.0.1", server.port());
+        const std::string pause = "/api/pause-group?queue=board-tenants&group=globex";
+        auto r = c.Post(pause, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 403) << "a POST without X-Redkit-Board is refused";
+        r = c.Post(pause, {{"Host", "evil.example"}, {"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 403) << "a foreign Host is refused";
+        EXPECT_FALSE(q.group("globex")->paused);
+        r = c.Post("/api/resume-group?queue=board-tenants&group=nope", {{"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 404) << "a group that is not listed is not resumed";
+        r = c.Post("/api/pause-group?queue=board-tenants", {{"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << "no group";
+        r = c.Post("/api/pause-group?queue=nope&group=globex", {{"X-Redkit-Board", "1"}}, "", "text/plain");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 404) << "no queue";
+        r = c.Get("/api/jobs?queue=board-tenants&state=failed&group=globex");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << "a group's line is waiting jobs";
+        r = c.Get("/api/groups?queue=board-tenants");
+        ASSERT_TRUE(r);
+        ASSERT_EQ(r->status, 200);
+        const json page = json::parse(r->body);
+        EXPECT_EQ(page["total"], 2);
+        EXPECT_EQ(page["concurrency"], 2);
+        EXPECT_TRUE(page["rate_limit"].is_null());
+        ASSERT_EQ(page["groups"].size(), 2u);
+        EXPECT_EQ(page["groups"][0]["name"], big);
+        EXPECT_EQ(page["groups"][0]["waiting"], 3);
+        EXPECT_TRUE(page["groups"][0]["concurrency"].is_null());
+        EXPECT_EQ(page["groups"][1]["concurrency"], 1);
+    }
+
+    browser chrome;
+    chrome.window(1280, 800);
+    chrome.go(server.url() + "#queue=board-tenants&state=waiting");
+    const auto shown = [&](const char* state) {
+        return chrome.script(std::string("const e = document.querySelector(\"[data-count='") + state +
+                             "']\"); return e ? Number(e.textContent) : -1;");
+    };
+    ASSERT_TRUE(eventually([&] { return shown("grouped") == 4 && shown("waiting") == 1; }))
+        << shown("grouped") << " grouped, " << shown("waiting") << " waiting shown";
+
+    chrome.click("[data-state='grouped']");
+    const auto rows = [&] {
+        return chrome.script(
+            "return [...document.querySelectorAll('#groups tbody tr')].map(r => [...r.cells].slice(0, 5).map(c => "
+            "c.textContent));");
+    };
+    ASSERT_TRUE(eventually([&] {
+        return rows() == json{{big, "3", "0", "no", "2 (default)"}, {"globex", "1", "0", "no", "1"}};
+    })) << rows().dump();
+    EXPECT_TRUE(chrome.script("return document.getElementById('jobs').hidden;").get<bool>());
+    EXPECT_NE(chrome.script("return document.getElementById('list-title').textContent;")
+                  .get<std::string>()
+                  .find("2 group(s): default limit 2"),
+              std::string::npos);
+
+    // at 1280 x 800 the groups fit: nothing wider than the window or its panel, no button cut off
+    const json fit = chrome.script(R"js(
+        const d = document.documentElement, list = document.getElementById('queue');
+        const cut = [...document.querySelectorAll('#groups td')].filter(td =>
+          td.querySelector('button') && td.scrollWidth > td.clientWidth).length;
+        return { page: [d.scrollWidth, d.clientWidth], list: [list.scrollWidth, list.clientWidth], cut };
+    )js");
+    EXPECT_LE(fit["page"][0], fit["page"][1]) << fit.dump();
+    EXPECT_LE(fit["list"][0], fit["list"][1]) << fit.dump();
+    EXPECT_EQ(fit["cut"], 0) << fit.dump();
+
+    // Pause, then Resume, by the group's button
+    chrome.click("button[data-action='pause-group'][data-group='globex']");
+    ASSERT_TRUE(eventually([&] { return q.group("globex")->paused; }));
+    EXPECT_FALSE(q.group(big)->paused) << "only that group";
+    ASSERT_TRUE(eventually([&] { return rows()[1][3] == "yes"; })) << rows().dump();
+    chrome.click("button[data-action='resume-group'][data-group='globex']");
+    ASSERT_TRUE(eventually([&] { return !q.group("globex")->paused; }));
+    ASSERT_TRUE(eventually([&] { return rows()[1][3] == "no"; })) << rows().dump();
+
+    // a group's row lists its line; a job's panel names its group
+    chrome.click("tr[data-group='globex']");
+    const auto listed = [&] {
+        return chrome.script("return [...document.querySelectorAll('#jobs tbody tr')].map(r => r.dataset.jobId);");
+    };
+    ASSERT_TRUE(eventually([&] { return listed() == json{small_job}; })) << listed().dump();
+    EXPECT_NE(chrome.script("return document.getElementById('list-title').textContent;")
+                  .get<std::string>()
+                  .find("1 job(s) in group globex"),
+              std::string::npos);
+    chrome.click("tr[data-job-id='" + small_job + "']");
+    ASSERT_TRUE(eventually([&] {
+        return chrome.script(
+                   "const e = document.querySelector('#detail [data-field=group]'); return e ? "
+                   "e.textContent : '';") == "globex";
+    }));
+    chrome.click("#all-groups");
+    ASSERT_TRUE(eventually([&] { return rows().size() == 2; })) << rows().dump();
+
+    // one start per group per hour: once the big group has started one, it is held for an hour
+    q.set_group_rate_limit(1, 1h);
+    {
+        redkit::worker<json> w(q, [](redkit::job<json>&) { return json(); });
+        ASSERT_TRUE(eventually([&] { return q.counts().completed == 3; })) << "the plain job and one of each group";
+        EXPECT_TRUE(w.close(5s));
+    }
+    const auto held = [&] {
+        return chrome
+            .script("const e = document.querySelector(\"#groups tr[data-group='" + big +
+                    "'] [data-field=held]\"); return e ? e.textContent : '';")
+            .get<std::string>();
+    };
+    ASSERT_TRUE(eventually([&] { return held() == "in 60 min"; })) << held();
+    EXPECT_NE(chrome.script("return document.getElementById('list-title').textContent;")
+                  .get<std::string>()
+                  .find("rate limit 1 per 3600000 ms"),
+              std::string::npos);
+}

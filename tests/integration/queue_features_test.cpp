@@ -1024,6 +1024,148 @@ TEST_F(QueueTool, JobShowsItsDeduplicationKey) {
     EXPECT_EQ(r.output.find("dedup key:"), std::string::npos) << r.output;
 }
 
+// Groups from the shell: `groups` lists them with their limits and the settings they share,
+// `counts` shows the grouped jobs apart, `jobs Q waiting --group G` lists one group's line, `job`
+// names a job's group, `pause-group` and `resume-group` act (a group with no jobs may be paused
+// ahead of them; one not listed is not resumed), a group the rate limit holds shows until when,
+// and a mistake exits with 2 and writes nothing.
+TEST_F(QueueTool, ListsGroupsTheirLinesAndPausesAndResumesThem) {
+    redkit::queue<int> q(redis, "tenants");
+    const auto in_group = [](const std::string& g) {
+        redkit::job_options o;
+        o.group = g;
+        return o;
+    };
+    std::vector<std::string> acme;
+    for (int i = 0; i < 3; ++i) acme.push_back(q.add("bill", i, in_group("acme")).id);
+    const std::string globex = q.add("bill", 10, in_group("globex")).id;
+    const std::string plain = q.add("bill", 20).id;
+    q.set_group_concurrency(2);
+    q.set_group_concurrency("globex", 1);
+    q.set_group_rate_limit(5, 1000ms);
+
+    auto r = queue_tool("groups tenants");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.rfind("group                      waiting    active paused  own limit  held until\n", 0), 0u)
+        << r.output;
+    EXPECT_NE(r.output.find("\nacme                             3         0 no              -  -\n"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("\nglobex                           1         0 no              1  -\n"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("\ndefault per-group concurrency: 2\n"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\nper-group rate limit: 5 job(s) per 1000 ms\n"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\n2 group(s)\n"), std::string::npos) << r.output;
+    r = queue_tool("groups tenants --offset 1 --count 1");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.find("acme"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\nglobex "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\n2 group(s), 2-2 shown\n"), std::string::npos) << r.output;
+
+    // grouped jobs are counted apart from waiting, in the last column
+    r = queue_tool("counts tenants");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find(" w-children   grouped\n"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\ntenants                          1         0         0           0          0         0"
+                            "         0          0         4\n"),
+              std::string::npos)
+        << r.output;
+
+    // one group's line, in the order it runs; the queue's own line without it
+    const auto row_of = [](const std::string& out, const std::string& id) { return out.find("\n" + id + " "); };
+    r = queue_tool("jobs tenants waiting --group acme --oldest");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output.rfind("3 waiting job(s) in group acme\n", 0), 0u) << r.output;
+    for (const auto& id : acme) EXPECT_NE(row_of(r.output, id), std::string::npos) << id << ": " << r.output;
+    EXPECT_LT(row_of(r.output, acme[0]), row_of(r.output, acme[1])) << r.output;
+    EXPECT_LT(row_of(r.output, acme[1]), row_of(r.output, acme[2])) << r.output;
+    EXPECT_EQ(row_of(r.output, globex), std::string::npos) << r.output;
+    EXPECT_EQ(row_of(r.output, plain), std::string::npos) << r.output;
+    r = queue_tool("jobs tenants waiting");
+    EXPECT_EQ(r.output.rfind("1 waiting job(s)\n", 0), 0u) << r.output;
+    EXPECT_NE(row_of(r.output, plain), std::string::npos) << r.output;
+
+    r = queue_tool("job tenants " + acme[1]);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("\ngroup:       acme\n"), std::string::npos) << r.output;
+    r = queue_tool("job tenants " + plain);
+    EXPECT_EQ(r.output.find("group:"), std::string::npos) << r.output;
+
+    // mistakes: status 2, a message, nothing written
+    const auto keys = redis.command<long long>("DBSIZE");
+    for (const std::string& args :
+         {std::string("jobs tenants failed --group acme"), std::string("jobs tenants waiting --group nope"),
+          std::string("jobs tenants waiting --group ''"), std::string("resume-group tenants nope"),
+          std::string("pause-group nope acme"), std::string("pause-group tenants ''"), std::string("groups nope"),
+          std::string("groups tenants --count 1001")}) {
+        SCOPED_TRACE(args);
+        r = queue_tool(args);
+        EXPECT_EQ(r.status, 2) << r.output;
+        EXPECT_NE(r.output.find("redkit-queue: "), std::string::npos) << r.output;
+    }
+    EXPECT_NE(queue_tool("resume-group tenants nope").output.find("no group 'nope' in queue 'tenants'"),
+              std::string::npos);
+    EXPECT_NE(queue_tool("jobs tenants failed --group acme").output.find("--group lists waiting jobs only"),
+              std::string::npos);
+    EXPECT_EQ(queue_tool("pause-group tenants").status, 2) << "missing the group";
+    EXPECT_EQ(redis.command<long long>("DBSIZE"), keys);
+    EXPECT_FALSE(q.group("acme")->paused);
+    EXPECT_FALSE(q.group("nope"));
+
+    // pause and resume a group; a group without jobs is paused ahead of them
+    r = queue_tool("pause-group tenants acme");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output, "group acme paused\n");
+    EXPECT_TRUE(q.group("acme")->paused);
+    EXPECT_FALSE(q.group("globex")->paused);
+    r = queue_tool("groups tenants");
+    EXPECT_NE(r.output.find("\nacme                             3         0 yes             -  -\n"), std::string::npos)
+        << r.output;
+    r = queue_tool("pause-group tenants initech");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output, "group initech paused ahead of its jobs (none in line or running yet)\n");
+    ASSERT_TRUE(q.group("initech"));
+    EXPECT_TRUE(q.group("initech")->paused);
+    r = queue_tool("resume-group tenants acme");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_EQ(r.output, "group acme resumed\n");
+    EXPECT_FALSE(q.group("acme")->paused);
+    r = queue_tool("resume-group tenants globex");
+    EXPECT_EQ(r.output, "group globex resumed (it was not paused)\n");
+    r = queue_tool("resume-group tenants initech");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_FALSE(q.group("initech")) << "resumed and without jobs, it is no longer listed";
+    r = queue_tool("resume-group tenants initech");
+    EXPECT_EQ(r.status, 2) << r.output;
+
+    // one start per group per hour: once each group has started one, the limit holds both
+    q.set_group_rate_limit(1, 1h);
+    {
+        redkit::worker<int> w(
+            q, [](redkit::job<int>&) {}, quick());
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (q.counts().completed < 3 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(5ms);
+        }
+        EXPECT_TRUE(w.close(5s));
+    }
+    ASSERT_EQ(q.counts().completed, 3) << "the plain job and one of each group";
+    const auto held = q.group("acme");
+    ASSERT_TRUE(held && held->held_until);
+    // as the tool prints times: "2024-05-01T12:00:00.123Z"
+    const long long ms = ms_of(*held->held_until);
+    const std::time_t sec = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&sec, &tm);
+    char utc[40];
+    std::strftime(utc, sizeof utc, "%Y-%m-%dT%H:%M:%S", &tm);
+    const std::string until = std::string(utc) + "." + std::to_string(1000 + ms % 1000).substr(1) + "Z";
+    r = queue_tool("groups tenants");
+    EXPECT_NE(r.output.find("\nacme                             2         0 no              -  " + until + "\n"),
+              std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("\nper-group rate limit: 1 job(s) per 3600000 ms\n"), std::string::npos) << r.output;
+}
+
 // A server error while reading events is a failure (status 1, the server's message), not an
 // empty list.
 TEST_F(QueueTool, EventsReportServerErrorsWithStatusOne) {

@@ -5,8 +5,10 @@
 //   GET  /                                    the page
 //   GET  /api/queues                          every queue, its counts and whether it is paused
 //   GET  /api/metrics?queue=Q&minutes=N       completed and failed per minute (queue::metrics)
-//   GET  /api/jobs?queue=Q&state=S&offset=O&count=C   a page of jobs in one state
+//   GET  /api/jobs?queue=Q&state=S&offset=O&count=C   a page of jobs in one state (with &group=G:
+//                                             group G's line, state waiting)
 //   GET  /api/job?queue=Q&id=ID               a job: data, options, trace, logs, flow links
+//   GET  /api/groups?queue=Q&offset=O&count=C a page of the queue's groups, and the limits they share
 //   POST /api/retry?queue=Q&id=ID             retry a failed job
 //   POST /api/retry-all?queue=Q               retry every failed job (redkit-queue retry Q --all)
 //   POST /api/remove?queue=Q&id=ID            remove a job that is not running
@@ -15,9 +17,12 @@
 //                                             MS ago (default 0: all; redkit-queue clean); the page
 //                                             asks first
 //   POST /api/pause?queue=Q, /api/resume?queue=Q
+//   POST /api/pause-group?queue=Q&group=G     pause one group (also one with no jobs yet)
+//   POST /api/resume-group?queue=Q&group=G    resume one (404 when queue::group does not list it)
 //
-// A job's "due" is when a delayed one is due (ms, its score in the delayed set; 0 otherwise), and
-// /api/jobs and /api/job give the server's "now" (ms) to count from.
+// A job's "due" is when a delayed one is due (ms, its score in the delayed set; 0 otherwise), a
+// group's "held_until" when its rate limit lets it start again (ms, null when not held), and
+// /api/jobs, /api/job and /api/groups give the server's "now" (ms) to count from.
 //
 // Safety: it listens on loopback unless told otherwise, and anywhere else only with a token
 // (Authorization: Bearer T, or ?token=T for the page), compared in constant time. On loopback
@@ -137,7 +142,8 @@ inline json job_summary(const redkit::job<json>& j) {
             {"due", j.due_at()},
             {"data", one_line(j.raw_data(), 160)},
             {"reason", j.failed_reason()},
-            {"pending_children", j.pending_children()}};
+            {"pending_children", j.pending_children()},
+            {"group", j.group()}};
 }
 
 inline json job_detail(const redkit::job<json>& j, const redkit::queue<json>& q) {
@@ -167,7 +173,31 @@ inline json counts_json(const redkit::job_counts& c) {
     return {{"waiting", c.waiting},     {"active", c.active},
             {"delayed", c.delayed},     {"prioritized", c.prioritized},
             {"completed", c.completed}, {"failed", c.failed},
-            {"paused", c.paused},       {"waiting-children", c.waiting_children}};
+            {"paused", c.paused},       {"waiting-children", c.waiting_children},
+            {"grouped", c.grouped}};
+}
+
+inline long long ms_since_epoch(std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// A page of groups; a limit or time that is not set is null.
+inline json groups_json(const redkit::group_page& page) {
+    json groups = json::array();
+    for (const auto& g : page.groups) {
+        groups.push_back({{"name", g.name},
+                          {"waiting", g.waiting},
+                          {"active", g.active},
+                          {"paused", g.paused},
+                          {"concurrency", g.concurrency ? json(*g.concurrency) : json()},
+                          {"held_until", g.held_until ? json(ms_since_epoch(*g.held_until)) : json()}});
+    }
+    json limit;
+    if (page.rate_limit) limit = {{"max", page.rate_limit->max}, {"per_ms", page.rate_limit->per.count()}};
+    return {{"total", page.total},
+            {"concurrency", page.concurrency ? json(*page.concurrency) : json()},
+            {"rate_limit", limit},
+            {"groups", groups}};
 }
 
 class board {
@@ -318,9 +348,16 @@ private:
         server_.Get("/api/jobs", api([this](const request& req, response& res) {
                         const auto q = tool_.open(param(req, "queue"));
                         const auto state = parse_state(param(req, "state"));
-                        const auto page =
-                            q.jobs(state, number(req, "offset", 0, 0, 1u << 30), number(req, "count", 20, 1, 1000),
-                                   req.get_param_value("oldest") != "1");
+                        const auto offset = number(req, "offset", 0, 0, 1u << 30);
+                        const auto count = number(req, "count", 20, 1, 1000);
+                        const bool newest_first = req.get_param_value("oldest") != "1";
+                        const bool grouped = req.has_param("group");
+                        if (grouped && state != job_state::waiting) {
+                            throw std::invalid_argument("group lists waiting jobs only");
+                        }
+                        // (an unknown group's line is empty, as the page polls it while the group empties)
+                        const auto page = grouped ? q.group_jobs(param(req, "group"), offset, count, newest_first)
+                                                  : q.jobs(state, offset, count, newest_first);
                         json jobs = json::array();
                         for (const auto& j : page.jobs) jobs.push_back(job_summary(j));
                         reply(res, 200, {{"total", page.total}, {"jobs", jobs}, {"now", tool_.server_now_ms()}});
@@ -331,6 +368,14 @@ private:
                         const auto j = q.get_job(id);
                         if (!j) throw usage_error("no job '" + id + "'");
                         json out = job_detail(*j, q);
+                        out["now"] = tool_.server_now_ms();
+                        reply(res, 200, out);
+                    }));
+        server_.Get("/api/groups", api([this](const request& req, response& res) {
+                        const auto q = tool_.open(param(req, "queue"));
+                        const auto page =
+                            q.groups(number(req, "offset", 0, 0, 1u << 30), number(req, "count", 20, 1, 1000));
+                        json out = groups_json(page);
                         out["now"] = tool_.server_now_ms();
                         reply(res, 200, out);
                     }));
@@ -387,6 +432,20 @@ private:
         server_.Post("/api/resume", api([this](const request& req, response& res) {
                          tool_.open(param(req, "queue")).resume();
                          reply(res, 200, {{"paused", false}});
+                     }));
+        // pausing a group that is not listed is allowed: it pauses it ahead of its jobs
+        server_.Post("/api/pause-group", api([this](const request& req, response& res) {
+                         auto q = tool_.open(param(req, "queue"));
+                         const auto group = param(req, "group");
+                         q.pause_group(group);
+                         reply(res, 200, {{"group", group}, {"paused", true}});
+                     }));
+        server_.Post("/api/resume-group", api([this](const request& req, response& res) {
+                         auto q = tool_.open(param(req, "queue"));
+                         const auto group = param(req, "group");
+                         if (!q.group(group)) throw usage_error("no group '" + group + "'");
+                         q.resume_group(group);
+                         reply(res, 200, {{"group", group}, {"paused", false}});
                      }));
     }
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The board's one page: plain HTML, CSS and JavaScript, no libraries. It polls the JSON API
 // (board.hpp) every second and builds every element with textContent, so job data is never
-// read as HTML. The address's hash (#queue=Q&state=S&job=ID) keeps the place across reloads.
+// read as HTML. The address's hash (#queue=Q&state=S&group=G&job=ID) keeps the place across
+// reloads. The "grouped" card shows the queue's groups in place of the job list; a group's row
+// lists its line.
 #pragma once
 
 #include <string_view>
@@ -37,11 +39,11 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   tr.chosen td { background: #e3ecfa; }
   .title { display: flex; align-items: center; gap: 10px; }
   .badge { font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #fdecc8; color: #7a5400; }
-  .counts { display: grid; grid-template-columns: repeat(4, 1fr); gap: 8px; margin-top: 12px; }
+  .counts { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 8px; margin-top: 12px; }
   .count { border: 1px solid var(--line); background: #fff; border-radius: 8px; padding: 8px 10px; text-align: left;
            cursor: pointer; font: inherit; color: inherit; }
   .count .n { display: block; font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
-  .count .label { font-size: 12px; color: var(--soft); }
+  .count .label { font-size: 12px; color: var(--soft); white-space: nowrap; }
   .count.chosen { border-color: var(--accent); box-shadow: 0 0 0 1px var(--accent) inset; }
   .count.failed .n { color: var(--bad); }
   .count.completed .n { color: var(--ok); }
@@ -71,6 +73,10 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
   #jobs .c-id, #jobs .c-name { width: 11%; } #jobs .c-attempts { width: 62px; } #jobs .c-when { width: 140px; }
   #jobs .c-act { width: 116px; }
   #jobs button.act { padding: 1px 6px; margin-right: 2px; }
+  #groups { table-layout: fixed; }
+  #groups td, #groups th { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  #groups .c-n { width: 48px; } #groups .c-limit { width: 76px; } #groups .c-held { width: 64px; }
+  #groups .c-act { width: 72px; }
   .ts { white-space: nowrap; }
   .rel { display: block; font-size: 12px; color: var(--soft); }
   .list-head { flex-wrap: wrap; row-gap: 0; }
@@ -104,6 +110,7 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
         <i class="swatch" style="background:#d2453b"></i>failed</span><span>now</span></div>
       <figcaption id="chart-caption">Jobs finished per minute, last 60 minutes</figcaption></figure>
     <div class="title list-head"><h3 id="list-title"></h3><span style="flex:1"></span>
+      <button class="act" id="all-groups" hidden>&larr; all groups</button>
       <span id="list-tools" hidden><button class="act" id="retry-all">Retry all</button><select id="clean-grace"
         title="which finished jobs Clean removes"><option value="0">any age</option>
         <option value="3600000">over 1 h ago</option><option value="86400000">over 1 day ago</option>
@@ -112,6 +119,9 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
     <table id="jobs"><thead><tr><th class="c-id">id</th><th class="c-name">name</th>
       <th class="num c-attempts">attempts</th><th class="c-when" id="when-head">when</th>
       <th>data / reason</th><th class="c-act"></th></tr></thead><tbody></tbody></table>
+    <table id="groups" hidden><thead><tr><th>group</th><th class="num c-n">waiting</th><th class="num c-n">active</th>
+      <th class="c-n">paused</th><th class="num c-limit">limit</th><th class="c-held">held</th>
+      <th class="c-act"></th></tr></thead><tbody></tbody></table>
     <div class="pager"><button class="act" id="prev">&larr; newer</button><span id="page" class="muted"></span>
       <button class="act" id="next">older &rarr;</button></div>
     <div class="error" id="error"></div><div class="muted" id="note"></div>
@@ -120,9 +130,11 @@ inline constexpr std::string_view board_page = R"html(<!doctype html>
 </main>
 <script>
 "use strict";
-const STATES = ["waiting", "active", "delayed", "prioritized", "completed", "failed", "waiting-children", "paused"];
+const STATES = ["waiting", "active", "delayed", "prioritized", "completed", "failed", "waiting-children", "paused",
+                "grouped"];
 const token = new URLSearchParams(location.search).get("token");
-const view = { queue: null, state: "waiting", offset: 0, job: null };
+// state "grouped": the groups, or with a group its line
+const view = { queue: null, state: "waiting", offset: 0, job: null, group: null };
 const PAGE = 20;
 let counts = {};
 
@@ -131,12 +143,14 @@ function readHash() {
   view.queue = h.get("queue");
   view.state = STATES.includes(h.get("state")) ? h.get("state") : "waiting";
   view.job = h.get("job");
+  view.group = view.state === "grouped" ? h.get("group") : null;
   view.offset = 0;
 }
 function writeHash() {
   const h = new URLSearchParams();
   if (view.queue) h.set("queue", view.queue);
   h.set("state", view.state);
+  if (view.group) h.set("group", view.group);
   if (view.job) h.set("job", view.job);
   history.replaceState(null, "", "#" + h.toString());
   note("");
@@ -183,7 +197,7 @@ async function refreshQueues() {
   const body = document.querySelector("#queues tbody");
   body.replaceChildren(...queues.map(q => el("tr", {
       class: "pick" + (q.name === view.queue ? " chosen" : ""), "data-queue": q.name,
-      on: { click: () => { view.queue = q.name; view.job = null; view.offset = 0; writeHash(); tick(true); } } },
+      on: { click: () => { view.queue = q.name; view.job = null; view.group = null; view.offset = 0; writeHash(); tick(true); } } },
     el("td", { class: "cut", title: q.name }, q.name + (q.paused ? " (paused)" : "")),
     el("td", { class: "num" }, q.counts.waiting + q.counts.paused), el("td", { class: "num" }, q.counts.active),
     el("td", { class: "num" }, q.counts.failed))));
@@ -200,7 +214,7 @@ async function refreshQueues() {
   const cards = document.getElementById("counts");
   cards.replaceChildren(...STATES.map(s => el("button", {
       class: "count " + s + (s === view.state ? " chosen" : ""), "data-state": s,
-      on: { click: () => { view.state = s; view.offset = 0; writeHash(); tick(); } } },
+      on: { click: () => { view.state = s; view.group = null; view.offset = 0; writeHash(); tick(); } } },
     el("span", { class: "n", "data-count": s }, mine.counts[s]), el("span", { class: "label" }, s))));
   return true;
 }
@@ -272,11 +286,55 @@ function actions(job) {
 }
 let armed = { id: null, until: 0 };
 
+// the job list, or the groups (state "grouped" without a group)
+function showList(groups) {
+  document.getElementById("jobs").hidden = groups;
+  document.getElementById("groups").hidden = !groups;
+  document.getElementById("all-groups").hidden = !(view.state === "grouped" && view.group);
+}
+function pager(total, shown) {
+  document.getElementById("page").textContent = total ? (view.offset + 1) + "-" + (view.offset + shown) + " of " + total : "";
+  document.getElementById("prev").disabled = view.offset === 0;
+  document.getElementById("next").disabled = view.offset + PAGE >= total;
+}
+
+async function refreshGroups() {
+  const page = await api("/api/groups", { queue: view.queue, offset: view.offset, count: PAGE });
+  const shared = [];
+  if (page.concurrency !== null) shared.push("default limit " + page.concurrency);
+  if (page.rate_limit !== null) shared.push("rate limit " + page.rate_limit.max + " per " + page.rate_limit.per_ms + " ms");
+  document.getElementById("list-title").textContent = page.total + " group(s)" + (shared.length ? ": " + shared.join(", ") : "");
+  document.getElementById("list-tools").hidden = true;
+  showList(true);
+  const body = document.querySelector("#groups tbody");
+  body.replaceChildren(...page.groups.map(g => el("tr", {
+      class: "pick", "data-group": g.name, title: "list group " + g.name + "'s jobs",
+      on: { click: () => { view.group = g.name; view.offset = 0; writeHash(); tick(); } } },
+    el("td", { title: g.name }, g.name), el("td", { class: "num" }, g.waiting), el("td", { class: "num" }, g.active),
+    el("td", { "data-field": "paused" }, g.paused ? "yes" : "no"),
+    el("td", { class: "num" }, g.concurrency !== null ? g.concurrency : page.concurrency !== null ? page.concurrency + " (default)" : "-"),
+    // held by the rate limit: for how long, the instant (UTC) in its tooltip
+    el("td", { "data-field": "held" }, g.held_until !== null
+      ? el("span", { class: "ts", title: new Date(g.held_until).toISOString() }, relative(g.held_until - page.now)) : "-"),
+    el("td", {}, el("button", { class: "act", "data-action": g.paused ? "resume-group" : "pause-group", "data-group": g.name,
+      on: { click: async ev => {
+        ev.stopPropagation();
+        try { await api(g.paused ? "/api/resume-group" : "/api/pause-group", { queue: view.queue, group: g.name }, true); showError(null); tick(); } catch (e) { showError(e); }
+      } } }, g.paused ? "Resume" : "Pause")))));
+  pager(page.total, page.groups.length);
+}
+
 async function refreshJobs() {
   if (!view.queue) return;
-  const listed = view.state === "paused" ? "waiting" : view.state;
-  const page = await api("/api/jobs", { queue: view.queue, state: listed, offset: view.offset, count: PAGE });
-  document.getElementById("list-title").textContent = page.total + " " + view.state + " job(s), newest first";
+  if (view.state === "grouped" && !view.group) return refreshGroups();
+  showList(false);
+  const grouped = view.state === "grouped";
+  const listed = view.state === "paused" || grouped ? "waiting" : view.state;
+  const params = { queue: view.queue, state: listed, offset: view.offset, count: PAGE };
+  if (grouped) params.group = view.group;
+  const page = await api("/api/jobs", params);
+  document.getElementById("list-title").textContent =
+    page.total + (grouped ? " job(s) in group " + view.group : " " + view.state + " job(s)") + ", newest first";
   document.getElementById("list-tools").hidden = view.state !== "completed" && view.state !== "failed";
   document.getElementById("retry-all").hidden = view.state !== "failed";
   document.getElementById("clean").textContent = "Clean " + view.state;
@@ -291,10 +349,7 @@ async function refreshJobs() {
       : el("td", {}, stamp(j.finished || j.processed || j.created)),
     el("td", { title: j.state === "failed" ? j.reason : j.data }, j.state === "failed" ? j.reason : j.data),
     el("td", {}, ...actions(j)))));
-  document.getElementById("page").textContent =
-    page.total ? (view.offset + 1) + "-" + (view.offset + page.jobs.length) + " of " + page.total : "";
-  document.getElementById("prev").disabled = view.offset === 0;
-  document.getElementById("next").disabled = view.offset + PAGE >= page.total;
+  pager(page.total, page.jobs.length);
 }
 
 async function refreshDetail() {
@@ -310,7 +365,8 @@ async function refreshDetail() {
     el("dl", {}, ...row("name", j.name), ...row("state", j.state), ...row("attempts", j.attempts_made + " of " + j.max_attempts),
       ...row("created", stamp(j.created)), ...row("processed", stamp(j.processed)), ...row("finished", stamp(j.finished)),
       ...(j.due ? row("due", stamp(j.due, " UTC,"), " ", el("span", { class: "ts" }, relative(j.due - j.now))) : []),
-      ...(j.priority ? row("priority", j.priority) : []), ...(j.stalls ? row("stalls", j.stalls) : []),
+      ...(j.priority ? row("priority", j.priority) : []), ...(j.group ? row("group", j.group) : []),
+      ...(j.stalls ? row("stalls", j.stalls) : []),
       ...(j.scheduler ? row("scheduler", j.scheduler) : []),
       ...(j.deduplication ? row("deduplication", j.deduplication) : []),
       ...(j.parent ? row("parent", j.parent.queue + ":" + j.parent.id) : []),
@@ -365,6 +421,7 @@ document.getElementById("clean").onclick = async () => {
     showError(null); note(r.removed + " " + state + " job(s) removed"); tick(true);
   } catch (e) { showError(e); }
 };
+document.getElementById("all-groups").onclick = () => { view.group = null; view.offset = 0; writeHash(); tick(); };
 document.getElementById("prev").onclick = () => { view.offset = Math.max(0, view.offset - PAGE); tick(); };
 document.getElementById("next").onclick = () => { view.offset += PAGE; tick(); };
 window.addEventListener("hashchange", () => { readHash(); tick(true); });

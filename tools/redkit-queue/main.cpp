@@ -2,9 +2,10 @@
 // redkit-queue: looks at and manages redkit job queues from a shell (CLI11). Built from the
 // repository when CLI11 is found; not part of the header-only library.
 //
-//   redkit-queue [--url URL] [--prefix P] queues | counts Q | jobs Q STATE | job Q ID | logs Q ID |
-//                retry Q (ID | --all) | remove Q ID | cancel Q ID [--reason R] [--retry] | pause Q |
-//                resume Q | clean Q STATE [--yes] |
+//   redkit-queue [--url URL] [--prefix P] queues | counts Q | jobs Q STATE [--group G] | job Q ID |
+//                logs Q ID | retry Q (ID | --all) | remove Q ID | cancel Q ID [--reason R] [--retry] |
+//                pause Q | resume Q | clean Q STATE [--yes] |
+//                groups Q [--offset N] [--count N] | pause-group Q G | resume-group Q G |
 //                events Q [--from ID] [--follow] | schedulers Q |
 //                serve --port P [--bind ADDR] [--token T]   (the web board, board.hpp; with cpp-httplib)
 //
@@ -15,8 +16,14 @@
 // `jobs Q delayed` and `job Q ID` show when a delayed job is due (UTC), as the queue's delayed set
 // holds it (job::due_at).
 //
-// Exit status: 0 done, 1 Redis or server error, 2 bad usage or no such queue or job (nothing is
-// written then), 3 a clean that was not confirmed.
+// Grouped jobs (job_options::group) wait in their group's line, not in the queue's: `counts` shows
+// them as `grouped`, apart from `waiting`, and `jobs Q waiting --group G` lists group G's line
+// (the state stays required and must be waiting: a grouped job's state is waiting). `pause-group`
+// also pauses a group that has no jobs yet (they wait when they come); `resume-group` refuses a
+// group `groups` does not list.
+//
+// Exit status: 0 done, 1 Redis or server error, 2 bad usage or no such queue, job or group (nothing
+// is written then), 3 a clean that was not confirmed.
 #include <redkit/redkit.hpp>
 
 #include "tool.hpp"
@@ -46,13 +53,33 @@ namespace {
 using namespace redkit_queue;
 
 void print_counts_header() {
-    std::printf("%-24s %9s %9s %9s %11s %10s %9s %9s %10s\n", "queue", "waiting", "active", "delayed", "prioritized",
-                "completed", "failed", "paused", "w-children");
+    std::printf("%-24s %9s %9s %9s %11s %10s %9s %9s %10s %9s\n", "queue", "waiting", "active", "delayed",
+                "prioritized", "completed", "failed", "paused", "w-children", "grouped");
 }
 
 void print_counts(const std::string& name, const redkit::job_counts& c) {
-    std::printf("%-24s %9lld %9lld %9lld %11lld %10lld %9lld %9lld %10lld\n", name.c_str(), c.waiting, c.active,
-                c.delayed, c.prioritized, c.completed, c.failed, c.paused, c.waiting_children);
+    std::printf("%-24s %9lld %9lld %9lld %11lld %10lld %9lld %9lld %10lld %9lld\n", name.c_str(), c.waiting, c.active,
+                c.delayed, c.prioritized, c.completed, c.failed, c.paused, c.waiting_children, c.grouped);
+}
+
+void print_groups(const redkit::group_page& page, std::size_t offset) {
+    std::printf("%-24s %9s %9s %-7s %9s  %s\n", "group", "waiting", "active", "paused", "own limit", "held until");
+    for (const auto& g : page.groups) {
+        const std::string limit = g.concurrency ? std::to_string(*g.concurrency) : "-";
+        std::printf("%-24s %9lld %9lld %-7s %9s  %s\n", g.name.c_str(), g.waiting, g.active, g.paused ? "yes" : "no",
+                    limit.c_str(), g.held_until ? iso_time(*g.held_until).c_str() : "-");
+    }
+    // the settings every group shares, only when set
+    if (page.concurrency) std::printf("default per-group concurrency: %lld\n", *page.concurrency);
+    if (page.rate_limit) {
+        std::printf("per-group rate limit: %lld job(s) per %lld ms\n", page.rate_limit->max,
+                    static_cast<long long>(page.rate_limit->per.count()));
+    }
+    std::printf("%lld group(s)", page.total);
+    if (!page.groups.empty() && static_cast<long long>(page.groups.size()) < page.total) {
+        std::printf(", %zu-%zu shown", offset + 1, offset + page.groups.size());
+    }
+    std::printf("\n");
 }
 
 void print_job(const redkit::job<json>& j, const redkit::job_logs& logs, const redkit::queue<json>& q) {
@@ -61,6 +88,7 @@ void print_job(const redkit::job<json>& j, const redkit::job_logs& logs, const r
     std::printf("state:       %s\n", redkit::to_string(j.state()));
     std::printf("attempts:    %d of %d\n", j.attempts_made(), j.max_attempts());
     if (j.priority() > 0) std::printf("priority:    %d\n", j.priority());
+    if (const auto group = j.group(); !group.empty()) std::printf("group:       %s\n", group.c_str());
     if (!j.scheduler_id().empty()) {
         std::printf("scheduler:   %s (tick %s)\n", j.scheduler_id().c_str(), iso_time(j.scheduled_for()).c_str());
     }
@@ -132,6 +160,8 @@ int main(int argc, char** argv) {
     jobs->add_option("--offset", offset, "skip this many");
     jobs->add_option("--count", count, "show at most this many (up to 1000)");
     jobs->add_flag("--oldest", oldest, "oldest first (the order the queue handles them)");
+    std::string group_name;
+    auto* in_group = jobs->add_option("--group", group_name, "the jobs in this group's line (state waiting)");
     auto* job = about_job("job", "show a job: data, options, attempts, trace and logs");
     auto* logs = about_job("logs", "print a job's log lines");
     auto* retry = about_queue("retry", "move a failed job (or every failed job) back in line");
@@ -155,11 +185,23 @@ int main(int argc, char** argv) {
     events->add_flag("--follow", follow, "keep printing events as they come");
     events->add_option("--seconds", seconds, "with --follow: stop after this long (default: never)");
     auto* schedulers = about_queue("schedulers", "list a queue's job schedulers");
+    std::size_t group_count = 100;
+    auto* groups = about_queue("groups", "list a queue's groups (job_options::group) and their limits");
+    groups->add_option("--offset", offset, "skip this many");
+    groups->add_option("--count", group_count, "show at most this many (up to 1000)");
+    // a subcommand about one group of a queue (queue, then group)
+    const auto about_group = [&](const char* name, const char* what) {
+        auto* sub = about_queue(name, what);
+        sub->add_option("group", group_name, "group name")->required();
+        return sub;
+    };
+    auto* pause_group = about_group("pause-group", "stop workers from starting a group's jobs (others go on)");
+    auto* resume_group = about_group("resume-group", "let workers start a paused group's jobs again");
 #ifdef REDKIT_QUEUE_BOARD
     board_options board_opts;
     if (const char* t = std::getenv("REDKIT_BOARD_TOKEN")) board_opts.token = t;
     auto* serve = app.add_subcommand(
-        "serve", "serve a web board: queues, counts, throughput, jobs, retry/remove, retry all, clean");
+        "serve", "serve a web board: queues, counts, throughput, jobs, groups, retry/remove, retry all, clean");
     serve->add_option("--port", board_opts.port, "port to listen on (0: any free port, printed)")->required();
     serve->add_option("--bind", board_opts.bind, "address to listen on (default 127.0.0.1; others need a token)");
     serve->add_option("--token", board_opts.token, "token the board asks for (default: $REDKIT_BOARD_TOKEN)");
@@ -189,10 +231,21 @@ int main(int argc, char** argv) {
             print_counts(queue_name, c);
         } else if (*jobs) {
             const auto state = parse_state(state_name);
-            const auto page = t.open(queue_name).jobs(state, offset, count, !oldest);
+            const bool grouped = in_group->count() > 0;
+            if (grouped && state != job_state::waiting) throw usage_error("jobs: --group lists waiting jobs only");
+            if (grouped && group_name.empty()) throw usage_error("jobs: --group must not be empty");
+            auto q = t.open(queue_name);
+            // a typo in a group name is refused as one in a queue name is (an empty list would hide it)
+            if (grouped && !q.group(group_name)) {
+                throw usage_error("no group '" + group_name + "' in queue '" + queue_name + "'; redkit-queue groups " +
+                                  queue_name + " lists them");
+            }
+            const auto page =
+                grouped ? q.group_jobs(group_name, offset, count, !oldest) : q.jobs(state, offset, count, !oldest);
             // a delayed job also says when it is due (its score in the delayed set: a delay or a retry's backoff)
             const bool delayed = state == job_state::delayed;
-            std::printf("%lld %s job(s)\n", page.total, state_name.c_str());
+            std::printf("%lld %s job(s)%s\n", page.total, state_name.c_str(),
+                        grouped ? (" in group " + group_name).c_str() : "");
             std::printf("%-24s %-20s %-9s %-24s ", "id", "name", "attempts", "when");
             if (delayed) std::printf("%-24s ", "due");
             std::printf("data / reason\n");
@@ -294,6 +347,24 @@ int main(int argc, char** argv) {
                 std::fflush(stdout);
                 if (!follow && batch.size() < 100) break;
             } while (forever || std::chrono::steady_clock::now() < until);
+        } else if (*groups) {
+            const auto page = t.open(queue_name).groups(offset, group_count);
+            print_groups(page, offset);
+        } else if (*pause_group) {
+            auto q = t.open(queue_name);
+            const bool listed = q.group(group_name).has_value();
+            q.pause_group(group_name);
+            std::printf("group %s paused%s\n", group_name.c_str(),
+                        listed ? "" : " ahead of its jobs (none in line or running yet)");
+        } else if (*resume_group) {
+            auto q = t.open(queue_name);
+            const auto g = q.group(group_name);
+            if (!g) {
+                throw usage_error("no group '" + group_name + "' in queue '" + queue_name + "'; redkit-queue groups " +
+                                  queue_name + " lists them");
+            }
+            q.resume_group(group_name);
+            std::printf("group %s resumed%s\n", group_name.c_str(), g->paused ? "" : " (it was not paused)");
         } else if (*schedulers) {
             auto q = t.open(queue_name);
             const auto all_schedulers = q.schedulers(0, 1000);
