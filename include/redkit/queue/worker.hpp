@@ -66,14 +66,17 @@ struct worker_options {
     /// sleeps in BZPOPMIN). The worker times replies both ways and polls only while that is
     /// faster (not when Redis shares its CPU, nor for a remote server). 0: never poll.
     std::chrono::microseconds reply_spin{100};
-    /// At concurrency 1, while its jobs take less than this, the worker looks one job ahead: it
-    /// leases the next job with each take and sends the outcome of the job it finished (with the
-    /// take of the one after) without waiting, then runs the next job while Redis records it, so
-    /// the round trip hides behind the handler. Outcomes are recorded in Redis at once; the
-    /// callbacks (on_completed, on_failed) of a job run once the job after it ended. The job
-    /// leased ahead waits for the one before it: after a run of short jobs, one long job holds up
-    /// the next for its duration, and after it the worker takes jobs one at a time until a job
-    /// takes less than this again. The first job is taken alone. In [0, 1 s]; 0: never.
+    /// While its jobs take less than this, the worker looks ahead. At concurrency 1 it leases the
+    /// next job with each take and sends the outcome of the job it finished (with the take of the
+    /// one after) without waiting, then runs the next job while Redis records it, so the round
+    /// trip hides behind the handler; the callbacks (on_completed, on_failed) of a job run once the
+    /// job after it ended. At concurrency N > 1 it leases up to N jobs beyond its threads, and a
+    /// thread that finds outcomes waiting (N / 8 of them, at least one) sends them with the next
+    /// take while the other threads run the jobs leased ahead. Outcomes are recorded in Redis at
+    /// once. A job leased ahead waits for a thread (it counts as active, also toward a group's
+    /// concurrency): after a run of short jobs, one long job holds up the next for its duration,
+    /// and after it the worker takes only what its threads need until a job takes less than
+    /// this again. The first take leases no more than the threads need. In [0, 1 s]; 0: never.
     std::chrono::microseconds lookahead_below{1000};
 
     /// Called once Redis recorded the job as completed.
@@ -367,6 +370,13 @@ std::unique_ptr<job<T>> worker<T>::next(std::optional<outcome>& done) {
     }
     ++shared_.idle;
     for (;;) {
+        if (options_.concurrency > 1 && !busy_ && !ready_.empty() && pending_.size() * 8 >= options_.concurrency &&
+            looking_ahead()) {
+            // outcomes wait while jobs leased ahead are left: send them with the next take now, so
+            // the round trip overlaps the jobs still to run
+            lead(lock);
+            continue;
+        }
         if (!ready_.empty()) {
             std::unique_ptr<job<T>> j = std::move(ready_.front());
             ready_.pop_front();
@@ -435,8 +445,14 @@ bool worker<T>::unlocked(std::unique_lock<std::mutex>& lock, F&& io) {
 // ahead). Called with the lock held and busy_ false; returns with the lock held.
 template <class T>
 void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
-    // ready_ is empty: every idle thread needs a job
-    plan p = begin_exchange(shared_.idle + (looking_ahead() ? 1 : 0));
+    // enough jobs for every thread, and while looking ahead as many more (ready_ is empty, except
+    // for an early exchange of next())
+    const std::size_t ahead = looking_ahead() ? options_.concurrency : 0;
+    const std::size_t running = shared_.live > shared_.idle ? shared_.live - shared_.idle : 0;
+    const std::size_t in_hand = running + ready_.size();
+    const std::size_t target = options_.concurrency + ahead;
+    plan p =
+        begin_exchange(options_.concurrency == 1 ? shared_.idle + ahead : (target > in_hand ? target - in_hand : 0));
     move_result r;
     const bool ok = unlocked(lock, [&] { r = exchange(p); });
     finish_exchange(lock, p, ok, r);
@@ -475,10 +491,10 @@ void worker<T>::land(std::unique_lock<std::mutex>& lock) {
     finish_exchange(lock, p, ok, r);
 }
 
-// Whether a take leases one job more than the idle threads need (worker_options::lookahead_below).
+// Whether a take leases jobs ahead of the idle threads' need (worker_options::lookahead_below).
 template <class T>
 bool worker<T>::looking_ahead() const noexcept {
-    if (options_.concurrency != 1 || options_.lookahead_below.count() <= 0 || *shared_.closing) return false;
+    if (options_.lookahead_below.count() <= 0 || *shared_.closing) return false;
     const long long last = last_run_us_.load(std::memory_order_relaxed);
     return last >= 0 && last < options_.lookahead_below.count();
 }
