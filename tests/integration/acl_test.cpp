@@ -39,10 +39,10 @@ const char* const stream_rule =
     "~orders:events ~{orders:events}:dead resetchannels -@all +xadd +xlen +xgroup|create +xautoclaim +xreadgroup "
     "+xack +multi +exec +ping";
 const char* const queue_rule =
-    "~queue:{mail}:* resetchannels -@all +evalsha +eval +bzpopmin +hexists +del +exists +hdel +hget +hgetall "
-    "+hincrby +hmget +hset +incrby +llen +lpush +lrange +lrem +ltrim +rpop +rpush +set +time +xadd +xread +zadd "
-    "+zcard +zcount +zmscore +zpopmin +zrange +zrangebyscore +zrem +zremrangebyscore +zrevrange +zscan +zscore "
-    "+ping";
+    "~queue:{mail}:* resetchannels -@all +evalsha +eval +bzpopmin +hexists +del +exists +get +hdel +hget "
+    "+hgetall +hincrby +hmget +hset +incr +incrby +llen +lpush +lrange +lrem +ltrim +pexpire +pttl +rpop +rpush +set "
+    "+time +xadd +xread +zadd +zcard +zcount +zmscore +zpopmin +zrange +zrangebylex +zrangebyscore +zrem "
+    "+zremrangebyscore +zrevrange +zscan +zscore +ping";
 
 std::vector<std::string> words(const std::string& s) {
     std::istringstream in(s);
@@ -249,6 +249,32 @@ TEST_F(Acl, QueuesWorkWithTheirRuleAlone) {
     EXPECT_EQ(q.remove(doomed.id), redkit::remove_result::removed);
     (void)q.add("drained", 7);
     EXPECT_EQ(q.drain(), 1u);
+
+    // groups, and deduplication: throttle (SET PX, GET) and debounce (PTTL, PEXPIRE)
+    redkit::job_options grouped;
+    grouped.group = "tenant";
+    grouped.deduplication = {"once", 60s, false, false};
+    EXPECT_EQ(q.add("grouped", 10, grouped).outcome, redkit::add_outcome::created);
+    EXPECT_EQ(q.add("grouped", 10, grouped).outcome, redkit::add_outcome::deduplicated);
+    redkit::job_options debounced;
+    debounced.delay = 1s;
+    debounced.deduplication = {"edits", 2s, true, true};
+    EXPECT_EQ(q.add("debounced", 11, debounced).outcome, redkit::add_outcome::created);
+    EXPECT_EQ(q.add("debounced", 12, debounced).outcome, redkit::add_outcome::debounced);
+    q.set_group_concurrency(2);
+    q.set_group_concurrency("tenant", 1);
+    q.set_group_rate_limit(10, 1s);
+    q.pause_group("tenant");
+    EXPECT_TRUE(q.group("tenant")->paused);
+    q.resume_group("tenant");
+    EXPECT_EQ(q.groups().total, 1);
+    EXPECT_EQ(q.group_jobs("tenant").total, 1);
+    EXPECT_EQ(q.counts().grouped, 1);
+    EXPECT_EQ(q.drain(true), 2u);
+    q.remove_group_rate_limit();
+    q.set_group_concurrency("tenant", 0);
+    q.set_group_concurrency(0);
+    EXPECT_EQ(q.groups().total, 0);
     EXPECT_FALSE(q.retry("1"));
     EXPECT_EQ(q.retry_failed(), 0u);
     EXPECT_TRUE(q.check_stalled().recovered.empty());

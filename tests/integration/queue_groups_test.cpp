@@ -344,3 +344,19 @@ TEST_F(Groups, RemoveDrainAndBadInput) {
     EXPECT_EQ(q.counts().waiting, 0);
     EXPECT_EQ(q.counts().grouped, 0);
 }
+
+// A grouped job whose hash was deleted behind the queue's back is skipped without holding its
+// group's slot: the next job of a group limited to one still runs.
+TEST_F(Groups, AJobDeletedBehindTheQueuesBackDoesNotHoldItsGroupsSlot) {
+    redkit::queue<int> q(redis, "deleted");
+    q.set_group_concurrency(1);
+    const std::string gone = q.add("x", 1, in_group("g")).id;
+    const std::string next = q.add("x", 2, in_group("g")).id;
+    ASSERT_EQ(redis.command<long long>("DEL", "queue:{deleted}:job:" + gone), 1);
+    redkit::worker<int> w(
+        q, [](redkit::job<int>&) {}, fast());
+    ASSERT_TRUE(eventually([&] { return q.counts().completed == 1; }))
+        << "the deleted job's lease count kept the group at its limit";
+    EXPECT_EQ(q.get_job(next)->state(), redkit::job_state::completed);
+    EXPECT_EQ(q.counts().grouped, 0);
+}

@@ -182,6 +182,7 @@ if want > 0 then
     cap = math.max(0, math.min(cap, lmax - redis.call('ZCARD', K_LIMIT)))
   end
   local ids = {}
+  local from_group = {}  -- id -> its group, for the jobs taken from groups
   if cap > 0 then ids = redis.call('RPOP', K_WAIT, cap) or {} end
   if #ids < cap then
     local p = redis.call('ZPOPMIN', K_PRIO, cap - #ids)
@@ -211,6 +212,7 @@ if want > 0 then
       local back = false
       if id then
         ids[#ids + 1] = id
+        from_group[id] = g
         taken = taken + 1
         local act = redis.call('HINCRBY', gact, g, 1)
         local limit = group_limit(g)
@@ -264,6 +266,8 @@ if want > 0 then
       jobs[#jobs + 1] = h
       z[#z + 1] = deadline
       z[#z + 1] = id .. lease
+    elseif from_group[id] and group_ended(from_group[id], now) then
+      woke = true  -- its hash was deleted behind the queue's back: no lease, and its group goes on
     end
   end
   if #z > 0 then redis.call('ZADD', K_ACTIVE, unpack(z)) end
