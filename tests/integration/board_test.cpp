@@ -849,6 +849,13 @@ TEST_F(Board, ShowsTheGroupsAndPausesAndResumesOneByItsButton) {
     };
     ASSERT_TRUE(eventually([&] { return shown("grouped") == 4 && shown("waiting") == 1; }))
         << shown("grouped") << " grouped, " << shown("waiting") << " waiting shown";
+    // the list of queues counts every job in line, the groups' too
+    const auto in_line = [&] {
+        return chrome.script(
+            "const r = document.querySelector(\"#queues tr[data-queue='board-tenants']\"); "
+            "return r ? r.cells[1].textContent : '';");
+    };
+    ASSERT_TRUE(eventually([&] { return in_line() == "5"; })) << in_line().dump();
 
     chrome.click("[data-state='grouped']");
     const auto rows = [&] {

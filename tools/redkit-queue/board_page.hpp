@@ -199,7 +199,9 @@ async function refreshQueues() {
       class: "pick" + (q.name === view.queue ? " chosen" : ""), "data-queue": q.name,
       on: { click: () => { view.queue = q.name; view.job = null; view.group = null; view.offset = 0; writeHash(); tick(true); } } },
     el("td", { class: "cut", title: q.name }, q.name + (q.paused ? " (paused)" : "")),
-    el("td", { class: "num" }, q.counts.waiting + q.counts.paused), el("td", { class: "num" }, q.counts.active),
+    // in line: the queue's own (waiting, or paused with it) and its groups'
+    el("td", { class: "num" }, q.counts.waiting + q.counts.paused + q.counts.grouped),
+    el("td", { class: "num" }, q.counts.active),
     el("td", { class: "num" }, q.counts.failed))));
   if (!view.queue && queues.length) { view.queue = queues[0].name; writeHash(); }
   const mine = queues.find(q => q.name === view.queue);
