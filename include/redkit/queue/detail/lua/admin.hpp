@@ -125,7 +125,7 @@ if removed < limit then
       removed = removed + #got
     end
     if redis.call('LLEN', group_list(g)) == 0 then
-      redis.call('DEL', group_list(g), group_list(g) .. ':limiter')
+      redis.call('DEL', group_list(g), group_limiter(g))
       redis.call('ZREM', GALL, g)
     end
     return removed < limit
@@ -183,21 +183,18 @@ return 1
 inline constexpr std::string_view group = R"lua(
 local what, g = ARGV[2], ARGV[3]
 local now = now_ms()
-if what == 'p' or what == 'r' then
-  if what == 'p' then
-    redis.call('HSET', queue_key('gpaused'), g, 1)
-    redis.call('ZADD', queue_key('gall'), 0, g)
-  else
+if g ~= '' then
+  -- one group: pause, resume, or its own concurrency (set, or '' back to the default)
+  if what == 'r' then
     redis.call('HDEL', queue_key('gpaused'), g)
-  end
-  if group_settle(g, now) and not is_paused() then wake() end
-  return 1
-end
-if what == 'c' and g ~= '' then
-  if ARGV[4] == '' then
+  elseif what == 'c' and ARGV[4] == '' then
     redis.call('HDEL', queue_key('gcap'), g)
   else
-    redis.call('HSET', queue_key('gcap'), g, ARGV[4])
+    if what == 'p' then
+      redis.call('HSET', queue_key('gpaused'), g, 1)
+    else
+      redis.call('HSET', queue_key('gcap'), g, ARGV[4])
+    end
     redis.call('ZADD', queue_key('gall'), 0, g)
   end
   if group_settle(g, now) and not is_paused() then wake() end

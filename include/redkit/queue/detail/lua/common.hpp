@@ -74,6 +74,11 @@ local function group_list(g)
   return queue_key('group:') .. g
 end
 
+-- Group g's starts within the per-group rate limit's window (zset, as <base>:limiter).
+local function group_limiter(g)
+  return group_list(g) .. ':limiter'
+end
+
 -- The settings every group shares (meta gcap, glmax, gldur), read once per script (no script
 -- changes them before its first group_settle), and whether any group has its own limit.
 local GSET, OWN_CAPS = nil, nil
@@ -117,7 +122,7 @@ local function group_settle(g, now)
   local out = paused or (limit ~= nil and act >= limit)
   if not out and redis.call('ZSCORE', held, g) then out = true end
   if not out and m[2] then
-    local lk, dur = group_list(g) .. ':limiter', tonumber(m[3])
+    local lk, dur = group_limiter(g), tonumber(m[3])
     redis.call('ZREMRANGEBYSCORE', lk, '-inf', now - dur)
     if redis.call('ZCARD', lk) >= tonumber(m[2]) then
       local oldest = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')

@@ -220,7 +220,7 @@ if want > 0 then
         back = not m[2] and (not limit or act < limit) and redis.call('LLEN', line) > 0
         if m[2] then
           -- the group's starts within its window; the key goes once the window passed
-          local lk = line .. ':limiter'
+          local lk = group_limiter(g)
           redis.call('ZADD', lk, now_s, token .. ':' .. #ids)
           redis.call('PEXPIRE', lk, m[3])
         end
