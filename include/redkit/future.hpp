@@ -10,9 +10,34 @@
 // while nobody drives the shared connection writes what is queued and reads the replies itself,
 // instead of handing that to the multiplexer's I/O thread and sleeping. A future may outlive
 // the client that made it; its command still gets its reply.
+//
+// Without waiting at all: then() runs a callback when the reply is in, and (C++20) a future is
+// awaitable, so a coroutine can `co_await redis.submit<std::string>("GET", key)`:
+//
+//   redis.submit<std::string>("GET", "user:42:name").then([](redkit::future<std::string> f) {
+//       try { greet(f.get()); } catch (const redkit::error& e) { log(e.what()); }
+//   });
+//
+// Where a callback runs, and what it may do:
+//   - on the thread that reads the reply: redkit's I/O thread, or a thread that waits for another
+//     command of the same connection and reads its replies meanwhile (future::get()); a callback
+//     attached after the reply is in runs at once, inside then(). A resumed coroutine runs there too
+//     until its next suspension.
+//   - it delays the replies read after it: keep it short, and never block in it. Waiting for a
+//     reply from it would wait for the very thread that reads replies: client::command() and
+//     eval() (and the patterns built on them), and get() or wait() of a future whose reply is not
+//     in, throw redkit::error (errc::invalid_state) there. Sending more (submit(), then()) is fine.
+//   - what it throws is passed to client_options::on_error (errc::handler_failed); inside then() it
+//     propagates to then()'s caller.
+//   - every callback runs exactly once: with the reply, or with the error get() throws (a server
+//     error, a timeout, a connection that failed, a server killed with the command in flight, a
+//     full queue). Callbacks still pending when the client's last copy goes run before its
+//     destructor returns (the queue is sent first; unless a future of that client is still held,
+//     which keeps the connection open), so they must not use that client.
 #pragma once
 
 #include <redkit/config.hpp>
+#include <redkit/core/dispatch/completion.hpp>
 #include <redkit/core/io/raw.hpp>
 #include <redkit/error.hpp>
 #include <redkit/reply.hpp>
@@ -21,12 +46,25 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
+
+#if defined(__cpp_impl_coroutine) && defined(__has_include)
+#if __has_include(<coroutine>)
+#include <coroutine>
+#define REDKIT_COROUTINES 1
+#endif
+#endif
+#ifndef REDKIT_COROUTINES
+#define REDKIT_COROUTINES 0
+#endif
 
 namespace redkit {
 inline namespace v0 {
 
 class client;
+template <class T>
+class future;
 namespace detail {
 class multiplexer;
 struct mux_request;
@@ -38,6 +76,18 @@ REDKIT_DECL bool await_request_until(multiplexer& m, mux_request& r, std::chrono
 /// The finished request's reply; throws its failure (the setup's server_error, or the transport
 /// error naming the command). `command` and `key` receive the request's, for messages.
 REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::string& key);
+/// Attaches `c` to r (then(), co_await); false, with `c` left to the caller, when r is finished.
+REDKIT_DECL bool attach_completion(multiplexer& m, const std::shared_ptr<mux_request>& r,
+                                   std::unique_ptr<mux_completion>& c);
+/// Runs c with r (r is finished): then()'s callback when the reply was in already.
+REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r);
+
+// then(): the callback, given the finished command as a ready future
+template <class T, class F>
+class then_completion;
+// co_await (C++20)
+template <class T>
+class future_awaiter;
 }  // namespace detail
 
 /// The reply of one submitted command as T (see client::submit()). Move-only.
@@ -89,8 +139,31 @@ public:
         return detail::convert_reply<T>(reply.get(), detail::origin{command, key});
     }
 
+    /// Runs `f` with this command as a ready future (its get() returns at once, or throws) when
+    /// the reply is in, without a thread waiting for it; at once, inside then(), if it is in
+    /// already. `f` is callable as `f(redkit::future<T>)`. Where it runs and what it may do: see
+    /// the top of future.hpp. The future is not valid() afterwards. std::future_error without a
+    /// command.
+    template <class F>
+    void then(F&& f) {
+        constexpr bool callable = std::is_invocable_v<std::decay_t<F>&, future<T>>;
+        static_assert(callable, "redkit: future<T>::then(f) needs f callable as f(redkit::future<T>)");
+        if constexpr (callable) {  // (else only the message above)
+            require_valid();
+            std::shared_ptr<detail::mux_request> r = std::move(request_);
+            const std::shared_ptr<detail::multiplexer> m = std::move(mux_);
+            std::unique_ptr<detail::mux_completion> c =
+                std::make_unique<detail::then_completion<T, std::decay_t<F>>>(std::forward<F>(f));
+            if (!detail::attach_completion(*m, r, c)) detail::run_completion(*c, std::move(r));
+        }
+    }
+
 private:
     friend class client;
+    template <class, class>
+    friend class detail::then_completion;
+    template <class>
+    friend class detail::future_awaiter;
     future(std::shared_ptr<detail::multiplexer> mux, std::shared_ptr<detail::mux_request> r)
         : mux_(std::move(mux)), request_(std::move(r)) {}
 
@@ -101,6 +174,62 @@ private:
     std::shared_ptr<detail::multiplexer> mux_;  // kept alive while a reply is due (the client may be gone)
     std::shared_ptr<detail::mux_request> request_;
 };
+
+namespace detail {
+template <class T, class F>
+class then_completion final : public mux_completion {
+public:
+    template <class G>
+    explicit then_completion(G&& g) : f_(std::forward<G>(g)) {}
+    // a finished command needs no multiplexer: its future's get() does not wait
+    void complete(std::shared_ptr<mux_request> r) override { f_(future<T>(nullptr, std::move(r))); }
+
+private:
+    F f_;
+};
+
+#if REDKIT_COROUTINES
+// co_await: resumes the coroutine
+class resume_completion final : public mux_completion {
+public:
+    explicit resume_completion(std::coroutine_handle<> h) noexcept : h_(h) {}
+    void complete(std::shared_ptr<mux_request>) override { h_.resume(); }
+
+private:
+    std::coroutine_handle<> h_;
+};
+
+template <class T>
+class future_awaiter {
+public:
+    explicit future_awaiter(future<T>&& f) noexcept : f_(std::move(f)) {}
+    bool await_ready() const noexcept { return f_.ready(); }
+    bool await_suspend(std::coroutine_handle<> h) {
+        f_.require_valid();
+        std::unique_ptr<mux_completion> c = std::make_unique<resume_completion>(h);
+        // the coroutine may resume on another thread as soon as c is attached, and f_ go with it:
+        // the multiplexer's share is released on this thread
+        const std::shared_ptr<multiplexer> m = std::move(f_.mux_);
+        return attach_completion(*m, f_.request_, c);  // false: finished already, go on
+    }
+    T await_resume() { return f_.get(); }
+
+private:
+    future<T> f_;
+};
+#endif
+}  // namespace detail
+
+#if REDKIT_COROUTINES
+/// C++20: `co_await redis.submit<T>(...)` (or `co_await std::move(f)`) suspends the coroutine
+/// until the reply is in, then gives get()'s value or throws its error. It does not suspend when
+/// the reply is in already; else it resumes on the thread that read the reply (see the top of
+/// future.hpp). Usable from any coroutine type whose promise does not restrict what it awaits.
+template <class T>
+auto operator co_await(future<T>&& f) noexcept {
+    return detail::future_awaiter<T>(std::move(f));
+}
+#endif
 
 }  // namespace v0
 }  // namespace redkit

@@ -6,6 +6,7 @@
 // the shared connection, and back-pressure bounds what is queued.
 #include <redkit/redkit.hpp>
 
+#include "support/busy_script.hpp"
 #include "support/error_log.hpp"
 #include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
@@ -24,6 +25,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using redkit_test::busy_script;
 using redkit_test::shared_server;
 
 namespace {
@@ -42,17 +44,6 @@ std::string payload(int thread, int call, std::size_t size) {
     std::string p = "t" + std::to_string(thread) + ":c" + std::to_string(call) + ":";
     p.resize(std::max(p.size(), size), static_cast<char>('a' + (thread + call) % 26));
     return p;
-}
-
-// A script that runs for `ms` (the server reads nothing else meanwhile) and returns 7. Its clock:
-// os.clock() where the server has it (Redis 8, Valkey 8: there TIME inside a script is the time
-// the script started, so a loop on TIME never ends), else TIME (Redis 7.0, which has no os).
-std::string busy_script(int ms) {
-    return "local os_ = rawget(_G, 'os') "
-           "local function now() if os_ then return os_.clock() * 1000000 end "
-           "local t = redis.call('TIME') return t[1] * 1000000 + t[2] end "
-           "local e = now() + " +
-           std::to_string(ms * 1000) + " repeat until now() >= e return 7";
 }
 
 class Multiplex : public redkit_test::fresh_database {};

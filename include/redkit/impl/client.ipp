@@ -36,6 +36,9 @@ REDKIT_DECL client::client(client_options options)
 }
 
 REDKIT_DECL detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
+    // a callback redkit runs (then(), a resumed coroutine) holds up the replies behind it: it may
+    // be the very thread that would read this one
+    detail::refuse_wait_in_completion();
     // the command's traits, found once for the whole request
     const detail::command_traits t = detail::traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "");
     if (cluster_) return detail::execute_on_cluster(*cluster_, a, t, idempotent_request);

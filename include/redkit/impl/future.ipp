@@ -29,6 +29,13 @@ REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::stri
     return std::move(r.reply);
 }
 
+REDKIT_DECL bool attach_completion(multiplexer& m, const std::shared_ptr<mux_request>& r,
+                                   std::unique_ptr<mux_completion>& c) {
+    return m.attach(r, c);
+}
+
+REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r) { c.complete(std::move(r)); }
+
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit

@@ -58,6 +58,15 @@ struct shared_dispatch {
         const multiplexer* m = made.load(std::memory_order_acquire);
         return m != nullptr && m->connected();
     }
+    shared_dispatch() = default;
+    shared_dispatch(const shared_dispatch&) = delete;
+    shared_dispatch& operator=(const shared_dispatch&) = delete;
+    /// The last share of a client may go on the multiplexer's own I/O thread (a completion
+    /// callback that held a copy of the client, a coroutine it resumed): that thread cannot wait
+    /// for itself to stop, so another stops it, once the callback has returned.
+    ~shared_dispatch() {
+        if (mux && mux->on_io_thread()) std::thread([m = std::move(mux)]() mutable { m.reset(); }).detach();
+    }
 };
 
 /// What the executor reaches inside a pool: an acquire that returns its failure.

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <redkit/connection.hpp>
+#include <redkit/core/dispatch/completion.hpp>
 #include <redkit/core/dispatch/futex.hpp>
 #include <redkit/core/io/connection_access.hpp>
 #include <redkit/detail/argv.hpp>
@@ -85,6 +86,10 @@ struct mux_request {
     std::exception_ptr refused;         // a server_error of the connection's setup (WRONGPASS...)
     std::shared_ptr<mux_request> self;  // submitted: its driver's share until it finishes
     parking park;                       // finished here; a caller waiting for it parks on it
+    // submitted: what runs when it finishes, attached by then() before or after: 0 none yet,
+    // 1 attached, 2 finished (whoever comes second runs it)
+    std::unique_ptr<mux_completion> completion;
+    std::atomic<int> completion_state{0};
     /// Still queued at this time, it fails unsent (errc::timeout).
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
@@ -109,6 +114,9 @@ public:
 
     /// Whether the shared connection is open now.
     bool connected() const noexcept { return connected_.load(std::memory_order_relaxed); }
+
+    /// Whether the calling thread is this multiplexer's I/O thread.
+    bool on_io_thread() const noexcept { return io_.joinable() && io_.get_id() == std::this_thread::get_id(); }
 
     /// Commands queued or in flight now.
     std::size_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
@@ -163,6 +171,10 @@ public:
     void await(request& r);
     /// As await(), without driving, until `deadline`: whether it finished.
     bool await_until(request& r, std::chrono::steady_clock::time_point deadline);
+    /// Attaches what runs when the submitted request r finishes, and has the I/O thread send it
+    /// now if it was only offered (nobody will wait for it). False, with `c` left to the caller
+    /// to run, when r has finished already.
+    bool attach(const std::shared_ptr<request>& r, std::unique_ptr<mux_completion>& c) noexcept;
 
     bool admit(std::size_t bytes);
     /// Queues r; returns the batch it joined (modulo batch_slots), which take_batch() takes whole.
@@ -237,6 +249,16 @@ public:
 };
 
 // ---- implementation ----
+
+// A callback the multiplexer runs (future::then, a resumed coroutine) may not wait for a reply:
+// it may be the very thread that would read it (client::command(), a future's get()).
+inline void refuse_wait_in_completion() {
+    if (completing_here() > 0) {
+        throw error(errc::invalid_state,
+                    "redkit: a completion callback (future::then, co_await) may not wait for a reply: it runs on "
+                    "the thread that reads replies; send with submit() and then() or co_await instead");
+    }
+}
 
 inline bool multiplexer::admit(std::size_t bytes) {
     const auto roomy = [&] {
@@ -353,6 +375,7 @@ inline detail::io_status multiplexer::run(const detail::argv& a, detail::reply_p
         demoted = r.demoted;
         return std::move(r.status);
     }
+    refuse_wait_in_completion();
     start_io();
     if (!admit(r.wire.size())) {
         return {errc::pool_exhausted, false,
@@ -378,6 +401,7 @@ inline void multiplexer::submit(std::shared_ptr<request> r) {
                          " commands (or its bytes) in flight for longer than pool_wait_timeout"};
         unsigned cpu = 0;
         (void)r->park.finish(cpu);  // nobody waits yet
+        r->completion_state.store(2);
         return;
     }
     request* raw = r.get();
@@ -385,7 +409,21 @@ inline void multiplexer::submit(std::shared_ptr<request> r) {
     enqueue(raw, true);
 }
 
+inline bool multiplexer::attach(const std::shared_ptr<request>& r, std::unique_ptr<mux_completion>& c) noexcept {
+    r->completion = std::move(c);
+    int expected = 0;
+    if (!r->completion_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        c = std::move(r->completion);  // finished meanwhile: the caller runs it
+        return false;
+    }
+    // offered to a submitter who may come to wait and drive: nobody will, send it now
+    int d = offered;
+    if (driving_.compare_exchange_strong(d, io)) signal_io();
+    return true;
+}
+
 inline void multiplexer::await(request& r) {
+    if (!r.park.done()) refuse_wait_in_completion();
     while (!r.park.done()) {
         int d = driving_.load();
         if ((d == none || d == offered) && driving_.compare_exchange_strong(d, caller)) {
@@ -581,10 +619,23 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
 
 inline void multiplexer::finish(request& r, bool wake_now) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    const std::shared_ptr<request> keep = std::move(r.self);  // a submitted one lives to the end here
+    std::shared_ptr<request> keep = std::move(r.self);  // a submitted one lives to the end here
     unsigned cpu = 0;
     if (const void* word = r.park.finish(cpu)) {  // r may be gone from here on (unless kept)
         if (wake_now || !to_wake_[cpu % rings_].push(word)) detail::parking::wake(word);
+    }
+    if (keep && keep->completion_state.exchange(2, std::memory_order_acq_rel) == 1) {
+        // its callback, here: the driver's thread (the I/O thread, or a caller driving)
+        const std::unique_ptr<mux_completion> c = std::move(keep->completion);
+        ++completing_here();
+        try {
+            c->complete(std::move(keep));
+        } catch (const std::exception& e) {
+            report(error(errc::handler_failed, std::string("redkit: a completion callback threw: ") + e.what()));
+        } catch (...) {
+            report(error(errc::handler_failed, "redkit: a completion callback threw an exception of unknown type"));
+        }
+        --completing_here();
     }
 }
 

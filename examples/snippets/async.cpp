@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// The code of the docs' "Without blocking" page: each `//! [name]` pair marks a snippet the page
+// shows. C++20 (for co_await); run as a test against REDIS_URL.
+#include <redkit/redkit.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+
+// The least a coroutine type needs, for the snippet: starts at once, nobody awaits it. Any
+// coroutine type can co_await a redkit::future.
+struct fire_and_forget {
+    struct promise_type {
+        fire_and_forget get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { std::terminate(); }
+    };
+};
+
+std::atomic<int> finished{0};
+
+//! [co_await]
+fire_and_forget greet(const redkit::client& redis, std::string id) {
+    try {
+        co_await redis.submit<void>("SET", "user:" + id + ":name", "Ada");
+        auto name = co_await redis.submit<std::optional<std::string>>("GET", "user:" + id + ":name");
+        std::cout << "coroutine: hello " << name.value_or("stranger") << '\n';
+    } catch (const redkit::error& e) {  // a server error, a timeout, a connection that failed
+        std::cout << "coroutine: " << e.what() << '\n';
+    }
+    ++finished;
+}
+//! [co_await]
+
+int main() try {
+    const char* env = std::getenv("REDIS_URL");
+    redkit::client redis(env ? env : "redis://127.0.0.1:6379");
+    redis.command<void>("SET", "visits", 41);
+
+    //! [then]
+    redis.submit<long long>("INCR", "visits").then([](redkit::future<long long> f) {
+        try {
+            std::cout << "callback: visit number " << f.get() << '\n';
+        } catch (const redkit::error& e) {
+            std::cout << "callback: " << e.what() << '\n';
+        }
+        ++finished;
+    });
+    //! [then]
+
+    greet(redis, "42");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (finished.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::cout << "both done: " << (finished.load() == 2) << '\n';
+    return finished.load() == 2 ? 0 : 1;
+} catch (const std::exception& e) {
+    std::cerr << "async snippets failed: " << e.what() << '\n';
+    return 1;
+}
