@@ -7,6 +7,10 @@
 //                    threads share one connection and their commands go out in batches (while
 //                    few threads call, some spill to the pool's free connections)
 //   redis-benchmark  redis-benchmark -c T -P 1 -t get (the reference the targets are set against)
+//   callbacks        no application threads: T chains of GET in flight on a default client, each
+//                    reply's callback (future::then) sending its chain's next GET; the one thread
+//                    that started them sleeps (what an event loop gets from then())
+//   coroutines       (C++20 builds) the same with T coroutines, each a loop of co_await GET
 //   cluster          (only when named in --impls) a redkit client with the default options on a
 //                    Redis Cluster of 3 primaries and 3 replicas started for the run; each thread
 //                    GETs a key of its own, so the keys spread over the primaries
@@ -16,6 +20,7 @@
 // op count (starvation shows as a large spread), p99 and worst latency.
 //
 // Usage: redkit_scaling [--threads 1,8,50,200] [--seconds 3] [--rounds 3] [--impls a,b] [--json FILE]
+// (--impls: by default all but cluster; coroutines only in a C++20 build)
 // Output: one JSON line per point and round, then a table of medians and the ratios to
 // redis-benchmark; --json writes the medians for scripts/plot-scaling.
 #include <redkit/redkit.hpp>
@@ -116,6 +121,134 @@ point run_threads(int threads, double seconds, const std::function<std::function
     return p;
 }
 
+// `chains` GETs in flight from one thread that then sleeps: each callback records its latency
+// and sends its chain's next GET until the time is up.
+point run_callbacks(const redkit::client& c, const std::string& key, int chains, double seconds) {
+    struct chain {
+        long long n = 0;
+        std::vector<float> latencies;
+        clock_type::time_point sent;
+    };
+    std::vector<chain> state(static_cast<std::size_t>(chains));
+    for (auto& ch : state) ch.latencies.reserve(1 << 14);
+    std::atomic<bool> stop{false};
+    std::atomic<int> live{chains};
+    std::function<void(std::size_t)> send = [&](std::size_t i) {
+        state[i].sent = clock_type::now();
+        c.submit<std::string>("GET", key).then([&, i](redkit::future<std::string> f) {
+            chain& ch = state[i];
+            try {
+                if (f.get().size() != 100) std::abort();
+            } catch (const std::exception& e) {
+                std::cerr << "redkit_scaling: callbacks: " << e.what() << '\n';
+                std::abort();
+            }
+            ch.latencies.push_back(
+                static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - ch.sent).count()));
+            ++ch.n;
+            if (!stop.load(std::memory_order_relaxed)) {
+                send(i);
+            } else {
+                --live;
+            }
+        });
+    };
+    const double cpu0 = cpu_seconds(RUSAGE_SELF);
+    const auto start = clock_type::now();
+    for (std::size_t i = 0; i < state.size(); ++i) send(i);
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    while (live.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+    const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
+    point p;
+    long long total = 0;
+    std::vector<float> all;
+    p.min_thread_ops = state.front().n;
+    for (const auto& ch : state) {
+        total += ch.n;
+        p.min_thread_ops = std::min(p.min_thread_ops, ch.n);
+        p.max_thread_ops = std::max(p.max_thread_ops, ch.n);
+        all.insert(all.end(), ch.latencies.begin(), ch.latencies.end());
+    }
+    p.ops_per_s = static_cast<double>(total) / elapsed;
+    p.cpu_us_per_op = total > 0 ? cpu * 1e6 / static_cast<double>(total) : 0;
+    if (!all.empty()) {
+        const auto at = std::min(static_cast<std::size_t>(static_cast<double>(all.size()) * 0.99), all.size() - 1);
+        std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(at), all.end());
+        p.p99_us = all[at];
+        p.max_us = *std::max_element(all.begin(), all.end());
+    }
+    return p;
+}
+
+#if REDKIT_COROUTINES
+// The least coroutine type: starts at once, nobody awaits it.
+struct detached {
+    struct promise_type {
+        detached get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { std::abort(); }
+    };
+};
+
+struct coroutine_state {
+    long long n = 0;
+    std::vector<float> latencies;
+};
+
+detached get_loop(const redkit::client& c, const std::string& key, coroutine_state& st, const std::atomic<bool>& stop,
+                  std::atomic<int>& live) {
+    while (!stop.load(std::memory_order_relaxed)) {
+        const auto sent = clock_type::now();
+        const std::string v = co_await c.submit<std::string>("GET", key);
+        if (v.size() != 100) std::abort();
+        st.latencies.push_back(
+            static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - sent).count()));
+        ++st.n;
+    }
+    --live;
+}
+
+// `count` coroutines of GET started by one thread that then sleeps; each resumes on the thread
+// that read its reply and sends its next GET until the time is up.
+point run_coroutines(const redkit::client& c, const std::string& key, int count, double seconds) {
+    std::vector<coroutine_state> state(static_cast<std::size_t>(count));
+    for (auto& st : state) st.latencies.reserve(1 << 14);
+    std::atomic<bool> stop{false};
+    std::atomic<int> live{count};
+    const double cpu0 = cpu_seconds(RUSAGE_SELF);
+    const auto start = clock_type::now();
+    for (auto& st : state) get_loop(c, key, st, stop, live);
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    while (live.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+    const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
+    point p;
+    long long total = 0;
+    std::vector<float> all;
+    p.min_thread_ops = state.front().n;
+    for (const auto& st : state) {
+        total += st.n;
+        p.min_thread_ops = std::min(p.min_thread_ops, st.n);
+        p.max_thread_ops = std::max(p.max_thread_ops, st.n);
+        all.insert(all.end(), st.latencies.begin(), st.latencies.end());
+    }
+    p.ops_per_s = static_cast<double>(total) / elapsed;
+    p.cpu_us_per_op = total > 0 ? cpu * 1e6 / static_cast<double>(total) : 0;
+    if (!all.empty()) {
+        const auto at = std::min(static_cast<std::size_t>(static_cast<double>(all.size()) * 0.99), all.size() - 1);
+        std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(at), all.end());
+        p.p99_us = all[at];
+        p.max_us = *std::max_element(all.begin(), all.end());
+    }
+    return p;
+}
+#endif
+
 point run_redis_benchmark(int port, int threads, double seconds, double expected_rate) {
     // enough requests for about `seconds` at the rate the other implementations reached
     const long long n = std::max<long long>(20000, static_cast<long long>(expected_rate * seconds));
@@ -155,7 +288,10 @@ int main(int argc, char** argv) {
     double seconds = 3;
     int rounds = 3;
     std::string json_path;
-    std::vector<std::string> impls{"hiredis", "pooled", "multiplexed", "redis-benchmark"};
+    std::vector<std::string> impls{"hiredis", "pooled", "multiplexed", "callbacks", "redis-benchmark"};
+#if REDKIT_COROUTINES
+    impls.insert(impls.end() - 1, "coroutines");
+#endif
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--threads" && i + 1 < argc) {
@@ -234,6 +370,17 @@ int main(int argc, char** argv) {
                             if (c.command<std::string>("GET", key).size() != 100) std::abort();
                         };
                     });
+                } else if (impl == "callbacks") {
+                    redkit::client c(server.url());
+                    p = run_callbacks(c, key, threads, seconds);
+                } else if (impl == "coroutines") {
+#if REDKIT_COROUTINES
+                    redkit::client c(server.url());
+                    p = run_coroutines(c, key, threads, seconds);
+#else
+                    std::cerr << "redkit_scaling: coroutines: built without C++20 coroutines\n";
+                    return 2;
+#endif
                 } else if (impl == "cluster") {
                     redkit::client& c = *cluster_client;
                     p = run_threads(threads, seconds, [&](int t) {
@@ -286,7 +433,8 @@ int main(int argc, char** argv) {
             std::printf("%8d %-16s %10.0f %10.2f %12.2f %10.0f %10.0f %12.2f\n", threads, impl.c_str(), m, median(cpu),
                         median(spread), median(p99), median(worst), reference > 0 ? m / reference : 0);
             json << (first ? "" : ", ") << "{\"threads\": " << threads << ", \"impl\": \"" << impl
-                 << "\", \"ops_per_s\": " << m << ", \"cpu_us_per_op\": " << median(cpu) << "}";
+                 << "\", \"ops_per_s\": " << m << ", \"cpu_us_per_op\": " << median(cpu)
+                 << ", \"p99_us\": " << median(p99) << "}";
             first = false;
         }
     }

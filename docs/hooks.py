@@ -18,7 +18,8 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-IMAGES = {"img/scaling.svg": "bench/scaling.svg", "img/board.png": "tools/redkit-queue/board.png"}
+IMAGES = {"img/scaling.svg": "bench/scaling.svg", "img/async.svg": "bench/async.svg",
+          "img/async-p99.svg": "bench/async-p99.svg", "img/board.png": "tools/redkit-queue/board.png"}
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\s*$", re.S | re.M)
 SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::([\w-]+))?"$')
 MARKER = re.compile(r"^\s*//! \[([\w-]+)\]\s*$")
