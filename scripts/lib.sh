@@ -3,9 +3,10 @@
 
 # libcli11-dev and libcpp-httplib-dev are optional for users (redkit-queue, and its board, are
 # built when CMake finds them); the scripts install them so the demo and CI build and test the tool.
+# libasio-dev is optional too (redkit/asio.hpp); installed so that the tests cover it.
 REDKIT_PACKAGES=(g++ cmake ninja-build pkg-config libhiredis-dev nlohmann-json3-dev libgtest-dev
                  redis-server redis-tools python3 clang-format libssl-dev openssl libcli11-dev tzdata
-                 libcpp-httplib-dev)
+                 libcpp-httplib-dev libasio-dev)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

@@ -30,6 +30,7 @@ enum class errc {
     invalid_state,      ///< the object cannot be used this way (e.g. a pipeline already run)
     handler_failed,     ///< an application handler (subscriber, worker) threw
     insecure,           ///< a warning: TLS without certificate verification (tls_options::verify = false)
+    cancelled,          ///< the command was cancelled before it was sent (Asio's per-operation cancellation)
 };
 
 namespace detail {
@@ -50,6 +51,7 @@ public:
             case errc::invalid_state: return "invalid state";
             case errc::handler_failed: return "handler failed";
             case errc::insecure: return "insecure connection";
+            case errc::cancelled: return "cancelled";
         }
         return "unknown redkit error";
     }

@@ -81,6 +81,12 @@ REDKIT_DECL bool attach_completion(multiplexer& m, const std::shared_ptr<mux_req
                                    std::unique_ptr<mux_completion>& c);
 /// Runs c with r (r is finished): then()'s callback when the reply was in already.
 REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r);
+/// Cancels r: still queued, it fails unsent (errc::cancelled) when the connection next takes a
+/// batch; sent, nothing changes (its reply is read as usual, and the caller ignores it).
+REDKIT_DECL void withdraw_request(mux_request& r) noexcept;
+/// What the Asio adapter (asio.hpp) reaches inside a future.
+template <class T>
+struct future_access;
 
 // then(): the callback, given the finished command as a ready future
 template <class T, class F>
@@ -164,6 +170,8 @@ private:
     friend class detail::then_completion;
     template <class>
     friend class detail::future_awaiter;
+    template <class>
+    friend struct detail::future_access;
     future(std::shared_ptr<detail::multiplexer> mux, std::shared_ptr<detail::mux_request> r)
         : mux_(std::move(mux)), request_(std::move(r)) {}
 
@@ -176,6 +184,11 @@ private:
 };
 
 namespace detail {
+template <class T>
+struct future_access {
+    static const std::shared_ptr<mux_request>& request(const future<T>& f) noexcept { return f.request_; }
+};
+
 template <class T, class F>
 class then_completion final : public mux_completion {
 public:

@@ -36,6 +36,8 @@ REDKIT_DECL bool attach_completion(multiplexer& m, const std::shared_ptr<mux_req
 
 REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r) { c.complete(std::move(r)); }
 
+REDKIT_DECL void withdraw_request(mux_request& r) noexcept { r.withdrawn.store(true, std::memory_order_relaxed); }
+
 }  // namespace detail
 }  // namespace v0
 }  // namespace redkit

@@ -90,6 +90,7 @@ struct mux_request {
     // 1 attached, 2 finished (whoever comes second runs it)
     std::unique_ptr<mux_completion> completion;
     std::atomic<int> completion_state{0};
+    std::atomic<bool> withdrawn{false};  // cancelled: fails unsent if still queued (take_batch)
     /// Still queued at this time, it fails unsent (errc::timeout).
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
@@ -478,6 +479,10 @@ inline int multiplexer::take_batch(std::vector<request*>& batch) {
             r->status = {errc::timeout, false,
                          "timeout after " + std::to_string(options_->command_timeout.count()) +
                              " ms in the queue of the multiplexed connection"};
+            finish(*r, true);
+            expired = true;
+        } else if (r->withdrawn.load(std::memory_order_relaxed)) {
+            r->status = {errc::cancelled, false, "cancelled before it was sent"};
             finish(*r, true);
             expired = true;
         } else {
