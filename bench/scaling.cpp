@@ -26,6 +26,9 @@
 #include <redkit/redkit.hpp>
 
 #include "support/redis_cluster.hpp"
+#if REDKIT_COROUTINES
+#include "support/detached.hpp"
+#endif
 #include "support/redis_server.hpp"
 
 #include <hiredis/hiredis.h>
@@ -121,45 +124,34 @@ point run_threads(int threads, double seconds, const std::function<std::function
     return p;
 }
 
-// `chains` GETs in flight from one thread that then sleeps: each callback records its latency
-// and sends its chain's next GET until the time is up.
-point run_callbacks(const redkit::client& c, const std::string& key, int chains, double seconds) {
-    struct chain {
-        long long n = 0;
-        std::vector<float> latencies;
-        clock_type::time_point sent;
-    };
-    std::vector<chain> state(static_cast<std::size_t>(chains));
+// One chain of GETs in flight (a callback's or a coroutine's): its count and latencies, touched
+// only by whichever thread runs it at the moment.
+struct chain {
+    long long n = 0;
+    std::vector<float> latencies;
+    void record(clock_type::time_point sent) {
+        latencies.push_back(
+            static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - sent).count()));
+        ++n;
+    }
+};
+
+// Starts `count` chains from this thread (start(i, chain, stop, live) sends chain i's first GET;
+// each chain sends its next until `stop`, then decrements `live`), sleeps `seconds`, waits for
+// them to end, and sums them up.
+point run_chains(int count, double seconds,
+                 const std::function<void(std::size_t, chain&, const std::atomic<bool>&, std::atomic<int>&)>& start) {
+    std::vector<chain> state(static_cast<std::size_t>(count));
     for (auto& ch : state) ch.latencies.reserve(1 << 14);
     std::atomic<bool> stop{false};
-    std::atomic<int> live{chains};
-    std::function<void(std::size_t)> send = [&](std::size_t i) {
-        state[i].sent = clock_type::now();
-        c.submit<std::string>("GET", key).then([&, i](redkit::future<std::string> f) {
-            chain& ch = state[i];
-            try {
-                if (f.get().size() != 100) std::abort();
-            } catch (const std::exception& e) {
-                std::cerr << "redkit_scaling: callbacks: " << e.what() << '\n';
-                std::abort();
-            }
-            ch.latencies.push_back(
-                static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - ch.sent).count()));
-            ++ch.n;
-            if (!stop.load(std::memory_order_relaxed)) {
-                send(i);
-            } else {
-                --live;
-            }
-        });
-    };
+    std::atomic<int> live{count};
     const double cpu0 = cpu_seconds(RUSAGE_SELF);
-    const auto start = clock_type::now();
-    for (std::size_t i = 0; i < state.size(); ++i) send(i);
+    const auto begin = clock_type::now();
+    for (std::size_t i = 0; i < state.size(); ++i) start(i, state[i], stop, live);
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     stop = true;
     while (live.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
-    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - begin).count();
     const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
     point p;
     long long total = 0;
@@ -182,70 +174,37 @@ point run_callbacks(const redkit::client& c, const std::string& key, int chains,
     return p;
 }
 
-#if REDKIT_COROUTINES
-// The least coroutine type: starts at once, nobody awaits it.
-struct detached {
-    struct promise_type {
-        detached get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::abort(); }
-    };
-};
-
-struct coroutine_state {
-    long long n = 0;
-    std::vector<float> latencies;
-};
-
-detached get_loop(const redkit::client& c, const std::string& key, coroutine_state& st, const std::atomic<bool>& stop,
+// then(): each reply's callback records it and sends its chain's next GET.
+void send_chained(const redkit::client& c, const std::string& key, chain& ch, const std::atomic<bool>& stop,
                   std::atomic<int>& live) {
+    const auto sent = clock_type::now();
+    c.submit<std::string>("GET", key).then([&c, &key, &ch, &stop, &live, sent](redkit::future<std::string> f) {
+        try {
+            if (f.get().size() != 100) std::abort();
+        } catch (const std::exception& e) {
+            std::cerr << "redkit_scaling: callbacks: " << e.what() << '\n';
+            std::abort();
+        }
+        ch.record(sent);
+        if (!stop.load(std::memory_order_relaxed)) {
+            send_chained(c, key, ch, stop, live);
+        } else {
+            --live;
+        }
+    });
+}
+
+#if REDKIT_COROUTINES
+// co_await: a loop of GETs, resumed on the thread that read each reply.
+redkit_test::detached get_loop(const redkit::client& c, const std::string& key, chain& ch,
+                               const std::atomic<bool>& stop, std::atomic<int>& live) {
     while (!stop.load(std::memory_order_relaxed)) {
         const auto sent = clock_type::now();
         const std::string v = co_await c.submit<std::string>("GET", key);
         if (v.size() != 100) std::abort();
-        st.latencies.push_back(
-            static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - sent).count()));
-        ++st.n;
+        ch.record(sent);
     }
     --live;
-}
-
-// `count` coroutines of GET started by one thread that then sleeps; each resumes on the thread
-// that read its reply and sends its next GET until the time is up.
-point run_coroutines(const redkit::client& c, const std::string& key, int count, double seconds) {
-    std::vector<coroutine_state> state(static_cast<std::size_t>(count));
-    for (auto& st : state) st.latencies.reserve(1 << 14);
-    std::atomic<bool> stop{false};
-    std::atomic<int> live{count};
-    const double cpu0 = cpu_seconds(RUSAGE_SELF);
-    const auto start = clock_type::now();
-    for (auto& st : state) get_loop(c, key, st, stop, live);
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    stop = true;
-    while (live.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
-    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-    const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
-    point p;
-    long long total = 0;
-    std::vector<float> all;
-    p.min_thread_ops = state.front().n;
-    for (const auto& st : state) {
-        total += st.n;
-        p.min_thread_ops = std::min(p.min_thread_ops, st.n);
-        p.max_thread_ops = std::max(p.max_thread_ops, st.n);
-        all.insert(all.end(), st.latencies.begin(), st.latencies.end());
-    }
-    p.ops_per_s = static_cast<double>(total) / elapsed;
-    p.cpu_us_per_op = total > 0 ? cpu * 1e6 / static_cast<double>(total) : 0;
-    if (!all.empty()) {
-        const auto at = std::min(static_cast<std::size_t>(static_cast<double>(all.size()) * 0.99), all.size() - 1);
-        std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(at), all.end());
-        p.p99_us = all[at];
-        p.max_us = *std::max_element(all.begin(), all.end());
-    }
-    return p;
 }
 #endif
 
@@ -372,11 +331,15 @@ int main(int argc, char** argv) {
                     });
                 } else if (impl == "callbacks") {
                     redkit::client c(server.url());
-                    p = run_callbacks(c, key, threads, seconds);
+                    p = run_chains(threads, seconds, [&](std::size_t, chain& ch, const auto& stop, auto& live) {
+                        send_chained(c, key, ch, stop, live);
+                    });
                 } else if (impl == "coroutines") {
 #if REDKIT_COROUTINES
                     redkit::client c(server.url());
-                    p = run_coroutines(c, key, threads, seconds);
+                    p = run_chains(threads, seconds, [&](std::size_t, chain& ch, const auto& stop, auto& live) {
+                        get_loop(c, key, ch, stop, live);
+                    });
 #else
                     std::cerr << "redkit_scaling: coroutines: built without C++20 coroutines\n";
                     return 2;

@@ -71,13 +71,14 @@ struct mux_request;
 
 // What a future asks of its multiplexer (impl/future.ipp).
 REDKIT_DECL bool request_done(const mux_request& r) noexcept;
-REDKIT_DECL void await_request(multiplexer& m, mux_request& r);
-REDKIT_DECL bool await_request_until(multiplexer& m, mux_request& r, std::chrono::steady_clock::time_point deadline);
+// m: the multiplexer whose queue holds r; null for a cluster command (its hops are queued, not r)
+REDKIT_DECL void await_request(multiplexer* m, mux_request& r);
+REDKIT_DECL bool await_request_until(multiplexer* m, mux_request& r, std::chrono::steady_clock::time_point deadline);
 /// The finished request's reply; throws its failure (the setup's server_error, or the transport
 /// error naming the command). `command` and `key` receive the request's, for messages.
 REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::string& key);
 /// Attaches `c` to r (then(), co_await); false, with `c` left to the caller, when r is finished.
-REDKIT_DECL bool attach_completion(multiplexer& m, const std::shared_ptr<mux_request>& r,
+REDKIT_DECL bool attach_completion(multiplexer* m, const std::shared_ptr<mux_request>& r,
                                    std::unique_ptr<mux_completion>& c);
 /// Runs c with r (r is finished): then()'s callback when the reply was in already.
 REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r);
@@ -120,7 +121,7 @@ public:
     /// Waits for the reply; drives the shared connection itself when nobody else does.
     void wait() const {
         require_valid();
-        if (!detail::request_done(*request_)) detail::await_request(*mux_, *request_);
+        if (!detail::request_done(*request_)) detail::await_request(mux_.get(), *request_);
     }
 
     /// Waits at most `d` (without driving): `std::future_status::ready` or
@@ -129,8 +130,8 @@ public:
     std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
         require_valid();
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::nanoseconds>(d);
-        return detail::await_request_until(*mux_, *request_, deadline) ? std::future_status::ready
-                                                                       : std::future_status::timeout;
+        return detail::await_request_until(mux_.get(), *request_, deadline) ? std::future_status::ready
+                                                                            : std::future_status::timeout;
     }
 
     /// The reply as T, or throws what client::command<T>() would have thrown for it (a server
@@ -160,7 +161,7 @@ public:
             const std::shared_ptr<detail::multiplexer> m = std::move(mux_);
             std::unique_ptr<detail::mux_completion> c =
                 std::make_unique<detail::then_completion<T, std::decay_t<F>>>(std::forward<F>(f));
-            if (!detail::attach_completion(*m, r, c)) detail::run_completion(*c, std::move(r));
+            if (!detail::attach_completion(m.get(), r, c)) detail::run_completion(*c, std::move(r));
         }
     }
 
@@ -223,7 +224,7 @@ public:
         // the coroutine may resume on another thread as soon as c is attached, and f_ go with it:
         // the multiplexer's share is released on this thread
         const std::shared_ptr<multiplexer> m = std::move(f_.mux_);
-        return attach_completion(*m, f_.request_, c);  // false: finished already, go on
+        return attach_completion(m.get(), f_.request_, c);  // false: finished already, go on
     }
     T await_resume() { return f_.get(); }
 

@@ -297,21 +297,11 @@ TEST(AsyncFaults, AStoppedServerFailsEveryPendingCallbackWithinItsTimeout) {
 }
 
 #if REDKIT_COROUTINES
-#include <coroutine>
-#include <exception>
+#include "support/detached.hpp"
 
 namespace {
 
-// The least a coroutine needs: starts at once, and nobody awaits it.
-struct detached {
-    struct promise_type {
-        detached get_return_object() noexcept { return {}; }
-        std::suspend_never initial_suspend() noexcept { return {}; }
-        std::suspend_never final_suspend() noexcept { return {}; }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept { std::terminate(); }
-    };
-};
+using redkit_test::detached;
 
 detached set_then_get(const redkit::client& c, std::string key, std::string value, std::atomic<int>& right,
                       std::atomic<int>& done) {

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -395,6 +396,23 @@ struct slot_move {
         c.run(dst, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", src_id});
         c.run(src, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", dst_id});
     }
+    // moves the slot's keys 100 at a time, pausing between batches so that the workload meets
+    // the slot half moved
+    void migrate_keys() const {
+        for (;;) {
+            const std::string batch = c.run(src, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "100"});
+            if (batch.empty()) break;
+            std::vector<std::string> args = {"MIGRATE", "127.0.0.1", std::to_string(c.node_port(dst)), "", "0",
+                                             "5000",    "KEYS"};
+            for (std::size_t from = 0; from < batch.size();) {
+                const auto nl = batch.find('\n', from);
+                args.push_back(batch.substr(from, nl == std::string::npos ? std::string::npos : nl - from));
+                from = nl == std::string::npos ? batch.size() : nl + 1;
+            }
+            c.run(src, args);
+            std::this_thread::sleep_for(20ms);
+        }
+    }
     // the new owner, told to every primary: MOVED from the old one
     void finish() const {
         for (int i = 0; i < redis_cluster::size; ++i) {
@@ -411,7 +429,7 @@ TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     redis.command<void>("FLUSHALL");
     const int slot = redkit::key_slot("{hot}");
     const slot_move move(c, slot);
-    const int src = move.src, dst = move.dst;
+    const int dst = move.dst;
     constexpr int keys = 3000;
     {
         redkit::pipeline p(redis);
@@ -463,19 +481,7 @@ return {a, b})");
     std::this_thread::sleep_for(300ms);
     move.begin();
     const auto t0 = std::chrono::steady_clock::now();
-    for (;;) {
-        const std::string batch = c.run(src, {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "100"});
-        if (batch.empty()) break;
-        std::vector<std::string> args = {"MIGRATE", "127.0.0.1", std::to_string(c.node_port(dst)), "", "0",
-                                         "5000",    "KEYS"};
-        for (std::size_t from = 0; from < batch.size();) {
-            const auto nl = batch.find('\n', from);
-            args.push_back(batch.substr(from, nl == std::string::npos ? std::string::npos : nl - from));
-            from = nl == std::string::npos ? batch.size() : nl + 1;
-        }
-        c.run(src, args);
-        std::this_thread::sleep_for(20ms);  // let the workload meet the slot half moved
-    }
+    move.migrate_keys();
     move.finish();
     const auto migration = std::chrono::steady_clock::now() - t0;
     std::this_thread::sleep_for(500ms);  // MOVED from the old owner from now on
@@ -497,6 +503,91 @@ return {a, b})");
     EXPECT_EQ(redis.command<long long>("GET", "{hot}:n"), increments.load());  // none lost, none twice
     EXPECT_EQ(owner_of(c, slot), dst);
     EXPECT_EQ(redis.command<long long>("GET", "{hot}:k5"), 5);
+    c.wait_healthy();
+}
+
+// The same migration under submitted commands nobody waits for: each reply's callback sends its
+// chain's next command, so every redirection is followed on redkit's I/O threads.
+TEST(ClusterFaults, ASlotMigratedUnderAwaitingLoadIsFollowedThroughAskAndMoved) {
+    redis_cluster& c = shared_cluster();
+    redkit::client redis(c.url());
+    redis.command<void>("FLUSHALL");
+    const int slot = redkit::key_slot("{warm}");
+    const slot_move move(c, slot);
+    constexpr int keys = 2000;
+    {
+        redkit::pipeline p(redis);
+        for (int i = 0; i < keys; ++i) p.command("SET", "{warm}:k" + std::to_string(i), i);
+        p.exec();
+    }
+    const long long asking_before = stat_calls(c, move.dst, "asking");
+
+    // 64 chains: GET of a key (its value must come back) and INCR of a counter, in turn
+    struct chain_state {
+        long long ok = 0, failed = 0, incremented = 0;
+        std::string first_failure;
+    };
+    constexpr int chains = 64;
+    std::vector<chain_state> state(chains);
+    std::atomic<bool> stop{false};
+    std::atomic<int> live{chains};
+    std::function<void(int, long long)> next = [&](int ch, long long i) {
+        const auto done = [&, ch, i](bool ok, const std::string& why) {
+            chain_state& st = state[static_cast<std::size_t>(ch)];
+            (ok ? st.ok : st.failed)++;
+            if (!ok && st.first_failure.empty()) st.first_failure = why;
+            if (stop.load()) {
+                --live;
+            } else {
+                next(ch, i + 1);
+            }
+        };
+        if (i % 2 == 0) {
+            const long long k = (ch * 7919 + i) % keys;
+            redis.submit<long long>("GET", "{warm}:k" + std::to_string(k)).then([done, k](redkit::future<long long> f) {
+                try {
+                    done(f.get() == k, "wrong value");
+                } catch (const std::exception& e) {
+                    done(false, e.what());
+                }
+            });
+        } else {
+            redis.submit<long long>("INCR", "{warm}:n").then([done, &state, ch](redkit::future<long long> f) {
+                try {
+                    (void)f.get();
+                    ++state[static_cast<std::size_t>(ch)].incremented;
+                    done(true, "");
+                } catch (const std::exception& e) {
+                    done(false, e.what());
+                }
+            });
+        }
+    };
+    for (int ch = 0; ch < chains; ++ch) next(ch, 0);
+    std::this_thread::sleep_for(300ms);
+    move.begin();
+    move.migrate_keys();
+    move.finish();
+    std::this_thread::sleep_for(500ms);  // MOVED from the old owner from now on
+    stop = true;
+    ASSERT_TRUE(eventually([&] { return live.load() == 0; }, 20s)) << live.load() << " chains still running";
+
+    long long ok = 0, failed = 0, incremented = 0;
+    std::string why;
+    for (const auto& st : state) {
+        ok += st.ok;
+        failed += st.failed;
+        incremented += st.incremented;
+        if (why.empty()) why = st.first_failure;
+    }
+    const long long asked = stat_calls(c, move.dst, "asking") - asking_before;
+    std::printf("resharding under then(): %lld commands ok, %lld failed, %lld ASKING on the target\n", ok, failed,
+                asked);
+    EXPECT_EQ(failed, 0) << why;
+    EXPECT_GT(ok, 1000);
+    EXPECT_GT(asked, 0) << "no ASK redirection happened";
+    EXPECT_EQ(redis.command<long long>("GET", "{warm}:n"), incremented);  // none lost, none twice
+    EXPECT_EQ(owner_of(c, slot), move.dst);
     c.wait_healthy();
 }
 

@@ -58,8 +58,8 @@ REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detai
     r->command.assign(a.command_name());
     r->key.assign(a.first_key().substr(0, 200));
     if (cluster_) {
-        // the node of the command's slot; a MOVED or ASK reply fails the future (and moves the
-        // slot in the map, so the next command goes to the right node)
+        // the node of the command's slot; a MOVED or ASK reply sends it again where it says
+        // (detail::cluster_hop), a MOVED moving the slot in the map for the next command too
         const detail::key_positions keys(a, t);
         if (keys.kind() == detail::route_kind::broadcast) {
             throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
@@ -67,9 +67,9 @@ REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detai
         }
         const auto node =
             keys.kind() == detail::route_kind::keyed ? cluster_->owner(keys.single_slot()) : cluster_->any_primary();
-        detail::multiplexer& m = node->shared->get(*node->pool);
-        m.submit(r);
-        mux = std::shared_ptr<detail::multiplexer>(node->shared, &m);
+        // r itself is queued nowhere: its hops go to the nodes, following MOVED and ASK
+        detail::cluster_hop::send(cluster_, *node, r, false, 0);
+        mux.reset();
         return r;
     }
     detail::multiplexer& m = shared_->get(*pool_);

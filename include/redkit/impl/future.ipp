@@ -15,10 +15,15 @@ namespace detail {
 
 REDKIT_DECL bool request_done(const mux_request& r) noexcept { return r.park.done(); }
 
-REDKIT_DECL void await_request(multiplexer& m, mux_request& r) { m.await(r); }
+REDKIT_DECL void await_request(multiplexer* m, mux_request& r) {
+    if (m) return m->await(r);
+    if (r.park.done()) return;
+    refuse_wait_in_completion();
+    (void)r.park.wait_until(std::chrono::steady_clock::time_point::max());
+}
 
-REDKIT_DECL bool await_request_until(multiplexer& m, mux_request& r, std::chrono::steady_clock::time_point deadline) {
-    return m.await_until(r, deadline);
+REDKIT_DECL bool await_request_until(multiplexer* m, mux_request& r, std::chrono::steady_clock::time_point deadline) {
+    return m ? m->await_until(r, deadline) : r.park.wait_until(deadline);
 }
 
 REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::string& key) {
@@ -29,14 +34,17 @@ REDKIT_DECL reply_ptr take_reply(mux_request& r, std::string& command, std::stri
     return std::move(r.reply);
 }
 
-REDKIT_DECL bool attach_completion(multiplexer& m, const std::shared_ptr<mux_request>& r,
+REDKIT_DECL bool attach_completion(multiplexer* m, const std::shared_ptr<mux_request>& r,
                                    std::unique_ptr<mux_completion>& c) {
-    return m.attach(r, c);
+    return m ? m->attach(r, c) : attach_detached(r, c);
 }
 
 REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r) { c.complete(std::move(r)); }
 
-REDKIT_DECL void withdraw_request(mux_request& r) noexcept { r.withdrawn.store(true, std::memory_order_relaxed); }
+REDKIT_DECL void withdraw_request(mux_request& r) noexcept {
+    r.withdrawn.store(true, std::memory_order_relaxed);
+    if (const auto hop = r.hop.lock()) hop->withdrawn.store(true, std::memory_order_relaxed);  // a cluster command's
+}
 
 }  // namespace detail
 }  // namespace v0

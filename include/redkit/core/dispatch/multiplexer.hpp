@@ -56,6 +56,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,9 +92,24 @@ struct mux_request {
     std::unique_ptr<mux_completion> completion;
     std::atomic<int> completion_state{0};
     std::atomic<bool> withdrawn{false};  // cancelled: fails unsent if still queued (take_batch)
+    unsigned leading = 0;                // replies before the command's own, dropped (ASKING's)
+    // a cluster command's current hop (the request a node's multiplexer sends for this one,
+    // which stays out of every queue): set before the request is shared, read by withdraw
+    std::weak_ptr<mux_request> hop;
     /// Still queued at this time, it fails unsent (errc::timeout).
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
+
+/// Runs what was attached to r (then(), co_await) once r is finished, unless then() is about to:
+/// the completion handshake's second half. What it throws goes to on_error.
+inline void run_completion_of(std::shared_ptr<mux_request> r,
+                              const std::function<void(const error&)>& on_error) noexcept;
+/// Finishes a request that is in no multiplexer's queue (a cluster command's, whose hops are):
+/// wakes its waiter, runs its completion.
+inline void finish_detached(std::shared_ptr<mux_request> r, const std::function<void(const error&)>& on_error) noexcept;
+/// The completion handshake's first half: attaches c to r; false, with c given back, when r is
+/// finished already (the caller runs it).
+inline bool attach_detached(const std::shared_ptr<mux_request>& r, std::unique_ptr<mux_completion>& c) noexcept;
 
 /// Many threads' commands on one connection (see the header comment). The executor
 /// (executor.hpp) and redkit::future drive it; its members are open to them and to the tests.
@@ -411,12 +427,7 @@ inline void multiplexer::submit(std::shared_ptr<request> r) {
 }
 
 inline bool multiplexer::attach(const std::shared_ptr<request>& r, std::unique_ptr<mux_completion>& c) noexcept {
-    r->completion = std::move(c);
-    int expected = 0;
-    if (!r->completion_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-        c = std::move(r->completion);  // finished meanwhile: the caller runs it
-        return false;
-    }
+    if (!attach_detached(r, c)) return false;
     // offered to a submitter who may come to wait and drive: nobody will, send it now
     int d = offered;
     if (driving_.compare_exchange_strong(d, io)) signal_io();
@@ -601,7 +612,13 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
         return;
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-        detail::io_status st = wire.read(batch[i]->reply);
+        detail::io_status st;
+        // replies that come before the command's own (ASKING's), read and dropped
+        for (unsigned k = 0; k < batch[i]->leading && st.ok(); ++k) {
+            detail::reply_ptr dropped;
+            st = wire.read(dropped);
+        }
+        if (st.ok()) st = wire.read(batch[i]->reply);
         if (!st.ok()) {
             // this reply is lost or late: the stream is in doubt, nothing more is read from it
             close_connection();
@@ -629,19 +646,41 @@ inline void multiplexer::finish(request& r, bool wake_now) {
     if (const void* word = r.park.finish(cpu)) {  // r may be gone from here on (unless kept)
         if (wake_now || !to_wake_[cpu % rings_].push(word)) detail::parking::wake(word);
     }
-    if (keep && keep->completion_state.exchange(2, std::memory_order_acq_rel) == 1) {
-        // its callback, here: the driver's thread (the I/O thread, or a caller driving)
-        const std::unique_ptr<mux_completion> c = std::move(keep->completion);
-        ++completing_here();
-        try {
-            c->complete(std::move(keep));
-        } catch (const std::exception& e) {
-            report(error(errc::handler_failed, std::string("redkit: a completion callback threw: ") + e.what()));
-        } catch (...) {
-            report(error(errc::handler_failed, "redkit: a completion callback threw an exception of unknown type"));
-        }
-        --completing_here();
+    // its callback, here: the driver's thread (the I/O thread, or a caller driving)
+    if (keep) run_completion_of(std::move(keep), options_->on_error);
+}
+
+inline void run_completion_of(std::shared_ptr<mux_request> r,
+                              const std::function<void(const error&)>& on_error) noexcept {
+    if (r->completion_state.exchange(2, std::memory_order_acq_rel) != 1) return;  // none, or then() runs it
+    const std::unique_ptr<mux_completion> c = std::move(r->completion);
+    ++completing_here();
+    try {
+        c->complete(std::move(r));
+    } catch (const std::exception& e) {
+        notify(on_error, error(errc::handler_failed, std::string("redkit: a completion callback threw: ") + e.what()));
+    } catch (...) {
+        notify(on_error,
+               error(errc::handler_failed, "redkit: a completion callback threw an exception of unknown type"));
     }
+    --completing_here();
+}
+
+inline void finish_detached(std::shared_ptr<mux_request> r,
+                            const std::function<void(const error&)>& on_error) noexcept {
+    unsigned cpu = 0;
+    if (const void* word = r->park.finish(cpu)) parking::wake(word);
+    run_completion_of(std::move(r), on_error);
+}
+
+inline bool attach_detached(const std::shared_ptr<mux_request>& r, std::unique_ptr<mux_completion>& c) noexcept {
+    r->completion = std::move(c);
+    int expected = 0;
+    if (!r->completion_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        c = std::move(r->completion);  // finished meanwhile: the caller runs it
+        return false;
+    }
+    return true;
 }
 
 // The driver, after a batch: one wake per CPU that the batch's callers slept on; the first of a

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -586,6 +587,72 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
         return r;
     }
 }
+
+/// A submitted command on a cluster (client::submit): its hop, the request a node's shared
+/// connection sends, follows MOVED and ASK as execute_on_slot() does, by sending a new hop to the
+/// node named (for ASK, with ASKING ahead of it, one reply dropped); the last hop's outcome
+/// becomes the command's. It runs on the thread that reads a hop's reply, so it never blocks: a
+/// MOVED moves the slot in the map without reading the cluster, and TRYAGAIN, CLUSTERDOWN or an
+/// unreachable node fail the command, as a failover does (no waiting without a thread to wait).
+class cluster_hop final : public mux_completion {
+public:
+    cluster_hop(std::weak_ptr<cluster_router> router, std::shared_ptr<mux_request> command, int redirects)
+        : router_(std::move(router)), command_(std::move(command)), redirects_(redirects) {}
+
+    /// Sends a hop of `command` to `node`'s shared connection (asking: after ASKING).
+    static void send(const std::shared_ptr<cluster_router>& router, cluster_node_state& node,
+                     const std::shared_ptr<mux_request>& command, bool asking, int redirects) {
+        auto hop = std::make_shared<mux_request>();
+        if (asking) {
+            argv a;
+            a.push_all("ASKING");
+            append_resp(hop->wire, a);
+            hop->leading = 1;
+        }
+        hop->wire += command->wire;
+        hop->command = command->command;
+        hop->key = command->key;
+        hop->deadline = command->deadline;
+        if (redirects == 0) command->hop = hop;  // the first hop, set before the command is shared
+        multiplexer& m = node.shared->get(*node.pool);
+        m.submit(hop);
+        std::unique_ptr<mux_completion> next = std::make_unique<cluster_hop>(router, command, redirects);
+        if (!m.attach(hop, next)) next->complete(hop);
+    }
+
+    void complete(std::shared_ptr<mux_request> hop) override {
+        const auto router = router_.lock();
+        if (router && hop->status.ok() && !hop->refused && raw_is_error(hop->reply.get()) && redirects_ < 16 &&
+            !command_->withdrawn.load(std::memory_order_relaxed)) {
+            const std::string_view text = raw_str(hop->reply.get());
+            redirect to;
+            const bool moved = parse_redirect(text, "MOVED", to);
+            if (moved || parse_redirect(text, "ASK", to)) {
+                try {
+                    if (moved) router->moved(to);
+                    send(router, *router->node_at(to.host, to.port), command_, !moved, redirects_ + 1);
+                } catch (const std::exception& e) {
+                    // the next hop could not even be queued: the command ends here, unsent there
+                    command_->status = {errc::connect_failed, false,
+                                        std::string("following a redirection to ") + to.host + ":" +
+                                            std::to_string(to.port) + " failed: " + e.what()};
+                    finish_detached(command_, router->options().on_error);
+                }
+                return;
+            }
+        }
+        command_->reply = std::move(hop->reply);
+        command_->status = std::move(hop->status);
+        command_->refused = hop->refused;
+        command_->demoted = hop->demoted;
+        finish_detached(command_, router ? router->options().on_error : std::function<void(const error&)>());
+    }
+
+private:
+    std::weak_ptr<cluster_router> router_;
+    std::shared_ptr<mux_request> command_;
+    int redirects_;
+};
 
 /// A pooled connection to the owner of `slot` (-1: the home node), waiting out a failover as
 /// requests do (nothing has been sent yet). Sets `node` to the node it came from.
