@@ -68,64 +68,8 @@ double cpu_seconds(int who) {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-// Runs `threads` threads calling get() for `seconds`; each thread's latencies are recorded.
-point run_threads(int threads, double seconds, const std::function<std::function<void()>(int)>& make_get) {
-    std::vector<std::function<void()>> gets;
-    for (int t = 0; t < threads; ++t) gets.push_back(make_get(t));
-    std::vector<long long> counts(static_cast<std::size_t>(threads), 0);
-    std::vector<std::vector<float>> latencies(static_cast<std::size_t>(threads));
-    std::atomic<int> ready{0};
-    std::atomic<bool> go{false}, stop{false};
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t) {
-        ts.emplace_back([&, t] {
-            auto& mine = latencies[static_cast<std::size_t>(t)];
-            mine.reserve(1 << 16);
-            ++ready;
-            while (!go.load()) std::this_thread::yield();
-            long long n = 0;
-            while (!stop.load(std::memory_order_relaxed)) {
-                const auto a = clock_type::now();
-                gets[static_cast<std::size_t>(t)]();
-                mine.push_back(
-                    static_cast<float>(std::chrono::duration<double, std::micro>(clock_type::now() - a).count()));
-                ++n;
-            }
-            counts[static_cast<std::size_t>(t)] = n;
-        });
-    }
-    while (ready.load() < threads) std::this_thread::yield();
-    const double cpu0 = cpu_seconds(RUSAGE_SELF);
-    const auto start = clock_type::now();
-    go = true;
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    stop = true;
-    for (auto& t : ts) t.join();
-    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-    const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
-    point p;
-    long long total = 0;
-    std::vector<float> all;
-    for (std::size_t t = 0; t < counts.size(); ++t) {
-        total += counts[t];
-        all.insert(all.end(), latencies[t].begin(), latencies[t].end());
-    }
-    p.ops_per_s = static_cast<double>(total) / elapsed;
-    p.cpu_us_per_op = total > 0 ? cpu * 1e6 / static_cast<double>(total) : 0;
-    p.min_thread_ops = *std::min_element(counts.begin(), counts.end());
-    p.max_thread_ops = *std::max_element(counts.begin(), counts.end());
-    if (!all.empty()) {
-        const auto at = static_cast<std::size_t>(static_cast<double>(all.size()) * 0.99);
-        std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min(at, all.size() - 1)),
-                         all.end());
-        p.p99_us = all[std::min(at, all.size() - 1)];
-        p.max_us = *std::max_element(all.begin(), all.end());
-    }
-    return p;
-}
-
-// One chain of GETs in flight (a callback's or a coroutine's): its count and latencies, touched
-// only by whichever thread runs it at the moment.
+// The GETs of one thread, or of one chain in flight (a callback's or a coroutine's): their count
+// and latencies, touched only by whichever thread runs it at the moment.
 struct chain {
     long long n = 0;
     std::vector<float> latencies;
@@ -136,23 +80,8 @@ struct chain {
     }
 };
 
-// Starts `count` chains from this thread (start(i, chain, stop, live) sends chain i's first GET;
-// each chain sends its next until `stop`, then decrements `live`), sleeps `seconds`, waits for
-// them to end, and sums them up.
-point run_chains(int count, double seconds,
-                 const std::function<void(std::size_t, chain&, const std::atomic<bool>&, std::atomic<int>&)>& start) {
-    std::vector<chain> state(static_cast<std::size_t>(count));
-    for (auto& ch : state) ch.latencies.reserve(1 << 14);
-    std::atomic<bool> stop{false};
-    std::atomic<int> live{count};
-    const double cpu0 = cpu_seconds(RUSAGE_SELF);
-    const auto begin = clock_type::now();
-    for (std::size_t i = 0; i < state.size(); ++i) start(i, state[i], stop, live);
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    stop = true;
-    while (live.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
-    const double elapsed = std::chrono::duration<double>(clock_type::now() - begin).count();
-    const double cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
+// A point from its threads' or chains' records, `elapsed` seconds and `cpu` seconds of this process.
+point summarize(const std::vector<chain>& state, double elapsed, double cpu) {
     point p;
     long long total = 0;
     std::vector<float> all;
@@ -172,6 +101,57 @@ point run_chains(int count, double seconds,
         p.max_us = *std::max_element(all.begin(), all.end());
     }
     return p;
+}
+
+// Runs `threads` threads calling get() for `seconds`; each thread's latencies are recorded.
+point run_threads(int threads, double seconds, const std::function<std::function<void()>(int)>& make_get) {
+    std::vector<std::function<void()>> gets;
+    for (int t = 0; t < threads; ++t) gets.push_back(make_get(t));
+    std::vector<chain> state(static_cast<std::size_t>(threads));
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false}, stop{false};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+        ts.emplace_back([&, t] {
+            chain& mine = state[static_cast<std::size_t>(t)];
+            mine.latencies.reserve(1 << 16);
+            ++ready;
+            while (!go.load()) std::this_thread::yield();
+            while (!stop.load(std::memory_order_relaxed)) {
+                const auto a = clock_type::now();
+                gets[static_cast<std::size_t>(t)]();
+                mine.record(a);
+            }
+        });
+    }
+    while (ready.load() < threads) std::this_thread::yield();
+    const double cpu0 = cpu_seconds(RUSAGE_SELF);
+    const auto start = clock_type::now();
+    go = true;
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& t : ts) t.join();
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
+    return summarize(state, elapsed, cpu_seconds(RUSAGE_SELF) - cpu0);
+}
+
+// Starts `count` chains from this thread (start(i, chain, stop, live) sends chain i's first GET;
+// each chain sends its next until `stop`, then decrements `live`), sleeps `seconds`, waits for
+// them to end, and sums them up.
+point run_chains(int count, double seconds,
+                 const std::function<void(std::size_t, chain&, const std::atomic<bool>&, std::atomic<int>&)>& start) {
+    std::vector<chain> state(static_cast<std::size_t>(count));
+    for (auto& ch : state) ch.latencies.reserve(1 << 14);
+    std::atomic<bool> stop{false};
+    std::atomic<int> live{count};
+    const double cpu0 = cpu_seconds(RUSAGE_SELF);
+    const auto begin = clock_type::now();
+    for (std::size_t i = 0; i < state.size(); ++i) start(i, state[i], stop, live);
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    while (live.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - begin).count();
+    return summarize(state, elapsed, cpu_seconds(RUSAGE_SELF) - cpu0);
 }
 
 // then(): each reply's callback records it and sends its chain's next GET.

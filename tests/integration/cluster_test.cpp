@@ -423,6 +423,13 @@ struct slot_move {
     }
 };
 
+// Keys "<tag>:k<i>" = i for i in [0, keys), in one pipeline (one slot: the tag's).
+void fill_slot(const redkit::client& redis, const std::string& tag, int keys) {
+    redkit::pipeline p(redis);
+    for (int i = 0; i < keys; ++i) p.command("SET", tag + ":k" + std::to_string(i), i);
+    p.exec();
+}
+
 TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     redis_cluster& c = shared_cluster();
     redkit::client redis(c.url());
@@ -431,11 +438,7 @@ TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     const slot_move move(c, slot);
     const int dst = move.dst;
     constexpr int keys = 3000;
-    {
-        redkit::pipeline p(redis);
-        for (int i = 0; i < keys; ++i) p.command("SET", "{hot}:k" + std::to_string(i), i);
-        p.exec();
-    }
+    fill_slot(redis, "{hot}", keys);
     const long long asking_before = stat_calls(c, dst, "asking");
     const redkit::script swap_two(R"(
 local a = redis.call('GET', KEYS[1])
@@ -515,11 +518,7 @@ TEST(ClusterFaults, ASlotMigratedUnderAwaitingLoadIsFollowedThroughAskAndMoved) 
     const int slot = redkit::key_slot("{warm}");
     const slot_move move(c, slot);
     constexpr int keys = 2000;
-    {
-        redkit::pipeline p(redis);
-        for (int i = 0; i < keys; ++i) p.command("SET", "{warm}:k" + std::to_string(i), i);
-        p.exec();
-    }
+    fill_slot(redis, "{warm}", keys);
     const long long asking_before = stat_calls(c, move.dst, "asking");
 
     // 64 chains: GET of a key (its value must come back) and INCR of a counter, in turn

@@ -437,6 +437,9 @@ inline reply_ptr join_texts(const std::vector<reply_ptr>& parts) {
 
 inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent);
 
+/// Redirections (MOVED, ASK) one command follows before its last one is its reply.
+inline constexpr int max_redirects = 16;
+
 // ASKING and the command in one write on one pooled connection of the importing node.
 inline reply_ptr execute_asking(cluster_node_state& n, const argv& a) {
     lease l = n.pool->acquire();
@@ -572,11 +575,11 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
         if (!raw_is_error(r.get())) return r;
         const std::string_view text = raw_str(r.get());
         redirect to;
-        if (parse_redirect(text, "MOVED", to) && ++redirects <= 16) {
+        if (parse_redirect(text, "MOVED", to) && ++redirects <= max_redirects) {
             c.moved(to);
             continue;
         }
-        if (parse_redirect(text, "ASK", to) && ++redirects <= 16) {
+        if (parse_redirect(text, "ASK", to) && ++redirects <= max_redirects) {
             asking = c.node_at(to.host, to.port);
             continue;
         }
@@ -589,9 +592,9 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
 }
 
 /// A submitted command on a cluster (client::submit): its hop, the request a node's shared
-/// connection sends, follows MOVED and ASK as execute_on_slot() does, by sending a new hop to the
-/// node named (for ASK, with ASKING ahead of it, one reply dropped); the last hop's outcome
-/// becomes the command's. It runs on the thread that reads a hop's reply, so it never blocks: a
+/// connection sends, follows MOVED and ASK as execute_on_slot() does (at most max_redirects), by
+/// sending a new hop to the node named (for ASK, with ASKING ahead of it, one reply dropped); the
+/// last hop's outcome becomes the command's. It runs on the thread that reads a hop's reply, so it never blocks: a
 /// MOVED moves the slot in the map without reading the cluster, and TRYAGAIN, CLUSTERDOWN or an
 /// unreachable node fail the command, as a failover does (no waiting without a thread to wait).
 class cluster_hop final : public mux_completion {
@@ -622,8 +625,8 @@ public:
 
     void complete(std::shared_ptr<mux_request> hop) override {
         const auto router = router_.lock();
-        if (router && hop->status.ok() && !hop->refused && raw_is_error(hop->reply.get()) && redirects_ < 16 &&
-            !command_->withdrawn.load(std::memory_order_relaxed)) {
+        if (router && hop->status.ok() && !hop->refused && raw_is_error(hop->reply.get()) &&
+            redirects_ < max_redirects && !command_->withdrawn.load(std::memory_order_relaxed)) {
             const std::string_view text = raw_str(hop->reply.get());
             redirect to;
             const bool moved = parse_redirect(text, "MOVED", to);
