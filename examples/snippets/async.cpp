@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 // The least a coroutine type needs, for the snippet: starts at once, nobody awaits it. Any
 // coroutine type can co_await a redkit::future.
@@ -25,7 +26,7 @@ struct fire_and_forget {
     };
 };
 
-std::atomic<int> finished{0};
+std::atomic<int> finished{0}, succeeded{0};
 
 //! [co_await]
 fire_and_forget greet(const redkit::client& redis, std::string id) {
@@ -33,12 +34,33 @@ fire_and_forget greet(const redkit::client& redis, std::string id) {
         co_await redis.submit<void>("SET", "user:" + id + ":name", "Ada");
         auto name = co_await redis.submit<std::optional<std::string>>("GET", "user:" + id + ":name");
         std::cout << "coroutine: hello " << name.value_or("stranger") << '\n';
+        ++succeeded;
     } catch (const redkit::error& e) {  // a server error, a timeout, a connection that failed
         std::cout << "coroutine: " << e.what() << '\n';
     }
     ++finished;
 }
 //! [co_await]
+
+//! [whole]
+fire_and_forget place_order(const redkit::client& redis, const redkit::rate_limiter& limiter, std::string user) {
+    try {
+        const redkit::rate_limit_result decision = co_await limiter.async_hit(user);
+        if (!decision) {
+            std::cout << "order: slow down, retry in " << decision.retry_after.count() << " ms\n";
+        } else {
+            redkit::transaction tx(redis);  // MULTI ... EXEC in one write on the shared connection
+            tx.command("INCR", "orders:count").command("LPUSH", "orders:recent", user);
+            const std::vector<redkit::reply> done = co_await tx.submit();
+            std::cout << "order: number " << done[0].as<long long>() << '\n';
+            ++succeeded;
+        }
+    } catch (const redkit::error& e) {
+        std::cout << "order: " << e.what() << '\n';
+    }
+    ++finished;
+}
+//! [whole]
 
 int main() try {
     const char* env = std::getenv("REDIS_URL");
@@ -49,6 +71,7 @@ int main() try {
     redis.submit<long long>("INCR", "visits").then([](redkit::future<long long> f) {
         try {
             std::cout << "callback: visit number " << f.get() << '\n';
+            ++succeeded;
         } catch (const redkit::error& e) {
             std::cout << "callback: " << e.what() << '\n';
         }
@@ -57,12 +80,16 @@ int main() try {
     //! [then]
 
     greet(redis, "42");
+    redis.command<void>("SET", "orders:count", 6);
+    const auto limiter = redkit::rate_limiter::fixed_window(redis, "orders", 10, std::chrono::minutes(1));
+    (void)limiter.reset("user-42");
+    place_order(redis, limiter, "user-42");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (finished.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    while (finished.load() < 3 && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    std::cout << "both done: " << (finished.load() == 2) << '\n';
-    return finished.load() == 2 ? 0 : 1;
+    std::cout << "all done: " << (succeeded.load() == 3) << '\n';
+    return succeeded.load() == 3 ? 0 : 1;
 } catch (const std::exception& e) {
     std::cerr << "async snippets failed: " << e.what() << '\n';
     return 1;

@@ -35,6 +35,7 @@
 
 #include <atomic>
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <system_error>
@@ -170,6 +171,28 @@ auto async_command(const client& redis, command_args<Args...> command, Completio
             op->start(std::move(*f));
         },
         token, redis, std::move(command));
+}
+
+/// Waits for a redkit::future as an Asio asynchronous operation, so an Asio coroutine can await
+/// what `co_await` on the future gives elsewhere: a command's (client::submit()), a script's
+/// (client::submit_eval()), a pipeline's or transaction's (submit()), a pattern's
+/// (rate_limiter::async_hit()...), a redkit::promise's. Completes with (std::exception_ptr, T) on
+/// the handler's executor, as async_command() does; cancelled, at once with operation_aborted (a
+/// command's future not yet written is withdrawn; any other outcome is dropped when it comes).
+///
+///   auto decision = co_await redkit::async_get(limiter.async_hit(ip), asio::use_awaitable);
+template <class T, class CompletionToken>
+auto async_get(future<T> f, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, typename detail::asio_signature<T>::type>(
+        [](auto handler, future<T> g) {
+            auto op = std::make_shared<detail::asio_operation<T, std::decay_t<decltype(handler)>>>(std::move(handler));
+            if (!g.valid()) {
+                op->refuse(std::make_exception_ptr(std::future_error(std::future_errc::no_state)));
+                return;
+            }
+            op->start(std::move(g));
+        },
+        token, std::move(f));
 }
 
 }  // namespace v0

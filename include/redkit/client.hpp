@@ -76,6 +76,8 @@ class scan_range;
 namespace detail {
 class batch;
 class cluster_router;
+class evalsha_completion;
+struct client_access;
 struct cluster_node_state;
 struct shared_dispatch;
 }  // namespace detail
@@ -149,6 +151,17 @@ public:
         return future<T>(std::move(mux), std::move(request));
     }
 
+    /// Runs a Lua script as eval() does, without waiting: the redkit::future holds its reply as T
+    /// (or the error eval() would have thrown). EVALSHA first; on NOSCRIPT, EVAL once, from the
+    /// thread that reads the reply (two round trips then). Sent as submit() sends a command: on
+    /// the shared connection, never retried. The script is copied; it need not outlive the call.
+    template <class T = reply, class Keys = std::initializer_list<std::string_view>, class... Args>
+    future<T> submit_eval(const script& s, const Keys& keys, const Args&... args) const {
+        detail::argv a;
+        detail::push_evalsha(a, s, keys, args...);
+        return future<T>(nullptr, submit_evalsha(a, std::make_shared<const std::string>(s.source())));
+    }
+
     /// Enumerates keys matching a glob pattern with SCAN (never KEYS); see scan_range.
     REDKIT_DECL scan_range scan(std::string match = "*", std::size_t count = 100, std::string type = {}) const;
 
@@ -191,6 +204,8 @@ public:
 private:
     friend class scan_range;
     friend class detail::batch;
+    friend class detail::evalsha_completion;
+    friend struct detail::client_access;
 
     // One command, through the core (executor.hpp; cluster.hpp on a cluster). An error reply is
     // returned, not thrown.
@@ -198,6 +213,14 @@ private:
     // Queues a command on the shared connection of its node; `mux` is set to that connection.
     REDKIT_DECL std::shared_ptr<detail::mux_request> submit_argv(const detail::argv& a,
                                                                  std::shared_ptr<detail::multiplexer>& mux) const;
+    // submit_eval(): a request (queued nowhere) that EVALSHA `a`, or EVAL of `source` after
+    // NOSCRIPT, finishes. `source` may alias a script that lives for the process (the patterns').
+    REDKIT_DECL std::shared_ptr<detail::mux_request> submit_evalsha(const detail::argv& a,
+                                                                    std::shared_ptr<const std::string> source) const;
+    // Sends RESP `wire` (one command) on the shared connection (on a cluster, to `slot`'s node) and
+    // hands its outcome to `caller`, which it finishes.
+    REDKIT_DECL void submit_wire(std::string wire, std::string_view command, std::string_view key, int slot,
+                                 std::shared_ptr<detail::mux_request> caller) const;
 
     template <class T, class Keys, class... Args>
     T eval_impl(bool idempotent_request, const script& s, const Keys& keys, const Args&... args) const {
@@ -321,6 +344,18 @@ REDKIT_DECL void set_default_client(client c);
 REDKIT_DECL void reset_default_client();
 
 namespace detail {
+/// What the patterns reach inside a client.
+struct client_access {
+    /// client::submit_eval of a script that lives for the process (static_script()): not copied.
+    template <class T, class Keys = std::initializer_list<std::string_view>, class... Args>
+    static future<T> submit_lasting_eval(const client& c, const script& s, const Keys& keys, const Args&... args) {
+        argv a;
+        push_evalsha(a, s, keys, args...);
+        const std::shared_ptr<const std::string> source(std::shared_ptr<void>(), &s.source());  // not owned
+        return future_access<T>::detached(c.submit_evalsha(a, source));
+    }
+};
+
 /// Sends a pattern's failure to its own on_error when it has one, else to the client's.
 REDKIT_DECL void report_to(const std::function<void(const error&)>& own, const client& c, const error& e) noexcept;
 }  // namespace detail

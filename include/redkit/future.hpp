@@ -43,8 +43,11 @@
 #include <redkit/reply.hpp>
 
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -88,6 +91,17 @@ REDKIT_DECL void withdraw_request(mux_request& r) noexcept;
 /// What the Asio adapter (asio.hpp) reaches inside a future.
 template <class T>
 struct future_access;
+
+/// A request no multiplexer queues: a promise's, finished by settle().
+REDKIT_DECL std::shared_ptr<mux_request> make_detached();
+/// Finishes r with a value (`made`) or an exception, wakes its waiter and runs its completion.
+/// What the completion throws goes to on_error; without one, when `throw_unhandled`, it is thrown
+/// from here once r is finished (else dropped, as the multiplexer drops it).
+REDKIT_DECL void settle(const std::shared_ptr<mux_request>& r, std::shared_ptr<void> made, std::exception_ptr e,
+                        const std::function<void(const error&)>& on_error, bool throw_unhandled);
+/// The value a promise set (null for a command's request, whose reply is converted); throws the
+/// exception it set, or the request's setup failure.
+REDKIT_DECL void* made_value(mux_request& r);
 
 // then(): the callback, given the finished command as a ready future
 template <class T, class F>
@@ -141,9 +155,21 @@ public:
         wait();
         const std::shared_ptr<detail::mux_request> r = std::move(request_);
         mux_.reset();
-        std::string command, key;
-        const detail::reply_ptr reply = detail::take_reply(*r, command, key);
-        return detail::convert_reply<T>(reply.get(), detail::origin{command, key});
+        if (void* made = detail::made_value(*r)) {  // a promise's value
+            if constexpr (std::is_void_v<T>) {
+                return;
+            } else {
+                return std::move(*static_cast<T*>(made));
+            }
+        }
+        if constexpr (std::is_void_v<T> || has_reply_traits<T>::value) {
+            std::string command, key;
+            const detail::reply_ptr reply = detail::take_reply(*r, command, key);
+            return detail::convert_reply<T>(reply.get(), detail::origin{command, key});
+        } else {
+            // only a promise makes a future of a type no reply converts to, and it set a value
+            throw std::future_error(std::future_errc::no_state);
+        }
     }
 
     /// Runs `f` with this command as a ready future (its get() returns at once, or throws) when
@@ -167,6 +193,8 @@ public:
 
 private:
     friend class client;
+    template <class>
+    friend class promise;
     template <class, class>
     friend class detail::then_completion;
     template <class>
@@ -184,10 +212,137 @@ private:
     std::shared_ptr<detail::mux_request> request_;
 };
 
+/// The writing end of a redkit::future that your code completes, not a command: an awaitable
+/// loader's result (cache::async_get_or_set), or a bridge from another library's callbacks. As
+/// std::promise: get_future() once, then set_value() or set_exception() once, from any thread.
+/// The future works as a command's does (get(), then(), co_await, redkit::async_get); a callback
+/// attached to it runs on the thread that sets the value (or inside then(), if set already).
+///
+/// @code
+/// redkit::promise<Product> p;
+/// redkit::future<Product> f = p.get_future();
+/// db.fetch(id, [p = std::move(p)](Product row) mutable { p.set_value(std::move(row)); });
+/// @endcode
+template <class T>
+class promise {
+public:
+    /// A promise whose future's callbacks, when they throw, throw out of set_value() (or
+    /// set_exception()) once the future is complete.
+    promise() : request_(detail::make_detached()), throw_unhandled_(true) {}
+    /// A promise whose future's callbacks, when they throw, are reported to `on_error`
+    /// (errc::handler_failed), as a client's are (and dropped when it is empty).
+    explicit promise(std::function<void(const error&)> on_error)
+        : request_(detail::make_detached()), on_error_(std::move(on_error)) {}
+    /// Takes `other`'s state; `other` has none afterwards.
+    promise(promise&& other) noexcept
+        : request_(std::move(other.request_)),
+          on_error_(std::move(other.on_error_)),
+          throw_unhandled_(other.throw_unhandled_),
+          retrieved_(other.retrieved_),
+          settled_(other.settled_) {}
+    /// Abandons this promise's state (as the destructor does), then takes `other`'s.
+    promise& operator=(promise&& other) noexcept {
+        if (this != &other) {
+            abandon();
+            request_ = std::move(other.request_);
+            on_error_ = std::move(other.on_error_);
+            throw_unhandled_ = other.throw_unhandled_;
+            retrieved_ = other.retrieved_;
+            settled_ = other.settled_;
+        }
+        return *this;
+    }
+    promise(const promise&) = delete;
+    promise& operator=(const promise&) = delete;
+    /// A future taken and never completed gets std::future_error(broken_promise).
+    ~promise() { abandon(); }
+
+    /// The future this promise completes. Once: std::future_error (future_already_retrieved)
+    /// the second time, (no_state) for a moved-from promise.
+    future<T> get_future() {
+        if (!request_) throw std::future_error(std::future_errc::no_state);
+        if (retrieved_) throw std::future_error(std::future_errc::future_already_retrieved);
+        retrieved_ = true;
+        return future<T>(nullptr, request_);
+    }
+
+    /// Completes the future with a value (none for promise<void>). Once: std::future_error
+    /// (promise_already_satisfied) the second time.
+    template <class... V>
+    void set_value(V&&... v) {
+        if constexpr (std::is_void_v<T>) {
+            static_assert(sizeof...(V) == 0, "redkit: promise<void>::set_value() takes no value");
+            settle(std::make_shared<bool>(true), nullptr);
+        } else {
+            static_assert(sizeof...(V) == 1, "redkit: promise<T>::set_value(v) takes one value");
+            settle(std::make_shared<T>(std::forward<V>(v)...), nullptr);
+        }
+    }
+
+    /// Completes the future with an exception: its get() throws it.
+    void set_exception(std::exception_ptr e) {
+        if (!e) throw std::invalid_argument("redkit: promise::set_exception: null exception_ptr");
+        settle(nullptr, std::move(e));
+    }
+
+private:
+    void settle(std::shared_ptr<void> made, std::exception_ptr e) {
+        if (!request_) throw std::future_error(std::future_errc::no_state);
+        if (settled_) throw std::future_error(std::future_errc::promise_already_satisfied);
+        settled_ = true;
+        detail::settle(request_, std::move(made), std::move(e), on_error_, throw_unhandled_);
+    }
+    void abandon() noexcept {
+        if (!request_ || settled_ || !retrieved_) return;
+        settled_ = true;
+        try {
+            detail::settle(request_, nullptr,
+                           std::make_exception_ptr(std::future_error(std::future_errc::broken_promise)), on_error_,
+                           false);
+        } catch (...) {
+            // (allocation failed: the future's waiter is still woken by nobody; nothing to do)
+        }
+    }
+
+    std::shared_ptr<detail::mux_request> request_;
+    std::function<void(const error&)> on_error_;
+    bool throw_unhandled_ = false;
+    bool retrieved_ = false;
+    bool settled_ = false;
+};
+
+namespace detail {
+/// A future<U> of what `fn(future<T>)` returns once `f` is complete (fn's exception is the
+/// future's); what a callback on it throws goes to on_error. The patterns' async steps.
+template <class U, class T, class F>
+future<U> chain(future<T> f, F fn, std::function<void(const error&)> on_error) {
+    promise<U> p(std::move(on_error));
+    future<U> out = p.get_future();
+    f.then([p = std::move(p), fn = std::move(fn)](future<T> g) mutable {
+        std::exception_ptr failed;
+        try {
+            if constexpr (std::is_void_v<U>) {
+                fn(std::move(g));
+                p.set_value();
+            } else {
+                p.set_value(fn(std::move(g)));
+            }
+            return;
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        p.set_exception(failed);
+    });
+    return out;
+}
+}  // namespace detail
+
 namespace detail {
 template <class T>
 struct future_access {
     static const std::shared_ptr<mux_request>& request(const future<T>& f) noexcept { return f.request_; }
+    /// A future of a request no multiplexer queues (a chain's, a pattern's script).
+    static future<T> detached(std::shared_ptr<mux_request> r) noexcept { return future<T>(nullptr, std::move(r)); }
 };
 
 template <class T, class F>

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // redkit::pipeline and redkit::transaction: many commands, one write, all replies read back.
 //
-// A pipeline borrows one connection from the client's pool at construction and holds it until it
-// is destroyed, so every exec() runs on that connection. Commands are encoded into a buffer of
-// the pipeline's own; nothing reaches the connection until exec(), so a pipeline dropped without
+// A pipeline borrows one connection from the client's pool at its first exec() and holds it until
+// it is destroyed, so every exec() runs on that connection. submit() sends the batch on the
+// client's shared connection instead, and returns a redkit::future of the replies (awaitable). Commands are encoded
+// into a buffer of the pipeline's own; nothing reaches the connection until exec(), so a pipeline dropped without
 // exec() leaves the connection clean.
 //
 // exec() returns one redkit::reply per queued command, in order; an error reply of one command is
@@ -23,6 +24,7 @@
 #include <redkit/config.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/pool.hpp>
 #include <redkit/reply.hpp>
 #include <redkit/script.hpp>
@@ -43,11 +45,17 @@ namespace detail {
 struct cluster_node_state;
 struct io_status;
 
+inline constexpr std::string_view multi_wire = "*1\r\n$5\r\nMULTI\r\n";
+inline constexpr std::string_view exec_wire = "*1\r\n$4\r\nEXEC\r\n";
+/// A transaction's result from its replies (MULTI's, each QUEUED, EXEC's): EXEC's elements, or
+/// throws (EXECABORT with the first refused command's error; a WATCH abort).
+REDKIT_DECL std::vector<reply> exec_results(std::vector<reply> all);
+
 /// What pipeline and transaction share: the queued commands, their connection, and one exec.
 class batch {
 public:
-    /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot). On a
-    /// cluster, the connection is borrowed at exec from the node of the commands' slot.
+    /// Borrows nothing yet: run() borrows a connection from `c`'s pool (on a cluster, from the
+    /// node of the commands' slot) and keeps it for the next run().
     REDKIT_DECL batch(client c, bool atomic);
 
     REDKIT_DECL void queue(const argv& a);
@@ -65,6 +73,12 @@ public:
     /// Sends the script preloads, prefix, the queued commands and suffix in one write; returns the
     /// replies from prefix to suffix (the preloads' replies are checked, not returned).
     REDKIT_DECL std::vector<reply> run(std::string_view prefix, std::string_view suffix);
+
+    /// Sends the script loads, prefix, the queued commands and suffix as one request on the
+    /// client's shared connection; the future holds the replies from prefix to suffix (for a
+    /// transaction, EXEC's results). Throws std::invalid_argument on a cluster, or when a queued
+    /// command may not share a connection.
+    REDKIT_DECL future<std::vector<reply>> submit(std::string_view prefix, std::string_view suffix);
 
 private:
     // one queued command on a cluster: its slot, where its bytes are in buffer_, and where its
@@ -89,7 +103,6 @@ private:
                                              std::vector<std::pair<std::size_t, std::size_t>> spans);
     REDKIT_DECL void resend_redirected(std::vector<reply>& out, const std::vector<routed>& sent, std::string_view bytes,
                                        const std::vector<std::pair<std::size_t, std::size_t>>& spans);
-    REDKIT_DECL bool preloading(const std::string& sha) const;
     [[noreturn]] REDKIT_DECL void fail_transport(const io_status& st, const std::string& first);
 
     client client_;
@@ -106,6 +119,7 @@ private:
     std::string preload_buffer_;        // SCRIPT LOAD of scripts this connection has not seen
     std::vector<std::string> preload_;  // their shas
     std::string first_command_;
+    std::string unshareable_;  // the first queued command that may not go on the shared connection
 };
 
 }  // namespace detail
@@ -119,7 +133,7 @@ private:
 /// @endcode
 class pipeline final {
 public:
-    /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot).
+    /// A pipeline of `c`'s; connects to nothing yet (exec() borrows a connection from the pool).
     explicit pipeline(client c) : batch_(std::move(c), false) {}
 
     /// Queues a command (arguments as for client::command). Throws std::invalid_argument for an
@@ -147,6 +161,15 @@ public:
     /// afterwards and may be reused (on the same connection, if it is still healthy).
     std::vector<reply> exec() { return batch_.run({}, {}); }
 
+    /// Like exec(), without waiting: sends everything queued in one write on the client's shared
+    /// connection (the one submit() uses; the pipeline borrows nothing), and the redkit::future
+    /// holds the replies (get(), then(), co_await). The commands go out together, in order, with
+    /// no other caller's between them. A script is loaded (SCRIPT LOAD) ahead of them in the same
+    /// write. Never retried: a transport failure fails the future. The pipeline is empty afterwards.
+    /// Throws std::invalid_argument, sending nothing, when a queued command blocks or holds
+    /// connection state (BLPOP, SUBSCRIBE, SELECT, WATCH...), and on a cluster (use exec() there).
+    future<std::vector<reply>> submit() { return batch_.submit({}, {}); }
+
 private:
     detail::batch batch_;
 };
@@ -160,7 +183,7 @@ private:
 /// @endcode
 class transaction final {
 public:
-    /// Borrows a connection from `c`'s pool (connecting if needed; throws if it cannot).
+    /// A transaction of `c`'s; connects to nothing yet (exec() borrows a connection from the pool).
     explicit transaction(client c) : batch_(std::move(c), true) {}
 
     /// Queues a command inside the transaction. Throws std::invalid_argument for an empty
@@ -188,6 +211,15 @@ public:
     /// Throws server_error (EXECABORT, with the first refused command's error) when the server
     /// refused to queue a command; nothing ran then.
     REDKIT_DECL std::vector<reply> exec();
+
+    /// Like exec(), without waiting: MULTI, the queued commands and EXEC go out in one write on
+    /// the client's shared connection (the one submit() uses), and the redkit::future holds
+    /// EXEC's results, or the error exec() would have thrown. No other caller's command comes
+    /// between MULTI and EXEC. WATCH cannot be used this way (it holds connection state): a
+    /// check-and-set transaction needs exec() on its own connection. Never retried. Throws
+    /// std::invalid_argument, sending nothing, when a queued command may not share a connection,
+    /// and on a cluster (use exec() there).
+    future<std::vector<reply>> submit() { return batch_.submit(detail::multi_wire, detail::exec_wire); }
 
 private:
     detail::batch batch_;

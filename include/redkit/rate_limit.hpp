@@ -24,6 +24,7 @@
 #include <redkit/client.hpp>
 #include <redkit/config.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/key.hpp>
 
 #include <chrono>
@@ -169,6 +170,13 @@ public:
         return run(identifier, cost, false);
     }
 
+    /// hit() without waiting: the redkit::future holds the decision (get(), then(), co_await;
+    /// redkit::async_get for Asio). The same one EVALSHA, sent as client::submit() sends a
+    /// command (the shared connection, never retried); the failure policy decides as for hit(): a
+    /// fallback decision, or with rate_limit_failure_policy::raise the future's error. Throws
+    /// std::invalid_argument at once, sending nothing, where hit() would.
+    REDKIT_DECL future<rate_limit_result> async_hit(std::string_view identifier, long long cost = 1) const;
+
     /// What hit(identifier, cost) would answer now, without charging or writing anything;
     /// `remaining` is the quota left now. One EVALSHA (read only). Throws as hit().
     rate_limit_result peek(std::string_view identifier, long long cost = 1) const {
@@ -204,6 +212,7 @@ private:
 
     REDKIT_DECL rate_limit_result run(std::string_view identifier, long long cost, bool peek_only) const;
     REDKIT_DECL rate_limit_result fall_back(const error& e) const;
+    REDKIT_DECL void check_cost(long long cost) const;
 
     client client_;
     algorithm kind_;

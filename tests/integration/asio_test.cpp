@@ -174,6 +174,50 @@ TEST_F(Asio, ACommandCancelledAfterItsWriteHasItsReplyDiscarded) {
     EXPECT_EQ(after, "after");
 }
 
+TEST_F(Asio, AsyncGetAwaitsAnyFutureAndACancelledOneDropsItsLateOutcome) {
+    redkit::client c(shared_server().options());
+    asio::io_context ctx;
+    const auto limiter = redkit::rate_limiter::fixed_window(c, "asio-get", 2, 60s);
+    int allowed = 0;
+    std::size_t replies = 0;
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+            for (int i = 0; i < 3; ++i) {
+                const auto d = co_await redkit::async_get(limiter.async_hit("ip"), asio::use_awaitable);
+                allowed += d.allowed ? 1 : 0;
+            }
+            redkit::transaction tx(c);
+            tx.command("SET", "asio:get", 1).command("INCR", "asio:get");
+            const auto r = co_await redkit::async_get(tx.submit(), asio::use_awaitable);
+            replies = r.size();
+            EXPECT_EQ(r.at(1).as<long long>(), 2);
+        },
+        asio::detached);
+    ctx.run();
+    EXPECT_EQ(allowed, 2);
+    EXPECT_EQ(replies, 2u);
+
+    // a promise's future, cancelled: the handler runs at once; the value set later is dropped
+    asio::io_context ctx2;
+    redkit::promise<std::string> p;
+    asio::cancellation_signal cancel;
+    std::error_code got;
+    redkit::async_get(
+        p.get_future(),
+        asio::bind_cancellation_slot(cancel.slot(), asio::bind_executor(ctx2, [&](std::exception_ptr e, std::string) {
+                                         try {
+                                             if (e) std::rethrow_exception(e);
+                                         } catch (const std::system_error& s) {
+                                             got = s.code();
+                                         }
+                                     })));
+    asio::post(ctx2, [&] { cancel.emit(asio::cancellation_type::terminal); });
+    ctx2.run();
+    EXPECT_EQ(got, asio::error::operation_aborted);
+    p.set_value("late");  // nobody waits any more: nothing runs, nothing breaks
+}
+
 TEST(AsioFaults, AKilledServerCompletesEveryPendingOperation) {
     redkit_test::redis_server server;
     if (server.external()) GTEST_SKIP() << "kills its own server";

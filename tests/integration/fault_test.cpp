@@ -415,7 +415,7 @@ TEST_F(Faults, PoolExhaustionIsAClearError) {
     o.pool_wait_timeout = 100ms;
     o.multiplex = false;
     redkit::client c(o);
-    redkit::pipeline holder(c);  // holds the only connection
+    redkit::lease holder = c.borrow();  // holds the only connection
     try {
         c.command<std::string>("PING");
         FAIL();
@@ -427,7 +427,7 @@ TEST_F(Faults, PoolExhaustionIsAClearError) {
     // wait for the pool
     o.multiplex = true;
     redkit::client m(o);
-    redkit::pipeline held(m);
+    redkit::lease held = m.borrow();
     EXPECT_EQ(m.command<std::string>("PING"), "PONG");
     try {
         m.command<void>("BLPOP", "nothing", 1);

@@ -78,6 +78,98 @@ REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detai
     return r;
 }
 
+namespace detail {
+
+// EVAL of the script `source` with the arguments of an EVALSHA request's wire (the same count,
+// keys and arguments: only the first two change).
+inline std::string eval_wire(const std::string& evalsha, const std::string& source) {
+    std::size_t at = evalsha.find("\r\n");  // past "*<argc>"
+    const std::string head = evalsha.substr(0, at + 2);
+    for (int skip = 0; skip < 4 && at != std::string::npos; ++skip) at = evalsha.find("\r\n", at + 2);
+    if (at == std::string::npos) throw std::logic_error("redkit: submit_eval: malformed EVALSHA");
+    std::string out = head;
+    out += "$4\r\nEVAL\r\n$";
+    out += std::to_string(source.size());
+    out += "\r\n";
+    out += source;
+    out.append(evalsha, at);  // "\r\n" and the rest
+    return out;
+}
+
+// The EVALSHA of client::submit_eval, finished: on NOSCRIPT it sends EVAL once; else it hands
+// its outcome to the caller's request.
+class evalsha_completion final : public mux_completion {
+public:
+    evalsha_completion(client c, std::shared_ptr<mux_request> caller, std::shared_ptr<const std::string> source,
+                       int slot)
+        : client_(std::move(c)), caller_(std::move(caller)), source_(std::move(source)), slot_(slot) {}
+
+    void complete(std::shared_ptr<mux_request> r) override {
+        if (source_ && r->status.ok() && !r->refused && raw_is_error(r->reply.get()) &&
+            is_noscript(raw_str(r->reply.get()))) {
+            std::exception_ptr failed;
+            try {
+                client_.submit_wire(eval_wire(r->wire, *source_), "EVAL", r->key, slot_, caller_);
+                return;
+            } catch (...) {
+                failed = std::current_exception();
+            }
+            caller_->refused = failed;
+        } else {
+            caller_->reply = std::move(r->reply);
+            caller_->status = std::move(r->status);
+            caller_->refused = std::move(r->refused);
+            caller_->command = std::move(r->command);
+            caller_->key = std::move(r->key);
+        }
+        finish_detached(caller_, client_.options().on_error);
+    }
+
+private:
+    client client_;
+    std::shared_ptr<mux_request> caller_;
+    std::shared_ptr<const std::string> source_;  // null: this is the EVAL, hand over whatever came
+    int slot_;                                   // on a cluster: the script's keys' (-1: none)
+};
+
+}  // namespace detail
+
+REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_evalsha(
+    const detail::argv& a, std::shared_ptr<const std::string> source) const {
+    auto caller = std::make_shared<detail::mux_request>();
+    caller->command = "EVALSHA";
+    caller->key.assign(a.first_key().substr(0, 200));
+    // on a cluster, where EVAL goes after NOSCRIPT: the node of the first key (submit_argv checks
+    // that every key shares its slot)
+    const int slot = cluster_ && a.size() > 3 && a.at(2) != "0" ? detail::slot_of(a.at(3)) : -1;
+    std::shared_ptr<detail::multiplexer> mux;
+    std::shared_ptr<detail::mux_request> first = submit_argv(a, mux);
+    std::unique_ptr<detail::mux_completion> c =
+        std::make_unique<detail::evalsha_completion>(*this, caller, std::move(source), slot);
+    if (!detail::attach_completion(mux.get(), first, c)) c->complete(std::move(first));
+    return caller;
+}
+
+REDKIT_DECL void client::submit_wire(std::string wire, std::string_view command, std::string_view key, int slot,
+                                     std::shared_ptr<detail::mux_request> caller) const {
+    auto r = std::make_shared<detail::mux_request>();
+    r->wire = std::move(wire);
+    r->command.assign(command);
+    r->key.assign(key);
+    std::unique_ptr<detail::mux_completion> c =
+        std::make_unique<detail::evalsha_completion>(*this, std::move(caller), nullptr, -1);
+    if (cluster_) {
+        // r is queued nowhere; its hops follow MOVED and ASK, and finish it
+        const auto node = slot >= 0 ? cluster_->owner(slot) : cluster_->any_primary();
+        (void)detail::attach_detached(r, c);  // r is new: it cannot have finished
+        detail::cluster_hop::send(cluster_, *node, r, false, 0);
+        return;
+    }
+    detail::multiplexer& m = shared_->get(*pool_);
+    m.submit(r);
+    if (!m.attach(r, c)) c->complete(std::move(r));  // refused (a full queue): finished already
+}
+
 REDKIT_DECL scan_range client::scan(std::string match, std::size_t count, std::string type) const {
     return scan_range(*this, std::move(match), count, std::move(type));
 }

@@ -41,6 +41,25 @@ REDKIT_DECL bool attach_completion(multiplexer* m, const std::shared_ptr<mux_req
 
 REDKIT_DECL void run_completion(mux_completion& c, std::shared_ptr<mux_request> r) { c.complete(std::move(r)); }
 
+REDKIT_DECL std::shared_ptr<mux_request> make_detached() { return std::make_shared<mux_request>(); }
+
+REDKIT_DECL void settle(const std::shared_ptr<mux_request>& r, std::shared_ptr<void> made, std::exception_ptr e,
+                        const std::function<void(const error&)>& on_error, bool throw_unhandled) {
+    r->made = std::move(made);
+    r->refused = std::move(e);
+    if (on_error || !throw_unhandled) return finish_detached(r, on_error);
+    std::exception_ptr thrown;
+    finish_detached(r, [&thrown](const error& x) {
+        if (!thrown) thrown = std::make_exception_ptr(x);
+    });
+    if (thrown) std::rethrow_exception(thrown);
+}
+
+REDKIT_DECL void* made_value(mux_request& r) {
+    if (r.refused) std::rethrow_exception(r.refused);
+    return r.made.get();
+}
+
 REDKIT_DECL void withdraw_request(mux_request& r) noexcept {
     r.withdrawn.store(true, std::memory_order_relaxed);
     if (const auto hop = r.hop.lock()) hop->withdrawn.store(true, std::memory_order_relaxed);  // a cluster command's

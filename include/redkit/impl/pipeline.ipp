@@ -15,14 +15,15 @@ namespace redkit {
 inline namespace v0 {
 namespace detail {
 
-REDKIT_DECL batch::batch(client c, bool atomic) : client_(std::move(c)), atomic_(atomic) {
-    if (!client_.cluster_) lease_ = client_.borrow();
-}
+REDKIT_DECL batch::batch(client c, bool atomic) : client_(std::move(c)), atomic_(atomic) {}
 
 REDKIT_DECL void batch::queue(const argv& a) {
     require_arguments(a);
     const int slot = client_.cluster_ ? slot_of_queued(a) : -1;
     if (first_command_.empty()) first_command_ = std::string(a.command_name());
+    if (unshareable_.empty() && !traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "").shareable) {
+        unshareable_ = std::string(a.command_name());
+    }
     const std::size_t begin = buffer_.size();
     append_resp(buffer_, a);
     if (client_.cluster_) {
@@ -41,19 +42,11 @@ REDKIT_DECL void batch::queue(const argv& a) {
 }
 
 REDKIT_DECL void batch::prepare(const script& s) {
-    if (client_.cluster_) {
-        bool known = false;
-        for (const auto& [sha, source] : scripts_) known = known || sha == s.sha1();
-        if (!known) scripts_.emplace_back(s.sha1(), s.source());
-        return;
-    }
-    ensure_lease();
-    if (connection_access::loaded_scripts(*lease_).count(s.sha1()) == 0 && !preloading(s.sha1())) {
-        argv load;
-        load.push_all("SCRIPT", "LOAD", s.source());
-        append_resp(preload_buffer_, load);
-        preload_.push_back(s.sha1());
-    }
+    // the connection is known at exec (a cluster's node, the lease, or the shared connection for
+    // submit()): the script is loaded there, in the same write, if that connection lacks it
+    bool known = false;
+    for (const auto& [sha, source] : scripts_) known = known || sha == s.sha1();
+    if (!known) scripts_.emplace_back(s.sha1(), s.source());
 }
 
 REDKIT_DECL int batch::slot_of_queued(const argv& a) {
@@ -110,13 +103,6 @@ REDKIT_DECL void batch::queue_preloads(connection& c, std::string& buffer, std::
     }
 }
 
-REDKIT_DECL bool batch::preloading(const std::string& sha) const {
-    for (const auto& p : preload_) {
-        if (p == sha) return true;
-    }
-    return false;
-}
-
 REDKIT_DECL void batch::fail_transport(const io_status& st, const std::string& first) {
     const std::string what = first.empty() ? std::string("pipeline") : "pipeline (" + first + " ...)";
     error e = transport_error(st, what, {});
@@ -126,6 +112,7 @@ REDKIT_DECL void batch::fail_transport(const io_status& st, const std::string& f
 }
 
 REDKIT_DECL std::vector<reply> batch::run(std::string_view prefix, std::string_view suffix) {
+    unshareable_.clear();
     std::vector<routed> sent = std::move(routed_);
     routed_.clear();
     std::vector<std::pair<std::size_t, std::size_t>> spans = std::move(arg_spans_);
@@ -134,10 +121,11 @@ REDKIT_DECL std::vector<reply> batch::run(std::string_view prefix, std::string_v
     if (client_.cluster_) {
         cluster_lease();
         slot_ = -1;
-        scripts_.clear();
     } else {
         ensure_lease();
+        queue_preloads(*lease_, preload_buffer_, preload_);
     }
+    scripts_.clear();
     const std::vector<std::string> preload = std::move(preload_);
     const std::size_t expected = queued_ + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
     const std::string first = std::move(first_command_);  // names the pipeline in errors
@@ -316,12 +304,103 @@ REDKIT_DECL void batch::resend_redirected(std::vector<reply>& out, const std::ve
     }
 }
 
-}  // namespace detail
+// A batch submitted whole (batch::submit): its replies, from the SCRIPT LOADs' to the last, made
+// into the batch's result on the thread that read them.
+class batch_completion final : public mux_completion {
+public:
+    batch_completion(promise<std::vector<reply>> p, std::size_t preloads, bool atomic, std::string first)
+        : promise_(std::move(p)), preloads_(preloads), atomic_(atomic), first_(std::move(first)) {}
 
-REDKIT_DECL std::vector<reply> transaction::exec() {
-    const std::size_t n = batch_.size();
-    std::vector<reply> all = batch_.run("*1\r\n$5\r\nMULTI\r\n", "*1\r\n$4\r\nEXEC\r\n");
-    if (n == 0 && all.empty()) return {};
+    void complete(std::shared_ptr<mux_request> r) override {
+        std::exception_ptr failed;
+        try {
+            promise_.set_value(results(*r));
+            return;
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        promise_.set_exception(failed);
+    }
+
+private:
+    std::vector<reply> results(mux_request& r) const {
+        if (r.refused) std::rethrow_exception(r.refused);
+        if (!r.status.ok()) {
+            throw transport_error(r.status, first_.empty() ? std::string("pipeline") : "pipeline (" + first_ + " ...)",
+                                  {});
+        }
+        std::vector<reply_ptr>& earlier = r.leading_replies;
+        earlier.push_back(std::move(r.reply));
+        std::string load_error;
+        for (std::size_t i = 0; i < preloads_ && i < earlier.size(); ++i) {
+            if (raw_is_error(earlier[i].get()) && load_error.empty()) load_error.assign(raw_str(earlier[i].get()));
+        }
+        if (!load_error.empty()) throw server_error(load_error, "redkit: SCRIPT LOAD: " + load_error);
+        std::vector<reply> out;
+        out.reserve(earlier.size() - preloads_);
+        const origin from{};
+        for (std::size_t i = preloads_; i < earlier.size(); ++i)
+            out.emplace_back(view_access::of(earlier[i].get(), from));
+        return atomic_ ? exec_results(std::move(out)) : out;
+    }
+
+    promise<std::vector<reply>> promise_;
+    std::size_t preloads_;
+    bool atomic_;
+    std::string first_;
+};
+
+REDKIT_DECL future<std::vector<reply>> batch::submit(std::string_view prefix, std::string_view suffix) {
+    const char* what = atomic_ ? "transaction" : "pipeline";
+    if (client_.cluster_) {
+        throw std::invalid_argument(std::string("redkit: ") + what +
+                                    "::submit: not on a cluster yet (its redirections are followed by exec() only)");
+    }
+    if (!unshareable_.empty()) {
+        throw std::invalid_argument(std::string("redkit: ") + what + "::submit: " + unshareable_ +
+                                    " blocks or holds connection state, and submit() sends on the shared "
+                                    "connection; use exec()");
+    }
+    promise<std::vector<reply>> p(client_.options().on_error);
+    future<std::vector<reply>> out = p.get_future();
+    if (queued_ == 0) {
+        p.set_value(std::vector<reply>{});
+        return out;
+    }
+    // the shared connection may lack a script: each is loaded in the same write, ahead
+    auto r = std::make_shared<mux_request>();
+    for (const auto& [sha, source] : scripts_) {
+        argv load;
+        load.push_all("SCRIPT", "LOAD", source);
+        append_resp(r->wire, load);
+    }
+    const std::size_t preloads = scripts_.size();
+    r->wire.append(prefix);
+    r->wire += buffer_;
+    r->wire.append(suffix);
+    const std::size_t replies = preloads + queued_ + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
+    r->leading = static_cast<unsigned>(replies - 1);
+    r->keep_leading = true;
+    r->leading_replies.reserve(replies);
+    r->command = atomic_ ? "EXEC" : first_command_;
+    std::string first = std::move(first_command_);
+    // the batch is empty from here, as after exec()
+    buffer_.clear();
+    scripts_.clear();
+    preload_buffer_.clear();
+    preload_.clear();
+    first_command_.clear();
+    unshareable_.clear();
+    queued_ = 0;
+    std::unique_ptr<mux_completion> c =
+        std::make_unique<batch_completion>(std::move(p), preloads, atomic_, std::move(first));
+    multiplexer& m = client_.shared_->get(*client_.pool_);
+    m.submit(r);
+    if (!m.attach(r, c)) c->complete(std::move(r));  // refused (a full queue): finished already
+    return out;
+}
+
+REDKIT_DECL std::vector<reply> exec_results(std::vector<reply> all) {
     reply& exec_reply = all.back();
     if (exec_reply.is_error()) {
         std::string why = exec_reply.text();
@@ -335,6 +414,15 @@ REDKIT_DECL std::vector<reply> transaction::exec() {
     }
     if (exec_reply.is_nil()) throw error(errc::invalid_state, "redkit: EXEC: transaction aborted");
     return exec_reply.elements();
+}
+
+}  // namespace detail
+
+REDKIT_DECL std::vector<reply> transaction::exec() {
+    const std::size_t n = batch_.size();
+    std::vector<reply> all = batch_.run(detail::multi_wire, detail::exec_wire);
+    if (n == 0 && all.empty()) return {};
+    return detail::exec_results(std::move(all));
 }
 
 }  // namespace v0

@@ -175,7 +175,7 @@ REDKIT_DECL std::string rate_limiter::key(std::string_view identifier) const {
     return k;
 }
 
-REDKIT_DECL rate_limit_result rate_limiter::run(std::string_view identifier, long long cost, bool peek_only) const {
+REDKIT_DECL void rate_limiter::check_cost(long long cost) const {
     if (cost < 0) {
         throw std::invalid_argument("redkit: rate_limiter " + name_ + ": cost must not be negative, got " +
                                     std::to_string(cost));
@@ -186,6 +186,22 @@ REDKIT_DECL rate_limit_result rate_limiter::run(std::string_view identifier, lon
         throw std::invalid_argument("redkit: rate_limiter " + name_ + ": cost " + std::to_string(cost) +
                                     " exceeds the " + f + " " + std::to_string(limit_) + "; it could never be allowed");
     }
+}
+
+namespace detail {
+inline rate_limit_result to_result(const rate_limit_reply& r) {
+    rate_limit_result out;
+    out.allowed = r.values[0] != 0;
+    out.limit = r.values[1];
+    out.remaining = r.values[2];
+    out.reset_after = std::chrono::milliseconds(r.values[3]);
+    out.retry_after = std::chrono::milliseconds(r.values[4]);
+    return out;
+}
+}  // namespace detail
+
+REDKIT_DECL rate_limit_result rate_limiter::run(std::string_view identifier, long long cost, bool peek_only) const {
+    check_cost(cost);
     const std::string k = key(identifier);
     char cost_text[24];
     const auto end = std::to_chars(cost_text, cost_text + sizeof cost_text, cost).ptr;
@@ -199,13 +215,29 @@ REDKIT_DECL rate_limit_result rate_limiter::run(std::string_view identifier, lon
         if (options_.on_failure == rate_limit_failure_policy::raise) throw;
         return fall_back(e);
     }
-    rate_limit_result out;
-    out.allowed = r.values[0] != 0;
-    out.limit = r.values[1];
-    out.remaining = r.values[2];
-    out.reset_after = std::chrono::milliseconds(r.values[3]);
-    out.retry_after = std::chrono::milliseconds(r.values[4]);
-    return out;
+    return detail::to_result(r);
+}
+
+REDKIT_DECL future<rate_limit_result> rate_limiter::async_hit(std::string_view identifier, long long cost) const {
+    check_cost(cost);
+    const std::string k = key(identifier);
+    char cost_text[24];
+    const auto end = std::to_chars(cost_text, cost_text + sizeof cost_text, cost).ptr;
+    const std::string_view cost_arg(cost_text, static_cast<std::size_t>(end - cost_text));
+    const std::string_view mode = cost == 0 ? "1" : "0";
+    future<detail::rate_limit_reply> sent = detail::client_access::submit_lasting_eval<detail::rate_limit_reply>(
+        client_, detail::rate_limit_script(kind_), {std::string_view(k)}, limit_arg_, param_arg_, cost_arg, mode);
+    return detail::chain<rate_limit_result>(
+        std::move(sent),
+        [self = *this](future<detail::rate_limit_reply> f) {
+            try {
+                return detail::to_result(f.get());
+            } catch (const error& e) {
+                if (self.options_.on_failure == rate_limit_failure_policy::raise) throw;
+                return self.fall_back(e);
+            }
+        },
+        client_.options().on_error);
 }
 
 REDKIT_DECL rate_limit_result rate_limiter::fall_back(const error& e) const {

@@ -7,6 +7,7 @@
 #include <redkit/client.hpp>
 #include <redkit/codec.hpp>
 #include <redkit/config.hpp>
+#include <redkit/future.hpp>
 #include <redkit/key.hpp>
 #include <redkit/queue/detail/model.hpp>
 #include <redkit/queue/detail/record.hpp>
@@ -49,6 +50,9 @@ REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const s
 /// queue::add once the options are checked and the data encoded.
 REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
                                 const job_options& options);
+/// queue::async_add once the options are checked and the data encoded.
+REDKIT_DECL future<added_job> queue_async_add(const queue_core& core, std::string_view name, std::string data,
+                                              const job_options& options);
 REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& root);
 REDKIT_DECL std::optional<job_record> queue_get_job(const queue_core& core, std::string_view id);
 REDKIT_DECL job_counts queue_counts(const queue_core& core);
@@ -127,6 +131,16 @@ public:
     added_job add(std::string_view name, const T& data, const job_options& options = {}) {
         detail::validate_job_options(options);
         return detail::queue_add(*core_, name, redkit::encode(data), options);
+    }
+
+    /// add() without waiting: the redkit::future holds the added_job (get(), then(), co_await;
+    /// redkit::async_get for Asio). The same one script, sent as client::submit() sends a command
+    /// (the shared connection, never retried). Throws std::invalid_argument at once, sending
+    /// nothing, where add() would, and when the queue waits for replicas (queue_options::replicas:
+    /// WAIT would hold up the shared connection; use add()).
+    future<added_job> async_add(std::string_view name, const T& data, const job_options& options = {}) {
+        detail::validate_job_options(options);
+        return detail::queue_async_add(*core_, name, redkit::encode(data), options);
     }
 
     /// Adds many jobs: one script per 1000 jobs (each call atomic), results in input order, each

@@ -93,6 +93,9 @@ struct mux_request {
     std::atomic<int> completion_state{0};
     std::atomic<bool> withdrawn{false};  // cancelled: fails unsent if still queued (take_batch)
     unsigned leading = 0;                // replies before the command's own, dropped (ASKING's)
+    bool keep_leading = false;           // ... or kept, in `leading_replies` (a pipeline's, submitted whole)
+    std::vector<reply_ptr> leading_replies;
+    std::shared_ptr<void> made;  // a promise's value: the future's get() returns it (no reply then)
     // a cluster command's current hop (the request a node's multiplexer sends for this one,
     // which stays out of every queue): set before the request is shared, read by withdraw
     std::weak_ptr<mux_request> hop;
@@ -283,6 +286,9 @@ inline bool multiplexer::admit(std::size_t bytes) {
                queued_bytes_.load(std::memory_order_relaxed) + bytes <= max_queued_bytes;
     };
     if (roomy()) return true;
+    // a completion callback runs on the thread that reads replies: waiting there for room would
+    // only wait out pool_wait_timeout, since the room comes from that very thread
+    if (completing_here() > 0) return false;
     std::unique_lock<std::mutex> lock(space_mutex_);
     ++space_waiters_;
     const bool ok = space_cv_.wait_for(lock, options_->pool_wait_timeout, roomy);
@@ -613,10 +619,11 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
         detail::io_status st;
-        // replies that come before the command's own (ASKING's), read and dropped
+        // replies that come before the command's own (ASKING's, read and dropped; a pipeline's, kept)
         for (unsigned k = 0; k < batch[i]->leading && st.ok(); ++k) {
-            detail::reply_ptr dropped;
-            st = wire.read(dropped);
+            detail::reply_ptr earlier;
+            st = wire.read(earlier);
+            if (st.ok() && batch[i]->keep_leading) batch[i]->leading_replies.push_back(std::move(earlier));
         }
         if (st.ok()) st = wire.read(batch[i]->reply);
         if (!st.ok()) {

@@ -61,6 +61,17 @@ REDKIT_DECL std::shared_ptr<queue_core> make_queue_core(client c, std::string na
     return core;
 }
 
+// The add script's reply: (id, outcome) per job.
+inline std::vector<added_job> added_jobs(const std::vector<reply>& r) {
+    std::vector<added_job> out;
+    out.reserve(r.size() / 2);
+    for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
+        const add_outcome o = add_outcome_of(r[i + 1].integer());
+        out.push_back({unescape_key_part(r[i].text()), o == add_outcome::created, o});
+    }
+    return out;
+}
+
 REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const std::vector<std::string>& args) {
     std::vector<reply> r;
     if (core.replicas == 0) {
@@ -80,23 +91,37 @@ REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const s
                                            " ms; the job is on the primary but may be lost on a failover");
         }
     }
-    std::vector<added_job> out;
-    out.reserve(r.size() / 2);
-    for (std::size_t i = 0; i + 1 < r.size(); i += 2) {
-        const add_outcome o = add_outcome_of(r[i + 1].integer());
-        out.push_back({unescape_key_part(r[i].text()), o == add_outcome::created, o});
-    }
-    return out;
+    return added_jobs(r);
 }
 
-REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
-                                const job_options& options) {
+// The ARGV of the add script for one job.
+inline std::vector<std::string> add_args(const queue_core& core, std::string_view name, std::string data,
+                                         const job_options& options) {
     std::vector<std::string> args{core.job_prefix, "1"};
     args.reserve(2 + add_script_fields);
     push_add_fields(args, name, std::move(data), options);
     push_add_only_fields(args, options);
-    auto r = queue_run_add(core, args);
+    return args;
+}
+
+REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
+                                const job_options& options) {
+    auto r = queue_run_add(core, add_args(core, name, std::move(data), options));
     return std::move(r.front());
+}
+
+REDKIT_DECL future<added_job> queue_async_add(const queue_core& core, std::string_view name, std::string data,
+                                              const job_options& options) {
+    if (core.replicas > 0) {
+        throw std::invalid_argument(core.what() +
+                                    "async_add: the queue waits for replicas (WAIT), which would hold up the "
+                                    "shared connection; use add()");
+    }
+    future<std::vector<reply>> sent = client_access::submit_lasting_eval<std::vector<reply>>(
+        core.redis, extras_script<queue_lua::add>(), core.keys, add_args(core, name, std::move(data), options));
+    return chain<added_job>(
+        std::move(sent), [](future<std::vector<reply>> f) { return std::move(added_jobs(f.get()).front()); },
+        core.redis.options().on_error);
 }
 
 REDKIT_DECL added_flow queue_add_flow(const queue_core& core, const flow_job& root) {
