@@ -62,6 +62,29 @@ fire_and_forget place_order(const redkit::client& redis, const redkit::rate_limi
 }
 //! [whole]
 
+//! [cache]
+// An awaitable loader: the database's callback completes the promise; no thread waits meanwhile.
+redkit::future<std::string> load_title(std::string id) {
+    redkit::promise<std::string> p;
+    redkit::future<std::string> title = p.get_future();
+    std::thread([p = std::move(p), id]() mutable { p.set_value("Desk lamp #" + id); }).detach();  // the database
+    return title;
+}
+
+fire_and_forget show_product(redkit::cache& products, std::string id) {
+    try {
+        auto loader = [id] { return load_title(id); };  // named: see "Compiler notes"
+        const std::string title =
+            co_await products.async_get_or_set("product:" + id, std::move(loader), std::chrono::minutes(10));
+        std::cout << "cache: " << title << '\n';
+        ++succeeded;
+    } catch (const std::exception& e) {  // the loader's exception, or Redis's with throw_error
+        std::cout << "cache: " << e.what() << '\n';
+    }
+    ++finished;
+}
+//! [cache]
+
 int main() try {
     const char* env = std::getenv("REDIS_URL");
     redkit::client redis(env ? env : "redis://127.0.0.1:6379");
@@ -84,12 +107,15 @@ int main() try {
     const auto limiter = redkit::rate_limiter::fixed_window(redis, "orders", 10, std::chrono::minutes(1));
     (void)limiter.reset("user-42");
     place_order(redis, limiter, "user-42");
+    redkit::cache products(redis);
+    (void)products.invalidate("product:7");
+    show_product(products, "7");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (finished.load() < 3 && std::chrono::steady_clock::now() < deadline) {
+    while (finished.load() < 4 && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    std::cout << "all done: " << (succeeded.load() == 3) << '\n';
-    return succeeded.load() == 3 ? 0 : 1;
+    std::cout << "all done: " << (succeeded.load() == 4) << '\n';
+    return succeeded.load() == 4 ? 0 : 1;
 } catch (const std::exception& e) {
     std::cerr << "async snippets failed: " << e.what() << '\n';
     return 1;

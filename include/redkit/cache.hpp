@@ -53,6 +53,7 @@
 #include <redkit/codec.hpp>
 #include <redkit/config.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/key.hpp>
 
 #include <algorithm>
@@ -76,6 +77,11 @@ inline namespace v0 {
 /// The type get_or_set<T> returns: T, or what the loader returns when T is not given.
 template <class T, class Loader>
 using cache_result_t = typename detail::cache_value<T, Loader>::type;
+
+/// The value type async_get_or_set<T> gives: T, or what the loader gives (U for a loader
+/// returning redkit::future<U>) when T is not given.
+template <class T, class Loader>
+using cache_async_result_t = typename detail::cache_async_value<T, Loader>::type;
 
 /// Cache-aside over a redkit::client. Cheap to copy (copies share state); thread-safe.
 ///
@@ -122,6 +128,31 @@ public:
     template <class T = void, class Loader>
     cache_result_t<T, Loader> get_or_set(std::string_view key, Loader&& loader) {
         return get_or_set<T>(key, std::forward<Loader>(loader), state_->options.default_ttl);
+    }
+
+    /// get_or_set() without waiting: the redkit::future holds the value (get(), then(), co_await;
+    /// redkit::async_get for Asio). The loader may be awaitable: one returning redkit::future<U>
+    /// (made with redkit::promise<U>, or a command's) is waited for without a thread; one
+    /// returning a value runs on the thread that read the miss (redkit's I/O thread: keep it
+    /// short). It is moved into the call and runs later: capture by value what it needs.
+    ///
+    /// Single flight as get_or_set(): concurrent misses on one key in this process, from
+    /// coroutines, callbacks and blocking callers alike, run one loader; the others get its
+    /// value or its exception. A hit is one GET; a miss is the GET, the loader and a SET PX, after
+    /// whose reply the value is served (so a caller that reads next finds it). The near cache's
+    /// values are served; a value read here is not added to it. Failures and counters as for
+    /// get_or_set(). Two things need a thread to wait and are the blocking call's only: the
+    /// cross-process lock (options().lock: this call recomputes on a miss as if it were off) and
+    /// XFetch's early refresh (a value it would refresh early is served as fresh). Throws
+    /// std::invalid_argument at once for an empty key or ttl <= 0.
+    template <class T = void, class Loader>
+    future<cache_async_result_t<T, Loader>> async_get_or_set(std::string_view key, Loader&& loader,
+                                                             std::chrono::milliseconds ttl);
+
+    /// async_get_or_set with options().default_ttl.
+    template <class T = void, class Loader>
+    future<cache_async_result_t<T, Loader>> async_get_or_set(std::string_view key, Loader&& loader) {
+        return async_get_or_set<T>(key, std::forward<Loader>(loader), state_->options.default_ttl);
     }
 
     /// The cached value, if a fresh one is stored: one GET. std::nullopt on a miss, an expired
@@ -203,6 +234,9 @@ private:
                                      std::chrono::milliseconds ttl, bool redis_ok, bool early);
     template <class V, class Loader>
     std::optional<V> join(detail::cache_flight& f, std::string_view full, Loader& loader);
+    /// One async_get_or_set, from its GET to its promise (internal).
+    template <class V, class Loader>
+    struct async_call;
 
     std::shared_ptr<detail::cache_state> state_;
 };
@@ -317,6 +351,276 @@ cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loade
             return loader();
         }
     }
+}
+
+// ---- async_get_or_set: get_or_set's steps, each run when the reply or value before it is in ----
+
+template <class V, class Loader>
+struct cache::async_call : std::enable_shared_from_this<async_call<V, Loader>> {
+    using loaded_t = detail::cache_loaded<std::decay_t<std::invoke_result_t<Loader&>>>;
+    using kind = detail::cache_read_kind;
+
+    async_call(cache c, std::string f, Loader l, std::chrono::milliseconds t, promise<V> p)
+        : self(std::move(c)), full(std::move(f)), loader(std::move(l)), ttl(t), out(std::move(p)) {}
+
+    cache self;  // shares the state (the flights, the counters) with every copy
+    std::string full;
+    Loader loader;
+    std::chrono::milliseconds ttl;
+    promise<V> out;
+    std::uint64_t seen = 0;  // the key's generation before our GET
+    bool reread = false;
+    int foreign_joins = 0;  // flights joined whose value did not decode as V
+
+    detail::cache_state& state() const noexcept { return *self.state_; }
+
+    void finish(V v) noexcept {
+        try {
+            out.set_value(std::move(v));
+        } catch (...) {
+            fail(std::current_exception());
+        }
+    }
+    void fail(std::exception_ptr e) noexcept {
+        try {
+            out.set_exception(std::move(e));
+        } catch (...) {
+            // set already: nothing is owed
+        }
+    }
+
+    void read() noexcept {
+        try {
+            seen = state().generation(full).load(std::memory_order_acquire);
+            if (state().bypassing()) {
+                detail::cache_read r;
+                r.kind = kind::unavailable;
+                return on_read(std::move(r));
+            }
+            state()
+                .redis.template submit<std::optional<std::string>>("GET", full)
+                .then([me = this->shared_from_this()](future<std::optional<std::string>> f) { me->got(std::move(f)); });
+        } catch (...) {
+            fail(std::current_exception());
+        }
+    }
+
+    void got(future<std::optional<std::string>> f) noexcept {
+        detail::cache_state& s = state();
+        detail::cache_read r;
+        try {
+            try {
+                std::optional<std::string> v = f.get();
+                s.recovered();
+                s.classify(r, std::move(v), false);
+            } catch (const server_error& e) {
+                if (e.prefix() == "WRONGTYPE") {  // another type at the key: overwritten by the store
+                    s.report_undecodable(full, e);
+                    r.kind = kind::unreadable;
+                } else if (s.absorb_failure(e, "GET", full)) {
+                    r.kind = kind::unavailable;
+                } else {
+                    throw;
+                }
+            } catch (const error& e) {
+                if (!s.absorb_failure(e, "GET", full)) throw;
+                r.kind = kind::unavailable;
+            }
+        } catch (...) {
+            return fail(std::current_exception());
+        }
+        on_read(std::move(r));
+    }
+
+    void on_read(detail::cache_read r) noexcept {
+        detail::cache_state& s = state();
+        try {
+            if (r.kind == kind::fresh || r.kind == kind::early) {  // no early refresh here: served as fresh
+                if (auto v = self.try_decode<V>(r.value(), full)) {
+                    s.hits.fetch_add(1, std::memory_order_relaxed);
+                    return finish(std::move(*v));
+                }
+                r.kind = kind::unreadable;
+            } else if (r.kind == kind::absent) {
+                if constexpr (detail::cache_optional<V>::value) {
+                    s.hits.fetch_add(1, std::memory_order_relaxed);
+                    return finish(V{});
+                }
+                r.kind = kind::missing;  // cached absence read as a non-optional type: recompute
+            }
+            bool leader = false;
+            const std::shared_ptr<detail::cache_flight> f =
+                s.join_or_lead(full, true, reread || r.kind == kind::unavailable, seen, leader);
+            if (!f) {  // a recompute stored this key (or a neighbour) since our GET: read once more
+                reread = true;
+                return read();
+            }
+            if (leader) return lead(f, r.kind != kind::unavailable);
+            s.misses.fetch_add(1, std::memory_order_relaxed);
+            f->on_done([me = this->shared_from_this(), f] { me->joined(*f); });
+        } catch (...) {
+            fail(std::current_exception());
+        }
+    }
+
+    // Runs the loader; `then(value)` once it gave one, or fails the call with its exception.
+    template <class Then>
+    void load(Then then) {
+        if constexpr (loaded_t::deferred) {
+            loader().then([then](auto g) mutable {
+                std::optional<V> v;
+                try {
+                    v.emplace(g.get());
+                } catch (...) {
+                    return then(std::current_exception(), std::nullopt);
+                }
+                then(nullptr, std::move(v));
+            });
+        } else {
+            std::optional<V> v;
+            try {
+                v.emplace(loader());
+            } catch (...) {
+                return then(std::current_exception(), std::nullopt);
+            }
+            then(nullptr, std::move(v));
+        }
+    }
+
+    void lead(std::shared_ptr<detail::cache_flight> f, bool redis_ok) {
+        detail::cache_state& s = state();
+        s.misses.fetch_add(1, std::memory_order_relaxed);
+        s.loader_calls.fetch_add(1, std::memory_order_relaxed);
+        const auto started = std::chrono::steady_clock::now();
+        const auto failed = [this, f](std::exception_ptr e) {
+            state().end_flight(full, f, false);
+            f->fail(e);
+            fail(e);
+        };
+        try {
+            load([me = this->shared_from_this(), f, started, redis_ok, failed](std::exception_ptr e,
+                                                                               std::optional<V> v) {
+                if (e) return failed(e);
+                try {
+                    me->store(f, std::move(*v), started, redis_ok);
+                } catch (...) {
+                    failed(std::current_exception());  // an unencodable value: nothing was published
+                }
+            });
+        } catch (...) {
+            failed(std::current_exception());
+        }
+    }
+
+    // The loader's value: stored (SET PX), then published to the flight's waiters and served.
+    // Throws only before the flight ends (an unencodable value).
+    void store(std::shared_ptr<detail::cache_flight> f, V v, std::chrono::steady_clock::time_point started,
+               bool redis_ok) {
+        detail::cache_state& s = state();
+        const long long delta_us =
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+        auto o = std::make_shared<detail::cache_outcome<V>>(detail::cache_outcome<V>{std::move(v), {}, false, false});
+        encode_value(o->value, o->bytes, o->absent);
+        if (!redis_ok || f->invalidated.load() || (o->absent && s.options.negative_ttl.count() == 0) || s.bypassing()) {
+            return serve(f, o);
+        }
+        try {
+            std::string bytes = o->bytes;
+            const auto form = s.prepare(bytes, o->absent, o->absent ? s.options.negative_ttl : ttl, delta_us);
+            s.redis.template submit<void>("SET", full, form.value, "PX", form.px)
+                .then([me = this->shared_from_this(), f, o](future<void> g) {
+                    try {
+                        g.get();
+                    } catch (const error& e) {
+                        me->state().report_write_failure(e, "SET", me->full);
+                    } catch (...) {
+                    }
+                    me->state().drop_near(me->full);
+                    me->serve(f, o);
+                });
+        } catch (...) {
+            serve(f, o);  // the SET could not even be queued: the value is still served
+        }
+    }
+
+    void serve(const std::shared_ptr<detail::cache_flight>& f,
+               const std::shared_ptr<detail::cache_outcome<V>>& o) noexcept {
+        try {
+            // removed first, so nobody joins after the count is read: with no waiter, no copy
+            if (state().end_flight(full, f, true) > 0) publish(*f, *o);
+        } catch (...) {
+            f->fail(std::current_exception());
+        }
+        finish(std::move(o->value));
+    }
+
+    // A flight this call joined has ended (as cache::join, without a thread waiting).
+    void joined(const detail::cache_flight& f) noexcept {
+        detail::cache_state& s = state();
+        try {
+            if (f.failure) return fail(f.failure);
+            if (f.type && *f.type == typeid(V)) {
+                if (f.stale) s.stale_serves.fetch_add(1, std::memory_order_relaxed);
+                return finish(*static_cast<const V*>(f.value.get()));
+            }
+            if (f.absent) {
+                if constexpr (detail::cache_optional<V>::value) {
+                    return finish(V(std::in_place));
+                } else {  // the leader's type was optional and found nothing; this caller's cannot say so
+                    s.loader_calls.fetch_add(1, std::memory_order_relaxed);
+                    return load_only();
+                }
+            }
+            if (std::optional<V> v = self.try_decode<V>(f.bytes, full)) {
+                if (f.stale) s.stale_serves.fetch_add(1, std::memory_order_relaxed);
+                return finish(std::move(*v));
+            }
+            // computed for a caller of another type, and it does not decode as V: a miss, as for
+            // a sequential caller; should callers of two types keep overtaking, load without storing
+            s.misses.fetch_sub(1, std::memory_order_relaxed);
+            if (++foreign_joins > 2) {
+                s.misses.fetch_add(1, std::memory_order_relaxed);
+                s.loader_calls.fetch_add(1, std::memory_order_relaxed);
+                return load_only();
+            }
+            reread = true;
+            read();
+        } catch (...) {
+            fail(std::current_exception());
+        }
+    }
+
+    void load_only() {
+        load([me = this->shared_from_this()](std::exception_ptr e, std::optional<V> v) {
+            if (e) return me->fail(e);
+            me->finish(std::move(*v));
+        });
+    }
+};
+
+template <class T, class Loader>
+future<cache_async_result_t<T, Loader>> cache::async_get_or_set(std::string_view key, Loader&& loader,
+                                                                std::chrono::milliseconds ttl) {
+    using V = cache_async_result_t<T, Loader>;
+    using loaded = detail::cache_loaded<std::decay_t<std::invoke_result_t<Loader&>>>;
+    static_assert(!std::is_void_v<V> && !std::is_reference_v<V>, "redkit: cache: the cached type must be a value type");
+    static_assert(std::is_copy_constructible_v<V>,
+                  "redkit: cache: the cached type must be copyable (waiters get copies)");
+    static_assert(std::is_convertible_v<typename loaded::type, V>,
+                  "redkit: cache: the loader's result (or its future's) must convert to the cached type");
+    detail::cache_check_ttl(ttl);
+    detail::cache_state& s = *state_;
+    std::string full = s.full_key(key);
+    promise<V> p(s.redis.options().on_error);
+    future<V> out = p.get_future();
+    if (auto v = s.near_hit<V>(full)) {
+        p.set_value(std::move(*v));
+        return out;
+    }
+    const auto call = std::make_shared<async_call<V, std::decay_t<Loader>>>(
+        *this, std::move(full), std::forward<Loader>(loader), ttl, std::move(p));
+    call->read();
+    return out;
 }
 
 template <class V, class Loader>

@@ -52,6 +52,27 @@ struct cache_value<void, Loader> {
     using type = std::decay_t<std::invoke_result_t<Loader&>>;
 };
 
+/// What a loader of cache::async_get_or_set gives: U for one returning redkit::future<U> (an
+/// awaitable loader), else its result.
+template <class R>
+struct cache_loaded {
+    using type = R;
+    static constexpr bool deferred = false;
+};
+template <class U>
+struct cache_loaded<future<U>> {
+    using type = U;
+    static constexpr bool deferred = true;
+};
+template <class T, class Loader>
+struct cache_async_value {
+    using type = T;
+};
+template <class Loader>
+struct cache_async_value<void, Loader> {
+    using type = typename cache_loaded<std::decay_t<std::invoke_result_t<Loader&>>>::type;
+};
+
 enum class cache_read_kind { missing, fresh, early, stale, absent, unreadable, unavailable };
 
 /// What one GET found.
@@ -85,10 +106,14 @@ struct cache_flight {
     std::string bytes;  // its encoding, for waiters asking another type
     bool absent = false;
     bool stale = false;
-    std::atomic<bool> invalidated{false};  // invalidate()/set() ran meanwhile: do not store
+    std::atomic<bool> invalidated{false};     // invalidate()/set() ran meanwhile: do not store
+    std::vector<std::function<void()>> then;  // async waiters (cache::async_get_or_set); guarded by mutex
 
     /// Blocks until the recompute succeeded or failed.
     REDKIT_DECL void wait();
+    /// Runs `k` once the recompute succeeded or failed: at once, here, when it has; else on the
+    /// thread that finishes it, after the blocking waiters were woken. `k` must not throw.
+    REDKIT_DECL void on_done(std::function<void()> k);
     /// The recompute succeeded: publishes its value (`v` of type `t`, encoded as `encoded`) to
     /// the waiters.
     REDKIT_DECL void succeed(std::shared_ptr<const void> v, const std::type_info& t, const std::string& encoded,

@@ -40,8 +40,20 @@ REDKIT_DECL void cache_flight::wait() {
     finished.wait(lock, [this] { return done; });
 }
 
+REDKIT_DECL void cache_flight::on_done(std::function<void()> k) {
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!done) {
+            then.push_back(std::move(k));
+            return;
+        }
+    }
+    k();
+}
+
 REDKIT_DECL void cache_flight::succeed(std::shared_ptr<const void> v, const std::type_info& t,
                                        const std::string& encoded, bool was_absent, bool was_stale) {
+    std::vector<std::function<void()>> waiting;
     {
         std::lock_guard<std::mutex> lock(mutex);
         value = std::move(v);
@@ -50,17 +62,22 @@ REDKIT_DECL void cache_flight::succeed(std::shared_ptr<const void> v, const std:
         absent = was_absent;
         stale = was_stale;
         done = true;
+        waiting.swap(then);
     }
     finished.notify_all();
+    for (auto& k : waiting) k();
 }
 
 REDKIT_DECL void cache_flight::fail(std::exception_ptr e) {
+    std::vector<std::function<void()>> waiting;
     {
         std::lock_guard<std::mutex> lock(mutex);
         failure = std::move(e);
         done = true;
+        waiting.swap(then);
     }
     finished.notify_all();
+    for (auto& k : waiting) k();
 }
 
 REDKIT_DECL void cache_check_ttl(std::chrono::milliseconds ttl) {
