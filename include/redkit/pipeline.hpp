@@ -75,9 +75,10 @@ public:
     REDKIT_DECL std::vector<reply> run(std::string_view prefix, std::string_view suffix);
 
     /// Sends the script loads, prefix, the queued commands and suffix as one request on the
-    /// client's shared connection; the future holds the replies from prefix to suffix (for a
-    /// transaction, EXEC's results). Throws std::invalid_argument on a cluster, or when a queued
-    /// command may not share a connection.
+    /// client's shared connection (on a cluster: a transaction to its slot's node, a pipeline's
+    /// commands each to its own); the future holds the replies from prefix to suffix (for a
+    /// transaction, EXEC's results). Throws std::invalid_argument when a queued command may not
+    /// share a connection.
     REDKIT_DECL future<std::vector<reply>> submit(std::string_view prefix, std::string_view suffix);
 
 private:
@@ -98,6 +99,10 @@ private:
     // On a cluster: the connection to the owner of the batch's slot (kept while it stays the owner,
     // so a reused pipeline stays on one connection), and the SCRIPT LOADs it still needs.
     REDKIT_DECL void cluster_lease();
+    REDKIT_DECL void submit_split(promise<std::vector<reply>> p, const std::string& bytes,
+                                  const std::vector<std::pair<std::string, std::string>>& scripts,
+                                  const std::vector<routed>& sent,
+                                  const std::vector<std::pair<std::size_t, std::size_t>>& spans);
     REDKIT_DECL void queue_preloads(connection& c, std::string& buffer, std::vector<std::string>& shas);
     REDKIT_DECL std::vector<reply> run_split(std::vector<routed> sent,
                                              std::vector<std::pair<std::size_t, std::size_t>> spans);
@@ -166,8 +171,10 @@ public:
     /// holds the replies (get(), then(), co_await). The commands go out together, in order, with
     /// no other caller's between them. A script is loaded (SCRIPT LOAD) ahead of them in the same
     /// write. Never retried: a transport failure fails the future. The pipeline is empty afterwards.
-    /// Throws std::invalid_argument, sending nothing, when a queued command blocks or holds
-    /// connection state (BLPOP, SUBSCRIBE, SELECT, WATCH...), and on a cluster (use exec() there).
+    /// On a cluster, each command goes to its own slot's node (following redirections, waiting
+    /// out a failover), and the replies come back in the order queued. Throws
+    /// std::invalid_argument, sending nothing, when a queued command blocks or holds connection
+    /// state (BLPOP, SUBSCRIBE, SELECT, WATCH...).
     future<std::vector<reply>> submit() { return batch_.submit({}, {}); }
 
 private:
@@ -216,9 +223,10 @@ public:
     /// the client's shared connection (the one submit() uses), and the redkit::future holds
     /// EXEC's results, or the error exec() would have thrown. No other caller's command comes
     /// between MULTI and EXEC. WATCH cannot be used this way (it holds connection state): a
-    /// check-and-set transaction needs exec() on its own connection. Never retried. Throws
-    /// std::invalid_argument, sending nothing, when a queued command may not share a connection,
-    /// and on a cluster (use exec() there).
+    /// check-and-set transaction needs exec() on its own connection. Never retried once it may
+    /// have run. On a cluster it goes whole to its slot's node (a redirection aborts it, as for
+    /// exec()). Throws std::invalid_argument, sending nothing, when a queued command may not share
+    /// a connection.
     future<std::vector<reply>> submit() { return batch_.submit(detail::multi_wire, detail::exec_wire); }
 
 private:

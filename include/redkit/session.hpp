@@ -36,6 +36,7 @@
 #include <redkit/detail/hash.hpp>
 #include <redkit/detail/random.hpp>
 #include <redkit/error.hpp>
+#include <redkit/future.hpp>
 #include <redkit/key.hpp>
 
 #include <algorithm>
@@ -125,6 +126,8 @@ public:
     REDKIT_DECL session_engine(client redis, session_options options);
 
     const session_options& options() const noexcept { return options_; }
+    /// The client's error callback (what a callback on an async result throws goes there).
+    const std::function<void(const error&)>& on_error() const noexcept { return redis_.options().on_error; }
 
     /// Throws std::invalid_argument for an empty user id.
     REDKIT_DECL static void require_user(std::string_view user_id, const char* method);
@@ -147,6 +150,14 @@ public:
     REDKIT_DECL void list(std::string_view user_id, const std::function<void(stored_session&)>& each) const;
     REDKIT_DECL std::optional<std::string> rotate(std::string_view token) const;
 
+    // The same scripts without waiting (session_store's async_ members).
+    REDKIT_DECL future<std::string> async_create(std::string_view user_id, const std::string& json) const;
+    REDKIT_DECL future<std::optional<stored_session>> async_read(std::string_view token, const char* mode) const;
+    /// The session as update() gives it, and its `written`.
+    REDKIT_DECL future<std::pair<std::optional<stored_session>, bool>> async_update(
+        std::string_view token, const std::string& json, std::uint64_t expected_version) const;
+    REDKIT_DECL future<bool> async_revoke(std::string_view token) const;
+
 private:
     struct token_ref {
         std::string bucket;  // the token's first two characters (validated alphabet)
@@ -157,6 +168,15 @@ private:
     REDKIT_DECL std::optional<token_ref> parse(std::string_view token) const;
     REDKIT_DECL std::optional<stored_session> check(std::vector<std::string>& r, std::size_t at, long long now,
                                                     const std::string& key, std::string_view bucket) const;
+    // What the read, update and revoke scripts returned, checked (corrupt: reported).
+    REDKIT_DECL std::optional<stored_session> read_reply(std::optional<std::vector<std::string>> r,
+                                                         const token_ref& t) const;
+    REDKIT_DECL std::optional<stored_session> update_reply(std::optional<std::vector<std::string>> r,
+                                                           const token_ref& t, bool& written) const;
+    REDKIT_DECL bool revoke_reply(const std::optional<std::vector<std::string>>& r, const token_ref& t) const;
+    // create's arguments for one fresh token
+    REDKIT_DECL std::string fresh_token(std::string_view user_id, std::string& hash, std::string& id, std::string& key,
+                                        std::string& index) const;
 
     std::string index_key(std::string_view user_id, const std::string& bucket) const {
         return options_.keys.key("user", user_id, hash_tag(bucket), "sessions");
@@ -274,10 +294,64 @@ public:
     /// (ZREM, ZADD, RENAME), atomic, one round trip. Throws redkit::error on transport failure.
     [[nodiscard]] std::optional<std::string> rotate(std::string_view token) const { return core_.rotate(token); }
 
+    /// create(), get(), peek(), touch(), update() and revoke() without waiting: each is the same
+    /// one EVALSHA, sent as client::submit() sends a command (the shared connection, never
+    /// retried), and the redkit::future holds what the blocking call returns, or its error
+    /// (get(), then(), co_await; redkit::async_get for Asio). A malformed token gives a ready
+    /// future (nothing sent). What the blocking call throws before sending (an empty user id, data
+    /// that does not encode), these throw at once. async_create makes one attempt: the blocking
+    /// create() retries a collision of its 252-bit random token (a broken CSPRNG), this fails.
+    future<std::string> async_create(std::string_view user_id, const T& data = T{}) const {
+        detail::session_engine::require_user(user_id, "async_create");
+        return core_.async_create(user_id, encode(data));
+    }
+    /// get() without waiting (see async_create).
+    future<std::optional<session_type>> async_get(std::string_view token) const { return async_read(token, "get"); }
+    /// peek() without waiting (see async_create).
+    future<std::optional<session_type>> async_peek(std::string_view token) const { return async_read(token, "peek"); }
+    /// touch() without waiting (see async_create).
+    future<bool> async_touch(std::string_view token) const {
+        return detail::chain<bool>(
+            core_.async_read(token, "touch"),
+            [](future<std::optional<detail::stored_session>> f) { return f.get().has_value(); }, core_.on_error());
+    }
+    /// update() without waiting (see async_create).
+    future<update_result<T>> async_update(std::string_view token, const T& data, std::uint64_t expected_version) const {
+        return detail::chain<update_result<T>>(
+            core_.async_update(token, encode(data), expected_version),
+            [self = *this, data](future<std::pair<std::optional<detail::stored_session>, bool>> f) {
+                auto [stored, written] = f.get();
+                return self.to_update_result(stored, written, data);
+            },
+            core_.on_error());
+    }
+    /// revoke() without waiting (see async_create).
+    future<bool> async_revoke(std::string_view token) const { return core_.async_revoke(token); }
+
     /// The options this store was made with.
     const session_options& options() const noexcept { return core_.options(); }
 
 private:
+    future<std::optional<session_type>> async_read(std::string_view token, const char* mode) const {
+        return detail::chain<std::optional<session_type>>(
+            core_.async_read(token, mode),
+            [self = *this](future<std::optional<detail::stored_session>> f) -> std::optional<session_type> {
+                std::optional<detail::stored_session> stored = f.get();
+                if (!stored) return std::nullopt;
+                return self.to_session(*stored, nullptr);
+            },
+            core_.on_error());
+    }
+    update_result<T> to_update_result(std::optional<detail::stored_session>& stored, bool written,
+                                      const T& data) const {
+        if (!stored) return {};
+        update_result<T> out;
+        out.current = to_session(*stored, written ? &data : nullptr);
+        if (!out.current) return {};  // reported
+        out.status = written ? update_status::updated : update_status::conflict;
+        return out;
+    }
+
     std::optional<session_type> read(std::string_view token, const char* mode) const;
     // The session of a checked stored one: its data decoded, or `written` (what update just
     // wrote) when given; nullopt (reported) when the data does not decode.
@@ -323,12 +397,7 @@ template <class T>
 update_result<T> session_store<T>::update(std::string_view token, const T& data, std::uint64_t expected_version) const {
     bool written = false;
     std::optional<detail::stored_session> stored = core_.update(token, encode(data), expected_version, written);
-    if (!stored) return {};
-    update_result<T> out;
-    out.current = to_session(*stored, written ? &data : nullptr);
-    if (!out.current) return {};  // reported
-    out.status = written ? update_status::updated : update_status::conflict;
-    return out;
+    return to_update_result(stored, written, data);
 }
 
 template <class T>

@@ -32,7 +32,7 @@ class AsyncBatch : public redkit_test::fresh_database {
 protected:
     void SetUp() override {
         fresh_database::SetUp();
-        if (redis.is_cluster()) GTEST_SKIP() << "submit() of a pipeline is not on a cluster yet";
+        if (redis.is_cluster()) GTEST_SKIP() << "on a cluster: cluster_tests";
     }
 };
 
@@ -281,6 +281,46 @@ TEST_F(AsyncBatch, AsyncAddAddsJobsAsAddDoesWithDeduplication) {
     waits.replicas = 1;
     redkit::queue<nlohmann::json> replicated(c, "batch-replicated", waits);
     EXPECT_THROW((void)replicated.async_add("ship", nlohmann::json{}), std::invalid_argument);
+}
+
+TEST_F(AsyncBatch, SessionsAreCreatedReadUpdatedAndRevokedWithoutWaiting) {
+    redkit::client c(shared_server().options());
+    redkit::session_store<> sessions(c);
+    const std::string token = sessions.async_create("42", {{"device", "Firefox"}}).get();
+    ASSERT_FALSE(token.empty());
+    const auto s = sessions.async_get(token).get();
+    ASSERT_TRUE(s.has_value());
+    EXPECT_EQ(s->user_id, "42");
+    EXPECT_EQ(s->data.at("device"), "Firefox");
+    EXPECT_EQ(sessions.get(token)->id, s->id);  // the blocking call sees the same session
+    EXPECT_TRUE(sessions.async_touch(token).get());
+    EXPECT_TRUE(sessions.async_peek(token).get().has_value());
+
+    const auto updated = sessions.async_update(token, {{"device", "Safari"}}, s->version).get();
+    EXPECT_EQ(updated.status, redkit::update_status::updated);
+    const auto stale = sessions.async_update(token, {{"device", "Lynx"}}, s->version).get();
+    EXPECT_EQ(stale.status, redkit::update_status::conflict);
+    ASSERT_TRUE(stale.current.has_value());
+    EXPECT_EQ(stale.current->data.at("device"), "Safari");  // the newer data, for a retry
+
+    // many at once: each its own session
+    std::vector<redkit::future<std::string>> made;
+    for (int i = 0; i < 100; ++i) made.push_back(sessions.async_create("user-" + std::to_string(i)));
+    std::vector<redkit::future<std::optional<redkit::session_store<>::session_type>>> read;
+    for (auto& f : made) read.push_back(sessions.async_get(f.get()));
+    for (int i = 0; i < 100; ++i) {
+        const auto got = read[static_cast<std::size_t>(i)].get();
+        ASSERT_TRUE(got.has_value());
+        EXPECT_EQ(got->user_id, "user-" + std::to_string(i));
+    }
+
+    EXPECT_TRUE(sessions.async_revoke(token).get());
+    EXPECT_FALSE(sessions.async_get(token).get().has_value());  // revoked: at once
+    EXPECT_FALSE(sessions.async_revoke(token).get());
+    auto malformed = sessions.async_get("not a token");
+    EXPECT_TRUE(malformed.ready());  // nothing sent
+    EXPECT_FALSE(malformed.get().has_value());
+    EXPECT_THROW((void)sessions.async_create(""), std::invalid_argument);
 }
 
 TEST(AsyncBatchFaults, AKilledServerGivesAsyncHitItsFallbackAndFailsAPendingTransaction) {

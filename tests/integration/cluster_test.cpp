@@ -195,6 +195,35 @@ TEST_F(Cluster, SubmitRoutesByTheSlot) {
     EXPECT_THROW((void)redis.submit<long long>("MGET", "a", "b"), std::invalid_argument);
 }
 
+TEST_F(Cluster, SubmittedPipelinesAndTransactionsGoToTheirSlotsNodes) {
+    // a pipeline over many slots: each command to its node, the replies in the order queued, a
+    // script loaded where it runs (after a SCRIPT FLUSH on every node: EVAL after NOSCRIPT)
+    static const redkit::script add("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    redis.command<void>("SCRIPT", "FLUSH");
+    redkit::pipeline p(redis);
+    for (int i = 0; i < 40; ++i) {
+        p.command("SET", "sp:" + std::to_string(i), i);
+        p.eval(add, {"sp:" + std::to_string(i)}, 100);
+    }
+    p.command("INCR", "sp:text").command("LPUSH", "sp:text", "x");  // WRONGTYPE: a value
+    const std::vector<redkit::reply> r = p.submit().get();
+    ASSERT_EQ(r.size(), 82u);
+    for (int i = 0; i < 40; ++i) EXPECT_EQ(r[static_cast<std::size_t>(2 * i + 1)].as<long long>(), i + 100) << i;
+    EXPECT_EQ(r[80].as<long long>(), 1);
+    EXPECT_TRUE(r[81].is_error());
+
+    // a transaction on one slot, atomic on its node
+    redkit::transaction tx(redis);
+    tx.command("SET", "{tx}:a", 1).command("INCR", "{tx}:a").command("GET", "{tx}:a");
+    const std::vector<redkit::reply> t = tx.submit().get();
+    ASSERT_EQ(t.size(), 3u);
+    EXPECT_EQ(t[2].as<std::string>(), "2");
+    redkit::transaction bad(redis);
+    bad.command("SET", "{tx}:never", 1).command("INCRBY", "{tx}:never");  // wrong arity
+    EXPECT_THROW((void)bad.submit().get(), redkit::server_error);
+    EXPECT_EQ(redis.command<long long>("EXISTS", "{tx}:never"), 0);
+}
+
 TEST(ClusterUrl, BadClusterUrlsAndUnreachableSeedsFailClearly) {
     EXPECT_THROW(redkit::client("redis+cluster://127.0.0.1:7000/3"), std::invalid_argument);
     EXPECT_THROW(redkit::client("redis+cluster://"), std::invalid_argument);
@@ -430,6 +459,69 @@ void fill_slot(const redkit::client& redis, const std::string& tag, int keys) {
     p.exec();
 }
 
+// `chains` callback chains, each sending its next command from the callback of the last (no
+// thread waits), until stop(). step(ch, i, done) sends chain ch's i-th command; its callback
+// calls done(ok, why).
+class awaiting_load {
+public:
+    using done_fn = std::function<void(bool, const std::string&)>;
+    using step_fn = std::function<void(int, long long, done_fn)>;
+
+    awaiting_load(int chains, step_fn step)
+        : state_(static_cast<std::size_t>(chains)), live_(chains), step_(std::move(step)) {
+        for (int ch = 0; ch < chains; ++ch) next(ch, 0);
+    }
+
+    /// Ends each chain after its current command; whether all ended within `within`.
+    bool stop(std::chrono::milliseconds within) {
+        stop_ = true;
+        return eventually([&] { return live_.load() == 0; }, within);
+    }
+    int live() const { return live_.load(); }
+    long long ok() const { return sum(&tally::ok); }
+    long long failed() const { return sum(&tally::failed); }
+    long long most_failed_in_a_chain() const {
+        long long n = 0;
+        for (const auto& t : state_) n = std::max(n, t.failed.load());
+        return n;
+    }
+    std::string first_failure() const {
+        for (const auto& t : state_) {
+            if (!t.first_failure.empty()) return t.first_failure;
+        }
+        return {};
+    }
+
+private:
+    struct tally {
+        std::atomic<long long> ok{0}, failed{0};  // (read while the chains run)
+        std::string first_failure;
+    };
+
+    void next(int ch, long long i) {
+        step_(ch, i, [this, ch, i](bool ok, const std::string& why) {
+            tally& t = state_[static_cast<std::size_t>(ch)];
+            (ok ? t.ok : t.failed)++;
+            if (!ok && t.first_failure.empty()) t.first_failure = why;
+            if (stop_.load()) {
+                --live_;
+            } else {
+                next(ch, i + 1);
+            }
+        });
+    }
+    long long sum(std::atomic<long long> tally::*field) const {
+        long long n = 0;
+        for (const auto& t : state_) n += (t.*field).load();
+        return n;
+    }
+
+    std::vector<tally> state_;  // each chain's, written by its callbacks only (one at a time)
+    std::atomic<int> live_;
+    std::atomic<bool> stop_{false};
+    step_fn step_;
+};
+
 TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     redis_cluster& c = shared_cluster();
     redkit::client redis(c.url());
@@ -522,25 +614,8 @@ TEST(ClusterFaults, ASlotMigratedUnderAwaitingLoadIsFollowedThroughAskAndMoved) 
     const long long asking_before = stat_calls(c, move.dst, "asking");
 
     // 64 chains: GET of a key (its value must come back) and INCR of a counter, in turn
-    struct chain_state {
-        long long ok = 0, failed = 0, incremented = 0;
-        std::string first_failure;
-    };
-    constexpr int chains = 64;
-    std::vector<chain_state> state(chains);
-    std::atomic<bool> stop{false};
-    std::atomic<int> live{chains};
-    std::function<void(int, long long)> next = [&](int ch, long long i) {
-        const auto done = [&, ch, i](bool ok, const std::string& why) {
-            chain_state& st = state[static_cast<std::size_t>(ch)];
-            (ok ? st.ok : st.failed)++;
-            if (!ok && st.first_failure.empty()) st.first_failure = why;
-            if (stop.load()) {
-                --live;
-            } else {
-                next(ch, i + 1);
-            }
-        };
+    std::atomic<long long> incremented{0};
+    awaiting_load load(64, [&](int ch, long long i, awaiting_load::done_fn done) {
         if (i % 2 == 0) {
             const long long k = (ch * 7919 + i) % keys;
             redis.submit<long long>("GET", "{warm}:k" + std::to_string(k)).then([done, k](redkit::future<long long> f) {
@@ -551,43 +626,79 @@ TEST(ClusterFaults, ASlotMigratedUnderAwaitingLoadIsFollowedThroughAskAndMoved) 
                 }
             });
         } else {
-            redis.submit<long long>("INCR", "{warm}:n").then([done, &state, ch](redkit::future<long long> f) {
+            redis.submit<long long>("INCR", "{warm}:n").then([done, &incremented](redkit::future<long long> f) {
                 try {
                     (void)f.get();
-                    ++state[static_cast<std::size_t>(ch)].incremented;
+                    ++incremented;
                     done(true, "");
                 } catch (const std::exception& e) {
                     done(false, e.what());
                 }
             });
         }
-    };
-    for (int ch = 0; ch < chains; ++ch) next(ch, 0);
+    });
     std::this_thread::sleep_for(300ms);
     move.begin();
     move.migrate_keys();
     move.finish();
     std::this_thread::sleep_for(500ms);  // MOVED from the old owner from now on
-    stop = true;
-    ASSERT_TRUE(eventually([&] { return live.load() == 0; }, 20s)) << live.load() << " chains still running";
+    ASSERT_TRUE(load.stop(20s)) << load.live() << " chains still running";
 
-    long long ok = 0, failed = 0, incremented = 0;
-    std::string why;
-    for (const auto& st : state) {
-        ok += st.ok;
-        failed += st.failed;
-        incremented += st.incremented;
-        if (why.empty()) why = st.first_failure;
-    }
     const long long asked = stat_calls(c, move.dst, "asking") - asking_before;
-    std::printf("resharding under then(): %lld commands ok, %lld failed, %lld ASKING on the target\n", ok, failed,
-                asked);
-    EXPECT_EQ(failed, 0) << why;
-    EXPECT_GT(ok, 1000);
+    std::printf("resharding under then(): %lld commands ok, %lld failed, %lld ASKING on the target\n", load.ok(),
+                load.failed(), asked);
+    EXPECT_EQ(load.failed(), 0) << load.first_failure();
+    EXPECT_GT(load.ok(), 1000);
     EXPECT_GT(asked, 0) << "no ASK redirection happened";
-    EXPECT_EQ(redis.command<long long>("GET", "{warm}:n"), incremented);  // none lost, none twice
+    EXPECT_EQ(redis.command<long long>("GET", "{warm}:n"), incremented.load());  // none lost, none twice
     EXPECT_EQ(owner_of(c, slot), move.dst);
     c.wait_healthy();
+}
+
+TEST(ClusterFaults, APrimaryKilledUnderAwaitingLoadIsWaitedOut) {
+    redis_cluster c;  // its own: this test kills a node
+    redkit::client_options o = redkit::parse_url(c.url());
+    o.cluster.failover_timeout = 10s;
+    redkit::client redis(o);
+    const int slot = redkit::key_slot("{await}");
+    const int victim = owner_of(c, slot);
+    ASSERT_GE(victim, 0);
+    redis.command<void>("SET", "{await}:n", 0);
+
+    // 64 chains of INCR on the victim's slot, and of GET on the other primaries' keys
+    std::atomic<long long> after_kill{0};
+    std::atomic<bool> killed{false};
+    awaiting_load load(64, [&](int ch, long long i, awaiting_load::done_fn done) {
+        const std::string key = ch % 2 == 0 ? std::string("{await}:n") : "other:" + std::to_string(i % 50);
+        const bool on_slot = ch % 2 == 0;
+        redis.submit<redkit::reply>(on_slot ? "INCR" : "GET", key).then([done, on_slot, &after_kill, &killed](auto f) {
+            try {
+                (void)f.get();
+                if (on_slot && killed.load()) ++after_kill;  // the lost slot served again
+                done(true, "");
+            } catch (const std::exception& e) {
+                done(false, e.what());
+            }
+        });
+    });
+    std::this_thread::sleep_for(300ms);
+    const long long before = load.ok();
+    c.kill(victim);
+    killed = true;
+    // the replica takes over within about a second (node timeout 1 s); meanwhile the commands on
+    // the lost slot wait, and go on once the map names the new primary
+    ASSERT_TRUE(eventually([&] { return after_kill.load() > 2000; }, 20s))
+        << "the lost slot's chains did not go on after the failover: " << after_kill.load() << " INCRs since the kill ("
+        << load.failed() << " failed; first: " << load.first_failure() << ")";
+    ASSERT_TRUE(load.stop(20s)) << load.live() << " chains still running";
+    std::printf(
+        "primary killed under then(): %lld commands ok before the kill, %lld INCRs on its slot after, %lld "
+        "failed (%s)\n",
+        before, after_kill.load(), load.failed(), load.first_failure().c_str());
+    // only a command in flight on the killed node when it died may fail (it may have run): at
+    // most one per chain; every later one waited out the failover
+    EXPECT_LE(load.most_failed_in_a_chain(), 1) << load.first_failure();
+    EXPECT_NE(owner_of(c, slot, (victim + 1) % redis_cluster::size), victim);
 }
 
 TEST(ClusterPubSub, ShardChannelsFollowTheirSlotToItsNewOwner) {

@@ -65,8 +65,8 @@ REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detai
             throw std::invalid_argument("redkit: submit: " + std::string(a.command_name()) +
                                         " runs on every primary of a cluster; send it with command()");
         }
-        const auto node =
-            keys.kind() == detail::route_kind::keyed ? cluster_->owner(keys.single_slot()) : cluster_->any_primary();
+        r->slot = keys.kind() == detail::route_kind::keyed ? keys.single_slot() : -1;
+        const auto node = r->slot >= 0 ? cluster_->owner(r->slot) : cluster_->any_primary();
         // r itself is queued nowhere: its hops go to the nodes, following MOVED and ASK
         detail::cluster_hop::send(cluster_, *node, r, false, 0);
         mux.reset();
@@ -160,6 +160,7 @@ REDKIT_DECL void client::submit_wire(std::string wire, std::string_view command,
         std::make_unique<detail::evalsha_completion>(*this, std::move(caller), nullptr, -1);
     if (cluster_) {
         // r is queued nowhere; its hops follow MOVED and ASK, and finish it
+        r->slot = slot;
         const auto node = slot >= 0 ? cluster_->owner(slot) : cluster_->any_primary();
         (void)detail::attach_detached(r, c);  // r is new: it cannot have finished
         detail::cluster_hop::send(cluster_, *node, r, false, 0);

@@ -7,6 +7,8 @@
 #include <redkit/core/topology/slots.hpp>
 #include <redkit/pipeline.hpp>
 
+#include <atomic>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -351,53 +353,120 @@ private:
 };
 
 REDKIT_DECL future<std::vector<reply>> batch::submit(std::string_view prefix, std::string_view suffix) {
-    const char* what = atomic_ ? "transaction" : "pipeline";
-    if (client_.cluster_) {
-        throw std::invalid_argument(std::string("redkit: ") + what +
-                                    "::submit: not on a cluster yet (its redirections are followed by exec() only)");
-    }
     if (!unshareable_.empty()) {
-        throw std::invalid_argument(std::string("redkit: ") + what + "::submit: " + unshareable_ +
+        throw std::invalid_argument(std::string("redkit: ") + (atomic_ ? "transaction" : "pipeline") +
+                                    "::submit: " + unshareable_ +
                                     " blocks or holds connection state, and submit() sends on the shared "
                                     "connection; use exec()");
     }
     promise<std::vector<reply>> p(client_.options().on_error);
     future<std::vector<reply>> out = p.get_future();
-    if (queued_ == 0) {
+    // the batch is empty from here, as after exec()
+    std::string bytes = std::move(buffer_);
+    buffer_.clear();
+    const std::vector<std::pair<std::string, std::string>> scripts = std::move(scripts_);
+    scripts_.clear();
+    const std::vector<routed> sent = std::move(routed_);
+    routed_.clear();
+    const std::vector<std::pair<std::size_t, std::size_t>> spans = std::move(arg_spans_);
+    arg_spans_.clear();
+    const int slot = slot_;
+    slot_ = -1;
+    multi_slot_ = false;
+    const std::size_t queued = queued_;
+    queued_ = 0;
+    std::string first = std::move(first_command_);
+    first_command_.clear();
+    preload_buffer_.clear();
+    preload_.clear();
+    unshareable_.clear();
+    if (queued == 0) {
         p.set_value(std::vector<reply>{});
+        return out;
+    }
+    if (client_.cluster_ && !atomic_) {
+        submit_split(std::move(p), bytes, scripts, sent, spans);
         return out;
     }
     // the shared connection may lack a script: each is loaded in the same write, ahead
     auto r = std::make_shared<mux_request>();
-    for (const auto& [sha, source] : scripts_) {
+    for (const auto& [sha, source] : scripts) {
         argv load;
         load.push_all("SCRIPT", "LOAD", source);
         append_resp(r->wire, load);
     }
-    const std::size_t preloads = scripts_.size();
+    const std::size_t preloads = scripts.size();
     r->wire.append(prefix);
-    r->wire += buffer_;
+    r->wire += bytes;
     r->wire.append(suffix);
-    const std::size_t replies = preloads + queued_ + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
+    const std::size_t replies = preloads + queued + (prefix.empty() ? 0 : 1) + (suffix.empty() ? 0 : 1);
     r->leading = static_cast<unsigned>(replies - 1);
     r->keep_leading = true;
     r->leading_replies.reserve(replies);
-    r->command = atomic_ ? "EXEC" : first_command_;
-    std::string first = std::move(first_command_);
-    // the batch is empty from here, as after exec()
-    buffer_.clear();
-    scripts_.clear();
-    preload_buffer_.clear();
-    preload_.clear();
-    first_command_.clear();
-    unshareable_.clear();
-    queued_ = 0;
+    r->command = atomic_ ? "EXEC" : first;
     std::unique_ptr<mux_completion> c =
         std::make_unique<batch_completion>(std::move(p), preloads, atomic_, std::move(first));
+    if (client_.cluster_) {
+        // a transaction: one slot (queue() checks), so one request to its owner, waiting out a
+        // failover as a submitted command does; a redirection aborts it (EXECABORT), as exec()
+        r->slot = slot;
+        const auto node = slot >= 0 ? client_.cluster_->owner(slot) : client_.cluster_->home();
+        (void)attach_detached(r, c);  // r is new: it cannot have finished
+        cluster_hop::send(client_.cluster_, *node, r, false, 0);
+        return out;
+    }
     multiplexer& m = client_.shared_->get(*client_.pool_);
     m.submit(r);
     if (!m.attach(r, c)) c->complete(std::move(r));  // refused (a full queue): finished already
     return out;
+}
+
+// A cluster pipeline, submitted: each command on its own, to its slot's node (following
+// redirections, waiting out failovers), its reply put back in its place.
+REDKIT_DECL void batch::submit_split(promise<std::vector<reply>> p, const std::string& bytes,
+                                     const std::vector<std::pair<std::string, std::string>>& scripts,
+                                     const std::vector<routed>& sent,
+                                     const std::vector<std::pair<std::size_t, std::size_t>>& spans) {
+    struct join {
+        join(promise<std::vector<reply>> q, std::size_t n) : done(std::move(q)), out(n), left(n) {}
+        promise<std::vector<reply>> done;
+        std::vector<reply> out;  // each slot written by its command's callback
+        std::atomic<std::size_t> left;
+        std::mutex mutex;
+        std::exception_ptr failed;  // the first transport failure fails the whole pipeline
+    };
+    const auto all = std::make_shared<join>(std::move(p), sent.size());
+    std::vector<std::shared_ptr<const std::string>> sources;
+    for (const auto& [sha, source] : scripts) sources.push_back(std::make_shared<const std::string>(source));
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        argv a;
+        for (std::size_t j = sent[i].first_arg; j < sent[i].first_arg + sent[i].args; ++j) {
+            a.push_view(std::string_view(bytes).substr(spans[j].first, spans[j].second));
+        }
+        std::shared_ptr<const std::string> source;  // an EVALSHA of a queued script: EVAL after NOSCRIPT
+        if (a.size() > 1 && a.command_name() == "EVALSHA") {
+            for (std::size_t k = 0; k < scripts.size(); ++k) {
+                if (scripts[k].first == a.at(1)) source = sources[k];
+            }
+        }
+        std::shared_ptr<multiplexer> mux;
+        future<reply> f =
+            future_access<reply>::detached(source ? client_.submit_evalsha(a, source) : client_.submit_argv(a, mux));
+        f.then([all, i](future<reply> g) {
+            try {
+                all->out[i] = g.get();  // an error reply is a value
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(all->mutex);
+                if (!all->failed) all->failed = std::current_exception();
+            }
+            if (all->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+            if (all->failed) {
+                all->done.set_exception(all->failed);
+            } else {
+                all->done.set_value(std::move(all->out));
+            }
+        });
+    }
 }
 
 REDKIT_DECL std::vector<reply> exec_results(std::vector<reply> all) {

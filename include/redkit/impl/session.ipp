@@ -155,70 +155,177 @@ REDKIT_DECL std::optional<stored_session> session_engine::check(std::vector<std:
     return s;
 }
 
-REDKIT_DECL std::string session_engine::create(std::string_view user_id, const std::string& json) const {
+REDKIT_DECL std::string session_engine::fresh_token(std::string_view user_id, std::string& hash, std::string& id,
+                                                    std::string& key, std::string& index) const {
     const std::string bucket = session_bucket(user_id);
-    const std::string index = index_key(user_id, bucket);
+    index = index_key(user_id, bucket);
     unsigned char id_bytes[16];
     random_bytes(id_bytes, sizeof id_bytes);
-    const std::string id = base64url_encode(id_bytes, sizeof id_bytes);
+    id = base64url_encode(id_bytes, sizeof id_bytes);
+    std::string token = make_session_token(bucket);
+    hash = sha256_hex(token);
+    key = session_key(bucket, hash);
+    return token;
+}
+
+REDKIT_DECL std::string session_engine::create(std::string_view user_id, const std::string& json) const {
     // A collision of 252 random bits does not happen; the loop only guards a broken CSPRNG from
     // silently joining two logins into one session.
     for (int attempt = 0; attempt < 3; ++attempt) {
-        std::string token = make_session_token(bucket);
-        const std::string hash = sha256_hex(token);
-        const auto r = redis_.eval<std::vector<std::string>>(
-            session_script<session_lua::create>(), {session_key(bucket, hash), index}, hash, user_id, id, json,
-            options_.idle_timeout.count(), options_.absolute_timeout.count());
+        std::string hash, id, key, index;
+        std::string token = fresh_token(user_id, hash, id, key, index);
+        const auto r = redis_.eval<std::vector<std::string>>(session_script<session_lua::create>(), {key, index}, hash,
+                                                             user_id, id, json, options_.idle_timeout.count(),
+                                                             options_.absolute_timeout.count());
         if (!r.empty() && r[0] == "ok") return token;
     }
     throw error(errc::invalid_state,
                 "redkit: session_store::create: fresh tokens keep colliding; the OS CSPRNG is broken");
 }
 
+REDKIT_DECL future<std::string> session_engine::async_create(std::string_view user_id, const std::string& json) const {
+    std::string hash, id, key, index;
+    std::string token = fresh_token(user_id, hash, id, key, index);
+    auto sent = client_access::submit_lasting_eval<std::vector<std::string>>(
+        redis_, session_script<session_lua::create>(), {std::string_view(key), std::string_view(index)}, hash, user_id,
+        id, json, options_.idle_timeout.count(), options_.absolute_timeout.count());
+    return chain<std::string>(
+        std::move(sent),
+        [token = std::move(token)](future<std::vector<std::string>> f) {
+            const auto r = f.get();
+            // (one attempt: the blocking create() retries a collision of 252 random bits, which
+            // only a broken CSPRNG makes)
+            if (r.empty() || r[0] != "ok") {
+                throw error(errc::invalid_state,
+                            "redkit: session_store::async_create: a fresh token collided; the OS CSPRNG is broken");
+            }
+            return token;
+        },
+        redis_.options().on_error);
+}
+
+REDKIT_DECL std::optional<stored_session> session_engine::read_reply(std::optional<std::vector<std::string>> r,
+                                                                     const token_ref& t) const {
+    if (!r) return std::nullopt;
+    long long now = 0;
+    if (r->size() < 2 || (*r)[0] != "ok" || !parse_ms((*r)[1], now)) {
+        corrupt(t.key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
+        return std::nullopt;
+    }
+    return check(*r, 2, now, t.key, t.bucket);
+}
+
 REDKIT_DECL std::optional<stored_session> session_engine::read(std::string_view token, const char* mode) const {
     const auto t = parse(token);
     if (!t) return std::nullopt;
     // Reading (and sliding the idle timeout) converges when repeated: safe to retry.
-    auto r =
+    return read_reply(
         redis_.eval<std::optional<std::vector<std::string>>>(idempotent, session_script<session_lua::read>(), {t->key},
-                                                             index_prefix_, index_suffix(t->bucket), t->hash, mode);
+                                                             index_prefix_, index_suffix(t->bucket), t->hash, mode),
+        *t);
+}
+
+REDKIT_DECL future<std::optional<stored_session>> session_engine::async_read(std::string_view token,
+                                                                             const char* mode) const {
+    auto t = parse(token);
+    if (!t) {
+        promise<std::optional<stored_session>> none;
+        auto out = none.get_future();
+        none.set_value(std::nullopt);
+        return out;
+    }
+    auto sent = client_access::submit_lasting_eval<std::optional<std::vector<std::string>>>(
+        redis_, session_script<session_lua::read>(), {std::string_view(t->key)}, index_prefix_, index_suffix(t->bucket),
+        t->hash, mode);
+    return chain<std::optional<stored_session>>(
+        std::move(sent),
+        [self = *this, t = std::move(*t)](future<std::optional<std::vector<std::string>>> f) {
+            return self.read_reply(f.get(), t);
+        },
+        redis_.options().on_error);
+}
+
+REDKIT_DECL std::optional<stored_session> session_engine::update_reply(std::optional<std::vector<std::string>> r,
+                                                                       const token_ref& t, bool& written) const {
     if (!r) return std::nullopt;
     long long now = 0;
-    if (r->size() < 2 || (*r)[0] != "ok" || !parse_ms((*r)[1], now)) {
-        corrupt(t->key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
+    const bool updated = r->size() >= 2 && (*r)[0] == "ok";
+    const bool conflict = r->size() >= 2 && (*r)[0] == "conflict";
+    if ((!updated && !conflict) || !parse_ms((*r)[1], now)) {
+        corrupt(t.key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
         return std::nullopt;
     }
-    return check(*r, 2, now, t->key, t->bucket);
+    written = updated;
+    return check(*r, 2, now, t.key, t.bucket);
 }
 
 REDKIT_DECL std::optional<stored_session> session_engine::update(std::string_view token, const std::string& json,
                                                                  std::uint64_t expected_version, bool& written) const {
     const auto t = parse(token);
     if (!t) return std::nullopt;
-    auto r = redis_.eval<std::optional<std::vector<std::string>>>(session_script<session_lua::update>(), {t->key},
-                                                                  index_prefix_, index_suffix(t->bucket), t->hash,
-                                                                  expected_version, json);
-    if (!r) return std::nullopt;
-    long long now = 0;
-    const bool updated = r->size() >= 2 && (*r)[0] == "ok";
-    const bool conflict = r->size() >= 2 && (*r)[0] == "conflict";
-    if ((!updated && !conflict) || !parse_ms((*r)[1], now)) {
-        corrupt(t->key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
-        return std::nullopt;
+    return update_reply(redis_.eval<std::optional<std::vector<std::string>>>(
+                            session_script<session_lua::update>(), {t->key}, index_prefix_, index_suffix(t->bucket),
+                            t->hash, expected_version, json),
+                        *t, written);
+}
+
+REDKIT_DECL future<std::pair<std::optional<stored_session>, bool>> session_engine::async_update(
+    std::string_view token, const std::string& json, std::uint64_t expected_version) const {
+    using result = std::pair<std::optional<stored_session>, bool>;
+    auto t = parse(token);
+    if (!t) {
+        promise<result> none;
+        auto out = none.get_future();
+        none.set_value(result{std::nullopt, false});
+        return out;
     }
-    written = updated;
-    return check(*r, 2, now, t->key, t->bucket);
+    auto sent = client_access::submit_lasting_eval<std::optional<std::vector<std::string>>>(
+        redis_, session_script<session_lua::update>(), {std::string_view(t->key)}, index_prefix_,
+        index_suffix(t->bucket), t->hash, expected_version, json);
+    return chain<result>(
+        std::move(sent),
+        [self = *this, t = std::move(*t)](future<std::optional<std::vector<std::string>>> f) {
+            bool written = false;
+            std::optional<stored_session> s = self.update_reply(f.get(), t, written);
+            return result{std::move(s), written};
+        },
+        redis_.options().on_error);
+}
+
+REDKIT_DECL bool session_engine::revoke_reply(const std::optional<std::vector<std::string>>& r,
+                                              const token_ref& t) const {
+    if (!r) return false;
+    if (!r->empty() && (*r)[0] == "ok") return true;
+    corrupt(t.key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
+    return true;  // the script deleted the key all the same
 }
 
 REDKIT_DECL bool session_engine::revoke(std::string_view token) const {
     const auto t = parse(token);
     if (!t) return false;
-    const auto r = redis_.eval<std::optional<std::vector<std::string>>>(
-        session_script<session_lua::revoke>(), {t->key}, index_prefix_, index_suffix(t->bucket), t->hash);
-    if (!r) return false;
-    if (!r->empty() && (*r)[0] == "ok") return true;
-    corrupt(t->key, r->size() >= 2 && (*r)[0] == "!" ? std::string_view((*r)[1]) : "unexpected reply");
-    return true;  // the script deleted the key all the same
+    return revoke_reply(
+        redis_.eval<std::optional<std::vector<std::string>>>(session_script<session_lua::revoke>(), {t->key},
+                                                             index_prefix_, index_suffix(t->bucket), t->hash),
+        *t);
+}
+
+REDKIT_DECL future<bool> session_engine::async_revoke(std::string_view token) const {
+    auto t = parse(token);
+    if (!t) {
+        promise<bool> none;
+        auto out = none.get_future();
+        none.set_value(false);
+        return out;
+    }
+    auto sent = client_access::submit_lasting_eval<std::optional<std::vector<std::string>>>(
+        redis_, session_script<session_lua::revoke>(), {std::string_view(t->key)}, index_prefix_,
+        index_suffix(t->bucket), t->hash);
+    return chain<bool>(
+        std::move(sent),
+        [self = *this, t = std::move(*t)](future<std::optional<std::vector<std::string>>> f) {
+            return self.revoke_reply(f.get(), t);
+        },
+        redis_.options().on_error);
 }
 
 REDKIT_DECL bool session_engine::revoke_by_id(std::string_view user_id, std::string_view session_id) const {

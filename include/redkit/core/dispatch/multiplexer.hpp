@@ -99,6 +99,7 @@ struct mux_request {
     // a cluster command's current hop (the request a node's multiplexer sends for this one,
     // which stays out of every queue): set before the request is shared, read by withdraw
     std::weak_ptr<mux_request> hop;
+    int slot = -1;  // a cluster command's slot (-1: no key), where a failover wait sends it again
     /// Still queued at this time, it fails unsent (errc::timeout).
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };

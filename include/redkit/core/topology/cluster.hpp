@@ -29,8 +29,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,6 +66,95 @@ struct slot_map {
     std::array<std::int16_t, slot_count> owner{};  // index in primaries, -1: no node serves the slot
     std::vector<std::shared_ptr<cluster_node_state>> primaries;
     std::vector<std::vector<std::shared_ptr<cluster_node_state>>> replicas;  // per primary (replica_reads)
+};
+
+/// Runs tasks at their due time on a thread of its own, started on first use: the failover waits
+/// of submitted cluster commands, whose next try may block (reading the slot map) where the
+/// thread that read their reply may not. Its state outlives it while the thread runs, so a task
+/// may release the last share of the queue's owner.
+class delay_queue {
+public:
+    /// `run` is false when the queue goes away before the task is due (it must still end its work).
+    using task = std::function<void(bool run)>;
+
+    delay_queue() = default;
+    delay_queue(const delay_queue&) = delete;
+    delay_queue& operator=(const delay_queue&) = delete;
+    ~delay_queue() {
+        std::thread t;
+        {
+            std::lock_guard<std::mutex> lock(state_->mutex);
+            state_->stopping = true;
+            t = std::move(state_->thread);
+        }
+        state_->wake.notify_all();
+        if (!t.joinable()) {
+            drain(*state_);
+        } else if (t.get_id() == std::this_thread::get_id()) {
+            t.detach();  // a task released the owner: the loop ends (and drains) on its own
+        } else {
+            t.join();
+        }
+    }
+
+    /// Runs `t` at `due` (or with false, if the queue goes first).
+    void post(std::chrono::steady_clock::time_point due, task t) {
+        {
+            std::lock_guard<std::mutex> lock(state_->mutex);
+            if (!state_->stopping) {
+                state_->tasks.emplace(due, std::move(t));
+                if (!state_->thread.joinable()) {
+                    state_->thread = std::thread([s = state_] { loop(s); });
+                }
+                state_->wake.notify_one();
+                return;
+            }
+        }
+        t(false);
+    }
+
+private:
+    struct state {
+        std::mutex mutex;
+        std::condition_variable wake;
+        std::multimap<std::chrono::steady_clock::time_point, task> tasks;
+        std::thread thread;
+        bool stopping = false;
+    };
+
+    static void loop(const std::shared_ptr<state>& s) {
+        std::unique_lock<std::mutex> lock(s->mutex);
+        while (!s->stopping) {
+            if (s->tasks.empty()) {
+                s->wake.wait(lock);
+                continue;
+            }
+            const auto due = s->tasks.begin()->first;
+            if (std::chrono::steady_clock::now() < due) {
+                s->wake.wait_until(lock, due);
+                continue;
+            }
+            task t = std::move(s->tasks.begin()->second);
+            s->tasks.erase(s->tasks.begin());
+            lock.unlock();
+            t(true);
+            t = nullptr;  // (what it holds goes here, outside the lock)
+            lock.lock();
+        }
+        lock.unlock();
+        drain(*s);
+    }
+
+    static void drain(state& s) {
+        std::multimap<std::chrono::steady_clock::time_point, task> left;
+        {
+            std::lock_guard<std::mutex> lock(s.mutex);
+            left.swap(s.tasks);
+        }
+        for (auto& [due, t] : left) t(false);
+    }
+
+    std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 
 class cluster_router {
@@ -176,6 +267,9 @@ public:
     void refresh_if_older(std::chrono::milliseconds age) { refresh_impl(true, age); }
 
     const client_options& options() const noexcept { return *base_; }
+
+    /// Where submitted commands wait out a failover (cluster_hop).
+    delay_queue& retries() noexcept { return retries_; }
 
     /// Whether some map was read (the cluster was reached once).
     bool has_map() const { return std::atomic_load(&map_) != nullptr; }
@@ -378,6 +472,7 @@ private:
     std::atomic<std::size_t> turn_{0};
     mutable std::mutex failure_mutex_;
     std::string failure_;
+    delay_queue retries_;  // last: its thread ends before the rest goes
 };
 
 // ---- merges: one reply from the replies of several nodes (no socket here) ----
@@ -594,17 +689,29 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
 /// A submitted command on a cluster (client::submit): its hop, the request a node's shared
 /// connection sends, follows MOVED and ASK as execute_on_slot() does (at most max_redirects), by
 /// sending a new hop to the node named (for ASK, with ASKING ahead of it, one reply dropped); the
-/// last hop's outcome becomes the command's. It runs on the thread that reads a hop's reply, so it never blocks: a
-/// MOVED moves the slot in the map without reading the cluster, and TRYAGAIN, CLUSTERDOWN or an
-/// unreachable node fail the command, as a failover does (no waiting without a thread to wait).
+/// last hop's outcome becomes the command's. It runs on the thread that reads a hop's reply, so it
+/// never blocks there: a MOVED moves the slot in the map without reading the cluster. A failover is
+/// waited out as execute_on_slot() does, up to cluster.failover_timeout from the first failure,
+/// for what provably did not run (TRYAGAIN, CLUSTERDOWN, a node that cannot be connected to): the
+/// router's delay_queue tries again after a backoff, reading the map first (it may block there).
 class cluster_hop final : public mux_completion {
 public:
-    cluster_hop(std::weak_ptr<cluster_router> router, std::shared_ptr<mux_request> command, int redirects)
-        : router_(std::move(router)), command_(std::move(command)), redirects_(redirects) {}
+    using clock = std::chrono::steady_clock;
 
-    /// Sends a hop of `command` to `node`'s shared connection (asking: after ASKING).
+    cluster_hop(std::weak_ptr<cluster_router> router, std::shared_ptr<mux_request> command, int redirects, int attempt,
+                clock::time_point deadline, bool asking)
+        : router_(std::move(router)),
+          command_(std::move(command)),
+          redirects_(redirects),
+          attempt_(attempt),
+          deadline_(deadline),
+          asking_(asking) {}
+
+    /// Sends a hop of `command` to `node`'s shared connection (asking: after ASKING). `attempt`
+    /// and `deadline`: the failover wait so far (0 and max: none).
     static void send(const std::shared_ptr<cluster_router>& router, cluster_node_state& node,
-                     const std::shared_ptr<mux_request>& command, bool asking, int redirects) {
+                     const std::shared_ptr<mux_request>& command, bool asking, int redirects, int attempt = 0,
+                     clock::time_point deadline = clock::time_point::max()) {
         auto hop = std::make_shared<mux_request>();
         if (asking) {
             argv a;
@@ -613,27 +720,34 @@ public:
             hop->leading = 1;
         }
         hop->wire += command->wire;
+        // a batch submitted whole (a transaction) keeps the replies before its last
+        hop->leading += command->leading;
+        hop->keep_leading = command->keep_leading;
+        if (hop->keep_leading) hop->leading_replies.reserve(hop->leading);
         hop->command = command->command;
         hop->key = command->key;
         hop->deadline = command->deadline;
-        if (redirects == 0) command->hop = hop;  // the first hop, set before the command is shared
+        if (redirects == 0 && attempt == 0) command->hop = hop;  // the first, set before the command is shared
         multiplexer& m = node.shared->get(*node.pool);
         m.submit(hop);
-        std::unique_ptr<mux_completion> next = std::make_unique<cluster_hop>(router, command, redirects);
+        std::unique_ptr<mux_completion> next =
+            std::make_unique<cluster_hop>(router, command, redirects, attempt, deadline, asking);
         if (!m.attach(hop, next)) next->complete(hop);
     }
 
     void complete(std::shared_ptr<mux_request> hop) override {
         const auto router = router_.lock();
+        const bool withdrawn = command_->withdrawn.load(std::memory_order_relaxed);
         if (router && hop->status.ok() && !hop->refused && raw_is_error(hop->reply.get()) &&
-            redirects_ < max_redirects && !command_->withdrawn.load(std::memory_order_relaxed)) {
+            redirects_ < max_redirects && !withdrawn) {
             const std::string_view text = raw_str(hop->reply.get());
             redirect to;
             const bool moved = parse_redirect(text, "MOVED", to);
             if (moved || parse_redirect(text, "ASK", to)) {
                 try {
                     if (moved) router->moved(to);
-                    send(router, *router->node_at(to.host, to.port), command_, !moved, redirects_ + 1);
+                    send(router, *router->node_at(to.host, to.port), command_, !moved, redirects_ + 1, attempt_,
+                         deadline_);
                 } catch (const std::exception& e) {
                     // the next hop could not even be queued: the command ends here, unsent there
                     command_->status = {errc::connect_failed, false,
@@ -644,17 +758,72 @@ public:
                 return;
             }
         }
+        // did not run: a node that could not be connected to, or one busy with a failover
+        const bool unsent = !hop->refused && hop->status.code == errc::connect_failed;
+        const bool busy = hop->status.ok() && !hop->refused && raw_is_error(hop->reply.get()) &&
+                          cluster_busy(raw_str(hop->reply.get()));
+        if (router && (unsent || busy) && !withdrawn && router->has_map() && wait_out(router)) return;
         command_->reply = std::move(hop->reply);
         command_->status = std::move(hop->status);
         command_->refused = hop->refused;
         command_->demoted = hop->demoted;
+        if (command_->keep_leading) {
+            auto& earlier = hop->leading_replies;
+            if (asking_ && !earlier.empty()) earlier.erase(earlier.begin());  // ASKING's
+            command_->leading_replies = std::move(earlier);
+        }
         finish_detached(command_, router ? router->options().on_error : std::function<void(const error&)>());
     }
 
 private:
+    // Queues the next try after a backoff, unless the failover window is over.
+    bool wait_out(const std::shared_ptr<cluster_router>& router) {
+        const client_options& o = router->options();
+        const auto now = clock::now();
+        const auto deadline = deadline_ == clock::time_point::max() ? now + o.cluster.failover_timeout : deadline_;
+        if (now >= deadline) return false;
+        const auto due =
+            now + std::min<clock::duration>(backoff::draw(o.retry_backoff, o.retry_backoff_max, std::min(attempt_, 16)),
+                                            deadline - now);
+        router->retries().post(due, [weak = router_, command = command_, redirects = redirects_, attempt = attempt_ + 1,
+                                     deadline](bool run) { retry(weak, command, redirects, attempt, deadline, run); });
+        return true;
+    }
+
+    // On the delay queue's thread: reads the map (it may block here) and sends the command to its
+    // slot's owner again; no owner yet, it waits again while the window lasts.
+    static void retry(const std::weak_ptr<cluster_router>& weak, const std::shared_ptr<mux_request>& command,
+                      int redirects, int attempt, clock::time_point deadline, bool run) {
+        const auto router = weak.lock();
+        const auto fail = [&](errc code, std::string text) {
+            command->status = {code, false, std::move(text)};
+            finish_detached(command, router ? router->options().on_error : std::function<void(const error&)>());
+        };
+        if (!run || !router) return fail(errc::connection_closed, "the cluster client was closed during a failover");
+        if (command->withdrawn.load(std::memory_order_relaxed)) return fail(errc::cancelled, "cancelled");
+        try {
+            router->refresh(true);
+            const auto node = command->slot >= 0 ? router->owner(command->slot) : router->any_primary();
+            send(router, *node, command, false, redirects, attempt, deadline);
+        } catch (const std::exception& e) {
+            const client_options& o = router->options();
+            const auto now = clock::now();
+            if (now >= deadline) return fail(errc::connect_failed, std::string("waiting out a failover: ") + e.what());
+            const auto due =
+                now + std::min<clock::duration>(
+                          backoff::draw(o.retry_backoff, o.retry_backoff_max, std::min(attempt, 16)), deadline - now);
+            router->retries().post(due, [weak, command, redirects, attempt, deadline](bool again) {
+                retry(weak, command, redirects, attempt + 1, deadline, again);
+            });
+        }
+    }
+
     std::weak_ptr<cluster_router> router_;
     std::shared_ptr<mux_request> command_;
     int redirects_;
+    int attempt_;                 // failover waits so far
+    clock::time_point deadline_;  // the end of the failover window (max: no wait yet)
+    bool asking_;                 // this hop sent ASKING first
 };
 
 /// A pooled connection to the owner of `slot` (-1: the home node), waiting out a failover as
