@@ -20,8 +20,9 @@
 //   asio::error::operation_aborted (a std::system_error). A command not yet written is withdrawn
 //   and never reaches the server; one already written runs on the server, and its reply is read
 //   and discarded, so the connection stays in sync.
-// - The command goes out as client::submit() sends it: on the shared connection, never retried; a
-//   blocking or stateful command is refused (the handler gets std::invalid_argument).
+// - The command goes out as client::submit() sends it: on the shared connection, sent again only
+//   when its connection could not be opened (up to max_retries); a blocking or stateful command
+//   is refused (the handler gets std::invalid_argument).
 //   Cluster, Sentinel and TLS as for submit(). The client must outlive the operation's start (a
 //   deferred operation holds a copy of it, which shares the client's connections).
 #pragma once

@@ -138,8 +138,11 @@ public:
     /// Sends one command without waiting for its reply: the redkit::future holds the reply as T
     /// (or the error command() would have thrown). Any number may be outstanding, from any
     /// thread; they share one connection (core/dispatch/multiplexer.hpp), so a thread with 16
-    /// outstanding pays about one round trip, not 16. Never retried: on a transport failure every
-    /// command in flight on the connection fails with it. A command that blocks or holds
+    /// outstanding pays about one round trip, not 16. Never retried once it may have run: on a
+    /// transport failure every command in flight on the connection fails with it. A command with
+    /// a completion (then(), co_await, the Asio operations) whose connection could not be opened
+    /// (it provably did not run: a restart, a Sentinel failover) is sent again after a backoff, up
+    /// to max_retries times, as command() would be; a plain future's fails. A command that blocks or holds
     /// connection state (BLPOP, SUBSCRIBE, MULTI, SELECT...) throws std::invalid_argument: use
     /// command().
     template <class T = reply, class... Args>

@@ -256,6 +256,71 @@ TEST(AsyncFaults, AKilledServerRunsEveryCallbackOnceWithItsReplyOrAnError) {
     }));
 }
 
+namespace {
+// A client of `server` whose shared connection has found the server gone (after kill()).
+redkit::client_options down_options(const redkit_test::redis_server& server, int retries,
+                                    std::chrono::milliseconds backoff) {
+    auto o = server.options();
+    o.max_retries = retries;
+    o.retry_backoff = backoff;
+    o.retry_backoff_max = backoff;
+    return o;
+}
+void notice_the_kill(const redkit::client& c) {
+    try {
+        (void)c.submit<std::string>("ECHO", "probe").get();  // in flight or refused: fails
+    } catch (const redkit::error&) {
+    }
+}
+}  // namespace
+
+TEST(AsyncFaults, CallbacksOfCommandsNotSentWhileTheServerIsDownAreSentOnceItIsBack) {
+    redkit_test::redis_server server;
+    if (server.external()) GTEST_SKIP() << "kills its own server";
+    redkit_test::watchdog guard(60s, "callbacks waiting for a restart");
+    redkit::client c(down_options(server, 40, 25ms));
+    ASSERT_EQ(c.command<std::string>("ECHO", "up"), "up");
+    server.kill();
+    notice_the_kill(c);
+    // a plain future is not sent again: its get() fails at once, as documented
+    EXPECT_THROW((void)c.submit<std::string>("ECHO", "plain").get(), redkit::error);
+    outcomes out(300);
+    echo_all(c, out);  // the connection cannot be opened: each is sent again after a backoff
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(out.finished.load(), 0u) << "a callback ran while the server was down: " << out.values[0];
+    server.start();
+    ASSERT_TRUE(eventually([&] { return out.finished.load() == out.runs.size(); }, 20s))
+        << out.finished.load() << " of " << out.runs.size() << " callbacks ran";
+    EXPECT_TRUE(out.all_once());
+    for (std::size_t i = 0; i < out.values.size(); ++i) ASSERT_EQ(out.values[i], std::to_string(i)) << i;
+}
+
+TEST(AsyncFaults, CallbacksNotSentFailAfterTheirRetriesOrWhenTheClientGoes) {
+    redkit_test::redis_server server;
+    if (server.external()) GTEST_SKIP() << "kills its own server";
+    redkit_test::watchdog guard(60s, "callbacks with the server down");
+    outcomes bounded(100), pending(100);
+    {
+        redkit::client c(down_options(server, 3, 20ms));
+        ASSERT_EQ(c.command<std::string>("ECHO", "up"), "up");
+        server.kill();
+        notice_the_kill(c);
+        const auto started = std::chrono::steady_clock::now();
+        echo_all(c, bounded);
+        ASSERT_TRUE(eventually([&] { return bounded.finished.load() == bounded.runs.size(); }, 10s));
+        EXPECT_LT(std::chrono::steady_clock::now() - started, 3s) << "3 retries of 20 ms took that long";
+        EXPECT_TRUE(bounded.all_once());
+        for (const auto& v : bounded.values) ASSERT_EQ(v.rfind("!", 0), 0u) << v;  // each failed
+    }
+    {
+        redkit::client c(down_options(server, 1000, 200ms));
+        notice_the_kill(c);
+        echo_all(c, pending);
+    }  // the destructor returns after the last callback ran
+    EXPECT_EQ(pending.finished.load(), pending.runs.size());
+    EXPECT_TRUE(pending.all_once());
+}
+
 TEST(AsyncFaults, AStoppedServerFailsEveryPendingCallbackWithinItsTimeout) {
     redkit_test::redis_server server;
     if (server.external()) GTEST_SKIP() << "stops its own server";

@@ -41,9 +41,11 @@
 
 #include <redkit/connection.hpp>
 #include <redkit/core/dispatch/completion.hpp>
+#include <redkit/core/dispatch/delay_queue.hpp>
 #include <redkit/core/dispatch/futex.hpp>
 #include <redkit/core/io/connection_access.hpp>
 #include <redkit/detail/argv.hpp>
+#include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
 #include <redkit/options.hpp>
 #include <redkit/reply.hpp>
@@ -99,7 +101,8 @@ struct mux_request {
     // a cluster command's current hop (the request a node's multiplexer sends for this one,
     // which stays out of every queue): set before the request is shared, read by withdraw
     std::weak_ptr<mux_request> hop;
-    int slot = -1;  // a cluster command's slot (-1: no key), where a failover wait sends it again
+    int slot = -1;    // a cluster command's slot (-1: no key), where a failover wait sends it again
+    int retries = 0;  // sent again after its connection could not be opened (multiplexer::retry_unsent)
     /// Still queued at this time, it fails unsent (errc::timeout).
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
@@ -126,6 +129,7 @@ public:
     /// Sends what is queued (submitted commands get their replies), then stops the I/O thread.
     ~multiplexer() {
         if (!io_.joinable()) return;  // never started: nothing was ever queued
+        retries_.stop();              // (those waiting fail now; one sent again is queued below)
         stopping_.store(true);
         signal_io();
         io_.join();
@@ -225,6 +229,10 @@ public:
     void run_batch(std::vector<request*>& batch);
     /// Hands r its outcome; its caller is woken now, or (wake_now false) by the fan-out.
     void finish(request& r, bool wake_now = false);
+    /// A submitted request with a completion (then(), co_await, Asio) whose connection could not
+    /// be opened, so it provably was not sent, is sent again after a backoff, up to max_retries
+    /// times, as a blocking call would be (a Sentinel failover, a restart): true when it will be.
+    bool retry_unsent(request& r);
     void report(const error& e) const noexcept { detail::notify(options_->on_error, e); }
     void close_connection() noexcept {
         conn_.reset();
@@ -266,7 +274,8 @@ public:
     std::atomic<bool> io_looking_{false};
     std::atomic<unsigned> offers_{0};  // offers made (the I/O thread keeps looking while they come)
     std::once_flag io_started_;
-    std::thread io_;  // started by start_io(), before the first command is queued
+    std::thread io_;       // started by start_io(), before the first command is queued
+    delay_queue retries_;  // retry_unsent()'s waits
 };
 
 // ---- implementation ----
@@ -647,8 +656,35 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
     wake_each_cpu();
 }
 
+inline bool multiplexer::retry_unsent(request& r) {
+    if (!r.self || r.status.code != errc::connect_failed || r.status.maybe_sent || r.refused ||
+        r.retries >= options_->max_retries || r.completion_state.load(std::memory_order_acquire) != 1 ||
+        r.withdrawn.load(std::memory_order_relaxed) || stopping_.load()) {
+        return false;
+    }
+    const auto due = std::chrono::steady_clock::now() +
+                     backoff::draw(options_->retry_backoff, options_->retry_backoff_max, std::min(r.retries, 16));
+    ++r.retries;
+    retries_.post(due, [this, keep = std::move(r.self), options = options_](bool run) mutable {
+        if (run && !keep->withdrawn.load(std::memory_order_relaxed)) {
+            keep->status = {};
+            request* raw = keep.get();
+            raw->self = std::move(keep);
+            enqueue(raw, false);  // written at once: nobody waits to drive it
+            return;
+        }
+        // the client goes (or the command was cancelled): it ends with the failure it had
+        if (keep->withdrawn.load(std::memory_order_relaxed)) keep->status = {errc::cancelled, false, "cancelled"};
+        unsigned cpu = 0;
+        if (const void* word = keep->park.finish(cpu)) detail::parking::wake(word);
+        run_completion_of(std::move(keep), options->on_error);
+    });
+    return true;
+}
+
 inline void multiplexer::finish(request& r, bool wake_now) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    if (retry_unsent(r)) return;
     std::shared_ptr<request> keep = std::move(r.self);  // a submitted one lives to the end here
     unsigned cpu = 0;
     if (const void* word = r.park.finish(cpu)) {  // r may be gone from here on (unless kept)

@@ -15,6 +15,7 @@
 
 #include <redkit/connection.hpp>
 #include <redkit/core/commands.hpp>
+#include <redkit/core/dispatch/delay_queue.hpp>
 #include <redkit/core/dispatch/executor.hpp>
 #include <redkit/core/io/connection_access.hpp>
 #include <redkit/core/topology/slots.hpp>
@@ -66,95 +67,6 @@ struct slot_map {
     std::array<std::int16_t, slot_count> owner{};  // index in primaries, -1: no node serves the slot
     std::vector<std::shared_ptr<cluster_node_state>> primaries;
     std::vector<std::vector<std::shared_ptr<cluster_node_state>>> replicas;  // per primary (replica_reads)
-};
-
-/// Runs tasks at their due time on a thread of its own, started on first use: the failover waits
-/// of submitted cluster commands, whose next try may block (reading the slot map) where the
-/// thread that read their reply may not. Its state outlives it while the thread runs, so a task
-/// may release the last share of the queue's owner.
-class delay_queue {
-public:
-    /// `run` is false when the queue goes away before the task is due (it must still end its work).
-    using task = std::function<void(bool run)>;
-
-    delay_queue() = default;
-    delay_queue(const delay_queue&) = delete;
-    delay_queue& operator=(const delay_queue&) = delete;
-    ~delay_queue() {
-        std::thread t;
-        {
-            std::lock_guard<std::mutex> lock(state_->mutex);
-            state_->stopping = true;
-            t = std::move(state_->thread);
-        }
-        state_->wake.notify_all();
-        if (!t.joinable()) {
-            drain(*state_);
-        } else if (t.get_id() == std::this_thread::get_id()) {
-            t.detach();  // a task released the owner: the loop ends (and drains) on its own
-        } else {
-            t.join();
-        }
-    }
-
-    /// Runs `t` at `due` (or with false, if the queue goes first).
-    void post(std::chrono::steady_clock::time_point due, task t) {
-        {
-            std::lock_guard<std::mutex> lock(state_->mutex);
-            if (!state_->stopping) {
-                state_->tasks.emplace(due, std::move(t));
-                if (!state_->thread.joinable()) {
-                    state_->thread = std::thread([s = state_] { loop(s); });
-                }
-                state_->wake.notify_one();
-                return;
-            }
-        }
-        t(false);
-    }
-
-private:
-    struct state {
-        std::mutex mutex;
-        std::condition_variable wake;
-        std::multimap<std::chrono::steady_clock::time_point, task> tasks;
-        std::thread thread;
-        bool stopping = false;
-    };
-
-    static void loop(const std::shared_ptr<state>& s) {
-        std::unique_lock<std::mutex> lock(s->mutex);
-        while (!s->stopping) {
-            if (s->tasks.empty()) {
-                s->wake.wait(lock);
-                continue;
-            }
-            const auto due = s->tasks.begin()->first;
-            if (std::chrono::steady_clock::now() < due) {
-                s->wake.wait_until(lock, due);
-                continue;
-            }
-            task t = std::move(s->tasks.begin()->second);
-            s->tasks.erase(s->tasks.begin());
-            lock.unlock();
-            t(true);
-            t = nullptr;  // (what it holds goes here, outside the lock)
-            lock.lock();
-        }
-        lock.unlock();
-        drain(*s);
-    }
-
-    static void drain(state& s) {
-        std::multimap<std::chrono::steady_clock::time_point, task> left;
-        {
-            std::lock_guard<std::mutex> lock(s.mutex);
-            left.swap(s.tasks);
-        }
-        for (auto& [due, t] : left) t(false);
-    }
-
-    std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 
 class cluster_router {
