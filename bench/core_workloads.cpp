@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Core workloads: GET/SET of 100-byte values on one connection, pipelined batches of 16, 16
-// submits in flight from one thread, and 50 threads sharing the process-wide client.
+// submits in flight from one thread, and 50 threads sharing the process-wide client. `get` and
+// `get_threads50` also run with a counting observer (redkit::metrics, client_options::observer):
+// the `redkit+metrics` rows, to compare with the `redkit` rows of the same run.
 #include "bench.hpp"
 
 #include <atomic>
@@ -13,7 +15,9 @@ namespace redkit_bench {
 namespace {
 
 struct core_state {
-    std::unique_ptr<redkit::client> one;  // a pool of one connection
+    std::unique_ptr<redkit::client> one;        // a pool of one connection
+    std::unique_ptr<redkit::client> counted;    // the same, observed by a redkit::metrics
+    std::unique_ptr<redkit::client> counted50;  // a pool of 50, observed
     redisContext* raw = nullptr;
     std::vector<redisContext*> raw50;
     ~core_state() {
@@ -27,6 +31,8 @@ void add_core(context& ctx, std::vector<workload>& out) {
     auto one = ctx.base;
     one.pool_size = 1;
     st->one = std::make_unique<redkit::client>(one);
+    one.observer = std::make_shared<redkit::metrics>();
+    st->counted = std::make_unique<redkit::client>(one);
     st->raw = raw_connect(ctx.base);
 
     const std::string value100(100, 'v');
@@ -44,9 +50,14 @@ void add_core(context& ctx, std::vector<workload>& out) {
                      [st, key](long long n) {
                          for (long long i = 0; i < n; ++i) sink = sink + raw_get(st->raw, key).size();
                      }},
-                    {"redkit", [st, key](long long n) {
+                    {"redkit",
+                     [st, key](long long n) {
                          for (long long i = 0; i < n; ++i)
                              sink = sink + st->one->command<std::string>("GET", key).size();
+                     }},
+                    {"redkit+metrics", [st, key](long long n) {
+                         for (long long i = 0; i < n; ++i)
+                             sink = sink + st->counted->command<std::string>("GET", key).size();
                      }}}});
 
     out.push_back({"set",
@@ -96,6 +107,8 @@ void add_core(context& ctx, std::vector<workload>& out) {
     auto shared = ctx.base;
     shared.pool_size = threads;
     redkit::set_default_client(redkit::client(shared));
+    shared.observer = std::make_shared<redkit::metrics>();
+    st->counted50 = std::make_unique<redkit::client>(shared);
     for (int t = 0; t < threads; ++t) st->raw50.push_back(raw_connect(ctx.base));
     const auto run_threads = [](long long n, const std::function<void(int, long long)>& per_thread) {
         std::vector<std::thread> ts;
@@ -111,10 +124,18 @@ void add_core(context& ctx, std::vector<workload>& out) {
                              for (long long i = 0; i < m; ++i) sink = sink + raw_get(c, key).size();
                          });
                      }},
-                    {"redkit", [key, run_threads](long long n) {
+                    {"redkit",
+                     [key, run_threads](long long n) {
                          run_threads(n, [&](int, long long m) {
                              for (long long i = 0; i < m; ++i) {
                                  sink = sink + redkit::default_client().command<std::string>("GET", key).size();
+                             }
+                         });
+                     }},
+                    {"redkit+metrics", [st, key, run_threads](long long n) {
+                         run_threads(n, [&](int, long long m) {
+                             for (long long i = 0; i < m; ++i) {
+                                 sink = sink + st->counted50->command<std::string>("GET", key).size();
                              }
                          });
                      }}}});

@@ -79,6 +79,7 @@ class cluster_router;
 class evalsha_completion;
 struct client_access;
 struct cluster_node_state;
+struct command_traits;
 struct shared_dispatch;
 }  // namespace detail
 
@@ -213,9 +214,14 @@ private:
     // One command, through the core (executor.hpp; cluster.hpp on a cluster). An error reply is
     // returned, not thrown.
     REDKIT_DECL detail::reply_ptr execute(const detail::argv& a, bool idempotent_request) const;
+    // execute(), reported to client_options::observer.
+    REDKIT_DECL detail::reply_ptr execute_observed(const detail::argv& a, const detail::command_traits& t,
+                                                   bool idempotent_request) const;
     // Queues a command on the shared connection of its node; `mux` is set to that connection.
+    // `watched`: reported to the observer, if any, as the caller's command (not as a step of one).
     REDKIT_DECL std::shared_ptr<detail::mux_request> submit_argv(const detail::argv& a,
-                                                                 std::shared_ptr<detail::multiplexer>& mux) const;
+                                                                 std::shared_ptr<detail::multiplexer>& mux,
+                                                                 bool watched = true) const;
     // submit_eval(): a request (queued nowhere) that EVALSHA `a`, or EVAL of `source` after
     // NOSCRIPT, finishes. `source` may alias a script that lives for the process (the patterns').
     REDKIT_DECL std::shared_ptr<detail::mux_request> submit_evalsha(const detail::argv& a,

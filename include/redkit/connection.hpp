@@ -145,6 +145,9 @@ private:
     // be reached, or a setup that times out, is returned (its text without "redkit: "); a setup
     // the server refuses (WRONGPASS...) throws server_error.
     REDKIT_DECL detail::io_status open();
+    REDKIT_DECL detail::io_status open_unobserved();
+    // where it connects: "host:port" (the sentinels' primary, with Sentinel) or the socket path
+    REDKIT_DECL std::string address() const;
     REDKIT_DECL detail::io_status replay_setup();
     REDKIT_DECL detail::io_status roundtrip(const detail::argv& a, detail::reply_ptr& out);
     REDKIT_DECL void check_demoted(const detail::reply_ptr& r) noexcept;
@@ -163,6 +166,10 @@ private:
     std::unordered_set<std::string> loaded_scripts_;  // SHA1s loaded through this connection
     std::string last_command_, last_key_;             // of the last command appended, for messages
     bool drop_on_moved_ = false;                      // a cluster client's dedicated connection
+    std::string host_;                                // with Sentinel: the primary it connected to
+    int port_ = 0;
+    const std::string* server_ = nullptr;  // where it is connected (interned), once open
+    std::chrono::steady_clock::time_point opened_at_{};
 };
 
 namespace detail {

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <redkit/error.hpp>
+#include <redkit/observer.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -154,6 +156,15 @@ struct client_options {
     /// Called (never concurrently with itself for one failure) when a connection breaks, a
     /// connect fails or a request is retried. Must not throw; exceptions are swallowed.
     std::function<void(const error&)> on_error;
+
+    /// Sees every command, connection, pool wait, shared write and cluster map reading, with
+    /// timings and outcomes (observer.hpp; <redkit/metrics.hpp> has one that counts). Null (the
+    /// default): nothing is observed, and a command pays one pointer test.
+    std::shared_ptr<redkit::observer> observer;
+    /// Give the observer each command's first key (command_event::key). Keys often name users.
+    bool observe_keys = false;
+    /// Give the observer each command's text, its arguments masked (command_event::query_text).
+    bool observe_query_text = false;
 };
 
 }  // namespace v0

@@ -95,6 +95,7 @@ private:
     // a SCRIPT LOAD goes ahead of the batch when this connection has not loaded it.
     REDKIT_DECL void prepare(const script& s);
     REDKIT_DECL int slot_of_queued(const argv& a);
+    REDKIT_DECL std::vector<reply> run_now(std::string_view prefix, std::string_view suffix);
     REDKIT_DECL void ensure_lease();
     // On a cluster: the connection to the owner of the batch's slot (kept while it stays the owner,
     // so a reused pipeline stays on one connection), and the SCRIPT LOADs it still needs.

@@ -11,6 +11,8 @@
 #include <redkit/future.hpp>
 #include <redkit/json_fields.hpp>
 #include <redkit/key.hpp>
+#include <redkit/metrics.hpp>
+#include <redkit/observer.hpp>
 #include <redkit/options.hpp>
 #include <redkit/pipeline.hpp>
 #include <redkit/pool.hpp>

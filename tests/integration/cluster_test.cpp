@@ -519,7 +519,10 @@ private:
 
 TEST(ClusterFaults, ASlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     redis_cluster& c = shared_cluster();
-    redkit::client redis(c.url());
+    auto options = redkit::parse_url(c.url());
+    const auto seen = std::make_shared<redkit::metrics>();  // counts the redirections the client followed
+    options.observer = seen;
+    redkit::client redis(options);
     redis.command<void>("FLUSHALL");
     const int slot = redkit::key_slot("{hot}");
     const slot_move move(c, slot);
@@ -590,6 +593,12 @@ return {a, b})");
                 ms(migration), ok, failed, asked);
     EXPECT_EQ(failed, 0) << why;
     EXPECT_GT(asked, 0) << "no ASK redirection happened";
+    // the observer saw each ASK the target saw ASKING for, the MOVED after, and every INCR
+    const auto counted = seen->snapshot();
+    EXPECT_EQ(static_cast<long long>(counted.asked), asked);
+    EXPECT_GE(counted.moved, 1U);
+    EXPECT_GE(counted.cluster_maps, 1U);
+    EXPECT_EQ(static_cast<long long>(counted.operations.at("INCR").ok), increments.load());
     EXPECT_EQ(redis.command<long long>("GET", "{hot}:n"), increments.load());  // none lost, none twice
     EXPECT_EQ(owner_of(c, slot), dst);
     EXPECT_EQ(redis.command<long long>("GET", "{hot}:k5"), 5);
@@ -600,7 +609,10 @@ return {a, b})");
 // chain's next command, so every redirection is followed on redkit's I/O threads.
 TEST(ClusterFaults, ASlotMigratedUnderAwaitingLoadIsFollowedThroughAskAndMoved) {
     redis_cluster& c = shared_cluster();
-    redkit::client redis(c.url());
+    auto options = redkit::parse_url(c.url());
+    const auto seen = std::make_shared<redkit::metrics>();  // counts the redirections the hops followed
+    options.observer = seen;
+    redkit::client redis(options);
     redis.command<void>("FLUSHALL");
     const int slot = redkit::key_slot("{warm}");
     const slot_move move(c, slot);
@@ -645,6 +657,10 @@ TEST(ClusterFaults, ASlotMigratedUnderAwaitingLoadIsFollowedThroughAskAndMoved) 
     EXPECT_EQ(load.failed(), 0) << load.first_failure();
     EXPECT_GT(load.ok(), 1000);
     EXPECT_GT(asked, 0) << "no ASK redirection happened";
+    const auto counted = seen->snapshot();
+    EXPECT_EQ(static_cast<long long>(counted.asked), asked);
+    EXPECT_GE(counted.moved, 1U);
+    EXPECT_EQ(static_cast<long long>(counted.operations.at("INCR").ok), incremented.load());
     EXPECT_EQ(redis.command<long long>("GET", "{warm}:n"), incremented.load());  // none lost, none twice
     EXPECT_EQ(owner_of(c, slot), move.dst);
     c.wait_healthy();

@@ -8,6 +8,7 @@
 #include <redkit/core/dispatch/executor.hpp>
 #include <redkit/core/dispatch/multiplexer.hpp>
 #include <redkit/core/io/connection_access.hpp>
+#include <redkit/core/io/observe.hpp>
 #include <redkit/core/topology/cluster.hpp>
 #include <redkit/core/topology/slots.hpp>
 
@@ -35,18 +36,80 @@ REDKIT_DECL client::client(client_options options)
     if (!pool_->options().lazy_connect) pool_->warm_up();
 }
 
+namespace detail {
+
+// The command's text for the observer (client_options::observe_query_text): every argument "?",
+// but keys with observe_keys.
+inline std::string query_text_of(const client_options& o, const argv& a, const command_traits& t) {
+    if (!o.observe_query_text) return {};
+    std::vector<bool> shown(a.size(), false);
+    if (o.observe_keys) {
+        const key_positions keys(a, t);
+        for (const std::size_t i : keys.keys()) shown[i] = true;
+    }
+    std::string out(a.command_name());
+    for (std::size_t i = 1; i < a.size(); ++i) {
+        out += ' ';
+        if (shown[i]) {
+            out += a.at(i);
+        } else {
+            out += '?';
+        }
+    }
+    return out;
+}
+
+// A watch for a command `a` of a client with options `o` (null when nothing observes).
+inline std::unique_ptr<command_watch> watch_argv(const client_options& o, const argv& a, const command_traits& t) {
+    if (!o.observer) return nullptr;
+    return watch_command(o, a.command_name(), a.first_key(), query_text_of(o, a, t), 1, command_path::shared);
+}
+
+// How an exception ends an observed command.
+inline errc failure_code() noexcept {
+    try {
+        throw;
+    } catch (const error& e) {
+        return static_cast<errc>(e.code().value());
+    } catch (const std::invalid_argument&) {
+        return errc::invalid_state;
+    } catch (...) {
+        return errc::io_error;
+    }
+}
+
+}  // namespace detail
+
 REDKIT_DECL detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
     // a callback redkit runs (then(), a resumed coroutine) holds up the replies behind it: it may
     // be the very thread that would read this one
     detail::refuse_wait_in_completion();
     // the command's traits, found once for the whole request
     const detail::command_traits t = detail::traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "");
+    if (pool_->options().observer) return execute_observed(a, t, idempotent_request);
     if (cluster_) return detail::execute_on_cluster(*cluster_, a, t, idempotent_request);
     return detail::execute(*pool_, *shared_, a, t, idempotent_request);
 }
 
+REDKIT_DECL detail::reply_ptr client::execute_observed(const detail::argv& a, const detail::command_traits& t,
+                                                       bool idempotent_request) const {
+    detail::require_arguments(a);
+    const std::unique_ptr<detail::command_watch> w = detail::watch_argv(pool_->options(), a, t);
+    detail::reply_ptr r;
+    try {
+        r = cluster_ ? detail::execute_on_cluster(*cluster_, a, t, idempotent_request, w.get())
+                     : detail::execute(*pool_, *shared_, a, t, idempotent_request, w.get());
+    } catch (...) {
+        w->end_failed(detail::failure_code());
+        throw;
+    }
+    w->end_with(r.get());
+    return r;
+}
+
 REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detail::argv& a,
-                                                                     std::shared_ptr<detail::multiplexer>& mux) const {
+                                                                     std::shared_ptr<detail::multiplexer>& mux,
+                                                                     bool watched) const {
     detail::require_arguments(a);
     const detail::command_traits t = detail::traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "");
     if (!t.shareable) {
@@ -67,12 +130,14 @@ REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_argv(const detai
         }
         r->slot = keys.kind() == detail::route_kind::keyed ? keys.single_slot() : -1;
         const auto node = r->slot >= 0 ? cluster_->owner(r->slot) : cluster_->any_primary();
+        if (watched) r->watch = detail::watch_argv(pool_->options(), a, t);
         // r itself is queued nowhere: its hops go to the nodes, following MOVED and ASK
         detail::cluster_hop::send(cluster_, *node, r, false, 0);
         mux.reset();
         return r;
     }
     detail::multiplexer& m = shared_->get(*pool_);
+    if (watched) r->watch = detail::watch_argv(pool_->options(), a, t);
     m.submit(r);
     mux = std::shared_ptr<detail::multiplexer>(shared_, &m);
     return r;
@@ -143,7 +208,10 @@ REDKIT_DECL std::shared_ptr<detail::mux_request> client::submit_evalsha(
     // that every key shares its slot)
     const int slot = cluster_ && a.size() > 3 && a.at(2) != "0" ? detail::slot_of(a.at(3)) : -1;
     std::shared_ptr<detail::multiplexer> mux;
-    std::shared_ptr<detail::mux_request> first = submit_argv(a, mux);
+    std::shared_ptr<detail::mux_request> first = submit_argv(a, mux, false);
+    if (pool_->options().observer) {
+        caller->watch = detail::watch_argv(pool_->options(), a, detail::traits_of("EVALSHA"));
+    }
     std::unique_ptr<detail::mux_completion> c =
         std::make_unique<detail::evalsha_completion>(*this, caller, std::move(source), slot);
     if (!detail::attach_completion(mux.get(), first, c)) c->complete(std::move(first));

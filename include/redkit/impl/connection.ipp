@@ -3,6 +3,7 @@
 #pragma once
 
 #include <redkit/connection.hpp>
+#include <redkit/core/io/observe.hpp>
 #include <redkit/core/io/sentinel.hpp>
 #include <redkit/core/io/transport.hpp>
 
@@ -25,9 +26,41 @@ REDKIT_DECL connection::connection(std::shared_ptr<const client_options> options
 
 REDKIT_DECL connection::connection(connection&&) noexcept = default;
 REDKIT_DECL connection& connection::operator=(connection&&) noexcept = default;
-REDKIT_DECL connection::~connection() = default;
+REDKIT_DECL connection::~connection() {
+    if (server_ == nullptr || !transport_ || !options_ || !options_->observer) return;
+    close_event e;
+    e.server = *server_;
+    e.reason = transport_->broken_by();
+    e.lifetime = std::chrono::steady_clock::now() - opened_at_;
+    detail::observe(options_->observer.get(), &observer::on_close, e);
+}
 
 REDKIT_DECL detail::io_status connection::open() {
+    const client_options& o = *options_;
+    if (!o.observer) return open_unobserved();
+    const auto started = std::chrono::steady_clock::now();
+    detail::io_status st;
+    try {
+        st = open_unobserved();
+    } catch (const server_error& e) {  // a refused setup
+        const detail::io_status refused{errc::server_error, false, e.what()};
+        detail::observe_connect(o, address(), std::chrono::steady_clock::now() - started, &refused);
+        throw;
+    }
+    detail::observe_connect(o, address(), std::chrono::steady_clock::now() - started, &st);
+    if (st.ok()) {
+        opened_at_ = std::chrono::steady_clock::now();
+        server_ = detail::intern_server(address());
+    }
+    return st;
+}
+
+REDKIT_DECL std::string connection::address() const {
+    return detail::transport::endpoint_of(*options_, host_.empty() ? options_->host : host_,
+                                          host_.empty() ? options_->port : port_);
+}
+
+REDKIT_DECL detail::io_status connection::open_unobserved() {
     const client_options& o = *options_;
     std::string host = o.host;
     int port = o.port;
@@ -40,6 +73,8 @@ REDKIT_DECL detail::io_status connection::open() {
         generation_ = primary.generation;
         host = primary.host;
         port = primary.port;
+        host_ = host;
+        port_ = port;
     }
     if (detail::io_status st = transport_->connect(o, host, port); !st.ok()) {
         if (locator_) locator_->invalidate(generation_);  // gone, or not there yet: ask the sentinels next time
@@ -71,7 +106,7 @@ REDKIT_DECL bool connection::await_failover() {
     if (!locator_ || !locator_->failing_over()) return true;
     locator_->await_failover();
     if (!stale()) return true;
-    transport_->poison();
+    transport_->poison(close_reason::failover);
     return false;
 }
 
@@ -145,7 +180,7 @@ REDKIT_DECL detail::io_status connection::replay_setup() {
             const bool primary =
                 detail::raw_size(r.get()) > 0 && detail::raw_str(detail::raw_at(r.get(), 0)) == "master";
             if (!primary) {
-                wire.poison();
+                wire.poison(close_reason::failover);
                 locator_->invalidate(generation_);
                 return {errc::connect_failed, false,
                         "connect " + endpoint() +
@@ -154,7 +189,7 @@ REDKIT_DECL detail::io_status connection::replay_setup() {
             continue;
         }
         if (detail::raw_is_error(r.get())) {
-            wire.poison();  // a half set-up connection must not be pooled
+            wire.poison(close_reason::setup);  // a half set-up connection must not be pooled
             const std::string text(detail::raw_str(r.get()));
             throw server_error(text, "redkit: " + std::string(names[i]) + " " + endpoint() + ": " + text);
         }
@@ -176,12 +211,12 @@ REDKIT_DECL void connection::check_demoted(const detail::reply_ptr& r) noexcept 
     if (drop_on_moved_ && detail::raw_is_error(r.get()) && detail::raw_str(r.get()).substr(0, 6) == "MOVED ") {
         // the slot this connection was opened for lives elsewhere now: whoever holds it (a
         // worker, a subscriber) opens a new one, routed by the new map
-        transport_->poison();
+        transport_->poison(close_reason::moved);
         return;
     }
     if (locator_ && detail::raw_is_error(r.get()) && detail::raw_str(r.get()).substr(0, 9) == "READONLY ") {
         // the primary was demoted under this connection: drop it and ask the sentinels again
-        transport_->poison();
+        transport_->poison(close_reason::failover);
         locator_->invalidate(generation_);
     }
 }

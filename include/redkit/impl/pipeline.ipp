@@ -114,6 +114,35 @@ REDKIT_DECL void batch::fail_transport(const io_status& st, const std::string& f
 }
 
 REDKIT_DECL std::vector<reply> batch::run(std::string_view prefix, std::string_view suffix) {
+    const client_options& o = client_.options();
+    if (!o.observer || queued_ == 0) return run_now(prefix, suffix);
+    const std::unique_ptr<command_watch> w =
+        watch_command(o, atomic_ ? "MULTI" : "PIPELINE", {}, {}, queued_, command_path::pooled);
+    std::vector<reply> out;
+    try {
+        out = run_now(prefix, suffix);
+    } catch (const server_error& e) {
+        w->end_with_error_text(e.server_message());
+        throw;
+    } catch (const error& e) {
+        w->end_failed(static_cast<errc>(e.code().value()));
+        throw;
+    } catch (...) {
+        w->end_failed(errc::io_error);
+        throw;
+    }
+    if (lease_) w->server = connection_access::server(*lease_);
+    for (const reply& r : out) {
+        if (r.is_error()) {
+            w->end_with_error_text(r.text());
+            return out;
+        }
+    }
+    w->end_with(nullptr);
+    return out;
+}
+
+REDKIT_DECL std::vector<reply> batch::run_now(std::string_view prefix, std::string_view suffix) {
     unshareable_.clear();
     std::vector<routed> sent = std::move(routed_);
     routed_.clear();
@@ -404,6 +433,7 @@ REDKIT_DECL future<std::vector<reply>> batch::submit(std::string_view prefix, st
     r->keep_leading = true;
     r->leading_replies.reserve(replies);
     r->command = atomic_ ? "EXEC" : first;
+    r->watch = watch_command(client_.options(), atomic_ ? "MULTI" : "PIPELINE", {}, {}, queued, command_path::shared);
     std::unique_ptr<mux_completion> c =
         std::make_unique<batch_completion>(std::move(p), preloads, atomic_, std::move(first));
     if (client_.cluster_) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <redkit/core/io/connection_access.hpp>
+#include <redkit/core/io/observe.hpp>
 #include <redkit/core/io/tls.hpp>
 #include <redkit/core/io/transport.hpp>
 #include <redkit/pool.hpp>
@@ -89,6 +90,25 @@ REDKIT_DECL lease pool::acquire_or_throw(bool wait) {
 
 REDKIT_DECL lease pool::acquire_impl(bool wait, detail::io_status& failure) {
     std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only if we must wait
+    // a caller that waited is reported to the observer, with or without a connection
+    struct wait_report {
+        const pool& p;
+        const std::optional<std::chrono::steady_clock::time_point>& deadline;
+        bool exhausted = false;
+        ~wait_report() {
+            if (!deadline || !p.options_->observer) return;
+            try {
+                const std::string server = p.endpoint();
+                pool_wait_event e;
+                e.server = server;
+                e.waited = std::chrono::steady_clock::now() - (*deadline - p.options_->pool_wait_timeout);
+                e.exhausted = exhausted;
+                e.pool_size = p.options_->pool_size;
+                detail::observe(p.options_->observer.get(), &observer::on_pool_wait, e);
+            } catch (...) {  // out of memory for the name: not reported
+            }
+        }
+    } waited{*this, deadline};
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
         if (!idle_.empty()) {
@@ -128,6 +148,7 @@ REDKIT_DECL lease pool::acquire_impl(bool wait, detail::io_status& failure) {
         const auto status = available_.wait_until(lock, *deadline);
         --waiters_;
         if (status == std::cv_status::timeout && idle_.empty() && open_ >= options_->pool_size) {
+            waited.exhausted = true;
             failure = {errc::pool_exhausted, false,
                        "all " + std::to_string(options_->pool_size) + " pooled connections stayed busy for " +
                            std::to_string(options_->pool_wait_timeout.count()) + " ms"};

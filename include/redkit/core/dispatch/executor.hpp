@@ -108,12 +108,15 @@ private:
     int attempt_ = 0;
 };
 
-inline reply_ptr execute_shared(pool& p, shared_dispatch& sd, const argv& a, const command_traits& t, bool idempotent);
+inline reply_ptr execute_shared(pool& p, shared_dispatch& sd, const argv& a, const command_traits& t, bool idempotent,
+                                command_watch* watch);
 
 /// One command on one server, through the shared connection or a pooled one, retried by the rule.
 /// Throws error (its message built once, naming the command and key) after the allowed retries;
-/// server_error when a new connection's setup is refused. An error reply is returned.
-inline reply_ptr execute(pool& p, shared_dispatch& sd, const argv& a, const command_traits& t, bool idempotent) {
+/// server_error when a new connection's setup is refused. An error reply is returned. `watch`
+/// (observed commands only) learns the path, the server and the retries.
+inline reply_ptr execute(pool& p, shared_dispatch& sd, const argv& a, const command_traits& t, bool idempotent,
+                         command_watch* watch = nullptr) {
     require_arguments(a);
     const client_options& o = p.options();
     // Multiplexed: share the connection, unless it is busy with too little to batch and a pooled
@@ -123,20 +126,23 @@ inline reply_ptr execute(pool& p, shared_dispatch& sd, const argv& a, const comm
     if (o.multiplex && t.shareable) {
         multiplexer& mux = sd.get(p);
         counted.emplace(mux);
-        if (!mux.lightly_loaded()) return execute_shared(p, sd, a, t, idempotent);
+        if (!mux.lightly_loaded()) return execute_shared(p, sd, a, t, idempotent, watch);
         io_status failure;
         spilled = pool_access::acquire(p, false, failure);
         // a new pooled connection failed: share instead
         if (!failure.ok()) p.report(transport_error(failure, a.command_name(), a.first_key()));
-        if (!spilled) return execute_shared(p, sd, a, t, idempotent);
+        if (!spilled) return execute_shared(p, sd, a, t, idempotent, watch);
     }
+    if (watch != nullptr) watch->path = command_path::pooled;
     for (retry_rule rule(o, t, idempotent);; rule.pause()) {
         io_status st;
         reply_ptr r;
+        if (watch != nullptr && rule.attempt() > 0) ++watch->retries;
         {
             lease l = std::move(spilled);  // retries wait for the pool as usual
             if (!l) l = pool_access::acquire(p, true, st);
             if (l) {
+                if (watch != nullptr) watch->server = connection_access::server(*l);
                 st = connection_access::roundtrip(*l, a, r);
                 if (st.ok() && connection_access::demoted(*l, r)) {
                     // READONLY: a primary demoted by a failover refused the command, which did not run
@@ -157,12 +163,18 @@ inline reply_ptr execute(pool& p, shared_dispatch& sd, const argv& a, const comm
 }
 
 /// One command through the shared connection, retried by the rule.
-inline reply_ptr execute_shared(pool& p, shared_dispatch& sd, const argv& a, const command_traits& t, bool idempotent) {
+inline reply_ptr execute_shared(pool& p, shared_dispatch& sd, const argv& a, const command_traits& t, bool idempotent,
+                                command_watch* watch) {
     multiplexer& mux = sd.get(p);
     for (retry_rule rule(p.options(), t, idempotent);; rule.pause()) {
         reply_ptr r;
         bool demoted = false;
         const io_status st = mux.run(a, r, demoted);
+        if (watch != nullptr) {
+            watch->path = command_path::shared;
+            if (rule.attempt() > 0) ++watch->retries;
+            watch->server = mux.server();
+        }
         if (st.ok() && demoted) {
             // READONLY: a primary demoted by a failover refused the command, which did not run
             if (!rule.after_refusal()) return r;

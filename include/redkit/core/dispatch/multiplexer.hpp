@@ -44,6 +44,7 @@
 #include <redkit/core/dispatch/delay_queue.hpp>
 #include <redkit/core/dispatch/futex.hpp>
 #include <redkit/core/io/connection_access.hpp>
+#include <redkit/core/io/observe.hpp>
 #include <redkit/detail/argv.hpp>
 #include <redkit/detail/backoff.hpp>
 #include <redkit/error.hpp>
@@ -105,7 +106,31 @@ struct mux_request {
     int retries = 0;  // sent again after its connection could not be opened (multiplexer::retry_unsent)
     /// Still queued at this time, it fails unsent (errc::timeout).
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    /// A command submitted while an observer is set: reported when it finishes (end_watch).
+    std::unique_ptr<command_watch> watch;
 };
+
+/// Reports a watched request's outcome to the observer (`server`: where it was sent, when its
+/// watch does not say), before its waiter or callback sees it.
+inline void end_watch(mux_request& r, const std::string* server = nullptr) noexcept {
+    const std::unique_ptr<command_watch> w = std::move(r.watch);
+    if (w->server == nullptr) w->server = server;
+    if (r.retries > w->retries) w->retries = r.retries;
+    if (r.refused) {
+        errc code = errc::connect_failed;
+        try {
+            std::rethrow_exception(r.refused);
+        } catch (const error& e) {
+            code = static_cast<errc>(e.code().value());
+        } catch (...) {
+        }
+        w->end_failed(code);
+    } else if (!r.status.ok()) {
+        w->end_failed(r.status.code);
+    } else {
+        w->end_with(r.reply.get(), r.keep_leading ? &r.leading_replies : nullptr);
+    }
+}
 
 /// Runs what was attached to r (then(), co_await) once r is finished, unless then() is about to:
 /// the completion handshake's second half. What it throws goes to on_error.
@@ -139,6 +164,8 @@ public:
 
     /// Whether the shared connection is open now.
     bool connected() const noexcept { return connected_.load(std::memory_order_relaxed); }
+    /// Where the shared connection was last connected (interned; null before, or when nothing observes).
+    const std::string* server() const noexcept { return server_.load(std::memory_order_relaxed); }
 
     /// Whether the calling thread is this multiplexer's I/O thread.
     bool on_io_thread() const noexcept { return io_.joinable() && io_.get_id() == std::this_thread::get_id(); }
@@ -254,11 +281,12 @@ public:
     std::atomic<int> driving_{none};  // who drives the connection; only the driver touches conn_
     std::unique_ptr<connection> conn_;
 
-    std::atomic<bool> connected_{false};        // conn_ is open (for client::open_connections())
-    std::atomic<std::size_t> callers_{0};       // synchronous callers in a client call now
-    std::atomic<std::size_t> in_flight_{0};     // queued or written, not finished
-    std::atomic<std::size_t> queued_bytes_{0};  // queued, not written
-    std::mutex space_mutex_;                    // back-pressure only (callers waiting for room)
+    std::atomic<bool> connected_{false};               // conn_ is open (for client::open_connections())
+    std::atomic<const std::string*> server_{nullptr};  // conn_'s server, interned (set only when observed)
+    std::atomic<std::size_t> callers_{0};              // synchronous callers in a client call now
+    std::atomic<std::size_t> in_flight_{0};            // queued or written, not finished
+    std::atomic<std::size_t> queued_bytes_{0};         // queued, not written
+    std::mutex space_mutex_;                           // back-pressure only (callers waiting for room)
     std::condition_variable space_cv_;
     std::atomic<int> space_waiters_{0};
 
@@ -432,6 +460,7 @@ inline void multiplexer::submit(std::shared_ptr<request> r) {
         r->status = {errc::pool_exhausted, false,
                      "the multiplexed connection has " + std::to_string(max_in_flight) +
                          " commands (or its bytes) in flight for longer than pool_wait_timeout"};
+        if (r->watch) end_watch(*r, server());
         unsigned cpu = 0;
         (void)r->park.finish(cpu);  // nobody waits yet
         r->completion_state.store(2);
@@ -612,6 +641,7 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
             return;
         }
         connected_.store(true, std::memory_order_relaxed);
+        server_.store(detail::connection_access::server(*conn_), std::memory_order_relaxed);
     }
     detail::transport& wire = detail::connection_access::wire(*conn_);
     try {
@@ -626,6 +656,13 @@ inline void multiplexer::run_batch(std::vector<request*>& batch) {
         close_connection();
         fail_all(0, st);
         return;
+    }
+    if (options_->observer) {
+        batch_event e;
+        if (const std::string* at = server()) e.server = *at;
+        e.commands = batch.size();
+        e.in_flight = in_flight_.load(std::memory_order_relaxed);
+        detail::observe(options_->observer.get(), &observer::on_batch, e);
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
         detail::io_status st;
@@ -675,6 +712,7 @@ inline bool multiplexer::retry_unsent(request& r) {
         }
         // the client goes (or the command was cancelled): it ends with the failure it had
         if (keep->withdrawn.load(std::memory_order_relaxed)) keep->status = {errc::cancelled, false, "cancelled"};
+        if (keep->watch) end_watch(*keep, server());
         unsigned cpu = 0;
         if (const void* word = keep->park.finish(cpu)) detail::parking::wake(word);
         run_completion_of(std::move(keep), options->on_error);
@@ -686,6 +724,7 @@ inline void multiplexer::finish(request& r, bool wake_now) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     if (retry_unsent(r)) return;
     std::shared_ptr<request> keep = std::move(r.self);  // a submitted one lives to the end here
+    if (keep && keep->watch) end_watch(*keep, server());
     unsigned cpu = 0;
     if (const void* word = r.park.finish(cpu)) {  // r may be gone from here on (unless kept)
         if (wake_now || !to_wake_[cpu % rings_].push(word)) detail::parking::wake(word);
@@ -712,6 +751,7 @@ inline void run_completion_of(std::shared_ptr<mux_request> r,
 
 inline void finish_detached(std::shared_ptr<mux_request> r,
                             const std::function<void(const error&)>& on_error) noexcept {
+    if (r->watch) end_watch(*r);
     unsigned cpu = 0;
     if (const void* word = r->park.finish(cpu)) parking::wake(word);
     run_completion_of(std::move(r), on_error);

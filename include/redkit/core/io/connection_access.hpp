@@ -41,6 +41,8 @@ struct connection_access {
                raw_str(r.get()).substr(0, 9) == "READONLY ";
     }
     static void poison(connection& c) noexcept { c.transport_->poison(); }
+    /// Where it is connected ("host:port", interned; null when it is not open or nothing observes).
+    static const std::string* server(const connection& c) noexcept { return c.server_; }
     /// Before a write on the wire (multiplexer, pipeline): waits out a failover the sentinels
     /// announced; false (the connection broken) when its primary was replaced meanwhile.
     static bool await_failover(connection& c) { return c.await_failover(); }

@@ -155,14 +155,17 @@ public:
     }
 
     bool broken() const noexcept { return broken_; }
-    /// Marks the transport unusable (its reply stream is in doubt).
-    void poison() noexcept { broken_ = true; }
+    /// Marks the transport unusable (its reply stream is in doubt), for `why` (the observer's
+    /// close_event; the first reason given stays).
+    void poison(close_reason why = close_reason::error) noexcept { break_for(why); }
+    /// Why it broke (closed: it did not).
+    close_reason broken_by() const noexcept { return broken_ ? reason_ : close_reason::closed; }
 
     std::chrono::milliseconds timeout() const noexcept { return timeout_; }
     bool set_timeout(std::chrono::milliseconds t) noexcept {
         if (t == timeout_ && timeout_set_) return true;
         if (!set_context_timeout(ctx_.get(), t)) {
-            broken_ = true;
+            break_for(close_reason::error);
             return false;
         }
         timeout_ = t;
@@ -261,15 +264,22 @@ public:
         pollfd p{};
         p.fd = context_fd(ctx_.get());
         p.events = POLLIN;
-        if (::poll(&p, 1, 0) != 0) broken_ = true;
+        if (::poll(&p, 1, 0) != 0) break_for(close_reason::idle_check);
         return !broken_;
     }
 
 private:
-    io_status fail(int saved_errno, bool maybe_sent) {
+    void break_for(close_reason why) noexcept {
+        if (!broken_) reason_ = why;
         broken_ = true;
+    }
+
+    io_status fail(int saved_errno, bool maybe_sent) {
         io_status st;
         st.code = classify(ctx_.get(), saved_errno);
+        break_for(st.code == errc::timeout             ? close_reason::timeout
+                  : st.code == errc::connection_closed ? close_reason::eof
+                                                       : close_reason::error);
         st.maybe_sent = maybe_sent;
         st.text = st.code == errc::timeout ? "timeout after " + std::to_string(timeout_.count()) + " ms"
                                            : std::string(redkit::error_category().message(static_cast<int>(st.code))) +
@@ -296,7 +306,8 @@ private:
 #endif
     bool block_sigpipe_ = false;
     bool broken_ = false;
-    bool replied_ = false;  // a reply was read (the setup's, or a command's)
+    close_reason reason_ = close_reason::closed;  // why broken_ (the first reason)
+    bool replied_ = false;                        // a reply was read (the setup's, or a command's)
     bool timeout_set_ = false;
     std::chrono::milliseconds timeout_{0};
 };

@@ -222,6 +222,32 @@ private:
     }
 
     void read_map_from_known_nodes() {
+        if (!base_->observer) return read_map_unobserved();
+        const auto started = clock::now();
+        const auto before = std::atomic_load(&map_);
+        read_map_unobserved();
+        const auto after = std::atomic_load(&map_);
+        cluster_map_event e;
+        e.duration = clock::now() - started;
+        std::string failure;
+        if (after == before) {
+            e.ok = false;
+            failure = last_failure();
+            e.reason = failure;
+        } else {
+            e.primaries = after->primaries.size();
+            for (std::size_t slot = 0; before && slot < after->owner.size(); ++slot) {
+                const auto owner = [&](const slot_map& m) -> const cluster_node_state* {
+                    const int i = m.owner[slot];
+                    return i < 0 ? nullptr : m.primaries[static_cast<std::size_t>(i)].get();
+                };
+                if (owner(*before) != owner(*after)) ++e.slots_moved;
+            }
+        }
+        observe(base_->observer.get(), &observer::on_cluster_map, e);
+    }
+
+    void read_map_unobserved() {
         std::vector<std::shared_ptr<cluster_node_state>> ask;
         if (const auto m = std::atomic_load(&map_)) ask = m->primaries;
         for (const auto& s : seeds_) ask.push_back(s);
@@ -442,14 +468,19 @@ inline reply_ptr join_texts(const std::vector<reply_ptr>& parts) {
 
 // ---- routing: one request on a cluster ----
 
-inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent);
+inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent,
+                                 command_watch* watch = nullptr);
 
 /// Redirections (MOVED, ASK) one command follows before its last one is its reply.
 inline constexpr int max_redirects = 16;
 
 // ASKING and the command in one write on one pooled connection of the importing node.
-inline reply_ptr execute_asking(cluster_node_state& n, const argv& a) {
+inline reply_ptr execute_asking(cluster_node_state& n, const argv& a, command_watch* watch) {
     lease l = n.pool->acquire();
+    if (watch != nullptr) {
+        watch->path = command_path::pooled;
+        watch->server = connection_access::server(*l);
+    }
     argv asking;
     asking.push_all("ASKING");
     transport& wire = connection_access::wire(*l);
@@ -471,7 +502,8 @@ inline reply_ptr execute_asking(cluster_node_state& n, const argv& a) {
 /// MGET, DEL, EXISTS, UNLINK and TOUCH per slot), to any primary without a key, to every primary
 /// for FLUSHALL, SCRIPT, DBSIZE, KEYS... Keys of one command in several slots otherwise throw
 /// std::invalid_argument before anything is sent.
-inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const command_traits& t, bool idempotent) {
+inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const command_traits& t, bool idempotent,
+                                    command_watch* watch = nullptr) {
     require_arguments(a);
     const key_positions keys(a, t);
     if (keys.kind() == route_kind::broadcast) {
@@ -480,7 +512,7 @@ inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const comm
         for (const auto& node : nodes) {
             reply_ptr r;
             try {
-                r = execute(*node->pool, *node->shared, a, t, idempotent);
+                r = execute(*node->pool, *node->shared, a, t, idempotent, watch);
             } catch (const error& e) {
                 if (e.is_transport()) c.refresh(true);
                 throw;
@@ -495,8 +527,8 @@ inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const comm
             default: return std::move(replies.front());
         }
     }
-    if (keys.kind() == route_kind::keyless) return execute_on_slot(c, a, t, t.home ? 0 : -1, idempotent);
-    if (!keys.spans_slots()) return execute_on_slot(c, a, t, slot_of(a.at(keys.keys().front())), idempotent);
+    if (keys.kind() == route_kind::keyless) return execute_on_slot(c, a, t, t.home ? 0 : -1, idempotent, watch);
+    if (!keys.spans_slots()) return execute_on_slot(c, a, t, slot_of(a.at(keys.keys().front())), idempotent, watch);
     if (t.spread != fan_out::split_merge && t.spread != fan_out::split_sum) {
         throw std::invalid_argument(keys.cross_slot_message());
     }
@@ -519,7 +551,7 @@ inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const comm
         argv one;
         one.push_view(a.command_name());
         for (const std::size_t i : groups[g]) one.push_view(a.at(i));
-        reply_ptr r = execute_on_slot(c, one, t, slots[g], idempotent);
+        reply_ptr r = execute_on_slot(c, one, t, slots[g], idempotent, watch);
         if (raw_is_error(r.get())) return r;
         replies.push_back(std::move(r));
     }
@@ -529,7 +561,8 @@ inline reply_ptr execute_on_cluster(cluster_router& c, const argv& a, const comm
 /// One command on the owner of `slot` (-1: any primary), following MOVED and ASK and waiting out
 /// TRYAGAIN, CLUSTERDOWN and an unreachable primary for up to cluster.failover_timeout (a
 /// redirected or refused command never ran, so that is always safe).
-inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent) {
+inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command_traits& t, int slot, bool idempotent,
+                                 command_watch* watch) {
     const client_options& o = c.options();
     std::optional<std::chrono::steady_clock::time_point> deadline;  // read the clock only on trouble
     const auto may_wait = [&](int attempt) {
@@ -551,11 +584,11 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
             if (asking) {
                 const auto node = std::move(asking);
                 asking.reset();
-                r = execute_asking(*node, a);
+                r = execute_asking(*node, a, watch);
             } else if (from_replica) {
                 const auto node = c.reader(slot);
                 try {
-                    r = execute(*node->pool, *node->shared, a, t, idempotent);
+                    r = execute(*node->pool, *node->shared, a, t, idempotent, watch);
                 } catch (const error& e) {
                     if (!e.is_transport() && e.kind() != errc::pool_exhausted) throw;
                     from_replica = false;  // read it from the primary instead
@@ -563,7 +596,7 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
                 }
             } else {
                 const auto node = slot >= 0 ? c.owner(slot) : c.any_primary();
-                r = execute(*node->pool, *node->shared, a, t, idempotent);
+                r = execute(*node->pool, *node->shared, a, t, idempotent, watch);
             }
         } catch (const server_error&) {
             throw;
@@ -577,22 +610,28 @@ inline reply_ptr execute_on_slot(cluster_router& c, const argv& a, const command
             if (!c.has_map()) throw;  // never reached the cluster: no failover to wait for
             c.refresh(true);
             if (!may_wait(attempt)) throw;
+            if (watch != nullptr) ++watch->retries;
             continue;
         }
         if (!raw_is_error(r.get())) return r;
         const std::string_view text = raw_str(r.get());
         redirect to;
         if (parse_redirect(text, "MOVED", to) && ++redirects <= max_redirects) {
+            if (watch != nullptr) ++watch->moved;
             c.moved(to);
             continue;
         }
         if (parse_redirect(text, "ASK", to) && ++redirects <= max_redirects) {
+            if (watch != nullptr) ++watch->asked;
             asking = c.node_at(to.host, to.port);
             continue;
         }
         if (cluster_busy(text)) {
             c.refresh(true);
-            if (may_wait(attempt)) continue;
+            if (may_wait(attempt)) {
+                if (watch != nullptr) ++watch->retries;
+                continue;
+            }
         }
         return r;
     }
@@ -639,6 +678,11 @@ public:
         hop->command = command->command;
         hop->key = command->key;
         hop->deadline = command->deadline;
+        if (command->watch) {
+            command->watch->path = command_path::shared;
+            command->watch->server = intern_server(node.name());
+            if (attempt > command->watch->retries) command->watch->retries = attempt;
+        }
         if (redirects == 0 && attempt == 0) command->hop = hop;  // the first, set before the command is shared
         multiplexer& m = node.shared->get(*node.pool);
         m.submit(hop);
@@ -657,6 +701,7 @@ public:
             const bool moved = parse_redirect(text, "MOVED", to);
             if (moved || parse_redirect(text, "ASK", to)) {
                 try {
+                    if (command_->watch) ++(moved ? command_->watch->moved : command_->watch->asked);
                     if (moved) router->moved(to);
                     send(router, *router->node_at(to.host, to.port), command_, !moved, redirects_ + 1, attempt_,
                          deadline_);

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+// redkit::observer: what a client does, as it does it, for logs, metrics and traces.
+//
+// Set client_options::observer to an object of a class derived from redkit::observer and
+// override the members you care about; the others do nothing. The client then calls them:
+//   - on_command_start / on_command: every command a client sends (command(), eval(), submit(),
+//     the patterns' commands, a pipeline or transaction as one operation), once per call however
+//     many retries and redirections it took, with its duration and outcome;
+//   - on_connect / on_close: every connection opened (or not) and closed, with why;
+//   - on_pool_wait: a caller that waited for a pooled connection, and whether it got one;
+//   - on_batch: each write of the shared (multiplexed) connection, with its size;
+//   - on_cluster_map: each reading of a cluster's slot map.
+// Calls come from the thread that does the work (a caller, the multiplexer's I/O thread), often
+// from many threads at once: an observer must be thread-safe, and quick (it runs inside the
+// request). What an observer throws is swallowed. The event's string_views live for the call only.
+//
+// Cost: with no observer set (the default), each command pays one pointer test and reads no clock.
+// With one, a command reads the clock twice and makes two virtual calls (see bench/README.md).
+//
+// Privacy: keys and arguments never reach the observer unless asked for
+// (client_options::observe_keys, observe_query_text), and argument values are masked even then.
+// <redkit/metrics.hpp> has a ready observer that counts, and renders Prometheus text.
+#pragma once
+
+#include <redkit/error.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string_view>
+
+namespace redkit {
+inline namespace v0 {
+
+/// The connection a command took.
+enum class command_path : unsigned char {
+    shared,  ///< the multiplexed connection all threads share (client_options::multiplex)
+    pooled,  ///< a pooled connection of its own (blocking commands, pipelines, transactions, spills)
+};
+
+/// How a command ended.
+enum class command_outcome : unsigned char {
+    ok,           ///< a reply that is not an error
+    error_reply,  ///< the server answered with an error (command_event::error_prefix)
+    failed,       ///< no reply: the transport failed, timed out, or no connection (command_event::code)
+};
+
+/// One command, or one pipeline or transaction, as the client sent it (on_command_start, on_command).
+struct command_event {
+    /// The command's name as the caller wrote it ("GET", "EVALSHA"); "PIPELINE" or "MULTI" for a
+    /// pipeline's or a transaction's whole batch.
+    std::string_view operation;
+    /// The first key, with client_options::observe_keys; else empty.
+    std::string_view key;
+    /// With client_options::observe_query_text: the command with every argument replaced by "?"
+    /// ("SET ? ?"), keys shown as they are with observe_keys too ("SET user:42 ?"); for a batch,
+    /// its commands' names. Else empty.
+    std::string_view query_text;
+    /// The node that answered last, "host:port" or a unix socket's path (after a MOVED, the node it
+    /// named). Empty in on_command_start, and when no connection was reached.
+    std::string_view server;
+    int db = 0;  ///< the database number (client_options::db)
+    command_path path = command_path::shared;
+    std::size_t batch_size = 1;                   ///< commands in a pipeline or transaction; else 1
+    std::chrono::steady_clock::time_point start;  ///< when the call began
+    std::chrono::nanoseconds duration{0};         ///< until its outcome (0 in on_command_start)
+    command_outcome outcome = command_outcome::ok;
+    /// An error reply's first word ("WRONGTYPE", "ERR", "NOSCRIPT"); else empty. For a batch:
+    /// EXECABORT, or the first error among its replies.
+    std::string_view error_prefix;
+    errc code{};      ///< outcome failed: why (timeout, connection_closed, connect_failed, ...)
+    int retries = 0;  ///< attempts after the first (the retry rule, see client_options::max_retries)
+    int moved = 0;    ///< MOVED redirections followed (Redis Cluster)
+    int asked = 0;    ///< ASK redirections followed (Redis Cluster)
+    /// What on_command_start returned for this call (on_command only): a span, a timer.
+    std::shared_ptr<void> context;
+};
+
+/// Why a connection closed (close_event).
+enum class close_reason : unsigned char {
+    closed,      ///< the client closed it (its pool, client or subscriber went away)
+    timeout,     ///< a reply did not come in time: its stream is in doubt
+    eof,         ///< the server closed it (its timeout, CLIENT KILL, a restart)
+    error,       ///< a read or write failed otherwise, or the server sent bytes that are not RESP
+    idle_check,  ///< found closed by the server while it sat idle in the pool
+    moved,       ///< a MOVED reply: its slot lives elsewhere now (dedicated connections)
+    failover,    ///< its primary was replaced (Sentinel), or turned read-only under it
+    setup,       ///< its setup (AUTH, SELECT, ...) was refused or timed out
+};
+
+/// A connection opened, or an attempt that failed (on_connect).
+struct connect_event {
+    std::string_view server;               ///< "host:port" or a unix socket's path
+    bool tls = false;                      ///< TLS (rediss://)
+    std::chrono::nanoseconds duration{0};  ///< connect, TLS handshake and setup round trip
+    bool ok = true;                        ///< false: it failed (code, reason)
+    errc code{};                           ///< when it failed: connect_failed, timeout
+    std::string_view reason;               ///< when it failed: why, as the error message says
+};
+
+/// A connection closed (on_close).
+struct close_event {
+    std::string_view server;  ///< "host:port" or a unix socket's path
+    close_reason reason = close_reason::closed;
+    std::chrono::nanoseconds lifetime{0};  ///< since it opened
+};
+
+/// A caller that had to wait for a pooled connection (on_pool_wait; a caller that found one
+/// free is not reported).
+struct pool_wait_event {
+    std::string_view server;             ///< the pool's server
+    std::chrono::nanoseconds waited{0};  ///< how long it waited
+    bool exhausted = false;              ///< true: none came free within pool_wait_timeout (errc::pool_exhausted)
+    std::size_t pool_size = 0;           ///< client_options::pool_size
+};
+
+/// One write of the shared connection (on_batch): the commands of many callers that went out
+/// together.
+struct batch_event {
+    std::string_view server;    ///< the shared connection's server
+    std::size_t commands = 0;   ///< commands in this write
+    std::size_t in_flight = 0;  ///< commands queued or awaiting replies on the connection at the write
+};
+
+/// One reading of a Redis Cluster's slot map (on_cluster_map).
+struct cluster_map_event {
+    bool ok = true;                        ///< false: no node answered (reason)
+    std::size_t primaries = 0;             ///< primaries in the new map
+    std::size_t slots_moved = 0;           ///< slots whose primary changed since the last map (a failover, a reshard)
+    std::chrono::nanoseconds duration{0};  ///< the whole reading (every node asked)
+    std::string_view reason;               ///< when it failed: what each node said
+};
+
+/// What a client reports as it works (see the file comment). Derive, override what you need.
+class observer {
+public:
+    virtual ~observer() = default;
+
+    /// A command is about to be sent, on the caller's thread (where its trace context is). What
+    /// this returns comes back in on_command's `context`. Default: nothing.
+    virtual std::shared_ptr<void> on_command_start(const command_event& e) {
+        (void)e;
+        return nullptr;
+    }
+    /// A command ended: reply, error reply or failure, after every retry and redirection. Runs on
+    /// the caller's thread for a blocking call; for a submitted command, on the thread that read
+    /// its reply, before its future is ready.
+    virtual void on_command(const command_event& e) { (void)e; }
+    /// A connection was opened, or could not be.
+    virtual void on_connect(const connect_event& e) { (void)e; }
+    /// A connection closed.
+    virtual void on_close(const close_event& e) { (void)e; }
+    /// A caller waited for a pooled connection.
+    virtual void on_pool_wait(const pool_wait_event& e) { (void)e; }
+    /// The shared connection wrote a batch.
+    virtual void on_batch(const batch_event& e) { (void)e; }
+    /// A cluster's slot map was read.
+    virtual void on_cluster_map(const cluster_map_event& e) { (void)e; }
+
+protected:
+    observer() = default;
+    observer(const observer&) = default;
+    observer& operator=(const observer&) = default;
+};
+
+namespace detail {
+
+/// Calls an observer member, swallowing what it throws (an observer must not break a request).
+template <class Member, class Event>
+void observe(observer* o, Member member, const Event& e) noexcept {
+    if (o == nullptr) return;
+    try {
+        (o->*member)(e);
+    } catch (...) {
+    }
+}
+
+}  // namespace detail
+}  // namespace v0
+}  // namespace redkit
