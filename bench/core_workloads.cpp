@@ -3,6 +3,8 @@
 // submits in flight from one thread, and 50 threads sharing the process-wide client. `get` and
 // `get_threads50` also run with a counting observer (redkit::metrics, client_options::observer):
 // the `redkit+metrics` rows, to compare with the `redkit` rows of the same run.
+#include <redkit/core/io/observe.hpp>
+
 #include "bench.hpp"
 
 #include <atomic>
@@ -141,7 +143,36 @@ void add_core(context& ctx, std::vector<workload>& out) {
                      }}}});
 }
 
+// What a command pays for being observed, without its round trip: its watch (two clock reads, the
+// start and end calls, one allocation) and the shared connection's write event, with an observer
+// that does nothing and with redkit::metrics. 1e9 / ops_per_s is the cost in ns per command.
+void add_observer_cost(context& ctx, std::vector<workload>& out) {
+    auto noop = std::make_shared<redkit::client_options>(ctx.base);
+    struct noop_observer final : redkit::observer {};
+    noop->observer = std::make_shared<noop_observer>();
+    auto counted = std::make_shared<redkit::client_options>(ctx.base);
+    counted->observer = std::make_shared<redkit::metrics>();
+    const auto observe = [](const redkit::client_options& o, long long n) {
+        for (long long i = 0; i < n; ++i) {
+            const auto w = redkit::detail::watch_command(o, "GET", "bench:key", {}, 1, redkit::command_path::shared);
+            w->end_with(nullptr);
+            redkit::batch_event b;
+            b.commands = 1;
+            redkit::detail::observe(o.observer.get(), &redkit::observer::on_batch, b);
+        }
+        sink = sink + 1;
+    };
+    out.push_back({"observer_cost",
+                   100000 * ctx.scale,
+                   {{"observer-noop", [noop, observe](long long n) { observe(*noop, n); }},
+                    {"redkit+metrics", [counted, observe](long long n) { observe(*counted, n); }}},
+                   {},
+                   "no round trip: the observer's own CPU per command (1e9 / ops_per_s ns); baseline: an "
+                   "observer whose members do nothing"});
+}
+
 const registrar reg(0, "core", &add_core);
+const registrar reg_observer(0, "observer", &add_observer_cost);
 
 }  // namespace
 }  // namespace redkit_bench

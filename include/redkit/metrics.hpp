@@ -54,19 +54,27 @@ public:
         std::uint64_t failed = 0;       ///< no reply (timeouts, closed connections, no connection)
         double seconds = 0;             ///< total duration
         std::array<std::uint64_t, bucket_bounds.size() + 1> buckets{};  ///< per bucket (not cumulative); last: +Inf
+        /// All of them, whatever their outcome.
         std::uint64_t total() const noexcept { return ok + error_reply + failed; }
     };
 
     /// Everything counted so far.
     struct counts {
         std::map<std::string, operation_counts> operations;  ///< by operation ("GET", "PIPELINE", "other")
-        std::uint64_t retries = 0, moved = 0, asked = 0;
-        std::uint64_t connects = 0, connect_failures = 0;
-        std::map<std::string, std::uint64_t> closes;  ///< by reason ("eof", "timeout", ...)
-        std::uint64_t pool_waits = 0, pool_exhausted = 0;
-        double pool_wait_seconds = 0;
-        std::uint64_t batches = 0, batch_commands = 0;
-        std::uint64_t cluster_maps = 0, cluster_map_failures = 0, cluster_slots_moved = 0;
+        std::uint64_t retries = 0;                           ///< attempts after commands' first
+        std::uint64_t moved = 0;                             ///< MOVED redirections followed
+        std::uint64_t asked = 0;                             ///< ASK redirections followed
+        std::uint64_t connects = 0;                          ///< connections opened
+        std::uint64_t connect_failures = 0;                  ///< connection attempts that failed
+        std::map<std::string, std::uint64_t> closes;         ///< connections closed, by reason ("eof", "timeout", ...)
+        std::uint64_t pool_waits = 0;                        ///< callers that waited for a pooled connection
+        std::uint64_t pool_exhausted = 0;                    ///< ... and got none (pool_wait_timeout)
+        double pool_wait_seconds = 0;                        ///< time spent waiting
+        std::uint64_t batches = 0;                           ///< writes of the shared connection
+        std::uint64_t batch_commands = 0;                    ///< commands in them
+        std::uint64_t cluster_maps = 0;                      ///< cluster slot map readings
+        std::uint64_t cluster_map_failures = 0;              ///< ... that failed
+        std::uint64_t cluster_slots_moved = 0;               ///< slots that changed primary between readings
     };
 
     metrics() = default;

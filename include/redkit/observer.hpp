@@ -59,12 +59,12 @@ struct command_event {
     /// The node that answered last, "host:port" or a unix socket's path (after a MOVED, the node it
     /// named). Empty in on_command_start, and when no connection was reached.
     std::string_view server;
-    int db = 0;  ///< the database number (client_options::db)
-    command_path path = command_path::shared;
-    std::size_t batch_size = 1;                   ///< commands in a pipeline or transaction; else 1
-    std::chrono::steady_clock::time_point start;  ///< when the call began
-    std::chrono::nanoseconds duration{0};         ///< until its outcome (0 in on_command_start)
-    command_outcome outcome = command_outcome::ok;
+    int db = 0;                                     ///< the database number (client_options::db)
+    command_path path = command_path::shared;       ///< the connection it took (of its last attempt)
+    std::size_t batch_size = 1;                     ///< commands in a pipeline or transaction; else 1
+    std::chrono::steady_clock::time_point start;    ///< when the call began
+    std::chrono::nanoseconds duration{0};           ///< until its outcome (0 in on_command_start)
+    command_outcome outcome = command_outcome::ok;  ///< how it ended (on_command)
     /// An error reply's first word ("WRONGTYPE", "ERR", "NOSCRIPT"); else empty. For a batch:
     /// EXECABORT, or the first error among its replies.
     std::string_view error_prefix;
@@ -100,9 +100,9 @@ struct connect_event {
 
 /// A connection closed (on_close).
 struct close_event {
-    std::string_view server;  ///< "host:port" or a unix socket's path
-    close_reason reason = close_reason::closed;
-    std::chrono::nanoseconds lifetime{0};  ///< since it opened
+    std::string_view server;                     ///< "host:port" or a unix socket's path
+    close_reason reason = close_reason::closed;  ///< why it closed
+    std::chrono::nanoseconds lifetime{0};        ///< since it opened
 };
 
 /// A caller that had to wait for a pooled connection (on_pool_wait; a caller that found one
@@ -158,9 +158,9 @@ public:
     virtual void on_cluster_map(const cluster_map_event& e) { (void)e; }
 
 protected:
-    observer() = default;
-    observer(const observer&) = default;
-    observer& operator=(const observer&) = default;
+    observer() = default;                            ///< (a base class only)
+    observer(const observer&) = default;             ///< (a base class only)
+    observer& operator=(const observer&) = default;  ///< (a base class only)
 };
 
 namespace detail {
