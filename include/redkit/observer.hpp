@@ -9,7 +9,8 @@
 //   - on_connect / on_close: every connection opened (or not) and closed, with why;
 //   - on_pool_wait: a caller that waited for a pooled connection, and whether it got one;
 //   - on_batch: each write of the shared (multiplexed) connection, with its size;
-//   - on_cluster_map: each reading of a cluster's slot map.
+//   - on_cluster_map: each reading of a cluster's slot map;
+//   - on_job: each job a queue adds, and each attempt a worker starts and ends.
 // Calls come from the thread that does the work (a caller, the multiplexer's I/O thread), often
 // from many threads at once: an observer must be thread-safe, and quick (it runs inside the
 // request). What an observer throws is swallowed. The event's string_views live for the call only.
@@ -131,6 +132,30 @@ struct cluster_map_event {
     std::string_view reason;               ///< when it failed: what each node said
 };
 
+/// A job's step (job_event).
+enum class job_stage : unsigned char {
+    added,      ///< queue::add or add_bulk created it
+    started,    ///< a worker's handler starts an attempt
+    completed,  ///< the attempt succeeded (the server recorded it)
+    retrying,   ///< the attempt failed; attempts remain (it runs again after its backoff)
+    failed,     ///< the attempt failed, and the job with it (no attempt left, or unrecoverable)
+};
+
+/// One step of a job of a queue (on_job).
+struct job_event {
+    std::string_view queue;  ///< the queue's name
+    std::string_view id;     ///< the job's id
+    std::string_view name;   ///< the job's name (queue::add's first argument)
+    job_stage stage = job_stage::added;
+    int attempt = 0;  ///< the attempt (1 for the first) for started, completed, retrying, failed; else 0
+    /// started: how long it waited, from when it was due (added, plus its delay) to its start, by
+    /// the server's clock. Else 0.
+    std::chrono::milliseconds waited{0};
+    /// completed, retrying, failed: how long the handler ran. Else 0.
+    std::chrono::nanoseconds duration{0};
+    std::string_view reason;  ///< retrying, failed: why (the handler's exception's what())
+};
+
 /// What a client reports as it works (see the file comment). Derive, override what you need.
 class observer {
 public:
@@ -156,6 +181,9 @@ public:
     virtual void on_batch(const batch_event& e) { (void)e; }
     /// A cluster's slot map was read.
     virtual void on_cluster_map(const cluster_map_event& e) { (void)e; }
+    /// A job of a queue made with this client was added, started, completed or failed (from the
+    /// process that did it: add's caller, or the worker's thread).
+    virtual void on_job(const job_event& e) { (void)e; }
 
 protected:
     observer() = default;                            ///< (a base class only)

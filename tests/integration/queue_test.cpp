@@ -1211,3 +1211,99 @@ TEST_F(Queue, FlowInOneQueueRunsEverywhereAndAcrossQueuesOnlyOnOneServer) {
         EXPECT_EQ(redkit::queue<json>(redis, "flow-away").counts().waiting, 1);
     }
 }
+
+// client_options::observer sees each job's steps: added, each attempt's start and end, with the
+// time it waited (by the server's clock) and the time its handler ran.
+TEST_F(Queue, EachJobStepReachesTheObserver) {
+    struct steps : redkit::observer {
+        void on_job(const redkit::job_event& e) override {
+            std::lock_guard<std::mutex> lock(mutex);
+            seen.push_back({std::string(e.queue), std::string(e.id), std::string(e.name), e.stage, e.attempt, e.waited,
+                            e.duration, std::string(e.reason)});
+        }
+        struct step {
+            std::string queue, id, name;
+            redkit::job_stage stage;
+            int attempt;
+            std::chrono::milliseconds waited;
+            std::chrono::nanoseconds duration;
+            std::string reason;
+        };
+        std::vector<step> of(const std::string& id) {
+            std::lock_guard<std::mutex> lock(mutex);
+            std::vector<step> out;
+            for (const auto& s : seen) {
+                if (s.id == id) out.push_back(s);
+            }
+            return out;
+        }
+        std::mutex mutex;
+        std::vector<step> seen;
+    };
+    const auto watched = std::make_shared<steps>();
+    auto options = redis.options();
+    options.observer = watched;
+    redkit::client observed(options);
+    redkit::queue<int> q(observed, "observed");
+    redkit::job_options retry;
+    retry.attempts = 2;
+    retry.backoff = redkit::backoff_policy::fixed(10ms);
+    const auto ok = q.add("slow", 1);
+    const auto flaky = q.add("flaky", 2, retry);
+    const auto doomed = q.add("doomed", 3);
+    std::this_thread::sleep_for(300ms);  // they wait: the first start says so
+
+    counter finished;
+    auto o = fast_options<int>();
+    o.on_completed = [&](const redkit::job<int>&) { finished.add(); };
+    o.on_failed = [&](const redkit::job<int>&, const redkit::job_failure& f) {
+        if (!f.will_retry) finished.add();
+    };
+    std::atomic<int> flaky_runs{0};
+    redkit::worker<int> w(
+        q,
+        [&](redkit::job<int>& j) -> json {
+            if (j.data() == 1) std::this_thread::sleep_for(50ms);
+            if (j.data() == 2 && flaky_runs++ == 0) throw std::runtime_error("try again");
+            if (j.data() == 3) throw redkit::unrecoverable_error("bad data");
+            return j.data();
+        },
+        o);
+    ASSERT_TRUE(finished.wait_for(3, 5s));
+    EXPECT_TRUE(w.close(5s));
+
+    using stage = redkit::job_stage;
+    const auto first = watched->of(ok.id);
+    ASSERT_EQ(first.size(), 3U);
+    EXPECT_EQ(first[0].stage, stage::added);
+    EXPECT_EQ(first[0].queue, "observed");
+    EXPECT_EQ(first[0].name, "slow");
+    EXPECT_EQ(first[1].stage, stage::started);
+    EXPECT_EQ(first[1].attempt, 1);
+    EXPECT_GE(first[1].waited, 250ms);
+    EXPECT_EQ(first[2].stage, stage::completed);
+    EXPECT_GE(first[2].duration, 50ms);
+
+    const auto second = watched->of(flaky.id);
+    ASSERT_EQ(second.size(), 5U);
+    EXPECT_EQ(second[1].stage, stage::started);
+    EXPECT_EQ(second[2].stage, stage::retrying);
+    EXPECT_EQ(second[2].attempt, 1);
+    EXPECT_EQ(second[2].reason, "try again");
+    EXPECT_EQ(second[3].stage, stage::started);
+    EXPECT_EQ(second[3].attempt, 2);
+    EXPECT_EQ(second[4].stage, stage::completed);
+    EXPECT_EQ(second[4].attempt, 2);
+
+    const auto third = watched->of(doomed.id);
+    ASSERT_EQ(third.size(), 3U);
+    EXPECT_EQ(third[2].stage, stage::failed);
+    EXPECT_EQ(third[2].reason, "bad data");
+
+    // an add that finds its id taken created nothing: no step
+    redkit::job_options named;
+    named.job_id = "nightly";
+    EXPECT_TRUE(q.add("report", 4, named).created);
+    EXPECT_FALSE(q.add("report", 4, named).created);
+    EXPECT_EQ(watched->of("nightly").size(), 1U);
+}

@@ -130,7 +130,9 @@ public:
     /// error on failure.
     added_job add(std::string_view name, const T& data, const job_options& options = {}) {
         detail::validate_job_options(options);
-        return detail::queue_add(*core_, name, redkit::encode(data), options);
+        added_job a = detail::queue_add(*core_, name, redkit::encode(data), options);
+        if (a.created) detail::observe_job(*core_, job_stage::added, a.id, name);
+        return a;
     }
 
     /// add() without waiting: the redkit::future holds the added_job (get(), then(), co_await;
@@ -163,6 +165,9 @@ public:
                 detail::push_add_only_fields(args, jobs[i].options);
             }
             for (auto& a : detail::queue_run_add(*core_, args)) out.push_back(std::move(a));
+            for (std::size_t i = first; i < first + n; ++i) {
+                if (out[i].created) detail::observe_job(*core_, job_stage::added, out[i].id, jobs[i].name);
+            }
         }
         return out;
     }

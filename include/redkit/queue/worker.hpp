@@ -166,6 +166,7 @@ private:
         std::string payload;
         std::string trace;
         long long retry_delay = 0;
+        std::chrono::nanoseconds ran{0};  // how long the handler ran (for the observer)
     };
 
     struct move_result {
@@ -577,6 +578,15 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
             lease.timeout_at = std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
             shared_.wake_keeper.notify();  // it sleeps until the earliest timeout it knows
         }
+        const auto& rec = j->record();
+        if (rec.processed > 0) {  // the server's clock: from when it was due to its start
+            const long long waited = rec.processed - (rec.created + rec.delay);
+            detail::observe_job(*core_, job_stage::started, j->id(), rec.name, rec.attempts_made + 1,
+                                std::chrono::milliseconds(std::max(0LL, waited)));
+        } else {
+            detail::observe_job(*core_, job_stage::started, j->id(), rec.name, rec.attempts_made + 1);
+        }
+        const auto began = clock::now();
         try {
             o.payload = handler_(*j);
             o.kind =
@@ -598,6 +608,7 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
             o.payload = "exception of unknown type";
             o.trace = attempt() + o.payload;
         }
+        o.ran = clock::now() - began;
         if (lease.cancel->requested.load()) {
             // cancelled (queue::cancel, or the timeout): the attempt's outcome is the cancel's
             auto [reason, retry] = lease.cancel->read();
@@ -743,6 +754,7 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
             rec.state = detail::queue_model::state_letter::completed;
             rec.finished = r.now;
             rec.return_value = std::move(o.payload);
+            detail::observe_job(*core_, job_stage::completed, j.id(), rec.name, rec.attempts_made, {}, o.ran);
             call("on_completed", options_.on_completed, static_cast<const job<T>&>(j));
             continue;
         }
@@ -755,6 +767,8 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
                     : code == detail::move_code::retry_now   ? detail::in_line(rec)
                                                              : detail::queue_model::state_letter::failed;
         if (code == detail::move_code::failed) rec.finished = r.now;
+        detail::observe_job(*core_, f.will_retry ? job_stage::retrying : job_stage::failed, j.id(), rec.name,
+                            rec.attempts_made, {}, o.ran, f.reason);
         call("on_failed", options_.on_failed, static_cast<const job<T>&>(j), f);
     }
 }

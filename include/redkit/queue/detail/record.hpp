@@ -127,6 +127,24 @@ struct job_lease {
     std::atomic<long long> timeout_at{0};
 };
 
+/// Tells the queue's client's observer (if any) of a job's step (observer::on_job).
+inline void observe_job(const queue_core& core, job_stage stage, std::string_view id, std::string_view name,
+                        int attempt = 0, std::chrono::milliseconds waited = {}, std::chrono::nanoseconds duration = {},
+                        std::string_view reason = {}) noexcept {
+    observer* to = core.redis.options().observer.get();
+    if (to == nullptr) return;
+    job_event e;
+    e.queue = core.name;
+    e.id = id;
+    e.name = name;
+    e.stage = stage;
+    e.attempt = attempt;
+    e.waited = waited;
+    e.duration = duration;
+    e.reason = reason;
+    observe(to, &observer::on_job, e);
+}
+
 REDKIT_DECL bool is_generated_id(std::string_view s) noexcept;
 
 /// Checks job options; throws std::invalid_argument naming the field.
