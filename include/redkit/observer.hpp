@@ -10,7 +10,8 @@
 //   - on_pool_wait: a caller that waited for a pooled connection, and whether it got one;
 //   - on_batch: each write of the shared (multiplexed) connection, with its size;
 //   - on_cluster_map: each reading of a cluster's slot map;
-//   - on_job: each job a queue adds, and each attempt a worker starts and ends.
+//   - on_job: each job a queue adds, and each attempt a worker starts and ends;
+//   - on_rate_limit: each decision of a rate limiter.
 // Calls come from the thread that does the work (a caller, the multiplexer's I/O thread), often
 // from many threads at once: an observer must be thread-safe, and quick (it runs inside the
 // request). What an observer throws is swallowed. The event's string_views live for the call only.
@@ -156,6 +157,17 @@ struct job_event {
     std::string_view reason;  ///< retrying, failed: why (the handler's exception's what())
 };
 
+/// One decision of a rate limiter (on_rate_limit).
+struct rate_limit_event {
+    std::string_view limiter;     ///< the limiter's name
+    std::string_view identifier;  ///< with client_options::observe_keys: who was checked (an IP, a user id); else empty
+    bool allowed = false;         ///< the decision
+    bool peek = false;            ///< a peek (nothing spent)
+    bool fallback = false;        ///< Redis did not answer: the failure policy decided
+    long long remaining = 0;      ///< quota left after it
+    std::chrono::milliseconds retry_after{0};  ///< when denied: until a retry would be allowed
+};
+
 /// What a client reports as it works (see the file comment). Derive, override what you need.
 class observer {
 public:
@@ -184,6 +196,9 @@ public:
     /// A job of a queue made with this client was added, started, completed or failed (from the
     /// process that did it: add's caller, or the worker's thread).
     virtual void on_job(const job_event& e) { (void)e; }
+    /// A rate limiter made with this client decided (hit, peek, async_hit), on the caller's thread
+    /// (async_hit: the thread that read the reply).
+    virtual void on_rate_limit(const rate_limit_event& e) { (void)e; }
 
 protected:
     observer() = default;                            ///< (a base class only)

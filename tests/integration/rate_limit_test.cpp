@@ -600,3 +600,59 @@ TEST_F(RateLimit, HeadersOfARealAllowedResult) {
     EXPECT_EQ(find(allowed, "RateLimit-Remaining"), "99");
     EXPECT_EQ(find(allowed, "RateLimit-Reset"), "61") << "60 s + the 1 ms the key lives at PTTL 0, rounded up";
 }
+
+// client_options::observer sees each decision: hits, peeks and async hits, allowed or denied,
+// with the identifier only when observe_keys asks for it.
+TEST_F(RateLimit, EveryDecisionReachesTheObserver) {
+    struct decisions : redkit::observer {
+        void on_rate_limit(const redkit::rate_limit_event& e) override {
+            std::lock_guard<std::mutex> lock(mutex);
+            seen.push_back({std::string(e.limiter), std::string(e.identifier), e.allowed, e.peek, e.remaining});
+        }
+        struct decision {
+            std::string limiter, identifier;
+            bool allowed, peek;
+            long long remaining;
+        };
+        std::vector<decision> taken() {  // what was seen so far, forgotten here
+            std::lock_guard<std::mutex> lock(mutex);
+            return std::exchange(seen, {});
+        }
+        std::mutex mutex;
+        std::vector<decision> seen;
+    };
+    const auto watched = std::make_shared<decisions>();
+    auto options = redis.options();
+    options.observer = watched;
+    options.observe_keys = true;
+    const auto api = rate_limiter::fixed_window(redkit::client(options), "api", 3, 10s);
+    for (int i = 0; i < 5; ++i) (void)api.hit("203.0.113.7");
+    (void)api.peek("203.0.113.7");
+    EXPECT_FALSE(api.async_hit("203.0.113.7").get().allowed);
+
+    const auto seen = watched->taken();
+    ASSERT_EQ(seen.size(), 7U);
+    int allowed = 0;
+    for (std::size_t i = 0; i < 5; ++i) {
+        const auto& d = seen[i];
+        EXPECT_EQ(d.limiter, "api");
+        EXPECT_EQ(d.identifier, "203.0.113.7");
+        EXPECT_FALSE(d.peek);
+        allowed += d.allowed ? 1 : 0;
+        EXPECT_EQ(d.allowed, i < 3);
+    }
+    EXPECT_EQ(allowed, 3);
+    EXPECT_EQ(seen[2].remaining, 0);
+    EXPECT_TRUE(seen[5].peek);
+    EXPECT_FALSE(seen[6].peek);
+    EXPECT_FALSE(seen[6].allowed);
+
+    // without observe_keys: who was checked stays out
+    options.observe_keys = false;
+    const auto quiet = rate_limiter::fixed_window(redkit::client(options), "login", 1, 10s);
+    (void)quiet.hit("user-42");
+    const auto later = watched->taken();
+    ASSERT_EQ(later.size(), 1U);
+    EXPECT_EQ(later[0].identifier, "");
+    EXPECT_TRUE(later[0].allowed);
+}

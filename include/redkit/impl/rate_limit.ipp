@@ -200,6 +200,25 @@ inline rate_limit_result to_result(const rate_limit_reply& r) {
 }
 }  // namespace detail
 
+namespace detail {
+// Tells the client's observer (if any) of a decision; returns it.
+inline rate_limit_result observed(const client& c, const std::string& limiter, std::string_view identifier, bool peek,
+                                  rate_limit_result r) {
+    const client_options& o = c.options();
+    if (!o.observer) return r;
+    rate_limit_event e;
+    e.limiter = limiter;
+    if (o.observe_keys) e.identifier = identifier;
+    e.allowed = r.allowed;
+    e.peek = peek;
+    e.fallback = r.fallback;
+    e.remaining = r.remaining;
+    e.retry_after = r.retry_after;
+    observe(o.observer.get(), &observer::on_rate_limit, e);
+    return r;
+}
+}  // namespace detail
+
 REDKIT_DECL rate_limit_result rate_limiter::run(std::string_view identifier, long long cost, bool peek_only) const {
     check_cost(cost);
     const std::string k = key(identifier);
@@ -213,9 +232,9 @@ REDKIT_DECL rate_limit_result rate_limiter::run(std::string_view identifier, lon
                                                    param_arg_, cost_arg, mode);
     } catch (const error& e) {
         if (options_.on_failure == rate_limit_failure_policy::raise) throw;
-        return fall_back(e);
+        return detail::observed(client_, name_, identifier, peek_only || cost == 0, fall_back(e));
     }
-    return detail::to_result(r);
+    return detail::observed(client_, name_, identifier, peek_only || cost == 0, detail::to_result(r));
 }
 
 REDKIT_DECL future<rate_limit_result> rate_limiter::async_hit(std::string_view identifier, long long cost) const {
@@ -227,14 +246,16 @@ REDKIT_DECL future<rate_limit_result> rate_limiter::async_hit(std::string_view i
     const std::string_view mode = cost == 0 ? "1" : "0";
     future<detail::rate_limit_reply> sent = detail::client_access::submit_lasting_eval<detail::rate_limit_reply>(
         client_, detail::rate_limit_script(kind_), {std::string_view(k)}, limit_arg_, param_arg_, cost_arg, mode);
+    // who was checked, kept for the observer only when it shows identifiers
+    std::string who = client_.options().observer && client_.options().observe_keys ? std::string(identifier) : "";
     return detail::chain<rate_limit_result>(
         std::move(sent),
-        [self = *this](future<detail::rate_limit_reply> f) {
+        [self = *this, who = std::move(who), peek = cost == 0](future<detail::rate_limit_reply> f) {
             try {
-                return detail::to_result(f.get());
+                return detail::observed(self.client_, self.name_, who, peek, detail::to_result(f.get()));
             } catch (const error& e) {
                 if (self.options_.on_failure == rate_limit_failure_policy::raise) throw;
-                return self.fall_back(e);
+                return detail::observed(self.client_, self.name_, who, peek, self.fall_back(e));
             }
         },
         client_.options().on_error);
