@@ -312,6 +312,15 @@ private:
 };
 
 namespace detail {
+/// A future that holds `value` already: an async call whose answer needs no round trip.
+template <class T>
+future<T> ready(T value) {
+    promise<T> p;
+    future<T> out = p.get_future();
+    p.set_value(std::move(value));
+    return out;
+}
+
 /// A future<U> of what `fn(future<T>)` returns once `f` is complete (fn's exception is the
 /// future's); what a callback on it throws goes to on_error. The patterns' async steps.
 template <class U, class T, class F>

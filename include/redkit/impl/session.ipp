@@ -229,10 +229,7 @@ REDKIT_DECL future<std::optional<stored_session>> session_engine::async_read(std
                                                                              const char* mode) const {
     auto t = parse(token);
     if (!t) {
-        promise<std::optional<stored_session>> none;
-        auto out = none.get_future();
-        none.set_value(std::nullopt);
-        return out;
+        return ready<std::optional<stored_session>>(std::nullopt);
     }
     auto sent = client_access::submit_lasting_eval<std::optional<std::vector<std::string>>>(
         redis_, session_script<session_lua::read>(), {std::string_view(t->key)}, index_prefix_, index_suffix(t->bucket),
@@ -274,10 +271,7 @@ REDKIT_DECL future<std::pair<std::optional<stored_session>, bool>> session_engin
     using result = std::pair<std::optional<stored_session>, bool>;
     auto t = parse(token);
     if (!t) {
-        promise<result> none;
-        auto out = none.get_future();
-        none.set_value(result{std::nullopt, false});
-        return out;
+        return ready(result{std::nullopt, false});
     }
     auto sent = client_access::submit_lasting_eval<std::optional<std::vector<std::string>>>(
         redis_, session_script<session_lua::update>(), {std::string_view(t->key)}, index_prefix_,
@@ -312,10 +306,7 @@ REDKIT_DECL bool session_engine::revoke(std::string_view token) const {
 REDKIT_DECL future<bool> session_engine::async_revoke(std::string_view token) const {
     auto t = parse(token);
     if (!t) {
-        promise<bool> none;
-        auto out = none.get_future();
-        none.set_value(false);
-        return out;
+        return ready(false);
     }
     auto sent = client_access::submit_lasting_eval<std::optional<std::vector<std::string>>>(
         redis_, session_script<session_lua::revoke>(), {std::string_view(t->key)}, index_prefix_,
