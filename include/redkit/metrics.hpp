@@ -89,6 +89,10 @@ public:
     /// The name a close_reason has in counts::closes and in the text ("eof").
     static const char* reason_name(close_reason r) noexcept;
 
+    /// `v` as a label value of the Prometheus text format: quoted, with backslash, quote and
+    /// newline escaped.
+    static std::string label_value(std::string_view v);
+
     void on_command(const command_event& e) override;
     void on_connect(const connect_event& e) override;
     void on_close(const close_event& e) override;
@@ -211,6 +215,21 @@ inline const char* metrics::reason_name(close_reason r) noexcept {
     return "other";
 }
 
+inline std::string metrics::label_value(std::string_view v) {
+    std::string q = "\"";
+    for (const char ch : v) {
+        if (ch == '\\' || ch == '"') {
+            q += '\\';
+            q += ch;
+        } else if (ch == '\n') {
+            q += "\\n";
+        } else {
+            q += ch;
+        }
+    }
+    return q + "\"";
+}
+
 inline metrics::counts metrics::snapshot() const {
     counts out;
     const auto sum = [&](auto member) {
@@ -276,20 +295,7 @@ inline std::string metrics::prometheus(std::string_view prefix) const {
         out += p + "_" + name + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
     };
     // operation names come from the application's commands: escape them as label values
-    const auto quoted = [](std::string_view v) {
-        std::string q = "\"";
-        for (const char ch : v) {
-            if (ch == '\\' || ch == '"') {
-                q += '\\';
-                q += ch;
-            } else if (ch == '\n') {
-                q += "\\n";
-            } else {
-                q += ch;
-            }
-        }
-        return q + "\"";
-    };
+    const auto quoted = &metrics::label_value;
 
     head("commands_total", "counter", "Commands (and whole pipelines and transactions) by operation and outcome.");
     for (const auto& [op, n] : c.operations) {

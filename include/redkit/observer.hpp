@@ -144,10 +144,10 @@ enum class job_stage : unsigned char {
 
 /// One step of a job of a queue (on_job).
 struct job_event {
-    std::string_view queue;  ///< the queue's name
-    std::string_view id;     ///< the job's id
-    std::string_view name;   ///< the job's name (queue::add's first argument)
-    job_stage stage = job_stage::added;
+    std::string_view queue;              ///< the queue's name
+    std::string_view id;                 ///< the job's id
+    std::string_view name;               ///< the job's name (queue::add's first argument)
+    job_stage stage = job_stage::added;  ///< which step
     int attempt = 0;  ///< the attempt (1 for the first) for started, completed, retrying, failed; else 0
     /// started: how long it waited, from when it was due (added, plus its delay) to its start, by
     /// the server's clock. Else 0.

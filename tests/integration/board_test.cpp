@@ -10,6 +10,7 @@
 #include <redkit/queue.hpp>
 
 #include "support/fresh_database.hpp"
+#include "support/prometheus_text.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -929,4 +930,53 @@ TEST_F(Board, ShowsTheGroupsAndPausesAndResumesOneByItsButton) {
                   .get<std::string>()
                   .find("rate limit 1 per 3600000 ms"),
               std::string::npos);
+}
+
+// GET /metrics: every queue in the Prometheus text format, read back strictly, each number the
+// queue's own (counts, pause, the jobs that finished in the last whole minute).
+TEST_F(Board, MetricsInPrometheusTextMatchEachQueue) {
+    redkit::queue<json> metered(redis, "metered");
+    for (int i = 0; i < 3; ++i) (void)metered.add("x", i);
+    redkit::job_options later;
+    later.delay = std::chrono::hours(1);
+    (void)metered.add("x", 9, later);
+    redkit::queue<json> stopped(redis, "stopped");
+    (void)stopped.add("y", 1);
+    stopped.pause();
+    // a job that completed in the minute before this one, as the finish time says
+    const auto t = redis.command<std::vector<long long>>("TIME");
+    const long long minute = (t.at(0) / 60) * 60000;
+    redis.command<long long>("ZADD", "queue:{metered}:completed", minute - 30000, "done-1");
+    redis.command<long long>("HSET", "queue:{metered}:job:done-1", "name", "x", "data", "1", "st", "c", "ft",
+                             minute - 30000);
+
+    board_server server;
+    httplib::Client c("127.0.0.1", server.port());
+    const auto r = c.Get("/metrics");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0), 0U);
+    const auto samples = redkit_test::parse_prometheus(r->body);
+    const auto at = [&](const std::string& key) {
+        const auto found = samples.find(key);
+        EXPECT_NE(found, samples.end()) << key << " missing from\n" << r->body;
+        return found == samples.end() ? -1.0 : found->second;
+    };
+    const auto counted = metered.counts();
+    EXPECT_EQ(at(R"(redkit_queue_jobs{queue="metered",state="waiting"})"), counted.waiting);
+    EXPECT_EQ(at(R"(redkit_queue_jobs{queue="metered",state="waiting"})"), 3);
+    EXPECT_EQ(at(R"(redkit_queue_jobs{queue="metered",state="delayed"})"), 1);
+    EXPECT_EQ(at(R"(redkit_queue_jobs{queue="metered",state="completed"})"), counted.completed);
+    EXPECT_EQ(at(R"(redkit_queue_jobs{queue="stopped",state="paused"})"), stopped.counts().paused);
+    EXPECT_EQ(at(R"(redkit_queue_paused{queue="stopped"})"), 1);
+    EXPECT_EQ(at(R"(redkit_queue_paused{queue="metered"})"), 0);
+    EXPECT_EQ(at(R"(redkit_queue_finished_last_minute{queue="metered",outcome="completed"})"),
+              metered.metrics(std::chrono::minutes(2)).front().completed);
+    EXPECT_EQ(at(R"(redkit_queue_finished_last_minute{queue="metered",outcome="completed"})"), 1);
+    EXPECT_EQ(at(R"(redkit_queue_finished_last_minute{queue="stopped",outcome="failed"})"), 0);
+
+    // the same guards as the API: a foreign Host is refused
+    const auto foreign = c.Get("/metrics", {{"Host", "evil.example:80"}});
+    ASSERT_TRUE(foreign);
+    EXPECT_EQ(foreign->status, 403);
 }

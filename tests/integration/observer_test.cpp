@@ -4,6 +4,7 @@
 // with a strict parser of the format.
 #include <redkit/redkit.hpp>
 
+#include "support/prometheus_text.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -424,61 +425,6 @@ TEST_F(Observer, AnObserverThatThrowsBreaksNothing) {
 
 // ---- redkit::metrics and its Prometheus text ----
 
-namespace {
-
-// The text format (version 0.0.4), strictly: HELP and TYPE lines, then samples of declared
-// metrics, `name{label="value",...} number`; returns each sample's value by "name{labels}".
-std::map<std::string, double> parse_prometheus(const std::string& text) {
-    std::map<std::string, double> samples;
-    std::map<std::string, std::string> types;
-    const std::regex help(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) [^\n]*)");
-    const std::regex type(R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
-    const std::regex sample(
-        R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\[\\"n])*")*\})? ([^ ]+))");
-    std::istringstream in(text);
-    std::string line;
-    EXPECT_FALSE(text.empty());
-    EXPECT_EQ(text.back(), '\n');
-    while (std::getline(in, line)) {
-        std::smatch m;
-        if (std::regex_match(line, m, type)) {
-            EXPECT_EQ(types.count(m[1]), 0U) << "TYPE twice: " << line;
-            types[m[1]] = m[2];
-            continue;
-        }
-        if (std::regex_match(line, m, help)) continue;
-        if (!std::regex_match(line, m, sample)) {
-            ADD_FAILURE() << "not a sample line: '" << line << "'";
-            continue;
-        }
-        std::string family = m[1];
-        for (const char* suffix : {"_bucket", "_sum", "_count"}) {
-            const std::string s(suffix);
-            if (family.size() > s.size() && family.compare(family.size() - s.size(), s.size(), s) == 0 &&
-                types.count(family.substr(0, family.size() - s.size())) &&
-                types[family.substr(0, family.size() - s.size())] == "histogram") {
-                family = family.substr(0, family.size() - s.size());
-            }
-        }
-        EXPECT_EQ(types.count(family), 1U) << "a sample before its TYPE: " << line;
-        std::size_t used = 0;
-        const std::string value = m[7];
-        double v = 0;
-        if (value == "+Inf") {
-            v = HUGE_VAL;
-        } else {
-            v = std::stod(value, &used);
-            EXPECT_EQ(used, value.size()) << line;
-        }
-        const std::string key = m[1].str() + m[2].str();
-        EXPECT_EQ(samples.count(key), 0U) << "a sample twice: " << line;
-        samples[key] = v;
-    }
-    return samples;
-}
-
-}  // namespace
-
 TEST_F(Observer, MetricsCountWhatHappenedAndRenderStrictPrometheusText) {
     auto counts = std::make_shared<redkit::metrics>();
     auto o = shared_server().options();
@@ -512,7 +458,7 @@ TEST_F(Observer, MetricsCountWhatHappenedAndRenderStrictPrometheusText) {
     EXPECT_GE(snap.connects, 2U);
     EXPECT_EQ(snap.closes.at("timeout"), 1U);
 
-    const auto samples = parse_prometheus(counts->prometheus());
+    const auto samples = redkit_test::parse_prometheus(counts->prometheus());
     EXPECT_EQ(samples.at(R"(redkit_commands_total{operation="GET",outcome="ok"})"), 1000);
     EXPECT_EQ(samples.at(R"(redkit_commands_total{operation="HLEN",outcome="error_reply"})"), 1);
     EXPECT_EQ(samples.at(R"(redkit_commands_total{operation="DEBUG",outcome="failed"})"), 1);

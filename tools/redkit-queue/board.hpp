@@ -19,6 +19,7 @@
 //   POST /api/pause?queue=Q, /api/resume?queue=Q
 //   POST /api/pause-group?queue=Q&group=G     pause one group (also one with no jobs yet)
 //   POST /api/resume-group?queue=Q&group=G    resume one (404 when queue::group does not list it)
+//   GET  /metrics                             every queue in the Prometheus text format (prometheus_text)
 //
 // A job's "due" is when a delayed one is due (ms, its score in the delayed set; 0 otherwise), a
 // group's "held_until" when its rate limit lets it start again (ms, null when not held), and
@@ -181,6 +182,46 @@ inline long long ms_since_epoch(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
+// GET /metrics: every queue's jobs by state and whether it is paused (gauges), and the jobs that
+// finished in the last whole minute, completed and failed for good (gauges, of the jobs still kept:
+// queue::metrics). One counts script, one pause look and one metrics script per queue.
+inline std::string prometheus_text(const std::vector<std::pair<std::string, redkit::job_counts>>& counts,
+                                   const std::vector<bool>& paused,
+                                   const std::vector<redkit::minute_counts>& last_minute) {
+    std::string out;
+    const auto head = [&](const char* name, const char* help) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    };
+    head("redkit_queue_jobs", "Jobs of each queue, by state (as redkit-queue counts shows them).");
+    for (const auto& [name, c] : counts) {
+        const std::string q = "queue=" + redkit::metrics::label_value(name);
+        const std::pair<const char*, long long> states[] = {
+            {"waiting", c.waiting},     {"active", c.active},
+            {"delayed", c.delayed},     {"prioritized", c.prioritized},
+            {"completed", c.completed}, {"failed", c.failed},
+            {"paused", c.paused},       {"waiting-children", c.waiting_children},
+            {"grouped", c.grouped}};
+        for (const auto& [state, n] : states) {
+            out += "redkit_queue_jobs{" + q + ",state=\"" + state + "\"} " + std::to_string(n) + "\n";
+        }
+    }
+    head("redkit_queue_paused", "Whether the queue is paused (1) or not (0).");
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+        out += "redkit_queue_paused{queue=" + redkit::metrics::label_value(counts[i].first) + "} " +
+               (paused[i] ? "1" : "0") + "\n";
+    }
+    head("redkit_queue_finished_last_minute",
+         "Jobs that finished in the last whole minute, by outcome, of those the queue still keeps.");
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+        const std::string q = "queue=" + redkit::metrics::label_value(counts[i].first);
+        out += "redkit_queue_finished_last_minute{" + q + ",outcome=\"completed\"} " +
+               std::to_string(last_minute[i].completed) + "\n";
+        out += "redkit_queue_finished_last_minute{" + q + ",outcome=\"failed\"} " +
+               std::to_string(last_minute[i].failed) + "\n";
+    }
+    return out;
+}
+
 // A page of groups; a limit or time that is not set is null.
 inline json groups_json(const redkit::group_page& page) {
     json groups = json::array();
@@ -331,6 +372,24 @@ private:
                 }
                 reply(res, 200, {{"queues", queues}});
             }));
+        server_.Get("/metrics", [this](const request&, response& res) {
+            try {
+                std::vector<std::pair<std::string, redkit::job_counts>> counts;
+                std::vector<bool> paused;
+                std::vector<redkit::minute_counts> last_minute;
+                for (const auto& name : tool_.queue_names()) {
+                    redkit::queue<json> q(tool_.redis(), name, tool_.options());
+                    counts.emplace_back(name, q.counts());
+                    paused.push_back(q.is_paused());
+                    last_minute.push_back(q.metrics(std::chrono::minutes(2)).front());  // the one before this
+                }
+                res.status = 200;
+                res.set_content(prometheus_text(counts, paused, last_minute),
+                                "text/plain; version=0.0.4; charset=utf-8");
+            } catch (const std::exception& e) {
+                refuse(res, 502, e.what());
+            }
+        });
         server_.Get(
             "/api/metrics", api([this](const request& req, response& res) {
                 const auto q = tool_.open(param(req, "queue"));
