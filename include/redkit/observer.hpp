@@ -11,7 +11,9 @@
 //   - on_batch: each write of the shared (multiplexed) connection, with its size;
 //   - on_cluster_map: each reading of a cluster's slot map;
 //   - on_job: each job a queue adds, and each attempt a worker starts and ends;
-//   - on_rate_limit: each decision of a rate limiter.
+//   - on_rate_limit: each decision of a rate limiter;
+//   - on_consumer: a subscriber's reconnects and failed handlers, a stream consumer's deliveries
+//     (with their lag), failed handlers and dead letters.
 // Calls come from the thread that does the work (a caller, the multiplexer's I/O thread), often
 // from many threads at once: an observer must be thread-safe, and quick (it runs inside the
 // request). What an observer throws is swallowed. The event's string_views live for the call only.
@@ -168,6 +170,27 @@ struct rate_limit_event {
     std::chrono::milliseconds retry_after{0};  ///< when denied: until a retry would be allowed
 };
 
+/// What a subscriber or a stream consumer met (consumer_event).
+enum class consumer_step : unsigned char {
+    reconnected,     ///< a subscriber connected again after its connection failed (it subscribes again)
+    handler_failed,  ///< a handler threw (a stream entry stays pending, to be claimed again)
+    delivered,       ///< a stream entry was read for its handler (lag: how old it was); one that does not decode is
+                     ///< dead-lettered next
+    dead_letter,     ///< a stream entry that did not decode went to the dead-letter stream
+};
+
+/// One step of a subscriber (pubsub.hpp) or a stream consumer (stream.hpp) (on_consumer).
+struct consumer_event {
+    std::string_view source;  ///< the channel, or the stream's key (empty for a subscriber's reconnect)
+    std::string_view group;   ///< a stream consumer's group; empty for a subscriber
+    consumer_step step = consumer_step::delivered;  ///< what happened
+    std::string_view id;                            ///< a stream entry's id
+    /// delivered: the time since the entry was added, from its id (the server's clock when it was
+    /// added) to this host's clock now: clocks apart skew it.
+    std::chrono::milliseconds lag{0};
+    std::string_view reason;  ///< handler_failed, dead_letter: why
+};
+
 /// What a client reports as it works (see the file comment). Derive, override what you need.
 class observer {
 public:
@@ -199,6 +222,9 @@ public:
     /// A rate limiter made with this client decided (hit, peek, async_hit), on the caller's thread
     /// (async_hit: the thread that read the reply).
     virtual void on_rate_limit(const rate_limit_event& e) { (void)e; }
+    /// A subscriber or a stream consumer made with this client reconnected, delivered an entry,
+    /// met a handler that threw, or dead-lettered an entry, on its own thread.
+    virtual void on_consumer(const consumer_event& e) { (void)e; }
 
 protected:
     observer() = default;                            ///< (a base class only)
@@ -216,6 +242,21 @@ void observe(observer* o, Member member, const Event& e) noexcept {
         (o->*member)(e);
     } catch (...) {
     }
+}
+
+/// Tells an observer (if any) of a consumer's step (observer::on_consumer).
+inline void observe_consumer(observer* to, consumer_step step, std::string_view source, std::string_view group = {},
+                             std::string_view id = {}, std::chrono::milliseconds lag = {},
+                             std::string_view reason = {}) noexcept {
+    if (to == nullptr) return;
+    consumer_event e;
+    e.source = source;
+    e.group = group;
+    e.step = step;
+    e.id = id;
+    e.lag = lag;
+    e.reason = reason;
+    observe(to, &observer::on_consumer, e);
 }
 
 }  // namespace detail

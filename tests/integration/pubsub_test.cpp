@@ -3,6 +3,7 @@
 #include <redkit/pipeline.hpp>
 #include <redkit/pubsub.hpp>
 
+#include "support/consumer_steps.hpp"
 #include "support/redis_server.hpp"
 #include "support/watchdog.hpp"
 
@@ -153,7 +154,10 @@ TEST_F(PubSub, ThrowingHandlerIsReportedAndDeliveryGoesOn) {
     inbox<std::string> seen;
     redkit::subscriber_options o;
     o.on_error = [&](const redkit::error& e) { errors.push(e.what()); };
-    redkit::subscriber sub(redis, o);
+    const auto steps = std::make_shared<redkit_test::consumer_steps>();
+    auto watched = redis.options();
+    watched.observer = steps;
+    redkit::subscriber sub(redkit::client(watched), o);
     sub.on_raw("flaky", [&](const redkit::message& m) {
         if (m.payload == "boom") throw std::runtime_error("handler exploded");
         seen.push(std::string(m.payload));
@@ -165,6 +169,10 @@ TEST_F(PubSub, ThrowingHandlerIsReportedAndDeliveryGoesOn) {
     ASSERT_TRUE(seen.wait_for_count(1, 5s));
     ASSERT_TRUE(errors.wait_for_count(1, 5s));
     EXPECT_NE(errors.items()[0].find("handler exploded"), std::string::npos);
+    const auto failed = steps->of(redkit::consumer_step::handler_failed);  // reported before on_error
+    ASSERT_EQ(failed.size(), 1U);
+    EXPECT_EQ(failed[0].source, "flaky");
+    EXPECT_NE(failed[0].reason.find("handler exploded"), std::string::npos);
 }
 
 TEST_F(PubSub, UnsubscribeStopsDeliveryAtOnce) {
@@ -363,7 +371,10 @@ TEST(PubSubFaults, ServerRestartIsFollowedByResubscription) {
 TEST(PubSubFaults, ClientKillIsFollowedByResubscription) {
     redkit_test::redis_server server;
     if (server.external()) GTEST_SKIP() << "needs a private server";
-    redkit::client c(server.url());
+    auto watched = redkit::parse_url(server.url());
+    const auto steps = std::make_shared<redkit_test::consumer_steps>();
+    watched.observer = steps;
+    redkit::client c(watched);
     std::promise<void> reconnected;
     redkit::subscriber_options o;
     o.reconnect_backoff = 10ms;
@@ -376,6 +387,7 @@ TEST(PubSubFaults, ClientKillIsFollowedByResubscription) {
     ASSERT_EQ(reconnected.get_future().wait_for(10s), std::future_status::ready);
     EXPECT_EQ(redkit::publisher(c).publish_raw("k", "again"), 1);
     ASSERT_TRUE(seen.wait_for_count(1, 5s));
+    EXPECT_EQ(steps->of(redkit::consumer_step::reconnected).size(), 1U);
 }
 
 TEST(PubSubFaults, UnansweredPingTriggersReconnect) {

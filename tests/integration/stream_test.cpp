@@ -2,6 +2,7 @@
 // Durable messaging with Redis Streams and consumer groups: nothing lost when a consumer dies.
 #include <redkit/stream.hpp>
 
+#include "support/consumer_steps.hpp"
 #include "support/fresh_database.hpp"
 #include "support/redis_server.hpp"
 
@@ -110,6 +111,10 @@ TEST_F(Streams, ConsumerKilledMidBatchLosesNothing) {
 }
 
 TEST_F(Streams, ThrowingHandlerIsRetriedAfterClaimIdle) {
+    const auto steps = std::make_shared<redkit_test::consumer_steps>();
+    auto watched = redis.options();
+    watched.observer = steps;
+    const redkit::client observed(watched);
     redkit::stream<billing::event> s(redis, "retry:stream");
     s.add(billing::event{1, "charge"});
     int attempts = 0;
@@ -119,7 +124,7 @@ TEST_F(Streams, ThrowingHandlerIsRetriedAfterClaimIdle) {
     o.claim_idle = 100ms;
     o.on_error = [&](const redkit::error& e) { errors.push_back(e.what()); };
     redkit::stream_consumer<billing::event> c(
-        redis, "retry:stream", "g", "c",
+        observed, "retry:stream", "g", "c",
         [&](const billing::event&, const redkit::stream_entry&) {
             if (++attempts == 1) throw std::runtime_error("payment provider down");
         },
@@ -131,6 +136,40 @@ TEST_F(Streams, ThrowingHandlerIsRetriedAfterClaimIdle) {
     ASSERT_EQ(errors.size(), 1u);
     EXPECT_NE(errors[0].find("payment provider down"), std::string::npos);
     EXPECT_EQ(pending("retry:stream", "g"), 0);
+    // the observer saw the entry read twice (new, then claimed) and the handler fail once
+    using step = redkit::consumer_step;
+    const auto read = steps->of(step::delivered);
+    ASSERT_EQ(read.size(), 2U);
+    EXPECT_EQ(read[0].source, "retry:stream");
+    EXPECT_EQ(read[0].group, "g");
+    EXPECT_EQ(read[0].id, read[1].id);
+    const auto failed = steps->of(step::handler_failed);
+    ASSERT_EQ(failed.size(), 1U);
+    EXPECT_NE(failed[0].reason.find("payment provider down"), std::string::npos);
+}
+
+TEST_F(Streams, ADeliveredEntrysLagIsItsAge) {
+    const auto steps = std::make_shared<redkit_test::consumer_steps>();
+    auto watched = redis.options();
+    watched.observer = steps;
+    const redkit::client observed(watched);
+    // an entry added 5 s ago, as its id says (the server's clock)
+    const auto t = redis.command<std::vector<long long>>("TIME");
+    const long long five_ago = t.at(0) * 1000 + t.at(1) / 1000 - 5000;
+    redis.command<std::string>("XADD", "lagging", std::to_string(five_ago) + "-0", "data", R"({"seq":1,"kind":"x"})");
+    redkit::stream_consumer_options o;
+    o.block = 50ms;
+    o.group_start = "0";
+    std::vector<long long> seen;
+    redkit::stream_consumer<billing::event> c(
+        observed, "lagging", "g", "c",
+        [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); }, o);
+    c.poll_once();
+    ASSERT_EQ(seen.size(), 1U);
+    const auto read = steps->of(redkit::consumer_step::delivered);
+    ASSERT_EQ(read.size(), 1U);
+    EXPECT_GE(read[0].lag, 4900ms);
+    EXPECT_LT(read[0].lag, 60s);
 }
 
 TEST_F(Streams, PoisonEntryIsDeadLetteredNotLost) {
@@ -141,11 +180,18 @@ TEST_F(Streams, PoisonEntryIsDeadLetteredNotLost) {
     redkit::stream_consumer_options o;
     o.block = 50ms;
     o.on_error = [](const redkit::error&) {};
+    const auto steps = std::make_shared<redkit_test::consumer_steps>();
+    auto watched = redis.options();
+    watched.observer = steps;
     redkit::stream_consumer<billing::event> c(
-        redis, "poison", "g", "c", [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); },
-        o);
+        redkit::client(watched), "poison", "g", "c",
+        [&](const billing::event& e, const redkit::stream_entry&) { seen.push_back(e.seq); }, o);
     c.poll_once();
     EXPECT_EQ(seen, std::vector<long long>{2});
+    const auto lettered = steps->of(redkit::consumer_step::dead_letter);
+    ASSERT_EQ(lettered.size(), 1U);
+    EXPECT_EQ(lettered[0].source, "poison");
+    EXPECT_FALSE(lettered[0].reason.empty());
     EXPECT_EQ(pending("poison", "g"), 0);
     const redkit::reply dead = redis.command("XRANGE", "{poison}:dead", "-", "+");
     ASSERT_EQ(dead.size(), 1u);

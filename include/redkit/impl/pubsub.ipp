@@ -125,7 +125,10 @@ REDKIT_DECL void subscriber::run() {
             pause();
             continue;
         }
-        if (connected_before) reconnects_.fetch_add(1, std::memory_order_relaxed);
+        if (connected_before) {
+            reconnects_.fetch_add(1, std::memory_order_relaxed);
+            detail::observe_consumer(client_.options().observer.get(), consumer_step::reconnected, {});
+        }
         bool stopped = false;
         try {
             stopped = session(*conn);
@@ -306,6 +309,9 @@ REDKIT_DECL void subscriber::deliver(kind k, std::string_view name, const messag
         }
     });
     if (thrown) {
+        // the observer first: what on_error's caller sees, the observer has seen
+        detail::observe_consumer(client_.options().observer.get(), consumer_step::handler_failed, m.channel, {}, {}, {},
+                                 *thrown);
         report(
             error(errc::handler_failed, "redkit: subscriber " + std::string(m.channel) + ": handler threw" + *thrown));
     }

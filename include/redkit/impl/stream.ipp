@@ -7,6 +7,8 @@
 #include <redkit/pipeline.hpp>
 #include <redkit/stream.hpp>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -93,10 +95,23 @@ REDKIT_DECL void stream_reader::dead_letter(const stream_entry& e, const error& 
     tx.command("XADD", dead_key_, "*", "id", e.id, "error", decode_failure.what(), "data", e.payload)
         .command("XACK", key_, group_, e.id);
     tx.exec();
+    observe_consumer(client_.options().observer.get(), consumer_step::dead_letter, key_, group_, e.id, {},
+                     decode_failure.what());
 }
 
 REDKIT_DECL void stream_reader::handler_threw(const stream_entry& e, const std::string& thrown) {
     report(error(errc::handler_failed, "redkit: stream " + key_ + " entry " + e.id + ": handler threw" + thrown));
+    observe_consumer(client_.options().observer.get(), consumer_step::handler_failed, key_, group_, e.id, {}, thrown);
+}
+
+// How old a stream entry is, from its id ("<ms>-<seq>", the server's clock when it was added).
+inline std::chrono::milliseconds entry_age(std::string_view id) noexcept {
+    long long ms = 0;
+    const auto parsed = std::from_chars(id.data(), id.data() + id.size(), ms);
+    if (parsed.ec != std::errc()) return std::chrono::milliseconds(0);
+    const auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+    return std::max(std::chrono::milliseconds(0), now - std::chrono::milliseconds(ms));
 }
 
 REDKIT_DECL std::size_t stream_reader::handle_all(const reply& entries) {
@@ -116,6 +131,9 @@ REDKIT_DECL std::size_t stream_reader::handle_all(const reply& entries) {
             }
         }
         if (!found) e.payload.clear();  // decodes as an error: dead-lettered
+        if (observer* to = client_.options().observer.get()) {
+            observe_consumer(to, consumer_step::delivered, key_, group_, e.id, entry_age(e.id));
+        }
         if (handle_(e)) ++ok;
     }
     return ok;
