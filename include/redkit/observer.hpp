@@ -3,9 +3,12 @@
 //
 // Set client_options::observer to an object of a class derived from redkit::observer and
 // override the members you care about; the others do nothing. The client then calls them:
-//   - on_command_start / on_command: every command a client sends (command(), eval(), submit(),
-//     the patterns' commands, a pipeline or transaction as one operation), once per call however
-//     many retries and redirections it took, with its duration and outcome;
+//   - on_command_start / on_command: every command a client sends on its shared and pooled
+//     connections (command(), eval(), submit(), the patterns' commands there, a pipeline or
+//     transaction as one operation), once per call however many retries and redirections it took,
+//     with its duration and outcome. Commands on dedicated connections (a subscriber's, a queue
+//     worker's takes and outcomes, a stream consumer's reads) are not: their patterns report
+//     their own steps (on_job, on_consumer);
 //   - on_connect / on_close: every connection opened (or not) and closed, with why;
 //   - on_pool_wait: a caller that waited for a pooled connection, and whether it got one;
 //   - on_batch: each write of the shared (multiplexed) connection, with its size;
