@@ -356,8 +356,13 @@ TEST(SetupFaults, ASetupThatTimesOutIsATimeoutAndIsNotRetried) {
 
 TEST_F(Faults, KilledServerNeverRaisesSigpipe) {
     // Leave SIGPIPE at its default (terminate) and ask redkit not to touch it: writes to the
-    // dead socket must still not kill this process.
-    std::signal(SIGPIPE, SIG_DFL);
+    // dead socket must still not kill this process. The disposition found is put back at the
+    // end: the tests after this one run with the process's policy (SIG_IGN, set once by the
+    // first client), as a program would.
+    struct restore_sigpipe {
+        void (*was)(int) = std::signal(SIGPIPE, SIG_DFL);
+        ~restore_sigpipe() { std::signal(SIGPIPE, was); }
+    } restore;
     auto o = options();
     o.ignore_sigpipe = false;
     o.pool_size = 1;
