@@ -122,6 +122,7 @@ private:
     bool multi_slot_ = false;  // on a cluster: the pipeline's keys span several slots
     std::string buffer_;
     std::size_t queued_ = 0;
+    std::string query_names_;           // with an observer and observe_query_text: the queued commands' names
     std::string preload_buffer_;        // SCRIPT LOAD of scripts this connection has not seen
     std::vector<std::string> preload_;  // their shas
     std::string first_command_;

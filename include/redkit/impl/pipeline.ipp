@@ -23,6 +23,10 @@ REDKIT_DECL void batch::queue(const argv& a) {
     require_arguments(a);
     const int slot = client_.cluster_ ? slot_of_queued(a) : -1;
     if (first_command_.empty()) first_command_ = std::string(a.command_name());
+    if (client_.options().observe_query_text && client_.options().observer) {  // the batch's query text
+        if (!query_names_.empty()) query_names_ += ' ';
+        query_names_.append(a.command_name());
+    }
     if (unshareable_.empty() && !traits_of(a.command_name(), a.size() > 1 ? a.at(1) : "").shareable) {
         unshareable_ = std::string(a.command_name());
     }
@@ -117,7 +121,8 @@ REDKIT_DECL std::vector<reply> batch::run(std::string_view prefix, std::string_v
     const client_options& o = client_.options();
     if (!o.observer || queued_ == 0) return run_now(prefix, suffix);
     const std::unique_ptr<command_watch> w =
-        watch_command(o, atomic_ ? "MULTI" : "PIPELINE", {}, {}, queued_, command_path::pooled);
+        watch_command(o, atomic_ ? "MULTI" : "PIPELINE", {}, std::move(query_names_), queued_, command_path::pooled);
+    query_names_.clear();
     std::vector<reply> out;
     try {
         out = run_now(prefix, suffix);
@@ -162,6 +167,7 @@ REDKIT_DECL std::vector<reply> batch::run_now(std::string_view prefix, std::stri
     const std::string first = std::move(first_command_);  // names the pipeline in errors
     preload_.clear();
     queued_ = 0;
+    query_names_.clear();
     first_command_.clear();
     if (expected == 0 && preload.empty()) return {};
 
@@ -226,6 +232,7 @@ REDKIT_DECL std::vector<reply> batch::run_split(std::vector<routed> sent,
     std::string bytes;
     bytes.swap(buffer_);
     queued_ = 0;
+    query_names_.clear();
     slot_ = -1;
     multi_slot_ = false;
     const std::vector<std::pair<std::string, std::string>> scripts = std::move(scripts_);
@@ -404,6 +411,8 @@ REDKIT_DECL future<std::vector<reply>> batch::submit(std::string_view prefix, st
     multi_slot_ = false;
     const std::size_t queued = queued_;
     queued_ = 0;
+    std::string names = std::move(query_names_);
+    query_names_.clear();
     std::string first = std::move(first_command_);
     first_command_.clear();
     preload_buffer_.clear();
@@ -433,7 +442,8 @@ REDKIT_DECL future<std::vector<reply>> batch::submit(std::string_view prefix, st
     r->keep_leading = true;
     r->leading_replies.reserve(replies);
     r->command = atomic_ ? "EXEC" : first;
-    r->watch = watch_command(client_.options(), atomic_ ? "MULTI" : "PIPELINE", {}, {}, queued, command_path::shared);
+    r->watch = watch_command(client_.options(), atomic_ ? "MULTI" : "PIPELINE", {}, std::move(names), queued,
+                             command_path::shared);
     std::unique_ptr<mux_completion> c =
         std::make_unique<batch_completion>(std::move(p), preloads, atomic_, std::move(first));
     if (client_.cluster_) {
