@@ -65,6 +65,27 @@ inline const std::error_category& error_category() noexcept {
     return category;
 }
 
+/// The enumerator's name ("timeout", "connection_closed"): a short, stable label for logs and
+/// metrics (the OpenTelemetry adapter's error.type).
+inline const char* errc_name(errc e) noexcept {
+    switch (e) {
+        case errc::io_error: return "io_error";
+        case errc::timeout: return "timeout";
+        case errc::connection_closed: return "connection_closed";
+        case errc::protocol_error: return "protocol_error";
+        case errc::connect_failed: return "connect_failed";
+        case errc::server_error: return "server_error";
+        case errc::type_mismatch: return "type_mismatch";
+        case errc::decode_error: return "decode_error";
+        case errc::pool_exhausted: return "pool_exhausted";
+        case errc::invalid_state: return "invalid_state";
+        case errc::handler_failed: return "handler_failed";
+        case errc::insecure: return "insecure";
+        case errc::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
 /// `e` as a std::error_code of error_category() (so an errc compares with error::code()).
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 

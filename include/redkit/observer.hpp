@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace redkit {
@@ -160,6 +161,11 @@ struct job_event {
     /// completed, retrying, failed: how long the handler ran. Else 0.
     std::chrono::nanoseconds duration{0};
     std::string_view reason;  ///< retrying, failed: why (the handler's exception's what())
+    /// started, completed, retrying, failed: what observer::job_trace_context gave when the job was
+    /// added (queue::add, add_bulk), stored with it; else empty.
+    std::string_view trace_context;
+    /// completed, retrying, failed: what on_job_start returned for this attempt (a span). Else null.
+    std::shared_ptr<void> context;
 };
 
 /// One decision of a rate limiter (on_rate_limit).
@@ -222,6 +228,26 @@ public:
     /// A job of a queue made with this client was added, started, completed or failed (from the
     /// process that did it: add's caller, or the worker's thread).
     virtual void on_job(const job_event& e) { (void)e; }
+    /// A worker starts an attempt (stage started), on the thread that runs its handler, just before
+    /// it. What this returns comes back in the attempt's last event (completed, retrying, failed) as
+    /// `context`. Default: calls on_job(e), returns nothing.
+    virtual std::shared_ptr<void> on_job_start(const job_event& e) {
+        on_job(e);
+        return nullptr;
+    }
+    /// The handler of the attempt on_job_start saw is about to run (e.context: what it returned).
+    /// What this returns is held while the handler runs, and released on its thread as it returns:
+    /// a scope (the OpenTelemetry adapter makes the attempt's span current in it, so that the
+    /// handler's commands are its children). Default: nothing.
+    virtual std::shared_ptr<void> on_job_scope(const job_event& e) {
+        (void)e;
+        return nullptr;
+    }
+    /// queue::add and add_bulk ask this, on the caller's thread, for the caller's trace context
+    /// (for example a W3C traceparent) and store it with the jobs they create; a worker's events
+    /// carry it back (job_event::trace_context), in whatever process runs the job. At most 512
+    /// bytes are stored. Default: empty (nothing is stored).
+    virtual std::string job_trace_context() { return {}; }
     /// A rate limiter made with this client decided (hit, peek, async_hit), on the caller's thread
     /// (async_hit: the thread that read the reply).
     virtual void on_rate_limit(const rate_limit_event& e) { (void)e; }
@@ -244,6 +270,17 @@ void observe(observer* o, Member member, const Event& e) noexcept {
     try {
         (o->*member)(e);
     } catch (...) {
+    }
+}
+
+/// Calls an observer member that returns a context, swallowing what it throws (then: no context).
+template <class Member, class Event>
+std::shared_ptr<void> observe_for(observer* o, Member member, const Event& e) noexcept {
+    if (o == nullptr) return nullptr;
+    try {
+        return (o->*member)(e);
+    } catch (...) {
+        return nullptr;
     }
 }
 

@@ -45,7 +45,7 @@ namespace detail {
 // rate_limit), with its checks and messages.
 REDKIT_DECL std::shared_ptr<queue_core> make_queue_core(client c, std::string name, const queue_options& options);
 /// The add script (and WAIT when replicas are asked for) with its ARGV: the job prefix, the
-/// number of jobs and add_script_fields (17) per job.
+/// number of jobs and add_script_fields per job.
 REDKIT_DECL std::vector<added_job> queue_run_add(const queue_core& core, const std::vector<std::string>& args);
 /// queue::add once the options are checked and the data encoded.
 REDKIT_DECL added_job queue_add(const queue_core& core, std::string_view name, std::string data,
@@ -131,7 +131,7 @@ public:
     added_job add(std::string_view name, const T& data, const job_options& options = {}) {
         detail::validate_job_options(options);
         added_job a = detail::queue_add(*core_, name, redkit::encode(data), options);
-        if (a.created) detail::observe_job(*core_, job_stage::added, a.id, name);
+        if (a.created) detail::observe_added(core_->redis.options().observer.get(), core_->name, a.id, name);
         return a;
     }
 
@@ -154,6 +154,8 @@ public:
         out.reserve(jobs.size());
         constexpr std::size_t chunk = 1000;
         std::vector<std::string> args;
+        const std::string trace_context = detail::job_trace_context(*core_);
+        observer* const to = core_->redis.options().observer.get();
         for (std::size_t first = 0; first < jobs.size(); first += chunk) {
             const std::size_t n = std::min(chunk, jobs.size() - first);
             args.clear();
@@ -162,11 +164,11 @@ public:
             args.push_back(std::to_string(n));
             for (std::size_t i = first; i < first + n; ++i) {
                 detail::push_add_fields(args, jobs[i].name, redkit::encode(jobs[i].data), jobs[i].options);
-                detail::push_add_only_fields(args, jobs[i].options);
+                detail::push_add_only_fields(args, jobs[i].options, trace_context);
             }
             for (auto& a : detail::queue_run_add(*core_, args)) out.push_back(std::move(a));
             for (std::size_t i = first; i < first + n; ++i) {
-                if (out[i].created) detail::observe_job(*core_, job_stage::added, out[i].id, jobs[i].name);
+                if (out[i].created) detail::observe_added(to, core_->name, out[i].id, jobs[i].name);
             }
         }
         return out;

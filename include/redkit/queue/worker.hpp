@@ -167,6 +167,7 @@ private:
         std::string trace;
         long long retry_delay = 0;
         std::chrono::nanoseconds ran{0};  // how long the handler ran (for the observer)
+        std::shared_ptr<void> observed;   // what observer::on_job_start returned for the attempt
     };
 
     struct move_result {
@@ -208,6 +209,16 @@ private:
     outcome run_one(std::unique_ptr<job<T>> j);
     move_result exchange(plan& p);
     void notify_outcomes(const move_result& r, std::vector<outcome>& sent);
+    // Tells the observer (if any) how an attempt ended, with what on_job_start gave for it.
+    void report_end(job_stage stage, const job<T>& j, outcome& o, std::string_view reason = {}) noexcept {
+        observer* to = core_->redis.options().observer.get();
+        if (to == nullptr) return;
+        job_event e = detail::attempt_event(*core_, stage, j.id(), j.record(), j.record().attempts_made);
+        e.duration = o.ran;
+        e.reason = reason;
+        e.context = std::move(o.observed);
+        detail::observe_job(to, e);
+    }
     void advance_scheduler(const job<T>& j);
     void report(const error& e) noexcept;
     template <class F, class... A>
@@ -579,12 +590,15 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
             shared_.wake_keeper.notify();  // it sleeps until the earliest timeout it knows
         }
         const auto& rec = j->record();
-        if (rec.processed > 0) {  // the server's clock: from when it was due to its start
-            const long long waited = rec.processed - (rec.created + rec.delay);
-            detail::observe_job(*core_, job_stage::started, j->id(), rec.name, rec.attempts_made + 1,
-                                std::chrono::milliseconds(std::max(0LL, waited)));
-        } else {
-            detail::observe_job(*core_, job_stage::started, j->id(), rec.name, rec.attempts_made + 1);
+        std::shared_ptr<void> scope;  // held while the handler runs (observer::on_job_scope)
+        if (observer* to = core_->redis.options().observer.get()) {
+            job_event e = detail::attempt_event(*core_, job_stage::started, j->id(), rec, rec.attempts_made + 1);
+            if (rec.processed > 0) {  // the server's clock: from when it was due to its start
+                e.waited = std::chrono::milliseconds(std::max(0LL, rec.processed - (rec.created + rec.delay)));
+            }
+            o.observed = detail::observe_job(to, e);
+            e.context = o.observed;
+            scope = detail::observe_for(to, &observer::on_job_scope, e);
         }
         const auto began = clock::now();
         try {
@@ -609,6 +623,7 @@ typename worker<T>::outcome worker<T>::run_one(std::unique_ptr<job<T>> j) {
             o.trace = attempt() + o.payload;
         }
         o.ran = clock::now() - began;
+        scope.reset();
         if (lease.cancel->requested.load()) {
             // cancelled (queue::cancel, or the timeout): the attempt's outcome is the cancel's
             auto [reason, retry] = lease.cancel->read();
@@ -754,7 +769,7 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
             rec.state = detail::queue_model::state_letter::completed;
             rec.finished = r.now;
             rec.return_value = std::move(o.payload);
-            detail::observe_job(*core_, job_stage::completed, j.id(), rec.name, rec.attempts_made, {}, o.ran);
+            report_end(job_stage::completed, j, o);
             call("on_completed", options_.on_completed, static_cast<const job<T>&>(j));
             continue;
         }
@@ -767,8 +782,7 @@ void worker<T>::notify_outcomes(const move_result& r, std::vector<outcome>& sent
                     : code == detail::move_code::retry_now   ? detail::in_line(rec)
                                                              : detail::queue_model::state_letter::failed;
         if (code == detail::move_code::failed) rec.finished = r.now;
-        detail::observe_job(*core_, f.will_retry ? job_stage::retrying : job_stage::failed, j.id(), rec.name,
-                            rec.attempts_made, {}, o.ran, f.reason);
+        report_end(f.will_retry ? job_stage::retrying : job_stage::failed, j, o, f.reason);
         call("on_failed", options_.on_failed, static_cast<const job<T>&>(j), f);
     }
 }

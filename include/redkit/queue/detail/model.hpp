@@ -85,7 +85,8 @@
 // parent's queue name), pol ('i': its final failure is ignored, else it fails the parent), cref (its field in the
 // parent's results: "<queue name>:<id>") and done (set once it told the parent). A job added with a
 // deduplication key has de (that key, stored form: its <base>:dedup:<key> above); one added with a group has
-// grp (the group, stored form) and st g while in its group's line.
+// grp (the group, stored form) and st g while in its group's line. tc: the trace context of the code
+// that added it (observer::job_trace_context), when there was one.
 #pragma once
 
 #include <redkit/queue/types.hpp>
@@ -157,7 +158,7 @@ inline constexpr std::string_view name = "name", data = "data", ts = "ts", st = 
                                   rca = "rca", rfn = "rfn", rfa = "rfa", tok = "tok", pt = "pt", ft = "ft", rv = "rv",
                                   fr = "fr", tr = "tr", prog = "prog", stl = "stl", par = "par", pid = "pid",
                                   pqn = "pqn", pol = "pol", cref = "cref", done = "done", kids = "kids", sch = "sch",
-                                  tick = "tick", to = "to", cx = "cx", de = "de", grp = "grp";
+                                  tick = "tick", to = "to", cx = "cx", de = "de", grp = "grp", tc = "tc";
 }  // namespace job_field
 
 inline constexpr std::string_view job_fields[] = {
@@ -166,7 +167,8 @@ inline constexpr std::string_view job_fields[] = {
     job_field::rca,  job_field::rfn,   job_field::rfa, job_field::tok,  job_field::pt,   job_field::ft,
     job_field::rv,   job_field::fr,    job_field::tr,  job_field::prog, job_field::stl,  job_field::par,
     job_field::pid,  job_field::pqn,   job_field::pol, job_field::cref, job_field::done, job_field::kids,
-    job_field::sch,  job_field::tick,  job_field::to,  job_field::cx,   job_field::de,   job_field::grp};
+    job_field::sch,  job_field::tick,  job_field::to,  job_field::cx,   job_field::de,   job_field::grp,
+    job_field::tc};
 
 /// The fields of the meta hash (KEYS[7]).
 namespace meta_field {

@@ -78,9 +78,10 @@ struct job_record {
     int backoff_kind = 0;
     long long backoff_ms = 0, jitter_permille = 0;
     long long keep_completed_count = -1, keep_completed_age = 0, keep_failed_count = -1, keep_failed_age = 0;
-    long long timeout_ms = 0;  // job_options::timeout (0: none)
-    std::string dedup_id;      // its deduplication key (stored form), or empty
-    std::string group;         // its group (stored form), or empty
+    long long timeout_ms = 0;   // job_options::timeout (0: none)
+    std::string dedup_id;       // its deduplication key (stored form), or empty
+    std::string group;          // its group (stored form), or empty
+    std::string trace_context;  // what observer::job_trace_context gave when it was added, or empty
 };
 
 REDKIT_DECL long long job_field_int(std::string_view s) noexcept;
@@ -127,23 +128,41 @@ struct job_lease {
     std::atomic<long long> timeout_at{0};
 };
 
-/// Tells the queue's client's observer (if any) of a job's step (observer::on_job).
-inline void observe_job(const queue_core& core, job_stage stage, std::string_view id, std::string_view name,
-                        int attempt = 0, std::chrono::milliseconds waited = {}, std::chrono::nanoseconds duration = {},
-                        std::string_view reason = {}) noexcept {
-    observer* to = core.redis.options().observer.get();
+/// Tells an observer (if any) of a job's step (observer::on_job); stage started goes to
+/// on_job_start, whose context it returns.
+inline std::shared_ptr<void> observe_job(observer* to, job_event& e) noexcept {
+    if (to == nullptr) return nullptr;
+    if (e.stage == job_stage::started) return observe_for(to, &observer::on_job_start, e);
+    observe(to, &observer::on_job, e);
+    return nullptr;
+}
+
+/// observe_job for a job queue::add or add_bulk created.
+inline void observe_added(observer* to, std::string_view queue, std::string_view id, std::string_view name) noexcept {
     if (to == nullptr) return;
+    job_event e;
+    e.queue = queue;
+    e.id = id;
+    e.name = name;
+    observe_job(to, e);
+}
+
+/// The job's event for a step of an attempt (job_event's fields from its record).
+inline job_event attempt_event(const queue_core& core, job_stage stage, std::string_view id, const job_record& rec,
+                               int attempt) noexcept {
     job_event e;
     e.queue = core.name;
     e.id = id;
-    e.name = name;
+    e.name = rec.name;
     e.stage = stage;
     e.attempt = attempt;
-    e.waited = waited;
-    e.duration = duration;
-    e.reason = reason;
-    observe(to, &observer::on_job, e);
+    e.trace_context = rec.trace_context;
+    return e;
 }
+
+/// What the queue's client's observer gives as the caller's trace context for jobs it adds
+/// (observer::job_trace_context; at most 512 bytes are kept, a longer one is dropped).
+REDKIT_DECL std::string job_trace_context(const queue_core& core) noexcept;
 
 REDKIT_DECL bool is_generated_id(std::string_view s) noexcept;
 
@@ -156,12 +175,13 @@ inline std::string job_field_number(long long v, bool present) { return present 
 REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view name, std::string data,
                                  const job_options& o);
 
-/// The add script's fields per job: the 14 add fields, then the 4 of push_add_only_fields.
-inline constexpr std::size_t add_script_fields = 18;
+/// The add script's fields per job: the 14 add fields, then the 5 of push_add_only_fields.
+inline constexpr std::size_t add_script_fields = 19;
 
-/// Appends the add script's 4 fields of the options only add and add_bulk take: the
-/// deduplication key (stored form), its TTL ms, its flags, and the group (stored form).
-REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_options& o);
+/// Appends the add script's 5 fields only add and add_bulk take: the deduplication key (stored
+/// form), its TTL ms, its flags, the group (stored form), and the caller's trace context.
+REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_options& o,
+                                      std::string_view trace_context);
 
 /// Throws std::invalid_argument when the options ask for deduplication or a group: `caller`
 /// (add_flow, upsert_scheduler) does not take them.

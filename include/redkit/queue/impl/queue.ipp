@@ -100,7 +100,7 @@ inline std::vector<std::string> add_args(const queue_core& core, std::string_vie
     std::vector<std::string> args{core.job_prefix, "1"};
     args.reserve(2 + add_script_fields);
     push_add_fields(args, name, std::move(data), options);
-    push_add_only_fields(args, options);
+    push_add_only_fields(args, options, job_trace_context(core));
     return args;
 }
 
@@ -120,7 +120,12 @@ REDKIT_DECL future<added_job> queue_async_add(const queue_core& core, std::strin
     future<std::vector<reply>> sent = client_access::submit_lasting_eval<std::vector<reply>>(
         core.redis, extras_script<queue_lua::add>(), core.keys, add_args(core, name, std::move(data), options));
     return chain<added_job>(
-        std::move(sent), [](future<std::vector<reply>> f) { return std::move(added_jobs(f.get()).front()); },
+        std::move(sent),
+        [to = core.redis.options().observer, queue = core.name, job = std::string(name)](future<std::vector<reply>> f) {
+            added_job a = std::move(added_jobs(f.get()).front());
+            if (a.created) observe_added(to.get(), queue, a.id, job);
+            return a;
+        },
         core.redis.options().on_error);
 }
 

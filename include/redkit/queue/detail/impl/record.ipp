@@ -126,6 +126,8 @@ REDKIT_DECL void read_fields(reply_view h, job_record& r) {
                     r.tick = job_field_int(v);
                 else if (f == jf::to)
                     r.timeout_ms = job_field_int(v);
+                else if (f == jf::tc)
+                    r.trace_context = std::string(v);
                 break;
             default: break;
         }
@@ -240,7 +242,8 @@ REDKIT_DECL void push_add_fields(std::vector<std::string>& out, std::string_view
     out.push_back(job_field_number(o.timeout.count(), o.timeout.count() > 0));
 }
 
-REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_options& o) {
+REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_options& o,
+                                      std::string_view trace_context) {
     const deduplication_options& d = o.deduplication;
     out.push_back(d.id.empty() ? std::string() : escape_key_part(d.id));
     out.push_back(job_field_number(d.ttl.count(), d.ttl.count() > 0));
@@ -249,6 +252,19 @@ REDKIT_DECL void push_add_only_fields(std::vector<std::string>& out, const job_o
     if (d.replace) flags += 'r';
     out.push_back(std::move(flags));
     out.push_back(o.group.empty() ? std::string() : escape_key_part(o.group));
+    out.emplace_back(trace_context);
+}
+
+REDKIT_DECL std::string job_trace_context(const queue_core& core) noexcept {
+    observer* to = core.redis.options().observer.get();
+    if (to == nullptr) return {};
+    try {
+        std::string tc = to->job_trace_context();
+        if (tc.size() > 512) tc.clear();
+        return tc;
+    } catch (...) {
+        return {};
+    }
 }
 
 REDKIT_DECL void refuse_add_only_options(const job_options& o, const char* caller) {

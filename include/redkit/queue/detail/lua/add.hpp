@@ -11,12 +11,13 @@ inline namespace v0 {
 namespace detail {
 namespace queue_lua {
 
-// add: adds jobs. ARGV[2] = number of jobs, then per job 18 fields (empty = default): the 14 add
+// add: adds jobs. ARGV[2] = number of jobs, then per job 19 fields (empty = default): the 14 add
 // fields (custom id, name, data, delay ms, priority, attempts, backoff kind, backoff ms, jitter per
 // mille, keep completed count, keep completed age ms, keep failed count, keep failed age ms,
 // timeout ms), then the deduplication key (stored form; '' = none), its TTL ms ('' = none: simple
 // mode), the debounce flags ('e' extend, 'r' replace, both, or '') and the group (stored form;
-// '' = none: a job with a group and no delay goes in its group's line, model.hpp).
+// '' = none: a job with a group and no delay goes in its group's line, model.hpp), and the trace
+// context of the caller (stored as tc; '' = none).
 // A job whose deduplication key is held (model.hpp: <base>:dedup:<key>) is not added: the add
 // maps to the holder, and with debounce flags, while the holder is still delayed, replaces its
 // data ('r') and/or sets its due time to now + this add's delay and the key's TTL to this add's
@@ -24,7 +25,7 @@ namespace queue_lua {
 // the TTL when one is given). Returns {id1, code1, id2, code2...}, code 1 created, 0 the custom
 // id exists, 2 deduplicated (nothing changed), 3 debounced (the holder changed).
 inline constexpr std::string_view add = R"lua(
-local S = 18
+local S = 19
 local n = tonumber(ARGV[2])
 local now = now_ms()
 -- generated ids in one INCRBY for the jobs certain to be added; a job with a deduplication key
@@ -111,6 +112,10 @@ for i = 0, n - 1 do
       h[#h + 1] = 'grp'
       h[#h + 1] = g
       any_group = true
+    end
+    if ARGV[b + 18] ~= '' then
+      h[#h + 1] = 'tc'
+      h[#h + 1] = ARGV[b + 18]
     end
     if delay > 0 then
       h[#h + 1] = 'st'
