@@ -93,3 +93,24 @@ stop_throwaway_redis() {
         REDKIT_REDIS_PORT=""
     fi
 }
+
+# Downloads Debian trixie's .debs of the packages named into directory $1 (which must exist),
+# without touching the system's apt configuration: the mirror is the one this machine's
+# /etc/apt/sources.list.d/debian.sources already names (Debian 12 and later).
+trixie_download() {
+    local into="$1"; shift
+    local sources=/etc/apt/sources.list.d/debian.sources uri work rc=0
+    [ -f "$sources" ] || { echo "redkit: $sources not found (not Debian 12+?)" >&2; return 2; }
+    uri="$(awk '/^URIs:/ { print $2; exit }' "$sources")"
+    [ -n "$uri" ] || { echo "redkit: no URIs: line in $sources" >&2; return 2; }
+    work="$(mktemp -d)"
+    mkdir -p "$work/parts" "$work/lists/partial" "$work/cache/archives/partial"
+    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$uri" > "$work/parts/trixie.sources"
+    local apt_opts=(-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts="$work/parts"
+                    -o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache" -o APT::Sandbox::User=root)
+    apt-get "${apt_opts[@]}" update -qq >/dev/null &&
+        (cd "$into" && apt-get "${apt_opts[@]}" download "$@" >/dev/null) || rc=$?
+    rm -rf "$work"
+    return "$rc"
+}
