@@ -2,11 +2,17 @@
 // Core workloads: GET/SET of 100-byte values on one connection, pipelined batches of 16, 16
 // submits in flight from one thread, and 50 threads sharing the process-wide client. `get` and
 // `get_threads50` also run with a counting observer (redkit::metrics, client_options::observer):
-// the `redkit+metrics` rows, to compare with the `redkit` rows of the same run.
+// the `redkit+metrics` rows, to compare with the `redkit` rows of the same run; and, where
+// OpenTelemetry's API headers are (REDKIT_BENCH_OTEL), with redkit/otel.hpp's adapter on the API's
+// no-op providers (what an application that links no SDK pays): the `redkit+otel` rows.
 #include <redkit/core/io/observe.hpp>
+#if REDKIT_BENCH_OTEL
+#include <redkit/otel.hpp>
+#endif
 
 #include "bench.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -20,6 +26,8 @@ struct core_state {
     std::unique_ptr<redkit::client> one;        // a pool of one connection
     std::unique_ptr<redkit::client> counted;    // the same, observed by a redkit::metrics
     std::unique_ptr<redkit::client> counted50;  // a pool of 50, observed
+    std::unique_ptr<redkit::client> traced;     // a pool of one, observed by an otel_observer (no-op providers)
+    std::unique_ptr<redkit::client> traced50;   // a pool of 50, the same
     redisContext* raw = nullptr;
     std::vector<redisContext*> raw50;
     ~core_state() {
@@ -35,6 +43,10 @@ void add_core(context& ctx, std::vector<workload>& out) {
     st->one = std::make_unique<redkit::client>(one);
     one.observer = std::make_shared<redkit::metrics>();
     st->counted = std::make_unique<redkit::client>(one);
+#if REDKIT_BENCH_OTEL
+    one.observer = std::make_shared<redkit::otel_observer>();
+    st->traced = std::make_unique<redkit::client>(one);
+#endif
     st->raw = raw_connect(ctx.base);
 
     const std::string value100(100, 'v');
@@ -57,9 +69,14 @@ void add_core(context& ctx, std::vector<workload>& out) {
                          for (long long i = 0; i < n; ++i)
                              sink = sink + st->one->command<std::string>("GET", key).size();
                      }},
-                    {"redkit+metrics", [st, key](long long n) {
+                    {"redkit+metrics",
+                     [st, key](long long n) {
                          for (long long i = 0; i < n; ++i)
                              sink = sink + st->counted->command<std::string>("GET", key).size();
+                     }},
+                    {"redkit+otel", [st, key](long long n) {
+                         for (long long i = 0; i < n; ++i)
+                             sink = sink + st->traced->command<std::string>("GET", key).size();
                      }}}});
 
     out.push_back({"set",
@@ -111,6 +128,10 @@ void add_core(context& ctx, std::vector<workload>& out) {
     redkit::set_default_client(redkit::client(shared));
     shared.observer = std::make_shared<redkit::metrics>();
     st->counted50 = std::make_unique<redkit::client>(shared);
+#if REDKIT_BENCH_OTEL
+    shared.observer = std::make_shared<redkit::otel_observer>();
+    st->traced50 = std::make_unique<redkit::client>(shared);
+#endif
     for (int t = 0; t < threads; ++t) st->raw50.push_back(raw_connect(ctx.base));
     const auto run_threads = [](long long n, const std::function<void(int, long long)>& per_thread) {
         std::vector<std::thread> ts;
@@ -134,10 +155,18 @@ void add_core(context& ctx, std::vector<workload>& out) {
                              }
                          });
                      }},
-                    {"redkit+metrics", [st, key, run_threads](long long n) {
+                    {"redkit+metrics",
+                     [st, key, run_threads](long long n) {
                          run_threads(n, [&](int, long long m) {
                              for (long long i = 0; i < m; ++i) {
                                  sink = sink + st->counted50->command<std::string>("GET", key).size();
+                             }
+                         });
+                     }},
+                    {"redkit+otel", [st, key, run_threads](long long n) {
+                         run_threads(n, [&](int, long long m) {
+                             for (long long i = 0; i < m; ++i) {
+                                 sink = sink + st->traced50->command<std::string>("GET", key).size();
                              }
                          });
                      }}}});
@@ -162,16 +191,39 @@ void add_observer_cost(context& ctx, std::vector<workload>& out) {
         }
         sink = sink + 1;
     };
-    out.push_back({"observer_cost",
-                   100000 * ctx.scale,
-                   {{"observer-noop", [noop, observe](long long n) { observe(*noop, n); }},
-                    {"redkit+metrics", [counted, observe](long long n) { observe(*counted, n); }}},
-                   {},
-                   "no round trip: the observer's own CPU per command (1e9 / ops_per_s ns); baseline: an "
-                   "observer whose members do nothing"});
+    workload w{"observer_cost",
+               100000 * ctx.scale,
+               {{"observer-noop", [noop, observe](long long n) { observe(*noop, n); }},
+                {"redkit+metrics", [counted, observe](long long n) { observe(*counted, n); }}},
+               {},
+               "no round trip: the observer's own CPU per command (1e9 / ops_per_s ns); baseline: an "
+               "observer whose members do nothing"};
+#if REDKIT_BENCH_OTEL
+    auto traced = std::make_shared<redkit::client_options>(ctx.base);
+    traced->observer = std::make_shared<redkit::otel_observer>();
+    w.impls.push_back({"redkit+otel", [traced, observe](long long n) { observe(*traced, n); }});
+#endif
+    out.push_back(std::move(w));
 }
 
-const registrar reg(0, "core", &add_core);
+#if !REDKIT_BENCH_OTEL
+// Built without OpenTelemetry's headers: no redkit+otel rows.
+void drop_otel_rows(std::vector<workload>& out) {
+    for (auto& w : out) {
+        auto& v = w.impls;
+        v.erase(std::remove_if(v.begin(), v.end(), [](const impl_run& r) { return r.impl == "redkit+otel"; }), v.end());
+    }
+}
+#endif
+
+void add_core_rows(context& ctx, std::vector<workload>& out) {
+    add_core(ctx, out);
+#if !REDKIT_BENCH_OTEL
+    drop_otel_rows(out);
+#endif
+}
+
+const registrar reg(0, "core", &add_core_rows);
 const registrar reg_observer(0, "observer", &add_observer_cost);
 
 }  // namespace

@@ -131,6 +131,7 @@ inline std::pair<std::string_view, std::int64_t> otel_split_server(std::string_v
 /// comment). Thread-safe; share one between clients.
 class otel_observer : public observer {
 public:
+    /// One attribute, as the OpenTelemetry API takes it.
     using attribute = std::pair<opentelemetry::nostd::string_view, opentelemetry::common::AttributeValue>;
 
     /// Takes the providers (the global ones where `o` names none) and makes the instruments.
