@@ -35,7 +35,7 @@ int main() try {
     auto checkout = tracer->StartSpan("checkout");
     {
         opentelemetry::trace::Scope current(checkout);
-        mail.add("receipt", "ada@example.com");  // stores checkout's traceparent with the job
+        (void)mail.add("receipt", "ada@example.com");  // stores checkout's traceparent with the job
     }
     checkout->End();
     // in this process or another: the attempt's span links to checkout's, and the handler's
