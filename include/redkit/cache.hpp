@@ -302,6 +302,8 @@ cache_result_t<T, Loader> cache::get_or_set(std::string_view key, Loader&& loade
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
     std::atomic<std::uint64_t>& generation = s.generation(full);
+    std::optional<detail::cache_call_on_stack> observed;  // reports the outcome as the call ends
+    if (s.watcher() != nullptr) observed.emplace(s, full, true);
 
     int foreign_joins = 0;  // flights joined whose value did not decode as V
     if (auto v = s.near_hit<V>(full)) return std::move(*v);
@@ -370,11 +372,13 @@ struct cache::async_call : std::enable_shared_from_this<async_call<V, Loader>> {
     promise<V> out;
     std::uint64_t seen = 0;  // the key's generation before our GET
     bool reread = false;
-    int foreign_joins = 0;  // flights joined whose value did not decode as V
+    int foreign_joins = 0;                    // flights joined whose value did not decode as V
+    std::optional<detail::cache_call> watch;  // with an observer: the tally its steps count in
 
     detail::cache_state& state() const noexcept { return *self.state_; }
 
     void finish(V v) noexcept {
+        if (watch) watch->report(false);
         try {
             out.set_value(std::move(v));
         } catch (...) {
@@ -382,6 +386,7 @@ struct cache::async_call : std::enable_shared_from_this<async_call<V, Loader>> {
         }
     }
     void fail(std::exception_ptr e) noexcept {
+        if (watch) watch->report(true);
         try {
             out.set_exception(std::move(e));
         } catch (...) {
@@ -434,6 +439,8 @@ struct cache::async_call : std::enable_shared_from_this<async_call<V, Loader>> {
 
     void on_read(detail::cache_read r) noexcept {
         detail::cache_state& s = state();
+        std::optional<detail::cache_tally_scope> in;  // this step counts in the call's tally
+        if (watch) in.emplace(&watch->tally);
         try {
             if (r.kind == kind::fresh || r.kind == kind::early) {  // no early refresh here: served as fresh
                 if (auto v = self.try_decode<V>(r.value(), full)) {
@@ -557,6 +564,8 @@ struct cache::async_call : std::enable_shared_from_this<async_call<V, Loader>> {
     // A flight this call joined has ended (as cache::join, without a thread waiting).
     void joined(const detail::cache_flight& f) noexcept {
         detail::cache_state& s = state();
+        std::optional<detail::cache_tally_scope> in;  // this step counts in the call's tally
+        if (watch) in.emplace(&watch->tally);
         try {
             if (f.failure) return fail(f.failure);
             if (f.type && *f.type == typeid(V)) {
@@ -613,12 +622,22 @@ future<cache_async_result_t<T, Loader>> cache::async_get_or_set(std::string_view
     std::string full = s.full_key(key);
     promise<V> p(s.redis.options().on_error);
     future<V> out = p.get_future();
-    if (auto v = s.near_hit<V>(full)) {
-        p.set_value(std::move(*v));
-        return out;
+    if (s.near) {
+        std::optional<detail::cache_call> near;  // reported only when the near cache answers
+        std::optional<detail::cache_tally_scope> in;
+        if (s.watcher() != nullptr) {
+            near.emplace(s, full, true);
+            in.emplace(&near->tally);
+        }
+        if (auto v = s.near_hit<V>(full)) {
+            if (near) near->report(false);
+            p.set_value(std::move(*v));
+            return out;
+        }
     }
     const auto call = std::make_shared<async_call<V, std::decay_t<Loader>>>(
         *this, std::move(full), std::forward<Loader>(loader), ttl, std::move(p));
+    if (s.watcher() != nullptr) call->watch.emplace(s, call->full, true);
     call->read();
     return out;
 }
@@ -703,7 +722,13 @@ detail::cache_outcome<V> cache::lead_locked(const std::string& full, detail::cac
             s.hits.fetch_add(1, std::memory_order_relaxed);
             return outcome{std::move(*current), std::string(r.value()), false, false};
         }
-        const auto deadline = std::chrono::steady_clock::now() + s.options.lock_wait;
+        const auto waiting_since = std::chrono::steady_clock::now();
+        struct note_wait {  // however the wait ends: the observer's lock_waited
+            const detail::cache_state& s;
+            std::chrono::steady_clock::time_point since;
+            ~note_wait() { s.note_lock_wait(std::chrono::steady_clock::now() - since); }
+        } noted{s, waiting_since};
+        const auto deadline = waiting_since + s.options.lock_wait;
         std::chrono::milliseconds pause(5);
         for (;;) {
             const auto now = std::chrono::steady_clock::now();
@@ -759,6 +784,8 @@ template <class T>
 std::optional<T> cache::get(std::string_view key) {
     detail::cache_state& s = *state_;
     const std::string full = s.full_key(key);
+    std::optional<detail::cache_call_on_stack> observed;  // reports the outcome as the call ends
+    if (s.watcher() != nullptr) observed.emplace(s, full, false);
     if (auto v = s.near_hit<T>(full)) return v;
     detail::near_fill fill(s.near.get(), full);
     const detail::cache_read r = s.read(full, false);

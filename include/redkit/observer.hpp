@@ -13,6 +13,7 @@
 //   - on_pool_wait: a caller that waited for a pooled connection, and whether it got one;
 //   - on_batch: each write of the shared (multiplexed) connection, with its size;
 //   - on_cluster_map: each reading of a cluster's slot map;
+//   - on_cache: each call of a cache (hit, near hit, miss, waited, stale, failed);
 //   - on_job: each job a queue adds, and each attempt a worker starts and ends;
 //   - on_rate_limit: each decision of a rate limiter;
 //   - on_consumer: a subscriber's reconnects and failed handlers, a stream consumer's deliveries
@@ -139,6 +140,27 @@ struct cluster_map_event {
     std::string_view reason;               ///< when it failed: what each node said
 };
 
+/// How a cache call was answered (cache_event).
+enum class cache_outcome : unsigned char {
+    hit,       ///< a fresh value from Redis
+    near_hit,  ///< a value from this process's near cache (no round trip)
+    miss,      ///< get(): nothing usable; get_or_set: this call ran the loader
+    waited,    ///< get_or_set: another caller's load was waited for (in this process, or another's lock)
+    stale,     ///< get_or_set: a stale value was served while another caller loads
+    failed,    ///< the call threw (the loader's exception, or Redis's failure under the fail policy)
+};
+
+/// One call of a cache (on_cache): get, get_or_set or async_get_or_set.
+struct cache_event {
+    std::string_view cache;  ///< the cache's key prefix (cache_options::keys); empty without one
+    std::string_view key;    ///< with client_options::observe_keys: the key, prefix included; else empty
+    cache_outcome outcome = cache_outcome::hit;  ///< how it was answered
+    bool early_refresh = false;                  ///< get_or_set: XFetch reloaded a value before its expiry
+    std::chrono::nanoseconds duration{0};        ///< the whole call (async: until its value or failure)
+    /// With cache_options::lock: how long it waited for another process's load; else 0.
+    std::chrono::nanoseconds lock_waited{0};
+};
+
 /// A job's step (job_event).
 enum class job_stage : unsigned char {
     added,      ///< queue::add or add_bulk created it
@@ -248,6 +270,9 @@ public:
     /// carry it back (job_event::trace_context), in whatever process runs the job. At most 512
     /// bytes are stored. Default: empty (nothing is stored).
     virtual std::string job_trace_context() { return {}; }
+    /// A call of a cache made with this client was answered (once per call), on the caller's thread
+    /// (async_get_or_set: the thread that completed it).
+    virtual void on_cache(const cache_event& e) { (void)e; }
     /// A rate limiter made with this client decided (hit, peek, async_hit), on the caller's thread
     /// (async_hit: the thread that read the reply).
     virtual void on_rate_limit(const rate_limit_event& e) { (void)e; }

@@ -813,3 +813,145 @@ TEST_F(Cache, BadArgumentsThrowNamingTheField) {
                  std::invalid_argument);
     EXPECT_THROW(cache.set("k", 1, -1s), std::invalid_argument);
 }
+
+// client_options::observer hears of each call once, with how it was answered: a miss that loads,
+// a hit, get()'s miss, 8 threads on one key (one loads, seven wait), a loader that throws, a
+// lock held by another process (waited, with the wait), a stale value served, a near hit, and
+// async_get_or_set.
+TEST_F(Cache, EachCallReachesTheObserverOnceWithItsOutcome) {
+    struct calls : redkit::observer {
+        void on_cache(const redkit::cache_event& e) override {
+            std::lock_guard<std::mutex> lock(mutex);
+            seen.push_back(
+                {std::string(e.cache), std::string(e.key), e.outcome, e.early_refresh, e.duration, e.lock_waited});
+        }
+        struct call {
+            std::string cache, key;
+            redkit::cache_outcome outcome;
+            bool early;
+            std::chrono::nanoseconds duration, lock_waited;
+        };
+        std::vector<call> take() {
+            std::lock_guard<std::mutex> lock(mutex);
+            return std::exchange(seen, {});
+        }
+        std::mutex mutex;
+        std::vector<call> seen;
+    };
+    using outcome = redkit::cache_outcome;
+    const auto watched = std::make_shared<calls>();
+    auto co = shared_server().options();
+    co.observer = watched;
+    co.observe_keys = true;
+    redkit::client observed(co);
+    redkit::cache_options o;
+    o.keys = redkit::key_space("shop");
+    redkit::cache cache(observed, o);
+
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:1", [] { return chair(1); }, 60s),
+              chair(1));
+    EXPECT_EQ(cache.get_or_set<product>(
+                  "product:1", [] { return chair(1); }, 60s),
+              chair(1));
+    EXPECT_FALSE(cache.get<product>("product:none").has_value());
+    auto seen = watched->take();
+    ASSERT_EQ(seen.size(), 3U);
+    EXPECT_EQ(seen[0].outcome, outcome::miss);
+    EXPECT_EQ(seen[0].cache, "shop");
+    EXPECT_EQ(seen[0].key, "shop:product:1");
+    EXPECT_GT(seen[0].duration, 0ns);
+    EXPECT_EQ(seen[1].outcome, outcome::hit);
+    EXPECT_EQ(seen[2].outcome, outcome::miss);
+    EXPECT_EQ(seen[2].key, "shop:product:none");
+
+    // 8 threads, one key, a slow loader: one loads, the others wait for it
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+        threads.emplace_back([&] {
+            (void)cache.get_or_set<product>(
+                "product:2", [] { return std::this_thread::sleep_for(100ms), chair(2); }, 60s);
+        });
+    }
+    for (auto& t : threads) t.join();
+    seen = watched->take();
+    ASSERT_EQ(seen.size(), 8U);
+    std::map<outcome, int> by;
+    for (const auto& c : seen) ++by[c.outcome];
+    EXPECT_EQ(by[outcome::miss], 1);
+    EXPECT_EQ(by[outcome::waited] + by[outcome::hit], 7);  // a late thread may read the stored value
+    EXPECT_GE(by[outcome::waited], 1);
+
+    EXPECT_THROW((void)cache.get_or_set<product>(
+                     "product:3", []() -> product { throw std::runtime_error("db down"); }, 60s),
+                 std::runtime_error);
+    seen = watched->take();
+    ASSERT_EQ(seen.size(), 1U);
+    EXPECT_EQ(seen[0].outcome, outcome::failed);
+
+    // another process holds the lock: this call waits for its value
+    redkit::cache_options locked = o;
+    locked.lock = true;
+    locked.lock_wait = 5s;
+    locked.stale_for = 10s;
+    redkit::cache careful(observed, locked);
+    admin.command<void>("SET", "shop:product:4:lock", "another-process", "PX", 5000);
+    auto holder = std::async(std::launch::async, [&] {
+        std::this_thread::sleep_for(80ms);
+        redkit::cache(redkit::client(shared_server().url()), o).set("product:4", chair(4), 60s);
+    });
+    EXPECT_EQ(careful.get_or_set<product>(
+                  "product:4", [] { return chair(4, "Mine"); }, 60s),
+              chair(4));
+    ASSERT_EQ(holder.wait_for(10s), std::future_status::ready);
+    seen = watched->take();
+    ASSERT_EQ(seen.size(), 1U);
+    EXPECT_EQ(seen[0].outcome, outcome::waited);
+    EXPECT_GE(seen[0].lock_waited, 50ms);
+    EXPECT_LE(seen[0].lock_waited, seen[0].duration);
+
+    // ... and past its lock_wait, a logically expired value is served stale
+    locked.lock_wait = 50ms;
+    redkit::cache hurried(observed, locked);
+    admin.command<void>("SET", "shop:product:5",
+                        with_meta(nlohmann::json(chair(5, "Old")).dump(), now_ms() - 1000, 1000), "PX", 10'000);
+    admin.command<void>("SET", "shop:product:5:lock", "another-process", "PX", 5000);
+    EXPECT_EQ(hurried.get_or_set<product>(
+                  "product:5", [] { return chair(5); }, 60s),
+              chair(5, "Old"));
+    seen = watched->take();
+    ASSERT_EQ(seen.size(), 1U);
+    EXPECT_EQ(seen[0].outcome, outcome::stale);
+    EXPECT_GE(seen[0].lock_waited, 40ms);
+
+    // async: a miss, then a hit, each reported before its future is ready
+    auto m = cache.async_get_or_set<product>(
+        "product:6", [] { return chair(6); }, 60s);
+    EXPECT_EQ(m.get(), chair(6));
+    EXPECT_EQ(watched->take().at(0).outcome, outcome::miss);
+    EXPECT_EQ(cache
+                  .async_get_or_set<product>(
+                      "product:6", [] { return chair(6); }, 60s)
+                  .get(),
+              chair(6));
+    EXPECT_EQ(watched->take().at(0).outcome, outcome::hit);
+
+    // a near cache's hit (once its invalidation channel is up, values read are kept near)
+    redkit::cache_options near = o;
+    near.near.enabled = true;
+    redkit::cache nearby(observed, near);
+    bool near_hit = false;
+    for (int i = 0; i < 200 && !near_hit; ++i) {
+        EXPECT_EQ(nearby.get_or_set<product>(
+                      "product:1", [] { return chair(1); }, 60s),
+                  chair(1));
+        seen = watched->take();
+        ASSERT_EQ(seen.size(), 1U);
+        near_hit = seen[0].outcome == outcome::near_hit;
+        if (!near_hit) {
+            EXPECT_EQ(seen[0].outcome, outcome::hit);
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(near_hit);
+}

@@ -137,6 +137,102 @@ struct cache_write {
 
 enum class cache_lock_result { acquired, held, failed };
 
+/// Which of a cache's counters (cache_counter).
+enum class cache_count : unsigned char { hit, miss, early, stale, load, error };
+
+/// What one observed call of a cache counted, for its outcome (observer::on_cache).
+struct cache_tally {
+    const void* owner = nullptr;  // the cache_state whose counters count here
+    int counts[6] = {};           // by cache_count
+    bool near = false;            // answered from the near cache
+    std::chrono::nanoseconds lock_waited{0};
+    int operator[](cache_count c) const noexcept { return counts[static_cast<int>(c)]; }
+};
+
+/// The tally of the observed cache call this thread is working for (or null).
+inline cache_tally*& current_cache_tally() noexcept {
+    static thread_local cache_tally* current = nullptr;
+    return current;
+}
+
+/// Makes `t` this thread's tally while it lives (the one before comes back after).
+class cache_tally_scope {
+public:
+    explicit cache_tally_scope(cache_tally* t) noexcept : previous_(current_cache_tally()) {
+        current_cache_tally() = t;
+    }
+    cache_tally_scope(const cache_tally_scope&) = delete;
+    cache_tally_scope& operator=(const cache_tally_scope&) = delete;
+    ~cache_tally_scope() { current_cache_tally() = previous_; }
+
+private:
+    cache_tally* previous_;
+};
+
+/// One of a cache's counters (stats()): an atomic that also counts in this thread's tally when
+/// the call it works for is one of its cache's.
+class cache_counter {
+public:
+    cache_counter(const void* owner, cache_count kind) noexcept : owner_(owner), kind_(kind) {}
+    void fetch_add(std::uint64_t n, std::memory_order o) noexcept {
+        value_.fetch_add(n, o);
+        tally(static_cast<int>(n));
+    }
+    void fetch_sub(std::uint64_t n, std::memory_order o) noexcept {
+        value_.fetch_sub(n, o);
+        tally(-static_cast<int>(n));
+    }
+    std::uint64_t load(std::memory_order o) const noexcept { return value_.load(o); }
+
+private:
+    void tally(int n) const noexcept {
+        cache_tally* t = current_cache_tally();
+        if (t != nullptr && t->owner == owner_) t->counts[static_cast<int>(kind_)] += n;
+    }
+    std::atomic<std::uint64_t> value_{0};
+    const void* owner_;
+    cache_count kind_;
+};
+
+class cache_state;
+
+/// One call of a cache, observed: its tally and start; reports its outcome once (on_cache).
+class cache_call {
+public:
+    /// `full`: the key (a view that must outlive the call); `loads`: get_or_set (else get).
+    REDKIT_DECL cache_call(const cache_state& s, std::string_view full, bool loads) noexcept;
+    cache_call(const cache_call&) = delete;
+    cache_call& operator=(const cache_call&) = delete;
+    /// Tells the observer (once).
+    REDKIT_DECL void report(bool failed) noexcept;
+
+    cache_tally tally;
+
+private:
+    observer* to_;
+    const cache_state* state_;
+    std::string_view full_;
+    bool loads_;
+    bool reported_ = false;
+    std::chrono::steady_clock::time_point start_;
+};
+
+/// A blocking call's observation, on its stack: the tally is this thread's while it lives, and the
+/// outcome is reported as it ends (failed when it ends by an exception).
+class cache_call_on_stack {
+public:
+    cache_call_on_stack(const cache_state& s, std::string_view full, bool loads) noexcept
+        : call_(s, full, loads), scope_(&call_.tally), exceptions_(std::uncaught_exceptions()) {}
+    cache_call_on_stack(const cache_call_on_stack&) = delete;
+    cache_call_on_stack& operator=(const cache_call_on_stack&) = delete;
+    ~cache_call_on_stack() { call_.report(std::uncaught_exceptions() > exceptions_); }
+
+private:
+    cache_call call_;
+    cache_tally_scope scope_;
+    int exceptions_;
+};
+
 /// The state copies of a cache share.
 class cache_state {
 public:
@@ -149,7 +245,17 @@ public:
     std::unique_ptr<near_store> near;       // with options.near.enabled
     std::unique_ptr<near_tracker> tracker;  // (stops before near goes)
 
-    std::atomic<std::uint64_t> hits{0}, misses{0}, early_refreshes{0}, stale_serves{0}, loader_calls{0}, errors{0};
+    cache_counter hits{this, cache_count::hit}, misses{this, cache_count::miss},
+        early_refreshes{this, cache_count::early}, stale_serves{this, cache_count::stale},
+        loader_calls{this, cache_count::load}, errors{this, cache_count::error};
+
+    /// The client's observer, or null.
+    observer* watcher() const noexcept { return redis.options().observer.get(); }
+    /// With cache_options::lock: counts a wait for another process's load in this thread's tally.
+    void note_lock_wait(std::chrono::nanoseconds waited) const noexcept {
+        cache_tally* t = current_cache_tally();
+        if (t != nullptr && t->owner == this) t->lock_waited += waited;
+    }
 
     std::mutex flights_mutex;
     std::unordered_map<std::string, std::shared_ptr<cache_flight>> flights;
@@ -233,7 +339,10 @@ public:
     std::optional<V> near_hit(std::string_view full) {
         if (!near) return std::nullopt;
         std::optional<V> v = near->get<V>(full);
-        if (v) hits.fetch_add(1, std::memory_order_relaxed);
+        if (v) {
+            hits.fetch_add(1, std::memory_order_relaxed);
+            if (cache_tally* t = current_cache_tally(); t != nullptr && t->owner == this) t->near = true;
+        }
         return v;
     }
     /// After this process wrote `full`: drops its near entry and any near fill under way, so the

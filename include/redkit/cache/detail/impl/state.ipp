@@ -117,6 +117,31 @@ REDKIT_DECL cache_state::cache_state(client c, cache_options o) : redis(std::mov
     }
 }
 
+REDKIT_DECL cache_call::cache_call(const cache_state& s, std::string_view full, bool loads) noexcept
+    : to_(s.watcher()), state_(&s), full_(full), loads_(loads), start_(std::chrono::steady_clock::now()) {
+    tally.owner = &s;
+}
+
+REDKIT_DECL void cache_call::report(bool failed) noexcept {
+    if (reported_ || to_ == nullptr) return;
+    reported_ = true;
+    cache_event e;
+    e.cache = state_->options.keys.prefix();
+    if (state_->redis.options().observe_keys) e.key = full_;
+    const cache_tally& t = tally;
+    e.outcome = failed                                                 ? redkit::cache_outcome::failed
+                : t.near                                               ? redkit::cache_outcome::near_hit
+                : t[cache_count::stale] > 0                            ? redkit::cache_outcome::stale
+                : t[cache_count::load] > 0                             ? redkit::cache_outcome::miss
+                : t[cache_count::miss] > 0 && loads_                   ? redkit::cache_outcome::waited
+                : t[cache_count::miss] > 0 || t[cache_count::hit] == 0 ? redkit::cache_outcome::miss
+                                                                       : redkit::cache_outcome::hit;
+    e.early_refresh = t[cache_count::early] > 0;
+    e.lock_waited = t.lock_waited;
+    e.duration = std::chrono::steady_clock::now() - start_;
+    observe(to_, &observer::on_cache, e);
+}
+
 REDKIT_DECL std::string cache_state::full_key(std::string_view key) const {
     if (key.empty()) throw std::invalid_argument("redkit: cache: key is empty");
     const std::string& prefix = options.keys.prefix();
