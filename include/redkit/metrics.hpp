@@ -4,7 +4,7 @@
 //
 // Counted: commands by operation and outcome, with a latency histogram per operation; retries
 // and redirections; connections opened, failed and closed (by reason); pool waits; the shared
-// connection's writes and the commands in them; cluster map readings. Counters live in per-thread
+// connection's writes and the commands in them; cluster map readings; cache calls by outcome. Counters live in per-thread
 // shards of atomics (no lock, no allocation once an operation has its row), so threads that
 // count do not contend; snapshot() and prometheus() add the shards up.
 // Operations: the first 64 distinct names get a row each; later ones count as "other".
@@ -75,6 +75,8 @@ public:
         std::uint64_t cluster_maps = 0;                      ///< cluster slot map readings
         std::uint64_t cluster_map_failures = 0;              ///< ... that failed
         std::uint64_t cluster_slots_moved = 0;               ///< slots that changed primary between readings
+        std::map<std::string, std::uint64_t> cache_calls;  ///< cache calls by outcome ("hit", "near_hit", "miss", ...)
+        double cache_lock_wait_seconds = 0;                ///< time cache calls waited for another process's load
     };
 
     metrics() = default;
@@ -88,6 +90,8 @@ public:
 
     /// The name a close_reason has in counts::closes and in the text ("eof").
     static const char* reason_name(close_reason r) noexcept;
+    /// The name a cache_outcome has in counts::cache_calls and in the text ("near_hit").
+    static const char* outcome_name(cache_outcome o) noexcept;
 
     /// `v` as a label value of the Prometheus text format: quoted, with backslash, quote and
     /// newline escaped.
@@ -99,10 +103,12 @@ public:
     void on_pool_wait(const pool_wait_event& e) override;
     void on_batch(const batch_event& e) override;
     void on_cluster_map(const cluster_map_event& e) override;
+    void on_cache(const cache_event& e) override;
 
 private:
     static constexpr std::size_t shards = 8;
-    static constexpr std::size_t reasons = 8;  // close_reason's values
+    static constexpr std::size_t reasons = 8;         // close_reason's values
+    static constexpr std::size_t cache_outcomes = 6;  // cache_outcome's values
     using counter = std::atomic<std::uint64_t>;
 
     struct op_row {
@@ -115,6 +121,8 @@ private:
         std::array<counter, reasons> closes{};
         counter pool_waits{0}, pool_exhausted{0}, pool_wait_nanos{0}, batches{0}, batch_commands{0};
         counter cluster_maps{0}, cluster_map_failures{0}, cluster_slots_moved{0};
+        std::array<counter, cache_outcomes> cache_calls{};
+        counter cache_lock_wait_nanos{0};
     };
     // an operation's name, claimed once (0 free, 1 being written, 2 ready)
     struct name_slot {
@@ -201,6 +209,26 @@ inline void metrics::on_cluster_map(const cluster_map_event& e) {
     s.cluster_slots_moved.fetch_add(e.slots_moved, std::memory_order_relaxed);
 }
 
+inline void metrics::on_cache(const cache_event& e) {
+    shard& s = mine();
+    s.cache_calls[static_cast<std::size_t>(e.outcome) % cache_outcomes].fetch_add(1, std::memory_order_relaxed);
+    if (e.lock_waited.count() > 0) {
+        s.cache_lock_wait_nanos.fetch_add(static_cast<std::uint64_t>(e.lock_waited.count()), std::memory_order_relaxed);
+    }
+}
+
+inline const char* metrics::outcome_name(cache_outcome o) noexcept {
+    switch (o) {
+        case cache_outcome::hit: return "hit";
+        case cache_outcome::near_hit: return "near_hit";
+        case cache_outcome::miss: return "miss";
+        case cache_outcome::waited: return "waited";
+        case cache_outcome::stale: return "stale";
+        case cache_outcome::failed: return "failed";
+    }
+    return "other";
+}
+
 inline const char* metrics::reason_name(close_reason r) noexcept {
     switch (r) {
         case close_reason::closed: return "closed";
@@ -276,6 +304,12 @@ inline metrics::counts metrics::snapshot() const {
     out.cluster_maps = sum(&shard::cluster_maps);
     out.cluster_map_failures = sum(&shard::cluster_map_failures);
     out.cluster_slots_moved = sum(&shard::cluster_slots_moved);
+    for (std::size_t k = 0; k < cache_outcomes; ++k) {
+        std::uint64_t n = 0;
+        for (std::size_t i = 0; i < shards; ++i) n += shards_[i].cache_calls[k].load(std::memory_order_relaxed);
+        if (n > 0) out.cache_calls[outcome_name(static_cast<cache_outcome>(k))] = n;
+    }
+    out.cache_lock_wait_seconds = static_cast<double>(sum(&shard::cache_lock_wait_nanos)) * 1e-9;
     return out;
 }
 
@@ -348,6 +382,15 @@ inline std::string metrics::prometheus(std::string_view prefix) const {
     line("cluster_map_reads_total", "outcome=\"failed\"", std::to_string(c.cluster_map_failures));
     head("cluster_slots_moved_total", "counter", "Slots that changed primary between two map readings.");
     line("cluster_slots_moved_total", "", std::to_string(c.cluster_slots_moved));
+    head("cache_calls_total", "counter", "Cache calls (get, get_or_set) by how they were answered.");
+    for (std::size_t k = 0; k < cache_outcomes; ++k) {
+        const char* name = outcome_name(static_cast<cache_outcome>(k));
+        const auto found = c.cache_calls.find(name);
+        line("cache_calls_total", std::string("outcome=\"") + name + "\"",
+             std::to_string(found == c.cache_calls.end() ? 0 : found->second));
+    }
+    head("cache_lock_wait_seconds_total", "counter", "Time cache calls waited for another process's load (lock).");
+    line("cache_lock_wait_seconds_total", "", number(c.cache_lock_wait_seconds));
     return out;
 }
 

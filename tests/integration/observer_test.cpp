@@ -480,4 +480,19 @@ TEST_F(Observer, MetricsCountWhatHappenedAndRenderStrictPrometheusText) {
     const double debug_sum = samples.at(R"(redkit_command_duration_seconds_sum{operation="DEBUG"})");
     EXPECT_GE(debug_sum, 0.09);
     EXPECT_LT(debug_sum, 1.0);
+    EXPECT_EQ(samples.at(R"(redkit_cache_calls_total{outcome="hit"})"), 0);  // no cache was used
+
+    // cache calls, by outcome
+    auto cached = std::make_shared<redkit::metrics>();
+    auto co = shared_server().options();
+    co.observer = cached;
+    redkit::cache cache{redkit::client(co)};
+    for (int i = 0; i < 3; ++i) (void)cache.get_or_set<int>("metrics:cached", [] { return 7; }, 60s);
+    EXPECT_EQ(cached->snapshot().cache_calls.at("miss"), 1U);
+    EXPECT_EQ(cached->snapshot().cache_calls.at("hit"), 2U);
+    const auto cache_samples = redkit_test::parse_prometheus(cached->prometheus());
+    EXPECT_EQ(cache_samples.at(R"(redkit_cache_calls_total{outcome="hit"})"), 2);
+    EXPECT_EQ(cache_samples.at(R"(redkit_cache_calls_total{outcome="miss"})"), 1);
+    EXPECT_EQ(cache_samples.at(R"(redkit_cache_calls_total{outcome="waited"})"), 0);
+    EXPECT_EQ(cache_samples.at(R"(redkit_cache_lock_wait_seconds_total)"), 0);
 }
