@@ -4,7 +4,8 @@
 //
 // Counted: commands by operation and outcome, with a latency histogram per operation; retries
 // and redirections; connections opened, failed and closed (by reason); pool waits; the shared
-// connection's writes and the commands in them; cluster map readings; cache calls by outcome. Counters live in per-thread
+// connection's writes and the commands in them; cluster map readings; Sentinel switches; cache
+// calls by outcome. Counters live in per-thread
 // shards of atomics (no lock, no allocation once an operation has its row), so threads that
 // count do not contend; snapshot() and prometheus() add the shards up.
 // Operations: the first 64 distinct names get a row each; later ones count as "other".
@@ -75,6 +76,7 @@ public:
         std::uint64_t cluster_maps = 0;                      ///< cluster slot map readings
         std::uint64_t cluster_map_failures = 0;              ///< ... that failed
         std::uint64_t cluster_slots_moved = 0;               ///< slots that changed primary between readings
+        std::uint64_t sentinel_switches = 0;                 ///< failovers of a Sentinel deployment seen
         std::map<std::string, std::uint64_t> cache_calls;  ///< cache calls by outcome ("hit", "near_hit", "miss", ...)
         double cache_lock_wait_seconds = 0;                ///< time cache calls waited for another process's load
     };
@@ -104,6 +106,7 @@ public:
     void on_batch(const batch_event& e) override;
     void on_cluster_map(const cluster_map_event& e) override;
     void on_cache(const cache_event& e) override;
+    void on_sentinel_switch(const sentinel_switch_event& e) override;
 
 private:
     static constexpr std::size_t shards = 8;
@@ -122,7 +125,7 @@ private:
         counter pool_waits{0}, pool_exhausted{0}, pool_wait_nanos{0}, batches{0}, batch_commands{0};
         counter cluster_maps{0}, cluster_map_failures{0}, cluster_slots_moved{0};
         std::array<counter, cache_outcomes> cache_calls{};
-        counter cache_lock_wait_nanos{0};
+        counter cache_lock_wait_nanos{0}, sentinel_switches{0};
     };
     // an operation's name, claimed once (0 free, 1 being written, 2 ready)
     struct name_slot {
@@ -217,6 +220,10 @@ inline void metrics::on_cache(const cache_event& e) {
     }
 }
 
+inline void metrics::on_sentinel_switch(const sentinel_switch_event&) {
+    mine().sentinel_switches.fetch_add(1, std::memory_order_relaxed);
+}
+
 inline const char* metrics::outcome_name(cache_outcome o) noexcept {
     switch (o) {
         case cache_outcome::hit: return "hit";
@@ -304,6 +311,7 @@ inline metrics::counts metrics::snapshot() const {
     out.cluster_maps = sum(&shard::cluster_maps);
     out.cluster_map_failures = sum(&shard::cluster_map_failures);
     out.cluster_slots_moved = sum(&shard::cluster_slots_moved);
+    out.sentinel_switches = sum(&shard::sentinel_switches);
     for (std::size_t k = 0; k < cache_outcomes; ++k) {
         std::uint64_t n = 0;
         for (std::size_t i = 0; i < shards; ++i) n += shards_[i].cache_calls[k].load(std::memory_order_relaxed);
@@ -382,6 +390,8 @@ inline std::string metrics::prometheus(std::string_view prefix) const {
     line("cluster_map_reads_total", "outcome=\"failed\"", std::to_string(c.cluster_map_failures));
     head("cluster_slots_moved_total", "counter", "Slots that changed primary between two map readings.");
     line("cluster_slots_moved_total", "", std::to_string(c.cluster_slots_moved));
+    head("sentinel_switches_total", "counter", "Failovers of a Sentinel deployment: its primary changed.");
+    line("sentinel_switches_total", "", std::to_string(c.sentinel_switches));
     head("cache_calls_total", "counter", "Cache calls (get, get_or_set) by how they were answered.");
     for (std::size_t k = 0; k < cache_outcomes; ++k) {
         const char* name = outcome_name(static_cast<cache_outcome>(k));

@@ -13,6 +13,7 @@
 //   - on_pool_wait: a caller that waited for a pooled connection, and whether it got one;
 //   - on_batch: each write of the shared (multiplexed) connection, with its size;
 //   - on_cluster_map: each reading of a cluster's slot map;
+//   - on_sentinel_switch: each failover a Sentinel deployment made (the primary it moved to);
 //   - on_cache: each call of a cache (hit, near hit, miss, waited, stale, failed);
 //   - on_job: each job a queue adds, and each attempt a worker starts and ends;
 //   - on_rate_limit: each decision of a rate limiter;
@@ -140,6 +141,13 @@ struct cluster_map_event {
     std::string_view reason;               ///< when it failed: what each node said
 };
 
+/// A Sentinel deployment's primary changed (on_sentinel_switch).
+struct sentinel_switch_event {
+    std::string_view master;  ///< the master's name (sentinel_options::master)
+    std::string_view from;    ///< the primary before, "host:port"
+    std::string_view to;      ///< the primary now, as the sentinels name it
+};
+
 /// How a cache call was answered (cache_event).
 enum class cache_outcome : unsigned char {
     hit,       ///< a fresh value from Redis
@@ -167,10 +175,12 @@ enum class job_stage : unsigned char {
     started,    ///< a worker's handler starts an attempt
     completed,  ///< the attempt succeeded (the server recorded it)
     retrying,   ///< the attempt failed; attempts remain (it runs again after its backoff)
-    failed,     ///< the attempt failed, and the job with it (no attempt left, or unrecoverable)
+    failed,   ///< the attempt failed, and the job with it (no attempt left, or unrecoverable; or it stalled too often)
+    stalled,  ///< its worker stopped renewing its lease (it died, or hung): the stalled-job check put it back in line
 };
 
-/// One step of a job of a queue (on_job).
+/// One step of a job of a queue (on_job). A stalled job's steps (stalled, or failed for stalling
+/// too often) come from the process that ran the stalled-job check, with its id only.
 struct job_event {
     std::string_view queue;              ///< the queue's name
     std::string_view id;                 ///< the job's id
@@ -247,6 +257,10 @@ public:
     virtual void on_batch(const batch_event& e) { (void)e; }
     /// A cluster's slot map was read.
     virtual void on_cluster_map(const cluster_map_event& e) { (void)e; }
+    /// The sentinels named another primary than before (a failover): once per switch, on the
+    /// thread that opens the first connection to the new primary (connections to the old one close
+    /// with close_reason::failover).
+    virtual void on_sentinel_switch(const sentinel_switch_event& e) { (void)e; }
     /// A job of a queue made with this client was added, started, completed or failed (from the
     /// process that did it: add's caller, or the worker's thread).
     virtual void on_job(const job_event& e) { (void)e; }

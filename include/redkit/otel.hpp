@@ -257,7 +257,8 @@ public:
 
     /// Ends an attempt's span with its outcome, and records its processing time.
     void on_job(const job_event& e) override {
-        if (e.stage == job_stage::added || e.stage == job_stage::started) return;
+        // an attempt's end (a stalled job's steps come from the check, not from its attempt)
+        if (e.stage == job_stage::added || e.stage == job_stage::started || e.attempt == 0) return;
         const bool ok = e.stage == job_stage::completed;
         if (auto* s = static_cast<detail::otel_span*>(e.context.get()); s != nullptr && s->span) {
             if (!ok) {

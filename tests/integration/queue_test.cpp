@@ -955,7 +955,24 @@ TEST_F(Queue, LookingAheadRecordsEachOutcomeAtOnceAndStopsAfterALongJob) {
 }
 
 TEST_F(Queue, JobThatStallsTooOftenFails) {
-    redkit::queue<int> q(redis, "stalls");
+    struct steps : redkit::observer {  // what the stalled-job check reports: "<stage> <id> <reason>"
+        void on_job(const redkit::job_event& e) override {
+            if (e.stage == redkit::job_stage::added) return;
+            std::lock_guard<std::mutex> lock(mutex);
+            seen.push_back(std::to_string(static_cast<int>(e.stage)) + " " + std::string(e.id) + " " +
+                           std::string(e.reason));
+        }
+        std::vector<std::string> take() {
+            std::lock_guard<std::mutex> lock(mutex);
+            return std::exchange(seen, {});
+        }
+        std::mutex mutex;
+        std::vector<std::string> seen;
+    };
+    const auto watched = std::make_shared<steps>();
+    auto observed = redis.options();
+    observed.observer = watched;
+    redkit::queue<int> q(redkit::client(observed), "stalls");
     const auto added = q.add("ghost", 1);
     const redkit::detail::queue_core core(redis, "stalls", redkit::key_space{});  // the same keys as q's
     // a "worker" that leases the job and then vanishes: the move script with a 50 ms lease
@@ -978,11 +995,14 @@ TEST_F(Queue, JobThatStallsTooOftenFails) {
     auto s = q.check_stalled(1);
     EXPECT_EQ(s.recovered, std::vector<std::string>{added.id});
     EXPECT_EQ(q.counts().waiting, 1);
+    const auto stage = [](redkit::job_stage st) { return std::to_string(static_cast<int>(st)) + " "; };
+    EXPECT_EQ(watched->take(), std::vector<std::string>{stage(redkit::job_stage::stalled) + added.id + " "});
     lease();
     wait_past_lease();
     s = q.check_stalled(1);
     EXPECT_TRUE(s.recovered.empty());
     EXPECT_EQ(s.failed, std::vector<std::string>{added.id});
+    EXPECT_EQ(watched->take(), std::vector<std::string>{stage(redkit::job_stage::failed) + added.id + " stalled"});
     const auto j = q.get_job(added.id);
     EXPECT_EQ(j->state(), redkit::job_state::failed);
     EXPECT_EQ(j->stalls(), 2);
@@ -1306,4 +1326,22 @@ TEST_F(Queue, EachJobStepReachesTheObserver) {
     EXPECT_TRUE(q.add("report", 4, named).created);
     EXPECT_FALSE(q.add("report", 4, named).created);
     EXPECT_EQ(watched->of("nightly").size(), 1U);
+}
+
+// queue::workers counts the live workers of a queue in every process: each from its start until it
+// closes.
+TEST_F(Queue, WorkersCountFromTheirStartUntilTheyClose) {
+    redkit::queue<int> q(redis, "staffed");
+    EXPECT_EQ(q.workers(), 0U);
+    auto o = redkit_test::quick_worker<int>(2);
+    const auto handler = [](redkit::job<int>& j) -> json { return j.data(); };
+    auto first = std::make_unique<redkit::worker<int>>(q, handler, o);
+    redkit::worker<int> second(redkit::queue<int>(redkit::client(redis.options()), "staffed"), handler, o);
+    ASSERT_TRUE(redkit_test::eventually([&] { return q.workers() == 2; }, 5s)) << q.workers();
+    EXPECT_TRUE(first->close(5s));
+    first.reset();
+    EXPECT_EQ(q.workers(), 1U);
+    EXPECT_TRUE(second.close(5s));
+    EXPECT_EQ(q.workers(), 0U);
+    EXPECT_EQ(redkit::queue<int>(redis, "elsewhere").workers(), 0U);
 }

@@ -257,7 +257,26 @@ TEST(Sentinel, PooledConnectionsToADemotedPrimaryAreReplaced) {
     sentinel_topology t;
     auto o = redkit::parse_url(t.url());
     o.pool_size = 1;
+    struct switches : redkit::observer {  // observer::on_sentinel_switch, kept as "master from to"
+        void on_sentinel_switch(const redkit::sentinel_switch_event& e) override {
+            std::lock_guard<std::mutex> lock(mutex);
+            seen.push_back(std::string(e.master) + " " + std::string(e.from) + " " + std::string(e.to));
+        }
+        std::vector<std::string> take() {
+            std::lock_guard<std::mutex> lock(mutex);
+            return seen;
+        }
+        std::mutex mutex;
+        std::vector<std::string> seen;
+    };
+    const auto watched = std::make_shared<switches>();
+    o.observer = watched;
     redkit::client redis(o);
+    auto counted_options = o;  // redkit::metrics counts the same switch
+    const auto counts = std::make_shared<redkit::metrics>();
+    counted_options.observer = counts;
+    redkit::client counted(counted_options);
+    counted.command<void>("PING");
     EXPECT_EQ(redis.command<std::vector<redkit::reply>>("ROLE").at(0).text(), "master");  // one pooled connection
     const int old_primary = t.primary_port();
     t.failover();
@@ -274,6 +293,18 @@ TEST(Sentinel, PooledConnectionsToADemotedPrimaryAreReplaced) {
     }
     EXPECT_EQ(port, new_primary);
     EXPECT_EQ(redis.command<std::vector<redkit::reply>>("ROLE").at(0).text(), "master");
+    // the observer heard of the switch once, from the old primary to the new
+    const auto seen = watched->take();
+    ASSERT_EQ(seen.size(), 1U);
+    EXPECT_EQ(seen[0].substr(0, seen[0].find(' ')), o.sentinel.master);
+    EXPECT_NE(seen[0].find(":" + std::to_string(old_primary) + " "), std::string::npos) << seen[0];
+    EXPECT_EQ(seen[0].substr(seen[0].rfind(':') + 1), new_primary) << seen[0];
+    const auto counted_deadline = clock_type::now() + 5s;  // its connection is replaced on its next use
+    while (counts->snapshot().sentinel_switches == 0 && clock_type::now() < counted_deadline) {
+        (void)counted.command<std::string>("PING");
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(counts->snapshot().sentinel_switches, 1U);
 }
 
 TEST(Sentinel, TheMultiplexedConnectionFollowsAFailover) {

@@ -409,6 +409,7 @@ const script_body all_scripts[] = {
     {"remove", lua::remove},
     {"drain", lua::drain},
     {"obliterate", lua::obliterate},
+    {"workers", lua::workers},
     {"clean", lua::clean},
     {"events", lua::events},
     {"limit", lua::limit},

@@ -70,6 +70,7 @@ REDKIT_DECL detail::io_status connection::open_unobserved() {
         detail::sentinel_locator::address primary;
         std::string why;
         if (!locator_->locate(primary, why)) return {errc::connect_failed, false, why};
+        locator_->report_switch(o.observer);
         generation_ = primary.generation;
         host = primary.host;
         port = primary.port;

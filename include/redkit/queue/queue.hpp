@@ -58,6 +58,7 @@ REDKIT_DECL std::optional<job_record> queue_get_job(const queue_core& core, std:
 REDKIT_DECL job_counts queue_counts(const queue_core& core);
 REDKIT_DECL void queue_pause(const queue_core& core, bool paused);
 REDKIT_DECL bool queue_is_paused(const queue_core& core);
+REDKIT_DECL long long queue_workers(const queue_core& core);
 REDKIT_DECL bool queue_retry(const queue_core& core, std::string_view id);
 REDKIT_DECL std::size_t queue_retry_failed(const queue_core& core);
 REDKIT_DECL remove_result queue_remove(const queue_core& core, std::string_view id);
@@ -219,6 +220,11 @@ public:
     void resume() { detail::queue_pause(*core_, false); }
     /// One HEXISTS.
     bool is_paused() const { return detail::queue_is_paused(*core_); }
+
+    /// The workers of this queue alive now, in every process: each counts from its start until it
+    /// closes; one whose process died counts until three of its stalled_intervals have passed
+    /// since its last stalled-job check. One script.
+    std::size_t workers() const { return static_cast<std::size_t>(detail::queue_workers(*core_)); }
 
     /// Moves a failed job back in line with a fresh set of attempts (its trace is kept). Returns
     /// false when no failed job has this id. One script.

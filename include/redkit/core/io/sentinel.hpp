@@ -49,6 +49,14 @@ inline io_status failover_replaced_primary() {
 
 class sentinel_locator {
 public:
+    /// The primaries one set of sentinel options saw, and which switch each observer heard of.
+    struct switch_history {
+        std::mutex mutex;
+        std::string primary, switched_from;  // "host:port" now, and before the last switch
+        unsigned long long switches = 0;     // switches of the primary seen
+        std::vector<std::pair<std::weak_ptr<observer>, unsigned long long>> told;
+    };
+
     /// The locator for these options (one per master name, sentinel list and credentials).
     static std::shared_ptr<sentinel_locator> for_options(const client_options& o) {
         using key_type = std::tuple<std::string, std::string, std::string, std::string, bool, long long>;
@@ -58,9 +66,13 @@ public:
                            o.sentinel.password, o.tls.enabled, o.sentinel.failover_timeout.count()};
         static std::mutex mutex;
         static std::map<key_type, std::weak_ptr<sentinel_locator>> cache;
+        // the primaries seen, kept while no connection keeps a locator (a switch replaces them all)
+        static std::map<key_type, std::shared_ptr<switch_history>> histories;
         std::lock_guard<std::mutex> lock(mutex);
         if (auto existing = cache[key].lock()) return existing;
-        std::shared_ptr<sentinel_locator> made(new sentinel_locator(o));
+        auto& history = histories[key];
+        if (!history) history = std::make_shared<switch_history>();
+        std::shared_ptr<sentinel_locator> made(new sentinel_locator(o, history));
         made->start_watch();
         cache[key] = made;
         return made;
@@ -99,9 +111,44 @@ public:
                 why = "sentinel: no sentinel named a primary for '" + options_.sentinel.master + "': " + last;
                 return false;
             }
+            note_primary();
         }
         out = current_;
         return true;
+    }
+
+    /// Tells `to` of the last switch of the primary it has not heard of (observer::on_sentinel_switch);
+    /// an observer met for the first time hears only of later ones. Called as a connection opens.
+    void report_switch(const std::shared_ptr<observer>& to) {
+        if (!to) return;
+        sentinel_switch_event e;
+        std::string from, now;
+        {
+            switch_history& h = *history_;
+            std::lock_guard<std::mutex> lock(h.mutex);
+            auto seen = h.told.end();
+            for (auto it = h.told.begin(); it != h.told.end();) {
+                const auto o = it->first.lock();
+                if (!o) {
+                    it = h.told.erase(it);
+                    continue;
+                }
+                if (o == to) seen = it;
+                ++it;
+            }
+            if (seen == h.told.end()) {
+                h.told.emplace_back(to, h.switches);
+                return;
+            }
+            if (seen->second == h.switches) return;
+            seen->second = h.switches;
+            from = h.switched_from;
+            now = h.primary;
+        }
+        e.master = options_.sentinel.master;
+        e.from = from;
+        e.to = now;
+        observe(to.get(), &observer::on_sentinel_switch, e);
     }
 
     /// The primary at `generation` is in doubt: the next locate() asks the sentinels again, and
@@ -137,7 +184,8 @@ public:
     }
 
 private:
-    explicit sentinel_locator(const client_options& o) : options_(o) {
+    sentinel_locator(const client_options& o, std::shared_ptr<switch_history> history)
+        : options_(o), history_(std::move(history)) {
         if (options_.sentinel.nodes.empty()) {
             throw std::invalid_argument("redkit: client_options.sentinel.nodes is empty");
         }
@@ -308,6 +356,19 @@ private:
         holding_.store(true, std::memory_order_release);
     }
 
+    // After the sentinels named the primary: a switch when it is not the one before.
+    void note_primary() {
+        std::string now = current_.host + ":" + std::to_string(current_.port);
+        switch_history& h = *history_;
+        std::lock_guard<std::mutex> lock(h.mutex);
+        if (now == h.primary) return;
+        if (!h.primary.empty()) {
+            ++h.switches;
+            h.switched_from = std::move(h.primary);
+        }
+        h.primary = std::move(now);
+    }
+
     // Whether a +switch-master names the primary already known (the other sentinels announce the
     // same switch after its leader): connections to it must not be made stale again.
     bool switched_to(std::string_view payload) const {
@@ -360,6 +421,7 @@ private:
     std::mutex mutex_;  // the primary's address
     bool known_ = false;
     address current_;
+    std::shared_ptr<switch_history> history_;
     std::size_t next_node_ = 0;
     std::atomic<unsigned long long> generation_{0};
     // failovers announced, per sentinel: until when each holds writes (min(): none)

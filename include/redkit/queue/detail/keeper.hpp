@@ -6,7 +6,8 @@
 //   worker_shared   flags and leases the handler threads and the keeper read and write under
 //                   one mutex (the worker keeps its own job queues under the same mutex)
 //   keeper_timing   the keeper's decisions in time, with no server and no thread: unit-tested
-//   queue_keeper    the thread: renew, check stalled jobs, repair schedulers, BZPOPMIN the marker
+//   queue_keeper    the thread: renew, check stalled jobs, repair schedulers, BZPOPMIN the marker,
+//                   and keep the worker in the queue's live workers
 #pragma once
 
 #include <redkit/config.hpp>
@@ -126,6 +127,7 @@ private:
     REDKIT_DECL std::chrono::steady_clock::time_point cancel_timed_out_locked(
         std::chrono::steady_clock::time_point now);
     REDKIT_DECL void check_stalled();
+    REDKIT_DECL void beat(bool alive);
     REDKIT_DECL void repair_schedulers();
     REDKIT_DECL void refresh_marker();
     REDKIT_DECL void start_block();

@@ -6,7 +6,7 @@
 //   common.hpp      the helpers scripts begin with (prelude, extras, flow)
 //   take.hpp        a job's run: move (outcomes + take), renew, stalled, progress
 //   add.hpp         add, add_flow
-//   admin.hpp       pause, retry, remove, drain, obliterate, clean, events, limit
+//   admin.hpp       pause, retry, remove, drain, obliterate, workers, clean, events, limit
 //   schedulers.hpp  scheduler_upsert, scheduler_next, scheduler_remove, scheduler_list, scheduler_stuck
 //   inspection.hpp  get, counts, list, log, logs, metrics, limit_info
 //

@@ -48,6 +48,9 @@
 //                          concurrency (score 0: by name), for listing
 //   <base>:gactive         hash: group -> its leases (jobs active); <base>:gpaused hash: paused
 //                          groups -> 1; <base>:gcap hash: group -> its own concurrency
+//   <base>:workers         zset: the queue's workers (in any process), score = ms until which each
+//                          counts as alive: each worker joins as it starts, again at each of its
+//                          stalled-job checks (for 3 intervals), and leaves as it closes
 //   <base>:dedup:<key>     string: the stored id of the job that holds the deduplication key
 //                          <key> (job_options::deduplication.id, escaped as ids are). Without a
 //                          TTL (simple mode) it lives until that job finishes or is removed:
@@ -145,11 +148,12 @@ inline constexpr std::string_view groups_all = "gall";                    ///< <
 inline constexpr std::string_view groups_active = "gactive";              ///< <base>:gactive
 inline constexpr std::string_view groups_paused = "gpaused";              ///< <base>:gpaused
 inline constexpr std::string_view groups_cap = "gcap";                    ///< <base>:gcap
+inline constexpr std::string_view workers = "workers";                    ///< <base>:workers
 
 /// The suffixes of the keys outside KEYS that hang off <base> (not a job's).
 inline constexpr std::string_view base_suffixes[] = {
-    limiter, schedulers,  scheduler,  events,        waiting_children, dedup,     group,
-    groups,  groups_held, groups_all, groups_active, groups_paused,    groups_cap};
+    limiter, schedulers,  scheduler,  events,        waiting_children, dedup,      group,
+    groups,  groups_held, groups_all, groups_active, groups_paused,    groups_cap, workers};
 
 /// The fields of a job hash (the comment above says what each holds).
 namespace job_field {

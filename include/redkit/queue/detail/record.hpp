@@ -147,6 +147,23 @@ inline void observe_added(observer* to, std::string_view queue, std::string_view
     observe_job(to, e);
 }
 
+/// Tells the queue's client's observer (if any) of the jobs a stalled-job check recovered
+/// (stalled) or failed (failed, reason "stalled").
+inline void observe_stalled(const queue_core& core, const stalled_jobs& s) noexcept {
+    observer* to = core.redis.options().observer.get();
+    if (to == nullptr) return;
+    for (const auto* ids : {&s.recovered, &s.failed}) {
+        for (const std::string& id : *ids) {
+            job_event e;
+            e.queue = core.name;
+            e.id = id;
+            e.stage = ids == &s.recovered ? job_stage::stalled : job_stage::failed;
+            if (e.stage == job_stage::failed) e.reason = "stalled";
+            observe_job(to, e);
+        }
+    }
+}
+
 /// The job's event for a step of an attempt (job_event's fields from its record).
 inline job_event attempt_event(const queue_core& core, job_stage stage, std::string_view id, const job_record& rec,
                                int attempt) noexcept {

@@ -280,12 +280,18 @@ REDKIT_DECL bool queue_obliterate(const queue_core& core, bool force) {
     }
 }
 
+REDKIT_DECL long long queue_workers(const queue_core& core) {
+    return queue_eval_again<long long>(core, queue_script<queue_lua::workers>(), {"", ""});
+}
+
 REDKIT_DECL stalled_jobs queue_check_stalled(const queue_core& core, int max_stalled_count) {
     if (max_stalled_count < 0)
         throw std::invalid_argument("redkit: check_stalled: max_stalled_count must not be negative");
     using ids = std::vector<std::vector<std::string>>;
-    return parse_stalled(queue_eval_again<ids>(core, extras_script<queue_lua::stalled>(),
-                                               {"0", std::to_string(max_stalled_count), "1000"}));
+    stalled_jobs s = parse_stalled(queue_eval_again<ids>(core, extras_script<queue_lua::stalled>(),
+                                                         {"0", std::to_string(max_stalled_count), "1000"}));
+    observe_stalled(core, s);
+    return s;
 }
 
 // The list script for state letter `letter` (and, for a group's line, the group's stored name).

@@ -129,10 +129,19 @@ REDKIT_DECL void queue_keeper::check_stalled() {
     const auto r = core_->redis.eval<std::vector<std::vector<std::string>>>(
         idempotent, extras_script<queue_lua::stalled>(), core_->keys, args);
     const stalled_jobs s = parse_stalled(r);
+    observe_stalled(*core_, s);
     if ((s.recovered.empty() && s.failed.empty()) || !settings_.on_stalled) return;
     if (const auto thrown = call_caught([&] { settings_.on_stalled(s); })) {
         report(error(errc::handler_failed, "redkit: worker " + core_->name + ": on_stalled threw" + *thrown));
     }
+}
+
+// The worker in the queue's live workers (queue::workers): counted for 3 stalled intervals from
+// each check; or (alive false) no more.
+REDKIT_DECL void queue_keeper::beat(bool alive) {
+    const std::string ttl = alive ? std::to_string(3 * settings_.stalled_interval.count()) : std::string();
+    (void)core_->redis.eval<long long>(idempotent, queue_script<queue_lua::workers>(), core_->keys,
+                                       std::vector<std::string>{core_->job_prefix, settings_.worker_id, ttl});
 }
 
 // Schedulers whose current tick's job finished without them being moved on (the taker's
@@ -223,6 +232,7 @@ REDKIT_DECL void queue_keeper::run() {
                 timing.renewed(now);
             }
             if (timing.take_check()) {
+                beat(true);  // the first check runs at once: the worker counts from its start
                 check_stalled();
                 repair_schedulers();
             }
@@ -268,6 +278,11 @@ REDKIT_DECL void queue_keeper::run() {
         }
     }
     drop_block(false);
+    try {
+        beat(false);
+    } catch (const std::exception& e) {
+        report_exception(e);  // it stops counting once its time is up
+    }
     std::lock_guard<std::mutex> lock(shared_.mutex);
     shared_.keeper_done = true;
     shared_.done_cv.notify_all();

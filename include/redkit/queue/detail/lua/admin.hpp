@@ -136,10 +136,29 @@ if removed < limit then
   for i = 1, #sids do redis.call('DEL', SCHED .. sids[i]) end
   redis.call('DEL', K_WAIT, K_PRIO, K_DELAYED, K_ACTIVE, K_COMPLETED, K_FAILED, K_META, K_MARKER, K_ID, K_STALL,
              K_LIMIT, K_SCHED, K_EVENTS, K_KIDS, queue_key('groups'), queue_key('gheld'), GALL,
-             queue_key('gactive'), queue_key('gpaused'), queue_key('gcap'))
+             queue_key('gactive'), queue_key('gpaused'), queue_key('gcap'), queue_key('workers'))
   return {removed, 1}
 end
 return {removed, 0}
+)lua";
+
+// workers: the queue's live workers (model.hpp: <base>:workers, worker id -> until when it counts).
+// ARGV[2] a worker id ('' = none: only count), ARGV[3] how long it counts from now, ms ('' = it
+// leaves). Forgets the workers whose time is up. Returns how many count now.
+inline constexpr std::string_view workers = R"lua(
+local K = queue_key('workers')
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', K, '-inf', now)
+if ARGV[2] ~= '' then
+  if ARGV[3] == '' then
+    redis.call('ZREM', K, ARGV[2])
+  else
+    local ttl = tonumber(ARGV[3])
+    redis.call('ZADD', K, now + ttl, ARGV[2])
+    if redis.call('PTTL', K) < ttl then redis.call('PEXPIRE', K, ttl) end
+  end
+end
+return redis.call('ZCARD', K)
 )lua";
 
 // clean: removes finished jobs. ARGV[2] 'c' completed or 'f' failed, ARGV[3] grace ms (only
