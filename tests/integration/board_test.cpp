@@ -9,8 +9,10 @@
 // screenshot (the docs' queue-tools page).
 #include <redkit/queue.hpp>
 
+#include "support/eventually.hpp"
 #include "support/fresh_database.hpp"
 #include "support/prometheus_text.hpp"
+#include "support/queue_options.hpp"
 #include "support/redis_server.hpp"
 
 #include <gtest/gtest.h>
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -947,8 +950,8 @@ TEST_F(Board, MetricsInPrometheusTextMatchEachQueue) {
     const auto t = redis.command<std::vector<long long>>("TIME");
     const long long minute = (t.at(0) / 60) * 60000;
     redis.command<long long>("ZADD", "queue:{metered}:completed", minute - 30000, "done-1");
-    redis.command<long long>("HSET", "queue:{metered}:job:done-1", "name", "x", "data", "1", "st", "c", "ft",
-                             minute - 30000);
+    redis.command<long long>("HSET", "queue:{metered}:job:done-1", "name", "x", "data", "1", "st", "c", "ts",
+                             minute - 31750, "delay", 1000, "pt", minute - 30250, "ft", minute - 30000);
 
     board_server server;
     httplib::Client c("127.0.0.1", server.port());
@@ -974,6 +977,22 @@ TEST_F(Board, MetricsInPrometheusTextMatchEachQueue) {
               metered.metrics(std::chrono::minutes(2)).front().completed);
     EXPECT_EQ(at(R"(redkit_queue_finished_last_minute{queue="metered",outcome="completed"})"), 1);
     EXPECT_EQ(at(R"(redkit_queue_finished_last_minute{queue="stopped",outcome="failed"})"), 0);
+    // no worker; the one finished job: added at 0, delayed 1 s, started at 1.5 s, ran 0.25 s
+    EXPECT_EQ(at(R"(redkit_queue_workers{queue="metered"})"), 0);
+    EXPECT_EQ(at(R"(redkit_queue_wait_seconds_count{queue="metered"})"), 1);
+    EXPECT_DOUBLE_EQ(at(R"(redkit_queue_wait_seconds{queue="metered",quantile="0.5"})"), 0.5);
+    EXPECT_DOUBLE_EQ(at(R"(redkit_queue_processing_seconds{queue="metered",quantile="0.99"})"), 0.25);
+    EXPECT_DOUBLE_EQ(at(R"(redkit_queue_processing_seconds_sum{queue="metered"})"), 0.25);
+    EXPECT_EQ(at(R"(redkit_queue_processing_seconds_count{queue="stopped"})"), 0);
+    EXPECT_TRUE(std::isnan(at(R"(redkit_queue_wait_seconds{queue="stopped",quantile="0.5"})")));
+    {
+        redkit::worker<json> staff(
+            stopped, [](redkit::job<json>& j) { return j.data(); }, redkit_test::quick_worker<json>());
+        ASSERT_TRUE(redkit_test::eventually([&] { return stopped.workers() == 1; }, 5s));
+        const auto again = redkit_test::parse_prometheus(c.Get("/metrics")->body);
+        EXPECT_EQ(again.at(R"(redkit_queue_workers{queue="stopped"})"), 1);
+        EXPECT_TRUE(staff.close(5s));
+    }
 
     // the same guards as the API: a foreign Host is refused
     const auto foreign = c.Get("/metrics", {{"Host", "evil.example:80"}});

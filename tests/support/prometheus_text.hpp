@@ -43,10 +43,12 @@ inline std::map<std::string, double> parse_prometheus(const std::string& text) {
         std::string family = m[1];
         for (const char* suffix : {"_bucket", "_sum", "_count"}) {
             const std::string s(suffix);
-            if (family.size() > s.size() && family.compare(family.size() - s.size(), s.size(), s) == 0 &&
-                types.count(family.substr(0, family.size() - s.size())) &&
-                types[family.substr(0, family.size() - s.size())] == "histogram") {
-                family = family.substr(0, family.size() - s.size());
+            if (family.size() <= s.size() || family.compare(family.size() - s.size(), s.size(), s) != 0) continue;
+            const std::string base = family.substr(0, family.size() - s.size());
+            const auto t = types.find(base);
+            // a histogram's _bucket, _sum and _count; a summary's _sum and _count
+            if (t != types.end() && (t->second == "histogram" || (t->second == "summary" && s != "_bucket"))) {
+                family = base;
             }
         }
         EXPECT_EQ(types.count(family), 1U) << "a sample before its TYPE: " << line;
@@ -55,6 +57,8 @@ inline std::map<std::string, double> parse_prometheus(const std::string& text) {
         double v = 0;
         if (value == "+Inf") {
             v = HUGE_VAL;
+        } else if (value == "NaN") {  // a summary's quantile over no observation
+            v = std::nan("");
         } else {
             v = std::stod(value, &used);
             EXPECT_EQ(used, value.size()) << line;

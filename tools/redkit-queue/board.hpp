@@ -51,6 +51,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <httplib.h>
@@ -182,19 +183,58 @@ inline long long ms_since_epoch(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// GET /metrics: every queue's jobs by state and whether it is paused (gauges), and the jobs that
-// finished in the last whole minute, completed and failed for good (gauges, of the jobs still kept:
-// queue::metrics). One counts script, one pause look and one metrics script per queue.
-inline std::string prometheus_text(const std::vector<std::pair<std::string, redkit::job_counts>>& counts,
-                                   const std::vector<bool>& paused,
-                                   const std::vector<redkit::minute_counts>& last_minute) {
+// What GET /metrics says of one queue: its jobs by state, whether it is paused, the jobs that
+// finished in the last whole minute (of those still kept: queue::metrics), its live workers, and its
+// newest finished jobs' times. Per queue: the counts, pause, metrics and workers scripts and two
+// pages of finished jobs.
+struct queue_gauges {
+    std::string name;
+    redkit::job_counts counts;
+    bool paused = false;
+    redkit::minute_counts last_minute;
+    std::size_t workers = 0;
+    // of its newest finished jobs (at most 100 completed and 100 failed): seconds from due to the
+    // last attempt's start, and the last attempt's run
+    std::vector<double> waits, runs;
+};
+
+// The gauges of a queue, read from the server.
+template <class Queue>
+queue_gauges read_gauges(const std::string& name, const Queue& q) {
+    queue_gauges g;
+    g.name = name;
+    g.counts = q.counts();
+    g.paused = q.is_paused();
+    g.last_minute = q.metrics(std::chrono::minutes(2)).front();  // the one before this
+    g.workers = q.workers();
+    for (const auto state : {redkit::job_state::completed, redkit::job_state::failed}) {
+        for (const auto& j : q.jobs(state, 0, 100, true).jobs) {
+            if (j.processed_at() <= 0 || j.finished_at() < j.processed_at()) continue;
+            const long long due = j.created_at() + j.delay().count();
+            g.waits.push_back(static_cast<double>(std::max(0LL, j.processed_at() - due)) / 1000.0);
+            g.runs.push_back(static_cast<double>(j.finished_at() - j.processed_at()) / 1000.0);
+        }
+    }
+    return g;
+}
+
+// Every queue in the Prometheus text format (version 0.0.4): gauges of the counts per state,
+// pause, the last whole minute's finished jobs and the live workers; and summaries of the newest
+// finished jobs' waiting and processing times (quantiles 0.5, 0.9, 0.99, their sum and count).
+inline std::string prometheus_text(const std::vector<queue_gauges>& queues) {
     std::string out;
-    const auto head = [&](const char* name, const char* help) {
-        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    const auto head = [&](const char* name, const char* help, const char* type = "gauge") {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     };
+    const auto number = [](double v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.9g", v);
+        return std::string(buf);
+    };
+    const auto label = [](const queue_gauges& g) { return "queue=" + redkit::metrics::label_value(g.name); };
     head("redkit_queue_jobs", "Jobs of each queue, by state (as redkit-queue counts shows them).");
-    for (const auto& [name, c] : counts) {
-        const std::string q = "queue=" + redkit::metrics::label_value(name);
+    for (const auto& g : queues) {
+        const auto& c = g.counts;
         const std::pair<const char*, long long> states[] = {
             {"waiting", c.waiting},     {"active", c.active},
             {"delayed", c.delayed},     {"prioritized", c.prioritized},
@@ -202,23 +242,46 @@ inline std::string prometheus_text(const std::vector<std::pair<std::string, redk
             {"paused", c.paused},       {"waiting-children", c.waiting_children},
             {"grouped", c.grouped}};
         for (const auto& [state, n] : states) {
-            out += "redkit_queue_jobs{" + q + ",state=\"" + state + "\"} " + std::to_string(n) + "\n";
+            out += "redkit_queue_jobs{" + label(g) + ",state=\"" + state + "\"} " + std::to_string(n) + "\n";
         }
     }
     head("redkit_queue_paused", "Whether the queue is paused (1) or not (0).");
-    for (std::size_t i = 0; i < counts.size(); ++i) {
-        out += "redkit_queue_paused{queue=" + redkit::metrics::label_value(counts[i].first) + "} " +
-               (paused[i] ? "1" : "0") + "\n";
-    }
+    for (const auto& g : queues) out += "redkit_queue_paused{" + label(g) + "} " + (g.paused ? "1" : "0") + "\n";
     head("redkit_queue_finished_last_minute",
          "Jobs that finished in the last whole minute, by outcome, of those the queue still keeps.");
-    for (std::size_t i = 0; i < counts.size(); ++i) {
-        const std::string q = "queue=" + redkit::metrics::label_value(counts[i].first);
-        out += "redkit_queue_finished_last_minute{" + q + ",outcome=\"completed\"} " +
-               std::to_string(last_minute[i].completed) + "\n";
-        out += "redkit_queue_finished_last_minute{" + q + ",outcome=\"failed\"} " +
-               std::to_string(last_minute[i].failed) + "\n";
+    for (const auto& g : queues) {
+        out += "redkit_queue_finished_last_minute{" + label(g) + ",outcome=\"completed\"} " +
+               std::to_string(g.last_minute.completed) + "\n";
+        out += "redkit_queue_finished_last_minute{" + label(g) + ",outcome=\"failed\"} " +
+               std::to_string(g.last_minute.failed) + "\n";
     }
+    head("redkit_queue_workers", "Workers of the queue alive now, in every process (queue::workers).");
+    for (const auto& g : queues) out += "redkit_queue_workers{" + label(g) + "} " + std::to_string(g.workers) + "\n";
+    const auto summary = [&](const char* name, const char* help, std::vector<double> queue_gauges::*member) {
+        head(name, help, "summary");
+        for (const auto& g : queues) {
+            std::vector<double> v = g.*member;
+            std::sort(v.begin(), v.end());
+            double sum = 0;
+            for (const double x : v) sum += x;
+            for (const double q : {0.5, 0.9, 0.99}) {
+                const std::string value =
+                    v.empty()
+                        ? std::string("NaN")
+                        : number(
+                              v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))]);
+                out += std::string(name) + "{" + label(g) + ",quantile=\"" + number(q) + "\"} " + value + "\n";
+            }
+            out += std::string(name) + "_sum{" + label(g) + "} " + number(sum) + "\n";
+            out += std::string(name) + "_count{" + label(g) + "} " + std::to_string(v.size()) + "\n";
+        }
+    };
+    summary("redkit_queue_wait_seconds",
+            "Newest finished jobs (up to 100 completed and 100 failed): from due to their last attempt's start.",
+            &queue_gauges::waits);
+    summary("redkit_queue_processing_seconds",
+            "Newest finished jobs (up to 100 completed and 100 failed): their last attempt's run.",
+            &queue_gauges::runs);
     return out;
 }
 
@@ -374,18 +437,12 @@ private:
             }));
         server_.Get("/metrics", [this](const request&, response& res) {
             try {
-                std::vector<std::pair<std::string, redkit::job_counts>> counts;
-                std::vector<bool> paused;
-                std::vector<redkit::minute_counts> last_minute;
+                std::vector<queue_gauges> queues;
                 for (const auto& name : tool_.queue_names()) {
-                    redkit::queue<json> q(tool_.redis(), name, tool_.options());
-                    counts.emplace_back(name, q.counts());
-                    paused.push_back(q.is_paused());
-                    last_minute.push_back(q.metrics(std::chrono::minutes(2)).front());  // the one before this
+                    queues.push_back(read_gauges(name, redkit::queue<json>(tool_.redis(), name, tool_.options())));
                 }
                 res.status = 200;
-                res.set_content(prometheus_text(counts, paused, last_minute),
-                                "text/plain; version=0.0.4; charset=utf-8");
+                res.set_content(prometheus_text(queues), "text/plain; version=0.0.4; charset=utf-8");
             } catch (const std::exception& e) {
                 refuse(res, 502, e.what());
             }

@@ -80,6 +80,8 @@ public:
     /// When it completed or failed for good: server time in milliseconds since the epoch; 0 while
     /// it is not finished.
     long long finished_at() const noexcept { return record_.finished; }
+    /// The delay it was added with (job_options::delay; 0 for none).
+    std::chrono::milliseconds delay() const noexcept { return std::chrono::milliseconds(record_.delay); }
     /// When a delayed job (a delay, or a retry's backoff) is due, as its score in the queue's
     /// delayed set says: server time in milliseconds since the epoch, read by queue::jobs and
     /// queue::get_job; 0 for a job in any other state.
