@@ -368,13 +368,20 @@ inline std::string metrics::prometheus(std::string_view prefix) const {
     line("connections_opened_total", "", std::to_string(c.connects));
     head("connection_failures_total", "counter", "Connection attempts that failed.");
     line("connection_failures_total", "", std::to_string(c.connect_failures));
+    // a counter by a label whose every value is written, 0 when not counted
+    const auto by_label = [&](const char* metric, const char* label, std::size_t values, auto name_of,
+                              const std::map<std::string, std::uint64_t>& counted) {
+        for (std::size_t k = 0; k < values; ++k) {
+            const char* name = name_of(k);
+            const auto found = counted.find(name);
+            line(metric, std::string(label) + "=\"" + name + "\"",
+                 std::to_string(found == counted.end() ? 0 : found->second));
+        }
+    };
     head("connections_closed_total", "counter", "Connections closed, by reason.");
-    for (std::size_t k = 0; k < reasons; ++k) {
-        const char* name = reason_name(static_cast<close_reason>(k));
-        const auto found = c.closes.find(name);
-        line("connections_closed_total", std::string("reason=\"") + name + "\"",
-             std::to_string(found == c.closes.end() ? 0 : found->second));
-    }
+    by_label(
+        "connections_closed_total", "reason", reasons,
+        [](std::size_t k) { return reason_name(static_cast<close_reason>(k)); }, c.closes);
     head("pool_waits_total", "counter", "Callers that waited for a pooled connection.");
     line("pool_waits_total", "", std::to_string(c.pool_waits));
     head("pool_exhausted_total", "counter", "Waits that ended without a connection (pool_wait_timeout).");
@@ -393,12 +400,9 @@ inline std::string metrics::prometheus(std::string_view prefix) const {
     head("sentinel_switches_total", "counter", "Failovers of a Sentinel deployment: its primary changed.");
     line("sentinel_switches_total", "", std::to_string(c.sentinel_switches));
     head("cache_calls_total", "counter", "Cache calls (get, get_or_set) by how they were answered.");
-    for (std::size_t k = 0; k < cache_outcomes; ++k) {
-        const char* name = outcome_name(static_cast<cache_outcome>(k));
-        const auto found = c.cache_calls.find(name);
-        line("cache_calls_total", std::string("outcome=\"") + name + "\"",
-             std::to_string(found == c.cache_calls.end() ? 0 : found->second));
-    }
+    by_label(
+        "cache_calls_total", "outcome", cache_outcomes,
+        [](std::size_t k) { return outcome_name(static_cast<cache_outcome>(k)); }, c.cache_calls);
     head("cache_lock_wait_seconds_total", "counter", "Time cache calls waited for another process's load (lock).");
     line("cache_lock_wait_seconds_total", "", number(c.cache_lock_wait_seconds));
     return out;

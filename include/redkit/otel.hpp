@@ -164,11 +164,7 @@ public:
         so.kind = opentelemetry::trace::SpanKind::kClient;
         const std::string db = std::to_string(e.db);
         std::array<attribute, 5> a{};
-        std::size_t n = 0;
-        a[n++] = {"db.system.name", "redis"};
-        a[n++] = {"db.operation.name", view(e.operation)};
-        a[n++] = {"db.namespace", view(db)};
-        if (e.batch_size > 1) a[n++] = {"db.operation.batch.size", static_cast<std::int64_t>(e.batch_size)};
+        std::size_t n = command_attributes(e, db, a);
         if (!e.query_text.empty()) a[n++] = {"db.query.text", view(e.query_text)};
         return std::make_shared<detail::otel_span>(tracer_->StartSpan(view(e.operation), attributes(a, n), so));
     }
@@ -195,13 +191,9 @@ public:
         if (!duration_) return;
         const std::string db = std::to_string(e.db);
         std::array<attribute, 8> a{};
-        std::size_t n = 0;
-        a[n++] = {"db.system.name", "redis"};
-        a[n++] = {"db.operation.name", view(e.operation)};
-        a[n++] = {"db.namespace", view(db)};
+        std::size_t n = command_attributes(e, db, a);
         if (!e.server.empty()) a[n++] = {"server.address", view(host)};
         if (port != 0) a[n++] = {"server.port", port};
-        if (e.batch_size > 1) a[n++] = {"db.operation.batch.size", static_cast<std::int64_t>(e.batch_size)};
         if (e.outcome == command_outcome::error_reply) a[n++] = {"db.response.status_code", view(e.error_prefix)};
         if (!error_type.empty()) a[n++] = {"error.type", view(error_type)};
         duration_->Record(seconds(e.duration), attributes(a, n), opentelemetry::context::Context{});
@@ -291,6 +283,19 @@ private:
     template <class Rep, class Period>
     static double seconds(std::chrono::duration<Rep, Period> d) noexcept {
         return std::chrono::duration<double>(d).count();
+    }
+    // A command's attributes known from its start, at the front of `a` (`db`: its number as text,
+    // alive as long as `a`); returns how many.
+    template <std::size_t N>
+    static std::size_t command_attributes(const command_event& e, const std::string& db,
+                                          std::array<attribute, N>& a) noexcept {
+        static_assert(N >= 4, "room for the command's attributes");
+        std::size_t n = 0;
+        a[n++] = {"db.system.name", "redis"};
+        a[n++] = {"db.operation.name", view(e.operation)};
+        a[n++] = {"db.namespace", view(db)};
+        if (e.batch_size > 1) a[n++] = {"db.operation.batch.size", static_cast<std::int64_t>(e.batch_size)};
+        return n;
     }
     // The first n attributes of `a`, as the API's calls take them (the API wraps them in a view).
     template <std::size_t N>

@@ -111,6 +111,12 @@ struct recording {
         return out;
     }
     recorded_span& span_at(std::size_t i) { return spans.at(i); }
+    void add_point(const std::string& instrument, const std::string& unit, double value,
+                   const otel::common::KeyValueIterable& attributes) {
+        recorded_point p{instrument, unit, value, read_attributes(attributes)};
+        std::lock_guard<std::mutex> lock(mutex);
+        points.push_back(std::move(p));
+    }
 };
 
 std::mt19937_64& ids() {
@@ -227,52 +233,49 @@ private:
     nostd::shared_ptr<otel::trace::Tracer> tracer_;
 };
 
+// Where an instrument's measurements go.
+struct point_sink {
+    std::shared_ptr<recording> to;
+    std::string name, unit;
+    void add(double value, const otel::common::KeyValueIterable& attributes) const {
+        to->add_point(name, unit, value, attributes);
+    }
+};
+
 template <class T>
 class recording_histogram final : public otel::metrics::Histogram<T> {
 public:
-    recording_histogram(std::shared_ptr<recording> to, std::string name, std::string unit)
-        : to_(std::move(to)), name_(std::move(name)), unit_(std::move(unit)) {}
+    explicit recording_histogram(point_sink sink) : sink_(std::move(sink)) {}
     void Record(T value, const otel::context::Context&) noexcept override {
-        add(value, otel::common::NoopKeyValueIterable());
+        sink_.add(static_cast<double>(value), otel::common::NoopKeyValueIterable());
     }
     void Record(T value, const otel::common::KeyValueIterable& attributes,
                 const otel::context::Context&) noexcept override {
-        add(value, attributes);
+        sink_.add(static_cast<double>(value), attributes);
     }
 
 private:
-    void add(T value, const otel::common::KeyValueIterable& attributes) {
-        recorded_point p{name_, unit_, static_cast<double>(value), read_attributes(attributes)};
-        std::lock_guard<std::mutex> lock(to_->mutex);
-        to_->points.push_back(std::move(p));
-    }
-    std::shared_ptr<recording> to_;
-    std::string name_, unit_;
+    point_sink sink_;
 };
 
 template <class T>
 class recording_counter final : public otel::metrics::Counter<T> {
 public:
-    recording_counter(std::shared_ptr<recording> to, std::string name, std::string unit)
-        : to_(std::move(to)), name_(std::move(name)), unit_(std::move(unit)) {}
-    void Add(T value) noexcept override { add(value, otel::common::NoopKeyValueIterable()); }
+    explicit recording_counter(point_sink sink) : sink_(std::move(sink)) {}
+    void Add(T value) noexcept override { sink_.add(static_cast<double>(value), otel::common::NoopKeyValueIterable()); }
     void Add(T value, const otel::context::Context&) noexcept override {
-        add(value, otel::common::NoopKeyValueIterable());
+        sink_.add(static_cast<double>(value), otel::common::NoopKeyValueIterable());
     }
-    void Add(T value, const otel::common::KeyValueIterable& attributes) noexcept override { add(value, attributes); }
+    void Add(T value, const otel::common::KeyValueIterable& attributes) noexcept override {
+        sink_.add(static_cast<double>(value), attributes);
+    }
     void Add(T value, const otel::common::KeyValueIterable& attributes,
              const otel::context::Context&) noexcept override {
-        add(value, attributes);
+        sink_.add(static_cast<double>(value), attributes);
     }
 
 private:
-    void add(T value, const otel::common::KeyValueIterable& attributes) {
-        recorded_point p{name_, unit_, static_cast<double>(value), read_attributes(attributes)};
-        std::lock_guard<std::mutex> lock(to_->mutex);
-        to_->points.push_back(std::move(p));
-    }
-    std::shared_ptr<recording> to_;
-    std::string name_, unit_;
+    point_sink sink_;
 };
 
 class recording_meter final : public otel::metrics::Meter {
@@ -281,7 +284,7 @@ public:
     nostd::unique_ptr<otel::metrics::Counter<std::uint64_t>> CreateUInt64Counter(
         nostd::string_view name, nostd::string_view, nostd::string_view unit) noexcept override {
         return nostd::unique_ptr<otel::metrics::Counter<std::uint64_t>>(
-            new recording_counter<std::uint64_t>(to_, str(name), str(unit)));
+            new recording_counter<std::uint64_t>(point_sink{to_, str(name), str(unit)}));
     }
     nostd::unique_ptr<otel::metrics::Counter<double>> CreateDoubleCounter(nostd::string_view name, nostd::string_view d,
                                                                           nostd::string_view u) noexcept override {
@@ -298,12 +301,12 @@ public:
     nostd::unique_ptr<otel::metrics::Histogram<std::uint64_t>> CreateUInt64Histogram(
         nostd::string_view name, nostd::string_view, nostd::string_view unit) noexcept override {
         return nostd::unique_ptr<otel::metrics::Histogram<std::uint64_t>>(
-            new recording_histogram<std::uint64_t>(to_, str(name), str(unit)));
+            new recording_histogram<std::uint64_t>(point_sink{to_, str(name), str(unit)}));
     }
     nostd::unique_ptr<otel::metrics::Histogram<double>> CreateDoubleHistogram(
         nostd::string_view name, nostd::string_view, nostd::string_view unit) noexcept override {
         return nostd::unique_ptr<otel::metrics::Histogram<double>>(
-            new recording_histogram<double>(to_, str(name), str(unit)));
+            new recording_histogram<double>(point_sink{to_, str(name), str(unit)}));
     }
     nostd::shared_ptr<otel::metrics::ObservableInstrument> CreateInt64ObservableGauge(
         nostd::string_view name, nostd::string_view d, nostd::string_view u) noexcept override {
