@@ -65,19 +65,6 @@ inline std::unique_ptr<command_watch> watch_argv(const client_options& o, const 
     return watch_command(o, a.command_name(), a.first_key(), query_text_of(o, a, t), 1, command_path::shared);
 }
 
-// How an exception ends an observed command.
-inline errc failure_code() noexcept {
-    try {
-        throw;
-    } catch (const error& e) {
-        return static_cast<errc>(e.code().value());
-    } catch (const std::invalid_argument&) {
-        return errc::invalid_state;
-    } catch (...) {
-        return errc::io_error;
-    }
-}
-
 }  // namespace detail
 
 REDKIT_DECL detail::reply_ptr client::execute(const detail::argv& a, bool idempotent_request) const {
@@ -100,7 +87,7 @@ REDKIT_DECL detail::reply_ptr client::execute_observed(const detail::argv& a, co
         r = cluster_ ? detail::execute_on_cluster(*cluster_, a, t, idempotent_request, w.get())
                      : detail::execute(*pool_, *shared_, a, t, idempotent_request, w.get());
     } catch (...) {
-        w->end_failed(detail::failure_code());
+        w->end_failed(detail::errc_of(std::current_exception(), errc::io_error));
         throw;
     }
     w->end_with(r.get());

@@ -129,11 +129,8 @@ REDKIT_DECL std::vector<reply> batch::run(std::string_view prefix, std::string_v
     } catch (const server_error& e) {
         w->end_with_error_text(e.server_message());
         throw;
-    } catch (const error& e) {
-        w->end_failed(static_cast<errc>(e.code().value()));
-        throw;
     } catch (...) {
-        w->end_failed(errc::io_error);
+        w->end_failed(errc_of(std::current_exception(), errc::io_error));
         throw;
     }
     if (lease_) w->server = connection_access::server(*lease_);

@@ -117,14 +117,7 @@ inline void end_watch(mux_request& r, const std::string* server = nullptr) noexc
     if (w->server == nullptr) w->server = server;
     if (r.retries > w->retries) w->retries = r.retries;
     if (r.refused) {
-        errc code = errc::connect_failed;
-        try {
-            std::rethrow_exception(r.refused);
-        } catch (const error& e) {
-            code = static_cast<errc>(e.code().value());
-        } catch (...) {
-        }
-        w->end_failed(code);
+        w->end_failed(errc_of(r.refused, errc::connect_failed));
     } else if (!r.status.ok()) {
         w->end_failed(r.status.code);
     } else {

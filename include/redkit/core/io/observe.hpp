@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +25,20 @@ namespace detail {
 
 /// A server's name ("host:port", a socket path), kept for the life of the process: events and
 /// requests point at it without owning a copy (a service talks to a handful of servers).
+/// How an exception ends an observed command: a redkit::error's errc; invalid_state for a refused
+/// argument; else `otherwise`.
+inline errc errc_of(const std::exception_ptr& e, errc otherwise) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const error& x) {
+        return static_cast<errc>(x.code().value());
+    } catch (const std::invalid_argument&) {
+        return errc::invalid_state;
+    } catch (...) {
+        return otherwise;
+    }
+}
+
 inline const std::string* intern_server(std::string_view name) {
     static std::mutex* mutex = new std::mutex;                            // never destroyed: used
     static std::deque<std::string>* names = new std::deque<std::string>;  // during static destruction
