@@ -171,7 +171,7 @@ struct cache_event {
 
 /// A job's step (job_event).
 enum class job_stage : unsigned char {
-    added,      ///< queue::add or add_bulk created it
+    added,      ///< queue::add, add_bulk or async_add created it
     started,    ///< a worker's handler starts an attempt
     completed,  ///< the attempt succeeded (the server recorded it)
     retrying,   ///< the attempt failed; attempts remain (it runs again after its backoff)
@@ -194,7 +194,7 @@ struct job_event {
     std::chrono::nanoseconds duration{0};
     std::string_view reason;  ///< retrying, failed: why (the handler's exception's what())
     /// started, completed, retrying, failed: what observer::job_trace_context gave when the job was
-    /// added (queue::add, add_bulk), stored with it; else empty.
+    /// added (queue::add, add_bulk, async_add), stored with it; else empty.
     std::string_view trace_context;
     /// completed, retrying, failed: what on_job_start returned for this attempt (a span). Else null.
     std::shared_ptr<void> context;
@@ -279,10 +279,10 @@ public:
         (void)e;
         return nullptr;
     }
-    /// queue::add and add_bulk ask this, on the caller's thread, for the caller's trace context
-    /// (for example a W3C traceparent) and store it with the jobs they create; a worker's events
-    /// carry it back (job_event::trace_context), in whatever process runs the job. At most 512
-    /// bytes are stored. Default: empty (nothing is stored).
+    /// queue::add, add_bulk and async_add ask this, on the caller's thread, for the caller's trace
+    /// context (for example a W3C traceparent) and store it with the jobs they create; a worker's
+    /// events carry it back (job_event::trace_context), in whatever process runs the job. At most
+    /// 512 bytes are stored (a longer one is dropped). Default: empty (nothing is stored).
     virtual std::string job_trace_context() { return {}; }
     /// A call of a cache made with this client was answered (once per call), on the caller's thread
     /// (async_get_or_set: the thread that completed it).
