@@ -487,7 +487,9 @@ TEST_F(Observer, MetricsCountWhatHappenedAndRenderStrictPrometheusText) {
     auto co = shared_server().options();
     co.observer = cached;
     redkit::cache cache{redkit::client(co)};
-    for (int i = 0; i < 3; ++i) (void)cache.get_or_set<int>("metrics:cached", [] { return 7; }, 60s);
+    for (int i = 0; i < 3; ++i)
+        (void)cache.get_or_set<int>(
+            "metrics:cached", [] { return 7; }, 60s);
     EXPECT_EQ(cached->snapshot().cache_calls.at("miss"), 1U);
     EXPECT_EQ(cached->snapshot().cache_calls.at("hit"), 2U);
     const auto cache_samples = redkit_test::parse_prometheus(cached->prometheus());
