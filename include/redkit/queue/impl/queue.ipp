@@ -119,10 +119,14 @@ REDKIT_DECL future<added_job> queue_async_add(const queue_core& core, std::strin
     }
     future<std::vector<reply>> sent = client_access::submit_lasting_eval<std::vector<reply>>(
         core.redis, extras_script<queue_lua::add>(), core.keys, add_args(core, name, std::move(data), options));
+    const auto first = [](future<std::vector<reply>> f) { return std::move(added_jobs(f.get()).front()); };
+    const std::shared_ptr<observer>& to = core.redis.options().observer;
+    if (!to) return chain<added_job>(std::move(sent), first, core.redis.options().on_error);
+    // observed: the queue's and the job's names are kept for the added step (copied only then)
     return chain<added_job>(
         std::move(sent),
-        [to = core.redis.options().observer, queue = core.name, job = std::string(name)](future<std::vector<reply>> f) {
-            added_job a = std::move(added_jobs(f.get()).front());
+        [first, to, queue = core.name, job = std::string(name)](future<std::vector<reply>> f) {
+            added_job a = first(std::move(f));
             if (a.created) observe_added(to.get(), queue, a.id, job);
             return a;
         },
