@@ -886,9 +886,9 @@ TEST_F(Queue, LeasesAreRenewedWhileEveryThreadIsBusy) {
 }
 
 // Looking ahead (worker_options::lookahead_below) at concurrency 1: after a short job the worker
-// leases the next one ahead and sends each outcome without waiting, so Redis records it while the
-// next job runs; every job still runs once, in order; a long job turns it off (the job after it
-// is taken alone), and 0 never leases ahead.
+// leases up to 8 jobs ahead and sends outcomes without waiting, in batches; an outcome waiting
+// behind a long job is sent while it runs (the keeper's flush); every job still runs once, in
+// order; a long job turns it off (the job after it is taken alone), and 0 never leases ahead.
 TEST_F(Queue, LookingAheadRecordsEachOutcomeAtOnceAndStopsAfterALongJob) {
     for (const auto lookahead : {1000us, 0us}) {
         redkit::queue<int> q(redis, "ahead-" + std::to_string(lookahead.count()));
@@ -946,8 +946,8 @@ TEST_F(Queue, LookingAheadRecordsEachOutcomeAtOnceAndStopsAfterALongJob) {
         EXPECT_TRUE(previous_recorded.load());
         EXPECT_TRUE(long_recorded.load());
         if (lookahead.count() > 0) {
-            EXPECT_EQ(active_during_long.load(), 2) << "leased ahead after the short jobs: the long one and the next";
-            EXPECT_EQ(most_active.load(), 2);
+            EXPECT_GE(active_during_long.load(), 2) << "leased ahead after the short jobs: the long one and more";
+            EXPECT_LE(most_active.load(), 9) << "the job running and at most 8 ahead";
         } else {
             EXPECT_EQ(most_active.load(), 1) << "without lookahead a worker of concurrency 1 holds one job";
         }

@@ -49,6 +49,11 @@ struct worker_shared {
     bool blocking = false;                                    // the keeper has a BZPOPMIN pending
     clock::time_point delayed_at = clock::time_point::max();  // fetch then: a delayed job falls due
     bool abandoned = false;                                   // close() timed out: stop renewing
+    // concurrency 1, looking ahead: since when a handler thread runs jobs while outcomes of jobs
+    // it finished wait for the next exchange (max: none wait), and whether the keeper watches
+    // that (it flushes outcomes that waited flush_after; see queue_keeper::settings::flush)
+    clock::time_point outcomes_held_since = clock::time_point::max();
+    bool flush_watch = false;
     bool keeper_done = false;
     // shared with the jobs' leases: job::closing() stays valid if a job outlives the worker
     std::shared_ptr<std::atomic<bool>> closing = std::make_shared<std::atomic<bool>>(false);
@@ -112,6 +117,11 @@ public:
         std::string worker_id;
         std::function<void(const error&)> on_error;           // unset: the client's on_error
         std::function<void(const stalled_jobs&)> on_stalled;  // what it throws goes to on_error
+        /// Sends the outcomes worker_shared::outcomes_held_since says wait, when no exchange is
+        /// under way (the worker's, called without the lock); unset: never called.
+        std::function<void()> flush;
+        /// How long outcomes may wait before the keeper sends them (flush).
+        std::chrono::milliseconds flush_after{10};
     };
 
     REDKIT_DECL queue_keeper(std::shared_ptr<queue_core> core, worker_shared& shared, settings s);

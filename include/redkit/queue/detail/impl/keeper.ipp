@@ -203,7 +203,7 @@ REDKIT_DECL void queue_keeper::run() {
     keeper_timing timing(settings_.renew_interval, settings_.stalled_interval, clock::now());
     backoff pause(std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
     for (;;) {
-        bool closing = false, block = false;
+        bool closing = false, block = false, flush = false;
         auto delayed_at = clock::time_point::max();
         const auto now = clock::now();
         {
@@ -217,6 +217,17 @@ REDKIT_DECL void queue_keeper::run() {
             }
             // a timeout due is a wake-up too
             delayed_at = std::min(shared_.delayed_at, cancel_timed_out_locked(now));
+            if (shared_.flush_watch) {
+                // outcomes wait behind a job (lookahead at concurrency 1): sent once they waited
+                // flush_after; the watch ends at a look that finds none waiting
+                if (shared_.outcomes_held_since == clock::time_point::max()) {
+                    shared_.flush_watch = false;
+                } else if (now - shared_.outcomes_held_since >= settings_.flush_after) {
+                    flush = true;
+                } else {
+                    delayed_at = std::min(delayed_at, shared_.outcomes_held_since + settings_.flush_after);
+                }
+            }
             timing.observe(now, !shared_.held.empty(), closing, shared_.abandoned);
             block = !closing && !shared_.fetch && shared_.idle > 0 && !shared_.blocking;
         }
@@ -237,6 +248,7 @@ REDKIT_DECL void queue_keeper::run() {
                 repair_schedulers();
             }
             if (block && !block_.pending()) start_block();
+            if (flush && settings_.flush) settings_.flush();
             pause.reset();
         } catch (const std::exception& e) {
             report_exception(e);
