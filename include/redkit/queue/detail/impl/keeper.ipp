@@ -223,7 +223,10 @@ REDKIT_DECL void queue_keeper::run() {
                 if (shared_.outcomes_held_since == clock::time_point::max()) {
                     shared_.flush_watch = false;
                 } else if (now - shared_.outcomes_held_since >= settings_.flush_after) {
+                    // and a look again after as long: a flush that found the connection taken
+                    // (a landing under way) leaves them waiting
                     flush = true;
+                    delayed_at = std::min(delayed_at, now + settings_.flush_after);
                 } else {
                     delayed_at = std::min(delayed_at, shared_.outcomes_held_since + settings_.flush_after);
                 }
