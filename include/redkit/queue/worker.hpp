@@ -201,6 +201,7 @@ private:
     template <class F>
     bool unlocked(std::unique_lock<std::mutex>& lock, F&& io);
     void lead(std::unique_lock<std::mutex>& lock);
+    void round_trip(std::unique_lock<std::mutex>& lock, std::size_t want);
     void flush_held();
     void launch(std::unique_lock<std::mutex>& lock, std::size_t want);
     void land(std::unique_lock<std::mutex>& lock);
@@ -482,8 +483,14 @@ void worker<T>::lead(std::unique_lock<std::mutex>& lock) {
     const std::size_t running = shared_.live > shared_.idle ? shared_.live - shared_.idle : 0;
     const std::size_t in_hand = running + ready_.size();
     const std::size_t target = options_.concurrency + ahead;
-    plan p =
-        begin_exchange(options_.concurrency == 1 ? shared_.idle + ahead : (target > in_hand ? target - in_hand : 0));
+    round_trip(lock, options_.concurrency == 1 ? shared_.idle + ahead : (target > in_hand ? target - in_hand : 0));
+}
+
+// An exchange of the pending outcomes and a take of `want` jobs, waiting for its reply (lead(),
+// flush_held()). Called with the lock held and busy_ false; returns with the lock held.
+template <class T>
+void worker<T>::round_trip(std::unique_lock<std::mutex>& lock, std::size_t want) {
+    plan p = begin_exchange(want);
     move_result r;
     const bool ok = unlocked(lock, [&] { r = exchange(p); });
     finish_exchange(lock, p, ok, r);
@@ -500,10 +507,7 @@ void worker<T>::flush_held() {
         land(lock);
         if (busy_ || pending_.empty()) return;
     }
-    plan p = begin_exchange(0);
-    move_result r;
-    const bool ok = unlocked(lock, [&] { r = exchange(p); });
-    finish_exchange(lock, p, ok, r);
+    round_trip(lock, 0);
 }
 
 // Concurrency 1, the job about to run was leased ahead: writes the pending outcomes and the take
